@@ -1,0 +1,483 @@
+//! `active` phase, and the I/O channel PDUs that can come in any phase: [2.2.5.1.1] Set Error Info,
+//! [2.2.3.1] Deactivate All, [2.2.10.1] Save Session Info, [2.2.2.3] Disconnect Provider Ultimatum,
+//! [2.2.13] Server Redirection, and the fast-path and slow-path traffic of a running session.
+//!
+//! This module also routes I/O channel data ([2.2.8.1.1]) by its security header and share control header
+//! to the phase modules.
+
+use super::{Dissector, capabilities, finalization, licensing, secure_settings};
+use crate::codes::{self, Table};
+use crate::pdu::PduInfo;
+use crate::trace::{EventKind, PhaseName, Side};
+use crate::wire::{Reader, WireError, utf16le};
+
+/// [T.125] DomainMCSPDU choices used here.
+pub const DISCONNECT_PROVIDER_ULTIMATUM: u8 = 8;
+pub const SEND_DATA_REQUEST: u8 = 25;
+pub const SEND_DATA_INDICATION: u8 = 26;
+
+/// [2.2.8.1.1.2.1] security header flags.
+pub const SEC_EXCHANGE_PKT: u16 = 0x0001;
+pub const SEC_TRANSPORT_REQ: u16 = 0x0002;
+pub const SEC_TRANSPORT_RSP: u16 = 0x0004;
+pub const SEC_ENCRYPT: u16 = 0x0008;
+pub const SEC_INFO_PKT: u16 = 0x0040;
+pub const SEC_LICENSE_PKT: u16 = 0x0080;
+pub const SEC_REDIRECTION_PKT: u16 = 0x0400;
+pub const SEC_AUTODETECT_REQ: u16 = 0x1000;
+pub const SEC_AUTODETECT_RSP: u16 = 0x2000;
+pub const SEC_HEARTBEAT: u16 = 0x4000;
+
+/// [2.2.8.1.1.1.1] pduType values.
+pub const PDUTYPE_DEMANDACTIVEPDU: u16 = 0x1;
+pub const PDUTYPE_CONFIRMACTIVEPDU: u16 = 0x3;
+pub const PDUTYPE_DEACTIVATEALLPDU: u16 = 0x6;
+pub const PDUTYPE_DATAPDU: u16 = 0x7;
+pub const PDUTYPE_SERVER_REDIR_PKT: u16 = 0xa;
+
+/// [2.2.8.1.1.1.2] pduType2 values handled here.
+pub const PDUTYPE2_UPDATE: u8 = 2;
+pub const PDUTYPE2_POINTER: u8 = 27;
+pub const PDUTYPE2_INPUT: u8 = 28;
+pub const PDUTYPE2_SHUTDOWN_REQUEST: u8 = 36;
+pub const PDUTYPE2_SHUTDOWN_DENIED: u8 = 37;
+pub const PDUTYPE2_SAVE_SESSION_INFO: u8 = 38;
+pub const PDUTYPE2_SET_ERROR_INFO_PDU: u8 = 47;
+pub const PDUTYPE2_MONITOR_LAYOUT_PDU: u8 = 55;
+
+/// [2.2.8.1.1.2.3] The FIPS security header is 16 bytes; [2.2.8.1.1.2.2] the non-FIPS one 12.
+const ENCRYPTION_METHOD_FIPS: u32 = 0x10;
+
+/// [2.2.2.3] / [T.125] Disconnect Provider Ultimatum: the reason is three bits across two bytes.
+pub(super) fn disconnect_provider_ultimatum(
+    d: &mut Dissector,
+    from: Side,
+    frame_len: usize,
+    mcs: &[u8],
+) {
+    let reason = match mcs {
+        [b1, b2, ..] => ((b1 & 0x03) << 1) | (b2 >> 7),
+        _ => {
+            return d.decode_error(
+                from,
+                frame_len,
+                "MCS Disconnect Provider Ultimatum",
+                WireError {
+                    offset: 7,
+                    what: "Disconnect Provider Ultimatum without its reason",
+                },
+            );
+        }
+    };
+    let name = codes::name(Table::DpuReason, u32::from(reason));
+    d.trace.fact("disconnect_reason", name.clone());
+    d.pdu(
+        from,
+        frame_len,
+        "MCS Disconnect Provider Ultimatum",
+        format!("reason {name} ({reason})"),
+        PduInfo::DisconnectProviderUltimatum { reason },
+    );
+}
+
+/// [2.2.9.1.2] fast-path output (server) and [2.2.8.1.2] fast-path input (client).
+pub(super) fn fast_path(d: &mut Dissector, from: Side, frame: &[u8]) {
+    let encrypted = frame.first().is_some_and(|b| (b >> 6) & 0x2 != 0);
+    let name = match (from, encrypted) {
+        (Side::Server, false) => "Fast-Path Output",
+        (Side::Server, true) => "Fast-Path Output (encrypted)",
+        (Side::Client, false) => "Fast-Path Input",
+        (Side::Client, true) => "Fast-Path Input (encrypted)",
+    };
+    if d.trace.current() >= PhaseName::Finalization {
+        d.trace.tally(name, frame.len(), d.now);
+    } else {
+        d.pdu(
+            from,
+            frame.len(),
+            name,
+            String::new(),
+            PduInfo::FastPath { encrypted },
+        );
+    }
+}
+
+/// Data on the I/O or message channel: security header, then share control PDUs.
+pub(super) fn io_data(d: &mut Dissector, from: Side, frame_len: usize, data: &[u8], base: usize) {
+    if starts_share_control(data) {
+        return share_controls(d, from, frame_len, data, base);
+    }
+    let mut r = Reader::with_base(data, base);
+    let Ok(flags) = r.u16_le("security header flags") else {
+        return d.decode_error(
+            from,
+            frame_len,
+            "I/O channel data",
+            WireError {
+                offset: base,
+                what: "I/O channel data shorter than a security header",
+            },
+        );
+    };
+    if r.u16_le("security header flagsHi").is_err() {
+        return d.decode_error(
+            from,
+            frame_len,
+            "I/O channel data",
+            WireError {
+                offset: base,
+                what: "I/O channel data shorter than a security header",
+            },
+        );
+    }
+    let encrypted = flags & SEC_ENCRYPT != 0;
+    if encrypted {
+        let extra = if d.state.encryption_method == ENCRYPTION_METHOD_FIPS {
+            12
+        } else {
+            8
+        };
+        if r.skip(extra, "security header signature").is_err() {
+            return d.decode_error(
+                from,
+                frame_len,
+                "I/O channel data",
+                WireError {
+                    offset: base,
+                    what: "encrypted data shorter than its security header",
+                },
+            );
+        }
+    }
+    let body_base = r.offset();
+    let body = r.rest();
+    let plain = if encrypted { None } else { Some(body) };
+    if flags & SEC_EXCHANGE_PKT != 0 {
+        secure_settings::security_exchange(d, from, frame_len, body);
+    } else if flags & SEC_INFO_PKT != 0 {
+        secure_settings::client_info(d, from, frame_len, plain);
+    } else if flags & SEC_LICENSE_PKT != 0 {
+        licensing::license(d, from, frame_len, plain);
+    } else if flags & (SEC_AUTODETECT_REQ | SEC_AUTODETECT_RSP) != 0 && !encrypted {
+        secure_settings::auto_detect(d, from, frame_len, body);
+    } else if flags & SEC_TRANSPORT_REQ != 0 && !encrypted {
+        let protocol = Reader::new(body)
+            .bytes(4, "requestId")
+            .and_then(|_| Reader::new(body.get(4..).unwrap_or(&[])).u16_le("requestedProtocol"))
+            .unwrap_or(0);
+        d.pdu(
+            from,
+            frame_len,
+            "Initiate Multitransport Request",
+            format!("requestedProtocol 0x{protocol:04x}"),
+            PduInfo::MultitransportRequest {
+                protocol: u32::from(protocol),
+            },
+        );
+    } else if flags & SEC_TRANSPORT_RSP != 0 && !encrypted {
+        d.trace
+            .tally("Initiate Multitransport Response", frame_len, d.now);
+    } else if flags & SEC_HEARTBEAT != 0 {
+        d.trace.tally("Heartbeat", frame_len, d.now);
+    } else if flags & SEC_REDIRECTION_PKT != 0 {
+        d.pdu(
+            from,
+            frame_len,
+            "Standard Security Server Redirection",
+            "encrypted".to_owned(),
+            PduInfo::ServerRedirection {
+                session_id: 0,
+                target: None,
+            },
+        );
+        d.trace.record_event(
+            d.now,
+            EventKind::Redirected {
+                detail: "Standard Security Server Redirection PDU (encrypted)".to_owned(),
+            },
+        );
+    } else if encrypted {
+        encrypted_pdu(d, from, frame_len);
+    } else if starts_share_control(body) {
+        share_controls(d, from, frame_len, body, body_base);
+    } else {
+        d.decode_error(
+            from,
+            frame_len,
+            "I/O channel data",
+            WireError {
+                offset: base,
+                what: "neither a share control header nor a known security header",
+            },
+        );
+    }
+}
+
+fn encrypted_pdu(d: &mut Dissector, from: Side, frame_len: usize) {
+    if d.trace.current() >= PhaseName::Finalization {
+        d.trace.tally("Encrypted PDU", frame_len, d.now);
+    } else {
+        let name = match (from, d.state.demand_active_seen) {
+            (Side::Server, false) => "Server Demand Active (encrypted)",
+            (Side::Client, false) => "Client PDU (encrypted)",
+            (Side::Server, true) => "Server PDU (encrypted)",
+            (Side::Client, true) => "Client PDU (encrypted)",
+        };
+        if from == Side::Server
+            && !d.state.demand_active_seen
+            && d.trace.current() < PhaseName::Capabilities
+        {
+            d.state.demand_active_seen = true;
+            d.enter(PhaseName::Capabilities);
+        }
+        d.pdu(
+            from,
+            frame_len,
+            name,
+            "Standard RDP Security encryption".to_owned(),
+            PduInfo::Encrypted,
+        );
+    }
+}
+
+/// [2.2.8.1.1.1.1] Whether `data` starts with a share control header (totalLength within the data, the
+/// protocol version 1 in pduType) or a flow PDU (flowMarker 0x8000).
+fn starts_share_control(data: &[u8]) -> bool {
+    if data.len() < 6 {
+        return false;
+    }
+    let total = usize::from(u16::from_le_bytes([data[0], data[1]]));
+    let pdu_type = u16::from_le_bytes([data[2], data[3]]);
+    (total >= 6 && total <= data.len() && pdu_type & 0xfff0 == 0x0010) || total == 0x8000
+}
+
+/// One or more share control PDUs in one MCS data PDU.
+fn share_controls(d: &mut Dissector, from: Side, frame_len: usize, data: &[u8], base: usize) {
+    let mut r = Reader::with_base(data, base);
+    // INVARIANT: each pass consumes at least six bytes or stops.
+    while r.remaining() >= 6 {
+        let start = r.offset();
+        let mut peek = r.clone();
+        let Ok(total) = peek.u16_le("totalLength") else {
+            break;
+        };
+        if total == 0x8000 {
+            // [2.2.8.1.1.1.1] flow control PDUs (flowMarker), 8 bytes, not used by current servers.
+            let _ = r.skip(8.min(r.remaining()), "flow PDU");
+            d.trace.tally("Flow PDU", 8, d.now);
+            continue;
+        }
+        let total = usize::from(total);
+        if total < 6 || total > r.remaining() {
+            d.decode_error(
+                from,
+                frame_len,
+                "Share Control",
+                WireError {
+                    offset: start,
+                    what: "share control totalLength outside the PDU",
+                },
+            );
+            return;
+        }
+        let Ok(mut pdu) = r.sub(total, "share control PDU") else {
+            return;
+        };
+        let header = (|| {
+            pdu.u16_le("totalLength")?;
+            let pdu_type = pdu.u16_le("pduType")?;
+            pdu.u16_le("pduSource")?;
+            Ok::<_, WireError>(pdu_type)
+        })();
+        match header {
+            Ok(pdu_type) => share_control(d, from, frame_len, pdu_type & 0x0f, pdu),
+            Err(e) => return d.decode_error(from, frame_len, "Share Control", e),
+        }
+    }
+}
+
+fn share_control(
+    d: &mut Dissector,
+    from: Side,
+    frame_len: usize,
+    pdu_type: u16,
+    mut r: Reader<'_>,
+) {
+    let base = r.offset();
+    match pdu_type {
+        PDUTYPE_DEMANDACTIVEPDU | PDUTYPE_CONFIRMACTIVEPDU => {
+            capabilities::active_pdu(d, from, frame_len, r.rest(), base);
+        }
+        PDUTYPE_DEACTIVATEALLPDU => {
+            let share_id = r.u32_le("shareId").unwrap_or(0);
+            d.trace.fact("deactivate_all", true);
+            d.pdu(
+                from,
+                frame_len,
+                "Deactivate All",
+                format!("shareId 0x{share_id:08x}"),
+                PduInfo::DeactivateAll,
+            );
+        }
+        PDUTYPE_SERVER_REDIR_PKT => redirection(d, from, frame_len, r),
+        PDUTYPE_DATAPDU => {
+            let header = (|| {
+                r.u32_le("shareId")?;
+                r.u8("pad1")?;
+                r.u8("streamId")?;
+                r.u16_le("uncompressedLength")?;
+                let pdu_type2 = r.u8("pduType2")?;
+                let compressed = r.u8("compressedType")?;
+                r.u16_le("compressedLength")?;
+                Ok::<_, WireError>((pdu_type2, compressed))
+            })();
+            match header {
+                Ok((pdu_type2, compressed)) => {
+                    if compressed & 0x20 != 0 {
+                        // [2.2.8.1.1.1.2] PACKET_COMPRESSED: the body needs the bulk decompressor.
+                        d.trace.tally("Share Data (compressed)", frame_len, d.now);
+                        return;
+                    }
+                    share_data(d, from, frame_len, pdu_type2, r.rest());
+                }
+                Err(e) => d.decode_error(from, frame_len, "Share Data", e),
+            }
+        }
+        other => d.pdu(
+            from,
+            frame_len,
+            "Share Control",
+            format!("pduType {other}"),
+            PduInfo::ShareControl { pdu_type: other },
+        ),
+    }
+}
+
+fn share_data(d: &mut Dissector, from: Side, frame_len: usize, pdu_type2: u8, body: &[u8]) {
+    match pdu_type2 {
+        finalization::PDUTYPE2_SYNCHRONIZE
+        | finalization::PDUTYPE2_CONTROL
+        | finalization::PDUTYPE2_FONTLIST
+        | finalization::PDUTYPE2_FONTMAP
+        | finalization::PDUTYPE2_BITMAPCACHE_PERSISTENT_LIST => {
+            if d.trace.current() >= PhaseName::Active {
+                d.trace
+                    .tally("Finalization PDU after activation", frame_len, d.now);
+            } else {
+                finalization::share_data(d, from, frame_len, pdu_type2, body);
+            }
+        }
+        PDUTYPE2_SET_ERROR_INFO_PDU => match Reader::new(body).u32_le("errorInfo") {
+            Ok(code) => {
+                d.trace.fact(
+                    "error_info",
+                    codes::Display(Table::ErrorInfo, code).to_string(),
+                );
+                d.pdu(
+                    from,
+                    frame_len,
+                    "Set Error Info",
+                    codes::Display(Table::ErrorInfo, code).to_string(),
+                    PduInfo::SetErrorInfo { code },
+                );
+            }
+            Err(e) => d.decode_error(from, frame_len, "Set Error Info", e),
+        },
+        PDUTYPE2_SAVE_SESSION_INFO => {
+            let info_type = Reader::new(body).u32_le("infoType").unwrap_or(u32::MAX);
+            let name = match info_type {
+                0 => "INFOTYPE_LOGON",
+                1 => "INFOTYPE_LOGON_LONG",
+                2 => "INFOTYPE_LOGON_PLAINNOTIFY",
+                3 => "INFOTYPE_LOGON_EXTENDED_INFO",
+                _ => "unknown infoType",
+            };
+            d.trace.fact("save_session_info", name);
+            d.pdu(
+                from,
+                frame_len,
+                "Save Session Info",
+                name.to_owned(),
+                PduInfo::SaveSessionInfo { info_type },
+            );
+        }
+        PDUTYPE2_MONITOR_LAYOUT_PDU => d.pdu(
+            from,
+            frame_len,
+            "Monitor Layout",
+            String::new(),
+            PduInfo::MonitorLayout,
+        ),
+        PDUTYPE2_UPDATE => d.trace.tally("Slow-Path Update", frame_len, d.now),
+        PDUTYPE2_POINTER => d.trace.tally("Slow-Path Pointer", frame_len, d.now),
+        PDUTYPE2_INPUT => d.trace.tally("Slow-Path Input", frame_len, d.now),
+        PDUTYPE2_SHUTDOWN_REQUEST => d.pdu(
+            from,
+            frame_len,
+            "Shutdown Request",
+            String::new(),
+            PduInfo::ShareData { pdu_type2 },
+        ),
+        PDUTYPE2_SHUTDOWN_DENIED => d.pdu(
+            from,
+            frame_len,
+            "Shutdown Request Denied",
+            String::new(),
+            PduInfo::ShareData { pdu_type2 },
+        ),
+        other => {
+            if d.trace.current() >= PhaseName::Active {
+                d.trace
+                    .tally(&format!("Share Data pduType2 {other}"), frame_len, d.now);
+            } else {
+                d.pdu(
+                    from,
+                    frame_len,
+                    "Share Data",
+                    format!("pduType2 {other}"),
+                    PduInfo::ShareData { pdu_type2: other },
+                );
+            }
+        }
+    }
+}
+
+/// [2.2.13.3.1] Enhanced Security Server Redirection: pad, then [2.2.13.1] RDP_SERVER_REDIRECTION_PACKET.
+fn redirection(d: &mut Dissector, from: Side, frame_len: usize, mut r: Reader<'_>) {
+    let parsed = (|| {
+        r.u16_le("pad2Octets")?;
+        r.u16_le("Flags")?;
+        r.u16_le("Length")?;
+        let session_id = r.u32_le("SessionID")?;
+        let redir_flags = r.u32_le("RedirFlags")?;
+        let mut target = None;
+        // [2.2.13.1] LB_TARGET_NET_ADDRESS: the target address comes first.
+        if redir_flags & 0x1 != 0 {
+            let len = r.u32_le("TargetNetAddressLength")? as usize;
+            target = Some(utf16le(r.bytes(len, "TargetNetAddress")?));
+        }
+        Ok::<_, WireError>((session_id, target))
+    })();
+    match parsed {
+        Ok((session_id, target)) => {
+            let detail = format!(
+                "session {session_id}{}",
+                target
+                    .as_ref()
+                    .map(|t| format!(", target {t}"))
+                    .unwrap_or_default()
+            );
+            d.trace.fact("redirected_to", detail.clone());
+            d.pdu(
+                from,
+                frame_len,
+                "Server Redirection",
+                detail.clone(),
+                PduInfo::ServerRedirection { session_id, target },
+            );
+            d.trace
+                .record_event(d.now, EventKind::Redirected { detail });
+        }
+        Err(e) => d.decode_error(from, frame_len, "Server Redirection", e),
+    }
+}

@@ -1,0 +1,399 @@
+//! `mcs_connect` phase: [2.2.1.3] MCS Connect Initial and [2.2.1.4] MCS Connect Response with their GCC
+//! user data blocks.
+//!
+//! The GCC blocks are found by their H.221 keys ("Duca" and "McDn", [2.2.1.3] / [2.2.1.4]) and walked by
+//! their TS_UD_HEADER ([2.2.1.3.1]). Each block is read field by field so that an old client's shorter
+//! Client Core Data, or an odd server, still yields every field that is there.
+
+use super::Dissector;
+use crate::codes;
+use crate::pdu::PduInfo;
+use crate::trace::{EventKind, Side};
+use crate::wire::{Reader, WireError, utf16le};
+
+/// [2.2.1.3.1] TS_UD_HEADER types.
+pub const CS_CORE: u16 = 0xc001;
+pub const CS_SECURITY: u16 = 0xc002;
+pub const CS_NET: u16 = 0xc003;
+pub const SC_CORE: u16 = 0x0c01;
+pub const SC_SECURITY: u16 = 0x0c02;
+pub const SC_NET: u16 = 0x0c03;
+pub const SC_MCS_MSGCHANNEL: u16 = 0x0c04;
+
+/// [2.2.1.4.3] encryptionMethod values.
+pub static ENCRYPTION_METHODS: &[(u32, &str)] = &[
+    (0x0000_0000, "ENCRYPTION_METHOD_NONE"),
+    (0x0000_0001, "ENCRYPTION_METHOD_40BIT"),
+    (0x0000_0002, "ENCRYPTION_METHOD_128BIT"),
+    (0x0000_0008, "ENCRYPTION_METHOD_56BIT"),
+    (0x0000_0010, "ENCRYPTION_METHOD_FIPS"),
+];
+
+/// [2.2.1.4.3] encryptionLevel values.
+pub static ENCRYPTION_LEVELS: &[(u32, &str)] = &[
+    (0, "ENCRYPTION_LEVEL_NONE"),
+    (1, "ENCRYPTION_LEVEL_LOW"),
+    (2, "ENCRYPTION_LEVEL_CLIENT_COMPATIBLE"),
+    (3, "ENCRYPTION_LEVEL_HIGH"),
+    (4, "ENCRYPTION_LEVEL_FIPS"),
+];
+
+pub fn encryption_method_name(v: u32) -> String {
+    ENCRYPTION_METHODS
+        .iter()
+        .find(|(c, _)| *c == v)
+        .map_or_else(|| format!("0x{v:08x}"), |(_, n)| (*n).to_owned())
+}
+
+/// The names of the flags in a client's encryptionMethods.
+pub fn encryption_methods_names(v: u32) -> String {
+    if v == 0 {
+        return "ENCRYPTION_METHOD_NONE".to_owned();
+    }
+    ENCRYPTION_METHODS
+        .iter()
+        .filter(|(c, _)| *c != 0 && v & c == *c)
+        .map(|(_, n)| *n)
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+pub fn encryption_level_name(v: u32) -> String {
+    ENCRYPTION_LEVELS
+        .iter()
+        .find(|(c, _)| *c == v)
+        .map_or_else(|| format!("{v}"), |(_, n)| (*n).to_owned())
+}
+
+/// [T.125] 7 Result values of the Connect-Response.
+pub fn mcs_result_name(v: u8) -> &'static str {
+    match v {
+        0 => "rt-successful",
+        1 => "rt-domain-merging",
+        2 => "rt-domain-not-hierarchical",
+        3 => "rt-no-such-channel",
+        4 => "rt-no-such-domain",
+        5 => "rt-no-such-user",
+        6 => "rt-not-admitted",
+        7 => "rt-other-user-id",
+        8 => "rt-parameters-unacceptable",
+        9 => "rt-token-not-available",
+        10 => "rt-token-not-possessed",
+        11 => "rt-too-many-channels",
+        12 => "rt-too-many-tokens",
+        13 => "rt-too-many-users",
+        14 => "rt-unspecified-failure",
+        15 => "rt-user-rejected",
+        _ => "unknown result",
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The GCC user data blocks after an H.221 key: (type, block body with its header, offset).
+fn blocks<'a>(mcs: &'a [u8], key: &[u8], base: usize) -> Result<Vec<(u16, Reader<'a>)>, WireError> {
+    let pos = find(mcs, key).ok_or(WireError {
+        offset: base,
+        what: "no GCC user data (H.221 key) in the MCS PDU",
+    })?;
+    let mut r = Reader::with_base(&mcs[pos + key.len()..], base + pos + key.len());
+    let len = r.per_length("GCC user data length")?;
+    let avail = r.remaining();
+    let mut data = r.sub(len.min(avail), "GCC user data")?;
+    let mut out = Vec::new();
+    // INVARIANT: each pass consumes at least the 4-byte header or stops.
+    while data.remaining() >= 4 {
+        let start = data.offset();
+        let mut hdr = data.clone();
+        let kind = hdr.u16_le("TS_UD_HEADER type")?;
+        let block_len = usize::from(hdr.u16_le("TS_UD_HEADER length")?);
+        if block_len < 4 {
+            return Err(WireError {
+                offset: start,
+                what: "GCC user data block shorter than its header",
+            });
+        }
+        let mut block = data.sub(block_len, "GCC user data block longer than the user data")?;
+        block.skip(4, "TS_UD_HEADER")?;
+        out.push((kind, block));
+        if out.len() > 64 {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Default)]
+struct ClientData {
+    version: Option<u32>,
+    width: Option<u16>,
+    height: Option<u16>,
+    keyboard_layout: Option<u32>,
+    client_build: Option<u32>,
+    client_name: Option<String>,
+    requested_protocols: Option<u32>,
+    encryption_methods: Option<u32>,
+    channels: Vec<String>,
+}
+
+fn client_core(mut r: Reader<'_>, out: &mut ClientData) -> Result<(), WireError> {
+    out.version = Some(r.u32_le("version")?);
+    out.width = Some(r.u16_le("desktopWidth")?);
+    out.height = Some(r.u16_le("desktopHeight")?);
+    r.u16_le("colorDepth")?;
+    r.u16_le("SASSequence")?;
+    out.keyboard_layout = Some(r.u32_le("keyboardLayout")?);
+    out.client_build = Some(r.u32_le("clientBuild")?);
+    out.client_name = Some(utf16le(r.bytes(32, "clientName")?));
+    r.skip(12, "keyboardType, keyboardSubType, keyboardFunctionKey")?;
+    r.skip(64, "imeFileName")?;
+    // Optional fields: each one present only if all the earlier ones are ([2.2.1.3.2]).
+    if r.remaining() < 2 + 2 + 4 + 2 + 2 + 2 + 64 + 1 + 1 + 4 {
+        return Ok(());
+    }
+    r.skip(2 + 2 + 4 + 2 + 2 + 2 + 64 + 1 + 1, "optional core fields")?;
+    out.requested_protocols = Some(r.u32_le("serverSelectedProtocol")?);
+    Ok(())
+}
+
+pub(super) fn connect_initial(
+    d: &mut Dissector,
+    from: Side,
+    frame_len: usize,
+    mcs: &[u8],
+    base: usize,
+) {
+    let mut data = ClientData::default();
+    let parsed = (|| {
+        for (kind, block) in blocks(mcs, b"Duca", base)? {
+            match kind {
+                CS_CORE => client_core(block, &mut data)?,
+                CS_SECURITY => {
+                    let mut b = block;
+                    data.encryption_methods = Some(b.u32_le("encryptionMethods")?);
+                }
+                CS_NET => {
+                    let mut b = block;
+                    let count = b.u32_le("channelCount")?;
+                    for _ in 0..count.min(31) {
+                        let name = b.bytes(8, "CHANNEL_DEF name")?;
+                        b.u32_le("CHANNEL_DEF options")?;
+                        data.channels.push(crate::wire::ascii(name));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok::<_, WireError>(())
+    })();
+    if let Err(e) = parsed {
+        d.trace.record_event(
+            d.now,
+            EventKind::ProtocolError {
+                from,
+                pdu: "MCS Connect Initial".to_owned(),
+                offset: Some(e.offset),
+                detail: e.what.to_owned(),
+            },
+        );
+    }
+    let mut summary = Vec::new();
+    if let Some(name) = &data.client_name {
+        summary.push(format!("client {name}"));
+        d.trace.fact("client_name", name.clone());
+    }
+    if let Some(build) = data.client_build {
+        summary.push(format!("build {build}"));
+        d.trace.fact("client_build", build);
+    }
+    if let Some(v) = data.version {
+        d.trace.fact("client_rdp_version", format!("0x{v:08x}"));
+    }
+    if let (Some(w), Some(h)) = (data.width, data.height) {
+        summary.push(format!("{w}x{h}"));
+        d.trace.fact("desktop", format!("{w}x{h}"));
+    }
+    if let Some(k) = data.keyboard_layout {
+        d.trace.fact("keyboard_layout", format!("0x{k:08x}"));
+    }
+    if let Some(m) = data.encryption_methods {
+        d.trace
+            .fact("client_encryption_methods", encryption_methods_names(m));
+    }
+    if !data.channels.is_empty() {
+        summary.push(format!("channels {}", data.channels.join(",")));
+        d.trace.fact("client_channels", data.channels.join(", "));
+    }
+    d.pdu(
+        from,
+        frame_len,
+        "MCS Connect Initial",
+        summary.join(", "),
+        PduInfo::McsConnectInitial {
+            client_version: data.version,
+            desktop_width: data.width,
+            desktop_height: data.height,
+            keyboard_layout: data.keyboard_layout,
+            client_build: data.client_build,
+            client_name: data.client_name,
+            requested_protocols: data.requested_protocols,
+            encryption_methods: data.encryption_methods,
+            channels: data.channels,
+        },
+    );
+}
+
+#[derive(Debug, Default)]
+struct ServerData {
+    result: u8,
+    version: Option<u32>,
+    client_requested_protocols: Option<u32>,
+    encryption_method: Option<u32>,
+    encryption_level: Option<u32>,
+    server_certificate: Option<String>,
+    io_channel: Option<u16>,
+    channel_ids: Vec<u16>,
+    message_channel: Option<u16>,
+}
+
+pub(super) fn connect_response(
+    d: &mut Dissector,
+    from: Side,
+    frame_len: usize,
+    mcs: &[u8],
+    base: usize,
+) {
+    let mut data = ServerData::default();
+    let parsed = (|| {
+        let mut r = Reader::with_base(mcs, base);
+        r.skip(2, "Connect-Response tag")?;
+        r.ber_length("Connect-Response length")?;
+        if r.u8("result tag")? != 0x0a {
+            return Err(r.err("Connect-Response result is not an ENUMERATED"));
+        }
+        let n = r.ber_length("result length")?;
+        let result = r.bytes(n, "result")?;
+        data.result = result.last().copied().unwrap_or(0);
+        if data.result != 0 {
+            return Ok(());
+        }
+        for (kind, mut b) in blocks(mcs, b"McDn", base)? {
+            match kind {
+                SC_CORE => {
+                    data.version = Some(b.u32_le("version")?);
+                    if b.remaining() >= 4 {
+                        data.client_requested_protocols =
+                            Some(b.u32_le("clientRequestedProtocols")?);
+                    }
+                }
+                SC_SECURITY => {
+                    data.encryption_method = Some(b.u32_le("encryptionMethod")?);
+                    data.encryption_level = Some(b.u32_le("encryptionLevel")?);
+                    if b.remaining() >= 8 {
+                        let random_len = b.u32_le("serverRandomLen")? as usize;
+                        let cert_len = b.u32_le("serverCertLen")? as usize;
+                        b.skip(random_len, "serverRandom")?;
+                        if cert_len >= 4 {
+                            let version = b.u32_le("dwVersion")?;
+                            let kind = match version & 0x7fff_ffff {
+                                1 => "proprietary",
+                                2 => "x509",
+                                _ => "unknown",
+                            };
+                            let temporary = if version & 0x8000_0000 != 0 {
+                                " (temporary)"
+                            } else {
+                                ""
+                            };
+                            data.server_certificate = Some(format!("{kind}{temporary}"));
+                        }
+                    }
+                }
+                SC_NET => {
+                    data.io_channel = Some(b.u16_le("MCSChannelId")?);
+                    let count = b.u16_le("channelCount")?;
+                    for _ in 0..count.min(31) {
+                        data.channel_ids.push(b.u16_le("channelIdArray")?);
+                    }
+                }
+                SC_MCS_MSGCHANNEL => data.message_channel = Some(b.u16_le("MCSChannelID")?),
+                _ => {}
+            }
+        }
+        Ok::<_, WireError>(())
+    })();
+    if let Err(e) = parsed {
+        d.trace.record_event(
+            d.now,
+            EventKind::ProtocolError {
+                from,
+                pdu: "MCS Connect Response".to_owned(),
+                offset: Some(e.offset),
+                detail: e.what.to_owned(),
+            },
+        );
+    }
+    let mut summary = vec![mcs_result_name(data.result).to_owned()];
+    if data.result != 0 {
+        d.trace.fact("mcs_result", mcs_result_name(data.result));
+    }
+    if let Some(v) = data.version {
+        d.trace.fact("server_rdp_version", format!("0x{v:08x}"));
+        summary.push(format!("server version 0x{v:08x}"));
+    }
+    if let Some(p) = data.client_requested_protocols {
+        d.trace.fact("echoed_protocols", codes::protocol_names(p));
+    }
+    if let (Some(m), Some(l)) = (data.encryption_method, data.encryption_level) {
+        d.state.encryption_method = m;
+        d.state.encryption_level = l;
+        d.trace.fact("encryption_method", encryption_method_name(m));
+        d.trace.fact("encryption_level", encryption_level_name(l));
+        summary.push(format!(
+            "{}, {}",
+            encryption_method_name(m),
+            encryption_level_name(l)
+        ));
+    }
+    if let Some(c) = &data.server_certificate {
+        d.trace.fact("server_certificate", c.clone());
+    }
+    if let Some(io) = data.io_channel {
+        d.state.io_channel = Some(io);
+        d.trace.fact("io_channel", io);
+        summary.push(format!("I/O channel {io}"));
+    }
+    if !data.channel_ids.is_empty() {
+        d.trace.fact(
+            "channel_ids",
+            data.channel_ids
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
+    if let Some(m) = data.message_channel {
+        d.state.message_channel = Some(m);
+        d.trace.fact("message_channel", m);
+    }
+    d.pdu(
+        from,
+        frame_len,
+        "MCS Connect Response",
+        summary.join(", "),
+        PduInfo::McsConnectResponse {
+            result: data.result,
+            server_version: data.version,
+            client_requested_protocols: data.client_requested_protocols,
+            encryption_method: data.encryption_method,
+            encryption_level: data.encryption_level,
+            server_certificate: data.server_certificate,
+            io_channel: data.io_channel,
+            channel_ids: data.channel_ids,
+            message_channel: data.message_channel,
+        },
+    );
+}

@@ -1,0 +1,949 @@
+//! The passive dissector: the bytes of each direction in, a [`Trace`] out. No I/O.
+//!
+//! The same code explains what the live probe saw (it feeds the socket bytes and the TLS plaintext) and what
+//! a capture holds (the replay feeds reassembled TCP payload, and TLS plaintext when it can decrypt).
+//!
+//! Layers, per direction:
+//! - the outer stream: TPKT / fast-path frames before TLS and under Standard RDP Security, TLS records after
+//!   a Connection Confirm that selected TLS or CredSSP;
+//! - the inner stream (TLS plaintext): CredSSP TSRequests, the Early User Authorization Result, then TPKT /
+//!   fast-path frames.
+//!
+//! One module per phase decodes that phase's PDUs; this module frames the streams and decides which phase
+//! a PDU belongs to.
+
+pub mod active;
+pub mod capabilities;
+pub mod channel_join;
+pub mod credssp;
+pub mod early_user_auth;
+pub mod finalization;
+pub mod licensing;
+pub mod mcs_connect;
+pub mod secure_settings;
+pub mod tls;
+pub mod x224;
+
+use crate::pdu::{Negotiation, PduInfo};
+use crate::trace::{CloseKind, EventKind, Millis, PhaseName, Side, Trace};
+use crate::wire::{Reader, WireError};
+
+/// Largest frame rdptrace buffers: a TPKT is at most 65535 bytes, a TLS record at most 2^14 + 2048.
+/// A TSRequest may be larger in theory; one over this bound is treated as hostile.
+pub const MAX_FRAME: usize = 1 << 17;
+/// Largest TLS handshake message rdptrace buffers (a certificate chain).
+pub const MAX_HANDSHAKE: usize = 1 << 18;
+
+/// A TLS record opened by a key the dissector does not hold: the replay's decryptor implements this.
+pub trait TlsRecordSink: Send {
+    /// Called with every TLS record of one direction, header included, in stream order. Returns the
+    /// content type and plaintext of records it can decrypt.
+    fn record(&mut self, from: Side, record: &[u8]) -> Option<Decrypted>;
+}
+
+/// A decrypted TLS record.
+#[derive(Debug, Clone)]
+pub struct Decrypted {
+    pub content_type: u8,
+    pub data: Vec<u8>,
+}
+
+/// How the outer stream of one direction is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outer {
+    /// TPKT and fast-path frames.
+    Rdp,
+    /// TLS records.
+    Tls,
+    /// Nothing more can be framed (garbage, a gap, or a hostile length): bytes are only counted.
+    Opaque,
+}
+
+/// How the inner (TLS plaintext) stream of one direction is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inner {
+    /// DER TSRequests.
+    Credssp,
+    /// The 4-byte Early User Authorization Result, then RDP.
+    EarlyAuth,
+    /// TPKT and fast-path frames.
+    Rdp,
+    /// An inner protocol rdptrace does not dissect (RDSTLS, RDS AAD), or garbage.
+    Opaque,
+}
+
+#[derive(Debug)]
+struct Direction {
+    outer: Outer,
+    outer_buf: Vec<u8>,
+    inner: Inner,
+    inner_buf: Vec<u8>,
+    /// TLS handshake bytes not yet parsed into messages.
+    handshake: Vec<u8>,
+    /// This direction's TLS records are encrypted (after ChangeCipherSpec, or a TLS 1.3 ServerHello).
+    encrypted: bool,
+}
+
+impl Direction {
+    fn new() -> Self {
+        Direction {
+            outer: Outer::Rdp,
+            outer_buf: Vec::new(),
+            inner: Inner::Rdp,
+            inner_buf: Vec::new(),
+            handshake: Vec::new(),
+            encrypted: false,
+        }
+    }
+}
+
+/// What the dissector knows of the connection so far.
+#[derive(Debug, Default, Clone)]
+pub struct ConnState {
+    /// The server's selected protocol, once the Connection Confirm is in.
+    pub selected_protocol: Option<u32>,
+    /// TLS version the ServerHello chose (`0x0303` for 1.2, `0x0304` for 1.3).
+    pub tls_version: Option<u16>,
+    pub io_channel: Option<u16>,
+    pub message_channel: Option<u16>,
+    pub user_channel: Option<u16>,
+    /// [2.2.1.4.3] encryptionMethod / encryptionLevel under Standard RDP Security.
+    pub encryption_method: u32,
+    pub encryption_level: u32,
+    /// The client sent its credentials (TSRequest authInfo).
+    pub credssp_auth_info_sent: bool,
+    pub demand_active_seen: bool,
+    pub font_map_seen: bool,
+}
+
+impl ConnState {
+    /// Standard RDP Security with RC4 or FIPS encryption in effect: PDUs after the Security Exchange are
+    /// encrypted with keys neither the probe nor a capture reader has.
+    pub fn standard_security_encrypted(&self) -> bool {
+        self.selected_protocol.unwrap_or(0) == 0
+            && self.encryption_level != 0
+            && self.encryption_method != 0
+    }
+}
+
+/// The passive dissector.
+pub struct Dissector {
+    trace: Trace,
+    client: Direction,
+    server: Direction,
+    state: ConnState,
+    sink: Option<Box<dyn TlsRecordSink>>,
+    /// The time of the PDU being processed.
+    now: Millis,
+}
+
+impl Dissector {
+    pub fn new(trace: Trace) -> Self {
+        Dissector {
+            trace,
+            client: Direction::new(),
+            server: Direction::new(),
+            state: ConnState::default(),
+            sink: None,
+            now: 0.0,
+        }
+    }
+
+    /// Hands every TLS record to `sink`, which may decrypt it.
+    pub fn set_tls_sink(&mut self, sink: Box<dyn TlsRecordSink>) {
+        self.sink = Some(sink);
+    }
+
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
+    pub fn trace_mut(&mut self) -> &mut Trace {
+        &mut self.trace
+    }
+
+    pub fn into_trace(self) -> Trace {
+        self.trace
+    }
+
+    pub fn state(&self) -> &ConnState {
+        &self.state
+    }
+
+    fn dir(&mut self, side: Side) -> &mut Direction {
+        match side {
+            Side::Client => &mut self.client,
+            Side::Server => &mut self.server,
+        }
+    }
+
+    /// Bytes of the TCP stream from `from`, in order.
+    pub fn on_tcp_data(&mut self, from: Side, at: Millis, data: &[u8]) {
+        self.now = at;
+        let dir = self.dir(from);
+        if dir.outer == Outer::Opaque {
+            self.trace.count_bytes(from, data.len());
+            return;
+        }
+        dir.outer_buf.extend_from_slice(data);
+        // INVARIANT: each pass either consumes a whole frame or stops, so this loop ends.
+        loop {
+            let dir = self.dir(from);
+            let outer = dir.outer;
+            let buf = &dir.outer_buf;
+            if buf.is_empty() {
+                break;
+            }
+            let framed = match outer {
+                Outer::Rdp => rdp_frame_len(buf),
+                Outer::Tls => tls_record_len(buf),
+                Outer::Opaque => {
+                    let n = buf.len();
+                    dir.outer_buf.clear();
+                    self.trace.count_bytes(from, n);
+                    break;
+                }
+            };
+            match framed {
+                Framed::Need => {
+                    if buf.len() > MAX_FRAME {
+                        self.stream_error(from, "frame", 0, "a frame longer than rdptrace accepts");
+                    }
+                    break;
+                }
+                Framed::Frame(n) => {
+                    let frame: Vec<u8> = self.dir(from).outer_buf.drain(..n).collect();
+                    match outer {
+                        Outer::Rdp => self.rdp_frame(from, &frame),
+                        Outer::Tls => self.tls_record(from, &frame),
+                        Outer::Opaque => {}
+                    }
+                    self.trace.count_bytes(from, n);
+                }
+                Framed::Tls if outer == Outer::Rdp => {
+                    // A TLS record where RDP framing was expected: a capture that starts at the ClientHello,
+                    // or a peer that switched to TLS without a negotiation rdptrace saw.
+                    self.dir(from).outer = Outer::Tls;
+                    self.dir(from.other()).outer = Outer::Tls;
+                    if self.state.selected_protocol.is_none() {
+                        self.trace.record_event(
+                            at,
+                            EventKind::Anomaly {
+                                detail: format!(
+                                    "the {} started TLS without an X.224 negotiation in the stream",
+                                    from.as_str()
+                                ),
+                            },
+                        );
+                    }
+                }
+                Framed::Tls | Framed::Garbage(_) => {
+                    let what = match framed {
+                        Framed::Garbage(what) => what,
+                        _ => "not a TLS record",
+                    };
+                    let len = self.dir(from).outer_buf.len();
+                    self.garbage(from, len, what);
+                    let dir = self.dir(from);
+                    dir.outer = Outer::Opaque;
+                    dir.outer_buf.clear();
+                    self.trace.count_bytes(from, len);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// TLS plaintext of the stream from `from` (application data after the handshake), in order.
+    pub fn on_plaintext(&mut self, from: Side, at: Millis, data: &[u8]) {
+        self.now = at;
+        if self.trace.current() <= PhaseName::Tls {
+            self.leave_tls();
+        }
+        let dir = self.dir(from);
+        if dir.inner == Inner::Opaque {
+            return;
+        }
+        dir.inner_buf.extend_from_slice(data);
+        loop {
+            let dir = self.dir(from);
+            let inner = dir.inner;
+            let buf = &dir.inner_buf;
+            if buf.is_empty() {
+                break;
+            }
+            let framed = match inner {
+                Inner::Credssp => {
+                    if buf[0] == 0x30 {
+                        der_len(buf)
+                    } else {
+                        // The client moves on to MCS without a final TSRequest only if rdptrace missed it.
+                        rdp_frame_len(buf)
+                    }
+                }
+                Inner::EarlyAuth => {
+                    if buf[0] == 0x30 {
+                        der_len(buf)
+                    } else if buf[0] == 0x03
+                        && buf.len() >= 4
+                        && usize::from(u16::from_be_bytes([buf[2], buf[3]])) != 4
+                    {
+                        rdp_frame_len(buf)
+                    } else if buf.len() >= 4 {
+                        Framed::Frame(4)
+                    } else {
+                        Framed::Need
+                    }
+                }
+                Inner::Rdp => {
+                    if buf[0] == 0x30 {
+                        der_len(buf)
+                    } else {
+                        rdp_frame_len(buf)
+                    }
+                }
+                Inner::Opaque => break,
+            };
+            match framed {
+                Framed::Need => {
+                    if buf.len() > MAX_FRAME {
+                        self.stream_error(from, "frame", 0, "a frame longer than rdptrace accepts");
+                        self.dir(from).inner = Inner::Opaque;
+                    }
+                    break;
+                }
+                Framed::Frame(n) => {
+                    let frame: Vec<u8> = self.dir(from).inner_buf.drain(..n).collect();
+                    self.inner_frame(from, inner, &frame);
+                }
+                Framed::Tls | Framed::Garbage(_) => {
+                    let what = match framed {
+                        Framed::Garbage(what) => what,
+                        _ => "a TLS record inside TLS",
+                    };
+                    let len = self.dir(from).inner_buf.len();
+                    self.garbage(from, len, what);
+                    let dir = self.dir(from);
+                    dir.inner = Inner::Opaque;
+                    dir.inner_buf.clear();
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The stream from `by` ended.
+    pub fn on_close(&mut self, by: Side, how: CloseKind, at: Millis) {
+        self.now = at;
+        let pending = self.dir(by).outer_buf.len();
+        if pending > 0 {
+            self.trace.record_event(
+                at,
+                EventKind::Anomaly {
+                    detail: format!(
+                        "{pending} bytes from the {} end in an incomplete frame",
+                        by.as_str()
+                    ),
+                },
+            );
+            self.dir(by).outer_buf.clear();
+            self.trace.count_bytes(by, pending);
+        }
+        self.trace.record_event(at, EventKind::Closed { by, how });
+    }
+
+    /// Bytes from `from` are missing (a capture lost them): framing cannot resume in that direction.
+    pub fn on_gap(&mut self, from: Side, at: Millis, bytes: u64) {
+        self.now = at;
+        self.trace.record_event(at, EventKind::Gap { from, bytes });
+        let dir = self.dir(from);
+        dir.outer = Outer::Opaque;
+        dir.outer_buf.clear();
+        dir.inner = Inner::Opaque;
+        dir.inner_buf.clear();
+    }
+
+    /// The TLS handshake is over: the client reports it (probe) or plaintext appears (replay).
+    pub fn leave_tls(&mut self) {
+        if self.trace.current() > PhaseName::Tls {
+            return;
+        }
+        let selected = self.state.selected_protocol.unwrap_or(0);
+        let (client, server) = if selected & (x224::PROTOCOL_HYBRID | x224::PROTOCOL_HYBRID_EX) != 0
+        {
+            (Inner::Credssp, Inner::Credssp)
+        } else if selected & (x224::PROTOCOL_RDSTLS | x224::PROTOCOL_RDSAAD) != 0 {
+            (Inner::Opaque, Inner::Opaque)
+        } else {
+            (Inner::Rdp, Inner::Rdp)
+        };
+        self.client.inner = client;
+        self.server.inner = server;
+        if client == Inner::Opaque {
+            self.trace.record_event(
+                self.now,
+                EventKind::Anomaly {
+                    detail: format!(
+                        "{} is not dissected; the rest of the connection is opaque",
+                        crate::codes::protocol_names(selected)
+                    ),
+                },
+            );
+        }
+    }
+
+    // ---- records ------------------------------------------------------------------------------------------
+
+    /// Records a PDU in the current phase.
+    pub(crate) fn pdu(
+        &mut self,
+        from: Side,
+        len: usize,
+        name: &str,
+        summary: String,
+        info: PduInfo,
+    ) {
+        self.trace.record_pdu(crate::trace::Pdu {
+            at_ms: self.now,
+            from,
+            len,
+            name: name.to_owned(),
+            summary,
+            info,
+        });
+    }
+
+    fn enter(&mut self, phase: PhaseName) {
+        self.trace.enter(phase, self.now);
+    }
+
+    fn garbage(&mut self, from: Side, len: usize, what: &str) {
+        let phase = self.trace.current();
+        self.pdu(
+            from,
+            len,
+            "Undecoded",
+            format!("{len} bytes: {what}"),
+            PduInfo::Undecoded {
+                detail: what.to_owned(),
+                offset: Some(0),
+            },
+        );
+        self.trace.record_event(
+            self.now,
+            EventKind::ProtocolError {
+                from,
+                pdu: format!("{phase} stream"),
+                offset: Some(0),
+                detail: what.to_owned(),
+            },
+        );
+    }
+
+    fn stream_error(&mut self, from: Side, pdu: &str, offset: usize, detail: &str) {
+        self.trace.record_event(
+            self.now,
+            EventKind::ProtocolError {
+                from,
+                pdu: pdu.to_owned(),
+                offset: Some(offset),
+                detail: detail.to_owned(),
+            },
+        );
+        let dir = self.dir(from);
+        dir.outer = Outer::Opaque;
+        dir.outer_buf.clear();
+    }
+
+    fn decode_error(&mut self, from: Side, len: usize, pdu: &str, err: WireError) {
+        self.pdu(
+            from,
+            len,
+            pdu,
+            format!("does not decode: {err}"),
+            PduInfo::Undecoded {
+                detail: err.what.to_owned(),
+                offset: Some(err.offset),
+            },
+        );
+        self.trace.record_event(
+            self.now,
+            EventKind::ProtocolError {
+                from,
+                pdu: pdu.to_owned(),
+                offset: Some(err.offset),
+                detail: err.what.to_owned(),
+            },
+        );
+    }
+
+    // ---- outer TLS ----------------------------------------------------------------------------------------
+
+    fn tls_record(&mut self, from: Side, record: &[u8]) {
+        let content_type = record[0];
+        let payload = record.get(5..).unwrap_or(&[]);
+        if self.trace.current() < PhaseName::Tls && content_type == tls::HANDSHAKE {
+            self.enter(PhaseName::Tls);
+        }
+        let encrypted = self.dir(from).encrypted;
+        if encrypted || content_type == tls::APPLICATION_DATA {
+            let decrypted = self
+                .sink
+                .as_mut()
+                .and_then(|sink| sink.record(from, record));
+            match decrypted {
+                Some(plain) => {
+                    self.tls_plaintext_record(from, plain.content_type, &plain.data, true)
+                }
+                None => self.tls_opaque_record(from, content_type, record.len()),
+            }
+            return;
+        }
+        if let Some(sink) = self.sink.as_mut() {
+            // The decryptor reads the cleartext handshake (randoms, suite) as well.
+            let _ = sink.record(from, record);
+        }
+        self.tls_plaintext_record(from, content_type, payload, false);
+    }
+
+    fn tls_plaintext_record(
+        &mut self,
+        from: Side,
+        content_type: u8,
+        payload: &[u8],
+        decrypted: bool,
+    ) {
+        match content_type {
+            tls::HANDSHAKE => {
+                let dir = self.dir(from);
+                if dir.handshake.len() + payload.len() > MAX_HANDSHAKE {
+                    dir.handshake.clear();
+                    self.stream_error(
+                        from,
+                        "TLS handshake",
+                        0,
+                        "a handshake message longer than rdptrace accepts",
+                    );
+                    return;
+                }
+                dir.handshake.extend_from_slice(payload);
+                tls::drain_handshake(self, from, decrypted);
+            }
+            tls::CHANGE_CIPHER_SPEC => {
+                self.dir(from).encrypted = true;
+                self.trace
+                    .tally("TLS ChangeCipherSpec", payload.len(), self.now);
+            }
+            tls::ALERT => tls::alert(self, from, payload, decrypted),
+            tls::APPLICATION_DATA => {
+                if decrypted {
+                    self.on_plaintext(from, self.now, payload);
+                } else {
+                    self.tls_opaque_record(from, content_type, payload.len());
+                }
+            }
+            other => {
+                self.pdu(
+                    from,
+                    payload.len(),
+                    "TLS record",
+                    format!("unknown content type {other}"),
+                    PduInfo::Undecoded {
+                        detail: format!("TLS content type {other}"),
+                        offset: Some(0),
+                    },
+                );
+            }
+        }
+    }
+
+    fn tls_opaque_record(&mut self, from: Side, content_type: u8, len: usize) {
+        match content_type {
+            tls::ALERT => {
+                self.pdu(
+                    from,
+                    len,
+                    "TLS Alert",
+                    "encrypted alert (close_notify at the end of a session, or an error)"
+                        .to_owned(),
+                    PduInfo::TlsAlert {
+                        level: None,
+                        description: None,
+                        encrypted: true,
+                    },
+                );
+            }
+            tls::HANDSHAKE => self.trace.tally("TLS encrypted handshake", len, self.now),
+            _ => {
+                let first = !self
+                    .trace
+                    .pdus()
+                    .any(|(_, p)| matches!(p.info, PduInfo::TlsEncrypted) && p.from == from);
+                if first {
+                    self.pdu(
+                        from,
+                        len,
+                        "TLS Application Data",
+                        "encrypted; the inner protocol needs the TLS secrets".to_owned(),
+                        PduInfo::TlsEncrypted,
+                    );
+                } else {
+                    self.trace.tally("TLS Application Data", len, self.now);
+                }
+            }
+        }
+    }
+
+    // ---- inner --------------------------------------------------------------------------------------------
+
+    fn inner_frame(&mut self, from: Side, inner: Inner, frame: &[u8]) {
+        if frame.first() == Some(&0x30) {
+            credssp::ts_request(self, from, frame);
+            return;
+        }
+        if inner == Inner::EarlyAuth && frame.len() == 4 {
+            early_user_auth::result(self, from, frame);
+            self.dir(from).inner = Inner::Rdp;
+            return;
+        }
+        if inner == Inner::Credssp {
+            // RDP after CredSSP without the final messages rdptrace expected.
+            self.dir(from).inner = Inner::Rdp;
+        }
+        self.rdp_frame(from, frame);
+    }
+
+    /// The client sent its credentials: the server answers with the Early User Authorization Result
+    /// (HYBRID_EX) or goes on to MCS.
+    pub(crate) fn credssp_done_by_client(&mut self) {
+        self.state.credssp_auth_info_sent = true;
+        self.client.inner = Inner::Rdp;
+        let selected = self.state.selected_protocol.unwrap_or(0);
+        self.server.inner = if selected & x224::PROTOCOL_HYBRID_EX != 0 {
+            Inner::EarlyAuth
+        } else {
+            Inner::Rdp
+        };
+    }
+
+    // ---- RDP frames ---------------------------------------------------------------------------------------
+
+    fn rdp_frame(&mut self, from: Side, frame: &[u8]) {
+        if frame.first() == Some(&0x03) {
+            self.tpkt(from, frame);
+        } else {
+            active::fast_path(self, from, frame);
+        }
+    }
+
+    fn tpkt(&mut self, from: Side, frame: &[u8]) {
+        let mut r = Reader::new(frame);
+        let parsed = (|| {
+            r.skip(4, "TPKT header")?;
+            let li = usize::from(r.u8("X.224 length indicator")?);
+            let code = r.u8("X.224 TPDU code")?;
+            Ok::<_, WireError>((li, code))
+        })();
+        let (li, code) = match parsed {
+            Ok(v) => v,
+            Err(e) => return self.decode_error(from, frame.len(), "X.224 TPDU", e),
+        };
+        match code & 0xf0 {
+            x224::CR => {
+                self.enter(PhaseName::X224);
+                x224::connection_request(self, from, frame);
+            }
+            x224::CC => {
+                self.enter(PhaseName::X224);
+                x224::connection_confirm(self, from, frame);
+            }
+            x224::DR => {
+                self.pdu(
+                    from,
+                    frame.len(),
+                    "X.224 Disconnect Request",
+                    String::new(),
+                    PduInfo::X224DisconnectRequest,
+                );
+            }
+            x224::DT => {
+                // TPKT (4) + LI (1) + the LI bytes of the header.
+                let start = 5 + li;
+                match frame.get(start..) {
+                    Some(mcs) if !mcs.is_empty() => self.mcs(from, frame.len(), mcs, start),
+                    _ => self.decode_error(
+                        from,
+                        frame.len(),
+                        "X.224 Data",
+                        WireError {
+                            offset: start,
+                            what: "X.224 Data TPDU without MCS payload",
+                        },
+                    ),
+                }
+            }
+            _ => self.decode_error(
+                from,
+                frame.len(),
+                "X.224 TPDU",
+                WireError {
+                    offset: 5,
+                    what: "unknown X.224 TPDU code",
+                },
+            ),
+        }
+    }
+
+    /// [T.125] MCS PDUs.
+    fn mcs(&mut self, from: Side, frame_len: usize, mcs: &[u8], base: usize) {
+        if mcs.len() >= 2 && mcs[0] == 0x7f && mcs[1] == 0x65 {
+            self.enter(PhaseName::McsConnect);
+            return mcs_connect::connect_initial(self, from, frame_len, mcs, base);
+        }
+        if mcs.len() >= 2 && mcs[0] == 0x7f && mcs[1] == 0x66 {
+            self.enter(PhaseName::McsConnect);
+            return mcs_connect::connect_response(self, from, frame_len, mcs, base);
+        }
+        let choice = mcs[0] >> 2;
+        match choice {
+            channel_join::ERECT_DOMAIN_REQUEST
+            | channel_join::ATTACH_USER_REQUEST
+            | channel_join::ATTACH_USER_CONFIRM
+            | channel_join::CHANNEL_JOIN_REQUEST
+            | channel_join::CHANNEL_JOIN_CONFIRM => {
+                if self.trace.current() < PhaseName::ChannelJoin {
+                    self.enter(PhaseName::ChannelJoin);
+                }
+                channel_join::domain_pdu(self, from, frame_len, mcs, base);
+            }
+            active::DISCONNECT_PROVIDER_ULTIMATUM => {
+                active::disconnect_provider_ultimatum(self, from, frame_len, mcs)
+            }
+            active::SEND_DATA_REQUEST | active::SEND_DATA_INDICATION => {
+                let mut r = Reader::with_base(mcs, base);
+                let header = (|| {
+                    r.u8("MCS Send Data choice")?;
+                    let initiator = r.u16_be("MCS initiator")?;
+                    let channel = r.u16_be("MCS channel id")?;
+                    r.u8("MCS data priority and segmentation")?;
+                    let len = r.per_length("MCS user data length")?;
+                    Ok::<_, WireError>((initiator, channel, len))
+                })();
+                match header {
+                    Ok((_initiator, channel, len)) => {
+                        let base = r.offset();
+                        let data = r.rest();
+                        if data.len() < len {
+                            self.decode_error(
+                                from,
+                                frame_len,
+                                "MCS Send Data",
+                                WireError {
+                                    offset: base,
+                                    what: "user data shorter than its length",
+                                },
+                            );
+                        } else {
+                            self.channel_data(from, frame_len, channel, &data[..len], base);
+                        }
+                    }
+                    Err(e) => self.decode_error(from, frame_len, "MCS Send Data", e),
+                }
+            }
+            other => {
+                self.pdu(
+                    from,
+                    frame_len,
+                    "MCS PDU",
+                    format!("DomainMCSPDU choice {other}"),
+                    PduInfo::Undecoded {
+                        detail: format!("DomainMCSPDU choice {other}"),
+                        offset: Some(base),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Data on an MCS channel: the I/O channel, the message channel, or a virtual channel.
+    fn channel_data(
+        &mut self,
+        from: Side,
+        frame_len: usize,
+        channel: u16,
+        data: &[u8],
+        base: usize,
+    ) {
+        let io = self.state.io_channel.unwrap_or(1003);
+        let message = self.state.message_channel;
+        if channel != io && Some(channel) != message {
+            if self.trace.current() >= PhaseName::Capabilities {
+                self.trace
+                    .tally("Virtual Channel Data", frame_len, self.now);
+            } else {
+                self.pdu(
+                    from,
+                    frame_len,
+                    "Virtual Channel Data",
+                    format!("channel {channel}, {} bytes", data.len()),
+                    PduInfo::ChannelData {
+                        channel_id: channel,
+                    },
+                );
+            }
+            return;
+        }
+        active::io_data(self, from, frame_len, data, base);
+    }
+}
+
+/// The result of looking for one frame at the start of a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framed {
+    /// Not enough bytes yet.
+    Need,
+    /// A whole frame of this many bytes.
+    Frame(usize),
+    /// The bytes start a TLS record.
+    Tls,
+    /// The bytes cannot start a frame.
+    Garbage(&'static str),
+}
+
+/// Whether `buf` starts a TLS record header (content type 20..=23, major version 3).
+fn looks_like_tls(buf: &[u8]) -> bool {
+    buf.len() >= 3 && (0x14..=0x17).contains(&buf[0]) && buf[1] == 0x03 && buf[2] <= 0x04
+}
+
+/// [T.123] TPKT ([2.2.1.1]) or [2.2.9.1.2] fast-path framing.
+fn rdp_frame_len(buf: &[u8]) -> Framed {
+    let Some(&first) = buf.first() else {
+        return Framed::Need;
+    };
+    if looks_like_tls(buf) {
+        return Framed::Tls;
+    }
+    if buf.len() < 3 && first == 0x16 {
+        return Framed::Need;
+    }
+    if first == 0x03 {
+        if buf.len() < 4 {
+            return Framed::Need;
+        }
+        let len = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+        if len < 7 {
+            return Framed::Garbage("TPKT length shorter than a TPKT header and an X.224 header");
+        }
+        return if buf.len() >= len {
+            Framed::Frame(len)
+        } else {
+            Framed::Need
+        };
+    }
+    if first & 0x03 == 0 {
+        let Some(&b1) = buf.get(1) else {
+            return Framed::Need;
+        };
+        let len = if b1 & 0x80 != 0 {
+            let Some(&b2) = buf.get(2) else {
+                return Framed::Need;
+            };
+            (usize::from(b1 & 0x7f) << 8) | usize::from(b2)
+        } else {
+            usize::from(b1)
+        };
+        if len < 2 {
+            return Framed::Garbage("fast-path length shorter than its header");
+        }
+        return if buf.len() >= len {
+            Framed::Frame(len)
+        } else {
+            Framed::Need
+        };
+    }
+    Framed::Garbage("not a TPKT, fast-path or TLS record header")
+}
+
+/// [RFC 8446] 5.1 TLS record framing.
+fn tls_record_len(buf: &[u8]) -> Framed {
+    if buf.len() < 5 {
+        if !buf.is_empty() && !(0x14..=0x18).contains(&buf[0]) {
+            return Framed::Garbage("not a TLS record header");
+        }
+        return Framed::Need;
+    }
+    if !(0x14..=0x18).contains(&buf[0]) || buf[1] != 0x03 {
+        return Framed::Garbage("not a TLS record header");
+    }
+    let len = usize::from(u16::from_be_bytes([buf[3], buf[4]]));
+    if len > (1 << 14) + 2048 {
+        return Framed::Garbage("TLS record longer than the protocol allows");
+    }
+    if buf.len() >= 5 + len {
+        Framed::Frame(5 + len)
+    } else {
+        Framed::Need
+    }
+}
+
+/// [X.690] DER framing of a TSRequest (SEQUENCE).
+fn der_len(buf: &[u8]) -> Framed {
+    let mut r = Reader::new(buf);
+    if r.u8("tag").is_err() {
+        return Framed::Need;
+    }
+    match r.ber_length("length") {
+        Ok(len) => {
+            let total = r.offset() + len;
+            if total > MAX_FRAME {
+                Framed::Garbage("a TSRequest longer than rdptrace accepts")
+            } else if buf.len() >= total {
+                Framed::Frame(total)
+            } else {
+                Framed::Need
+            }
+        }
+        Err(_) if buf.len() < 6 => Framed::Need,
+        Err(_) => Framed::Garbage("a DER length that does not parse"),
+    }
+}
+
+/// For callers that need to know what the Connection Confirm said.
+pub fn negotiation_of(trace: &Trace) -> Option<Negotiation> {
+    trace.pdus().find_map(|(_, pdu)| match pdu.info {
+        PduInfo::X224ConnectionConfirm { negotiation } => Some(negotiation),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framing() {
+        assert_eq!(rdp_frame_len(&[0x03, 0x00]), Framed::Need);
+        assert_eq!(
+            rdp_frame_len(&[0x03, 0x00, 0x00, 0x0b, 0, 0, 0, 0, 0, 0, 0]),
+            Framed::Frame(11)
+        );
+        assert_eq!(
+            rdp_frame_len(&[0x03, 0x00, 0x00, 0x02]),
+            Framed::Garbage("TPKT length shorter than a TPKT header and an X.224 header")
+        );
+        assert_eq!(rdp_frame_len(&[0x00, 0x04, 1, 2]), Framed::Frame(4));
+        assert_eq!(rdp_frame_len(&[0x00, 0x81, 0x00]), Framed::Need);
+        assert_eq!(rdp_frame_len(&[0x16, 0x03, 0x01, 0x00, 0x10]), Framed::Tls);
+        assert!(matches!(rdp_frame_len(b"ECODH"), Framed::Garbage(_)));
+        assert_eq!(
+            tls_record_len(&[0x16, 0x03, 0x03, 0x00, 0x01, 0xff]),
+            Framed::Frame(6)
+        );
+        assert!(matches!(
+            tls_record_len(&[0x16, 0x03, 0x03, 0xff, 0xff]),
+            Framed::Garbage(_)
+        ));
+        assert_eq!(der_len(&[0x30, 0x03, 1, 2, 3]), Framed::Frame(5));
+        assert_eq!(der_len(&[0x30, 0x82, 0x01]), Framed::Need);
+    }
+}

@@ -1,0 +1,134 @@
+//! `secure_settings` phase: [2.2.1.10] Client Security Exchange PDU and [2.2.1.11] Client Info PDU.
+//! Connect-time auto-detection ([2.2.14]) follows the Client Info and is recorded here too.
+//!
+//! The Client Info PDU carries the password: it is skipped, never read into a string.
+
+use super::Dissector;
+use crate::pdu::PduInfo;
+use crate::trace::{PhaseName, Side};
+use crate::wire::{Reader, WireError, utf16le};
+
+/// [2.2.1.11.1.1] INFO_UNICODE.
+const INFO_UNICODE: u32 = 0x0000_0010;
+/// [2.2.1.11.1.1] INFO_AUTOLOGON.
+const INFO_AUTOLOGON: u32 = 0x0000_0008;
+
+pub(super) fn security_exchange(d: &mut Dissector, from: Side, frame_len: usize, body: &[u8]) {
+    d.enter(PhaseName::SecureSettings);
+    let len = Reader::new(body).u32_le("length").unwrap_or(0);
+    d.trace.fact("security_exchange", true);
+    d.pdu(
+        from,
+        frame_len,
+        "Client Security Exchange",
+        format!("{len}-byte encrypted client random"),
+        PduInfo::SecurityExchange {
+            encrypted_random_len: len,
+        },
+    );
+}
+
+/// `body` is the TS_INFO_PACKET, or `None` when it was encrypted.
+pub(super) fn client_info(d: &mut Dissector, from: Side, frame_len: usize, body: Option<&[u8]>) {
+    d.enter(PhaseName::SecureSettings);
+    let Some(body) = body else {
+        d.trace
+            .fact("client_info", "encrypted (Standard RDP Security)");
+        d.pdu(
+            from,
+            frame_len,
+            "Client Info",
+            "encrypted".to_owned(),
+            PduInfo::ClientInfo {
+                encrypted: true,
+                user: None,
+                domain: None,
+                flags: None,
+                password_present: None,
+            },
+        );
+        return;
+    };
+    let mut r = Reader::new(body);
+    let parsed = (|| {
+        r.u32_le("CodePage")?;
+        let flags = r.u32_le("flags")?;
+        let unicode = flags & INFO_UNICODE != 0;
+        let cb_domain = usize::from(r.u16_le("cbDomain")?);
+        let cb_user = usize::from(r.u16_le("cbUserName")?);
+        let cb_password = usize::from(r.u16_le("cbPassword")?);
+        // The null terminator is not counted in the cb fields: two bytes in Unicode, one in ANSI.
+        let nul = if unicode { 2 } else { 1 };
+        let text = |b: &[u8]| {
+            if unicode {
+                utf16le(b)
+            } else {
+                crate::wire::ascii(b)
+            }
+        };
+        r.skip(4, "cbAlternateShell and cbWorkingDir")?;
+        let domain = text(r.bytes(cb_domain + nul, "Domain")?);
+        let user = text(r.bytes(cb_user + nul, "UserName")?);
+        Ok::<_, WireError>((flags, domain, user, cb_password > 0))
+    })();
+    match parsed {
+        Ok((flags, domain, user, password_present)) => {
+            let who = if domain.is_empty() {
+                user.clone()
+            } else {
+                format!("{domain}\\{user}")
+            };
+            d.trace.fact("client_info_user", who.clone());
+            d.trace.fact("autologon", flags & INFO_AUTOLOGON != 0);
+            d.pdu(
+                from,
+                frame_len,
+                "Client Info",
+                format!(
+                    "user {}, flags 0x{flags:08x}{}",
+                    if who.is_empty() {
+                        "(none)".to_owned()
+                    } else {
+                        who
+                    },
+                    if password_present {
+                        ", password present (not shown)"
+                    } else {
+                        ""
+                    }
+                ),
+                PduInfo::ClientInfo {
+                    encrypted: false,
+                    user: Some(user),
+                    domain: Some(domain),
+                    flags: Some(flags),
+                    password_present: Some(password_present),
+                },
+            );
+        }
+        Err(e) => d.decode_error(from, frame_len, "Client Info", e),
+    }
+}
+
+/// [2.2.14.1] / [2.2.14.2] Auto-Detect Request / Response: the requestType.
+pub(super) fn auto_detect(d: &mut Dissector, from: Side, frame_len: usize, body: &[u8]) {
+    let mut r = Reader::new(body);
+    let request_type = (|| {
+        r.u8("headerLength")?;
+        r.u8("headerTypeId")?;
+        r.u16_le("sequenceNumber")?;
+        r.u16_le("requestType")
+    })()
+    .unwrap_or(0);
+    let name = match from {
+        Side::Server => "Auto-Detect Request",
+        Side::Client => "Auto-Detect Response",
+    };
+    d.pdu(
+        from,
+        frame_len,
+        name,
+        format!("requestType 0x{request_type:04x}"),
+        PduInfo::AutoDetect { request_type },
+    );
+}

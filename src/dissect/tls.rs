@@ -1,0 +1,323 @@
+//! `tls` phase: the TLS handshake of Enhanced RDP Security ([5.4.5.1]), read from the records in clear with
+//! tls-parser, certificates with x509-parser.
+
+use tls_parser::{
+    TlsExtension, TlsMessage, TlsMessageHandshake, parse_tls_extensions,
+    parse_tls_message_handshake,
+};
+
+use super::Dissector;
+use crate::codes::{self, Table};
+use crate::pdu::{CertInfo, PduInfo};
+use crate::trace::Side;
+
+/// [RFC 8446] 5.1 ContentType.
+pub const CHANGE_CIPHER_SPEC: u8 = 20;
+pub const ALERT: u8 = 21;
+pub const HANDSHAKE: u8 = 22;
+pub const APPLICATION_DATA: u8 = 23;
+
+/// [RFC 8446] 4.2.1 the supported_versions value of TLS 1.3.
+pub const TLS13: u16 = 0x0304;
+
+/// `TLS 1.2` for 0x0303.
+pub fn version_name(v: u16) -> String {
+    match v {
+        0x0300 => "SSL 3.0".to_owned(),
+        0x0301 => "TLS 1.0".to_owned(),
+        0x0302 => "TLS 1.1".to_owned(),
+        0x0303 => "TLS 1.2".to_owned(),
+        0x0304 => "TLS 1.3".to_owned(),
+        other => format!("0x{other:04x}"),
+    }
+}
+
+/// The IANA name of a cipher suite, or its number.
+pub fn suite_name(id: u16) -> String {
+    tls_parser::TlsCipherSuite::from_id(id)
+        .map_or_else(|| format!("0x{id:04x}"), |s| s.name.to_owned())
+}
+
+/// Parses the whole handshake messages buffered for `from`.
+pub(super) fn drain_handshake(d: &mut Dissector, from: Side, decrypted: bool) {
+    loop {
+        let buf = &d.dir(from).handshake;
+        if buf.len() < 4 {
+            return;
+        }
+        let len = (usize::from(buf[1]) << 16) | (usize::from(buf[2]) << 8) | usize::from(buf[3]);
+        if buf.len() < 4 + len {
+            return;
+        }
+        let msg: Vec<u8> = d.dir(from).handshake.drain(..4 + len).collect();
+        handshake_message(d, from, &msg, decrypted);
+    }
+}
+
+fn handshake_message(d: &mut Dissector, from: Side, msg: &[u8], decrypted: bool) {
+    let msg_type = msg[0];
+    let parsed = parse_tls_message_handshake(msg).ok().map(|(_, m)| m);
+    match parsed {
+        Some(TlsMessage::Handshake(TlsMessageHandshake::ClientHello(hello))) => {
+            let mut supported_versions = Vec::new();
+            let mut server_name = None;
+            if let Some(ext) = hello.ext {
+                if let Ok((_, exts)) = parse_tls_extensions(ext) {
+                    for e in exts {
+                        match e {
+                            TlsExtension::SupportedVersions(v) => {
+                                supported_versions = v
+                                    .into_iter()
+                                    .map(|v| v.0)
+                                    .filter(|v| v & 0x0f0f != 0x0a0a)
+                                    .collect();
+                            }
+                            TlsExtension::SNI(names) => {
+                                server_name = names
+                                    .first()
+                                    .map(|(_, n)| String::from_utf8_lossy(n).into_owned());
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            let cipher_suites: Vec<u16> = hello.ciphers.iter().map(|c| c.0).collect();
+            let max = supported_versions
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(hello.version.0);
+            d.trace
+                .fact("client_hello_version", version_name(hello.version.0));
+            if !supported_versions.is_empty() {
+                d.trace.fact(
+                    "client_supported_versions",
+                    supported_versions
+                        .iter()
+                        .map(|v| version_name(*v))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                );
+            }
+            let summary = format!(
+                "up to {}, {} cipher suites{}",
+                version_name(max),
+                cipher_suites.len(),
+                server_name
+                    .as_ref()
+                    .map(|n| format!(", SNI {n}"))
+                    .unwrap_or_default()
+            );
+            d.pdu(
+                from,
+                msg.len(),
+                "TLS ClientHello",
+                summary,
+                PduInfo::TlsClientHello {
+                    version: hello.version.0,
+                    supported_versions,
+                    cipher_suites,
+                    server_name,
+                },
+            );
+        }
+        Some(TlsMessage::Handshake(TlsMessageHandshake::ServerHello(hello))) => {
+            let mut version = hello.version.0;
+            if let Some(ext) = hello.ext {
+                if let Ok((_, exts)) = parse_tls_extensions(ext) {
+                    for e in exts {
+                        if let TlsExtension::SupportedVersions(v) = e {
+                            if let Some(v) = v.first() {
+                                version = v.0;
+                            }
+                        }
+                    }
+                }
+            }
+            let suite = hello.cipher.0;
+            d.state.tls_version = Some(version);
+            d.trace.fact("tls_version", version_name(version));
+            d.trace.fact("cipher_suite", suite_name(suite));
+            if version == TLS13 {
+                // Everything the server sends after its ServerHello is encrypted.
+                d.dir(from).encrypted = true;
+                d.dir(from.other()).encrypted = true;
+            }
+            d.pdu(
+                from,
+                msg.len(),
+                "TLS ServerHello",
+                format!("{}, {}", version_name(version), suite_name(suite)),
+                PduInfo::TlsServerHello {
+                    version,
+                    cipher_suite: suite,
+                },
+            );
+        }
+        Some(TlsMessage::Handshake(TlsMessageHandshake::Certificate(cert))) => {
+            let chain: Vec<CertInfo> = cert
+                .cert_chain
+                .iter()
+                .map(|c| crate::cert::cert_info(c.data).unwrap_or_default())
+                .collect();
+            record_certificates(d, from, msg.len(), chain, decrypted);
+        }
+        _ if msg_type == 11 && decrypted => {
+            // [RFC 8446] 4.4.2: the TLS 1.3 Certificate message has a request context and per-entry
+            // extensions, which tls-parser's TLS 1.2 parser does not read.
+            let chain = tls13_certificates(msg)
+                .iter()
+                .map(|c| crate::cert::cert_info(c).unwrap_or_default())
+                .collect();
+            record_certificates(d, from, msg.len(), chain, decrypted);
+        }
+        _ => {
+            let name = handshake_name(msg_type);
+            d.pdu(
+                from,
+                msg.len(),
+                &format!("TLS {name}"),
+                if decrypted {
+                    "decrypted".to_owned()
+                } else {
+                    String::new()
+                },
+                PduInfo::TlsHandshake { msg_type },
+            );
+        }
+    }
+}
+
+/// Records a certificate chain (from the wire, or from the client's own TLS stack for TLS 1.3).
+pub fn record_certificates(
+    d: &mut Dissector,
+    from: Side,
+    len: usize,
+    chain: Vec<CertInfo>,
+    decrypted: bool,
+) {
+    if let Some(leaf) = chain.first() {
+        d.trace.fact("cert_subject", leaf.subject.clone());
+        d.trace.fact("cert_issuer", leaf.issuer.clone());
+        d.trace.fact("cert_not_after", leaf.not_after.clone());
+        d.trace.fact(
+            "cert_key",
+            format!(
+                "{} {}",
+                leaf.key_type,
+                leaf.key_bits
+                    .map(|b| format!("{b} bits"))
+                    .unwrap_or_default()
+            )
+            .trim()
+            .to_owned(),
+        );
+        if !leaf.sans.is_empty() {
+            d.trace.fact("cert_sans", leaf.sans.join(", "));
+        }
+        d.trace.fact("cert_self_signed", leaf.self_signed);
+    }
+    let summary = format!(
+        "{} certificate{}: {}{}",
+        chain.len(),
+        if chain.len() == 1 { "" } else { "s" },
+        chain.first().map(|c| c.subject.as_str()).unwrap_or("none"),
+        if decrypted { " (decrypted)" } else { "" }
+    );
+    d.pdu(
+        from,
+        len,
+        "TLS Certificate",
+        summary,
+        PduInfo::TlsCertificate { chain },
+    );
+}
+
+/// The DER certificates of a TLS 1.3 Certificate message.
+fn tls13_certificates(msg: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut r = crate::wire::Reader::new(msg);
+    let _ = (|| {
+        r.skip(4, "handshake header")?;
+        let ctx = usize::from(r.u8("context length")?);
+        r.skip(ctx, "context")?;
+        let list = r.bytes(3, "list length")?;
+        let list_len =
+            (usize::from(list[0]) << 16) | (usize::from(list[1]) << 8) | usize::from(list[2]);
+        let mut list = r.sub(list_len, "certificate list")?;
+        while list.remaining() > 0 {
+            let l = list.bytes(3, "certificate length")?;
+            let n = (usize::from(l[0]) << 16) | (usize::from(l[1]) << 8) | usize::from(l[2]);
+            out.push(list.bytes(n, "certificate")?);
+            let ext = usize::from(list.u16_be("extensions length")?);
+            list.skip(ext, "extensions")?;
+        }
+        Ok::<_, crate::wire::WireError>(())
+    })();
+    out
+}
+
+fn handshake_name(t: u8) -> &'static str {
+    match t {
+        0 => "HelloRequest",
+        1 => "ClientHello",
+        2 => "ServerHello",
+        4 => "NewSessionTicket",
+        8 => "EncryptedExtensions",
+        11 => "Certificate",
+        12 => "ServerKeyExchange",
+        13 => "CertificateRequest",
+        14 => "ServerHelloDone",
+        15 => "CertificateVerify",
+        16 => "ClientKeyExchange",
+        20 => "Finished",
+        22 => "CertificateStatus",
+        24 => "KeyUpdate",
+        _ => "Handshake",
+    }
+}
+
+/// [RFC 8446] 6 Alert in clear (or decrypted).
+pub(super) fn alert(d: &mut Dissector, from: Side, payload: &[u8], decrypted: bool) {
+    let (level, description) = match payload {
+        [level, description, ..] => (*level, *description),
+        _ => {
+            d.pdu(
+                from,
+                payload.len(),
+                "TLS Alert",
+                "truncated".to_owned(),
+                PduInfo::TlsAlert {
+                    level: None,
+                    description: None,
+                    encrypted: decrypted,
+                },
+            );
+            return;
+        }
+    };
+    let level_name = match level {
+        1 => "warning",
+        2 => "fatal",
+        _ => "unknown level",
+    };
+    d.trace.fact(
+        "tls_alert",
+        codes::name(Table::TlsAlert, u32::from(description)),
+    );
+    d.pdu(
+        from,
+        payload.len(),
+        "TLS Alert",
+        format!(
+            "{level_name} {} ({description})",
+            codes::name(Table::TlsAlert, u32::from(description))
+        ),
+        PduInfo::TlsAlert {
+            level: Some(level),
+            description: Some(description),
+            encrypted: decrypted,
+        },
+    );
+}

@@ -1,0 +1,17 @@
+//! rdptrace walks the RDP connection sequence phase by phase and says where and why a connection dies.
+//!
+//! See ARCHITECTURE.md for the code map.
+
+#![forbid(unsafe_code)]
+
+pub mod cert;
+pub mod cli;
+pub mod codes;
+pub mod diagnose;
+pub mod dissect;
+pub mod mstsc;
+pub mod pdu;
+pub mod report;
+pub mod trace;
+pub mod verdict;
+pub mod wire;

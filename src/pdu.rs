@@ -1,0 +1,262 @@
+//! The decoded content of the PDUs that rdptrace records, typed so that diagnosis can read it.
+//!
+//! Only what explains a connection is kept: codes, versions, names, channel ids. Secrets never enter these
+//! types (a Client Info PDU keeps the user and domain and whether a password was present, not the password).
+
+use serde::Serialize;
+
+/// The decoded content of one PDU.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum PduInfo {
+    /// [2.2.1.1] Client X.224 Connection Request PDU.
+    X224ConnectionRequest {
+        cookie: Option<String>,
+        routing_token: Option<String>,
+        /// `None` when the request has no RDP_NEG_REQ (a legacy client, or `--security rdp` on some clients).
+        requested_protocols: Option<u32>,
+        flags: u8,
+    },
+    /// [2.2.1.2] Server X.224 Connection Confirm PDU.
+    X224ConnectionConfirm { negotiation: Negotiation },
+    /// [X.224] 13.5 Disconnect Request TPDU.
+    X224DisconnectRequest,
+
+    /// A TLS ClientHello (in clear).
+    TlsClientHello {
+        version: u16,
+        supported_versions: Vec<u16>,
+        cipher_suites: Vec<u16>,
+        server_name: Option<String>,
+    },
+    /// A TLS ServerHello (in clear).
+    TlsServerHello { version: u16, cipher_suite: u16 },
+    /// A TLS Certificate message (in clear for TLS 1.2 and older; from the client's own TLS stack for 1.3).
+    TlsCertificate { chain: Vec<CertInfo> },
+    /// Another TLS handshake message ([RFC 8446] 4): ServerKeyExchange, ServerHelloDone, ...
+    TlsHandshake { msg_type: u8 },
+    /// A TLS alert ([RFC 8446] 6). Level and description are unknown when the alert was encrypted and
+    /// nobody could decrypt it.
+    TlsAlert {
+        level: Option<u8>,
+        description: Option<u8>,
+        encrypted: bool,
+    },
+    /// TLS records after the handshake that nobody could decrypt.
+    TlsEncrypted,
+
+    /// [MS-CSSP] 2.2.1 TSRequest.
+    TsRequest {
+        version: u32,
+        token: Option<AuthToken>,
+        auth_info: bool,
+        pub_key_auth: bool,
+        client_nonce: bool,
+        error_code: Option<u32>,
+    },
+    /// [2.2.10.2] Early User Authorization Result PDU.
+    EarlyUserAuthResult { result: u32 },
+
+    /// [2.2.1.3] Client MCS Connect Initial PDU with GCC Conference Create Request.
+    McsConnectInitial {
+        client_version: Option<u32>,
+        desktop_width: Option<u16>,
+        desktop_height: Option<u16>,
+        keyboard_layout: Option<u32>,
+        client_build: Option<u32>,
+        client_name: Option<String>,
+        requested_protocols: Option<u32>,
+        encryption_methods: Option<u32>,
+        channels: Vec<String>,
+    },
+    /// [2.2.1.4] Server MCS Connect Response PDU with GCC Conference Create Response.
+    McsConnectResponse {
+        result: u8,
+        server_version: Option<u32>,
+        client_requested_protocols: Option<u32>,
+        encryption_method: Option<u32>,
+        encryption_level: Option<u32>,
+        /// `proprietary` or `x509` under Standard RDP Security.
+        server_certificate: Option<String>,
+        io_channel: Option<u16>,
+        channel_ids: Vec<u16>,
+        message_channel: Option<u16>,
+    },
+    /// [2.2.1.5] Client MCS Erect Domain Request PDU.
+    ErectDomainRequest,
+    /// [2.2.1.6] Client MCS Attach User Request PDU.
+    AttachUserRequest,
+    /// [2.2.1.7] Server MCS Attach User Confirm PDU.
+    AttachUserConfirm { result: u8, user_id: Option<u16> },
+    /// [2.2.1.8] Client MCS Channel Join Request PDU.
+    ChannelJoinRequest { user_id: u16, channel_id: u16 },
+    /// [2.2.1.9] Server MCS Channel Join Confirm PDU.
+    ChannelJoinConfirm { result: u8, channel_id: u16 },
+
+    /// [2.2.1.10] Client Security Exchange PDU.
+    SecurityExchange { encrypted_random_len: u32 },
+    /// [2.2.1.11] Client Info PDU. `None` fields were encrypted.
+    ClientInfo {
+        encrypted: bool,
+        user: Option<String>,
+        domain: Option<String>,
+        flags: Option<u32>,
+        password_present: Option<bool>,
+    },
+    /// [2.2.14] Auto-Detect Request / Response PDU.
+    AutoDetect { request_type: u16 },
+
+    /// [MS-RDPELE] licensing PDU.
+    License { message: LicenseMessage },
+
+    /// [2.2.1.13.1] Server Demand Active PDU.
+    DemandActive {
+        share_id: u32,
+        capability_sets: Vec<u16>,
+    },
+    /// [2.2.1.13.2] Client Confirm Active PDU.
+    ConfirmActive {
+        share_id: u32,
+        capability_sets: Vec<u16>,
+    },
+    /// [2.2.1.14] / [2.2.1.19] Synchronize PDU.
+    Synchronize,
+    /// [2.2.1.15] / [2.2.1.16] / [2.2.1.20] / [2.2.1.21] Control PDU.
+    Control { action: u16 },
+    /// [2.2.1.18] Client Font List PDU.
+    FontList,
+    /// [2.2.1.22] Server Font Map PDU.
+    FontMap,
+    /// [2.2.1.17] Client Persistent Key List PDU.
+    PersistentKeyList,
+    /// [2.2.12.1] Monitor Layout PDU.
+    MonitorLayout,
+
+    /// [2.2.5.1.1] Set Error Info PDU.
+    SetErrorInfo { code: u32 },
+    /// [2.2.3.1] Server Deactivate All PDU.
+    DeactivateAll,
+    /// [2.2.10.1] Save Session Info PDU.
+    SaveSessionInfo { info_type: u32 },
+    /// [2.2.2.3] MCS Disconnect Provider Ultimatum PDU ([T.125] 11.15): the reason, 0 to 4.
+    DisconnectProviderUltimatum { reason: u8 },
+    /// [2.2.13.1] Server Redirection PDU.
+    ServerRedirection {
+        session_id: u32,
+        target: Option<String>,
+    },
+    /// [2.2.15.1] Initiate Multitransport Request PDU.
+    MultitransportRequest { protocol: u32 },
+    /// [2.2.8.1.1.1.1] Share Data PDU of another type.
+    ShareData { pdu_type2: u8 },
+    /// [2.2.8.1.1.1.1] Share Control PDU of another type.
+    ShareControl { pdu_type: u16 },
+    /// [2.2.9.1.2] Fast-path output, or other traffic of the active session.
+    FastPath { encrypted: bool },
+    /// Virtual channel data.
+    ChannelData { channel_id: u16 },
+    /// A PDU encrypted with Standard RDP Security that rdptrace cannot read.
+    Encrypted,
+    /// Bytes that did not decode as what was expected here.
+    Undecoded {
+        detail: String,
+        offset: Option<usize>,
+    },
+}
+
+/// The answer in an X.224 Connection Confirm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Negotiation {
+    /// [2.2.1.2.1] RDP_NEG_RSP.
+    Response { selected_protocol: u32, flags: u8 },
+    /// [2.2.1.2.2] RDP_NEG_FAILURE.
+    Failure { code: u32 },
+    /// No negotiation data: the server speaks Standard RDP Security only (or is very old).
+    None,
+}
+
+/// The security token carried in a TSRequest negoTokens field.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum AuthToken {
+    /// [MS-NLMP] 2.2.1.1 NEGOTIATE_MESSAGE.
+    NtlmNegotiate,
+    /// [MS-NLMP] 2.2.1.2 CHALLENGE_MESSAGE.
+    NtlmChallenge(NtlmChallengeInfo),
+    /// [MS-NLMP] 2.2.1.3 AUTHENTICATE_MESSAGE (user and domain only).
+    NtlmAuthenticate {
+        user: Option<String>,
+        domain: Option<String>,
+        workstation: Option<String>,
+    },
+    /// SPNEGO wrapping (Negotiate), with the mechanism if it could be told.
+    Spnego {
+        mechanism: Option<String>,
+    },
+    /// A Kerberos token (AP-REQ, AP-REP, ...).
+    Kerberos {
+        message: String,
+    },
+    Unknown {
+        len: usize,
+    },
+}
+
+/// What an NTLM CHALLENGE tells about the server ([MS-NLMP] 2.2.2.1 AV_PAIR, 2.2.2.10 VERSION).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NtlmChallengeInfo {
+    pub target_name: Option<String>,
+    pub netbios_computer: Option<String>,
+    pub netbios_domain: Option<String>,
+    pub dns_computer: Option<String>,
+    pub dns_domain: Option<String>,
+    pub dns_tree: Option<String>,
+    /// `major.minor.build`.
+    pub os_version: Option<String>,
+}
+
+/// [MS-RDPELE] 2.2.2 licensing messages (bMsgType).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum LicenseMessage {
+    /// [MS-RDPELE] 2.2.2.1 Server License Request.
+    LicenseRequest,
+    /// [MS-RDPELE] 2.2.2.4 Server Platform Challenge.
+    PlatformChallenge,
+    /// [MS-RDPELE] 2.2.2.7 Server New License.
+    NewLicense,
+    /// [MS-RDPELE] 2.2.2.6 Server Upgrade License.
+    UpgradeLicense,
+    /// [MS-RDPELE] 2.2.2.3 Client License Information.
+    LicenseInfo,
+    /// [MS-RDPELE] 2.2.2.2 Client New License Request.
+    NewLicenseRequest,
+    /// [MS-RDPELE] 2.2.2.5 Client Platform Challenge Response.
+    PlatformChallengeResponse,
+    /// [2.2.1.12.1.3] Licensing Error Message: dwErrorCode and dwStateTransition.
+    ErrorAlert {
+        code: u32,
+        transition: u32,
+    },
+    Other {
+        msg_type: u8,
+    },
+}
+
+/// What rdptrace makes of one certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CertInfo {
+    pub subject: String,
+    pub issuer: String,
+    pub sans: Vec<String>,
+    pub not_before: String,
+    pub not_after: String,
+    /// `RSA`, `EC`, `Ed25519`, ...
+    pub key_type: String,
+    pub key_bits: Option<u32>,
+    pub self_signed: bool,
+    pub serial: String,
+    /// SHA-256 of the DER, hex.
+    pub sha256: String,
+}

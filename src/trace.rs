@@ -1,0 +1,643 @@
+//! The one data model: a [`Trace`] of phases, each holding the PDUs, events and facts seen in it.
+//!
+//! The live probe, the capture replay and the built-in target fill it; [`crate::diagnose`] turns it into a
+//! [`crate::verdict::Verdict`]; [`crate::report`] renders both. Nothing in here does I/O.
+
+use core::fmt;
+use std::net::SocketAddr;
+
+use serde::{Serialize, Serializer};
+
+use crate::pdu::PduInfo;
+
+/// The phases of the RDP connection sequence, in wire order ([MS-RDPBCGR] 1.3.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseName {
+    /// Name resolution and the TCP handshake.
+    Tcp,
+    /// [2.2.1.1] / [2.2.1.2] X.224 Connection Request and Confirm with RDP_NEG_REQ / RSP / FAILURE.
+    X224,
+    /// [5.4.5.1] The TLS handshake of Enhanced RDP Security.
+    Tls,
+    /// [MS-CSSP] The CredSSP (NLA) exchange of TSRequests.
+    Credssp,
+    /// [2.2.10.2] Early User Authorization Result PDU (PROTOCOL_HYBRID_EX).
+    EarlyUserAuth,
+    /// [2.2.1.3] / [2.2.1.4] MCS Connect Initial and Connect Response with the GCC blocks.
+    McsConnect,
+    /// [2.2.1.5] - [2.2.1.9] Erect Domain, Attach User and the Channel Joins.
+    ChannelJoin,
+    /// [2.2.1.10] Security Exchange (Standard RDP Security) and [2.2.1.11] Client Info.
+    SecureSettings,
+    /// [2.2.1.12] Licensing ([MS-RDPELE]).
+    Licensing,
+    /// [2.2.1.13] Demand Active and Confirm Active.
+    Capabilities,
+    /// [2.2.1.14] - [2.2.1.22] Synchronize, Control, Font List and Font Map.
+    Finalization,
+    /// After the connection sequence: the watch for what the server does next.
+    Active,
+}
+
+impl PhaseName {
+    /// Every phase, in wire order.
+    pub const ALL: [PhaseName; 12] = [
+        PhaseName::Tcp,
+        PhaseName::X224,
+        PhaseName::Tls,
+        PhaseName::Credssp,
+        PhaseName::EarlyUserAuth,
+        PhaseName::McsConnect,
+        PhaseName::ChannelJoin,
+        PhaseName::SecureSettings,
+        PhaseName::Licensing,
+        PhaseName::Capabilities,
+        PhaseName::Finalization,
+        PhaseName::Active,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseName::Tcp => "tcp",
+            PhaseName::X224 => "x224",
+            PhaseName::Tls => "tls",
+            PhaseName::Credssp => "credssp",
+            PhaseName::EarlyUserAuth => "early_user_auth",
+            PhaseName::McsConnect => "mcs_connect",
+            PhaseName::ChannelJoin => "channel_join",
+            PhaseName::SecureSettings => "secure_settings",
+            PhaseName::Licensing => "licensing",
+            PhaseName::Capabilities => "capabilities",
+            PhaseName::Finalization => "finalization",
+            PhaseName::Active => "active",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PhaseName> {
+        let s = s.trim().to_ascii_lowercase().replace('-', "_");
+        PhaseName::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for PhaseName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What became of a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseStatus {
+    /// The phase completed.
+    Ok,
+    /// The connection ended, or could not go on, in this phase.
+    Failed,
+    /// The phase does not apply to this connection (for example `credssp` when TLS was selected).
+    Skipped,
+    /// The connection never got this far.
+    NotReached,
+}
+
+impl PhaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseStatus::Ok => "ok",
+            PhaseStatus::Failed => "failed",
+            PhaseStatus::Skipped => "skipped",
+            PhaseStatus::NotReached => "not reached",
+        }
+    }
+}
+
+/// Which peer sent something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Client,
+    Server,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Server => "server",
+        }
+    }
+}
+
+/// Milliseconds since the start of the trace.
+pub type Millis = f64;
+
+/// One PDU seen on the wire, decoded as far as rdptrace can.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pdu {
+    pub at_ms: Millis,
+    pub from: Side,
+    /// Bytes of the PDU on its layer (TPKT length, TLS record payload, TSRequest length).
+    pub len: usize,
+    /// The PDU's name as the specification spells it.
+    pub name: String,
+    /// One line of the fields that matter.
+    pub summary: String,
+    /// The decoded content that diagnosis reads.
+    pub info: PduInfo,
+}
+
+/// How a TCP connection ended, seen from one side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseKind {
+    /// An orderly close (FIN, or end of stream on the socket).
+    Fin,
+    /// A reset (RST, or ECONNRESET on the socket).
+    Rst,
+}
+
+/// Why a TCP connect did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum ConnectError {
+    /// The host answered the SYN with a reset: nothing listens, or a firewall rejects.
+    Refused,
+    /// No answer before the deadline: a silent firewall or a host that is down.
+    TimedOut,
+    /// ICMP unreachable (host or network), or no route.
+    Unreachable(String),
+    Other(String),
+}
+
+/// Which deadline expired.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Deadline {
+    /// `--phase-timeout`: one phase took too long.
+    Phase { seconds: f64 },
+    /// `--timeout`: the whole probe took too long.
+    Total { seconds: f64 },
+}
+
+impl Deadline {
+    pub fn seconds(self) -> f64 {
+        match self {
+            Deadline::Phase { seconds } | Deadline::Total { seconds } => seconds,
+        }
+    }
+}
+
+/// A problem with the server's certificate. Recorded, not fatal, unless `--strict-cert`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertProblem {
+    SelfSigned,
+    Expired,
+    NotYetValid,
+    NameMismatch,
+    WeakKey,
+    Unparsable,
+}
+
+impl CertProblem {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CertProblem::SelfSigned => "self-signed",
+            CertProblem::Expired => "expired",
+            CertProblem::NotYetValid => "not yet valid",
+            CertProblem::NameMismatch => "name mismatch",
+            CertProblem::WeakKey => "weak key",
+            CertProblem::Unparsable => "unparsable",
+        }
+    }
+}
+
+/// Something that happened that is not a PDU.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub at_ms: Millis,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "event")]
+pub enum EventKind {
+    /// The host name resolved to these addresses.
+    Resolved { host: String, addrs: Vec<String> },
+    /// The host name did not resolve.
+    ResolveFailed { host: String, error: String },
+    /// A TCP connect attempt to one address failed.
+    ConnectFailed { addr: String, error: ConnectError },
+    /// The TCP handshake completed.
+    Connected { local: String, remote: String },
+    /// The TLS handshake completed.
+    TlsEstablished {
+        version: String,
+        cipher_suite: String,
+    },
+    /// The TLS handshake failed on the client side (not by an alert the server sent).
+    TlsFailed { error: String },
+    /// A certificate problem the client noticed.
+    CertificateProblem {
+        problem: CertProblem,
+        detail: String,
+    },
+    /// The peer closed the connection.
+    Closed { by: Side, how: CloseKind },
+    /// A deadline expired while waiting for the peer.
+    TimedOut {
+        deadline: Deadline,
+        waiting_for: String,
+    },
+    /// A PDU that should have decoded did not.
+    ProtocolError {
+        from: Side,
+        pdu: String,
+        offset: Option<usize>,
+        detail: String,
+    },
+    /// The client side cannot go on, though the server did nothing wrong by the specification.
+    ClientLimit { detail: String },
+    /// The server asked the client to connect elsewhere.
+    Redirected { detail: String },
+    /// A part of the stream is missing from a capture.
+    Gap { from: Side, bytes: u64 },
+    /// The capture ends here, with the connection still open.
+    CaptureEnded,
+    /// The client ended the connection on purpose (end of the active watch).
+    ClientClosed { reason: String },
+    /// Something worth a look that does not stop the connection.
+    Anomaly { detail: String },
+}
+
+/// A value in the fact list of a phase.
+pub type FactValue = serde_json::Value;
+
+/// Ordered key/value facts of one phase (`selected_protocol`, `tls_version`, ...).
+#[derive(Debug, Clone, Default)]
+pub struct Facts(Vec<(String, FactValue)>);
+
+impl Facts {
+    /// Sets a fact, replacing an earlier value of the same key in place.
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<FactValue>) {
+        let key = key.into();
+        let value = value.into();
+        if let Some(slot) = self.0.iter_mut().find(|(k, _)| *k == key) {
+            slot.1 = value;
+        } else {
+            self.0.push((key, value));
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&FactValue> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &FactValue)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Facts {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// Counters for PDUs that are too many to list one by one (fast-path output in the active phase).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Tally {
+    pub name: String,
+    pub count: u64,
+    pub bytes: u64,
+}
+
+/// One phase of the connection sequence.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub name: PhaseName,
+    pub status: PhaseStatus,
+    /// When the first byte of the phase was sent or seen.
+    pub start_ms: Option<Millis>,
+    pub duration_ms: Option<Millis>,
+    /// Bytes received from the server in this phase (on the TCP stream, outer layer).
+    pub bytes_in: u64,
+    /// Bytes sent by the client in this phase (on the TCP stream, outer layer).
+    pub bytes_out: u64,
+    pub facts: Facts,
+    pub pdus: Vec<Pdu>,
+    pub events: Vec<Event>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tallies: Vec<Tally>,
+}
+
+impl Phase {
+    fn new(name: PhaseName) -> Self {
+        Phase {
+            name,
+            status: PhaseStatus::NotReached,
+            start_ms: None,
+            duration_ms: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            facts: Facts::default(),
+            pdus: Vec::new(),
+            events: Vec::new(),
+            tallies: Vec::new(),
+        }
+    }
+
+    fn touch(&mut self, at: Millis) {
+        match self.start_ms {
+            None => {
+                self.start_ms = Some(at);
+                self.duration_ms = Some(0.0);
+            }
+            Some(start) => {
+                let d = (at - start).max(0.0);
+                if self.duration_ms.is_none_or(|old| d > old) {
+                    self.duration_ms = Some(d);
+                }
+            }
+        }
+    }
+}
+
+/// Where a trace came from.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Origin {
+    /// A live probe by this process.
+    Probe,
+    /// A capture file read offline.
+    Replay { file: String, session: usize },
+    /// The built-in target's view of a client.
+    Serve { scenario: String },
+}
+
+/// What the client asked for; diagnosis needs it to explain the server's answer.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Request {
+    /// `requestedProtocols` of the RDP_NEG_REQ, `None` when no RDP_NEG_REQ was sent.
+    pub requested_protocols: Option<u32>,
+    /// Whether credentials were given (never the credentials themselves).
+    pub credentials: bool,
+    pub user: Option<String>,
+    pub domain: Option<String>,
+    pub strict_cert: bool,
+}
+
+/// Bound on PDUs kept per phase; the rest are tallied. A hostile or chatty peer must not grow a trace
+/// without limit.
+pub const MAX_PDUS_PER_PHASE: usize = 256;
+/// Bound on events kept per phase.
+pub const MAX_EVENTS_PER_PHASE: usize = 256;
+
+/// A whole connection, phase by phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct Trace {
+    /// What the user pointed rdptrace at (`host:port`, or the server address of a capture).
+    pub target: String,
+    pub origin: Origin,
+    /// Wall-clock start, RFC 3339.
+    pub started_at: Option<String>,
+    pub client_addr: Option<String>,
+    pub server_addr: Option<String>,
+    pub request: Request,
+    /// INVARIANT: one entry per [`PhaseName`], in [`PhaseName::ALL`] order.
+    pub phases: Vec<Phase>,
+    /// The phase the connection is in (the last one that saw something).
+    #[serde(skip)]
+    current: PhaseName,
+}
+
+impl Trace {
+    pub fn new(target: impl Into<String>, origin: Origin) -> Self {
+        Trace {
+            target: target.into(),
+            origin,
+            started_at: None,
+            client_addr: None,
+            server_addr: None,
+            request: Request::default(),
+            phases: PhaseName::ALL.into_iter().map(Phase::new).collect(),
+            current: PhaseName::Tcp,
+        }
+    }
+
+    pub fn set_addrs(&mut self, client: Option<SocketAddr>, server: Option<SocketAddr>) {
+        self.client_addr = client.map(|a| a.to_string());
+        self.server_addr = server.map(|a| a.to_string());
+    }
+
+    pub fn phase(&self, name: PhaseName) -> &Phase {
+        // INVARIANT: `phases` holds every PhaseName in order, so the index is in bounds.
+        &self.phases[name.index()]
+    }
+
+    pub fn phase_mut(&mut self, name: PhaseName) -> &mut Phase {
+        &mut self.phases[name.index()]
+    }
+
+    /// The phase the connection is in now.
+    pub fn current(&self) -> PhaseName {
+        self.current
+    }
+
+    /// Moves the connection into `name`.
+    ///
+    /// Phases between the old current one and `name` that saw nothing are marked skipped, the old current
+    /// phase is marked ok. Moving backwards (a Deactivate All followed by a new capability exchange) is
+    /// allowed and keeps the earlier statuses.
+    pub fn enter(&mut self, name: PhaseName, at: Millis) {
+        if name == self.current && self.phase(name).start_ms.is_some() {
+            return;
+        }
+        if name > self.current {
+            let old = self.current;
+            if self.phase(old).status != PhaseStatus::Failed && self.phase(old).start_ms.is_some() {
+                self.phase_mut(old).status = PhaseStatus::Ok;
+            }
+            for between in PhaseName::ALL {
+                if between > old && between < name && self.phase(between).start_ms.is_none() {
+                    self.phase_mut(between).status = PhaseStatus::Skipped;
+                }
+            }
+        }
+        self.current = name;
+        let phase = self.phase_mut(name);
+        phase.touch(at);
+        if phase.status == PhaseStatus::NotReached || phase.status == PhaseStatus::Skipped {
+            // In progress; `finish` settles the last one.
+            phase.status = PhaseStatus::Ok;
+        }
+    }
+
+    /// Marks a phase that does not apply (for example `tls` under Standard RDP Security).
+    pub fn skip(&mut self, name: PhaseName) {
+        let phase = self.phase_mut(name);
+        if phase.start_ms.is_none() {
+            phase.status = PhaseStatus::Skipped;
+        }
+    }
+
+    /// Records a PDU in the current phase.
+    pub fn record_pdu(&mut self, pdu: Pdu) {
+        let phase_name = self.current;
+        let phase = self.phase_mut(phase_name);
+        phase.touch(pdu.at_ms);
+        if phase.pdus.len() < MAX_PDUS_PER_PHASE {
+            phase.pdus.push(pdu);
+        } else {
+            let name = pdu.name.clone();
+            tally(&mut phase.tallies, &name, pdu.len as u64);
+        }
+    }
+
+    /// Counts a PDU without keeping it.
+    pub fn tally(&mut self, name: &str, len: usize, at: Millis) {
+        let phase_name = self.current;
+        let phase = self.phase_mut(phase_name);
+        phase.touch(at);
+        tally(&mut phase.tallies, name, len as u64);
+    }
+
+    /// Records an event in the current phase.
+    pub fn record_event(&mut self, at_ms: Millis, kind: EventKind) {
+        let phase_name = self.current;
+        self.record_event_in(phase_name, at_ms, kind);
+    }
+
+    /// Records an event in a given phase.
+    pub fn record_event_in(&mut self, phase_name: PhaseName, at_ms: Millis, kind: EventKind) {
+        let phase = self.phase_mut(phase_name);
+        if phase.start_ms.is_none() {
+            phase.start_ms = Some(at_ms);
+        }
+        phase.touch(at_ms);
+        if phase.events.len() < MAX_EVENTS_PER_PHASE {
+            phase.events.push(Event { at_ms, kind });
+        }
+    }
+
+    /// Sets a fact on the current phase.
+    pub fn fact(&mut self, key: &str, value: impl Into<FactValue>) {
+        let phase_name = self.current;
+        self.phase_mut(phase_name).facts.set(key, value);
+    }
+
+    /// The text of a fact of the current phase, or an empty string.
+    pub fn current_facts_list(&self, key: &str) -> String {
+        match self.phase(self.current).facts.get(key) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        }
+    }
+
+    /// Sets a fact on a given phase.
+    pub fn fact_in(&mut self, phase: PhaseName, key: &str, value: impl Into<FactValue>) {
+        self.phase_mut(phase).facts.set(key, value);
+    }
+
+    /// Adds bytes to the current phase's counters.
+    pub fn count_bytes(&mut self, from: Side, n: usize) {
+        let phase_name = self.current;
+        let phase = self.phase_mut(phase_name);
+        match from {
+            Side::Server => phase.bytes_in += n as u64,
+            Side::Client => phase.bytes_out += n as u64,
+        }
+    }
+
+    /// Settles the statuses once the connection is over.
+    ///
+    /// `reached_end` says whether the connection ended the way it should (the client left the active
+    /// phase on purpose). Otherwise the current phase failed and every later one was not reached.
+    pub fn finish(&mut self, failed: bool) {
+        let current = self.current;
+        for phase in &mut self.phases {
+            if phase.name > current && phase.start_ms.is_none() {
+                phase.status = PhaseStatus::NotReached;
+            }
+        }
+        let phase = self.phase_mut(current);
+        phase.status = if failed {
+            PhaseStatus::Failed
+        } else {
+            PhaseStatus::Ok
+        };
+        if phase.start_ms.is_none() {
+            phase.start_ms = Some(0.0);
+            phase.duration_ms = Some(0.0);
+        }
+    }
+
+    /// Every PDU of the trace, in phase order.
+    pub fn pdus(&self) -> impl Iterator<Item = (PhaseName, &Pdu)> {
+        self.phases
+            .iter()
+            .flat_map(|p| p.pdus.iter().map(move |pdu| (p.name, pdu)))
+    }
+
+    /// Every event of the trace, in phase order.
+    pub fn events(&self) -> impl Iterator<Item = (PhaseName, &Event)> {
+        self.phases
+            .iter()
+            .flat_map(|p| p.events.iter().map(move |e| (p.name, e)))
+    }
+
+    /// The last PDU of the trace (by time), if any.
+    pub fn last_pdu(&self) -> Option<(PhaseName, &Pdu)> {
+        self.pdus().max_by(|a, b| a.1.at_ms.total_cmp(&b.1.at_ms))
+    }
+
+    /// The last PDU sent by `side`.
+    pub fn last_pdu_from(&self, side: Side) -> Option<(PhaseName, &Pdu)> {
+        self.pdus()
+            .filter(|(_, p)| p.from == side)
+            .max_by(|a, b| a.1.at_ms.total_cmp(&b.1.at_ms))
+    }
+
+    /// The phase that failed, if one did.
+    pub fn failed_phase(&self) -> Option<PhaseName> {
+        self.phases
+            .iter()
+            .find(|p| p.status == PhaseStatus::Failed)
+            .map(|p| p.name)
+    }
+}
+
+fn tally(tallies: &mut Vec<Tally>, name: &str, bytes: u64) {
+    if let Some(t) = tallies.iter_mut().find(|t| t.name == name) {
+        t.count += 1;
+        t.bytes += bytes;
+    } else if tallies.len() < MAX_PDUS_PER_PHASE {
+        tallies.push(Tally {
+            name: name.to_owned(),
+            count: 1,
+            bytes,
+        });
+    }
+}

@@ -1,0 +1,135 @@
+//! The verdict: which phase failed, why, and what mstsc would have shown.
+
+use serde::Serialize;
+
+use crate::trace::PhaseName;
+
+/// Why a connection ended where it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// The connection reached the active state.
+    Connected,
+    /// The host name did not resolve.
+    ResolveFailed,
+    /// The TCP connect was refused (RST to the SYN).
+    Refused,
+    /// No route, or an ICMP unreachable.
+    Unreachable,
+    /// A deadline expired while waiting for the server.
+    TimedOut,
+    /// The server closed the connection (FIN) with no error report.
+    ClosedByServer,
+    /// The connection was reset (RST) with no error report.
+    ResetByServer,
+    /// [2.2.1.2.2] RDP_NEG_FAILURE.
+    NegotiationFailure,
+    /// The server chose something the client did not offer, or answered without negotiation data.
+    NegotiationMismatch,
+    /// The server sent a TLS alert.
+    TlsAlert,
+    /// The TLS handshake failed on the client side.
+    TlsFailed,
+    /// The certificate was rejected (`--strict-cert`).
+    CertificateRejected,
+    /// [MS-CSSP] TSRequest errorCode.
+    CredsspError,
+    /// The server ended the connection during CredSSP without an errorCode.
+    CredsspRejected,
+    /// [2.2.10.2] Early User Authorization Result: access denied.
+    EarlyAuthDenied,
+    /// [2.2.5.1.1] The server sent a Set Error Info PDU.
+    ServerErrorInfo,
+    /// [2.2.1.12.1.3] The server sent a licensing error that ends the connection.
+    LicenseError,
+    /// [2.2.2.3] Disconnect Provider Ultimatum without error info.
+    DisconnectedByServer,
+    /// [2.2.13.1] The server redirected the client elsewhere.
+    Redirected,
+    /// [2.2.3.1] Deactivate All with no reactivation.
+    Deactivated,
+    /// A PDU did not decode.
+    ProtocolError,
+    /// The client cannot go on although the server is within the specification (TLS 1.0 only, RC4).
+    ClientLimit,
+    /// A capture ends before the connection does.
+    CaptureEnded,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Connected => "connected",
+            Cause::ResolveFailed => "resolve_failed",
+            Cause::Refused => "refused",
+            Cause::Unreachable => "unreachable",
+            Cause::TimedOut => "timed_out",
+            Cause::ClosedByServer => "closed_by_server",
+            Cause::ResetByServer => "reset_by_server",
+            Cause::NegotiationFailure => "negotiation_failure",
+            Cause::NegotiationMismatch => "negotiation_mismatch",
+            Cause::TlsAlert => "tls_alert",
+            Cause::TlsFailed => "tls_failed",
+            Cause::CertificateRejected => "certificate_rejected",
+            Cause::CredsspError => "credssp_error",
+            Cause::CredsspRejected => "credssp_rejected",
+            Cause::EarlyAuthDenied => "early_auth_denied",
+            Cause::ServerErrorInfo => "server_error_info",
+            Cause::LicenseError => "license_error",
+            Cause::DisconnectedByServer => "disconnected_by_server",
+            Cause::Redirected => "redirected",
+            Cause::Deactivated => "deactivated",
+            Cause::ProtocolError => "protocol_error",
+            Cause::ClientLimit => "client_limit",
+            Cause::CaptureEnded => "capture_ended",
+        }
+    }
+}
+
+/// A code with its name, as the tables in [`crate::codes`] give it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Code {
+    pub code: u32,
+    pub name: String,
+}
+
+/// How sure the mstsc translation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// A specification says so (the errorInfo value becomes the extended code).
+    Specified,
+    /// Follows from the documented meaning of the codes, not stated anywhere as such.
+    Inferred,
+    /// Observed of the Windows client and reported, not specified.
+    Reported,
+}
+
+/// What mstsc would have shown: "Error code 0x904, Extended error code 0x7".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mstsc {
+    pub disc_reason: Code,
+    pub extended: Code,
+    pub basis: Basis,
+    /// One sentence: why this pair.
+    pub why: String,
+}
+
+/// The verdict on one trace.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// The connection reached the active state and stayed.
+    pub ok: bool,
+    /// The phase that failed; `None` when `ok`.
+    pub phase: Option<PhaseName>,
+    pub cause: Cause,
+    /// What happened, in words a user understands.
+    pub detail: String,
+    /// The server's Set Error Info code, when one was received.
+    pub error_info: Option<Code>,
+    pub mstsc: Option<Mstsc>,
+    /// The PDUs and events this verdict rests on, one line each.
+    pub evidence: Vec<String>,
+    /// What to look at next.
+    pub hints: Vec<String>,
+}
