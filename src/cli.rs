@@ -1,7 +1,86 @@
-//! The command line. `main.rs` calls [`main`].
+//! The command line: clap definitions, credential intake and exit codes. `main.rs` calls [`main`].
+//!
+//! Each command's work lives in its module; this file parses, dispatches and maps results to exit codes.
 
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+/// Exit code for usage errors (clap's own).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code when rdptrace itself could not run (a file it cannot read, a port it cannot bind).
+pub const EXIT_ERROR: u8 = 1;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rdptrace",
+    version,
+    about = "Walks the RDP connection sequence phase by phase and says where and why a connection dies"
+)]
+pub struct Cli {
+    /// More logging on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Probe an RDP server: walk every phase of the connection sequence and explain where it stops.
+    Probe(crate::probe::cli::ProbeArgs),
+    /// Start the built-in target in-process and probe it.
+    Demo(crate::serve::cli::DemoArgs),
+    /// Run the built-in target: a real RDP server that fails on purpose.
+    Serve(crate::serve::cli::ServeArgs),
+    /// List the built-in target's scenarios.
+    Scenarios,
+    /// Explain an mstsc error pair or look up one code.
+    Explain(crate::explain::ExplainArgs),
+    /// Diagnose the RDP sessions in a pcap or pcapng capture.
+    Replay(crate::replay::cli::ReplayArgs),
+}
+
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_tracing(cli.verbose);
+    match cli.command {
+        Command::Probe(args) => crate::probe::cli::run(args),
+        Command::Demo(args) => crate::serve::cli::demo(args),
+        Command::Serve(args) => crate::serve::cli::serve(args),
+        Command::Scenarios => crate::serve::cli::scenarios(),
+        Command::Explain(args) => crate::explain::run(args),
+        Command::Replay(args) => crate::replay::cli::run(args),
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "rdptrace=info",
+        2 => "rdptrace=debug",
+        _ => "rdptrace=trace,ironrdp=debug,sspi=debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Prints an error the way every command does: `rdptrace: <message>` on stderr.
+pub fn error(msg: impl core::fmt::Display) -> ExitCode {
+    eprintln!("rdptrace: {msg}");
+    ExitCode::from(EXIT_ERROR)
 }

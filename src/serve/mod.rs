@@ -1,0 +1,3 @@
+//! The built-in target: a real RDP server on ironrdp-acceptor that fails on purpose.
+
+pub mod cli;
