@@ -53,6 +53,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    VERBOSITY.store(cli.verbose, std::sync::atomic::Ordering::Relaxed);
     init_tracing(cli.verbose);
     match cli.command {
         Command::Probe(args) => crate::probe::cli::run(args),
@@ -67,7 +68,7 @@ pub fn main() -> ExitCode {
 fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
-        0 => "warn",
+        0 => "rdptrace=warn",
         1 => "rdptrace=info",
         2 => "rdptrace=debug",
         _ => "rdptrace=trace,ironrdp=debug,sspi=debug",
@@ -76,7 +77,52 @@ fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+static VERBOSITY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// How many `-v` were given.
+pub fn verbosity() -> u8 {
+    VERBOSITY.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The tokio runtime the commands run on.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+/// The exit code for a verdict: 0 when the connection reached the active state, otherwise one code per
+/// failing phase (see README.md, "Exit codes").
+pub fn exit_code(verdict: &crate::verdict::Verdict) -> u8 {
+    use crate::trace::PhaseName;
+    if verdict.ok {
+        return 0;
+    }
+    match verdict.phase {
+        Some(PhaseName::Tcp) => 10,
+        Some(PhaseName::X224) => 11,
+        Some(PhaseName::Tls) => 12,
+        Some(PhaseName::Credssp) => 13,
+        Some(PhaseName::EarlyUserAuth) => 14,
+        Some(PhaseName::McsConnect) => 15,
+        Some(PhaseName::ChannelJoin) => 16,
+        Some(PhaseName::SecureSettings) => 17,
+        Some(PhaseName::Licensing) => 18,
+        Some(PhaseName::Capabilities) => 19,
+        Some(PhaseName::Finalization) => 20,
+        Some(PhaseName::Active) => 21,
+        None => 3,
+    }
+}
+
+/// A usage error: `rdptrace: <message>` on stderr, exit code 2.
+pub fn usage(msg: impl core::fmt::Display) -> ExitCode {
+    eprintln!("rdptrace: {msg}");
+    ExitCode::from(EXIT_USAGE)
 }
 
 /// Prints an error the way every command does: `rdptrace: <message>` on stderr.

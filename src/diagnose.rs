@@ -500,24 +500,39 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
             );
         }
     }
-    if let Some(sel) = f.selected {
+    if phase == PhaseName::X224 {
         if let Some(req) = trace.request.requested_protocols {
-            let offered = sel == PROTOCOL_RDP || sel & req == sel;
-            if !offered && phase == PhaseName::X224 {
-                ev.push(format!(
-                    "server selected {} after the client asked for {}",
-                    codes::protocol_names(sel),
-                    codes::protocol_names(req)
-                ));
-                return (
-                    Cause::NegotiationMismatch,
-                    format!(
-                        "the server selected {}, which the client did not ask for ({})",
-                        codes::protocol_names(sel),
+            let selected = match (f.selected, f.no_negotiation) {
+                (Some(sel), _) => Some(sel),
+                (None, true) => Some(PROTOCOL_RDP),
+                _ => None,
+            };
+            if let Some(sel) = selected {
+                let offered = if sel == PROTOCOL_RDP {
+                    req == PROTOCOL_RDP
+                } else {
+                    sel & req == sel
+                };
+                if !offered {
+                    let how = if f.no_negotiation {
+                        "answered without negotiation data (Standard RDP Security only)".to_owned()
+                    } else {
+                        format!("selected {}", codes::protocol_names(sel))
+                    };
+                    ev.push(format!(
+                        "server {how} after the client asked for {}",
                         codes::protocol_names(req)
-                    ),
-                    ev,
-                );
+                    ));
+                    return (
+                        Cause::NegotiationMismatch,
+                        format!(
+                            "the server {how}, which the client did not ask for ({}): it does not support what the client requires, and instead of refusing with RDP_NEG_FAILURE it offered something else; a client that requires {} stops here",
+                            codes::protocol_names(req),
+                            codes::protocol_names(req)
+                        ),
+                        ev,
+                    );
+                }
             }
         }
     }

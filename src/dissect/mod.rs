@@ -135,6 +135,10 @@ pub struct Dissector {
     sink: Option<Box<dyn TlsRecordSink>>,
     /// The time of the PDU being processed.
     now: Millis,
+    /// What the last frames decoded to, for a live client that must decide what to hand its state machine.
+    recent: Vec<PduInfo>,
+    /// The TLS plaintext comes from the client's own TLS stack: encrypted records are only counted.
+    plaintext_external: bool,
 }
 
 impl Dissector {
@@ -146,7 +150,20 @@ impl Dissector {
             state: ConnState::default(),
             sink: None,
             now: 0.0,
+            recent: Vec::new(),
+            plaintext_external: false,
         }
+    }
+
+    /// The caller decrypts TLS itself and feeds the plaintext (the live probe and the built-in target):
+    /// encrypted application data records are counted, not listed.
+    pub fn set_plaintext_external(&mut self, external: bool) {
+        self.plaintext_external = external;
+    }
+
+    /// What the PDUs recorded since the last call decoded to.
+    pub fn take_recent(&mut self) -> Vec<PduInfo> {
+        std::mem::take(&mut self.recent)
     }
 
     /// Hands every TLS record to `sink`, which may decrypt it.
@@ -204,6 +221,11 @@ impl Dissector {
                     break;
                 }
             };
+            let cleartext = if outer == Outer::Tls {
+                rdp_frame_len(buf)
+            } else {
+                Framed::Need
+            };
             match framed {
                 Framed::Need => {
                     if buf.len() > MAX_FRAME {
@@ -236,6 +258,23 @@ impl Dissector {
                             },
                         );
                     }
+                }
+                Framed::Garbage(_) if matches!(cleartext, Framed::Frame(_)) => {
+                    // A cleartext RDP PDU where TLS was due: xrdp writes a Disconnect Provider Ultimatum when
+                    // its TLS setup fails.
+                    let Framed::Frame(n) = cleartext else { break };
+                    self.trace.record_event(
+                        at,
+                        EventKind::Anomaly {
+                            detail: format!(
+                                "the {} sent a cleartext RDP PDU instead of TLS",
+                                from.as_str()
+                            ),
+                        },
+                    );
+                    let frame: Vec<u8> = self.dir(from).outer_buf.drain(..n).collect();
+                    self.rdp_frame(from, &frame);
+                    self.trace.count_bytes(from, n);
                 }
                 Framed::Tls | Framed::Garbage(_) => {
                     let what = match framed {
@@ -574,6 +613,7 @@ impl Dissector {
                 );
             }
             tls::HANDSHAKE => self.trace.tally("TLS encrypted handshake", len, self.now),
+            _ if self.plaintext_external => {}
             _ => {
                 let first = !self
                     .trace

@@ -161,7 +161,13 @@ fn handshake_message(d: &mut Dissector, from: Side, msg: &[u8], decrypted: bool)
                 .iter()
                 .map(|c| crate::cert::cert_info(c.data).unwrap_or_default())
                 .collect();
-            record_certificates(d, from, msg.len(), chain, decrypted);
+            record_certificates(
+                d,
+                from,
+                msg.len(),
+                chain,
+                if decrypted { "decrypted" } else { "" },
+            );
         }
         _ if msg_type == 11 && decrypted => {
             // [RFC 8446] 4.4.2: the TLS 1.3 Certificate message has a request context and per-entry
@@ -170,7 +176,13 @@ fn handshake_message(d: &mut Dissector, from: Side, msg: &[u8], decrypted: bool)
                 .iter()
                 .map(|c| crate::cert::cert_info(c).unwrap_or_default())
                 .collect();
-            record_certificates(d, from, msg.len(), chain, decrypted);
+            record_certificates(
+                d,
+                from,
+                msg.len(),
+                chain,
+                if decrypted { "decrypted" } else { "" },
+            );
         }
         _ => {
             let name = handshake_name(msg_type);
@@ -195,7 +207,7 @@ pub fn record_certificates(
     from: Side,
     len: usize,
     chain: Vec<CertInfo>,
-    decrypted: bool,
+    source: &str,
 ) {
     if let Some(leaf) = chain.first() {
         d.trace.fact("cert_subject", leaf.subject.clone());
@@ -223,7 +235,11 @@ pub fn record_certificates(
         chain.len(),
         if chain.len() == 1 { "" } else { "s" },
         chain.first().map(|c| c.subject.as_str()).unwrap_or("none"),
-        if decrypted { " (decrypted)" } else { "" }
+        if source.is_empty() {
+            String::new()
+        } else {
+            format!(" ({source})")
+        }
     );
     d.pdu(
         from,

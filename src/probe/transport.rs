@@ -1,0 +1,293 @@
+//! The probe's I/O edge: a tap that copies every byte on the socket for the dissector, a connection that
+//! is plain TCP or TLS, and a framer that never drops a frame.
+
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+use crate::trace::{CloseKind, Side};
+
+/// Bytes copied off the socket, in the order they went by.
+#[derive(Debug, Default)]
+pub struct TapLog {
+    chunks: Vec<(Side, f64, Vec<u8>)>,
+}
+
+/// The most bytes a tap holds before the probe drains it; a peer that floods is cut off past this.
+pub const TAP_LIMIT: usize = 4 << 20;
+
+impl TapLog {
+    pub fn drain(&mut self) -> Vec<(Side, f64, Vec<u8>)> {
+        std::mem::take(&mut self.chunks)
+    }
+
+    fn len(&self) -> usize {
+        self.chunks.iter().map(|c| c.2.len()).sum()
+    }
+}
+
+/// A stream that copies what it reads (from the server) and writes (from the client) into a [`TapLog`].
+#[derive(Debug)]
+pub struct Tap<S> {
+    inner: S,
+    log: Arc<Mutex<TapLog>>,
+    start: Instant,
+}
+
+impl<S> Tap<S> {
+    pub fn new(inner: S, log: Arc<Mutex<TapLog>>, start: Instant) -> Self {
+        Tap { inner, log, start }
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    fn push(&self, side: Side, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let at = self.start.elapsed().as_secs_f64() * 1000.0;
+        if let Ok(mut log) = self.log.lock() {
+            if log.len() < TAP_LIMIT {
+                log.chunks.push((side, at, bytes.to_vec()));
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = res {
+            let new = buf.filled().get(before..).unwrap_or(&[]).to_vec();
+            self.push(Side::Server, &new);
+        }
+        res
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = res {
+            self.push(Side::Client, buf.get(..n).unwrap_or(&[]));
+        }
+        res
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The connection: plain TCP until the security upgrade, TLS after it.
+pub enum Conn {
+    Plain(Tap<TcpStream>),
+    Tls(Box<TlsStream<Tap<TcpStream>>>),
+    /// Moved out during the TLS handshake.
+    Gone,
+}
+
+impl Conn {
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Conn::Tls(_))
+    }
+
+    pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Conn::Plain(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+            Conn::Tls(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+            Conn::Gone => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "connection is gone",
+            )),
+        }
+    }
+
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf).await,
+            Conn::Tls(s) => s.read(buf).await,
+            Conn::Gone => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "connection is gone",
+            )),
+        }
+    }
+
+    /// Ends the connection: TLS close_notify when in TLS, then FIN.
+    pub async fn shutdown(&mut self) {
+        let _ = match self {
+            Conn::Plain(s) => s.shutdown().await,
+            Conn::Tls(s) => s.shutdown().await,
+            Conn::Gone => Ok(()),
+        };
+    }
+}
+
+/// How to cut the next frame out of the byte stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// TPKT or fast-path.
+    Rdp,
+    /// A DER TSRequest.
+    Der,
+    /// A fixed number of bytes (the Early User Authorization Result).
+    Fixed(usize),
+}
+
+/// Why no frame came.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The peer closed or reset the connection.
+    Closed(CloseKind),
+    /// The deadline passed.
+    TimedOut,
+    /// The bytes cannot be framed.
+    Garbage(&'static str),
+    Io(io::Error),
+}
+
+/// The most bytes of one frame the probe accepts (a TPKT is at most 65535 bytes).
+pub const MAX_FRAME: usize = crate::dissect::MAX_FRAME;
+
+/// Cuts frames out of the stream. Every byte it reads is kept until a frame is returned.
+#[derive(Debug, Default)]
+pub struct Framer {
+    buf: Vec<u8>,
+}
+
+impl Framer {
+    /// Bytes read but not yet returned as a frame.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Reads one frame, waiting until `deadline`.
+    pub async fn read_frame(
+        &mut self,
+        conn: &mut Conn,
+        kind: FrameKind,
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<u8>, ReadError> {
+        let mut chunk = vec![0u8; 16 * 1024];
+        // INVARIANT: each pass either returns or reads at least one byte; the deadline bounds it in time.
+        loop {
+            match frame_len(&self.buf, kind) {
+                Ok(Some(n)) => return Ok(self.buf.drain(..n).collect()),
+                Ok(None) => {}
+                Err(what) => return Err(ReadError::Garbage(what)),
+            }
+            if self.buf.len() > MAX_FRAME {
+                return Err(ReadError::Garbage("a frame longer than rdptrace accepts"));
+            }
+            let n = match tokio::time::timeout_at(deadline, conn.read(&mut chunk)).await {
+                Err(_) => return Err(ReadError::TimedOut),
+                Ok(Ok(0)) => return Err(ReadError::Closed(CloseKind::Fin)),
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => return Err(classify(e)),
+            };
+            self.buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
+        }
+    }
+}
+
+/// An I/O error as a close, when it is one.
+pub fn classify(e: io::Error) -> ReadError {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => ReadError::Closed(CloseKind::Rst),
+        // tokio-rustls: the peer closed the TCP stream without a TLS close_notify.
+        io::ErrorKind::UnexpectedEof => ReadError::Closed(CloseKind::Fin),
+        _ => ReadError::Io(e),
+    }
+}
+
+fn frame_len(buf: &[u8], kind: FrameKind) -> Result<Option<usize>, &'static str> {
+    match kind {
+        FrameKind::Fixed(n) => Ok((buf.len() >= n).then_some(n)),
+        FrameKind::Der => {
+            if buf.len() < 2 {
+                return Ok(None);
+            }
+            if buf[0] != 0x30 {
+                // Not a TSRequest: maybe an RDP frame after all (the server moved on).
+                return frame_len(buf, FrameKind::Rdp);
+            }
+            let mut r = crate::wire::Reader::new(buf);
+            let _ = r.u8("tag");
+            match r.ber_length("length") {
+                Ok(len) => {
+                    let total = r.offset() + len;
+                    if total > MAX_FRAME {
+                        Err("a TSRequest longer than rdptrace accepts")
+                    } else {
+                        Ok((buf.len() >= total).then_some(total))
+                    }
+                }
+                Err(_) if buf.len() < 6 => Ok(None),
+                Err(_) => Err("a DER length that does not parse"),
+            }
+        }
+        FrameKind::Rdp => {
+            let Some(&first) = buf.first() else {
+                return Ok(None);
+            };
+            if first == 0x03 {
+                if buf.len() < 4 {
+                    return Ok(None);
+                }
+                let len = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+                if len < 7 {
+                    return Err("TPKT length shorter than a TPKT header and an X.224 header");
+                }
+                return Ok((buf.len() >= len).then_some(len));
+            }
+            if first & 0x03 == 0 {
+                let Some(&b1) = buf.get(1) else {
+                    return Ok(None);
+                };
+                let len = if b1 & 0x80 != 0 {
+                    let Some(&b2) = buf.get(2) else {
+                        return Ok(None);
+                    };
+                    (usize::from(b1 & 0x7f) << 8) | usize::from(b2)
+                } else {
+                    usize::from(b1)
+                };
+                if len < 2 {
+                    return Err("fast-path length shorter than its header");
+                }
+                return Ok((buf.len() >= len).then_some(len));
+            }
+            Err("not a TPKT or fast-path header")
+        }
+    }
+}
