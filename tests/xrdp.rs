@@ -1,0 +1,155 @@
+//! The probe against Debian's xrdp, started by the test from a private copy of its configuration.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use rdptrace::probe::{ProbeConfig, Security};
+use rdptrace::trace::{PhaseName, PhaseStatus};
+use rdptrace::verdict::Cause;
+
+/// Starts `xrdp --nodaemon` on `port` with the given security settings; `None` when xrdp cannot run here.
+fn start_xrdp(dir: &Path, port: u16, settings: &[(&str, &str)]) -> Option<ChildGuard> {
+    let ini = std::fs::read_to_string("/etc/xrdp/xrdp.ini").ok()?;
+    let mut out = String::new();
+    let mut in_globals = false;
+    let mut port_done = false;
+    for line in ini.lines() {
+        if line.starts_with('[') {
+            in_globals = line.trim() == "[Globals]";
+        }
+        let key = line.split('=').next().unwrap_or("").trim();
+        if in_globals && key == "port" && !port_done {
+            out.push_str(&format!("port=tcp://127.0.0.1:{port}\n"));
+            port_done = true;
+            continue;
+        }
+        if in_globals && settings.iter().any(|(k, _)| *k == key) {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        if in_globals && line.trim() == "[Globals]" {
+            for (k, v) in settings {
+                out.push_str(&format!("{k}={v}\n"));
+            }
+        }
+    }
+    let path = dir.join("xrdp.ini");
+    std::fs::write(&path, out).ok()?;
+    let child = Command::new("xrdp")
+        .args(["--nodaemon", "--config"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let guard = ChildGuard(child);
+    wait_listening(port, Duration::from_secs(20)).then_some(guard)
+}
+
+fn xrdp_available() -> bool {
+    require(
+        has_program("xrdp") && Path::new("/etc/xrdp/xrdp.ini").is_file() && is_root(),
+        "xrdp (Debian package xrdp, run as root)",
+    )
+}
+
+fn config(port: u16, security: Security) -> ProbeConfig {
+    let mut cfg = ProbeConfig::new(&format!("127.0.0.1:{port}")).unwrap();
+    cfg.security = security;
+    cfg.timeout = Duration::from_secs(30);
+    cfg.phase_timeout = Duration::from_secs(10);
+    cfg.watch = Duration::from_millis(500);
+    cfg
+}
+
+#[test]
+fn xrdp_over_tls_reaches_the_active_state() {
+    if !xrdp_available() {
+        return;
+    }
+    let dir = TempDir::new("xrdp-tls");
+    let port = free_port();
+    let Some(_xrdp) = start_xrdp(dir.path(), port, &[("security_layer", "tls")]) else {
+        panic!("xrdp did not start on port {port}");
+    };
+    let trace = block_on(rdptrace::probe::probe(&config(port, Security::Auto)));
+    let verdict = rdptrace::diagnose::diagnose(&trace);
+    assert!(verdict.ok, "{}", rdptrace::report::text::render(&trace, &verdict, Default::default()));
+    assert_eq!(verdict.cause, Cause::Connected);
+    for phase in [
+        PhaseName::Tcp,
+        PhaseName::X224,
+        PhaseName::Tls,
+        PhaseName::McsConnect,
+        PhaseName::ChannelJoin,
+        PhaseName::SecureSettings,
+        PhaseName::Licensing,
+        PhaseName::Capabilities,
+        PhaseName::Finalization,
+        PhaseName::Active,
+    ] {
+        assert_eq!(trace.phase(phase).status, PhaseStatus::Ok, "phase {phase}");
+    }
+    assert_eq!(trace.phase(PhaseName::Credssp).status, PhaseStatus::Skipped);
+    let x224 = &trace.phase(PhaseName::X224).facts;
+    assert_eq!(x224.get("selected_protocol").and_then(|v| v.as_str()), Some("PROTOCOL_SSL"));
+    let tls = &trace.phase(PhaseName::Tls).facts;
+    let version = tls.get("tls_version").and_then(|v| v.as_str()).unwrap_or_default();
+    assert!(version == "TLS 1.3" || version == "TLS 1.2", "tls_version {version}");
+    assert!(tls.get("cert_subject").and_then(|v| v.as_str()).is_some_and(|s| s.contains("CN=")));
+    // xrdp does the full license exchange (LAB.md): License Request, New License Request, STATUS_VALID_CLIENT.
+    let licensing = &trace.phase(PhaseName::Licensing).facts;
+    assert_eq!(
+        licensing.get("license_exchange").and_then(|v| v.as_str()),
+        Some("Server License Request, Client New License Request, Licensing Error Message")
+    );
+    let names: Vec<&str> = trace.phase(PhaseName::Finalization).pdus.iter().map(|p| p.name.as_str()).collect();
+    assert!(names.contains(&"Font Map"), "{names:?}");
+}
+
+#[test]
+fn xrdp_with_rc4_standard_security_is_a_client_limit_in_mcs_connect() {
+    if !xrdp_available() {
+        return;
+    }
+    let dir = TempDir::new("xrdp-rc4");
+    let port = free_port();
+    let Some(_xrdp) = start_xrdp(dir.path(), port, &[("security_layer", "rdp"), ("crypt_level", "high")]) else {
+        panic!("xrdp did not start on port {port}");
+    };
+    let trace = block_on(rdptrace::probe::probe(&config(port, Security::Rdp)));
+    let verdict = rdptrace::diagnose::diagnose(&trace);
+    assert_eq!(verdict.phase, Some(PhaseName::McsConnect));
+    assert_eq!(verdict.cause, Cause::ClientLimit);
+    assert!(verdict.detail.contains("RC4"), "{}", verdict.detail);
+    let mcs = &trace.phase(PhaseName::McsConnect).facts;
+    assert_eq!(mcs.get("encryption_level").and_then(|v| v.as_str()), Some("ENCRYPTION_LEVEL_HIGH"));
+}
+
+#[test]
+fn xrdp_answers_a_credssp_only_request_with_another_protocol() {
+    if !xrdp_available() {
+        return;
+    }
+    let dir = TempDir::new("xrdp-nla");
+    let port = free_port();
+    let Some(_xrdp) = start_xrdp(dir.path(), port, &[("security_layer", "negotiate")]) else {
+        panic!("xrdp did not start on port {port}");
+    };
+    let mut cfg = config(port, Security::Nla);
+    cfg.credentials = Some(rdptrace::probe::Credentials {
+        user: "nobody".to_owned(),
+        domain: None,
+        password: rdptrace::probe::Password::new("not-used".to_owned()),
+    });
+    let trace = block_on(rdptrace::probe::probe(&cfg));
+    let verdict = rdptrace::diagnose::diagnose(&trace);
+    assert_eq!(verdict.phase, Some(PhaseName::X224));
+    assert_eq!(verdict.cause, Cause::NegotiationMismatch, "{}", verdict.detail);
+    assert!(verdict.detail.contains("PROTOCOL_HYBRID"), "{}", verdict.detail);
+}
