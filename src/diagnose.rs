@@ -273,32 +273,32 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
             ev,
         );
     }
-    if let Some((at, addr, error)) = &f.connect_failed {
-        if phase == PhaseName::Tcp {
-            let (cause, words) = match error {
-                ConnectError::Refused => (
-                    Cause::Refused,
-                    format!(
-                        "{addr} refused the TCP connection (RST to the SYN): nothing listens there, or a firewall rejects it"
-                    ),
+    if let Some((at, addr, error)) = &f.connect_failed
+        && phase == PhaseName::Tcp
+    {
+        let (cause, words) = match error {
+            ConnectError::Refused => (
+                Cause::Refused,
+                format!(
+                    "{addr} refused the TCP connection (RST to the SYN): nothing listens there, or a firewall rejects it"
                 ),
-                ConnectError::TimedOut => (
-                    Cause::TimedOut,
-                    format!(
-                        "{addr} did not answer the TCP SYN: a firewall drops it, or the host is down"
-                    ),
+            ),
+            ConnectError::TimedOut => (
+                Cause::TimedOut,
+                format!(
+                    "{addr} did not answer the TCP SYN: a firewall drops it, or the host is down"
                 ),
-                ConnectError::Unreachable(why) => {
-                    (Cause::Unreachable, format!("{addr} is unreachable: {why}"))
-                }
-                ConnectError::Other(why) => (
-                    Cause::Unreachable,
-                    format!("the TCP connection to {addr} failed: {why}"),
-                ),
-            };
-            ev.push(format!("{at:.1} ms: connect to {addr}: {}", words));
-            return (cause, words, ev);
-        }
+            ),
+            ConnectError::Unreachable(why) => {
+                (Cause::Unreachable, format!("{addr} is unreachable: {why}"))
+            }
+            ConnectError::Other(why) => (
+                Cause::Unreachable,
+                format!("the TCP connection to {addr} failed: {why}"),
+            ),
+        };
+        ev.push(format!("{at:.1} ms: connect to {addr}: {}", words));
+        return (cause, words, ev);
     }
     if let Some((at, code)) = f.neg_failure {
         ev.push(format!(
@@ -327,34 +327,34 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
         }
         return (Cause::ClientLimit, detail.clone(), ev);
     }
-    if let Some((at, desc, encrypted)) = f.server_alert {
-        if phase <= PhaseName::Tls || !encrypted {
-            let name = desc.map_or_else(
-                || "encrypted alert".to_owned(),
-                |d| codes::name(Table::TlsAlert, u32::from(d)),
-            );
-            ev.push(format!("{at:.1} ms: server TLS alert {name}"));
-            return (
-                Cause::TlsAlert,
-                format!("the server ended the TLS handshake with alert {name}"),
-                ev,
-            );
-        }
+    if let Some((at, desc, encrypted)) = f.server_alert
+        && (phase <= PhaseName::Tls || !encrypted)
+    {
+        let name = desc.map_or_else(
+            || "encrypted alert".to_owned(),
+            |d| codes::name(Table::TlsAlert, u32::from(d)),
+        );
+        ev.push(format!("{at:.1} ms: server TLS alert {name}"));
+        return (
+            Cause::TlsAlert,
+            format!("the server ended the TLS handshake with alert {name}"),
+            ev,
+        );
     }
-    if let Some((at, error)) = &f.tls_failed {
-        if phase == PhaseName::Tls {
-            ev.push(format!("{at:.1} ms: TLS handshake failed: {error}"));
-            let cert = error.contains("certificate");
-            return (
-                if cert {
-                    Cause::CertificateRejected
-                } else {
-                    Cause::TlsFailed
-                },
-                format!("the TLS handshake failed: {error}"),
-                ev,
-            );
-        }
+    if let Some((at, error)) = &f.tls_failed
+        && phase == PhaseName::Tls
+    {
+        ev.push(format!("{at:.1} ms: TLS handshake failed: {error}"));
+        let cert = error.contains("certificate");
+        return (
+            if cert {
+                Cause::CertificateRejected
+            } else {
+                Cause::TlsFailed
+            },
+            format!("the TLS handshake failed: {error}"),
+            ev,
+        );
     }
     if let Some((at, code)) = f.credssp_error {
         ev.push(format!(
@@ -371,17 +371,17 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
             ev,
         );
     }
-    if let Some((at, result)) = f.early_auth {
-        if result == ACCESS_DENIED {
-            ev.push(format!(
-                "{at:.1} ms: server Early User Authorization Result ACCESS_DENIED"
-            ));
-            return (
+    if let Some((at, result)) = f.early_auth
+        && result == ACCESS_DENIED
+    {
+        ev.push(format!(
+            "{at:.1} ms: server Early User Authorization Result ACCESS_DENIED"
+        ));
+        return (
                 Cause::EarlyAuthDenied,
                 "the server authenticated the user but denied access (Early User Authorization Result ACCESS_DENIED): the account may not log on remotely".to_owned(),
                 ev,
             );
-        }
     }
     if let Some((at, code)) = f.error_info {
         ev.push(format!(
@@ -441,24 +441,24 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
             ev,
         );
     }
-    if let Some(at) = f.deactivated {
-        if !f.reactivated_after_deactivate {
-            ev.push(format!("{at:.1} ms: server Deactivate All"));
-            if let Some(c) = f.close_evidence() {
-                ev.push(c);
-            }
-            return (
-                Cause::Deactivated,
-                format!(
-                    "the server deactivated the session (Deactivate All) and never reactivated it{}",
-                    close
-                        .as_ref()
-                        .map(|c| format!("; then {c}"))
-                        .unwrap_or_default()
-                ),
-                ev,
-            );
+    if let Some(at) = f.deactivated
+        && !f.reactivated_after_deactivate
+    {
+        ev.push(format!("{at:.1} ms: server Deactivate All"));
+        if let Some(c) = f.close_evidence() {
+            ev.push(c);
         }
+        return (
+            Cause::Deactivated,
+            format!(
+                "the server deactivated the session (Deactivate All) and never reactivated it{}",
+                close
+                    .as_ref()
+                    .map(|c| format!("; then {c}"))
+                    .unwrap_or_default()
+            ),
+            ev,
+        );
     }
     if let Some((at, reason)) = f.dpu_from_server {
         ev.push(format!(
@@ -477,62 +477,62 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
             ev,
         );
     }
-    if let Some((at, from, pdu, offset, detail)) = &f.protocol_error {
-        if *from == Side::Server || f.closed.is_none() {
-            ev.push(format!(
-                "{at:.1} ms: {} {pdu} does not decode: {detail}{}",
-                from.as_str(),
-                offset.map(|o| format!(" (offset {o})")).unwrap_or_default()
-            ));
-            if let Some(c) = f.close_evidence() {
-                ev.push(c);
-            }
-            return (
-                Cause::ProtocolError,
-                format!(
-                    "the {} sent a {pdu} that does not decode: {detail}{}",
-                    from.as_str(),
-                    offset
-                        .map(|o| format!(" at offset {o}"))
-                        .unwrap_or_default()
-                ),
-                ev,
-            );
+    if let Some((at, from, pdu, offset, detail)) = &f.protocol_error
+        && (*from == Side::Server || f.closed.is_none())
+    {
+        ev.push(format!(
+            "{at:.1} ms: {} {pdu} does not decode: {detail}{}",
+            from.as_str(),
+            offset.map(|o| format!(" (offset {o})")).unwrap_or_default()
+        ));
+        if let Some(c) = f.close_evidence() {
+            ev.push(c);
         }
+        return (
+            Cause::ProtocolError,
+            format!(
+                "the {} sent a {pdu} that does not decode: {detail}{}",
+                from.as_str(),
+                offset
+                    .map(|o| format!(" at offset {o}"))
+                    .unwrap_or_default()
+            ),
+            ev,
+        );
     }
-    if phase == PhaseName::X224 {
-        if let Some(req) = trace.request.requested_protocols {
-            let selected = match (f.selected, f.no_negotiation) {
-                (Some(sel), _) => Some(sel),
-                (None, true) => Some(PROTOCOL_RDP),
-                _ => None,
+    if phase == PhaseName::X224
+        && let Some(req) = trace.request.requested_protocols
+    {
+        let selected = match (f.selected, f.no_negotiation) {
+            (Some(sel), _) => Some(sel),
+            (None, true) => Some(PROTOCOL_RDP),
+            _ => None,
+        };
+        if let Some(sel) = selected {
+            let offered = if sel == PROTOCOL_RDP {
+                req == PROTOCOL_RDP
+            } else {
+                sel & req == sel
             };
-            if let Some(sel) = selected {
-                let offered = if sel == PROTOCOL_RDP {
-                    req == PROTOCOL_RDP
+            if !offered {
+                let how = if f.no_negotiation {
+                    "answered without negotiation data (Standard RDP Security only)".to_owned()
                 } else {
-                    sel & req == sel
+                    format!("selected {}", codes::protocol_names(sel))
                 };
-                if !offered {
-                    let how = if f.no_negotiation {
-                        "answered without negotiation data (Standard RDP Security only)".to_owned()
-                    } else {
-                        format!("selected {}", codes::protocol_names(sel))
-                    };
-                    ev.push(format!(
-                        "server {how} after the client asked for {}",
+                ev.push(format!(
+                    "server {how} after the client asked for {}",
+                    codes::protocol_names(req)
+                ));
+                return (
+                    Cause::NegotiationMismatch,
+                    format!(
+                        "the server {how}, which the client did not ask for ({}): it does not support what the client requires, and instead of refusing with RDP_NEG_FAILURE it offered something else; a client that requires {} stops here",
+                        codes::protocol_names(req),
                         codes::protocol_names(req)
-                    ));
-                    return (
-                        Cause::NegotiationMismatch,
-                        format!(
-                            "the server {how}, which the client did not ask for ({}): it does not support what the client requires, and instead of refusing with RDP_NEG_FAILURE it offered something else; a client that requires {} stops here",
-                            codes::protocol_names(req),
-                            codes::protocol_names(req)
-                        ),
-                        ev,
-                    );
-                }
+                    ),
+                    ev,
+                );
             }
         }
     }
@@ -636,11 +636,11 @@ fn hints(trace: &Trace, cause: Cause, f: &Findings) -> Vec<String> {
                 "a firewall that drops SYNs looks like this; check the path to the port".to_owned(),
             );
         }
-        Cause::ResetByServer | Cause::ClosedByServer => {
-            if f.error_info.is_none() && trace.failed_phase().is_some_and(|p| p < PhaseName::Active)
-            {
-                out.push("mstsc reports a close while the connection is pending as 0x904 with extended 0x7, the same pair as a deliberate denial; this one had no Set Error Info".to_owned());
-            }
+        Cause::ResetByServer | Cause::ClosedByServer
+            if f.error_info.is_none()
+                && trace.failed_phase().is_some_and(|p| p < PhaseName::Active) =>
+        {
+            out.push("mstsc reports a close while the connection is pending as 0x904 with extended 0x7, the same pair as a deliberate denial; this one had no Set Error Info".to_owned());
         }
         _ => {}
     }

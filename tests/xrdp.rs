@@ -79,7 +79,11 @@ fn xrdp_over_tls_reaches_the_active_state() {
     };
     let trace = block_on(rdptrace::probe::probe(&config(port, Security::Auto)));
     let verdict = rdptrace::diagnose::diagnose(&trace);
-    assert!(verdict.ok, "{}", rdptrace::report::text::render(&trace, &verdict, Default::default()));
+    assert!(
+        verdict.ok,
+        "{}",
+        rdptrace::report::text::render(&trace, &verdict, Default::default())
+    );
     assert_eq!(verdict.cause, Cause::Connected);
     for phase in [
         PhaseName::Tcp,
@@ -97,18 +101,36 @@ fn xrdp_over_tls_reaches_the_active_state() {
     }
     assert_eq!(trace.phase(PhaseName::Credssp).status, PhaseStatus::Skipped);
     let x224 = &trace.phase(PhaseName::X224).facts;
-    assert_eq!(x224.get("selected_protocol").and_then(|v| v.as_str()), Some("PROTOCOL_SSL"));
+    assert_eq!(
+        x224.get("selected_protocol").and_then(|v| v.as_str()),
+        Some("PROTOCOL_SSL")
+    );
     let tls = &trace.phase(PhaseName::Tls).facts;
-    let version = tls.get("tls_version").and_then(|v| v.as_str()).unwrap_or_default();
-    assert!(version == "TLS 1.3" || version == "TLS 1.2", "tls_version {version}");
-    assert!(tls.get("cert_subject").and_then(|v| v.as_str()).is_some_and(|s| s.contains("CN=")));
+    let version = tls
+        .get("tls_version")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    assert!(
+        version == "TLS 1.3" || version == "TLS 1.2",
+        "tls_version {version}"
+    );
+    assert!(
+        tls.get("cert_subject")
+            .and_then(|v| v.as_str())
+            .is_some_and(|s| s.contains("CN="))
+    );
     // xrdp does the full license exchange (LAB.md): License Request, New License Request, STATUS_VALID_CLIENT.
     let licensing = &trace.phase(PhaseName::Licensing).facts;
     assert_eq!(
         licensing.get("license_exchange").and_then(|v| v.as_str()),
         Some("Server License Request, Client New License Request, Licensing Error Message")
     );
-    let names: Vec<&str> = trace.phase(PhaseName::Finalization).pdus.iter().map(|p| p.name.as_str()).collect();
+    let names: Vec<&str> = trace
+        .phase(PhaseName::Finalization)
+        .pdus
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
     assert!(names.contains(&"Font Map"), "{names:?}");
 }
 
@@ -119,7 +141,11 @@ fn xrdp_with_rc4_standard_security_is_a_client_limit_in_mcs_connect() {
     }
     let dir = TempDir::new("xrdp-rc4");
     let port = free_port();
-    let Some(_xrdp) = start_xrdp(dir.path(), port, &[("security_layer", "rdp"), ("crypt_level", "high")]) else {
+    let Some(_xrdp) = start_xrdp(
+        dir.path(),
+        port,
+        &[("security_layer", "rdp"), ("crypt_level", "high")],
+    ) else {
         panic!("xrdp did not start on port {port}");
     };
     let trace = block_on(rdptrace::probe::probe(&config(port, Security::Rdp)));
@@ -128,7 +154,10 @@ fn xrdp_with_rc4_standard_security_is_a_client_limit_in_mcs_connect() {
     assert_eq!(verdict.cause, Cause::ClientLimit);
     assert!(verdict.detail.contains("RC4"), "{}", verdict.detail);
     let mcs = &trace.phase(PhaseName::McsConnect).facts;
-    assert_eq!(mcs.get("encryption_level").and_then(|v| v.as_str()), Some("ENCRYPTION_LEVEL_HIGH"));
+    assert_eq!(
+        mcs.get("encryption_level").and_then(|v| v.as_str()),
+        Some("ENCRYPTION_LEVEL_HIGH")
+    );
 }
 
 #[test]
@@ -150,6 +179,15 @@ fn xrdp_answers_a_credssp_only_request_with_another_protocol() {
     let trace = block_on(rdptrace::probe::probe(&cfg));
     let verdict = rdptrace::diagnose::diagnose(&trace);
     assert_eq!(verdict.phase, Some(PhaseName::X224));
-    assert_eq!(verdict.cause, Cause::NegotiationMismatch, "{}", verdict.detail);
-    assert!(verdict.detail.contains("PROTOCOL_HYBRID"), "{}", verdict.detail);
+    assert_eq!(
+        verdict.cause,
+        Cause::NegotiationMismatch,
+        "{}",
+        verdict.detail
+    );
+    assert!(
+        verdict.detail.contains("PROTOCOL_HYBRID"),
+        "{}",
+        verdict.detail
+    );
 }

@@ -61,24 +61,24 @@ fn handshake_message(d: &mut Dissector, from: Side, msg: &[u8], decrypted: bool)
         Some(TlsMessage::Handshake(TlsMessageHandshake::ClientHello(hello))) => {
             let mut supported_versions = Vec::new();
             let mut server_name = None;
-            if let Some(ext) = hello.ext {
-                if let Ok((_, exts)) = parse_tls_extensions(ext) {
-                    for e in exts {
-                        match e {
-                            TlsExtension::SupportedVersions(v) => {
-                                supported_versions = v
-                                    .into_iter()
-                                    .map(|v| v.0)
-                                    .filter(|v| v & 0x0f0f != 0x0a0a)
-                                    .collect();
-                            }
-                            TlsExtension::SNI(names) => {
-                                server_name = names
-                                    .first()
-                                    .map(|(_, n)| String::from_utf8_lossy(n).into_owned());
-                            }
-                            _ => {}
+            if let Some(ext) = hello.ext
+                && let Ok((_, exts)) = parse_tls_extensions(ext)
+            {
+                for e in exts {
+                    match e {
+                        TlsExtension::SupportedVersions(v) => {
+                            supported_versions = v
+                                .into_iter()
+                                .map(|v| v.0)
+                                .filter(|v| v & 0x0f0f != 0x0a0a)
+                                .collect();
                         }
+                        TlsExtension::SNI(names) => {
+                            server_name = names
+                                .first()
+                                .map(|(_, n)| String::from_utf8_lossy(n).into_owned());
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -124,14 +124,14 @@ fn handshake_message(d: &mut Dissector, from: Side, msg: &[u8], decrypted: bool)
         }
         Some(TlsMessage::Handshake(TlsMessageHandshake::ServerHello(hello))) => {
             let mut version = hello.version.0;
-            if let Some(ext) = hello.ext {
-                if let Ok((_, exts)) = parse_tls_extensions(ext) {
-                    for e in exts {
-                        if let TlsExtension::SupportedVersions(v) = e {
-                            if let Some(v) = v.first() {
-                                version = v.0;
-                            }
-                        }
+            if let Some(ext) = hello.ext
+                && let Ok((_, exts)) = parse_tls_extensions(ext)
+            {
+                for e in exts {
+                    if let TlsExtension::SupportedVersions(v) = e
+                        && let Some(v) = v.first()
+                    {
+                        version = v.0;
                     }
                 }
             }

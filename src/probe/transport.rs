@@ -54,10 +54,10 @@ impl<S> Tap<S> {
             return;
         }
         let at = self.start.elapsed().as_secs_f64() * 1000.0;
-        if let Ok(mut log) = self.log.lock() {
-            if log.len() < TAP_LIMIT {
-                log.chunks.push((side, at, bytes.to_vec()));
-            }
+        if let Ok(mut log) = self.log.lock()
+            && log.len() < TAP_LIMIT
+        {
+            log.chunks.push((side, at, bytes.to_vec()));
         }
     }
 }

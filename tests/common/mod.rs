@@ -58,7 +58,12 @@ pub fn free_port() -> u16 {
 pub fn wait_listening(port: u16, limit: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
-        if std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok() {
+        if std::net::TcpStream::connect_timeout(
+            &([127, 0, 0, 1], port).into(),
+            Duration::from_millis(200),
+        )
+        .is_ok()
+        {
             return true;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -81,7 +86,11 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("rdptrace-test-{tag}-{}-{}", std::process::id(), free_port()));
+        let dir = std::env::temp_dir().join(format!(
+            "rdptrace-test-{tag}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
     }
@@ -104,4 +113,39 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .build()
         .expect("tokio runtime")
         .block_on(f)
+}
+
+/// Replaces what changes from run to run (times, ports, byte counts that depend on how TCP segments
+/// fell, certificate serials and dates) so that a trace can be a snapshot.
+pub fn normalize(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    let ms = regex::Regex::new(r"\d+(\.\d+)? ms").expect("regex");
+    let port = regex::Regex::new(r"(127\.0\.0\.1|\[::1\]|::1):\d+").expect("regex");
+    let date = regex::Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z").expect("regex");
+    fn walk(v: &mut Value, key: &str, re: &[&regex::Regex; 3]) {
+        match v {
+            Value::Object(map) => {
+                let name = map.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_owned();
+                for (k, child) in map.iter_mut() {
+                    let redact = k.ends_with("_ms")
+                        || matches!(k.as_str(), "bytes_in" | "bytes_out" | "started_at" | "serial" | "sha256" | "not_before" | "not_after" | "bytes")
+                        || (k == "len" && (name.starts_with("TLS") || name.contains("Certificate")));
+                    if redact && !child.is_null() {
+                        *child = Value::String(format!("[{k}]"));
+                    } else {
+                        walk(child, k, re);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| walk(i, key, re)),
+            Value::String(s) => {
+                let t = re[0].replace_all(s, "[t] ms");
+                let t = re[1].replace_all(&t, "$1:[port]");
+                let t = re[2].replace_all(&t, "[date]");
+                *s = t.into_owned();
+            }
+            _ => {}
+        }
+    }
+    walk(v, "", &[&ms, &port, &date]);
 }
