@@ -630,6 +630,44 @@ mod tests {
         }
     }
 
+    /// [2.2.1.1] X.224 Connection Request with an RDP_NEG_REQ for `protocols`.
+    fn connection_request(protocols: u8) -> Vec<u8> {
+        vec![
+            0x03, 0, 0, 0x13, 0x0e, 0xe0, 0, 0, 0, 0, 0, 0x01, 0, 0x08, 0, protocols, 0, 0, 0,
+        ]
+    }
+
+    /// The verdict's pair for a server that answers the Connection Request with `confirm` and closes.
+    fn wire_pair(protocols: u8, confirm: &[u8]) -> Option<(u32, u32, Basis)> {
+        let mut d = crate::dissect::Dissector::new(empty());
+        d.on_tcp_data(Side::Client, 1.0, &connection_request(protocols));
+        d.on_tcp_data(Side::Server, 2.0, confirm);
+        d.on_close(Side::Server, crate::trace::CloseKind::Fin, 3.0);
+        let mut trace = d.into_trace();
+        trace.finish(true);
+        crate::diagnose::diagnose(&trace).mstsc.map(|m| pair(&m))
+    }
+
+    #[test]
+    fn on_the_wire_hybrid_required_and_a_close_after_the_confirm() {
+        // [2.2.1.2.2] RDP_NEG_FAILURE HYBRID_REQUIRED_BY_SERVER to a client that offered TLS only.
+        let failure = [
+            0x03, 0, 0, 0x13, 0x0e, 0xd0, 0, 0, 0x12, 0x34, 0, 0x03, 0, 0x08, 0, 0x05, 0, 0, 0,
+        ];
+        assert_eq!(
+            wire_pair(0x01, &failure),
+            Some((0xB09, 0x0, Basis::Reported))
+        );
+        // [2.2.1.2.1] RDP_NEG_RSP selecting PROTOCOL_RDP, then a FIN: a close while pending.
+        let response = [
+            0x03, 0, 0, 0x13, 0x0e, 0xd0, 0, 0, 0x12, 0x34, 0, 0x02, 0, 0x08, 0, 0x00, 0, 0, 0,
+        ];
+        assert_eq!(
+            wire_pair(0x00, &response),
+            Some((0x904, 0x7, Basis::Reported))
+        );
+    }
+
     #[test]
     fn the_two_paths_of_0x904_0x7() {
         let p = paths(0x904, 0x7);
