@@ -189,7 +189,11 @@ fn collisions_text(out: &mut String, heading: &str, code: u32, skip: &[Table]) {
 /// One code of one table: its name, meaning, section and the other tables with the same number; `None`
 /// when the table does not have it.
 pub fn explain_one(table: Table, code: u32) -> Option<String> {
-    let row = codes::lookup(table, code)?;
+    let Some(row) = codes::lookup(table, code) else {
+        return (table == Table::ExtendedReason)
+            .then(|| protocol_range(code))
+            .flatten();
+    };
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -210,6 +214,36 @@ pub fn explain_one(table: Table, code: u32) -> Option<String> {
         );
     }
     collisions_text(&mut out, "The same number in other tables:", code, &[table]);
+    Some(out)
+}
+
+/// An extended code in exDiscReasonProtocolRangeStart..=exDiscReasonProtocolRangeEnd: the server's
+/// errorInfo of the same number ([MS-RDPBCGR] 2.2.5.1.1), when that is a documented one.
+fn protocol_range(code: u32) -> Option<String> {
+    let start = codes::lookup_name(Table::ExtendedReason, "exDiscReasonProtocolRangeStart")?.code;
+    let end = codes::lookup_name(Table::ExtendedReason, "exDiscReasonProtocolRangeEnd")?.code;
+    if !(start..=end).contains(&code) {
+        return None;
+    }
+    let info = codes::lookup(Table::ErrorInfo, code)?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} {} (protocol range)",
+        Table::ExtendedReason.label(),
+        format_code(Table::ExtendedReason, code)
+    );
+    let _ = writeln!(
+        out,
+        "  in this range the extended code is the server's errorInfo: {} ({}) [{}]",
+        info.name, info.meaning, info.section
+    );
+    collisions_text(
+        &mut out,
+        "The same number in other tables:",
+        code,
+        &[Table::ExtendedReason, Table::ErrorInfo],
+    );
     Some(out)
 }
 
@@ -384,11 +418,11 @@ fn path_text(path: &mstsc::Path, ext: u32, error_info: Option<&CodeEntry>) -> St
         _ => {
             let words: Vec<&str> = path.causes.iter().map(|c| cause_words(*c)).collect();
             let when = match path.pending {
-                Some(true) => " while the connection was pending",
-                Some(false) => " after the session was up",
+                Some(true) => " while the connection was pending, with no error info",
+                Some(false) => " after the session was up, with no error info",
                 None => "",
             };
-            format!("{}{when}, with no error info", words.join(", or "))
+            format!("{}{when}", words.join(", or "))
         }
     }
 }

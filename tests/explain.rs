@@ -52,6 +52,10 @@ fn snapshot_lookups() {
         explain_one(Table::TlsAlert, 40).unwrap_or_default()
     );
     insta::assert_snapshot!(
+        "extended_protocol_range",
+        explain_one(Table::ExtendedReason, 0x10C9).unwrap_or_default()
+    );
+    insta::assert_snapshot!(
         "neg_failure_5",
         explain_one(Table::NegFailure, 5).unwrap_or_default()
     );
@@ -84,6 +88,9 @@ fn the_pair_names_both_paths() {
 fn unknown_codes_give_none() {
     assert!(explain_one(Table::ErrorInfo, 0x1234).is_none());
     assert!(explain_one(Table::TlsAlert, 7).is_none());
+    // In the protocol range, but no errorInfo has the number; and below the range.
+    assert!(explain_one(Table::ExtendedReason, 0x1001).is_none());
+    assert!(explain_one(Table::ExtendedReason, 0x200).is_none());
 }
 
 #[test]
