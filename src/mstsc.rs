@@ -3,16 +3,40 @@
 //!
 //! The rules are data: one row per cause. The extended code is either the errorInfo the server sent
 //! ([MS-RDPBCGR] 2.2.5.1.1; the ExtendedDisconnectReasonCode values are the errorInfo values) or a fixed
-//! value.
+//! value. The disconnect reason is fixed, or read through a small table from the code the server sent
+//! (the RDP_NEG_FAILURE failureCode, the TSRequest errorCode).
+//!
+//! Each rule's basis says where it comes from: `specified` when a Microsoft document states it,
+//! `reported` when the Windows client was observed and reported to show it, `inferred` when it follows
+//! from the documented meaning of the codes and nothing more.
 
 use crate::codes::{self, Table};
-use crate::trace::{PhaseName, Trace};
+use crate::pdu::{Negotiation, PduInfo};
+use crate::trace::{PhaseName, Side, Trace};
 use crate::verdict::{Basis, Cause, Code, Mstsc};
 
 /// discReason 0x904: the socket closed.
 pub const DISC_SOCKET_CLOSED: u32 = 0x904;
 /// ExtendedDisconnectReasonCode 0x7: exDiscReasonServerDeniedConnection.
 pub const EXT_SERVER_DENIED_CONNECTION: u32 = 0x7;
+/// discReason 0x204: disconnectReasonSocketConnectFailed.
+pub const DISC_SOCKET_CONNECT_FAILED: u32 = 0x204;
+/// discReason 0x104: disconnectReasonDNSLookupFailed.
+pub const DISC_DNS_LOOKUP_FAILED: u32 = 0x104;
+/// discReason 0x808: disconnectReasonLicensingFailed.
+pub const DISC_LICENSING_FAILED: u32 = 0x808;
+/// discReason 0x3: disconnectReasonByServer.
+pub const DISC_BY_SERVER: u32 = 0x3;
+
+/// Where the disconnect reason comes from.
+#[derive(Debug, Clone, Copy)]
+enum Disc {
+    Fixed(u32),
+    /// The server's RDP_NEG_FAILURE failureCode, through [`NEG_FAILURE_DISC`].
+    NegFailure,
+    /// The server's TSRequest errorCode, through [`CREDSSP_STATUS_DISC`].
+    CredsspStatus,
+}
 
 /// Where the extended code comes from.
 #[derive(Debug, Clone, Copy)]
@@ -22,84 +46,223 @@ enum Extended {
     Fixed(u32),
 }
 
+/// Which phases a rule applies to.
+#[derive(Debug, Clone, Copy)]
+enum When {
+    Any,
+    /// Before the active phase: the connection was still pending.
+    Pending,
+    /// In the active phase: the session was up.
+    Established,
+    In(PhaseName),
+}
+
+impl When {
+    fn matches(self, phase: Option<PhaseName>) -> bool {
+        match self {
+            When::Any => true,
+            When::Pending => phase.is_some_and(|p| p < PhaseName::Active),
+            When::Established => phase.is_none_or(|p| p >= PhaseName::Active),
+            When::In(name) => phase == Some(name),
+        }
+    }
+}
+
 /// One translation rule.
 #[derive(Debug, Clone, Copy)]
 struct Rule {
     cause: Cause,
-    /// Only before the active phase (the connection was still pending), or only in it.
-    pending: Option<bool>,
-    disc_reason: u32,
+    when: When,
+    disc_reason: Disc,
     extended: Extended,
     basis: Basis,
     why: &'static str,
 }
 
+/// The pending-close path of 0x904 / 0x7: a FIN, a RST, a Disconnect Provider Ultimatum or a Deactivate All
+/// with no reactivation, before the session is up and without error info.
+const WHY_PENDING_CLOSE: &str = "as reported of the Windows client: when the socket closes while the connection is still pending and no error info arrived, it fills in ERRINFO_SERVER_DENIED_CONNECTION itself";
+
 static RULES: &[Rule] = &[
     Rule {
         cause: Cause::ServerErrorInfo,
-        pending: None,
-        disc_reason: DISC_SOCKET_CLOSED,
+        when: When::Any,
+        disc_reason: Disc::Fixed(DISC_SOCKET_CLOSED),
         extended: Extended::ErrorInfo,
         basis: Basis::Specified,
         why: "the server sent Set Error Info and closed; the client reports the errorInfo value as the extended code ([MS-RDPBCGR] 2.2.5.1.1) and the close as discReason 0x904",
     },
     Rule {
         cause: Cause::ClosedByServer,
-        pending: Some(true),
-        disc_reason: DISC_SOCKET_CLOSED,
+        when: When::Pending,
+        disc_reason: Disc::Fixed(DISC_SOCKET_CLOSED),
         extended: Extended::Fixed(EXT_SERVER_DENIED_CONNECTION),
         basis: Basis::Reported,
-        why: "as reported of the Windows client: when the socket closes while the connection is still pending and no error info arrived, it fills in ERRINFO_SERVER_DENIED_CONNECTION itself",
+        why: WHY_PENDING_CLOSE,
     },
     Rule {
         cause: Cause::ResetByServer,
-        pending: Some(true),
-        disc_reason: DISC_SOCKET_CLOSED,
+        when: When::Pending,
+        disc_reason: Disc::Fixed(DISC_SOCKET_CLOSED),
         extended: Extended::Fixed(EXT_SERVER_DENIED_CONNECTION),
         basis: Basis::Reported,
-        why: "as reported of the Windows client: when the socket closes while the connection is still pending and no error info arrived, it fills in ERRINFO_SERVER_DENIED_CONNECTION itself",
+        why: WHY_PENDING_CLOSE,
     },
     Rule {
         cause: Cause::CredsspRejected,
-        pending: Some(true),
-        disc_reason: DISC_SOCKET_CLOSED,
+        when: When::Pending,
+        disc_reason: Disc::Fixed(DISC_SOCKET_CLOSED),
         extended: Extended::Fixed(EXT_SERVER_DENIED_CONNECTION),
         basis: Basis::Reported,
-        why: "as reported of the Windows client: a close during the connection with no error info becomes ERRINFO_SERVER_DENIED_CONNECTION",
+        why: WHY_PENDING_CLOSE,
     },
     Rule {
         cause: Cause::DisconnectedByServer,
-        pending: Some(true),
-        disc_reason: DISC_SOCKET_CLOSED,
+        when: When::Pending,
+        disc_reason: Disc::Fixed(DISC_SOCKET_CLOSED),
         extended: Extended::Fixed(EXT_SERVER_DENIED_CONNECTION),
         basis: Basis::Reported,
-        why: "as reported of the Windows client: a disconnect during the connection with no error info becomes ERRINFO_SERVER_DENIED_CONNECTION",
+        why: WHY_PENDING_CLOSE,
     },
     Rule {
         cause: Cause::Deactivated,
-        pending: Some(true),
-        disc_reason: DISC_SOCKET_CLOSED,
+        when: When::Pending,
+        disc_reason: Disc::Fixed(DISC_SOCKET_CLOSED),
         extended: Extended::Fixed(EXT_SERVER_DENIED_CONNECTION),
         basis: Basis::Reported,
-        why: "as reported of the Windows client: a close during the connection with no error info becomes ERRINFO_SERVER_DENIED_CONNECTION",
+        why: WHY_PENDING_CLOSE,
     },
     Rule {
         cause: Cause::ClosedByServer,
-        pending: Some(false),
-        disc_reason: DISC_SOCKET_CLOSED,
+        when: When::Established,
+        disc_reason: Disc::Fixed(DISC_SOCKET_CLOSED),
         extended: Extended::Fixed(0),
         basis: Basis::Inferred,
         why: "the socket closed after the session was up, with no error info",
     },
     Rule {
         cause: Cause::ResetByServer,
-        pending: Some(false),
-        disc_reason: DISC_SOCKET_CLOSED,
+        when: When::Established,
+        disc_reason: Disc::Fixed(DISC_SOCKET_CLOSED),
         extended: Extended::Fixed(0),
         basis: Basis::Inferred,
         why: "the socket closed after the session was up, with no error info",
     },
+    Rule {
+        cause: Cause::DisconnectedByServer,
+        when: When::Established,
+        disc_reason: Disc::Fixed(DISC_BY_SERVER),
+        extended: Extended::Fixed(0),
+        basis: Basis::Inferred,
+        why: "the server ended a running session with a Disconnect Provider Ultimatum and no error info; disconnectReasonByServer is documented as a remote disconnection by the server",
+    },
+    Rule {
+        cause: Cause::ResolveFailed,
+        when: When::Any,
+        disc_reason: Disc::Fixed(DISC_DNS_LOOKUP_FAILED),
+        extended: Extended::Fixed(0),
+        basis: Basis::Reported,
+        why: "as reported of the Windows client (tailscale/tailscale issue 15149): a host name that does not resolve shows \"Remote Desktop can't find the computer\" with 0x104 and extended 0x0",
+    },
+    Rule {
+        cause: Cause::Refused,
+        when: When::Any,
+        disc_reason: Disc::Fixed(DISC_SOCKET_CONNECT_FAILED),
+        extended: Extended::Fixed(0),
+        basis: Basis::Reported,
+        why: "as reported of the Windows client (neutrinolabs/xrdp issue 2645, port 3389 closed): a TCP connect that fails shows 0x204 with extended 0x0",
+    },
+    Rule {
+        cause: Cause::Unreachable,
+        when: When::Any,
+        disc_reason: Disc::Fixed(DISC_SOCKET_CONNECT_FAILED),
+        extended: Extended::Fixed(0),
+        basis: Basis::Inferred,
+        why: "an unreachable host makes the socket connect fail, and disconnectReasonSocketConnectFailed is documented as that failure",
+    },
+    Rule {
+        cause: Cause::TimedOut,
+        when: When::In(PhaseName::Tcp),
+        disc_reason: Disc::Fixed(DISC_SOCKET_CONNECT_FAILED),
+        extended: Extended::Fixed(0),
+        basis: Basis::Inferred,
+        why: "a SYN that is never answered makes the socket connect fail, and disconnectReasonSocketConnectFailed is documented as that failure (0x108, connection timed out, is also documented; which one a given client version shows is not)",
+    },
+    Rule {
+        cause: Cause::NegotiationFailure,
+        when: When::Any,
+        disc_reason: Disc::NegFailure,
+        extended: Extended::Fixed(0),
+        basis: Basis::Reported,
+        why: "as reported of the Remote Desktop ActiveX client (mRemoteNG/mRemoteNG issue 875): a server that requires network level authentication from a client that did not offer it gives disconnect reason 2825 (0xB09); the extended code was not reported",
+    },
+    Rule {
+        cause: Cause::CredsspError,
+        when: When::Any,
+        disc_reason: Disc::CredsspStatus,
+        extended: Extended::Fixed(0),
+        basis: Basis::Inferred,
+        why: "the server's TSRequest errorCode matches the documented SSL_ERR disconnect reason of the same failure by name ([MS-CSSP] 2.2.1; IMsTscAxEvents::OnDisconnected); that the client maps one to the other is not documented",
+    },
+    Rule {
+        cause: Cause::LicenseError,
+        when: When::Any,
+        disc_reason: Disc::Fixed(DISC_LICENSING_FAILED),
+        extended: Extended::Fixed(0),
+        basis: Basis::Inferred,
+        why: "the server ended licensing with an error and no error info; disconnectReasonLicensingFailed is documented as a failed license negotiation",
+    },
 ];
+
+/// [2.2.1.2.2] failureCode to the discReason the client shows for it, where one was found.
+static NEG_FAILURE_DISC: &[(u32, u32)] = &[
+    // HYBRID_REQUIRED_BY_SERVER: 2825, reported (mRemoteNG issue 875).
+    (0x0000_0005, 0xB09),
+];
+
+/// [MS-ERREF] 2.3.1 NTSTATUS in TSRequest.errorCode to the SSL_ERR discReason documented for the same
+/// failure (IMsTscAxEvents::OnDisconnected).
+static CREDSSP_STATUS_DISC: &[(u32, u32)] = &[
+    (0xC000_006D, 0x807),  // STATUS_LOGON_FAILURE: SSL_ERR_LOGON_FAILURE
+    (0xC000_0064, 0xA07),  // STATUS_NO_SUCH_USER: SSL_ERR_NO_SUCH_USER
+    (0xC000_0072, 0xB07),  // STATUS_ACCOUNT_DISABLED: SSL_ERR_ACCOUNT_DISABLED
+    (0xC000_006E, 0xC07),  // STATUS_ACCOUNT_RESTRICTION: SSL_ERR_ACCOUNT_RESTRICTION
+    (0xC000_0234, 0xD07),  // STATUS_ACCOUNT_LOCKED_OUT: SSL_ERR_ACCOUNT_LOCKED_OUT
+    (0xC000_0193, 0xE07),  // STATUS_ACCOUNT_EXPIRED: SSL_ERR_ACCOUNT_EXPIRED
+    (0xC000_0071, 0xF07),  // STATUS_PASSWORD_EXPIRED: SSL_ERR_PASSWORD_EXPIRED
+    (0xC000_0224, 0x1207), // STATUS_PASSWORD_MUST_CHANGE: SSL_ERR_PASSWORD_MUST_CHANGE
+    (0xC000_0380, 0x1C07), // STATUS_SMARTCARD_WRONG_PIN: SSL_ERR_SMARTCARD_WRONG_PIN
+    (0xC000_0381, 0x2207), // STATUS_SMARTCARD_CARD_BLOCKED: SSL_ERR_SMARTCARD_CARD_BLOCKED
+];
+
+fn mapped(table: &[(u32, u32)], code: u32) -> Option<u32> {
+    table
+        .iter()
+        .find(|(from, _)| *from == code)
+        .map(|(_, to)| *to)
+}
+
+/// The failureCode of the server's RDP_NEG_FAILURE, if the trace holds one.
+fn neg_failure(trace: &Trace) -> Option<u32> {
+    trace.pdus().find_map(|(_, pdu)| match &pdu.info {
+        PduInfo::X224ConnectionConfirm {
+            negotiation: Negotiation::Failure { code },
+        } => Some(*code),
+        _ => None,
+    })
+}
+
+/// The errorCode of the server's last TSRequest that carried one.
+fn credssp_status(trace: &Trace) -> Option<u32> {
+    trace
+        .pdus()
+        .filter(|(_, pdu)| pdu.from == Side::Server)
+        .filter_map(|(_, pdu)| match &pdu.info {
+            PduInfo::TsRequest { error_code, .. } => *error_code,
+            _ => None,
+        })
+        .last()
+}
 
 /// The mstsc pair for a verdict, when there is a rule for it.
 pub fn translate(
@@ -108,27 +271,98 @@ pub fn translate(
     phase: Option<PhaseName>,
     error_info: Option<u32>,
 ) -> Option<Mstsc> {
-    let _ = trace;
-    let pending = phase.is_some_and(|p| p < PhaseName::Active);
     let rule = RULES
         .iter()
-        .find(|r| r.cause == cause && r.pending.is_none_or(|p| p == pending))?;
+        .find(|r| r.cause == cause && r.when.matches(phase))?;
+    let disc_reason = match rule.disc_reason {
+        Disc::Fixed(code) => code,
+        Disc::NegFailure => mapped(NEG_FAILURE_DISC, neg_failure(trace)?)?,
+        Disc::CredsspStatus => mapped(CREDSSP_STATUS_DISC, credssp_status(trace)?)?,
+    };
     let extended = match rule.extended {
         Extended::ErrorInfo => error_info?,
         Extended::Fixed(code) => code,
     };
     Some(Mstsc {
         disc_reason: Code {
-            code: rule.disc_reason,
-            name: codes::meaning(Table::DiscReason, rule.disc_reason).to_owned(),
+            code: disc_reason,
+            name: codes::meaning(Table::DiscReason, disc_reason).to_owned(),
         },
         extended: Code {
             code: extended,
-            name: codes::meaning(Table::ExtendedReason, extended).to_owned(),
+            name: extended_meaning(extended).to_owned(),
         },
         basis: rule.basis,
         why: rule.why.to_owned(),
     })
+}
+
+/// The meaning of an extended code: its ExtendedDisconnectReasonCode row, else the errorInfo of the same
+/// number (the protocol range 0x1000-0x7FFF carries the server's errorInfo).
+pub fn extended_meaning(code: u32) -> &'static str {
+    codes::lookup(Table::ExtendedReason, code)
+        .or_else(|| codes::lookup(Table::ErrorInfo, code))
+        .map_or("unknown code", |row| row.meaning)
+}
+
+/// One way a pair comes about, as the rules give it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    /// The verdict causes that produce the pair this way.
+    pub causes: Vec<Cause>,
+    /// Whether the extended code is the server's errorInfo (rather than a fixed value).
+    pub from_error_info: bool,
+    /// Only while the connection was pending (`Some(true)`), only once it was up (`Some(false)`).
+    pub pending: Option<bool>,
+    pub basis: Basis,
+    pub why: &'static str,
+}
+
+/// The ways the rules produce `disc` / `ext`: one entry per distinct explanation (`why`), with every
+/// cause that shares it. Rules whose discReason depends on a server code are matched through their tables.
+pub fn paths(disc: u32, ext: u32) -> Vec<Path> {
+    let mut out: Vec<Path> = Vec::new();
+    for rule in RULES {
+        let disc_matches = match rule.disc_reason {
+            Disc::Fixed(code) => code == disc,
+            Disc::NegFailure => NEG_FAILURE_DISC.iter().any(|(_, d)| *d == disc),
+            Disc::CredsspStatus => CREDSSP_STATUS_DISC.iter().any(|(_, d)| *d == disc),
+        };
+        let (ext_matches, from_error_info) = match rule.extended {
+            Extended::ErrorInfo => (
+                ext != 0 && codes::lookup(Table::ErrorInfo, ext).is_some(),
+                true,
+            ),
+            Extended::Fixed(code) => (code == ext, false),
+        };
+        if !(disc_matches && ext_matches) {
+            continue;
+        }
+        let pending = match rule.when {
+            When::Pending => Some(true),
+            When::Established => Some(false),
+            When::Any | When::In(_) => None,
+        };
+        // Rules with the same explanation are one path.
+        let same = out.iter_mut().find(|p| {
+            p.why == rule.why && p.pending == pending && p.from_error_info == from_error_info
+        });
+        match same {
+            Some(p) => {
+                if !p.causes.contains(&rule.cause) {
+                    p.causes.push(rule.cause);
+                }
+            }
+            None => out.push(Path {
+                causes: vec![rule.cause],
+                from_error_info,
+                pending,
+                basis: rule.basis,
+                why: rule.why,
+            }),
+        }
+    }
+    out
 }
 
 /// "Error code 0x904 (socket closed), Extended error code 0x7 (server denied the connection)".
@@ -137,4 +371,321 @@ pub fn mstsc_line(m: &Mstsc) -> String {
         "Error code 0x{:x} ({}), Extended error code 0x{:x} ({})",
         m.disc_reason.code, m.disc_reason.name, m.extended.code, m.extended.name
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdu::AuthToken;
+    use crate::trace::{Origin, Pdu};
+
+    fn empty() -> Trace {
+        Trace::new("192.0.2.1:3389", Origin::Probe)
+    }
+
+    fn pdu(trace: &mut Trace, phase: PhaseName, from: Side, name: &str, info: PduInfo) {
+        trace.enter(phase, 1.0);
+        trace.record_pdu(Pdu {
+            at_ms: 1.0,
+            from,
+            len: 19,
+            name: name.to_owned(),
+            summary: String::new(),
+            info,
+        });
+    }
+
+    fn pair(m: &Mstsc) -> (u32, u32, Basis) {
+        (m.disc_reason.code, m.extended.code, m.basis)
+    }
+
+    fn tr(cause: Cause, phase: PhaseName, error_info: Option<u32>) -> Option<(u32, u32, Basis)> {
+        translate(&empty(), cause, Some(phase), error_info).map(|m| pair(&m))
+    }
+
+    #[test]
+    fn server_error_info_gives_its_value_as_the_extended_code() {
+        let m = translate(
+            &empty(),
+            Cause::ServerErrorInfo,
+            Some(PhaseName::Licensing),
+            Some(7),
+        );
+        let m = m.expect("a rule for Set Error Info");
+        assert_eq!(pair(&m), (0x904, 0x7, Basis::Specified));
+        assert_eq!(
+            mstsc_line(&m),
+            "Error code 0x904 (socket closed), Extended error code 0x7 (server denied the connection)"
+        );
+        // A protocol-range errorInfo has no ExtendedDisconnectReasonCode row; its errorInfo meaning is used.
+        let m = translate(
+            &empty(),
+            Cause::ServerErrorInfo,
+            Some(PhaseName::Active),
+            Some(0x10C9),
+        )
+        .expect("a rule for Set Error Info");
+        assert_eq!(m.extended.code, 0x10C9);
+        assert_eq!(m.extended.name, "unknown pduType2 in a share data header");
+        // Without the value there is nothing to show.
+        assert_eq!(tr(Cause::ServerErrorInfo, PhaseName::Active, None), None);
+    }
+
+    #[test]
+    fn a_close_while_pending_is_0x904_0x7_and_after_it_0x904_0x0() {
+        for cause in [
+            Cause::ClosedByServer,
+            Cause::ResetByServer,
+            Cause::CredsspRejected,
+            Cause::DisconnectedByServer,
+            Cause::Deactivated,
+        ] {
+            assert_eq!(
+                tr(cause, PhaseName::Credssp, None),
+                Some((0x904, 0x7, Basis::Reported)),
+                "{cause:?}"
+            );
+        }
+        for cause in [Cause::ClosedByServer, Cause::ResetByServer] {
+            assert_eq!(
+                tr(cause, PhaseName::Active, None),
+                Some((0x904, 0x0, Basis::Inferred)),
+                "{cause:?}"
+            );
+        }
+        assert_eq!(
+            tr(Cause::DisconnectedByServer, PhaseName::Active, None),
+            Some((0x3, 0x0, Basis::Inferred))
+        );
+        assert_eq!(tr(Cause::Deactivated, PhaseName::Active, None), None);
+    }
+
+    #[test]
+    fn network_failures() {
+        assert_eq!(
+            tr(Cause::ResolveFailed, PhaseName::Tcp, None),
+            Some((0x104, 0x0, Basis::Reported))
+        );
+        assert_eq!(
+            tr(Cause::Refused, PhaseName::Tcp, None),
+            Some((0x204, 0x0, Basis::Reported))
+        );
+        assert_eq!(
+            tr(Cause::Unreachable, PhaseName::Tcp, None),
+            Some((0x204, 0x0, Basis::Inferred))
+        );
+        assert_eq!(
+            tr(Cause::TimedOut, PhaseName::Tcp, None),
+            Some((0x204, 0x0, Basis::Inferred))
+        );
+        // A server that stops answering later is not a connect failure; no rule says what mstsc shows.
+        assert_eq!(tr(Cause::TimedOut, PhaseName::Licensing, None), None);
+    }
+
+    fn negotiation_failure(code: u32) -> Trace {
+        let mut t = empty();
+        pdu(
+            &mut t,
+            PhaseName::X224,
+            Side::Server,
+            "X.224 Connection Confirm",
+            PduInfo::X224ConnectionConfirm {
+                negotiation: Negotiation::Failure { code },
+            },
+        );
+        t
+    }
+
+    #[test]
+    fn hybrid_required_by_server_is_2825() {
+        let t = negotiation_failure(5);
+        let m = translate(&t, Cause::NegotiationFailure, Some(PhaseName::X224), None)
+            .expect("a rule for HYBRID_REQUIRED_BY_SERVER");
+        assert_eq!(pair(&m), (0xB09, 0x0, Basis::Reported));
+        assert_eq!(
+            m.disc_reason.name,
+            "the remote computer requires network level authentication"
+        );
+        // No source says what the client shows for the other failure codes.
+        let t = negotiation_failure(1);
+        assert!(translate(&t, Cause::NegotiationFailure, Some(PhaseName::X224), None).is_none());
+        assert!(
+            translate(
+                &empty(),
+                Cause::NegotiationFailure,
+                Some(PhaseName::X224),
+                None
+            )
+            .is_none()
+        );
+    }
+
+    fn credssp_error(status: u32) -> Trace {
+        let mut t = empty();
+        pdu(
+            &mut t,
+            PhaseName::Credssp,
+            Side::Client,
+            "TSRequest",
+            PduInfo::TsRequest {
+                version: 6,
+                token: Some(AuthToken::NtlmNegotiate),
+                auth_info: false,
+                pub_key_auth: false,
+                client_nonce: false,
+                error_code: None,
+            },
+        );
+        pdu(
+            &mut t,
+            PhaseName::Credssp,
+            Side::Server,
+            "TSRequest",
+            PduInfo::TsRequest {
+                version: 6,
+                token: None,
+                auth_info: false,
+                pub_key_auth: false,
+                client_nonce: false,
+                error_code: Some(status),
+            },
+        );
+        t
+    }
+
+    #[test]
+    fn credssp_error_codes_map_to_their_ssl_err_reasons() {
+        for (status, disc) in CREDSSP_STATUS_DISC {
+            let t = credssp_error(*status);
+            let m = translate(&t, Cause::CredsspError, Some(PhaseName::Credssp), None)
+                .expect("a rule for the errorCode");
+            assert_eq!(pair(&m), (*disc, 0x0, Basis::Inferred));
+            // Both ends of each mapping are documented codes.
+            assert!(codes::lookup(Table::NtStatus, *status).is_some());
+            let row = codes::lookup(Table::DiscReason, *disc).expect("a documented reason");
+            assert!(row.name.starts_with("SSL_ERR_"), "{}", row.name);
+        }
+        let t = credssp_error(0xC000_006D);
+        let m = translate(&t, Cause::CredsspError, Some(PhaseName::Credssp), None)
+            .expect("STATUS_LOGON_FAILURE");
+        assert_eq!(m.disc_reason.name, "logon failed");
+        // An errorCode without a documented counterpart gives no pair.
+        let t = credssp_error(0xC000_0022);
+        assert!(translate(&t, Cause::CredsspError, Some(PhaseName::Credssp), None).is_none());
+    }
+
+    #[test]
+    fn licensing_errors() {
+        assert_eq!(
+            tr(Cause::LicenseError, PhaseName::Licensing, None),
+            Some((0x808, 0x0, Basis::Inferred))
+        );
+    }
+
+    #[test]
+    fn causes_without_a_source_give_no_pair() {
+        for cause in [
+            Cause::Connected,
+            Cause::TlsAlert,
+            Cause::TlsFailed,
+            Cause::CertificateRejected,
+            Cause::EarlyAuthDenied,
+            Cause::NegotiationMismatch,
+            Cause::Redirected,
+            Cause::ProtocolError,
+            Cause::ClientLimit,
+            Cause::CaptureEnded,
+        ] {
+            assert_eq!(tr(cause, PhaseName::Tls, None), None, "{cause:?}");
+        }
+    }
+
+    #[test]
+    fn every_fixed_code_of_a_rule_is_in_the_tables() {
+        for rule in RULES {
+            if let Disc::Fixed(code) = rule.disc_reason {
+                assert!(
+                    codes::lookup(Table::DiscReason, code).is_some(),
+                    "0x{code:x}"
+                );
+            }
+            if let Extended::Fixed(code) = rule.extended {
+                assert!(
+                    codes::lookup(Table::ExtendedReason, code).is_some(),
+                    "0x{code:x}"
+                );
+            }
+            let says = match rule.basis {
+                Basis::Reported => "reported",
+                Basis::Specified => "[MS-RDPBCGR]",
+                Basis::Inferred => "",
+            };
+            assert!(rule.why.contains(says), "{:?}: {}", rule.cause, rule.why);
+        }
+        for (_, disc) in NEG_FAILURE_DISC.iter().chain(CREDSSP_STATUS_DISC) {
+            assert!(
+                codes::lookup(Table::DiscReason, *disc).is_some(),
+                "0x{disc:x}"
+            );
+        }
+    }
+
+    /// [2.2.1.1] X.224 Connection Request with an RDP_NEG_REQ for `protocols`.
+    fn connection_request(protocols: u8) -> Vec<u8> {
+        vec![
+            0x03, 0, 0, 0x13, 0x0e, 0xe0, 0, 0, 0, 0, 0, 0x01, 0, 0x08, 0, protocols, 0, 0, 0,
+        ]
+    }
+
+    /// The verdict's pair for a server that answers the Connection Request with `confirm` and closes.
+    fn wire_pair(protocols: u8, confirm: &[u8]) -> Option<(u32, u32, Basis)> {
+        let mut d = crate::dissect::Dissector::new(empty());
+        d.on_tcp_data(Side::Client, 1.0, &connection_request(protocols));
+        d.on_tcp_data(Side::Server, 2.0, confirm);
+        d.on_close(Side::Server, crate::trace::CloseKind::Fin, 3.0);
+        let mut trace = d.into_trace();
+        trace.finish(true);
+        crate::diagnose::diagnose(&trace).mstsc.map(|m| pair(&m))
+    }
+
+    #[test]
+    fn on_the_wire_hybrid_required_and_a_close_after_the_confirm() {
+        // [2.2.1.2.2] RDP_NEG_FAILURE HYBRID_REQUIRED_BY_SERVER to a client that offered TLS only.
+        let failure = [
+            0x03, 0, 0, 0x13, 0x0e, 0xd0, 0, 0, 0x12, 0x34, 0, 0x03, 0, 0x08, 0, 0x05, 0, 0, 0,
+        ];
+        assert_eq!(
+            wire_pair(0x01, &failure),
+            Some((0xB09, 0x0, Basis::Reported))
+        );
+        // [2.2.1.2.1] RDP_NEG_RSP selecting PROTOCOL_RDP, then a FIN: a close while pending.
+        let response = [
+            0x03, 0, 0, 0x13, 0x0e, 0xd0, 0, 0, 0x12, 0x34, 0, 0x02, 0, 0x08, 0, 0x00, 0, 0, 0,
+        ];
+        assert_eq!(
+            wire_pair(0x00, &response),
+            Some((0x904, 0x7, Basis::Reported))
+        );
+    }
+
+    #[test]
+    fn the_two_paths_of_0x904_0x7() {
+        let p = paths(0x904, 0x7);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].from_error_info);
+        assert_eq!(p[0].basis, Basis::Specified);
+        assert_eq!(p[0].causes, vec![Cause::ServerErrorInfo]);
+        assert!(!p[1].from_error_info);
+        assert_eq!(p[1].basis, Basis::Reported);
+        assert_eq!(p[1].pending, Some(true));
+        assert!(p[1].causes.contains(&Cause::ClosedByServer));
+        assert!(p[1].causes.contains(&Cause::ResetByServer));
+        // Another errorInfo after a close has one path; 0x904 0x0 is a close once the session was up.
+        assert_eq!(paths(0x904, 0x9).len(), 1);
+        let up = paths(0x904, 0x0);
+        assert_eq!(up.len(), 1);
+        assert_eq!(up[0].pending, Some(false));
+        assert!(paths(0x904, 0xDEAD).is_empty());
+        assert_eq!(paths(0x807, 0x0)[0].causes, vec![Cause::CredsspError]);
+    }
 }

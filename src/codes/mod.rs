@@ -38,9 +38,32 @@ pub enum Table {
     TlsAlert,
     /// [T.125 7] Disconnect Provider Ultimatum reason.
     DpuReason,
+    /// [MS-RDPBCGR 2.2.10.2] Early User Authorization Result authorizationResult.
+    EarlyAuthResult,
+    /// [MS-RDPBCGR 2.2.1.4.3] encryptionMethod (flags in the client's encryptionMethods).
+    EncryptionMethod,
+    /// [MS-RDPBCGR 2.2.1.4.3] encryptionLevel.
+    EncryptionLevel,
 }
 
 impl Table {
+    /// Every table, in the order [`collisions`] reports them.
+    pub const ALL: [Table; 13] = [
+        Table::ErrorInfo,
+        Table::ExtendedReason,
+        Table::DiscReason,
+        Table::NegFailure,
+        Table::NtStatus,
+        Table::LicenseError,
+        Table::LicenseTransition,
+        Table::SecurityProtocol,
+        Table::TlsAlert,
+        Table::DpuReason,
+        Table::EarlyAuthResult,
+        Table::EncryptionMethod,
+        Table::EncryptionLevel,
+    ];
+
     pub fn rows(self) -> &'static [CodeEntry] {
         match self {
             Table::ErrorInfo => error_info::ROWS,
@@ -53,6 +76,28 @@ impl Table {
             Table::SecurityProtocol => security_protocol::ROWS,
             Table::TlsAlert => tls_alert::ROWS,
             Table::DpuReason => dpu_reason::ROWS,
+            Table::EarlyAuthResult => early_user_auth::ROWS,
+            Table::EncryptionMethod => encryption::METHOD_ROWS,
+            Table::EncryptionLevel => encryption::LEVEL_ROWS,
+        }
+    }
+
+    /// What the numbers of this table are, for text: `errorInfo value`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Table::ErrorInfo => "errorInfo value",
+            Table::DiscReason => "mstsc disconnect reason",
+            Table::ExtendedReason => "mstsc extended disconnect reason",
+            Table::NegFailure => "RDP_NEG_FAILURE failureCode",
+            Table::NtStatus => "NTSTATUS value",
+            Table::LicenseError => "licensing dwErrorCode",
+            Table::LicenseTransition => "licensing dwStateTransition",
+            Table::SecurityProtocol => "security protocol flag",
+            Table::TlsAlert => "TLS alert description",
+            Table::DpuReason => "Disconnect Provider Ultimatum reason",
+            Table::EarlyAuthResult => "Early User Authorization Result",
+            Table::EncryptionMethod => "encryption method",
+            Table::EncryptionLevel => "encryption level",
         }
     }
 }
@@ -60,6 +105,24 @@ impl Table {
 /// Looks a code up.
 pub fn lookup(table: Table, code: u32) -> Option<&'static CodeEntry> {
     table.rows().iter().find(|row| row.code == code)
+}
+
+/// Looks a constant name up (ASCII case-insensitive): `ERRINFO_SERVER_DENIED_CONNECTION`.
+pub fn lookup_name(table: Table, name: &str) -> Option<&'static CodeEntry> {
+    table
+        .rows()
+        .iter()
+        .find(|row| row.name.eq_ignore_ascii_case(name))
+}
+
+/// Every table in which `code` has a row, with that row. More than one entry means the number alone is
+/// ambiguous: 0x7 is ERRINFO_SERVER_DENIED_CONNECTION, exDiscReasonServerDeniedConnection and the
+/// licensing STATUS_VALID_CLIENT.
+pub fn collisions(code: u32) -> Vec<(Table, &'static CodeEntry)> {
+    Table::ALL
+        .into_iter()
+        .filter_map(|table| lookup(table, code).map(|row| (table, row)))
+        .collect()
 }
 
 /// `ERRINFO_SERVER_DENIED_CONNECTION`, or `unknown (0x0000abcd)` for a code the table lacks.
@@ -87,17 +150,22 @@ impl fmt::Display for Display {
 /// The names of the flags set in a `requestedProtocols` / `selectedProtocol` value
 /// (`PROTOCOL_RDP` for zero).
 pub fn protocol_names(value: u32) -> String {
+    flag_names(Table::SecurityProtocol, value)
+}
+
+/// The names of the flags of a flag table set in `value`, joined with `|`; the row whose code is zero
+/// names a zero value; bits no row names are shown in hex.
+pub fn flag_names(table: Table, value: u32) -> String {
+    let rows = table.rows();
     if value == 0 {
-        return "PROTOCOL_RDP".to_owned();
+        return lookup(table, 0).map_or_else(|| "0x0".to_owned(), |row| row.name.to_owned());
     }
-    let mut names: Vec<String> = security_protocol::ROWS
+    let mut names: Vec<String> = rows
         .iter()
         .filter(|row| row.code != 0 && value & row.code == row.code)
         .map(|row| row.name.to_owned())
         .collect();
-    let known = security_protocol::ROWS
-        .iter()
-        .fold(0, |acc, row| acc | row.code);
+    let known = rows.iter().fold(0, |acc, row| acc | row.code);
     if value & !known != 0 {
         names.push(format!("0x{:x}", value & !known));
     }
@@ -106,6 +174,8 @@ pub fn protocol_names(value: u32) -> String {
 
 pub mod disc_reason;
 pub mod dpu_reason;
+pub mod early_user_auth;
+pub mod encryption;
 pub mod error_info;
 pub mod licensing;
 pub mod neg_failure;

@@ -1,21 +1,18 @@
 //! `early_user_auth` phase: [2.2.10.2] Early User Authorization Result PDU (PROTOCOL_HYBRID_EX).
 
 use super::Dissector;
+use crate::codes::{self, Table};
 use crate::pdu::PduInfo;
 use crate::trace::{PhaseName, Side};
 
-/// [2.2.10.2] authorizationResult SUCCESS.
+/// [2.2.10.2] authorizationResult AUTHZ_SUCCESS.
 pub const SUCCESS: u32 = 0x0000_0000;
-/// [2.2.10.2] authorizationResult ACCESS_DENIED.
+/// [2.2.10.2] authorizationResult AUTHZ_ACCESS_DENIED.
 pub const ACCESS_DENIED: u32 = 0x0000_0005;
 
-/// The name of an authorizationResult.
+/// The name of an authorizationResult: `AUTHZ_ACCESS_DENIED`.
 pub fn result_name(result: u32) -> String {
-    match result {
-        SUCCESS => "SUCCESS".to_owned(),
-        ACCESS_DENIED => "ACCESS_DENIED".to_owned(),
-        other => format!("unknown (0x{other:08x})"),
-    }
+    codes::name(Table::EarlyAuthResult, result)
 }
 
 pub(super) fn result(d: &mut Dissector, from: Side, frame: &[u8]) {

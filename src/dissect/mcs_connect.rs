@@ -6,7 +6,7 @@
 //! Client Core Data, or an odd server, still yields every field that is there.
 
 use super::Dissector;
-use crate::codes;
+use crate::codes::{self, Table};
 use crate::pdu::PduInfo;
 use crate::trace::{EventKind, Side};
 use crate::wire::{Reader, WireError, utf16le};
@@ -20,49 +20,21 @@ pub const SC_SECURITY: u16 = 0x0c02;
 pub const SC_NET: u16 = 0x0c03;
 pub const SC_MCS_MSGCHANNEL: u16 = 0x0c04;
 
-/// [2.2.1.4.3] encryptionMethod values.
-pub static ENCRYPTION_METHODS: &[(u32, &str)] = &[
-    (0x0000_0000, "ENCRYPTION_METHOD_NONE"),
-    (0x0000_0001, "ENCRYPTION_METHOD_40BIT"),
-    (0x0000_0002, "ENCRYPTION_METHOD_128BIT"),
-    (0x0000_0008, "ENCRYPTION_METHOD_56BIT"),
-    (0x0000_0010, "ENCRYPTION_METHOD_FIPS"),
-];
-
-/// [2.2.1.4.3] encryptionLevel values.
-pub static ENCRYPTION_LEVELS: &[(u32, &str)] = &[
-    (0, "ENCRYPTION_LEVEL_NONE"),
-    (1, "ENCRYPTION_LEVEL_LOW"),
-    (2, "ENCRYPTION_LEVEL_CLIENT_COMPATIBLE"),
-    (3, "ENCRYPTION_LEVEL_HIGH"),
-    (4, "ENCRYPTION_LEVEL_FIPS"),
-];
-
+/// [2.2.1.4.3] The name of an encryptionMethod, or its value in hex.
 pub fn encryption_method_name(v: u32) -> String {
-    ENCRYPTION_METHODS
-        .iter()
-        .find(|(c, _)| *c == v)
-        .map_or_else(|| format!("0x{v:08x}"), |(_, n)| (*n).to_owned())
+    codes::lookup(Table::EncryptionMethod, v)
+        .map_or_else(|| format!("0x{v:08x}"), |row| row.name.to_owned())
 }
 
-/// The names of the flags in a client's encryptionMethods.
+/// [2.2.1.3.3] The names of the flags in a client's encryptionMethods.
 pub fn encryption_methods_names(v: u32) -> String {
-    if v == 0 {
-        return "ENCRYPTION_METHOD_NONE".to_owned();
-    }
-    ENCRYPTION_METHODS
-        .iter()
-        .filter(|(c, _)| *c != 0 && v & c == *c)
-        .map(|(_, n)| *n)
-        .collect::<Vec<_>>()
-        .join("|")
+    codes::flag_names(Table::EncryptionMethod, v)
 }
 
+/// [2.2.1.4.3] The name of an encryptionLevel, or its value.
 pub fn encryption_level_name(v: u32) -> String {
-    ENCRYPTION_LEVELS
-        .iter()
-        .find(|(c, _)| *c == v)
-        .map_or_else(|| format!("{v}"), |(_, n)| (*n).to_owned())
+    codes::lookup(Table::EncryptionLevel, v)
+        .map_or_else(|| format!("{v}"), |row| row.name.to_owned())
 }
 
 /// [T.125] 7 Result values of the Connect-Response.
