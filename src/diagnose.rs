@@ -374,14 +374,17 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
     if let Some((at, result)) = f.early_auth
         && result == ACCESS_DENIED
     {
+        let name = codes::name(Table::EarlyAuthResult, result);
         ev.push(format!(
-            "{at:.1} ms: server Early User Authorization Result ACCESS_DENIED"
+            "{at:.1} ms: server Early User Authorization Result {name}"
         ));
         return (
-                Cause::EarlyAuthDenied,
-                "the server authenticated the user but denied access (Early User Authorization Result ACCESS_DENIED): the account may not log on remotely".to_owned(),
-                ev,
-            );
+            Cause::EarlyAuthDenied,
+            format!(
+                "the server authenticated the user but denied access (Early User Authorization Result {name}): the account may not log on remotely"
+            ),
+            ev,
+        );
     }
     if let Some((at, code)) = f.error_info {
         ev.push(format!(
@@ -609,23 +612,41 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
     )
 }
 
+/// What to try after each [2.2.1.2.2] RDP_NEG_FAILURE code.
+static NEG_FAILURE_HINTS: &[(u32, &str)] = &[
+    (
+        0x1,
+        "the server requires TLS or NLA: try --security tls, or --security nla with --user",
+    ),
+    (
+        0x2,
+        "the server only speaks Standard RDP Security: try --security rdp",
+    ),
+    (0x3, "the server has no usable TLS certificate configured"),
+    (
+        0x4,
+        "the client sent inconsistent security flags in its negotiation request",
+    ),
+    (
+        0x5,
+        "the server requires NLA: give --user (and a password) so that rdptrace can do CredSSP",
+    ),
+    (
+        0x6,
+        "the server requires TLS with client certificate authentication",
+    ),
+];
+
 fn hints(trace: &Trace, cause: Cause, f: &Findings) -> Vec<String> {
     let mut out = Vec::new();
     match cause {
         Cause::NegotiationFailure => {
             if let Some((_, code)) = f.neg_failure {
-                out.push(match code {
-                    1 => "the server requires TLS or NLA: try --security tls or --security nla"
-                        .to_owned(),
-                    2 => "the server only speaks Standard RDP Security: try --security rdp"
-                        .to_owned(),
-                    3 => "the server has no usable TLS certificate configured".to_owned(),
-                    5 => "the server requires NLA: try --security nla with --user".to_owned(),
-                    6 => {
-                        "the server requires TLS with client certificate authentication".to_owned()
-                    }
-                    _ => "compare --security with what the server allows".to_owned(),
-                });
+                let hint = NEG_FAILURE_HINTS
+                    .iter()
+                    .find(|(c, _)| *c == code)
+                    .map_or("compare --security with what the server allows", |(_, h)| h);
+                out.push(hint.to_owned());
             }
         }
         Cause::CredsspError | Cause::CredsspRejected => {
