@@ -523,19 +523,20 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
                 } else {
                     format!("selected {}", codes::protocol_names(sel))
                 };
+                let req_names = codes::protocol_names(req);
                 ev.push(format!(
-                    "server {how} after the client asked for {}",
-                    codes::protocol_names(req)
+                    "server {how} after the client asked for {req_names}"
                 ));
-                return (
-                    Cause::NegotiationMismatch,
+                let detail = if sel == PROTOCOL_RDP {
                     format!(
-                        "the server {how}, which the client did not ask for ({}): it does not support what the client requires, and instead of refusing with RDP_NEG_FAILURE it offered something else; a client that requires {} stops here",
-                        codes::protocol_names(req),
-                        codes::protocol_names(req)
-                    ),
-                    ev,
-                );
+                        "the server {how} although the client asked for {req_names}: a server may always fall back to Standard RDP Security ([MS-RDPBCGR] 3.3.5.3.2), but a client that requires {req_names}, as this probe does, stops here; probe with --security rdp to go on"
+                    )
+                } else {
+                    format!(
+                        "the server {how}, which the client did not ask for ({req_names}): instead of refusing with RDP_NEG_FAILURE it chose something else, which [MS-RDPBCGR] 3.3.5.3.2 does not allow; a client that requires {req_names} stops here"
+                    )
+                };
+                return (Cause::NegotiationMismatch, detail, ev);
             }
         }
     }
