@@ -405,3 +405,128 @@ fn overrides_that_cannot_work_are_refused() {
     assert_eq!(errinfo.expected.phase, Some(PhaseName::Licensing));
     assert_eq!(errinfo.expected.error_info, Some(0x19));
 }
+
+#[tokio::test]
+async fn stall_keeps_the_socket_until_the_idle_limit() {
+    let scenario = scenario::find("healthy").expect("in the catalogue");
+    let mut config = TargetConfig::new(scenario);
+    config.idle_limit = Duration::from_secs(1);
+    config.faults = vec![Fault {
+        at: ServerPoint::ClientInfo,
+        action: Action::Stall,
+    }];
+    let (served, seen) = one(config, async |addr| {
+        client_run(addr, StopAt::ClientInfoSent).await
+    })
+    .await;
+    assert!(seen.reached, "{:?}", seen.error);
+    assert!(seen.after_stop.is_empty(), "nothing after the Client Info");
+    assert!(seen.eof, "the target closes at the idle limit");
+    assert_eq!(
+        served.outcome,
+        Outcome::Fault(Fault {
+            at: ServerPoint::ClientInfo,
+            action: Action::Stall,
+        })
+    );
+    assert_eq!(closes(&served.trace), vec![(Side::Server, CloseKind::Fin)]);
+    assert_eq!(
+        served.trace.phase(PhaseName::Licensing).status,
+        PhaseStatus::Failed
+    );
+}
+
+#[tokio::test]
+async fn close_after_the_connect_response() {
+    let scenario = scenario::find("healthy").expect("in the catalogue");
+    let mut config = TargetConfig::new(scenario);
+    config.faults = vec![Fault {
+        at: ServerPoint::ConnectResponse,
+        action: Action::Close,
+    }];
+    let (served, seen) = one(config, async |addr| {
+        client_run(addr, StopAt::Connected).await
+    })
+    .await;
+    assert!(!seen.reached);
+    let pdus = server_pdus(&served.trace);
+    assert!(
+        matches!(pdus.last(), Some((_, PduInfo::McsConnectResponse { .. }))),
+        "the Connect Response is the last PDU: {pdus:?}"
+    );
+    assert_eq!(closes(&served.trace), vec![(Side::Server, CloseKind::Fin)]);
+    assert_eq!(
+        served.trace.phase(PhaseName::ChannelJoin).status,
+        PhaseStatus::Failed
+    );
+}
+
+#[tokio::test]
+async fn key_log_holds_the_tls_secrets() {
+    let dir = std::env::temp_dir().join(format!("rdptrace-keylog-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let path = dir.join("keys.log");
+    let _ = std::fs::remove_file(&path);
+    let scenario = scenario::find("denied-connection").expect("in the catalogue");
+    let mut config = TargetConfig::new(scenario);
+    config.key_log = Some(path.clone());
+    let (_served, seen) = one(config, async |addr| {
+        client_run(addr, StopAt::ClientInfoSent).await
+    })
+    .await;
+    assert!(seen.reached, "{:?}", seen.error);
+    let log = std::fs::read_to_string(&path).expect("the key log");
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("CLIENT_TRAFFIC_SECRET_0 ") || l.starts_with("CLIENT_RANDOM ")),
+        "{log}"
+    );
+    assert!(!log.contains(identity().password()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn run_serves_several_clients_at_once() {
+    let scenario = scenario::find("denied-connection").expect("in the catalogue");
+    let target = Target::bind(TargetConfig::new(scenario))
+        .await
+        .expect("the target binds");
+    let addr = target.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (sink, mut served) = tokio::sync::mpsc::unbounded_channel();
+    let server = tokio::spawn(async move {
+        target
+            .run(
+                async {
+                    let _ = stopped.await;
+                },
+                Some(sink),
+            )
+            .await
+    });
+    let clients: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(async move { client_run(addr, StopAt::ClientInfoSent).await }))
+        .collect();
+    for client in clients {
+        let seen = client.await.expect("the client task does not panic");
+        assert_client_got_error_info_then_eof(&seen, 0x7);
+    }
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        let done = tokio::time::timeout(BOUND, served.recv())
+            .await
+            .expect("each connection is reported within the bound")
+            .expect("a report");
+        outcomes.push(done.outcome);
+    }
+    assert!(
+        outcomes.iter().all(|o| matches!(o, Outcome::Fault(_))),
+        "{outcomes:?}"
+    );
+    let _ = stop.send(());
+    tokio::time::timeout(BOUND, server)
+        .await
+        .expect("run ends at shutdown within the bound")
+        .expect("the run task does not panic")
+        .expect("run ends cleanly");
+}

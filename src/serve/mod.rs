@@ -79,7 +79,7 @@ impl fmt::Debug for TestIdentity {
 /// Why the target could not start or accept.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("unknown scenario {0} (rdptrace scenarios lists them)")]
+    #[error("unknown scenario {0} (one of {names})", names = scenario::names())]
     UnknownScenario(String),
     #[error("{0}")]
     Config(String),

@@ -383,9 +383,10 @@ async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) -> Served
         .format(&time::format_description::well_known::Rfc3339)
         .ok();
     let tap = Tap::new(trace);
+    // The trace speaks from the client's side (bytes in are the server's): local is the client.
     tap.event(EventKind::Connected {
-        local: local.map(|a| a.to_string()).unwrap_or_default(),
-        remote: peer.to_string(),
+        local: peer.to_string(),
+        remote: local.map(|a| a.to_string()).unwrap_or_default(),
     });
     let _ = tcp.set_nodelay(true);
     let mut conn = Conn {

@@ -322,8 +322,11 @@ async fn drive(
             let (stream, key) = tls(tcp).await?;
             client.stream = Stream::Tls(Box::new(stream));
             connector.mark_security_upgrade_as_done();
-            if connector.should_perform_credssp() {
-                credssp(client, &connector, user, password, key).await?;
+            if let Some(ClientConnectorState::Credssp { selected_protocol }) =
+                state_downcast::<ClientConnectorState>(connector.state())
+            {
+                let selected_protocol = *selected_protocol;
+                credssp(client, selected_protocol, user, password, key).await?;
                 connector.mark_credssp_as_done();
             }
             continue;
@@ -346,23 +349,18 @@ async fn drive(
 
 async fn credssp(
     client: &mut Client,
-    connector: &ClientConnector,
+    selected_protocol: ironrdp_pdu::nego::SecurityProtocol,
     user: &str,
     password: &str,
     server_key: Vec<u8>,
 ) -> Result<(), String> {
-    let Some(ClientConnectorState::Credssp { selected_protocol }) =
-        state_downcast::<ClientConnectorState>(connector.state())
-    else {
-        return Err("not in credssp".to_owned());
-    };
     let (mut sequence, mut request) = CredsspSequence::init(
         Credentials::UsernamePassword {
             username: user.to_owned(),
             password: password.to_owned(),
         },
         None,
-        *selected_protocol,
+        selected_protocol,
         ServerName::new("rdptrace-target"),
         server_key,
         None,
