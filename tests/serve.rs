@@ -530,3 +530,40 @@ async fn run_serves_several_clients_at_once() {
         .expect("the run task does not panic")
         .expect("run ends cleanly");
 }
+
+#[tokio::test]
+async fn the_acceptors_own_refusal_is_sent_before_the_close() {
+    use ironrdp_pdu::nego::{ConnectionRequest, RequestFlags, SecurityProtocol};
+    use ironrdp_pdu::x224::X224;
+    let scenario = scenario::find("healthy").expect("in the catalogue");
+    let mut config = TargetConfig::new(scenario);
+    config.scenario.protocols = scenario::Protocols(
+        rdptrace::dissect::x224::PROTOCOL_HYBRID | rdptrace::dissect::x224::PROTOCOL_HYBRID_EX,
+    );
+    let request = ironrdp_core::encode_vec(&X224(ConnectionRequest {
+        nego_data: None,
+        flags: RequestFlags::empty(),
+        protocol: SecurityProtocol::SSL,
+        correlation_info: None,
+    }))
+    .expect("encodes");
+    let (served, received) = one(config, async |addr| {
+        let mut tcp = TcpStream::connect(addr).await.expect("connects");
+        tcp.write_all(&request).await.expect("writes");
+        let mut received = Vec::new();
+        tokio::time::timeout(BOUND, tcp.read_to_end(&mut received))
+            .await
+            .expect("the target closes within the bound")
+            .expect("a clean close");
+        received
+    })
+    .await;
+    // The acceptor wrote RDP_NEG_FAILURE HYBRID_REQUIRED_BY_SERVER, then failed: the target sent it, then FIN.
+    assert_eq!(received, faults::negotiation_failure(5).expect("encodes"));
+    assert!(
+        matches!(served.outcome, Outcome::Refused { .. }),
+        "{:?}",
+        served.outcome
+    );
+    assert_eq!(served.verdict().cause, Cause::NegotiationFailure);
+}
