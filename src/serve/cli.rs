@@ -1,16 +1,185 @@
 //! `rdptrace serve`, `demo` and `scenarios`.
 
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use tracing::info;
+
+use super::{ServeError, Served, Target, TargetConfig, TestIdentity, scenario};
+use crate::trace::PhaseName;
+
+/// The environment variable the test password is read from.
+pub const PASSWORD_ENV: &str = "RDPTRACE_PASSWORD";
 
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// The scenario to play (`rdptrace scenarios` lists them).
+    #[arg(long, default_value = "healthy")]
+    pub scenario: String,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3389")]
+    pub listen: SocketAddr,
+    /// Move the scenario's fault to this phase (tcp, x224, tls, credssp, early_user_auth, mcs_connect,
+    /// channel_join, secure_settings, licensing, capabilities, finalization, active).
+    #[arg(long, value_parser = parse_phase)]
+    pub at: Option<PhaseName>,
+    /// Send Set Error Info with this errorInfo (0x7 or 7), a Disconnect Provider Ultimatum and close, at
+    /// `--at` (licensing by default), instead of the scenario's fault.
+    #[arg(long, value_parser = parse_code)]
+    pub errinfo: Option<u32>,
+    /// The user the target accepts.
+    #[arg(long, default_value = TestIdentity::DEFAULT_USER)]
+    pub user: String,
+    /// The domain of that user (none by default).
+    #[arg(long, default_value = "")]
+    pub domain: String,
+    /// A file whose first line is the password the target accepts. Without it, RDPTRACE_PASSWORD; without
+    /// that, the built-in test password.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// The name in the certificate and the NTLM challenge.
+    #[arg(long, default_value = super::DEFAULT_HOST_NAME)]
+    pub host_name: String,
+    /// Handle one connection, then exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Append the target's TLS secrets to this file (NSS key log format), to decrypt a capture later.
+    #[arg(long)]
+    pub keylog: Option<PathBuf>,
+    /// Append each connection's trace, as the target saw it, to this file (JSON lines, schema rdptrace/1).
+    #[arg(long)]
+    pub trace_json: Option<PathBuf>,
+    /// Seconds an active (or stalled) connection is kept with nothing from the client.
+    #[arg(long, default_value_t = 600)]
+    pub idle_limit: u64,
+    /// Seconds the target waits for each PDU of the connection sequence.
+    #[arg(long, default_value_t = 30)]
+    pub read_timeout: u64,
+}
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {}
 
+fn parse_phase(s: &str) -> Result<PhaseName, String> {
+    PhaseName::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = PhaseName::ALL.iter().map(|p| p.as_str()).collect();
+        format!("unknown phase {s} (one of {})", names.join(", "))
+    })
+}
+
+fn parse_code(s: &str) -> Result<u32, String> {
+    let s = s.trim();
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|_| format!("not a 32-bit code: {s}"))
+}
+
+/// The password: from the file, else the environment, else the built-in test value.
+fn password(file: Option<&Path>) -> Result<String, String> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the password file {}: {e}", path.display()))?;
+        let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
+        if line.is_empty() {
+            return Err(format!("the password file {} is empty", path.display()));
+        }
+        return Ok(line.to_owned());
+    }
+    match std::env::var(PASSWORD_ENV) {
+        Ok(value) if !value.is_empty() => Ok(value),
+        _ => {
+            info!("no password given: the target accepts the built-in test password");
+            Ok(TestIdentity::DEFAULT_PASSWORD.to_owned())
+        }
+    }
+}
+
+fn config(args: &ServeArgs) -> Result<TargetConfig, String> {
+    let scenario = scenario::find(&args.scenario)
+        .ok_or_else(|| ServeError::UnknownScenario(args.scenario.clone()).to_string())?;
+    let mut config = TargetConfig::new(scenario)
+        .with_overrides(args.at, args.errinfo)
+        .map_err(|e| e.to_string())?;
+    config.listen = args.listen;
+    config.identity = TestIdentity::new(
+        args.user.clone(),
+        args.domain.clone(),
+        password(args.password_file.as_deref())?,
+    );
+    config.host_name = args.host_name.clone();
+    config.key_log = args.keylog.clone();
+    config.idle_limit = Duration::from_secs(args.idle_limit);
+    config.read_timeout = Duration::from_secs(args.read_timeout.max(1));
+    Ok(config)
+}
+
 pub fn serve(args: ServeArgs) -> ExitCode {
-    let _ = args;
-    crate::cli::error("serve is not available yet")
+    let config = match config(&args) {
+        Ok(config) => config,
+        Err(e) => return crate::cli::error(e),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return crate::cli::error(format!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(serve_async(config, &args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => crate::cli::error(e),
+    }
+}
+
+async fn serve_async(config: TargetConfig, args: &ServeArgs) -> Result<(), String> {
+    let target = Target::bind(config).await.map_err(|e| e.to_string())?;
+    println!(
+        "listening on {}, scenario {}; a probe must find: {}",
+        target.local_addr(),
+        target.config().label(),
+        target.expected().describe()
+    );
+    let _ = std::io::stdout().flush();
+    let trace_json = args.trace_json.clone();
+    if args.once {
+        let served = target.serve_one().await.map_err(|e| e.to_string())?;
+        report(&served, trace_json.as_deref())?;
+        return Ok(());
+    }
+    let (sink, mut served) = tokio::sync::mpsc::unbounded_channel::<Served>();
+    let reporter = tokio::spawn(async move {
+        while let Some(done) = served.recv().await {
+            if let Err(e) = report(&done, trace_json.as_deref()) {
+                let _ = crate::cli::error(e);
+            }
+        }
+    });
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let result = target.run(shutdown, Some(sink)).await;
+    let _ = reporter.await;
+    result.map_err(|e| e.to_string())
+}
+
+/// One line per connection on stdout, and its trace in the JSON lines file when asked for.
+fn report(served: &Served, trace_json: Option<&Path>) -> Result<(), String> {
+    println!("{}: {}", served.peer, served.outcome);
+    if let Some(path) = trace_json {
+        let line = crate::report::json::line(&served.trace, &served.verdict());
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        writeln!(file, "{line}").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 pub fn demo(args: DemoArgs) -> ExitCode {
@@ -19,5 +188,21 @@ pub fn demo(args: DemoArgs) -> ExitCode {
 }
 
 pub fn scenarios() -> ExitCode {
-    crate::cli::error("scenarios is not available yet")
+    print!("{}", scenario::render_catalogue());
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_parse() {
+        assert_eq!(parse_code("0x7"), Ok(7));
+        assert_eq!(parse_code("0X0000001a"), Ok(0x1a));
+        assert_eq!(parse_code("25"), Ok(25));
+        assert!(parse_code("seven").is_err());
+        assert_eq!(parse_phase("mcs-connect"), Ok(PhaseName::McsConnect));
+        assert!(parse_phase("nowhere").is_err());
+    }
 }

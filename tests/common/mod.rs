@@ -2,6 +2,9 @@
 
 #![allow(dead_code)]
 
+pub mod client;
+pub use client::{BOUND, ClientRun, StopAt, run};
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Child;
