@@ -105,6 +105,9 @@ pub(super) fn fast_path(d: &mut Dissector, from: Side, frame: &[u8]) {
 /// Data on the I/O or message channel: security header, then share control PDUs.
 pub(super) fn io_data(d: &mut Dissector, from: Side, frame_len: usize, data: &[u8], base: usize) {
     if starts_share_control(data) {
+        if from == Side::Server {
+            d.settle_awaiting();
+        }
         return share_controls(d, from, frame_len, data, base);
     }
     let mut r = Reader::with_base(data, base);
@@ -148,6 +151,9 @@ pub(super) fn io_data(d: &mut Dissector, from: Side, frame_len: usize, data: &[u
                 },
             );
         }
+    }
+    if from == Side::Server && flags & SEC_AUTODETECT_REQ == 0 {
+        d.settle_awaiting();
     }
     let body_base = r.offset();
     let body = r.rest();

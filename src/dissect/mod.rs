@@ -139,6 +139,9 @@ pub struct Dissector {
     recent: Vec<PduInfo>,
     /// The TLS plaintext comes from the client's own TLS stack: encrypted records are only counted.
     plaintext_external: bool,
+    /// The phase the client waits in after its last PDU: what the server sends next, or its close,
+    /// belongs there (a Set Error Info in answer to the Client Info is a licensing failure).
+    awaiting: Option<PhaseName>,
 }
 
 impl Dissector {
@@ -152,6 +155,7 @@ impl Dissector {
             now: 0.0,
             recent: Vec::new(),
             plaintext_external: false,
+            awaiting: None,
         }
     }
 
@@ -371,9 +375,39 @@ impl Dissector {
         }
     }
 
+    /// The client waits for the server in `phase` now.
+    pub(crate) fn await_server_in(&mut self, phase: PhaseName) {
+        self.awaiting = Some(phase);
+    }
+
+    /// Moves into the phase the client waits in, if it is ahead.
+    pub(crate) fn settle_awaiting(&mut self) {
+        if let Some(phase) = self.awaiting.take()
+            && phase > self.trace.current()
+        {
+            self.enter(phase);
+        }
+    }
+
+    /// A deadline expired while the client waited for the server.
+    pub fn on_timeout(&mut self, at: Millis, deadline: crate::trace::Deadline, waiting_for: &str) {
+        self.now = at;
+        self.settle_awaiting();
+        self.trace.record_event(
+            at,
+            EventKind::TimedOut {
+                deadline,
+                waiting_for: waiting_for.to_owned(),
+            },
+        );
+    }
+
     /// The stream from `by` ended.
     pub fn on_close(&mut self, by: Side, how: CloseKind, at: Millis) {
         self.now = at;
+        if by == Side::Server {
+            self.settle_awaiting();
+        }
         let pending = self.dir(by).outer_buf.len();
         if pending > 0 {
             self.trace.record_event(
@@ -442,6 +476,14 @@ impl Dissector {
         summary: String,
         info: PduInfo,
     ) {
+        if from == Side::Server
+            && !matches!(info, PduInfo::AutoDetect { .. } | PduInfo::TsRequest { .. })
+        {
+            self.settle_awaiting();
+        }
+        if self.recent.len() < 64 {
+            self.recent.push(info.clone());
+        }
         self.trace.record_pdu(crate::trace::Pdu {
             at_ms: self.now,
             from,
@@ -660,6 +702,7 @@ impl Dissector {
         self.client.inner = Inner::Rdp;
         let selected = self.state.selected_protocol.unwrap_or(0);
         self.server.inner = if selected & x224::PROTOCOL_HYBRID_EX != 0 {
+            self.await_server_in(PhaseName::EarlyUserAuth);
             Inner::EarlyAuth
         } else {
             Inner::Rdp
@@ -736,6 +779,12 @@ impl Dissector {
 
     /// [T.125] MCS PDUs.
     fn mcs(&mut self, from: Side, frame_len: usize, mcs: &[u8], base: usize) {
+        let send_data = mcs
+            .first()
+            .is_some_and(|b| b >> 2 == active::SEND_DATA_INDICATION);
+        if from == Side::Server && !send_data {
+            self.settle_awaiting();
+        }
         if mcs.len() >= 2 && mcs[0] == 0x7f && mcs[1] == 0x65 {
             self.enter(PhaseName::McsConnect);
             return mcs_connect::connect_initial(self, from, frame_len, mcs, base);

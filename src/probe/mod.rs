@@ -553,13 +553,7 @@ impl Run<'_> {
             }
             Err(ReadError::TimedOut) => {
                 let at = self.at();
-                self.d.trace_mut().record_event(
-                    at,
-                    EventKind::TimedOut {
-                        deadline: which,
-                        waiting_for: waiting_for.to_owned(),
-                    },
-                );
+                self.d.on_timeout(at, which, waiting_for);
                 Err(Stop)
             }
             Err(e) => {
@@ -841,13 +835,7 @@ impl Run<'_> {
         let at = self.at();
         let stream = match res {
             Err(_) => {
-                self.d.trace_mut().record_event(
-                    at,
-                    EventKind::TimedOut {
-                        deadline: which,
-                        waiting_for: "the server's TLS handshake".to_owned(),
-                    },
-                );
+                self.d.on_timeout(at, which, "the server's TLS handshake");
                 return Err(Stop);
             }
             Ok(Err(e)) => {

@@ -61,7 +61,21 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct DemoArgs {}
+pub struct DemoArgs {
+    /// The scenario the built-in target plays (`rdptrace scenarios` lists them).
+    #[arg(default_value = "denied-connection")]
+    pub scenario: String,
+    /// Move the scenario's fault to this phase.
+    #[arg(long, value_parser = parse_phase)]
+    pub at: Option<PhaseName>,
+    /// Send Set Error Info with this errorInfo at `--at` instead of the scenario's fault.
+    #[arg(long, value_parser = parse_code)]
+    pub errinfo: Option<u32>,
+    #[command(flatten)]
+    pub probe: crate::probe::cli::ProbeOptions,
+    #[command(flatten)]
+    pub output: crate::probe::cli::OutputArgs,
+}
 
 fn parse_phase(s: &str) -> Result<PhaseName, String> {
     PhaseName::parse(s).ok_or_else(|| {
@@ -182,9 +196,70 @@ fn report(served: &Served, trace_json: Option<&Path>) -> Result<(), String> {
     Ok(())
 }
 
+/// `rdptrace demo`: the built-in target on an ephemeral loopback port, in this process, and a probe of it
+/// with the target's test identity.
 pub fn demo(args: DemoArgs) -> ExitCode {
-    let _ = args;
-    crate::cli::error("demo is not available yet")
+    let Some(scenario) = scenario::find(&args.scenario) else {
+        return crate::cli::usage(ServeError::UnknownScenario(args.scenario.clone()));
+    };
+    let config = match TargetConfig::new(scenario).with_overrides(args.at, args.errinfo) {
+        Ok(c) => c,
+        Err(e) => return crate::cli::usage(e),
+    };
+    let identity = config.identity.clone();
+    let runtime = match crate::cli::runtime() {
+        Ok(r) => r,
+        Err(e) => return crate::cli::error(e),
+    };
+    let verbose = crate::cli::verbosity() > 0;
+    runtime.block_on(async move {
+        let target = match Target::bind(config).await {
+            Ok(t) => t,
+            Err(e) => return crate::cli::error(e),
+        };
+        let addr = target.local_addr();
+        let mut options = args.probe.clone();
+        let password = if options.user.is_none() {
+            options.user = Some(identity.user.clone());
+            if !identity.domain.is_empty() {
+                options.domain = Some(identity.domain.clone());
+            }
+            crate::probe::Password::new(identity.password().to_owned())
+        } else {
+            match crate::probe::cli::read_password(
+                options.user.as_deref(),
+                options.password_file.as_ref(),
+            ) {
+                Ok(Some(p)) => p,
+                Ok(None) => crate::probe::Password::default(),
+                Err(e) => return crate::cli::usage(e),
+            }
+        };
+        let probe_config = match options.config(&addr.to_string(), Some(&password)) {
+            Ok(c) => c,
+            Err(e) => return crate::cli::usage(e),
+        };
+        if !args.output.json {
+            println!(
+                "built-in target on {addr}: scenario {}{}",
+                target.config().label(),
+                if scenario.stands_for.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", scenario.stands_for)
+                }
+            );
+            println!();
+        }
+        let server = target.clone();
+        let served = tokio::spawn(async move { server.serve_one().await });
+        let trace = crate::probe::probe(&probe_config).await;
+        // The target ends its side on its own (a fault, the client's close, or its read timeout).
+        let _ = tokio::time::timeout(Duration::from_secs(10), served).await;
+        let verdict = crate::diagnose::diagnose(&trace);
+        crate::probe::cli::print(&trace, &verdict, &args.output, verbose);
+        ExitCode::from(crate::cli::exit_code(&verdict))
+    })
 }
 
 pub fn scenarios() -> ExitCode {

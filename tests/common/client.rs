@@ -2,7 +2,6 @@
 //! certificate), CredSSP with NTLM, stopping at a chosen point, then reading what the server sends until it
 //! closes.
 
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

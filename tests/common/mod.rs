@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+#[allow(unused_imports)]
 pub use client::{BOUND, ClientRun, StopAt, run};
 
 use std::net::TcpListener;
