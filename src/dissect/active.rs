@@ -70,7 +70,11 @@ pub(super) fn disconnect_provider_ultimatum(
         }
     };
     let name = codes::name(Table::DpuReason, u32::from(reason));
-    d.trace.fact("disconnect_reason", name.clone());
+    let key = match from {
+        Side::Server => "disconnect_reason",
+        Side::Client => "client_disconnect_reason",
+    };
+    d.trace.fact(key, name.clone());
     d.pdu(
         from,
         frame_len,
