@@ -369,10 +369,11 @@ fn out_of_order_retransmitted_and_overlapping_segments() {
     let cr = x224_cr("bob", 3);
     let cc = x224_cc(false, 2);
     let mut pcap = Pcap::new(1);
-    let mut c = Conv::new(&mut pcap, CLIENT, SERVER, 0);
-    c.handshake();
-    let (cseq, sseq) = (c.cseq, c.sseq);
-    drop(c);
+    let (cseq, sseq) = {
+        let mut c = Conv::new(&mut pcap, CLIENT, SERVER, 0);
+        c.handshake();
+        (c.cseq, c.sseq)
+    };
     let seg = |seq_off: usize, range: std::ops::Range<usize>| {
         tcp_frame(client, server, cseq + seq_off as u32, sseq, A, &cr[range])
     };
@@ -451,11 +452,12 @@ fn a_cut_packet_is_a_gap() {
     let client: SocketAddr = CLIENT.parse().unwrap();
     let server: SocketAddr = SERVER.parse().unwrap();
     let mut pcap = Pcap::new(1);
-    let mut c = Conv::new(&mut pcap, CLIENT, SERVER, 0);
-    c.handshake();
+    let (cseq, sseq) = {
+        let mut c = Conv::new(&mut pcap, CLIENT, SERVER, 0);
+        c.handshake();
+        (c.cseq, c.sseq)
+    };
     let cr = x224_cr("dave", 0);
-    let (cseq, sseq) = (c.cseq, c.sseq);
-    drop(c);
     let frame = tcp_frame(client, server, cseq, sseq, A, &cr);
     // The snapshot length kept all but the last 6 bytes.
     pcap.packet_cut(10_000, &frame, frame.len() - 6);
@@ -745,8 +747,12 @@ fn gt_number(v: &serde_json::Value) -> Option<u32> {
     }
 }
 
+/// Whether the session's TLS records were decrypted (the fact names the secret's source).
 fn decrypted(t: &Trace) -> bool {
-    fact(t, PhaseName::Tls, "decrypted") == Some(serde_json::Value::Bool(true))
+    matches!(
+        fact(t, PhaseName::Tls, "decrypted"),
+        Some(serde_json::Value::String(_))
+    )
 }
 
 /// Whether what the ground truth knows of the inner protocol is visible to rdptrace in this trace.
@@ -869,70 +875,70 @@ fn check_ground_truth(gt: &serde_json::Value, s: &Session) {
             "{what}: encryption level"
         );
     }
-    if let Some(name) = gt["client_name"].as_str() {
-        if inner_visible(t) {
-            let core = infos.iter().find_map(|p| match p {
-                PduInfo::McsConnectInitial {
-                    client_name,
-                    client_build,
-                    ..
-                } => Some((client_name.clone(), *client_build)),
+    if let Some(name) = gt["client_name"].as_str()
+        && inner_visible(t)
+    {
+        let core = infos.iter().find_map(|p| match p {
+            PduInfo::McsConnectInitial {
+                client_name,
+                client_build,
+                ..
+            } => Some((client_name.clone(), *client_build)),
+            _ => None,
+        });
+        assert_eq!(
+            core.as_ref().and_then(|c| c.0.as_deref()),
+            Some(name),
+            "{what}: client name"
+        );
+        assert_eq!(
+            core.and_then(|c| c.1).map(u64::from),
+            gt["client_build"].as_u64(),
+            "{what}: client build"
+        );
+    }
+    if let Some(layout) = gt["extra"]["keyboard_layout"].as_str()
+        && inner_visible(t)
+    {
+        assert_eq!(
+            fact_str(t, PhaseName::McsConnect, "keyboard_layout").as_deref(),
+            Some(layout),
+            "{what}: keyboard layout"
+        );
+    }
+    if let Some(seen) = gt["licensing_seen"].as_bool()
+        && inner_visible(t)
+    {
+        assert_eq!(
+            !t.phase(PhaseName::Licensing).pdus.is_empty(),
+            seen,
+            "{what}: licensing"
+        );
+    }
+    if let Some(seen) = gt["credssp_seen"].as_bool()
+        && inner_visible(t)
+    {
+        assert_eq!(
+            infos.iter().any(|p| matches!(p, PduInfo::TsRequest { .. })),
+            seen,
+            "{what}: credssp"
+        );
+    }
+    if let Some(list) = gt["error_info"].as_array()
+        && inner_visible(t)
+    {
+        let got: Vec<u32> = infos
+            .iter()
+            .filter_map(|p| match p {
+                PduInfo::SetErrorInfo { code } => Some(*code),
                 _ => None,
-            });
-            assert_eq!(
-                core.as_ref().and_then(|c| c.0.as_deref()),
-                Some(name),
-                "{what}: client name"
-            );
-            assert_eq!(
-                core.and_then(|c| c.1).map(u64::from),
-                gt["client_build"].as_u64(),
-                "{what}: client build"
-            );
-        }
-    }
-    if let Some(layout) = gt["extra"]["keyboard_layout"].as_str() {
-        if inner_visible(t) {
-            assert_eq!(
-                fact_str(t, PhaseName::McsConnect, "keyboard_layout").as_deref(),
-                Some(layout),
-                "{what}: keyboard layout"
-            );
-        }
-    }
-    if let Some(seen) = gt["licensing_seen"].as_bool() {
-        if inner_visible(t) {
-            assert_eq!(
-                !t.phase(PhaseName::Licensing).pdus.is_empty(),
-                seen,
-                "{what}: licensing"
-            );
-        }
-    }
-    if let Some(seen) = gt["credssp_seen"].as_bool() {
-        if inner_visible(t) {
-            assert_eq!(
-                infos.iter().any(|p| matches!(p, PduInfo::TsRequest { .. })),
-                seen,
-                "{what}: credssp"
-            );
-        }
-    }
-    if let Some(list) = gt["error_info"].as_array() {
-        if inner_visible(t) {
-            let got: Vec<u32> = infos
-                .iter()
-                .filter_map(|p| match p {
-                    PduInfo::SetErrorInfo { code } => Some(*code),
-                    _ => None,
-                })
-                .collect();
-            let want: Vec<u32> = list
-                .iter()
-                .filter_map(|e| gt_number(&e["errorInfo"]))
-                .collect();
-            assert_eq!(got, want, "{what}: error info");
-        }
+            })
+            .collect();
+        let want: Vec<u32> = list
+            .iter()
+            .filter_map(|e| gt_number(&e["errorInfo"]))
+            .collect();
+        assert_eq!(got, want, "{what}: error info");
     }
     let end_first = gt["extra"]["end_first"].as_str().unwrap_or_default();
     let want_close = match end_first {
@@ -980,6 +986,11 @@ fn public_captures_agree_with_the_ground_truth() {
                 gt["server"].as_str(),
                 "{file}"
             );
+            if gt["extra"]["tls_decrypted_with_published_key"].is_string()
+                && !keys_for(file).is_empty()
+            {
+                assert!(decrypted(&s.trace), "{file} {client}: not decrypted");
+            }
             check_ground_truth(gt, s);
             checked += 1;
         }
@@ -1111,4 +1122,215 @@ fn odd_framing_and_odd_streams() {
     .unwrap_err();
     assert!(err.to_string().contains("Network Monitor"), "{err}");
     let _ = AuthToken::NtlmNegotiate;
+}
+
+// ---- decryption with the published RSA keys -----------------------------------------------------------
+
+fn ts_requests(t: &Trace) -> Vec<(Side, Option<AuthToken>, Option<u32>)> {
+    t.pdus()
+        .filter_map(|(_, p)| match &p.info {
+            PduInfo::TsRequest {
+                token, error_code, ..
+            } => Some((p.from, token.clone(), *error_code)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn rsa_key_exchange_decrypted_to_the_credssp_error() {
+    let Some(dir) = public() else { return };
+    for file in [
+        "wireshark-wiki/win2k19-joined.eth.pcapng",
+        "wireshark-wiki/TSRemoteGuardCreds.eth.pcapng",
+    ] {
+        let r = replay_public(&dir, file, true);
+        assert_eq!(r.sessions.len(), 2, "{file}");
+        let s = &r.sessions[0];
+        let t = &s.trace;
+        assert_eq!(
+            fact_str(t, PhaseName::Tls, "decrypted").as_deref(),
+            Some("RSA key wireshark-wiki-ws-credssp.key"),
+            "{file}"
+        );
+        let reqs = ts_requests(t);
+        assert!(
+            matches!(
+                reqs[0],
+                (Side::Client, Some(AuthToken::NtlmNegotiate), None)
+            ),
+            "{file}: {reqs:?}"
+        );
+        assert!(
+            matches!(
+                &reqs[1],
+                (Side::Server, Some(AuthToken::NtlmChallenge(info)), None)
+                    if info.dns_computer.as_deref() == Some("adc.ACME.COM")
+            ),
+            "{file}: {reqs:?}"
+        );
+        assert!(
+            matches!(
+                &reqs[2],
+                (Side::Client, Some(AuthToken::NtlmAuthenticate { user: Some(u), .. }), None) if u == "admin"
+            ),
+            "{file}: {reqs:?}"
+        );
+        // [MS-ERREF] 2.3.1 STATUS_ACCOUNT_RESTRICTION.
+        assert_eq!(reqs[3].0, Side::Server);
+        assert_eq!(reqs[3].2, Some(0xc000_006e), "{file}");
+        assert_eq!(s.verdict.cause, Cause::CredsspError, "{file}");
+        assert_eq!(s.verdict.phase, Some(PhaseName::Credssp), "{file}");
+        assert_eq!(
+            first_close(t),
+            Some((Side::Client, CloseKind::Rst)),
+            "{file}"
+        );
+        // The retry with Kerberos reaches the active state.
+        let second = &r.sessions[1];
+        assert!(second.verdict.ok, "{file}: {:?}", second.verdict);
+        assert!(ts_requests(&second.trace).iter().any(|(_, t, _)| matches!(
+            t,
+            Some(AuthToken::Kerberos { .. }) | Some(AuthToken::Spnego { .. })
+        )));
+        assert_eq!(
+            fact_str(&second.trace, PhaseName::McsConnect, "client_name").as_deref(),
+            Some("AWS")
+        );
+    }
+}
+
+#[test]
+fn rsa_decryption_tls10_cbc_from_the_client_hello() {
+    let Some(dir) = public() else { return };
+    // Starts at the ClientHello: no handshake, no X.224 in the capture.
+    let r = replay_public(&dir, "wireshark-wiki/rdp-ssl.pcap.gz", true);
+    assert_eq!(r.sessions.len(), 1);
+    let s = &r.sessions[0];
+    let t = &s.trace;
+    assert_eq!(
+        fact_str(t, PhaseName::Tls, "decrypted").as_deref(),
+        Some("RSA key wireshark-wiki-rdp-ssl.key")
+    );
+    assert!(fact_str(t, PhaseName::Tcp, "handshake").is_some());
+    assert!(t.phase(PhaseName::X224).pdus.is_empty());
+    let infos = pdus(t);
+    assert!(infos.iter().any(|p| matches!(
+        p,
+        PduInfo::TsRequest {
+            auth_info: true,
+            ..
+        }
+    )));
+    assert!(infos.iter().any(|p| matches!(
+        p,
+        PduInfo::License {
+            message: rdptrace::pdu::LicenseMessage::PlatformChallenge
+        }
+    )));
+    assert!(
+        infos
+            .iter()
+            .any(|p| matches!(p, PduInfo::DemandActive { .. }))
+    );
+    // Client Info: user and domain, whether a password was there, never the password.
+    let info = infos.iter().find_map(|p| match p {
+        PduInfo::ClientInfo {
+            password_present, ..
+        } => Some(*password_present),
+        _ => None,
+    });
+    assert!(info.is_some());
+    let json = rdptrace::report::json::line(t, &s.verdict);
+    assert!(!json.to_ascii_lowercase().contains("\"password\""));
+    assert!(s.verdict.ok, "{:?}", s.verdict);
+    assert!(
+        t.events()
+            .any(|(_, e)| matches!(e.kind, EventKind::CaptureEnded))
+    );
+}
+
+#[test]
+fn rsa_decryption_without_a_tcp_handshake_on_port_1337() {
+    let Some(dir) = public() else { return };
+    let r = replay_public(&dir, "freerdp-old/rdp_tls_ntlmssp_access_denied.pcap", true);
+    let s = &r.sessions[0];
+    let t = &s.trace;
+    assert_eq!(t.target, "192.168.1.110:1337");
+    assert_eq!(
+        fact_str(t, PhaseName::Tls, "decrypted").as_deref(),
+        Some("RSA key freerdp-old-server.key")
+    );
+    let reqs = ts_requests(t);
+    assert_eq!(reqs.len(), 3);
+    assert!(
+        matches!(
+            &reqs[2],
+            (Side::Client, Some(AuthToken::NtlmAuthenticate { user: Some(u), domain: Some(d), .. }), None)
+                if u == "username" && d == "FREERDP"
+        ),
+        "{reqs:?}"
+    );
+    // The capture ends after the client's AUTHENTICATE: the answer is not in the file.
+    assert_eq!(s.verdict.cause, Cause::CaptureEnded);
+    assert_eq!(s.verdict.phase, Some(PhaseName::Credssp));
+}
+
+#[test]
+fn rsa_decryption_tls12_cbc_with_kerberos_and_close_notify() {
+    let Some(dir) = public() else { return };
+    // Linux cooked v2, every packet twice.
+    let r = replay_public(&dir, "wireshark-wiki/freerdp-client-krb5.pcapng", true);
+    assert_eq!(r.sessions.len(), 1);
+    let s = &r.sessions[0];
+    let t = &s.trace;
+    assert!(gaps(t).is_empty());
+    assert!(
+        ts_requests(t)
+            .iter()
+            .all(|(_, tok, _)| !matches!(tok, Some(AuthToken::NtlmNegotiate)))
+    );
+    assert!(pdus(t).iter().any(|p| matches!(
+        p,
+        PduInfo::TlsAlert {
+            level: Some(1),
+            description: Some(0),
+            ..
+        }
+    )));
+    assert!(s.verdict.ok, "{:?}", s.verdict);
+    assert_eq!(first_close(t), Some((Side::Client, CloseKind::Fin)));
+}
+
+#[test]
+fn undecrypted_sessions_say_why() {
+    let Some(dir) = public() else { return };
+    // TLS 1.0 with RSA key exchange, the server key not published (MANIFEST.md).
+    let r = replay_public(&dir, "zeek/rdp-to-ssl.pcap", false);
+    assert_eq!(r.sessions.len(), 2);
+    for s in &r.sessions {
+        let t = &s.trace;
+        assert_eq!(fact(t, PhaseName::Tls, "decrypted"), Some(false.into()));
+        let why = fact_str(t, PhaseName::Tls, "not_decrypted").unwrap();
+        assert!(why.contains("--rsa-key"), "{why}");
+        // The handshake completed: what follows is NLA, encrypted.
+        assert_eq!(
+            t.phase(PhaseName::Tls).status,
+            rdptrace::trace::PhaseStatus::Ok
+        );
+        assert_eq!(first_close(t), Some((Side::Client, CloseKind::Fin)));
+        assert_eq!(s.verdict.phase, Some(PhaseName::Credssp));
+    }
+    // ECDHE: a server key cannot help.
+    let r = replay_public(&dir, "ndpi/rdp_over_tls.pcap", false);
+    let why = fact_str(&r.sessions[0].trace, PhaseName::Tls, "not_decrypted").unwrap();
+    assert!(why.contains("ephemeral"), "{why}");
+    // The wrong key.
+    let opts = Options {
+        rsa_keys: vec![dir.join("keys/freerdp-old-server.key")],
+        ..Options::default()
+    };
+    let r = read(&dir.join("wireshark-wiki/win2k19-joined.eth.pcapng"), &opts);
+    let why = fact_str(&r.sessions[0].trace, PhaseName::Tls, "not_decrypted").unwrap();
+    assert!(why.contains("none of the RSA keys"), "{why}");
 }
