@@ -1334,3 +1334,360 @@ fn undecrypted_sessions_say_why() {
     let why = fact_str(&r.sessions[0].trace, PhaseName::Tls, "not_decrypted").unwrap();
     assert!(why.contains("none of the RSA keys"), "{why}");
 }
+
+// ---- decryption with a key log: TLS sessions made here with rustls -------------------------------------
+
+/// Collects the secrets rustls logs, in the NSS key log format.
+#[derive(Debug, Default)]
+struct KeyLogLines(std::sync::Mutex<String>);
+
+impl rustls::KeyLog for KeyLogLines {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        if let Ok(mut s) = self.0.lock() {
+            s.push_str(&format!(
+                "{label} {} {}\n",
+                hex::encode(client_random),
+                hex::encode(secret)
+            ));
+        }
+    }
+}
+
+/// [T.123] TPKT and [X.224] Data TPDU around an MCS PDU.
+fn x224_data(mcs: &[u8]) -> Vec<u8> {
+    let len = 7 + mcs.len();
+    let mut out = vec![0x03, 0x00, (len >> 8) as u8, len as u8, 0x02, 0xf0, 0x80];
+    out.extend_from_slice(mcs);
+    out
+}
+
+/// What each side put on the wire, in order (`true` for the client).
+type Wire = Vec<(bool, Vec<u8>)>;
+
+/// Moves TLS bytes between the two in-memory endpoints until neither has anything to send.
+fn pump(
+    client: &mut rustls::ClientConnection,
+    server: &mut rustls::ServerConnection,
+    wire: &mut Wire,
+) {
+    for _ in 0..64 {
+        let mut moved = false;
+        while client.wants_write() {
+            let mut buf = Vec::new();
+            client.write_tls(&mut buf).unwrap();
+            if buf.is_empty() {
+                break;
+            }
+            let mut rd = &buf[..];
+            while !rd.is_empty() {
+                server.read_tls(&mut rd).unwrap();
+                server.process_new_packets().unwrap();
+            }
+            wire.push((true, buf));
+            moved = true;
+        }
+        while server.wants_write() {
+            let mut buf = Vec::new();
+            server.write_tls(&mut buf).unwrap();
+            if buf.is_empty() {
+                break;
+            }
+            let mut rd = &buf[..];
+            while !rd.is_empty() {
+                client.read_tls(&mut rd).unwrap();
+                client.process_new_packets().unwrap();
+            }
+            wire.push((false, buf));
+            moved = true;
+        }
+        if !moved {
+            return;
+        }
+    }
+    panic!("the TLS endpoints did not settle");
+}
+
+/// An RDP session over TLS made with rustls: X.224 selecting PROTOCOL_SSL, the TLS handshake, MCS Erect
+/// Domain and Attach User, (TLS 1.3: a client KeyUpdate,) a Channel Join, then the server's Disconnect
+/// Provider Ultimatum and close_notify. Returns the bytes on the wire and the key log.
+fn rustls_session(
+    suite: rustls::SupportedCipherSuite,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> (Wire, String) {
+    use std::io::Write as _;
+    let certified = rcgen::generate_simple_self_signed(vec!["rdp.test".to_owned()]).unwrap();
+    let cert = certified.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::from(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let provider = || {
+        let mut p = rustls::crypto::ring::default_provider();
+        p.cipher_suites = vec![suite];
+        std::sync::Arc::new(p)
+    };
+    let server_config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let mut client_config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let log = std::sync::Arc::new(KeyLogLines::default());
+    client_config.key_log = log.clone();
+    let mut client = rustls::ClientConnection::new(
+        std::sync::Arc::new(client_config),
+        "rdp.test".try_into().unwrap(),
+    )
+    .unwrap();
+    let mut server = rustls::ServerConnection::new(std::sync::Arc::new(server_config)).unwrap();
+
+    let mut wire: Wire = vec![(true, x224_cr("tls", 1)), (false, x224_cc(false, 1))];
+    pump(&mut client, &mut server, &mut wire);
+    assert!(!client.is_handshaking() && !server.is_handshaking());
+    // Erect Domain Request, Attach User Request; Attach User Confirm (user 1007).
+    let mut out = x224_data(&[0x04, 0x01, 0x00, 0x01, 0x00]);
+    out.extend_from_slice(&x224_data(&[0x28]));
+    client.writer().write_all(&out).unwrap();
+    pump(&mut client, &mut server, &mut wire);
+    server
+        .writer()
+        .write_all(&x224_data(&[0x2e, 0x00, 0x00, 0x06]))
+        .unwrap();
+    pump(&mut client, &mut server, &mut wire);
+    if version == &rustls::version::TLS13 {
+        client.refresh_traffic_keys().unwrap();
+    }
+    // Channel Join Request for the I/O channel, in two TLS writes.
+    let join = x224_data(&[0x38, 0x00, 0x06, 0x03, 0xeb]);
+    client.writer().write_all(&join[..4]).unwrap();
+    pump(&mut client, &mut server, &mut wire);
+    client.writer().write_all(&join[4..]).unwrap();
+    pump(&mut client, &mut server, &mut wire);
+    // Disconnect Provider Ultimatum, rn-user-requested; close_notify.
+    server
+        .writer()
+        .write_all(&x224_data(&[0x21, 0x80]))
+        .unwrap();
+    server.send_close_notify();
+    pump(&mut client, &mut server, &mut wire);
+    let text = log.0.lock().unwrap().clone();
+    (wire, text)
+}
+
+/// The bytes of `wire` as a TCP connection in a pcap: handshake, segments of at most 1400 bytes, the
+/// server's FIN, the client's FIN.
+fn wire_pcap(wire: &Wire, name: &str) -> PathBuf {
+    let mut pcap = Pcap::new(1);
+    let mut c = Conv::new(&mut pcap, CLIENT, SERVER, 0);
+    c.handshake();
+    for (from_client, bytes) in wire {
+        for chunk in bytes.chunks(1400) {
+            if *from_client {
+                c.client(chunk);
+            } else {
+                c.server(chunk);
+            }
+        }
+    }
+    c.server_fin();
+    c.client_fin();
+    pcap.write(name)
+}
+
+fn assert_decrypted_session(s: &Session, source: &str, what: &str) {
+    let t = &s.trace;
+    assert_eq!(
+        fact_str(t, PhaseName::Tls, "decrypted").as_deref(),
+        Some(source),
+        "{what}: {:?}",
+        fact_str(t, PhaseName::Tls, "not_decrypted")
+    );
+    assert_eq!(fact(t, PhaseName::Tls, "decrypt_failures"), None, "{what}");
+    let infos = pdus(t);
+    assert!(
+        infos
+            .iter()
+            .any(|p| matches!(p, PduInfo::ErectDomainRequest)),
+        "{what}"
+    );
+    assert!(
+        infos
+            .iter()
+            .any(|p| matches!(p, PduInfo::AttachUserRequest)),
+        "{what}"
+    );
+    assert!(
+        infos.iter().any(|p| matches!(
+            p,
+            PduInfo::AttachUserConfirm {
+                result: 0,
+                user_id: Some(1007)
+            }
+        )),
+        "{what}"
+    );
+    assert!(
+        infos.iter().any(|p| matches!(
+            p,
+            PduInfo::ChannelJoinRequest {
+                user_id: 1007,
+                channel_id: 1003
+            }
+        )),
+        "{what}"
+    );
+    assert!(
+        infos
+            .iter()
+            .any(|p| matches!(p, PduInfo::DisconnectProviderUltimatum { reason: 3 })),
+        "{what}"
+    );
+    assert!(
+        infos.iter().any(|p| matches!(
+            p,
+            PduInfo::TlsAlert {
+                level: Some(1),
+                description: Some(0),
+                ..
+            }
+        )),
+        "{what}: close_notify"
+    );
+    assert_eq!(s.verdict.cause, Cause::DisconnectedByServer, "{what}");
+    assert_eq!(s.verdict.phase, Some(PhaseName::ChannelJoin), "{what}");
+}
+
+#[test]
+fn key_log_decrypts_tls13_with_every_suite_and_a_key_update() {
+    use rustls::crypto::ring::cipher_suite as cs;
+    for suite in [
+        cs::TLS13_AES_128_GCM_SHA256,
+        cs::TLS13_AES_256_GCM_SHA384,
+        cs::TLS13_CHACHA20_POLY1305_SHA256,
+    ] {
+        let what = format!("{:?}", suite.suite());
+        let (wire, keylog) = rustls_session(suite, &rustls::version::TLS13);
+        assert!(keylog.contains("SERVER_HANDSHAKE_TRAFFIC_SECRET"));
+        let path = wire_pcap(&wire, "tls13.pcap");
+        let log_path = tmp("tls13.keys");
+        std::fs::write(&log_path, &keylog).unwrap();
+        let with = read(
+            &path,
+            &Options {
+                keylog: Some(log_path),
+                ..Options::default()
+            },
+        );
+        assert_eq!(with.sessions.len(), 1);
+        let s = &with.sessions[0];
+        assert_decrypted_session(s, "key log", &what);
+        // TLS 1.3: the certificate comes out of the decrypted handshake.
+        assert_eq!(
+            fact_str(&s.trace, PhaseName::Tls, "tls_version").as_deref(),
+            Some("TLS 1.3")
+        );
+        assert!(
+            pdus(&s.trace)
+                .iter()
+                .any(|p| matches!(p, PduInfo::TlsCertificate { chain } if chain.len() == 1))
+        );
+
+        let without = read(&path, &Options::default());
+        let t = &without.sessions[0].trace;
+        assert_eq!(fact(t, PhaseName::Tls, "decrypted"), Some(false.into()));
+        assert!(
+            fact_str(t, PhaseName::Tls, "not_decrypted")
+                .unwrap()
+                .contains("key log")
+        );
+    }
+}
+
+#[test]
+fn key_log_decrypts_tls12_ecdhe() {
+    use rustls::crypto::ring::cipher_suite as cs;
+    for suite in [
+        cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    ] {
+        let what = format!("{:?}", suite.suite());
+        let (wire, keylog) = rustls_session(suite, &rustls::version::TLS12);
+        assert!(keylog.starts_with("CLIENT_RANDOM "));
+        let path = wire_pcap(&wire, "tls12.pcap");
+        let log_path = tmp("tls12.keys");
+        std::fs::write(&log_path, &keylog).unwrap();
+        let r = read(
+            &path,
+            &Options {
+                keylog: Some(log_path),
+                ..Options::default()
+            },
+        );
+        assert_decrypted_session(&r.sessions[0], "key log", &what);
+        // Secrets of another session authenticate nothing.
+        let (_, other) = rustls_session(suite, &rustls::version::TLS12);
+        let other_random = other.split_whitespace().nth(1).unwrap().to_owned();
+        let mine_random = keylog.split_whitespace().nth(1).unwrap();
+        let wrong = other.replace(&other_random, mine_random);
+        let log_path = tmp("tls12-wrong.keys");
+        std::fs::write(&log_path, wrong).unwrap();
+        let r = read(
+            &path,
+            &Options {
+                keylog: Some(log_path),
+                ..Options::default()
+            },
+        );
+        let t = &r.sessions[0].trace;
+        assert_eq!(
+            fact(t, PhaseName::Tls, "decrypted"),
+            Some(false.into()),
+            "{what}"
+        );
+        assert!(
+            fact_str(t, PhaseName::Tls, "not_decrypted")
+                .unwrap()
+                .contains("did not authenticate")
+        );
+    }
+}
+
+#[test]
+fn a_key_log_that_holds_nothing_is_an_error() {
+    let path = neg_failure_capture("any.pcap");
+    let log_path = tmp("empty.keys");
+    std::fs::write(&log_path, "# nothing\n").unwrap();
+    let err = replay::replay(
+        &path,
+        &Options {
+            keylog: Some(log_path.clone()),
+            ..Options::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().starts_with(&log_path.display().to_string()),
+        "{err}"
+    );
+    let key_path = tmp("not-a-key.pem");
+    std::fs::write(&key_path, "-----BEGIN CERTIFICATE-----\n").unwrap();
+    let err = replay::replay(
+        &path,
+        &Options {
+            rsa_keys: vec![key_path],
+            ..Options::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("no unencrypted PEM private key"),
+        "{err}"
+    );
+}
