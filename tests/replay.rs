@@ -1691,3 +1691,113 @@ fn a_key_log_that_holds_nothing_is_an_error() {
         "{err}"
     );
 }
+
+// ---- pcapng: several interfaces, timestamp resolutions, decryption secrets ----------------------------
+
+/// A pcapng file, little endian, written block by block ([pcapng] 4).
+struct PcapNg {
+    buf: Vec<u8>,
+}
+
+impl PcapNg {
+    fn new() -> Self {
+        let mut ng = PcapNg { buf: Vec::new() };
+        let mut body = Vec::new();
+        body.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+        body.extend_from_slice(&1u16.to_le_bytes());
+        body.extend_from_slice(&0u16.to_le_bytes());
+        body.extend_from_slice(&(-1i64).to_le_bytes());
+        ng.block(0x0a0d_0d0a, &body);
+        ng
+    }
+
+    fn block(&mut self, kind: u32, body: &[u8]) {
+        let padded = body.len().div_ceil(4) * 4;
+        let total = (12 + padded) as u32;
+        self.buf.extend_from_slice(&kind.to_le_bytes());
+        self.buf.extend_from_slice(&total.to_le_bytes());
+        self.buf.extend_from_slice(body);
+        self.buf.resize(self.buf.len() + padded - body.len(), 0);
+        self.buf.extend_from_slice(&total.to_le_bytes());
+    }
+
+    /// [pcapng] 4.2 with if_tsresol (9) when `tsresol` is given.
+    fn interface(&mut self, link: u16, tsresol: Option<u8>) {
+        let mut body = Vec::new();
+        body.extend_from_slice(&link.to_le_bytes());
+        body.extend_from_slice(&0u16.to_le_bytes());
+        body.extend_from_slice(&0u32.to_le_bytes());
+        if let Some(r) = tsresol {
+            body.extend_from_slice(&9u16.to_le_bytes());
+            body.extend_from_slice(&1u16.to_le_bytes());
+            body.extend_from_slice(&[r, 0, 0, 0]);
+            body.extend_from_slice(&[0, 0, 0, 0]);
+        }
+        self.block(1, &body);
+    }
+
+    /// [pcapng] 4.7 Decryption Secrets Block with a TLS key log.
+    fn secrets(&mut self, text: &str) {
+        let mut body = Vec::new();
+        body.extend_from_slice(&0x544c_534bu32.to_le_bytes());
+        body.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        body.extend_from_slice(text.as_bytes());
+        body.resize(body.len().div_ceil(4) * 4, 0);
+        self.block(0x0a, &body);
+    }
+
+    /// [pcapng] 4.3 Enhanced Packet Block; `ts` in the interface's units.
+    fn packet(&mut self, iface: u32, ts: u64, data: &[u8]) {
+        let mut body = Vec::new();
+        body.extend_from_slice(&iface.to_le_bytes());
+        body.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
+        body.extend_from_slice(&(ts as u32).to_le_bytes());
+        body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        body.extend_from_slice(data);
+        body.resize(body.len().div_ceil(4) * 4, 0);
+        self.block(6, &body);
+    }
+}
+
+#[test]
+fn pcapng_interfaces_resolutions_and_decryption_secrets() {
+    use rustls::crypto::ring::cipher_suite as cs;
+    let (wire, keylog) = rustls_session(cs::TLS13_AES_256_GCM_SHA384, &rustls::version::TLS13);
+    let plain = wire_pcap(&wire, "for-pcapng.pcap");
+    // Client packets on an Ethernet interface in microseconds, server packets on a raw IPv4 interface
+    // in nanoseconds; the key log inside the file.
+    let mut ng = PcapNg::new();
+    ng.interface(1, None);
+    ng.interface(101, Some(9));
+    ng.secrets(&keylog);
+    let mut capture = rdptrace::replay::capture::Capture::open(&plain, |f| Box::new(f)).unwrap();
+    let mut count = 0;
+    while let Some(item) = capture.next_item() {
+        let rdptrace::replay::capture::Item::Packet(p) = item.unwrap() else {
+            continue;
+        };
+        let from_client = p.data[26..30] == [10, 0, 0, 1];
+        if from_client {
+            ng.packet(0, p.ts.as_micros() as u64, &p.data);
+        } else {
+            ng.packet(1, p.ts.as_nanos() as u64, &p.data[14..]);
+        }
+        count += 1;
+    }
+    assert!(count > 10);
+    let path = tmp("secrets.pcapng");
+    std::fs::write(&path, &ng.buf).unwrap();
+
+    let r = read(&path, &Options::default());
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!(r.sessions.len(), 1);
+    let s = &r.sessions[0];
+    assert_decrypted_session(s, "pcapng decryption secrets", "pcapng");
+    // The same times as the pcap: the two resolutions agree.
+    let from_pcap = read(&plain, &Options::default());
+    let times = |t: &Trace| t.events().map(|(_, e)| e.at_ms).collect::<Vec<_>>();
+    assert_eq!(times(&s.trace), times(&from_pcap.sessions[0].trace));
+    assert_eq!(s.trace.started_at, from_pcap.sessions[0].trace.started_at);
+    assert!(r.notes.iter().any(|n| n.contains("key log block")));
+}
