@@ -1801,3 +1801,51 @@ fn pcapng_interfaces_resolutions_and_decryption_secrets() {
     assert_eq!(s.trace.started_at, from_pcap.sessions[0].trace.started_at);
     assert!(r.notes.iter().any(|n| n.contains("key log block")));
 }
+
+// ---- snapshots of the timeline --------------------------------------------------------------------------
+
+fn timeline(s: &Session) -> String {
+    rdptrace::report::text::render(
+        &s.trace,
+        &s.verdict,
+        rdptrace::report::text::Options { verbose: true },
+    )
+}
+
+fn snapshot(name: &str, text: &str) {
+    insta::with_settings!({
+        filters => vec![
+            (r"rdptrace \d+\.\d+\.\d+(-[0-9A-Za-z.]+)?", "rdptrace [version]"),
+            (r"replay of \S*/replay/", "replay of [tmp]/"),
+        ],
+        prepend_module_to_snapshot => false,
+    }, {
+        insta::assert_snapshot!(name, text);
+    });
+}
+
+#[test]
+fn snapshot_synthetic_refused_connection() {
+    let mut pcap = Pcap::new(1);
+    let client: SocketAddr = "10.0.0.1:40001".parse().unwrap();
+    let server: SocketAddr = SERVER.parse().unwrap();
+    pcap.packet(0, &tcp_frame(client, server, 100, 0, S, &[]));
+    pcap.packet(300, &tcp_frame(server, client, 0, 101, RA, &[]));
+    let path = pcap.write("snapshot-refused.pcap");
+    let r = read(&path, &Options::default());
+    snapshot("replay_refused", &timeline(&r.sessions[0]));
+}
+
+#[test]
+fn snapshot_public_sessions() {
+    let Some(dir) = public() else { return };
+    let r = replay_public(&dir, "zeek/rdp-proprietary-encryption.pcap", false);
+    snapshot("replay_negotiation_failure", &timeline(&r.sessions[0]));
+    let r = replay_public(&dir, "ndpi/rdp3.pcap", false);
+    snapshot(
+        "replay_standard_security_capture_ends",
+        &timeline(&r.sessions[0]),
+    );
+    let r = replay_public(&dir, "wireshark-wiki/win2k19-joined.eth.pcapng", true);
+    snapshot("replay_decrypted_credssp_error", &timeline(&r.sessions[0]));
+}
