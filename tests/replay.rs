@@ -691,6 +691,37 @@ fn the_command_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("session 2 is not in"));
 
+    // Two sessions: every summary line, one timeline; the exit code of the one selected.
+    let mut pcap = Pcap::new(1);
+    let mut ok = Conv::new(&mut pcap, CLIENT, SERVER, 0);
+    ok.handshake();
+    ok.client(&x224_cr("a", 0));
+    ok.server(&x224_cc(false, 0));
+    ok.client(&x224_data(&[0x21, 0x80]));
+    ok.client_fin();
+    ok.server_fin();
+    let (c, s, t): (SocketAddr, SocketAddr, u64) = (
+        "10.0.0.1:50001".parse().unwrap(),
+        SERVER.parse().unwrap(),
+        2_000_000,
+    );
+    pcap.packet(t, &tcp_frame(c, s, 7, 0, S, &[]));
+    pcap.packet(t + 10, &tcp_frame(s, c, 0, 8, RA, &[]));
+    let two = pcap.write("two.pcap");
+    let out = std::process::Command::new(exe)
+        .args(["replay", "--session", "2", two.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with('#')).count(),
+        2,
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("verdict:").count(), 1, "{stdout}");
+    assert!(stdout.contains("cause: refused"), "{stdout}");
+    assert_eq!(out.status.code(), Some(3));
+
     let out = std::process::Command::new(exe)
         .args(["replay", "/nonexistent/capture.pcap"])
         .output()

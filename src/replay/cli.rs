@@ -1,15 +1,20 @@
 //! `rdptrace replay`.
 
+use std::fs::File;
+use std::io::{Seek as _, SeekFrom, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{Options, Replay, Session};
+use super::{End, Options, Session};
 use crate::cli::{EXIT_ERROR, EXIT_USAGE};
 use crate::report;
 use crate::trace::PhaseName;
 
 /// Exit code when a session did not reach the active state, until the per-phase codes of the probe apply.
 pub const EXIT_SESSION_FAILED: u8 = 3;
+
+/// Rendered timelines kept in memory before they go to a temporary file.
+const SPOOL_MEMORY: usize = 8 << 20;
 
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
@@ -21,10 +26,10 @@ pub struct ReplayArgs {
     /// A server's RSA private key (PEM, PKCS#1 or PKCS#8), for sessions with RSA key exchange; repeatable.
     #[arg(long = "rsa-key", value_name = "FILE")]
     pub rsa_keys: Vec<PathBuf>,
-    /// One `rdptrace/1` JSON document per session, one per line.
+    /// One `rdptrace/1` JSON document per session, one per line, as each session ends.
     #[arg(long)]
     pub json: bool,
-    /// Only this session (the number in the summary).
+    /// Only this session's timeline (the number in the summary; sessions are numbered as they end).
     #[arg(long, value_name = "N")]
     pub session: Option<usize>,
     #[arg(from_global)]
@@ -38,99 +43,175 @@ pub fn run(args: ReplayArgs) -> ExitCode {
         progress: true,
         ..Options::default()
     };
-    let replay = match super::replay(&args.file, &opts) {
-        Ok(r) => r,
+    let mut out = Output::new(args.json, args.session, args.verbose > 0);
+    let end = match super::replay_each(&args.file, &opts, &mut |s| out.session(s)) {
+        Ok(end) => end,
         Err(e) => return crate::cli::error(e),
     };
-    let (out, code) = render(&replay, args.json, args.session, args.verbose > 0);
-    print!("{out}");
-    for note in &replay.notes {
-        eprintln!("rdptrace: note: {note}");
-    }
-    if let Some(e) = &replay.error {
-        eprintln!("rdptrace: {e}");
-    }
-    if let Some(msg) = &code.1 {
-        eprintln!("rdptrace: {msg}");
-    }
-    ExitCode::from(code.0)
+    ExitCode::from(out.finish(&end))
 }
 
-/// The output and exit code (with a message for stderr) of a replay.
-pub fn render(
-    replay: &Replay,
+/// Where the timelines wait while the summary lines are still being collected: memory, then a
+/// temporary file, so that a capture with very many sessions does not fill memory.
+#[derive(Default)]
+struct Spool {
+    memory: String,
+    file: Option<(File, PathBuf)>,
+}
+
+impl Spool {
+    fn write(&mut self, text: &str) {
+        if let Some((f, _)) = self.file.as_mut()
+            && f.write_all(text.as_bytes()).is_ok()
+        {
+            return;
+        }
+        self.memory.push_str(text);
+        if self.memory.len() > SPOOL_MEMORY && self.file.is_none() {
+            let path = std::env::temp_dir().join(format!(
+                "rdptrace-replay-{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0)
+            ));
+            let opened = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path);
+            if let Ok(mut f) = opened {
+                if f.write_all(self.memory.as_bytes()).is_ok() {
+                    self.memory.clear();
+                    self.file = Some((f, path));
+                } else {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+    }
+
+    fn drain_to(&mut self, out: &mut dyn Write) {
+        if let Some((mut f, path)) = self.file.take() {
+            if f.seek(SeekFrom::Start(0)).is_ok() {
+                let _ = std::io::copy(&mut f, out);
+            }
+            drop(f);
+            let _ = std::fs::remove_file(&path);
+        }
+        let _ = out.write_all(self.memory.as_bytes());
+        self.memory.clear();
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        if let Some((_, path)) = self.file.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// What `replay` prints, built as the sessions end.
+struct Output {
     json: bool,
     only: Option<usize>,
     verbose: bool,
-) -> (String, (u8, Option<String>)) {
-    let mut out = String::new();
-    let selected: Vec<&Session> = match only {
-        Some(n) => replay.sessions.iter().filter(|s| s.index == n).collect(),
-        None => replay.sessions.iter().collect(),
-    };
-    if let Some(n) = only
-        && selected.is_empty()
-    {
-        let msg = format!(
-            "session {n} is not in {} (it holds {} RDP session{})",
-            replay.file,
-            replay.sessions.len(),
-            if replay.sessions.len() == 1 { "" } else { "s" }
-        );
-        let code = if replay.error.is_some() {
-            EXIT_ERROR
-        } else {
-            EXIT_USAGE
-        };
-        return (out, (code, Some(msg)));
-    }
-    if json {
-        for s in &selected {
-            out.push_str(&report::json::line(&s.trace, &s.verdict));
-            out.push('\n');
-        }
-    } else {
-        if replay.sessions.is_empty() {
-            out.push_str(&format!(
-                "no RDP session in {} ({} packets)\n",
-                replay.file, replay.packets
-            ));
-        }
-        for s in &selected {
-            out.push_str(&summary_line(s));
-            out.push('\n');
-        }
-        for s in &selected {
-            out.push('\n');
-            out.push_str(&report::text::render(
-                &s.trace,
-                &s.verdict,
-                report::text::Options { verbose },
-            ));
-        }
-    }
-    let code = if replay.error.is_some() {
-        EXIT_ERROR
-    } else {
-        selected
-            .iter()
-            .find(|s| !s.verdict.ok)
-            .map_or(0, |_| EXIT_SESSION_FAILED)
-    };
-    (out, (code, None))
+    summaries: Vec<String>,
+    timelines: Spool,
+    selected: usize,
+    failed: bool,
 }
 
-/// `#1  client -> server  start  last phase  cause`.
+impl Output {
+    fn new(json: bool, only: Option<usize>, verbose: bool) -> Self {
+        Output {
+            json,
+            only,
+            verbose,
+            summaries: Vec::new(),
+            timelines: Spool::default(),
+            selected: 0,
+            failed: false,
+        }
+    }
+
+    fn session(&mut self, s: Session) {
+        let selected = self.only.is_none_or(|n| n == s.index);
+        if !self.json {
+            self.summaries.push(summary_line(&s));
+        }
+        if !selected {
+            return;
+        }
+        self.selected += 1;
+        self.failed |= !s.verdict.ok;
+        if self.json {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{}", report::json::line(&s.trace, &s.verdict));
+            let _ = stdout.flush();
+        } else {
+            self.timelines.write("\n");
+            self.timelines.write(&report::text::render(
+                &s.trace,
+                &s.verdict,
+                report::text::Options {
+                    verbose: self.verbose,
+                },
+            ));
+        }
+    }
+
+    /// Prints what waited, the notes and the error; returns the exit code.
+    fn finish(&mut self, end: &End) -> u8 {
+        let mut stdout = std::io::stdout().lock();
+        if !self.json {
+            if end.sessions == 0 {
+                let _ = writeln!(
+                    stdout,
+                    "no RDP session in {} ({} packets)",
+                    end.file, end.packets
+                );
+            }
+            for line in &self.summaries {
+                let _ = writeln!(stdout, "{line}");
+            }
+            self.timelines.drain_to(&mut stdout);
+        }
+        let _ = stdout.flush();
+        for note in &end.notes {
+            eprintln!("rdptrace: note: {note}");
+        }
+        if let Some(e) = &end.error {
+            eprintln!("rdptrace: {e}");
+            return EXIT_ERROR;
+        }
+        if let Some(n) = self.only
+            && self.selected == 0
+        {
+            eprintln!(
+                "rdptrace: session {n} is not in {} (it holds {} RDP session{})",
+                end.file,
+                end.sessions,
+                if end.sessions == 1 { "" } else { "s" }
+            );
+            return EXIT_USAGE;
+        }
+        if self.failed { EXIT_SESSION_FAILED } else { 0 }
+    }
+}
+
+/// `#1   client -> server  start  last phase  cause`.
 pub fn summary_line(s: &Session) -> String {
     let t = &s.trace;
-    let last = last_phase(t);
     format!(
         "#{:<3} {} -> {}  {}  {:<16} {}",
         s.index,
         t.client_addr.as_deref().unwrap_or("?"),
         t.server_addr.as_deref().unwrap_or("?"),
         t.started_at.as_deref().unwrap_or("?"),
-        last.as_str(),
+        last_phase(t).as_str(),
         s.verdict.cause.as_str()
     )
 }
@@ -142,4 +223,26 @@ pub fn last_phase(t: &crate::trace::Trace) -> PhaseName {
         .rev()
         .find(|p| t.phase(*p).start_ms.is_some())
         .unwrap_or(PhaseName::Tcp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spool_moves_to_a_file_and_back() {
+        let mut spool = Spool::default();
+        let chunk = "x".repeat(1 << 20);
+        for _ in 0..10 {
+            spool.write(&chunk);
+        }
+        spool.write("end\n");
+        let path = spool.file.as_ref().map(|(_, p)| p.clone());
+        assert!(path.is_some());
+        let mut out = Vec::new();
+        spool.drain_to(&mut out);
+        assert_eq!(out.len(), 10 * (1 << 20) + 4);
+        assert!(out.ends_with(b"xend\n"));
+        assert!(!path.unwrap().exists());
+    }
 }

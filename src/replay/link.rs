@@ -291,4 +291,77 @@ mod tests {
         assert_eq!(decode(linktype::RAW, &[0x45, 0, 0], 3), Frame::Other);
         assert_eq!(decode(9999, &[0x45, 0, 0], 3), Frame::Other);
     }
+
+    #[test]
+    fn qinq_sll_loop_and_raw_ipv6() {
+        use etherparse::{LinuxSllPacketType, VlanId};
+        let vlan = |v| VlanId::try_new(v).unwrap();
+        let mut qinq = Vec::new();
+        PacketBuilder::ethernet2([1; 6], [2; 6])
+            .double_vlan(vlan(100), vlan(77))
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(50000, 3389, 1, 100)
+            .write(&mut qinq, b"qinq")
+            .unwrap();
+        let Frame::Tcp(seg) = decode(linktype::ETHERNET, &qinq, qinq.len() as u32) else {
+            panic!("not tcp");
+        };
+        assert_eq!(seg.payload, b"qinq");
+
+        let mut sll = Vec::new();
+        PacketBuilder::linux_sll(LinuxSllPacketType::HOST, 6, [0; 8])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(50000, 3389, 1, 100)
+            .write(&mut sll, b"sll")
+            .unwrap();
+        let Frame::Tcp(seg) = decode(linktype::LINUX_SLL, &sll, sll.len() as u32) else {
+            panic!("not tcp");
+        };
+        assert_eq!(seg.payload, b"sll");
+
+        let mut v6 = Vec::new();
+        PacketBuilder::ipv6([1; 16], [2; 16], 64)
+            .tcp(50000, 3389, 1, 100)
+            .write(&mut v6, b"six")
+            .unwrap();
+        for link in [linktype::RAW, linktype::IPV6] {
+            let Frame::Tcp(seg) = decode(link, &v6, v6.len() as u32) else {
+                panic!("not tcp");
+            };
+            assert_eq!(seg.payload, b"six");
+            assert!(seg.dst.is_ipv6());
+        }
+        // OpenBSD LOOP: AF_INET6 (24) in network order.
+        let mut lo = vec![0, 0, 0, 24];
+        lo.extend_from_slice(&v6);
+        assert!(matches!(
+            decode(linktype::LOOP, &lo, lo.len() as u32),
+            Frame::Tcp(_)
+        ));
+    }
+
+    #[test]
+    fn icmpv6_unreachable_quotes_the_flow() {
+        let mut syn = Vec::new();
+        PacketBuilder::ipv6([1; 16], [2; 16], 64)
+            .tcp(50000, 3389, 1, 100)
+            .syn()
+            .write(&mut syn, &[])
+            .unwrap();
+        let mut icmp = Vec::new();
+        PacketBuilder::ipv6([9; 16], [1; 16], 64)
+            .icmpv6(Icmpv6Type::DestinationUnreachable(
+                DestUnreachableCode::Address,
+            ))
+            .write(&mut icmp, &syn[..48])
+            .unwrap();
+        match decode(linktype::RAW, &icmp, icmp.len() as u32) {
+            Frame::Unreachable { src, dst, what, .. } => {
+                assert_eq!(src.port(), 50000);
+                assert_eq!(dst.port(), 3389);
+                assert_eq!(what, "ICMPv6 address unreachable");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -111,6 +111,37 @@ pub fn load_secrets(opts: &Options) -> Result<Secrets, ReplayError> {
 
 /// Reads the capture at `path` and diagnoses every RDP session in it.
 pub fn replay(path: &Path, opts: &Options) -> Result<Replay, ReplayError> {
+    let mut sessions = Vec::new();
+    let end = replay_each(path, opts, &mut |s| sessions.push(s))?;
+    Ok(Replay {
+        file: end.file,
+        sessions,
+        error: end.error,
+        packets: end.packets,
+        notes: end.notes,
+    })
+}
+
+/// How a streamed replay ended.
+#[derive(Debug, Clone)]
+pub struct End {
+    pub file: String,
+    /// The error that stopped the reading, if one did.
+    pub error: Option<CaptureError>,
+    pub packets: u64,
+    /// RDP sessions found.
+    pub sessions: usize,
+    pub notes: Vec<String>,
+}
+
+/// Reads the capture at `path` and hands each RDP session to `each` as soon as it ends, so that memory
+/// holds only the sessions still open. Sessions are numbered in the order they end (those still open at
+/// the end of the capture, or dropped together, by the order they started).
+pub fn replay_each(
+    path: &Path,
+    opts: &Options,
+    each: &mut dyn FnMut(Session),
+) -> Result<End, ReplayError> {
     let secrets = Arc::new(load_secrets(opts)?);
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let bar = (opts.progress && size > PROGRESS_THRESHOLD && std::io::stderr().is_terminal()).then(
@@ -130,19 +161,55 @@ pub fn replay(path: &Path, opts: &Options) -> Result<Replay, ReplayError> {
         None => Box::new(file),
     })
     .map_err(ReplayError::Capture)?;
-    let out = run(capture, path.display().to_string(), secrets, opts.limits);
+    let end = run(
+        capture,
+        path.display().to_string(),
+        secrets,
+        opts.limits,
+        each,
+    );
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    Ok(out)
+    Ok(end)
+}
+
+/// Numbers, diagnoses and hands on the sessions the tracker finished.
+fn hand_on(tracker: &mut Tracker, file: &str, count: &mut usize, each: &mut dyn FnMut(Session)) {
+    let mut finished = tracker.take_finished();
+    if finished.is_empty() {
+        return;
+    }
+    finished.sort_by(|a, b| a.first_ts.cmp(&b.first_ts).then(a.order.cmp(&b.order)));
+    for f in finished {
+        *count += 1;
+        let mut trace = f.trace;
+        trace.origin = Origin::Replay {
+            file: file.to_owned(),
+            session: *count,
+        };
+        let verdict = crate::diagnose::diagnose(&trace);
+        each(Session {
+            index: *count,
+            trace,
+            verdict,
+        });
+    }
 }
 
 /// Reads an opened capture to its end (or its first error).
-pub fn run(mut capture: Capture, file: String, secrets: Arc<Secrets>, limits: Limits) -> Replay {
+pub fn run(
+    mut capture: Capture,
+    file: String,
+    secrets: Arc<Secrets>,
+    limits: Limits,
+    each: &mut dyn FnMut(Session),
+) -> End {
     let mut tracker = Tracker::new(file.clone(), limits, Some(Arc::clone(&secrets)));
     let mut error = None;
     let mut notes = Vec::new();
     let mut secrets_blocks = 0usize;
+    let mut count = 0usize;
     while let Some(item) = capture.next_item() {
         match item {
             Err(e) => {
@@ -176,10 +243,12 @@ pub fn run(mut capture: Capture, file: String, secrets: Arc<Secrets>, limits: Li
                 }
                 let frame = link::decode(p.link, &p.data, p.orig_len);
                 tracker.frame(p.ts, &frame);
+                hand_on(&mut tracker, &file, &mut count, each);
             }
         }
     }
     tracker.finish();
+    hand_on(&mut tracker, &file, &mut count, each);
     if secrets_blocks > 0 {
         notes.push(format!(
             "{secrets_blocks} TLS key log block(s) in the capture"
@@ -191,30 +260,11 @@ pub fn run(mut capture: Capture, file: String, secrets: Arc<Secrets>, limits: Li
             tracker.evicted, limits.max_connections
         ));
     }
-    let mut finished = tracker.take_finished();
-    finished.sort_by(|a, b| a.first_ts.cmp(&b.first_ts).then(a.order.cmp(&b.order)));
-    let sessions = finished
-        .into_iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let mut trace = f.trace;
-            trace.origin = Origin::Replay {
-                file: file.clone(),
-                session: i + 1,
-            };
-            let verdict = crate::diagnose::diagnose(&trace);
-            Session {
-                index: i + 1,
-                trace,
-                verdict,
-            }
-        })
-        .collect();
-    Replay {
+    End {
         file,
-        sessions,
         error,
         packets: capture.packets(),
+        sessions: count,
         notes,
     }
 }
