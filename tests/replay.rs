@@ -1880,3 +1880,75 @@ fn snapshot_public_sessions() {
     let r = replay_public(&dir, "wireshark-wiki/win2k19-joined.eth.pcapng", true);
     snapshot("replay_decrypted_credssp_error", &timeline(&r.sessions[0]));
 }
+
+// ---- robustness ------------------------------------------------------------------------------------------
+
+/// Damaged captures (bytes flipped anywhere, files cut short) give sessions, anomalies or an error; never
+/// a panic. Deterministic: a fixed xorshift sequence chooses the damage.
+#[test]
+fn damaged_captures_never_panic() {
+    use rustls::crypto::ring::cipher_suite as cs;
+    let mut inputs: Vec<(Vec<u8>, Options)> = Vec::new();
+    let (wire, keylog) = rustls_session(cs::TLS13_AES_128_GCM_SHA256, &rustls::version::TLS13);
+    let log_path = tmp("damage.keys");
+    std::fs::write(&log_path, &keylog).unwrap();
+    inputs.push((
+        std::fs::read(wire_pcap(&wire, "damage-tls13.pcap")).unwrap(),
+        Options {
+            keylog: Some(log_path),
+            ..Options::default()
+        },
+    ));
+    inputs.push((
+        std::fs::read(neg_failure_capture("damage-neg.pcap")).unwrap(),
+        Options::default(),
+    ));
+    if let Some(dir) = public() {
+        for (file, key) in [
+            ("zeek/rdp-no-cookie-mstshash.pcap", None),
+            ("zeek/rdp-x509.pcap", None),
+            ("ndpi/rdp.pcap", None),
+            ("arkime/socks5-rdp.pcap", None),
+            (
+                "freerdp-old/rdp_tls_ntlmssp_access_denied.pcap",
+                Some("freerdp-old-server.key"),
+            ),
+        ] {
+            inputs.push((
+                std::fs::read(dir.join(file)).unwrap(),
+                Options {
+                    rsa_keys: key.map(|k| dir.join("keys").join(k)).into_iter().collect(),
+                    ..Options::default()
+                },
+            ));
+        }
+    }
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let path = tmp("damaged.pcap");
+    let mut runs = 0;
+    for (bytes, opts) in &inputs {
+        for round in 0..40 {
+            let mut b = bytes.clone();
+            // Leave the file header alone half of the time, so that most runs reach the packets.
+            let from = if round % 2 == 0 { 24 } else { 0 };
+            for _ in 0..(1 + next() % 8) {
+                let at = from + (next() as usize) % (b.len() - from);
+                b[at] ^= (next() % 255 + 1) as u8;
+            }
+            if round % 5 == 4 {
+                let keep = from + (next() as usize) % (b.len() - from);
+                b.truncate(keep);
+            }
+            std::fs::write(&path, &b).unwrap();
+            let _ = replay::replay(&path, opts);
+            runs += 1;
+        }
+    }
+    assert!(runs >= 80);
+}

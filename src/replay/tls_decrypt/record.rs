@@ -421,6 +421,38 @@ mod tests {
     }
 
     #[test]
+    fn tls13_ccm_round_trip() {
+        let secret = [6u8; 32];
+        let mut rc = RecordCipher::tls13(Bulk::Aes128Ccm, Hash::Sha256, &secret).unwrap();
+        let key = super::super::prf::expand_label(Hash::Sha256, &secret, "key", &[], 16).unwrap();
+        let iv = super::super::prf::expand_label(Hash::Sha256, &secret, "iv", &[], 12).unwrap();
+        let sealer =
+            ccm::Ccm::<aes::Aes128, ccm::consts::U16, ccm::consts::U12>::new_from_slice(&key)
+                .unwrap();
+        let inner = [b'x', b'y', 23];
+        let header = [23, 3, 3, 0, (inner.len() + 16) as u8];
+        let nonce: [u8; 12] = iv.try_into().unwrap();
+        let sealed = sealer
+            .encrypt(
+                &nonce.into(),
+                Payload {
+                    msg: &inner,
+                    aad: &header,
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            rc.open(header, &sealed),
+            Ok(Opened {
+                content_type: 23,
+                data: b"xy".to_vec()
+            })
+        );
+        // The next record uses the next sequence number: the same bytes no longer authenticate.
+        assert_eq!(rc.open(header, &sealed), Err(OpenError::Authentication));
+    }
+
+    #[test]
     fn tls13_ccm8_round_trip() {
         let secret = [5u8; 32];
         let mut rc = RecordCipher::tls13(Bulk::Aes128Ccm8, Hash::Sha256, &secret).unwrap();
