@@ -91,6 +91,8 @@ struct Conn {
     /// `ends[0]` sent the first packet seen.
     ends: [SocketAddr; 2],
     /// Which end is the client, once known.
+    ///
+    /// INVARIANT: 0 or 1 (as are the `end` indexes of the per-end arrays), so `1 - c` is the other end.
     client: Option<usize>,
     first_ts: Duration,
     last_ts: Duration,

@@ -189,6 +189,9 @@ pub fn facts(status: &StatusHandle) -> Vec<(&'static str, FactValue)> {
     out
 }
 
+/// The index of a side in the per-side arrays (`[client, server]`).
+///
+/// INVARIANT: 0 or 1, so indexing the two-element arrays with it never fails.
 fn idx(side: Side) -> usize {
     match side {
         Side::Client => 0,
@@ -345,6 +348,7 @@ impl Decryptor {
         // INVARIANT: each pass drains one whole message or stops.
         loop {
             let buf = &self.clear[i];
+            // INVARIANT: the header indexes below are within the four bytes checked here.
             if buf.len() < 4 {
                 return;
             }
@@ -359,6 +363,7 @@ impl Decryptor {
     }
 
     fn handshake_message(&mut self, i: usize, msg: &[u8]) {
+        // INVARIANT: messages come from clear_handshake, at least their 4-byte header long.
         let kind = msg[0];
         if kind != 0 && !self.key_exchange_seen {
             if self.transcript.len() + msg.len() <= MAX_TRANSCRIPT {
@@ -625,6 +630,7 @@ impl Decryptor {
         // INVARIANT: each pass drains one whole message or stops.
         loop {
             let buf = &self.inner[i];
+            // INVARIANT: the header indexes below are within the four bytes checked here.
             if buf.len() < 4 {
                 return;
             }

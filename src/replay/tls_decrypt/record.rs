@@ -223,6 +223,7 @@ impl RecordCipher {
                     .iter()
                     .rposition(|b| *b != 0)
                     .ok_or(OpenError::Authentication)?;
+                // INVARIANT: `end` is a position rposition found in `plain`.
                 let content_type = plain[end];
                 plain.truncate(end);
                 Opened {
@@ -265,6 +266,7 @@ fn open_cbc(
             .len()
             .checked_sub(mac_len)
             .ok_or(OpenError::Short)?;
+        // INVARIANT: split <= fragment.len() by the checked subtraction.
         (&fragment[..split], Some(&fragment[split..]))
     } else {
         (fragment, None)
@@ -310,10 +312,12 @@ fn open_cbc(
         _ => return Err(OpenError::Short),
     };
     if let Some(next) = chained_iv.as_mut() {
+        // INVARIANT: the ciphertext is a nonzero multiple of 16 bytes, checked above.
         *next = ciphertext[ciphertext.len() - 16..].to_vec();
     }
     // [RFC 5246] 6.2.3.2 padding: padding_length + 1 bytes, each equal to padding_length.
     let pad = usize::from(*plain.last().ok_or(OpenError::Short)?);
+    // INVARIANT: unpadded <= plain.len() by the checked subtraction; the slices below rely on it.
     let unpadded = plain
         .len()
         .checked_sub(pad + 1)
