@@ -93,6 +93,22 @@ pub(super) fn fast_path(d: &mut Dissector, from: Side, frame: &[u8]) {
         (Side::Client, false) => "Fast-Path Input",
         (Side::Client, true) => "Fast-Path Input (encrypted)",
     };
+    if from == Side::Server
+        && encrypted
+        && d.state.standard_security_encrypted()
+        && d.state.demand_active_seen
+        && d.trace.current() < PhaseName::Finalization
+    {
+        // [2.2.9.1.2] The server sends fast-path output only to an active session: under Standard RDP
+        // Security the capability exchange and finalization are encrypted, and this is the first sign that
+        // they completed.
+        d.enter(PhaseName::Finalization);
+        d.trace.fact(
+            "finalization",
+            "encrypted (Standard RDP Security); inferred complete from the server's fast-path output",
+        );
+        d.enter(PhaseName::Active);
+    }
     if d.trace.current() >= PhaseName::Finalization {
         d.trace.tally(name, frame.len(), d.now);
     } else {

@@ -142,6 +142,8 @@ pub struct Dissector {
     /// The phase the client waits in after its last PDU: what the server sends next, or its close,
     /// belongs there (a Set Error Info in answer to the Client Info is a licensing failure).
     awaiting: Option<PhaseName>,
+    /// Encrypted records from the client that nobody could decrypt (to tell a TLS 1.3 handshake's end).
+    client_opaque_records: u32,
 }
 
 impl Dissector {
@@ -156,6 +158,7 @@ impl Dissector {
             recent: Vec::new(),
             plaintext_external: false,
             awaiting: None,
+            client_opaque_records: 0,
         }
     }
 
@@ -566,7 +569,8 @@ impl Dissector {
         if self.trace.current() < PhaseName::Tls && content_type == tls::HANDSHAKE {
             self.enter(PhaseName::Tls);
         }
-        let encrypted = self.dir(from).encrypted;
+        // [RFC 8446] D.4 a ChangeCipherSpec is always in clear, also after a TLS 1.3 ServerHello.
+        let encrypted = self.dir(from).encrypted && content_type != tls::CHANGE_CIPHER_SPEC;
         if encrypted || content_type == tls::APPLICATION_DATA {
             let decrypted = self
                 .sink
@@ -657,6 +661,7 @@ impl Dissector {
             tls::HANDSHAKE => self.trace.tally("TLS encrypted handshake", len, self.now),
             _ if self.plaintext_external => {}
             _ => {
+                self.tls_done_opaque(from);
                 let first = !self
                     .trace
                     .pdus()
@@ -674,6 +679,41 @@ impl Dissector {
                 }
             }
         }
+    }
+
+    /// Encrypted application data nobody can decrypt: once it flows the TLS handshake is over, and the
+    /// first inner phase is known from the negotiation even if its content is not.
+    fn tls_done_opaque(&mut self, from: Side) {
+        if self.trace.current() != PhaseName::Tls {
+            return;
+        }
+        if self.state.tls_version == Some(tls::TLS13) {
+            // [RFC 8446] 2: the server's encrypted handshake flight and the client's Finished look like
+            // application data too; the client's second encrypted record is past the handshake.
+            if from == Side::Client {
+                self.client_opaque_records += 1;
+            }
+            if self.client_opaque_records < 2 {
+                return;
+            }
+        }
+        self.leave_tls();
+        self.trace.fact(
+            "encrypted",
+            "TLS application data without the secrets to decrypt it (--keylog, --rsa-key)",
+        );
+        // Without the Connection Confirm (a capture that starts later) the inner protocol is unknown.
+        let Some(selected) = self.state.selected_protocol else {
+            return;
+        };
+        let next = if selected & (x224::PROTOCOL_HYBRID | x224::PROTOCOL_HYBRID_EX) != 0 {
+            PhaseName::Credssp
+        } else if selected & (x224::PROTOCOL_RDSTLS | x224::PROTOCOL_RDSAAD) != 0 {
+            return;
+        } else {
+            PhaseName::McsConnect
+        };
+        self.enter(next);
     }
 
     // ---- inner --------------------------------------------------------------------------------------------
@@ -1008,6 +1048,7 @@ pub fn negotiation_of(trace: &Trace) -> Option<Negotiation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace::PhaseStatus;
 
     #[test]
     fn framing() {
@@ -1034,5 +1075,92 @@ mod tests {
         ));
         assert_eq!(der_len(&[0x30, 0x03, 1, 2, 3]), Framed::Frame(5));
         assert_eq!(der_len(&[0x30, 0x82, 0x01]), Framed::Need);
+    }
+
+    /// TPKT + X.224 CR with an RDP_NEG_REQ, and a CC with an RDP_NEG_RSP selecting `selected`.
+    fn negotiate(d: &mut Dissector, selected: u32) {
+        let mut cr = vec![0x03, 0, 0, 19, 14, 0xe0, 0, 0, 0, 0, 0, 0x01, 0, 0x08, 0];
+        cr.extend_from_slice(&3u32.to_le_bytes());
+        d.on_tcp_data(Side::Client, 1.0, &cr);
+        let mut cc = vec![
+            0x03, 0, 0, 19, 14, 0xd0, 0, 0, 0x12, 0x34, 0, 0x02, 0, 0x08, 0,
+        ];
+        cc.extend_from_slice(&selected.to_le_bytes());
+        d.on_tcp_data(Side::Server, 2.0, &cc);
+    }
+
+    fn record(content_type: u8, body: &[u8]) -> Vec<u8> {
+        let mut r = vec![content_type, 0x03, 0x03, 0, body.len() as u8];
+        r.extend_from_slice(body);
+        r
+    }
+
+    #[test]
+    fn opaque_application_data_ends_the_tls_phase() {
+        let mut d = Dissector::new(Trace::new("t", crate::trace::Origin::Probe));
+        negotiate(&mut d, x224::PROTOCOL_HYBRID);
+        // A handshake message nobody parses, then ChangeCipherSpec both ways.
+        d.on_tcp_data(
+            Side::Client,
+            3.0,
+            &record(tls::HANDSHAKE, &[0x10, 0, 0, 1, 0]),
+        );
+        assert_eq!(d.trace().current(), PhaseName::Tls);
+        d.on_tcp_data(Side::Client, 4.0, &record(tls::CHANGE_CIPHER_SPEC, &[1]));
+        d.on_tcp_data(Side::Server, 5.0, &record(tls::CHANGE_CIPHER_SPEC, &[1]));
+        // Encrypted Finished (a handshake record after ChangeCipherSpec): still the handshake.
+        d.on_tcp_data(Side::Server, 6.0, &record(tls::HANDSHAKE, &[9; 40]));
+        assert_eq!(d.trace().current(), PhaseName::Tls);
+        // Application data: the handshake is over and NLA comes next.
+        d.on_tcp_data(Side::Client, 7.0, &record(tls::APPLICATION_DATA, &[7; 40]));
+        assert_eq!(d.trace().current(), PhaseName::Credssp);
+        assert_eq!(d.trace().phase(PhaseName::Tls).status, PhaseStatus::Ok);
+        assert!(
+            d.trace()
+                .phase(PhaseName::Tls)
+                .facts
+                .get("encrypted")
+                .is_some()
+        );
+
+        // TLS only: MCS comes next.
+        let mut d = Dissector::new(Trace::new("t", crate::trace::Origin::Probe));
+        negotiate(&mut d, x224::PROTOCOL_SSL);
+        d.on_tcp_data(
+            Side::Client,
+            3.0,
+            &record(tls::HANDSHAKE, &[0x10, 0, 0, 1, 0]),
+        );
+        d.on_tcp_data(Side::Server, 7.0, &record(tls::APPLICATION_DATA, &[7; 40]));
+        assert_eq!(d.trace().current(), PhaseName::McsConnect);
+    }
+
+    #[test]
+    fn tls13_change_cipher_spec_is_clear_and_the_handshake_ends_after_the_client_finished() {
+        let mut d = Dissector::new(Trace::new("t", crate::trace::Origin::Probe));
+        negotiate(&mut d, x224::PROTOCOL_HYBRID);
+        d.on_tcp_data(
+            Side::Client,
+            3.0,
+            &record(tls::HANDSHAKE, &[0x10, 0, 0, 1, 0]),
+        );
+        // As after a TLS 1.3 ServerHello.
+        d.state.tls_version = Some(tls::TLS13);
+        d.client.encrypted = true;
+        d.server.encrypted = true;
+        d.on_tcp_data(Side::Server, 4.0, &record(tls::CHANGE_CIPHER_SPEC, &[1]));
+        d.on_tcp_data(Side::Server, 5.0, &record(tls::APPLICATION_DATA, &[1; 60]));
+        d.on_tcp_data(Side::Client, 6.0, &record(tls::CHANGE_CIPHER_SPEC, &[1]));
+        assert!(
+            !d.trace()
+                .pdus()
+                .any(|(_, p)| p.from == Side::Client && matches!(p.info, PduInfo::TlsEncrypted)),
+            "a ChangeCipherSpec is not application data"
+        );
+        // The client's Finished, then its first application data.
+        d.on_tcp_data(Side::Client, 7.0, &record(tls::APPLICATION_DATA, &[2; 60]));
+        assert_eq!(d.trace().current(), PhaseName::Tls);
+        d.on_tcp_data(Side::Client, 8.0, &record(tls::APPLICATION_DATA, &[3; 60]));
+        assert_eq!(d.trace().current(), PhaseName::Credssp);
     }
 }

@@ -126,6 +126,12 @@ pub(super) fn auto_detect(d: &mut Dissector, from: Side, frame_len: usize, body:
         Side::Server => "Auto-Detect Request",
         Side::Client => "Auto-Detect Response",
     };
+    if d.trace.current() >= PhaseName::Active {
+        // [2.2.14] Servers keep measuring the connection all session long (Windows: several per
+        // second); kept one by one they would crowd out the PDUs that explain how the session ended.
+        d.trace.tally(name, frame_len, d.now);
+        return;
+    }
     d.pdu(
         from,
         frame_len,
