@@ -411,21 +411,38 @@ impl Dissector {
         if by == Side::Server {
             self.settle_awaiting();
         }
-        let pending = self.dir(by).outer_buf.len();
-        if pending > 0 {
+        self.flush_incomplete(at);
+        self.trace.record_event(at, EventKind::Closed { by, how });
+    }
+
+    /// The capture ends here with the connection open.
+    pub fn on_capture_end(&mut self, at: Millis) {
+        self.now = at;
+        self.flush_incomplete(at);
+        self.trace.record_event(at, EventKind::CaptureEnded);
+    }
+
+    /// Records the bytes of each direction that never made a whole frame.
+    fn flush_incomplete(&mut self, at: Millis) {
+        for side in [Side::Server, Side::Client] {
+            let dir = self.dir(side);
+            let pending = dir.outer_buf.len() + dir.inner_buf.len();
+            let first = dir.outer_buf.first().or(dir.inner_buf.first()).copied();
+            if pending == 0 {
+                continue;
+            }
+            dir.outer_buf.clear();
+            dir.inner_buf.clear();
+            self.trace.count_bytes(side, pending);
             self.trace.record_event(
                 at,
-                EventKind::Anomaly {
-                    detail: format!(
-                        "{pending} bytes from the {} end in an incomplete frame",
-                        by.as_str()
-                    ),
+                EventKind::IncompleteFrame {
+                    from: side,
+                    bytes: pending as u64,
+                    first_byte: first.unwrap_or(0),
                 },
             );
-            self.dir(by).outer_buf.clear();
-            self.trace.count_bytes(by, pending);
         }
-        self.trace.record_event(at, EventKind::Closed { by, how });
     }
 
     /// Bytes from `from` are missing (a capture lost them): framing cannot resume in that direction.

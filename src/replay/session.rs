@@ -888,8 +888,17 @@ fn settle(conn: Conn) -> Option<Trace> {
         return None;
     };
     let RdpSession {
-        dissector, decrypt, ..
+        mut dissector,
+        decrypt,
+        ..
     } = *session;
+    let closed_any = conn.closed.iter().any(Option::is_some);
+    let never_connected = conn.refused.is_some()
+        || conn.unreachable.is_some()
+        || (conn.syn.is_some() && conn.syn_ack.is_none() && !conn.payload_seen);
+    if !closed_any && !never_connected {
+        dissector.on_capture_end(millis(conn.last_ts.saturating_sub(conn.first_ts)));
+    }
     let mut trace = dissector.into_trace();
     let client = client_end.map(|c| conn.ends[c]);
     let server = client_end.map(|c| conn.ends[1 - c]);
@@ -947,10 +956,8 @@ fn settle(conn: Conn) -> Option<Trace> {
         }
     }
 
-    let closed_any = conn.closed.iter().any(Option::is_some);
     let at_end = millis(conn.last_ts.saturating_sub(conn.first_ts));
     if !closed_any {
-        trace.record_event(at_end, EventKind::CaptureEnded);
         let idle = round_ms(millis(conn.last_ts.saturating_sub(conn.last_data_ts)));
         if idle > 0.0 {
             trace.fact("idle_at_capture_end_ms", idle);
