@@ -276,7 +276,11 @@ pub enum EventKind {
     Gap { from: Side, bytes: u64 },
     /// Bytes at the end of a stream that never made a whole frame (a peer that is not an RDP server, or a
     /// connection cut in the middle of a PDU).
-    IncompleteFrame { from: Side, bytes: u64, first_byte: u8 },
+    IncompleteFrame {
+        from: Side,
+        bytes: u64,
+        first_byte: u8,
+    },
     /// The capture ends here, with the connection still open.
     CaptureEnded,
     /// The client ended the connection on purpose (end of the active watch).
@@ -513,7 +517,8 @@ impl Trace {
         let phase = self.phase_mut(phase_name);
         phase.touch(pdu.at_ms);
         if phase.pdus.len() < MAX_PDUS_PER_PHASE
-            || (pdu.info.is_decisive() && phase.pdus.len() < MAX_PDUS_PER_PHASE + MAX_DECISIVE_EXTRA)
+            || (pdu.info.is_decisive()
+                && phase.pdus.len() < MAX_PDUS_PER_PHASE + MAX_DECISIVE_EXTRA)
         {
             phase.pdus.push(pdu);
         } else {

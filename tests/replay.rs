@@ -661,7 +661,11 @@ fn the_command_line() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(11), "the exit code of a failure in x224: {stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(11),
+        "the exit code of a failure in x224: {stdout}"
+    );
     let first = stdout.lines().next().unwrap();
     assert_eq!(
         first,
@@ -720,7 +724,11 @@ fn the_command_line() {
     );
     assert_eq!(stdout.matches("verdict:").count(), 1, "{stdout}");
     assert!(stdout.contains("cause: refused"), "{stdout}");
-    assert_eq!(out.status.code(), Some(10), "the exit code of a failure in tcp");
+    assert_eq!(
+        out.status.code(),
+        Some(10),
+        "the exit code of a failure in tcp"
+    );
 
     let out = std::process::Command::new(exe)
         .args(["replay", "/nonexistent/capture.pcap"])

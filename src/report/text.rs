@@ -167,6 +167,7 @@ fn important_fact(k: &str) -> bool {
             | "client_name"
             | "client_build"
             | "cookie"
+            | "client_info_password"
     )
 }
 

@@ -240,7 +240,10 @@ pub fn demo(args: DemoArgs) -> ExitCode {
             Err(e) => return crate::cli::usage(e),
         };
         if !args.output.json {
-            println!("built-in target on {addr}, scenario {}", target.config().label());
+            println!(
+                "built-in target on {addr}, scenario {}",
+                target.config().label()
+            );
             if !scenario.stands_for.is_empty() {
                 println!("  stands for: {}", scenario.stands_for);
             }
