@@ -200,6 +200,7 @@ fn the_password_never_appears_anywhere() {
         let server_traces = dir.path().join(format!("server-{tag}.jsonl"));
         let server_stderr = dir.path().join(format!("server-{tag}.stderr"));
         let client_keylog = dir.path().join(format!("client-{tag}.keylog"));
+        let capture = dir.path().join(format!("client-{tag}.pcapng"));
         let server = rdptrace()
             .env("RUST_LOG", "trace")
             .args([
@@ -240,7 +241,10 @@ fn the_password_never_appears_anywhere() {
             ])
             .arg(format!("127.0.0.1:{port}"))
             .arg("--keylog")
-            .arg(&client_keylog);
+            .arg(&client_keylog)
+            .arg("--pcap")
+            .arg(&capture)
+            .arg("--embed-secrets");
         if via_env {
             let secret = std::fs::read_to_string(probe_pw).expect("read");
             probe.env("RDPTRACE_PASSWORD", secret.trim());
@@ -259,13 +263,24 @@ fn the_password_never_appears_anywhere() {
         drop(server);
         let mut server_stdout: String = lines.map_while(Result::ok).collect::<Vec<_>>().join("\n");
         server_stdout.push_str(&first);
+        // The capture, decrypted by replay with its embedded secrets, at the most verbose level.
+        let replay_out = run(rdptrace()
+            .env("RUST_LOG", "trace")
+            .args(["-vvv", "replay", "--json"])
+            .arg(&capture));
+        let replay_text = run(rdptrace().args(["-vv", "replay"]).arg(&capture));
+        assert!(
+            String::from_utf8_lossy(&replay_out.stdout).contains("rdptrace/1"),
+            "the capture replays ({scenario})"
+        );
         let mut all = everything(
-            &[&probe_out],
+            &[&probe_out, &replay_out, &replay_text],
             &[
                 &server_keylog,
                 &server_traces,
                 &client_keylog,
                 &server_stderr,
+                &capture,
             ],
         );
         all.push_str(&server_stdout);
