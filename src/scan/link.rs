@@ -69,7 +69,9 @@ impl Link<TcpStream> {
     pub async fn open(addr: SocketAddr, timeout: Duration) -> Result<Self, LinkError> {
         let deadline = Instant::now() + timeout;
         match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
-            Err(_) => Err(LinkError::TimedOut),
+            Err(_) => Err(LinkError::Connect(
+                "no answer to the SYN before the deadline".to_owned(),
+            )),
             Ok(Err(e)) => Err(LinkError::Connect(e.to_string())),
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
