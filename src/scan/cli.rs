@@ -40,7 +40,6 @@ pub fn exit_code(r: &ScanReport) -> u8 {
                     &p.raw,
                     super::negotiate::Answer::NoConfirm {
                         error: super::link::LinkError::Connect(_)
-                            | super::link::LinkError::TimedOut
                     }
                 )
             });
