@@ -122,9 +122,12 @@ pub fn run(args: CheckArgs) -> ExitCode {
                 ok,
                 outcomes: &outcomes,
             };
-            println!("{}", serde_json::to_string(&doc).unwrap_or_default());
+            crate::fleet::stdout(&format!(
+                "{}\n",
+                serde_json::to_string(&doc).unwrap_or_default()
+            ));
         } else {
-            print!("{}", super::render(&cfg.target, &outcomes));
+            crate::fleet::stdout(&super::render(&cfg.target, &outcomes));
         }
         if let Some(w) = junit.as_mut() {
             for o in &outcomes {

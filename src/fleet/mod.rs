@@ -374,12 +374,10 @@ pub fn run(args: ProbeArgs) -> ExitCode {
         let consumer = async {
             while let Some(done) = rx.recv().await {
                 let print = || {
-                    let mut out = std::io::stdout().lock();
                     if render.timeline && many && !render.json && detail_separator {
-                        let _ = writeln!(out);
+                        stdout("\n");
                     }
-                    let _ = out.write_all(done.printed.as_bytes());
-                    let _ = out.flush();
+                    stdout(&done.printed);
                 };
                 match &progress {
                     Some(bar) => bar.suspend(print),
@@ -409,7 +407,7 @@ pub fn run(args: ProbeArgs) -> ExitCode {
         if render.json {
             eprint!("{table}");
         } else {
-            print!("\n{table}");
+            stdout(&format!("\n{table}"));
         }
     }
     if let Some(e) = junit_error {
@@ -421,6 +419,13 @@ pub fn run(args: ProbeArgs) -> ExitCode {
         return crate::cli::error(format!("cannot write the JUnit report: {e}"));
     }
     ExitCode::from(summary.exit_code())
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.
+pub fn stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
 }
 
 /// A result for a task that panicked: counted as a failure of rdptrace itself.

@@ -51,6 +51,7 @@ pub fn decode(bytes: &[u8]) -> Result<String, String> {
     if let Some(body) = bytes.strip_prefix(&[0xef, 0xbb, 0xbf]) {
         return String::from_utf8(body.to_vec()).map_err(|e| format!("invalid UTF-8: {e}"));
     }
+    // INVARIANT: both indexes are below the length checked first.
     if bytes.len() >= 2 && bytes[1] == 0 && bytes[0] != 0 {
         return utf16(bytes);
     }

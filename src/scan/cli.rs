@@ -70,9 +70,9 @@ pub fn run(args: ScanArgs) -> ExitCode {
     };
     let report = runtime.block_on(super::scan(&cfg));
     if args.json {
-        println!("{}", super::report::json(&report));
+        crate::fleet::stdout(&format!("{}\n", super::report::json(&report)));
     } else {
-        print!("{}", super::report::text(&report));
+        crate::fleet::stdout(&super::report::text(&report));
     }
     ExitCode::from(exit_code(&report))
 }

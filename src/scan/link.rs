@@ -154,6 +154,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
     /// [T.123] 8 One TPKT, header included.
     pub async fn read_tpkt(&mut self) -> Result<Vec<u8>, LinkError> {
         self.fill(4).await?;
+        // INVARIANT: `get(..4)` yields exactly four bytes, so the indexes below are in range.
         let (version, hi, lo) = match self.buf.get(..4) {
             Some(h) => (h[0], h[2], h[3]),
             None => return Err(LinkError::Garbage("short TPKT header".to_owned())),
@@ -174,6 +175,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
     /// [RFC 8446] 5.1 One TLS record: content type, legacy version, fragment.
     pub async fn read_tls_record(&mut self) -> Result<(u8, u16, Vec<u8>), LinkError> {
         self.fill(5).await?;
+        // INVARIANT: `get(..5)` yields exactly five bytes, so the indexes below are in range.
         let (kind, version, len) = match self.buf.get(..5) {
             Some(h) => (
                 h[0],
