@@ -434,6 +434,27 @@ fn stdin_and_rdp_files_feed_the_same_run() {
     );
     // Stdin came first in input order, and it failed: its exit code decides.
     assert_eq!(out.status.code(), Some(10));
+
+    // In text mode the target's line says the gateway was not followed.
+    let dead = format!("127.0.0.1:{dead}");
+    let out = rdptrace(&[
+        "probe",
+        &dead,
+        "--rdp-file",
+        rdp.to_str().unwrap(),
+        "--watch",
+        "0.3",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!("127.0.0.1:{port} ")))
+        .unwrap_or_else(|| panic!("no line for the .rdp target:\n{text}"));
+    assert!(line.starts_with("ok "), "{line}");
+    assert!(
+        line.contains("note: the .rdp file names RD Gateway gw.example.com"),
+        "{line}"
+    );
 }
 
 #[test]

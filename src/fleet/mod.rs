@@ -148,7 +148,8 @@ fn add_notes(trace: &mut Trace, notes: &[String]) {
 }
 
 /// One line for a finished target.
-fn one_line(target: &str, verdict: &Verdict, outcomes: &[Outcome], passed: bool) -> String {
+fn one_line(spec: &TargetSpec, verdict: &Verdict, outcomes: &[Outcome], passed: bool) -> String {
+    let target = spec.target.as_str();
     let mut s = format!("{:<4} {target}", if passed { "ok" } else { "FAIL" });
     if verdict.ok {
         s.push_str(&format!("  active  {}", verdict.detail));
@@ -178,6 +179,9 @@ fn one_line(target: &str, verdict: &Verdict, outcomes: &[Outcome], passed: bool)
             })
             .collect();
         s.push_str(&format!("  expect: {}", list.join("; ")));
+    }
+    for note in &spec.notes {
+        s.push_str(&format!("  note: {note}"));
     }
     s.push('\n');
     s
@@ -229,7 +233,7 @@ async fn run_one(position: usize, cfg: ProbeConfig, spec: TargetSpec, r: Render)
     } else if r.timeline {
         timeline.clone().unwrap_or_default()
     } else {
-        one_line(&spec.target, &verdict, &outcomes, passed)
+        one_line(&spec, &verdict, &outcomes, passed)
     };
     let case = r.junit.then(|| Case {
         name: spec.target.clone(),
@@ -394,6 +398,13 @@ pub fn run(args: ProbeArgs) -> ExitCode {
                 {
                     junit_error = Some(e);
                 }
+                tracing::info!(
+                    target = %done.entry.target,
+                    phase = %done.entry.phase,
+                    cause = %done.entry.cause,
+                    passed = done.entry.passed,
+                    "target finished"
+                );
                 summary.add(done.entry);
             }
         };

@@ -28,6 +28,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::{debug, info};
 
 use self::link::{Link, LinkError};
 use self::negotiate::Answer;
@@ -270,14 +271,16 @@ pub async fn protocol(ep: &Endpoint, value: u32) -> ProtocolResult {
     if let Some(mut link) = link {
         link.close().await;
     }
-    ProtocolResult {
+    let result = ProtocolResult {
         protocol: codes::protocol_names(value),
         value,
         accepted: negotiate::accepts(value, &answer),
         answer: answer.text(),
         judgement: negotiate::judgement(value, &answer),
         raw: answer,
-    }
+    };
+    debug!(target = %ep.target(), protocol = %result.protocol, answer = %result.answer, "x224 answer");
+    result
 }
 
 /// Runs the whole scan. Never fails: what could not be learned is said in the report.
@@ -416,6 +419,7 @@ pub async fn scan(cfg: &ScanConfig) -> ScanReport {
     }
     report.findings = findings(&report);
     report.connections = ep.connections();
+    info!(target = %report.target, findings = report.findings.len(), connections = report.connections, "scan done");
     report
 }
 

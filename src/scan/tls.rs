@@ -340,6 +340,13 @@ pub async fn hello(
     }
     let answer = read_hello(&mut link).await;
     link.close().await;
+    tracing::debug!(
+        target = %ep.target(),
+        version = %version_name(version),
+        suites = suites.len(),
+        answer = %answer.text(),
+        "tls answer"
+    );
     Ok(answer)
 }
 
