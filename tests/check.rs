@@ -224,10 +224,7 @@ fn nla_required_holds_on_a_freerdp_server_with_nla() {
         return;
     }
     let dir = TempDir::new("check-shadow");
-    let port = free_port();
-    let Some(_servers) = start_shadow_nla(dir.path(), port) else {
-        panic!("freerdp-shadow-cli did not start on port {port}");
-    };
+    let (port, _servers) = start_shadow_nla(dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let target = format!("127.0.0.1:{port}");
     let out = rdptrace(&[
         "check",

@@ -215,10 +215,7 @@ fn the_ntlm_challenge_of_a_freerdp_server_with_nla() {
         return;
     }
     let dir = TempDir::new("scan-shadow");
-    let port = free_port();
-    let Some(_servers) = start_shadow_nla(dir.path(), port) else {
-        panic!("freerdp-shadow-cli did not start on port {port}");
-    };
+    let (port, _servers) = start_shadow_nla(dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let r = scan(port);
     assert_eq!(r.nla_required, Some(true));
     assert!(protocol(&r, "PROTOCOL_HYBRID").accepted);

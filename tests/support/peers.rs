@@ -67,9 +67,10 @@ pub fn shadow_available() -> bool {
     )
 }
 
-/// Starts Xvfb on a free display and freerdp-shadow-cli with `/sec:nla` on `port`. The SAM file holds one
-/// user whose hashes are zeros: the tests only go as far as the server's NTLM CHALLENGE.
-pub fn start_shadow_nla(dir: &Path, port: u16) -> Option<(ChildGuard, ChildGuard)> {
+/// Starts Xvfb on a free display and freerdp-shadow-cli with `/sec:nla` on a free port; returns the port.
+/// The SAM file holds one user whose hashes are zeros: the tests only go as far as the server's NTLM
+/// CHALLENGE. On failure, the error holds what the servers wrote.
+pub fn start_shadow_nla(dir: &Path) -> Result<(u16, (ChildGuard, ChildGuard)), String> {
     let mut xvfb = Command::new("Xvfb")
         .args([
             "-displayfd",
@@ -83,31 +84,51 @@ pub fn start_shadow_nla(dir: &Path, port: u16) -> Option<(ChildGuard, ChildGuard
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .ok()?;
-    let stdout = xvfb.stdout.take()?;
+        .map_err(|e| format!("cannot start Xvfb: {e}"))?;
+    let stdout = xvfb.stdout.take().ok_or("no stdout from Xvfb")?;
     let xvfb = ChildGuard(xvfb);
     let mut line = String::new();
     // Xvfb writes the display number once it is ready.
-    BufReader::new(stdout).read_line(&mut line).ok()?;
-    let display = line.trim().parse::<u32>().ok()?;
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| format!("Xvfb: {e}"))?;
+    let display = line
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| format!("Xvfb wrote no display number: {line:?}"))?;
     let sam = dir.join("sam");
     std::fs::write(
         &sam,
         "u:::00000000000000000000000000000000:00000000000000000000000000000000:::\n",
     )
-    .ok()?;
+    .map_err(|e| e.to_string())?;
     let home = dir.join("home");
-    std::fs::create_dir_all(&home).ok()?;
-    let shadow = Command::new("freerdp-shadow-cli")
-        .arg(format!("/port:{port}"))
-        .arg("/sec:nla")
-        .arg(format!("/sam-file:{}", sam.display()))
-        .env("DISPLAY", format!(":{display}"))
-        .env("HOME", &home)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let shadow = ChildGuard(shadow);
-    wait_listening(port, Duration::from_secs(20)).then_some((xvfb, shadow))
+    std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
+    let mut logs = String::new();
+    // A port found free can be taken by another process before the server binds it: try a second one.
+    for attempt in 0..2 {
+        let port = super::common::free_port();
+        let log_path = dir.join(format!("shadow-{attempt}.log"));
+        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+        let log_err = log.try_clone().map_err(|e| e.to_string())?;
+        let shadow = Command::new("freerdp-shadow-cli")
+            .arg(format!("/port:{port}"))
+            .arg("/sec:nla")
+            .arg(format!("/sam-file:{}", sam.display()))
+            .env("DISPLAY", format!(":{display}"))
+            .env("HOME", &home)
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(|e| format!("cannot start freerdp-shadow-cli: {e}"))?;
+        let shadow = ChildGuard(shadow);
+        if wait_listening(port, Duration::from_secs(20)) {
+            return Ok((port, (xvfb, shadow)));
+        }
+        drop(shadow);
+        logs.push_str(&std::fs::read_to_string(&log_path).unwrap_or_default());
+    }
+    Err(format!(
+        "freerdp-shadow-cli did not listen; it wrote:\n{logs}"
+    ))
 }
