@@ -125,26 +125,11 @@ pub fn normalize(v: &mut serde_json::Value) {
     fn walk(v: &mut Value, key: &str, re: &[&regex::Regex; 3]) {
         match v {
             Value::Object(map) => {
-                let name = map
-                    .get("name")
-                    .and_then(|n| n.as_str())
-                    .unwrap_or_default()
-                    .to_owned();
+                let name = map.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_owned();
                 for (k, child) in map.iter_mut() {
                     let redact = k.ends_with("_ms")
-                        || matches!(
-                            k.as_str(),
-                            "bytes_in"
-                                | "bytes_out"
-                                | "started_at"
-                                | "serial"
-                                | "sha256"
-                                | "not_before"
-                                | "not_after"
-                                | "bytes"
-                        )
-                        || (k == "len"
-                            && (name.starts_with("TLS") || name.contains("Certificate")));
+                        || matches!(k.as_str(), "bytes_in" | "bytes_out" | "started_at" | "serial" | "sha256" | "not_before" | "not_after" | "bytes")
+                        || (k == "len" && (name.starts_with("TLS") || name.contains("Certificate")));
                     if redact && !child.is_null() {
                         *child = Value::String(format!("[{k}]"));
                     } else {
