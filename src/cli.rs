@@ -39,6 +39,10 @@ pub enum Command {
     Explain(crate::explain::ExplainArgs),
     /// Diagnose the RDP sessions in a pcap or pcapng capture.
     Replay(crate::replay::cli::ReplayArgs),
+    /// Assert what a server must do (reach the active state, require NLA, refuse old TLS...).
+    Check(crate::check::cli::CheckArgs),
+    /// How a server is configured: protocols, RDP encryption, TLS versions and suites, certificate, NTLM.
+    Scan(crate::scan::cli::ScanArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -62,6 +66,8 @@ pub fn main() -> ExitCode {
         Command::Scenarios => crate::serve::cli::scenarios(),
         Command::Explain(args) => crate::explain::run(args),
         Command::Replay(args) => crate::replay::cli::run(args),
+        Command::Check(args) => crate::check::cli::run(args),
+        Command::Scan(args) => crate::scan::cli::run(args),
     }
 }
 

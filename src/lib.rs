@@ -5,16 +5,19 @@
 #![forbid(unsafe_code)]
 
 pub mod cert;
+pub mod check;
 pub mod cli;
 pub mod codes;
 pub mod diagnose;
 pub mod dissect;
 pub mod explain;
+pub mod fleet;
 pub mod mstsc;
 pub mod pdu;
 pub mod probe;
 pub mod replay;
 pub mod report;
+pub mod scan;
 pub mod serve;
 pub mod trace;
 pub mod verdict;

@@ -11,11 +11,13 @@ use crate::verdict::Verdict;
 
 #[derive(Debug, clap::Args)]
 pub struct ProbeArgs {
-    /// Targets: host, host:port, [v6addr]:port (port 3389 by default).
-    #[arg(required = true, value_name = "TARGET")]
+    /// Targets: host, host:port, [v6addr]:port (port 3389 by default); - reads a targets list from stdin.
+    #[arg(value_name = "TARGET", required_unless_present_any = ["targets_files", "rdp_files"])]
     pub targets: Vec<String>,
     #[command(flatten)]
     pub options: ProbeOptions,
+    #[command(flatten)]
+    pub fleet: crate::fleet::FleetArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -69,7 +71,7 @@ pub struct OutputArgs {
     pub json: bool,
 }
 
-fn parse_seconds(s: &str) -> Result<Duration, String> {
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     let v: f64 = s
         .trim()
         .parse()
@@ -142,35 +144,7 @@ pub fn print(trace: &Trace, verdict: &Verdict, output: &OutputArgs, verbose: boo
     }
 }
 
+/// One target or many: see [`crate::fleet`].
 pub fn run(args: ProbeArgs) -> ExitCode {
-    let password = match read_password(
-        args.options.user.as_deref(),
-        args.options.password_file.as_ref(),
-    ) {
-        Ok(p) => p,
-        Err(e) => return crate::cli::usage(e),
-    };
-    let mut configs = Vec::new();
-    for t in &args.targets {
-        match args.options.config(t, password.as_ref()) {
-            Ok(c) => configs.push(c),
-            Err(e) => return crate::cli::usage(e),
-        }
-    }
-    let runtime = match crate::cli::runtime() {
-        Ok(r) => r,
-        Err(e) => return crate::cli::error(e),
-    };
-    let verbose = crate::cli::verbosity() > 0;
-    let mut worst = 0u8;
-    for cfg in &configs {
-        let trace = runtime.block_on(super::probe(cfg));
-        let verdict = crate::diagnose::diagnose(&trace);
-        print(&trace, &verdict, &args.output, verbose);
-        let code = crate::cli::exit_code(&verdict);
-        if worst == 0 {
-            worst = code;
-        }
-    }
-    ExitCode::from(worst)
+    crate::fleet::run(args)
 }

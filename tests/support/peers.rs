@@ -1,0 +1,134 @@
+//! Real RDP servers for the fleet, check and scan tests: Debian's xrdp from a private copy of its
+//! configuration, and FreeRDP's shadow server with NLA on a private Xvfb display.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::common::{ChildGuard, has_program, is_root, require, wait_listening};
+
+/// Whether xrdp can run here (skips or fails by the rule of `require`).
+pub fn xrdp_available() -> bool {
+    require(
+        has_program("xrdp") && Path::new("/etc/xrdp/xrdp.ini").is_file() && is_root(),
+        "xrdp (Debian package xrdp, run as root)",
+    )
+}
+
+/// Starts `xrdp --nodaemon` on 127.0.0.1:`port` with these [Globals] settings; `None` when it does not
+/// come up.
+pub fn start_xrdp(dir: &Path, port: u16, settings: &[(&str, &str)]) -> Option<ChildGuard> {
+    let ini = std::fs::read_to_string("/etc/xrdp/xrdp.ini").ok()?;
+    let mut out = String::new();
+    let mut in_globals = false;
+    let mut port_done = false;
+    for line in ini.lines() {
+        if line.starts_with('[') {
+            in_globals = line.trim() == "[Globals]";
+        }
+        let key = line.split('=').next().unwrap_or("").trim();
+        if in_globals && key == "port" && !port_done {
+            out.push_str(&format!("port=tcp://127.0.0.1:{port}\n"));
+            port_done = true;
+            continue;
+        }
+        if in_globals && settings.iter().any(|(k, _)| *k == key) {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        if in_globals && line.trim() == "[Globals]" {
+            for (k, v) in settings {
+                out.push_str(&format!("{k}={v}\n"));
+            }
+        }
+    }
+    let path = dir.join(format!("xrdp-{port}.ini"));
+    std::fs::write(&path, out).ok()?;
+    let child = Command::new("xrdp")
+        .args(["--nodaemon", "--config"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let guard = ChildGuard(child);
+    wait_listening(port, Duration::from_secs(20)).then_some(guard)
+}
+
+/// Whether FreeRDP's shadow server and Xvfb can run here.
+pub fn shadow_available() -> bool {
+    require(
+        has_program("freerdp-shadow-cli") && has_program("Xvfb"),
+        "freerdp-shadow-cli and Xvfb (Debian packages freerdp2-shadow-x11, xvfb)",
+    )
+}
+
+/// Starts Xvfb on a free display and freerdp-shadow-cli with `/sec:nla` on a free port; returns the port.
+/// The SAM file holds one user whose hashes are zeros: the tests only go as far as the server's NTLM
+/// CHALLENGE. On failure, the error holds what the servers wrote.
+pub fn start_shadow_nla(dir: &Path) -> Result<(u16, (ChildGuard, ChildGuard)), String> {
+    let mut xvfb = Command::new("Xvfb")
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            "1024x768x24",
+            "-nolisten",
+            "tcp",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start Xvfb: {e}"))?;
+    let stdout = xvfb.stdout.take().ok_or("no stdout from Xvfb")?;
+    let xvfb = ChildGuard(xvfb);
+    let mut line = String::new();
+    // Xvfb writes the display number once it is ready.
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| format!("Xvfb: {e}"))?;
+    let display = line
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| format!("Xvfb wrote no display number: {line:?}"))?;
+    let sam = dir.join("sam");
+    std::fs::write(
+        &sam,
+        "u:::00000000000000000000000000000000:00000000000000000000000000000000:::\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
+    let mut logs = String::new();
+    // A port found free can be taken by another process before the server binds it: try a second one.
+    for attempt in 0..2 {
+        let port = super::common::free_port();
+        let log_path = dir.join(format!("shadow-{attempt}.log"));
+        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+        let log_err = log.try_clone().map_err(|e| e.to_string())?;
+        let shadow = Command::new("freerdp-shadow-cli")
+            .arg(format!("/port:{port}"))
+            .arg("/sec:nla")
+            .arg(format!("/sam-file:{}", sam.display()))
+            .env("DISPLAY", format!(":{display}"))
+            .env("HOME", &home)
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(|e| format!("cannot start freerdp-shadow-cli: {e}"))?;
+        let shadow = ChildGuard(shadow);
+        if wait_listening(port, Duration::from_secs(20)) {
+            return Ok((port, (xvfb, shadow)));
+        }
+        drop(shadow);
+        logs.push_str(&std::fs::read_to_string(&log_path).unwrap_or_default());
+    }
+    Err(format!(
+        "freerdp-shadow-cli did not listen; it wrote:\n{logs}"
+    ))
+}
