@@ -286,7 +286,14 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
             ConnectError::TimedOut => (
                 Cause::TimedOut,
                 format!(
-                    "{addr} did not answer the TCP SYN: a firewall drops it, or the host is down"
+                    "{addr} did not answer the TCP SYN{}: a firewall drops it, or the host is down",
+                    f.timed_out
+                        .as_ref()
+                        .map(|(_, _, seconds, per_phase)| format!(
+                            " within {}",
+                            deadline_words(*seconds, *per_phase)
+                        ))
+                        .unwrap_or_default()
                 ),
             ),
             ConnectError::Unreachable(why) => {
@@ -541,13 +548,9 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
         }
     }
     if let Some((at, waiting_for, seconds, per_phase)) = &f.timed_out {
+        let within = deadline_words(*seconds, *per_phase);
         ev.push(format!(
-            "{at:.1} ms: no answer within {seconds} s ({}) while waiting for {waiting_for}",
-            if *per_phase {
-                "--phase-timeout"
-            } else {
-                "--timeout"
-            }
+            "{at:.1} ms: no answer within {within} while waiting for {waiting_for}"
         ));
         if let Some((p, last)) = &f.last_server_pdu {
             ev.push(format!("last PDU from the server: {last} ({p})"));
@@ -555,7 +558,7 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
         return (
             Cause::TimedOut,
             format!(
-                "the server stopped answering in the {phase} phase: no {waiting_for} within {seconds} s"
+                "the server stopped answering in the {phase} phase: nothing came within {within} while the client waited for {waiting_for}"
             ),
             ev,
         );
@@ -611,6 +614,16 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
         format!("the connection stopped in the {phase} phase for a reason rdptrace did not record"),
         ev,
     )
+}
+
+/// The deadline that expired, in words: "3 s (--phase-timeout)".
+fn deadline_words(seconds: f64, per_phase: bool) -> String {
+    let option = if per_phase {
+        "--phase-timeout"
+    } else {
+        "--timeout"
+    };
+    format!("{seconds} s ({option})")
 }
 
 /// What to try after each [2.2.1.2.2] RDP_NEG_FAILURE code.

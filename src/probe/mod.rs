@@ -383,7 +383,7 @@ impl Run<'_> {
             return Err(Stop);
         }
         for addr in addrs.iter().take(8) {
-            let (deadline, _) = self.deadline();
+            let (deadline, which) = self.deadline();
             let res = tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await;
             let error = match res {
                 Ok(Ok(stream)) => {
@@ -417,7 +417,18 @@ impl Run<'_> {
                         _ => ConnectError::Other(e.to_string()),
                     },
                 },
-                Err(_) => ConnectError::TimedOut,
+                Err(_) => {
+                    // The probe's own deadline, not the kernel's (which gives up after minutes).
+                    let at = self.at();
+                    self.d.trace_mut().record_event(
+                        at,
+                        EventKind::TimedOut {
+                            deadline: which,
+                            waiting_for: format!("SYN-ACK from {addr}"),
+                        },
+                    );
+                    ConnectError::TimedOut
+                }
             };
             let at = self.at();
             self.d.trace_mut().record_event(
@@ -758,7 +769,7 @@ impl Run<'_> {
                     return;
                 }
                 Err(e) => {
-                    self.read_failed(e, "the server's next PDU");
+                    self.read_failed(e, "next PDU from the server");
                     return;
                 }
             }
@@ -845,7 +856,7 @@ impl Run<'_> {
                     at,
                     EventKind::TimedOut {
                         deadline: which,
-                        waiting_for: "the server's TLS handshake".to_owned(),
+                        waiting_for: "TLS handshake from the server".to_owned(),
                     },
                 );
                 return Err(Stop);
@@ -1056,9 +1067,9 @@ impl Run<'_> {
                 _ => FrameKind::Der,
             };
             let waiting = if kind == FrameKind::Der {
-                "the server's TSRequest"
+                "TSRequest from the server"
             } else {
-                "the Early User Authorization Result"
+                "Early User Authorization Result"
             };
             let (frame, _) = self.recv(kind, waiting).await?;
             match sequence.decode_server_message(&frame) {
@@ -1093,7 +1104,7 @@ impl Run<'_> {
                     return Ok(());
                 }
                 Err(e) => {
-                    self.read_failed(e, "the server's next PDU");
+                    self.read_failed(e, "next PDU from the server");
                     return Err(Stop);
                 }
             }
@@ -1104,13 +1115,16 @@ impl Run<'_> {
 /// What the connector waits for, by its state name.
 fn waiting_for(state: &str) -> &'static str {
     match state {
-        "ConnectionInitiationWaitConfirm" => "X.224 Connection Confirm",
+        "ConnectionInitiationWaitResponse" | "ConnectionInitiationWaitConfirm" => {
+            "X.224 Connection Confirm"
+        }
         "BasicSettingsExchangeWaitResponse" => "MCS Connect Response",
         "ChannelConnection" => "MCS Attach User Confirm or Channel Join Confirm",
         "ConnectTimeAutoDetection" | "LicensingExchange" => "licensing PDU",
         "MultitransportBootstrapping" => "Server Demand Active",
         s if s.contains("Capabilities") => "Server Demand Active",
-        _ => "the server's next PDU",
+        "ConnectionFinalization" => "Synchronize, Control and Font Map PDUs from the server",
+        _ => "next PDU from the server",
     }
 }
 
