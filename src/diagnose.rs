@@ -348,8 +348,15 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
             ev,
         );
     }
+    // A server that cannot start TLS after selecting it may answer the ClientHello with a cleartext
+    // Disconnect Provider Ultimatum: that, not the client's TLS error, is what happened.
+    let dpu_instead_of_tls = phase == PhaseName::Tls
+        && trace.phase(PhaseName::Tls).pdus.iter().any(|p| {
+            p.from == Side::Server && matches!(p.info, PduInfo::DisconnectProviderUltimatum { .. })
+        });
     if let Some((at, error)) = &f.tls_failed
         && phase == PhaseName::Tls
+        && !dpu_instead_of_tls
     {
         ev.push(format!("{at:.1} ms: TLS handshake failed: {error}"));
         let cert = error.contains("certificate");
@@ -477,6 +484,20 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
         ));
         if let Some(c) = f.close_evidence() {
             ev.push(c);
+        }
+        if dpu_instead_of_tls {
+            if let Some((at, error)) = &f.tls_failed {
+                ev.push(format!("{at:.1} ms: TLS handshake failed: {error}"));
+            }
+            return (
+                Cause::DisconnectedByServer,
+                format!(
+                    "the server selected TLS, then answered the client's TLS ClientHello with a cleartext Disconnect Provider Ultimatum ({}) instead of a ServerHello{}: it could not start TLS, which points to its certificate or private key (missing, unreadable, or not matching)",
+                    codes::name(Table::DpuReason, u32::from(reason)),
+                    close.map(|c| format!("; then {c}")).unwrap_or_default()
+                ),
+                ev,
+            );
         }
         return (
             Cause::DisconnectedByServer,

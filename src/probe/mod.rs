@@ -583,9 +583,10 @@ impl Run<'_> {
     fn read_failed(&mut self, e: ReadError, waiting_for: &str) {
         let at = self.at();
         match e {
-            ReadError::Closed(how) => {
-                if self.conn.is_tls() && how == CloseKind::Fin {
-                    // rustls read a close_notify (or the TCP stream ended): the tap has the raw bytes.
+            ReadError::Closed(mut how) => {
+                if how == CloseKind::Fin && self.tap.lock().is_ok_and(|log| log.reset_on_write()) {
+                    // The end of the stream came after a write had seen the server's reset.
+                    how = CloseKind::Rst;
                 }
                 debug!(?how, waiting_for, "server closed");
                 self.d.on_close(Side::Server, how, at);
@@ -847,7 +848,10 @@ impl Run<'_> {
         };
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let (deadline, which) = self.deadline();
-        let res = tokio::time::timeout_at(deadline, connector.connect(name, tap)).await;
+        // Fallible: a failed handshake hands the socket back, so that what the server does next (its
+        // close) is in the trace too.
+        let res =
+            tokio::time::timeout_at(deadline, connector.connect(name, tap).into_fallible()).await;
         self.drain_tap();
         let at = self.at();
         let stream = match res {
@@ -861,8 +865,17 @@ impl Run<'_> {
                 );
                 return Err(Stop);
             }
-            Ok(Err(e)) => {
+            Ok(Err((e, tap))) => {
                 self.tls_failed(e);
+                let closed = self
+                    .d
+                    .trace()
+                    .events()
+                    .any(|(_, e)| matches!(e.kind, EventKind::Closed { .. }));
+                if !closed {
+                    self.conn = Conn::Plain(tap);
+                    self.drain_after_error().await;
+                }
                 return Err(Stop);
             }
             Ok(Ok(stream)) => stream,
