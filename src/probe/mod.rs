@@ -479,7 +479,16 @@ impl Run<'_> {
             keyboard_layout: 0x0409,
             connection_type: ironrdp_pdu::gcc::ConnectionType::Lan,
             ime_file_name: String::new(),
-            bitmap: None,
+            // [2.2.7.2.9] Surface Commands and [2.2.7.2.10] Bitmap Codecs, as mstsc and xfreerdp advertise
+            // them: some servers (weston's RDP backend) end the connection right after the Font Map when
+            // the client lacks Surface Commands. ironrdp advertises them only with a codec list.
+            bitmap: ironrdp_pdu::rdp::capability_sets::client_codecs_capabilities(&[])
+                .ok()
+                .map(|codecs| ironrdp_connector::BitmapConfig {
+                    lossy_compression: false,
+                    color_depth: 32,
+                    codecs,
+                }),
             dig_product_id: String::new(),
             client_dir: String::new(),
             alternate_shell: String::new(),
