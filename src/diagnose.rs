@@ -595,6 +595,17 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
         .map(|(_, name)| format!(" after the {} sent {name}", by.other().as_str()))
         .unwrap_or_default();
         if phase == PhaseName::Credssp && by == Side::Server && f.credssp_auth_sent {
+            let last_client = trace.last_pdu_from(Side::Client).map(|(_, p)| &p.info);
+            let after = match last_client {
+                Some(PduInfo::TsRequest {
+                    token: Some(crate::pdu::AuthToken::NtlmAuthenticate { .. }),
+                    ..
+                }) => " right after the client's NTLM AUTHENTICATE".to_owned(),
+                Some(PduInfo::TsRequest {
+                    auth_info: true, ..
+                }) => " right after the client's credentials (TSRequest authInfo)".to_owned(),
+                _ => after,
+            };
             return (
                 Cause::CredsspRejected,
                 format!(
