@@ -7,7 +7,7 @@
 use crate::codes::{self, Table};
 use crate::dissect::early_user_auth::ACCESS_DENIED;
 use crate::dissect::licensing::{ST_TOTAL_ABORT, STATUS_VALID_CLIENT};
-use crate::dissect::x224::PROTOCOL_RDP;
+use crate::dissect::x224::{PROTOCOL_HYBRID, PROTOCOL_RDP, PROTOCOL_SSL};
 use crate::mstsc;
 use crate::pdu::{LicenseMessage, Negotiation, PduInfo};
 use crate::trace::{CloseKind, ConnectError, EventKind, PhaseName, PhaseStatus, Side, Trace};
@@ -317,12 +317,40 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
             .requested_protocols
             .map(codes::protocol_names)
             .unwrap_or_else(|| "no negotiation".to_owned());
+        let meaning = if tls_without_nla(trace, code) {
+            // [2.2.1.2.2] "If only CredSSP was requested then the server only supports TLS."
+            "to a request for CredSSP alone this means that the server does not do network level authentication and only supports TLS".to_owned()
+        } else {
+            codes::meaning(Table::NegFailure, code).to_owned()
+        };
+        // [3.3.5.3.2] After sending RDP_NEG_FAILURE the server MUST close the connection.
+        let after = match (f.closed, f.client_closed) {
+            (Some((_, Side::Server, _)), _) => {
+                if let Some((at, reason)) = f.dpu_from_server {
+                    ev.push(format!(
+                        "{at:.1} ms: server Disconnect Provider Ultimatum {}",
+                        codes::name(Table::DpuReason, u32::from(reason))
+                    ));
+                }
+                if let Some(c) = f.close_evidence() {
+                    ev.push(c);
+                }
+                String::new()
+            }
+            (_, true) => {
+                ev.push(
+                    "the server kept the connection open after its RDP_NEG_FAILURE; the client closed it"
+                        .to_owned(),
+                );
+                "; the server then kept the connection open instead of closing it as it must ([MS-RDPBCGR] 3.3.5.3.2; FreeRDP-based servers do this), so the client closed it".to_owned()
+            }
+            _ => String::new(),
+        };
         return (
             Cause::NegotiationFailure,
             format!(
-                "the server refused the requested security protocols ({requested}): {} ({})",
+                "the server refused the requested security protocols ({requested}): {} ({meaning}){after}",
                 codes::name(Table::NegFailure, code),
-                codes::meaning(Table::NegFailure, code)
             ),
             ev,
         );
@@ -555,13 +583,18 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
                 ev.push(format!(
                     "server {how} after the client asked for {req_names}"
                 ));
+                let no_nla = if req & PROTOCOL_HYBRID != 0 && sel & PROTOCOL_HYBRID == 0 {
+                    "the server does not offer network level authentication (CredSSP): "
+                } else {
+                    ""
+                };
                 let detail = if sel == PROTOCOL_RDP {
                     format!(
-                        "the server {how} although the client asked for {req_names}: a server may always fall back to Standard RDP Security ([MS-RDPBCGR] 3.3.5.3.2), but a client that requires {req_names}, as this probe does, stops here; probe with --security rdp to go on"
+                        "{no_nla}the server {how} although the client asked for {req_names}: a server may always fall back to Standard RDP Security ([MS-RDPBCGR] 3.3.5.3.2), but a client that requires {req_names}, as this probe does, stops here; probe with --security rdp to go on"
                     )
                 } else {
                     format!(
-                        "the server {how}, which the client did not ask for ({req_names}): instead of refusing with RDP_NEG_FAILURE it chose something else, which [MS-RDPBCGR] 3.3.5.3.2 does not allow; a client that requires {req_names} stops here"
+                        "{no_nla}the server {how}, which the client did not ask for ({req_names}): instead of refusing with RDP_NEG_FAILURE it chose something else, which [MS-RDPBCGR] 3.3.5.3.2 does not allow; a client that requires {req_names} stops here"
                     )
                 };
                 return (Cause::NegotiationMismatch, detail, ev);
@@ -648,6 +681,17 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
     )
 }
 
+/// [2.2.1.2.2] SSL_REQUIRED_BY_SERVER in answer to a request for CredSSP without TLS: the server does TLS
+/// and no network level authentication.
+fn tls_without_nla(trace: &Trace, code: u32) -> bool {
+    const SSL_REQUIRED_BY_SERVER: u32 = 0x1;
+    code == SSL_REQUIRED_BY_SERVER
+        && trace
+            .request
+            .requested_protocols
+            .is_some_and(|req| req & PROTOCOL_HYBRID != 0 && req & PROTOCOL_SSL == 0)
+}
+
 /// The deadline that expired, in words: "3 s (--phase-timeout)".
 fn deadline_words(seconds: f64, per_phase: bool) -> String {
     let option = if per_phase {
@@ -688,6 +732,10 @@ fn hints(trace: &Trace, cause: Cause, f: &Findings) -> Vec<String> {
     match cause {
         Cause::NegotiationFailure => {
             if let Some((_, code)) = f.neg_failure {
+                if tls_without_nla(trace, code) {
+                    out.push("the server does TLS without NLA: try --security tls".to_owned());
+                    return out;
+                }
                 let hint = NEG_FAILURE_HINTS
                     .iter()
                     .find(|(c, _)| *c == code)
