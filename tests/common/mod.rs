@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod targets;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Child;
