@@ -32,7 +32,7 @@ pub enum Command {
     /// Start the built-in target in-process and probe it.
     Demo(crate::serve::cli::DemoArgs),
     /// Run the built-in target: a real RDP server that fails on purpose.
-    Serve(crate::serve::cli::ServeArgs),
+    Serve(Box<crate::serve::cli::ServeArgs>),
     /// List the built-in target's scenarios.
     Scenarios,
     /// Explain an mstsc error pair or look up one code.
@@ -58,7 +58,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Probe(args) => crate::probe::cli::run(args),
         Command::Demo(args) => crate::serve::cli::demo(args),
-        Command::Serve(args) => crate::serve::cli::serve(args),
+        Command::Serve(args) => crate::serve::cli::serve(*args),
         Command::Scenarios => crate::serve::cli::scenarios(),
         Command::Explain(args) => crate::explain::run(args),
         Command::Replay(args) => crate::replay::cli::run(args),

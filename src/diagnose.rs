@@ -95,6 +95,7 @@ struct Findings {
     resolve_failed: Option<(f64, String, String)>,
     client_closed: bool,
     capture_ended: bool,
+    incomplete_server: Option<(f64, u64, u8)>,
     credssp_auth_sent: bool,
     last_server_pdu: Option<(PhaseName, String)>,
     last_client_pdu: Option<(PhaseName, String)>,
@@ -204,6 +205,11 @@ impl Findings {
                 }
                 EventKind::ClientClosed { .. } => f.client_closed = true,
                 EventKind::CaptureEnded => f.capture_ended = true,
+                EventKind::IncompleteFrame {
+                    from: Side::Server,
+                    bytes,
+                    first_byte,
+                } => f.incomplete_server = Some((e.at_ms, *bytes, *first_byte)),
                 EventKind::Redirected { detail } if f.redirected.is_none() => {
                     f.redirected = Some((e.at_ms, detail.clone()));
                 }
@@ -217,6 +223,19 @@ impl Findings {
             .last_pdu_from(Side::Client)
             .map(|(p, pdu)| (p, pdu.name.clone()));
         f
+    }
+
+    /// A note on the server's bytes that never made a whole frame, or nothing.
+    fn incomplete_note(&self) -> String {
+        match self.incomplete_server {
+            Some((_, bytes, 0x03)) => format!(
+                "; the server's last {bytes} bytes start like a TPKT header but the frame never completed: the peer may not be an RDP server"
+            ),
+            Some((_, bytes, first)) => format!(
+                "; the server's last {bytes} bytes (first byte 0x{first:02x}) never made a whole frame"
+            ),
+            None => String::new(),
+        }
     }
 
     /// How the connection ended, in words: "the server closed the connection (FIN)".
@@ -649,11 +668,22 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
             );
         }
         let _ = at;
+        let incomplete = f.incomplete_note();
+        if by == Side::Client {
+            return (
+                Cause::ClosedByClient,
+                format!(
+                    "{} in the {phase} phase{after}, before the server said anything conclusive{incomplete}",
+                    close.unwrap_or_default()
+                ),
+                ev,
+            );
+        }
         let cause = match how {
             CloseKind::Fin => Cause::ClosedByServer,
             CloseKind::Rst => Cause::ResetByServer,
         };
-        let tls_hint = if phase == PhaseName::Tls && by == Side::Server {
+        let tls_hint = if phase == PhaseName::Tls {
             " during the TLS handshake (endpoint security, or a server without a usable certificate)"
         } else {
             ""
@@ -661,7 +691,7 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
         return (
             cause,
             format!(
-                "{} in the {phase} phase{after}{tls_hint}, with no error report",
+                "{} in the {phase} phase{after}{tls_hint}, with no error report{incomplete}",
                 close.unwrap_or_default()
             ),
             ev,
@@ -670,7 +700,10 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
     if f.capture_ended {
         return (
             Cause::CaptureEnded,
-            format!("the capture ends in the {phase} phase with the connection still open"),
+            format!(
+                "the capture ends in the {phase} phase with the connection still open{}",
+                f.incomplete_note()
+            ),
             ev,
         );
     }

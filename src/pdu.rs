@@ -260,3 +260,28 @@ pub struct CertInfo {
     /// SHA-256 of the DER, hex.
     pub sha256: String,
 }
+
+impl PduInfo {
+    /// Whether diagnosis may rest on this PDU: it is kept even where a phase's PDU list is full.
+    pub fn is_decisive(&self) -> bool {
+        matches!(
+            self,
+            PduInfo::X224ConnectionConfirm { .. }
+                | PduInfo::TlsAlert { .. }
+                | PduInfo::TsRequest {
+                    error_code: Some(_),
+                    ..
+                }
+                | PduInfo::EarlyUserAuthResult { .. }
+                | PduInfo::License {
+                    message: LicenseMessage::ErrorAlert { .. }
+                }
+                | PduInfo::SetErrorInfo { .. }
+                | PduInfo::DeactivateAll
+                | PduInfo::DemandActive { .. }
+                | PduInfo::DisconnectProviderUltimatum { .. }
+                | PduInfo::ServerRedirection { .. }
+                | PduInfo::Undecoded { .. }
+        )
+    }
+}

@@ -274,6 +274,13 @@ pub enum EventKind {
     Redirected { detail: String },
     /// A part of the stream is missing from a capture.
     Gap { from: Side, bytes: u64 },
+    /// Bytes at the end of a stream that never made a whole frame (a peer that is not an RDP server, or a
+    /// connection cut in the middle of a PDU).
+    IncompleteFrame {
+        from: Side,
+        bytes: u64,
+        first_byte: u8,
+    },
     /// The capture ends here, with the connection still open.
     CaptureEnded,
     /// The client ended the connection on purpose (end of the active watch).
@@ -411,6 +418,8 @@ pub struct Request {
 /// Bound on PDUs kept per phase; the rest are tallied. A hostile or chatty peer must not grow a trace
 /// without limit.
 pub const MAX_PDUS_PER_PHASE: usize = 256;
+/// PDUs that decide a verdict are kept past [`MAX_PDUS_PER_PHASE`], up to this many more.
+pub const MAX_DECISIVE_EXTRA: usize = 64;
 /// Bound on events kept per phase.
 pub const MAX_EVENTS_PER_PHASE: usize = 256;
 
@@ -507,7 +516,10 @@ impl Trace {
         let phase_name = self.current;
         let phase = self.phase_mut(phase_name);
         phase.touch(pdu.at_ms);
-        if phase.pdus.len() < MAX_PDUS_PER_PHASE {
+        if phase.pdus.len() < MAX_PDUS_PER_PHASE
+            || (pdu.info.is_decisive()
+                && phase.pdus.len() < MAX_PDUS_PER_PHASE + MAX_DECISIVE_EXTRA)
+        {
             phase.pdus.push(pdu);
         } else {
             let name = pdu.name.clone();

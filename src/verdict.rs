@@ -22,6 +22,9 @@ pub enum Cause {
     ClosedByServer,
     /// The connection was reset (RST) with no error report.
     ResetByServer,
+    /// The client closed or reset the connection before the server said anything conclusive (seen in
+    /// captures: a client that gives up, or checks NLA and leaves).
+    ClosedByClient,
     /// [2.2.1.2.2] RDP_NEG_FAILURE.
     NegotiationFailure,
     /// The server chose something the client did not offer, or answered without negotiation data.
@@ -66,6 +69,7 @@ impl Cause {
             Cause::TimedOut => "timed_out",
             Cause::ClosedByServer => "closed_by_server",
             Cause::ResetByServer => "reset_by_server",
+            Cause::ClosedByClient => "closed_by_client",
             Cause::NegotiationFailure => "negotiation_failure",
             Cause::NegotiationMismatch => "negotiation_mismatch",
             Cause::TlsAlert => "tls_alert",

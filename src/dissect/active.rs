@@ -70,7 +70,11 @@ pub(super) fn disconnect_provider_ultimatum(
         }
     };
     let name = codes::name(Table::DpuReason, u32::from(reason));
-    d.trace.fact("disconnect_reason", name.clone());
+    let key = match from {
+        Side::Server => "disconnect_reason",
+        Side::Client => "client_disconnect_reason",
+    };
+    d.trace.fact(key, name.clone());
     d.pdu(
         from,
         frame_len,
@@ -89,6 +93,22 @@ pub(super) fn fast_path(d: &mut Dissector, from: Side, frame: &[u8]) {
         (Side::Client, false) => "Fast-Path Input",
         (Side::Client, true) => "Fast-Path Input (encrypted)",
     };
+    if from == Side::Server
+        && encrypted
+        && d.state.standard_security_encrypted()
+        && d.state.demand_active_seen
+        && d.trace.current() < PhaseName::Finalization
+    {
+        // [2.2.9.1.2] The server sends fast-path output only to an active session: under Standard RDP
+        // Security the capability exchange and finalization are encrypted, and this is the first sign that
+        // they completed.
+        d.enter(PhaseName::Finalization);
+        d.trace.fact(
+            "finalization",
+            "encrypted (Standard RDP Security); inferred complete from the server's fast-path output",
+        );
+        d.enter(PhaseName::Active);
+    }
     if d.trace.current() >= PhaseName::Finalization {
         d.trace.tally(name, frame.len(), d.now);
     } else {
@@ -105,6 +125,9 @@ pub(super) fn fast_path(d: &mut Dissector, from: Side, frame: &[u8]) {
 /// Data on the I/O or message channel: security header, then share control PDUs.
 pub(super) fn io_data(d: &mut Dissector, from: Side, frame_len: usize, data: &[u8], base: usize) {
     if starts_share_control(data) {
+        if from == Side::Server {
+            d.settle_awaiting();
+        }
         return share_controls(d, from, frame_len, data, base);
     }
     let mut r = Reader::with_base(data, base);
@@ -148,6 +171,9 @@ pub(super) fn io_data(d: &mut Dissector, from: Side, frame_len: usize, data: &[u
                 },
             );
         }
+    }
+    if from == Side::Server && flags & SEC_AUTODETECT_REQ == 0 {
+        d.settle_awaiting();
     }
     let body_base = r.offset();
     let body = r.rest();

@@ -97,7 +97,7 @@ pub(super) fn ts_request(d: &mut Dissector, from: Side, frame: &[u8]) {
                 ("ntlm_dns_tree", &info.dns_tree),
                 ("ntlm_os_version", &info.os_version),
             ] {
-                if let Some(v) = v {
+                if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
                     d.trace.fact(k, v.clone());
                 }
             }
@@ -136,7 +136,8 @@ fn token_summary(t: &AuthToken) -> String {
             "NTLM CHALLENGE{}",
             info.dns_computer
                 .as_ref()
-                .or(info.netbios_computer.as_ref())
+                .filter(|c| !c.is_empty())
+                .or(info.netbios_computer.as_ref().filter(|c| !c.is_empty()))
                 .map(|c| format!(" from {c}"))
                 .unwrap_or_default()
         ),

@@ -190,6 +190,12 @@ pub(super) fn connect_initial(
     if let Some(k) = data.keyboard_layout {
         d.trace.fact("keyboard_layout", format!("0x{k:08x}"));
     }
+    if let Some(p) = data.requested_protocols {
+        // [2.2.1.3.2] serverSelectedProtocol: the client echoes what the server selected in the X.224
+        // exchange (or, as legacy clients do, zero).
+        d.trace
+            .fact("server_selected_protocol", codes::protocol_names(p));
+    }
     if let Some(m) = data.encryption_methods {
         d.trace
             .fact("client_encryption_methods", encryption_methods_names(m));

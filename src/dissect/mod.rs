@@ -139,6 +139,11 @@ pub struct Dissector {
     recent: Vec<PduInfo>,
     /// The TLS plaintext comes from the client's own TLS stack: encrypted records are only counted.
     plaintext_external: bool,
+    /// The phase the client waits in after its last PDU: what the server sends next, or its close,
+    /// belongs there (a Set Error Info in answer to the Client Info is a licensing failure).
+    awaiting: Option<PhaseName>,
+    /// Encrypted records from the client that nobody could decrypt (to tell a TLS 1.3 handshake's end).
+    client_opaque_records: u32,
 }
 
 impl Dissector {
@@ -152,6 +157,8 @@ impl Dissector {
             now: 0.0,
             recent: Vec::new(),
             plaintext_external: false,
+            awaiting: None,
+            client_opaque_records: 0,
         }
     }
 
@@ -371,24 +378,71 @@ impl Dissector {
         }
     }
 
+    /// The client waits for the server in `phase` now.
+    pub(crate) fn await_server_in(&mut self, phase: PhaseName) {
+        self.awaiting = Some(phase);
+    }
+
+    /// Moves into the phase the client waits in, if it is ahead.
+    pub(crate) fn settle_awaiting(&mut self) {
+        if let Some(phase) = self.awaiting.take()
+            && phase > self.trace.current()
+        {
+            self.enter(phase);
+        }
+    }
+
+    /// A deadline expired while the client waited for the server.
+    pub fn on_timeout(&mut self, at: Millis, deadline: crate::trace::Deadline, waiting_for: &str) {
+        self.now = at;
+        self.settle_awaiting();
+        self.trace.record_event(
+            at,
+            EventKind::TimedOut {
+                deadline,
+                waiting_for: waiting_for.to_owned(),
+            },
+        );
+    }
+
     /// The stream from `by` ended.
     pub fn on_close(&mut self, by: Side, how: CloseKind, at: Millis) {
         self.now = at;
-        let pending = self.dir(by).outer_buf.len();
-        if pending > 0 {
+        if by == Side::Server {
+            self.settle_awaiting();
+        }
+        self.flush_incomplete(at);
+        self.trace.record_event(at, EventKind::Closed { by, how });
+    }
+
+    /// The capture ends here with the connection open.
+    pub fn on_capture_end(&mut self, at: Millis) {
+        self.now = at;
+        self.flush_incomplete(at);
+        self.trace.record_event(at, EventKind::CaptureEnded);
+    }
+
+    /// Records the bytes of each direction that never made a whole frame.
+    fn flush_incomplete(&mut self, at: Millis) {
+        for side in [Side::Server, Side::Client] {
+            let dir = self.dir(side);
+            let pending = dir.outer_buf.len() + dir.inner_buf.len();
+            let first = dir.outer_buf.first().or(dir.inner_buf.first()).copied();
+            if pending == 0 {
+                continue;
+            }
+            dir.outer_buf.clear();
+            dir.inner_buf.clear();
+            self.trace.count_bytes(side, pending);
             self.trace.record_event(
                 at,
-                EventKind::Anomaly {
-                    detail: format!(
-                        "{pending} bytes from the {} end in an incomplete frame",
-                        by.as_str()
-                    ),
+                EventKind::IncompleteFrame {
+                    from: side,
+                    bytes: pending as u64,
+                    first_byte: first.unwrap_or(0),
                 },
             );
-            self.dir(by).outer_buf.clear();
-            self.trace.count_bytes(by, pending);
         }
-        self.trace.record_event(at, EventKind::Closed { by, how });
     }
 
     /// Bytes from `from` are missing (a capture lost them): framing cannot resume in that direction.
@@ -442,6 +496,14 @@ impl Dissector {
         summary: String,
         info: PduInfo,
     ) {
+        if from == Side::Server
+            && !matches!(info, PduInfo::AutoDetect { .. } | PduInfo::TsRequest { .. })
+        {
+            self.settle_awaiting();
+        }
+        if self.recent.len() < 64 {
+            self.recent.push(info.clone());
+        }
         self.trace.record_pdu(crate::trace::Pdu {
             at_ms: self.now,
             from,
@@ -524,7 +586,8 @@ impl Dissector {
         if self.trace.current() < PhaseName::Tls && content_type == tls::HANDSHAKE {
             self.enter(PhaseName::Tls);
         }
-        let encrypted = self.dir(from).encrypted;
+        // [RFC 8446] D.4 a ChangeCipherSpec is always in clear, also after a TLS 1.3 ServerHello.
+        let encrypted = self.dir(from).encrypted && content_type != tls::CHANGE_CIPHER_SPEC;
         if encrypted || content_type == tls::APPLICATION_DATA {
             let decrypted = self
                 .sink
@@ -615,6 +678,7 @@ impl Dissector {
             tls::HANDSHAKE => self.trace.tally("TLS encrypted handshake", len, self.now),
             _ if self.plaintext_external => {}
             _ => {
+                self.tls_done_opaque(from);
                 let first = !self
                     .trace
                     .pdus()
@@ -632,6 +696,41 @@ impl Dissector {
                 }
             }
         }
+    }
+
+    /// Encrypted application data nobody can decrypt: once it flows the TLS handshake is over, and the
+    /// first inner phase is known from the negotiation even if its content is not.
+    fn tls_done_opaque(&mut self, from: Side) {
+        if self.trace.current() != PhaseName::Tls {
+            return;
+        }
+        if self.state.tls_version == Some(tls::TLS13) {
+            // [RFC 8446] 2: the server's encrypted handshake flight and the client's Finished look like
+            // application data too; the client's second encrypted record is past the handshake.
+            if from == Side::Client {
+                self.client_opaque_records += 1;
+            }
+            if self.client_opaque_records < 2 {
+                return;
+            }
+        }
+        self.leave_tls();
+        self.trace.fact(
+            "encrypted",
+            "TLS application data without the secrets to decrypt it (--keylog, --rsa-key)",
+        );
+        // Without the Connection Confirm (a capture that starts later) the inner protocol is unknown.
+        let Some(selected) = self.state.selected_protocol else {
+            return;
+        };
+        let next = if selected & (x224::PROTOCOL_HYBRID | x224::PROTOCOL_HYBRID_EX) != 0 {
+            PhaseName::Credssp
+        } else if selected & (x224::PROTOCOL_RDSTLS | x224::PROTOCOL_RDSAAD) != 0 {
+            return;
+        } else {
+            PhaseName::McsConnect
+        };
+        self.enter(next);
     }
 
     // ---- inner --------------------------------------------------------------------------------------------
@@ -660,6 +759,7 @@ impl Dissector {
         self.client.inner = Inner::Rdp;
         let selected = self.state.selected_protocol.unwrap_or(0);
         self.server.inner = if selected & x224::PROTOCOL_HYBRID_EX != 0 {
+            self.await_server_in(PhaseName::EarlyUserAuth);
             Inner::EarlyAuth
         } else {
             Inner::Rdp
@@ -736,6 +836,12 @@ impl Dissector {
 
     /// [T.125] MCS PDUs.
     fn mcs(&mut self, from: Side, frame_len: usize, mcs: &[u8], base: usize) {
+        let send_data = mcs
+            .first()
+            .is_some_and(|b| b >> 2 == active::SEND_DATA_INDICATION);
+        if from == Side::Server && !send_data {
+            self.settle_awaiting();
+        }
         if mcs.len() >= 2 && mcs[0] == 0x7f && mcs[1] == 0x65 {
             self.enter(PhaseName::McsConnect);
             return mcs_connect::connect_initial(self, from, frame_len, mcs, base);
@@ -959,6 +1065,7 @@ pub fn negotiation_of(trace: &Trace) -> Option<Negotiation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace::PhaseStatus;
 
     #[test]
     fn framing() {
@@ -985,5 +1092,92 @@ mod tests {
         ));
         assert_eq!(der_len(&[0x30, 0x03, 1, 2, 3]), Framed::Frame(5));
         assert_eq!(der_len(&[0x30, 0x82, 0x01]), Framed::Need);
+    }
+
+    /// TPKT + X.224 CR with an RDP_NEG_REQ, and a CC with an RDP_NEG_RSP selecting `selected`.
+    fn negotiate(d: &mut Dissector, selected: u32) {
+        let mut cr = vec![0x03, 0, 0, 19, 14, 0xe0, 0, 0, 0, 0, 0, 0x01, 0, 0x08, 0];
+        cr.extend_from_slice(&3u32.to_le_bytes());
+        d.on_tcp_data(Side::Client, 1.0, &cr);
+        let mut cc = vec![
+            0x03, 0, 0, 19, 14, 0xd0, 0, 0, 0x12, 0x34, 0, 0x02, 0, 0x08, 0,
+        ];
+        cc.extend_from_slice(&selected.to_le_bytes());
+        d.on_tcp_data(Side::Server, 2.0, &cc);
+    }
+
+    fn record(content_type: u8, body: &[u8]) -> Vec<u8> {
+        let mut r = vec![content_type, 0x03, 0x03, 0, body.len() as u8];
+        r.extend_from_slice(body);
+        r
+    }
+
+    #[test]
+    fn opaque_application_data_ends_the_tls_phase() {
+        let mut d = Dissector::new(Trace::new("t", crate::trace::Origin::Probe));
+        negotiate(&mut d, x224::PROTOCOL_HYBRID);
+        // A handshake message nobody parses, then ChangeCipherSpec both ways.
+        d.on_tcp_data(
+            Side::Client,
+            3.0,
+            &record(tls::HANDSHAKE, &[0x10, 0, 0, 1, 0]),
+        );
+        assert_eq!(d.trace().current(), PhaseName::Tls);
+        d.on_tcp_data(Side::Client, 4.0, &record(tls::CHANGE_CIPHER_SPEC, &[1]));
+        d.on_tcp_data(Side::Server, 5.0, &record(tls::CHANGE_CIPHER_SPEC, &[1]));
+        // Encrypted Finished (a handshake record after ChangeCipherSpec): still the handshake.
+        d.on_tcp_data(Side::Server, 6.0, &record(tls::HANDSHAKE, &[9; 40]));
+        assert_eq!(d.trace().current(), PhaseName::Tls);
+        // Application data: the handshake is over and NLA comes next.
+        d.on_tcp_data(Side::Client, 7.0, &record(tls::APPLICATION_DATA, &[7; 40]));
+        assert_eq!(d.trace().current(), PhaseName::Credssp);
+        assert_eq!(d.trace().phase(PhaseName::Tls).status, PhaseStatus::Ok);
+        assert!(
+            d.trace()
+                .phase(PhaseName::Tls)
+                .facts
+                .get("encrypted")
+                .is_some()
+        );
+
+        // TLS only: MCS comes next.
+        let mut d = Dissector::new(Trace::new("t", crate::trace::Origin::Probe));
+        negotiate(&mut d, x224::PROTOCOL_SSL);
+        d.on_tcp_data(
+            Side::Client,
+            3.0,
+            &record(tls::HANDSHAKE, &[0x10, 0, 0, 1, 0]),
+        );
+        d.on_tcp_data(Side::Server, 7.0, &record(tls::APPLICATION_DATA, &[7; 40]));
+        assert_eq!(d.trace().current(), PhaseName::McsConnect);
+    }
+
+    #[test]
+    fn tls13_change_cipher_spec_is_clear_and_the_handshake_ends_after_the_client_finished() {
+        let mut d = Dissector::new(Trace::new("t", crate::trace::Origin::Probe));
+        negotiate(&mut d, x224::PROTOCOL_HYBRID);
+        d.on_tcp_data(
+            Side::Client,
+            3.0,
+            &record(tls::HANDSHAKE, &[0x10, 0, 0, 1, 0]),
+        );
+        // As after a TLS 1.3 ServerHello.
+        d.state.tls_version = Some(tls::TLS13);
+        d.client.encrypted = true;
+        d.server.encrypted = true;
+        d.on_tcp_data(Side::Server, 4.0, &record(tls::CHANGE_CIPHER_SPEC, &[1]));
+        d.on_tcp_data(Side::Server, 5.0, &record(tls::APPLICATION_DATA, &[1; 60]));
+        d.on_tcp_data(Side::Client, 6.0, &record(tls::CHANGE_CIPHER_SPEC, &[1]));
+        assert!(
+            !d.trace()
+                .pdus()
+                .any(|(_, p)| p.from == Side::Client && matches!(p.info, PduInfo::TlsEncrypted)),
+            "a ChangeCipherSpec is not application data"
+        );
+        // The client's Finished, then its first application data.
+        d.on_tcp_data(Side::Client, 7.0, &record(tls::APPLICATION_DATA, &[2; 60]));
+        assert_eq!(d.trace().current(), PhaseName::Tls);
+        d.on_tcp_data(Side::Client, 8.0, &record(tls::APPLICATION_DATA, &[3; 60]));
+        assert_eq!(d.trace().current(), PhaseName::Credssp);
     }
 }

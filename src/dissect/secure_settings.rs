@@ -31,6 +31,8 @@ pub(super) fn security_exchange(d: &mut Dissector, from: Side, frame_len: usize,
 /// `body` is the TS_INFO_PACKET, or `None` when it was encrypted.
 pub(super) fn client_info(d: &mut Dissector, from: Side, frame_len: usize, body: Option<&[u8]>) {
     d.enter(PhaseName::SecureSettings);
+    // [1.3.1.1] The server answers the Client Info with licensing.
+    d.await_server_in(PhaseName::Licensing);
     let Some(body) = body else {
         d.trace
             .fact("client_info", "encrypted (Standard RDP Security)");
@@ -124,6 +126,12 @@ pub(super) fn auto_detect(d: &mut Dissector, from: Side, frame_len: usize, body:
         Side::Server => "Auto-Detect Request",
         Side::Client => "Auto-Detect Response",
     };
+    if d.trace.current() >= PhaseName::Active {
+        // [2.2.14] Servers keep measuring the connection all session long (Windows: several per
+        // second); kept one by one they would crowd out the PDUs that explain how the session ended.
+        d.trace.tally(name, frame_len, d.now);
+        return;
+    }
     d.pdu(
         from,
         frame_len,

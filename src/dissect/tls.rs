@@ -155,7 +155,9 @@ fn handshake_message(d: &mut Dissector, from: Side, msg: &[u8], decrypted: bool)
                 },
             );
         }
-        Some(TlsMessage::Handshake(TlsMessageHandshake::Certificate(cert))) => {
+        Some(TlsMessage::Handshake(TlsMessageHandshake::Certificate(cert)))
+            if d.state.tls_version != Some(TLS13) =>
+        {
             let chain: Vec<CertInfo> = cert
                 .cert_chain
                 .iter()

@@ -48,9 +48,17 @@ pub struct ProbeOptions {
     /// Fail the TLS phase when the certificate has a problem (expired, self-signed, wrong name, weak key).
     #[arg(long)]
     pub strict_cert: bool,
-    /// Append the TLS secrets of the session to this file (NSS key log format, for Wireshark).
+    /// Append the TLS secrets of the session to this file (NSS key log format, for Wireshark). The
+    /// password is then kept out of the Client Info PDU.
     #[arg(long, value_name = "FILE")]
     pub keylog: Option<PathBuf>,
+    /// Write the session as a pcapng capture (the real bytes in synthesized IP and TCP headers).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+    /// Put the TLS secrets into the --pcap file, so that Wireshark and `rdptrace replay` open it decrypted.
+    /// The password is then kept out of the Client Info PDU.
+    #[arg(long, requires = "pcap")]
+    pub embed_secrets: bool,
 }
 
 /// How to print: shared by the commands that print traces.
@@ -116,6 +124,8 @@ impl ProbeOptions {
         cfg.watch = self.watch;
         cfg.strict_cert = self.strict_cert;
         cfg.keylog = self.keylog.clone();
+        cfg.pcap = self.pcap.clone();
+        cfg.embed_secrets = self.embed_secrets;
         Ok(cfg)
     }
 }

@@ -7,6 +7,7 @@
 //! error are in the trace too.
 
 pub mod cli;
+pub mod pcap;
 pub mod tls;
 pub mod transport;
 
@@ -94,6 +95,10 @@ pub struct ProbeConfig {
     pub strict_cert: bool,
     /// Append the TLS secrets to this file (NSS key log format).
     pub keylog: Option<PathBuf>,
+    /// Write the session as a pcapng file here.
+    pub pcap: Option<PathBuf>,
+    /// Put the TLS secrets into the pcapng file (a Decryption Secrets Block).
+    pub embed_secrets: bool,
     pub client_name: String,
 }
 
@@ -115,6 +120,8 @@ impl ProbeConfig {
             watch: Duration::from_secs(2),
             strict_cert: false,
             keylog: None,
+            pcap: None,
+            embed_secrets: false,
             client_name: "rdptrace".to_owned(),
         })
     }
@@ -166,6 +173,7 @@ pub fn split_target(target: &str) -> Result<(String, u16), String> {
 /// Probes one target. Never fails: whatever happens is in the trace.
 pub async fn probe(config: &ProbeConfig) -> Trace {
     let start = Instant::now();
+    let started_wall = std::time::SystemTime::now();
     let mut trace = Trace::new(format!("{}:{}", config.host, config.port), Origin::Probe);
     trace.started_at = Some(now_rfc3339());
     trace.request.credentials = config.credentials.is_some();
@@ -185,9 +193,13 @@ pub async fn probe(config: &ProbeConfig) -> Trace {
         tap: Arc::new(Mutex::new(TapLog::default())),
         conn: Conn::Gone,
         framer: Framer::default(),
+        started_wall,
+        recorder: None,
+        secrets: Arc::new(Mutex::new(String::new())),
     };
     let failed = run.run().await;
     run.drain_tap();
+    run.write_capture();
     let mut trace = run.d.into_trace();
     trace.finish(failed);
     trace
@@ -211,9 +223,79 @@ struct Run<'a> {
     tap: Arc<Mutex<TapLog>>,
     conn: Conn,
     framer: Framer,
+    started_wall: std::time::SystemTime,
+    /// The session as packets, for `--pcap`.
+    recorder: Option<pcap::Recorder>,
+    /// The TLS secrets, for `--embed-secrets`.
+    secrets: Arc<Mutex<String>>,
 }
 
 impl Run<'_> {
+    /// The Client Info PDU carries the password inside TLS. When the TLS secrets are written (a key log, or a
+    /// capture with embedded secrets), anyone with the file could read it: the probe sends the Client Info
+    /// without it. Under NLA the server already has the credentials from CredSSP and logs on with them;
+    /// under TLS alone it shows its logon screen, which is as far as a probe needs to go.
+    fn withhold_password_if_secrets_are_written(
+        &mut self,
+        connector: &mut ClientConnector,
+        nla: bool,
+    ) {
+        let secrets_written =
+            self.cfg.keylog.is_some() || (self.cfg.pcap.is_some() && self.cfg.embed_secrets);
+        if !secrets_written || self.cfg.credentials.is_none() {
+            return;
+        }
+        if let ironrdp_connector::Credentials::UsernamePassword { password, .. } =
+            &mut connector.config.credentials
+        {
+            password.clear();
+        }
+        if !nla {
+            connector.config.autologon = false;
+        }
+        self.d.trace_mut().fact_in(
+            PhaseName::SecureSettings,
+            "client_info_password",
+            "withheld: the TLS secrets are being written",
+        );
+    }
+
+    /// Writes `--pcap`; a failure is recorded in the trace.
+    fn write_capture(&mut self) {
+        let (Some(path), Some(recorder)) = (&self.cfg.pcap, &self.recorder) else {
+            return;
+        };
+        let secrets = if self.cfg.embed_secrets {
+            self.secrets.lock().map(|s| s.clone()).ok()
+        } else {
+            None
+        };
+        let at = self.at();
+        let truncated = recorder.truncated;
+        let written = recorder.write(path, secrets.as_deref());
+        if truncated {
+            self.d.trace_mut().record_event(
+                at,
+                EventKind::Anomaly {
+                    detail: format!("the capture was cut at {} MB", pcap::MAX_CAPTURE >> 20),
+                },
+            );
+        }
+        if let Err(e) = written {
+            self.d
+                .trace_mut()
+                .record_event(at, EventKind::Anomaly { detail: e });
+        }
+    }
+
+    /// The server closed or reset the connection.
+    fn server_closed(&mut self, how: CloseKind, at: f64) {
+        self.d.on_close(Side::Server, how, at);
+        if let Some(r) = self.recorder.as_mut() {
+            r.close(Side::Server, how, at);
+        }
+    }
+
     fn at(&self) -> f64 {
         self.start.elapsed().as_secs_f64() * 1000.0
     }
@@ -246,6 +328,9 @@ impl Run<'_> {
             Err(_) => Vec::new(),
         };
         for (side, at, bytes) in chunks {
+            if let Some(r) = self.recorder.as_mut() {
+                r.data(side, at, &bytes);
+            }
             self.d.on_tcp_data(side, at, &bytes);
         }
     }
@@ -296,9 +381,11 @@ impl Run<'_> {
                 public_key = self.tls_upgrade().await?;
             }
             connector.mark_security_upgrade_as_done();
-            if connector.should_perform_credssp() {
+            let nla = connector.should_perform_credssp();
+            if nla {
                 self.credssp(&mut connector, selected, public_key).await?;
             }
+            self.withhold_password_if_secrets_are_written(&mut connector, nla);
         }
 
         // MCS, channels, Client Info, licensing, capabilities, finalization.
@@ -392,6 +479,11 @@ impl Run<'_> {
                         .local_addr()
                         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
                     let at = self.at();
+                    if self.cfg.pcap.is_some() {
+                        let mut recorder = pcap::Recorder::new(local, *addr, self.started_wall);
+                        recorder.handshake(at);
+                        self.recorder = Some(recorder);
+                    }
                     let trace = self.d.trace_mut();
                     trace.set_addrs(Some(local), Some(*addr));
                     trace.record_event(
@@ -573,13 +665,7 @@ impl Run<'_> {
             }
             Err(ReadError::TimedOut) => {
                 let at = self.at();
-                self.d.trace_mut().record_event(
-                    at,
-                    EventKind::TimedOut {
-                        deadline: which,
-                        waiting_for: waiting_for.to_owned(),
-                    },
-                );
+                self.d.on_timeout(at, which, waiting_for);
                 Err(Stop)
             }
             Err(e) => {
@@ -598,7 +684,7 @@ impl Run<'_> {
                     how = CloseKind::Rst;
                 }
                 debug!(?how, waiting_for, "server closed");
-                self.d.on_close(Side::Server, how, at);
+                self.server_closed(how, at);
             }
             ReadError::TimedOut => {}
             ReadError::Garbage(what) => {
@@ -812,6 +898,10 @@ impl Run<'_> {
         }
         let _ = tokio::time::timeout(Duration::from_millis(500), self.conn.shutdown()).await;
         self.drain_tap();
+        let at = self.at();
+        if let Some(r) = self.recorder.as_mut() {
+            r.close(Side::Client, CloseKind::Fin, at);
+        }
         self.conn = Conn::Gone;
     }
 
@@ -829,7 +919,8 @@ impl Run<'_> {
                 },
             );
         }
-        let config = match tls::client_config(self.cfg.keylog.as_ref()) {
+        let keep = self.cfg.embed_secrets.then(|| self.secrets.clone());
+        let config = match tls::client_config(self.cfg.keylog.as_ref(), keep) {
             Ok(c) => c,
             Err(e) => {
                 let at = self.at();
@@ -865,13 +956,8 @@ impl Run<'_> {
         let at = self.at();
         let stream = match res {
             Err(_) => {
-                self.d.trace_mut().record_event(
-                    at,
-                    EventKind::TimedOut {
-                        deadline: which,
-                        waiting_for: "TLS handshake from the server".to_owned(),
-                    },
-                );
+                self.d
+                    .on_timeout(at, which, "TLS handshake from the server");
                 return Err(Stop);
             }
             Ok(Err((e, tap))) => {
@@ -1014,7 +1100,7 @@ impl Run<'_> {
                 }
             }
             None => match transport::classify(e) {
-                ReadError::Closed(how) => self.d.on_close(Side::Server, how, at),
+                ReadError::Closed(how) => self.server_closed(how, at),
                 other => {
                     let detail = match other {
                         ReadError::Io(e) => e.to_string(),

@@ -64,27 +64,35 @@ impl ServerCertVerifier for RecordingVerifier {
     }
 }
 
-/// Writes TLS secrets in the NSS key log format to a file the user named.
+/// Writes TLS secrets in the NSS key log format to a file the user named, and keeps them for a capture's
+/// Decryption Secrets Block when asked.
 #[derive(Debug)]
 struct KeyLogTo {
-    file: Mutex<std::fs::File>,
+    file: Option<Mutex<std::fs::File>>,
+    keep: Option<Arc<Mutex<String>>>,
 }
 
 impl rustls::KeyLog for KeyLogTo {
     fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
-        if let Ok(mut f) = self.file.lock() {
-            let _ = writeln!(
-                f,
-                "{label} {} {}",
-                hex::encode(client_random),
-                hex::encode(secret)
-            );
+        let line = format!(
+            "{label} {} {}\n",
+            hex::encode(client_random),
+            hex::encode(secret)
+        );
+        if let Some(Ok(mut f)) = self.file.as_ref().map(Mutex::lock) {
+            let _ = f.write_all(line.as_bytes());
+        }
+        if let Some(Ok(mut kept)) = self.keep.as_ref().map(|k| k.lock()) {
+            kept.push_str(&line);
         }
     }
 }
 
-/// The client configuration. `keylog` appends the session's secrets to that file.
-pub fn client_config(keylog: Option<&PathBuf>) -> std::io::Result<ClientConfig> {
+/// The client configuration. `keylog` appends the session's secrets to that file; `keep` collects them.
+pub fn client_config(
+    keylog: Option<&PathBuf>,
+    keep: Option<Arc<Mutex<String>>>,
+) -> std::io::Result<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -95,14 +103,17 @@ pub fn client_config(keylog: Option<&PathBuf>) -> std::io::Result<ClientConfig> 
     // [MS-RDPBCGR] 5.4.5.1: RDP uses TLS without session resumption; a fresh handshake every time shows the
     // certificate every time.
     config.resumption = rustls::client::Resumption::disabled();
-    if let Some(path) = keylog {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        config.key_log = Arc::new(KeyLogTo {
-            file: Mutex::new(file),
-        });
+    let file = match keylog {
+        Some(path) => Some(Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?,
+        )),
+        None => None,
+    };
+    if file.is_some() || keep.is_some() {
+        config.key_log = Arc::new(KeyLogTo { file, keep });
     }
     Ok(config)
 }

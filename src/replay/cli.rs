@@ -1,11 +1,248 @@
 //! `rdptrace replay`.
 
+use std::fs::File;
+use std::io::{Seek as _, SeekFrom, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::{End, Options, Session};
+use crate::cli::{EXIT_ERROR, EXIT_USAGE};
+use crate::report;
+use crate::trace::PhaseName;
+
+/// Rendered timelines kept in memory before they go to a temporary file.
+const SPOOL_MEMORY: usize = 8 << 20;
+
 #[derive(Debug, clap::Args)]
-pub struct ReplayArgs {}
+pub struct ReplayArgs {
+    /// The capture: pcap or pcapng, plain or gzip-compressed.
+    pub file: PathBuf,
+    /// TLS secrets in the NSS key log format (SSLKEYLOGFILE).
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Option<PathBuf>,
+    /// A server's RSA private key (PEM, PKCS#1 or PKCS#8), for sessions with RSA key exchange; repeatable.
+    #[arg(long = "rsa-key", value_name = "FILE")]
+    pub rsa_keys: Vec<PathBuf>,
+    /// One `rdptrace/1` JSON document per session, one per line, as each session ends.
+    #[arg(long)]
+    pub json: bool,
+    /// Only this session's timeline (the number in the summary; sessions are numbered as they end).
+    #[arg(long, value_name = "N")]
+    pub session: Option<usize>,
+    #[arg(from_global)]
+    pub verbose: u8,
+}
 
 pub fn run(args: ReplayArgs) -> ExitCode {
-    let _ = args;
-    crate::cli::error("replay is not available yet")
+    let opts = Options {
+        keylog: args.keylog.clone(),
+        rsa_keys: args.rsa_keys.clone(),
+        progress: true,
+        ..Options::default()
+    };
+    let mut out = Output::new(args.json, args.session, args.verbose > 0);
+    let end = match super::replay_each(&args.file, &opts, &mut |s| out.session(s)) {
+        Ok(end) => end,
+        Err(e) => return crate::cli::error(e),
+    };
+    ExitCode::from(out.finish(&end))
+}
+
+/// Where the timelines wait while the summary lines are still being collected: memory, then a
+/// temporary file, so that a capture with very many sessions does not fill memory.
+#[derive(Default)]
+struct Spool {
+    memory: String,
+    file: Option<(File, PathBuf)>,
+}
+
+impl Spool {
+    fn write(&mut self, text: &str) {
+        if let Some((f, _)) = self.file.as_mut()
+            && f.write_all(text.as_bytes()).is_ok()
+        {
+            return;
+        }
+        self.memory.push_str(text);
+        if self.memory.len() > SPOOL_MEMORY && self.file.is_none() {
+            let path = std::env::temp_dir().join(format!(
+                "rdptrace-replay-{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0)
+            ));
+            let opened = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path);
+            if let Ok(mut f) = opened {
+                if f.write_all(self.memory.as_bytes()).is_ok() {
+                    self.memory.clear();
+                    self.file = Some((f, path));
+                } else {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+    }
+
+    fn drain_to(&mut self, out: &mut dyn Write) {
+        if let Some((mut f, path)) = self.file.take() {
+            if f.seek(SeekFrom::Start(0)).is_ok() {
+                let _ = std::io::copy(&mut f, out);
+            }
+            drop(f);
+            let _ = std::fs::remove_file(&path);
+        }
+        let _ = out.write_all(self.memory.as_bytes());
+        self.memory.clear();
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        if let Some((_, path)) = self.file.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// What `replay` prints, built as the sessions end.
+struct Output {
+    json: bool,
+    only: Option<usize>,
+    verbose: bool,
+    summaries: Vec<String>,
+    timelines: Spool,
+    selected: usize,
+    /// The exit code of the first session that did not reach the active state.
+    failed: Option<u8>,
+}
+
+impl Output {
+    fn new(json: bool, only: Option<usize>, verbose: bool) -> Self {
+        Output {
+            json,
+            only,
+            verbose,
+            summaries: Vec::new(),
+            timelines: Spool::default(),
+            selected: 0,
+            failed: None,
+        }
+    }
+
+    fn session(&mut self, s: Session) {
+        let selected = self.only.is_none_or(|n| n == s.index);
+        if !self.json {
+            self.summaries.push(summary_line(&s));
+        }
+        if !selected {
+            return;
+        }
+        self.selected += 1;
+        if !s.verdict.ok && self.failed.is_none() {
+            self.failed = Some(crate::cli::exit_code(&s.verdict));
+        }
+        if self.json {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{}", report::json::line(&s.trace, &s.verdict));
+            let _ = stdout.flush();
+        } else {
+            self.timelines.write("\n");
+            self.timelines.write(&report::text::render(
+                &s.trace,
+                &s.verdict,
+                report::text::Options {
+                    verbose: self.verbose,
+                },
+            ));
+        }
+    }
+
+    /// Prints what waited, the notes and the error; returns the exit code.
+    fn finish(&mut self, end: &End) -> u8 {
+        let mut stdout = std::io::stdout().lock();
+        if !self.json {
+            if end.sessions == 0 {
+                let _ = writeln!(
+                    stdout,
+                    "no RDP session in {} ({} packets)",
+                    end.file, end.packets
+                );
+            }
+            for line in &self.summaries {
+                let _ = writeln!(stdout, "{line}");
+            }
+            self.timelines.drain_to(&mut stdout);
+        }
+        let _ = stdout.flush();
+        for note in &end.notes {
+            eprintln!("rdptrace: note: {note}");
+        }
+        if let Some(e) = &end.error {
+            eprintln!("rdptrace: {e}");
+            return EXIT_ERROR;
+        }
+        if let Some(n) = self.only
+            && self.selected == 0
+        {
+            eprintln!(
+                "rdptrace: session {n} is not in {} (it holds {} RDP session{})",
+                end.file,
+                end.sessions,
+                if end.sessions == 1 { "" } else { "s" }
+            );
+            return EXIT_USAGE;
+        }
+        self.failed.unwrap_or(0)
+    }
+}
+
+/// `#1   client -> server  start  last phase  cause`.
+pub fn summary_line(s: &Session) -> String {
+    let t = &s.trace;
+    format!(
+        "#{:<3} {} -> {}  {}  {:<16} {}",
+        s.index,
+        t.client_addr.as_deref().unwrap_or("?"),
+        t.server_addr.as_deref().unwrap_or("?"),
+        t.started_at.as_deref().unwrap_or("?"),
+        last_phase(t).as_str(),
+        s.verdict.cause.as_str()
+    )
+}
+
+/// The last phase that saw anything.
+pub fn last_phase(t: &crate::trace::Trace) -> PhaseName {
+    PhaseName::ALL
+        .into_iter()
+        .rev()
+        .find(|p| t.phase(*p).start_ms.is_some())
+        .unwrap_or(PhaseName::Tcp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spool_moves_to_a_file_and_back() {
+        let mut spool = Spool::default();
+        let chunk = "x".repeat(1 << 20);
+        for _ in 0..10 {
+            spool.write(&chunk);
+        }
+        spool.write("end\n");
+        let path = spool.file.as_ref().map(|(_, p)| p.clone());
+        assert!(path.is_some());
+        let mut out = Vec::new();
+        spool.drain_to(&mut out);
+        assert_eq!(out.len(), 10 * (1 << 20) + 4);
+        assert!(out.ends_with(b"xend\n"));
+        assert!(!path.unwrap().exists());
+    }
 }

@@ -1,3 +1,270 @@
 //! Offline replay: the RDP sessions of a pcap or pcapng capture, through the same dissector and diagnosis.
+//!
+//! - [`capture`] reads the file packet by packet (pcap, pcapng, gzip);
+//! - [`link`] turns a frame into a TCP segment (etherparse for IP and TCP);
+//! - [`reassembly`] puts each direction's bytes in order and reports what is missing;
+//! - [`session`] tells RDP connections from the rest and keeps one [`crate::dissect::Dissector`] per session;
+//! - [`keylog`] and [`tls_decrypt`] open TLS records with the secrets the user gives.
 
+pub mod capture;
 pub mod cli;
+pub mod keylog;
+pub mod link;
+pub mod reassembly;
+pub mod session;
+pub mod tls_decrypt;
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use capture::{Capture, CaptureError, Item};
+use keylog::{KeyLog, Source};
+use session::{Limits, Tracker};
+use tls_decrypt::Secrets;
+use tracing::{debug, info};
+
+use crate::trace::{Origin, Trace};
+use crate::verdict::Verdict;
+
+/// Files larger than this get a progress bar when stderr is a terminal.
+const PROGRESS_THRESHOLD: u64 = 100 * 1024 * 1024;
+
+/// What to read and with which secrets.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// An NSS key log file.
+    pub keylog: Option<PathBuf>,
+    /// Server RSA private keys (PEM, PKCS#1 or PKCS#8).
+    pub rsa_keys: Vec<PathBuf>,
+    pub limits: Limits,
+    /// Show a progress bar for large files when stderr is a terminal.
+    pub progress: bool,
+}
+
+/// One RDP session of the capture, diagnosed.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// 1-based, in the order the sessions start in the capture.
+    pub index: usize,
+    pub trace: Trace,
+    pub verdict: Verdict,
+}
+
+/// The outcome of reading a capture.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    pub file: String,
+    pub sessions: Vec<Session>,
+    /// The error that stopped the reading, if one did; the sessions read until then are still there.
+    pub error: Option<CaptureError>,
+    pub packets: u64,
+    /// Things worth telling about the file as a whole.
+    pub notes: Vec<String>,
+}
+
+/// Something that keeps the replay from starting at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    #[error("{0}")]
+    Capture(CaptureError),
+    #[error("{file}: {detail}")]
+    Secrets { file: String, detail: String },
+}
+
+/// Loads the secrets the user gave.
+pub fn load_secrets(opts: &Options) -> Result<Secrets, ReplayError> {
+    let mut log = KeyLog::new();
+    if let Some(path) = &opts.keylog {
+        let text = std::fs::read(path).map_err(|e| ReplayError::Secrets {
+            file: path.display().to_string(),
+            detail: format!("cannot read the key log: {e}"),
+        })?;
+        let added = log.add_text(&String::from_utf8_lossy(&text), Source::File);
+        info!(file = %path.display(), secrets = added.secrets, bad_lines = added.bad_lines, "key log loaded");
+        if added.secrets == 0 {
+            return Err(ReplayError::Secrets {
+                file: path.display().to_string(),
+                detail: "no TLS secrets in this key log (NSS key log format expected)".to_owned(),
+            });
+        }
+    }
+    let mut secrets = Secrets::new(log);
+    for path in &opts.rsa_keys {
+        let pem = std::fs::read_to_string(path).map_err(|e| ReplayError::Secrets {
+            file: path.display().to_string(),
+            detail: format!("cannot read the RSA key: {e}"),
+        })?;
+        let label = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        secrets
+            .add_rsa_pem(&pem, label)
+            .map_err(|detail| ReplayError::Secrets {
+                file: path.display().to_string(),
+                detail,
+            })?;
+    }
+    Ok(secrets)
+}
+
+/// Reads the capture at `path` and diagnoses every RDP session in it.
+pub fn replay(path: &Path, opts: &Options) -> Result<Replay, ReplayError> {
+    let mut sessions = Vec::new();
+    let end = replay_each(path, opts, &mut |s| sessions.push(s))?;
+    Ok(Replay {
+        file: end.file,
+        sessions,
+        error: end.error,
+        packets: end.packets,
+        notes: end.notes,
+    })
+}
+
+/// How a streamed replay ended.
+#[derive(Debug, Clone)]
+pub struct End {
+    pub file: String,
+    /// The error that stopped the reading, if one did.
+    pub error: Option<CaptureError>,
+    pub packets: u64,
+    /// RDP sessions found.
+    pub sessions: usize,
+    pub notes: Vec<String>,
+}
+
+/// Reads the capture at `path` and hands each RDP session to `each` as soon as it ends, so that memory
+/// holds only the sessions still open. Sessions are numbered in the order they end (those still open at
+/// the end of the capture, or dropped together, by the order they started).
+pub fn replay_each(
+    path: &Path,
+    opts: &Options,
+    each: &mut dyn FnMut(Session),
+) -> Result<End, ReplayError> {
+    let secrets = Arc::new(load_secrets(opts)?);
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let bar = (opts.progress && size > PROGRESS_THRESHOLD && std::io::stderr().is_terminal()).then(
+        || {
+            let bar = indicatif::ProgressBar::new(size);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {elapsed} (eta {eta})",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        },
+    );
+    let wrap_bar = bar.clone();
+    let capture = Capture::open(path, move |file| match wrap_bar {
+        Some(bar) => Box::new(bar.wrap_read(file)),
+        None => Box::new(file),
+    })
+    .map_err(ReplayError::Capture)?;
+    let end = run(
+        capture,
+        path.display().to_string(),
+        secrets,
+        opts.limits,
+        each,
+    );
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(end)
+}
+
+/// Numbers, diagnoses and hands on the sessions the tracker finished.
+fn hand_on(tracker: &mut Tracker, file: &str, count: &mut usize, each: &mut dyn FnMut(Session)) {
+    let mut finished = tracker.take_finished();
+    if finished.is_empty() {
+        return;
+    }
+    finished.sort_by(|a, b| a.first_ts.cmp(&b.first_ts).then(a.order.cmp(&b.order)));
+    for f in finished {
+        *count += 1;
+        let mut trace = f.trace;
+        trace.origin = Origin::Replay {
+            file: file.to_owned(),
+            session: *count,
+        };
+        let verdict = crate::diagnose::diagnose(&trace);
+        each(Session {
+            index: *count,
+            trace,
+            verdict,
+        });
+    }
+}
+
+/// Reads an opened capture to its end (or its first error).
+pub fn run(
+    mut capture: Capture,
+    file: String,
+    secrets: Arc<Secrets>,
+    limits: Limits,
+    each: &mut dyn FnMut(Session),
+) -> End {
+    let mut tracker = Tracker::new(file.clone(), limits, Some(Arc::clone(&secrets)));
+    let mut error = None;
+    let mut notes = Vec::new();
+    let mut secrets_blocks = 0usize;
+    let mut count = 0usize;
+    while let Some(item) = capture.next_item() {
+        match item {
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+            Ok(Item::Secrets { kind, data }) => {
+                if kind == capture::SECRETS_TLS_KEY_LOG {
+                    let added =
+                        secrets.add_keylog_text(&String::from_utf8_lossy(&data), Source::Capture);
+                    secrets_blocks += 1;
+                    debug!(secrets = added, "decryption secrets block");
+                } else {
+                    notes.push(format!(
+                        "a decryption secrets block of type 0x{kind:08x} that rdptrace does not use"
+                    ));
+                }
+            }
+            Ok(Item::Packet(p)) => {
+                if !link::supported(p.link) {
+                    error = Some(CaptureError {
+                        file: file.clone(),
+                        packet: Some(p.number),
+                        detail: format!(
+                            "link type {} ({}) is not supported",
+                            p.link,
+                            capture::link_name(p.link)
+                        ),
+                    });
+                    break;
+                }
+                let frame = link::decode(p.link, &p.data, p.orig_len);
+                tracker.frame(p.ts, &frame);
+                hand_on(&mut tracker, &file, &mut count, each);
+            }
+        }
+    }
+    tracker.finish();
+    hand_on(&mut tracker, &file, &mut count, each);
+    if secrets_blocks > 0 {
+        notes.push(format!(
+            "{secrets_blocks} TLS key log block(s) in the capture"
+        ));
+    }
+    if tracker.evicted > 0 {
+        notes.push(format!(
+            "{} connections were dropped to stay within {} open connections",
+            tracker.evicted, limits.max_connections
+        ));
+    }
+    End {
+        file,
+        error,
+        packets: capture.packets(),
+        sessions: count,
+        notes,
+    }
+}

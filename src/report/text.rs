@@ -152,6 +152,22 @@ fn important_fact(k: &str) -> bool {
             | "disconnect_reason"
             | "redirected_to"
             | "tls_alert"
+            | "rtt_ms"
+            | "closed_by"
+            | "close_after"
+            | "idle_before_close_ms"
+            | "idle_at_capture_end_ms"
+            | "decrypted"
+            | "not_decrypted"
+            | "handshake"
+            | "tunnel"
+            | "syn_sent"
+            | "waited_ms"
+            | "encrypted"
+            | "client_name"
+            | "client_build"
+            | "cookie"
+            | "client_info_password"
     )
 }
 
@@ -207,6 +223,14 @@ fn event_text(kind: &EventKind) -> Option<String> {
         EventKind::Redirected { detail } => format!("!! redirected: {detail}"),
         EventKind::Gap { from, bytes } => format!(
             "!! {bytes} bytes from the {} missing from the capture",
+            from.as_str()
+        ),
+        EventKind::IncompleteFrame {
+            from,
+            bytes,
+            first_byte,
+        } => format!(
+            "!! the {}'s last {bytes} bytes never made a whole frame (first byte 0x{first_byte:02x})",
             from.as_str()
         ),
         EventKind::CaptureEnded => "   the capture ends here".to_owned(),

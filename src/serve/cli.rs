@@ -1,23 +1,281 @@
 //! `rdptrace serve`, `demo` and `scenarios`.
 
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use tracing::info;
+
+use super::{ServeError, Served, Target, TargetConfig, TestIdentity, scenario};
+use crate::trace::PhaseName;
+
+/// The environment variable the test password is read from.
+pub const PASSWORD_ENV: &str = "RDPTRACE_PASSWORD";
 
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {}
-
-#[derive(Debug, clap::Args)]
-pub struct DemoArgs {}
-
-pub fn serve(args: ServeArgs) -> ExitCode {
-    let _ = args;
-    crate::cli::error("serve is not available yet")
+pub struct ServeArgs {
+    /// The scenario to play (`rdptrace scenarios` lists them).
+    #[arg(long, default_value = "healthy")]
+    pub scenario: String,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3389")]
+    pub listen: SocketAddr,
+    /// Move the scenario's fault to this phase (tcp, x224, tls, credssp, early_user_auth, mcs_connect,
+    /// channel_join, secure_settings, licensing, capabilities, finalization, active).
+    #[arg(long, value_parser = parse_phase)]
+    pub at: Option<PhaseName>,
+    /// Send Set Error Info with this errorInfo (0x7 or 7), a Disconnect Provider Ultimatum and close, at
+    /// `--at` (licensing by default), instead of the scenario's fault.
+    #[arg(long, value_parser = parse_code)]
+    pub errinfo: Option<u32>,
+    /// The user the target accepts.
+    #[arg(long, default_value = TestIdentity::DEFAULT_USER)]
+    pub user: String,
+    /// The domain of that user (none by default).
+    #[arg(long, default_value = "")]
+    pub domain: String,
+    /// A file whose first line is the password the target accepts. Without it, RDPTRACE_PASSWORD; without
+    /// that, the built-in test password.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// The name in the certificate and the NTLM challenge.
+    #[arg(long, default_value = super::DEFAULT_HOST_NAME)]
+    pub host_name: String,
+    /// Handle one connection, then exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Append the target's TLS secrets to this file (NSS key log format), to decrypt a capture later.
+    #[arg(long)]
+    pub keylog: Option<PathBuf>,
+    /// Append each connection's trace, as the target saw it, to this file (JSON lines, schema rdptrace/1).
+    #[arg(long)]
+    pub trace_json: Option<PathBuf>,
+    /// Seconds an active (or stalled) connection is kept with nothing from the client.
+    #[arg(long, default_value_t = 600)]
+    pub idle_limit: u64,
+    /// Seconds the target waits for each PDU of the connection sequence.
+    #[arg(long, default_value_t = 30)]
+    pub read_timeout: u64,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// The scenario the built-in target plays (`rdptrace scenarios` lists them).
+    #[arg(default_value = "denied-connection")]
+    pub scenario: String,
+    /// Move the scenario's fault to this phase.
+    #[arg(long, value_parser = parse_phase)]
+    pub at: Option<PhaseName>,
+    /// Send Set Error Info with this errorInfo at `--at` instead of the scenario's fault.
+    #[arg(long, value_parser = parse_code)]
+    pub errinfo: Option<u32>,
+    #[command(flatten)]
+    pub probe: crate::probe::cli::ProbeOptions,
+    #[command(flatten)]
+    pub output: crate::probe::cli::OutputArgs,
+}
+
+fn parse_phase(s: &str) -> Result<PhaseName, String> {
+    PhaseName::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = PhaseName::ALL.iter().map(|p| p.as_str()).collect();
+        format!("unknown phase {s} (one of {})", names.join(", "))
+    })
+}
+
+fn parse_code(s: &str) -> Result<u32, String> {
+    let s = s.trim();
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|_| format!("not a 32-bit code: {s}"))
+}
+
+/// The password: from the file, else the environment, else the built-in test value.
+fn password(file: Option<&Path>) -> Result<String, String> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the password file {}: {e}", path.display()))?;
+        let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
+        if line.is_empty() {
+            return Err(format!("the password file {} is empty", path.display()));
+        }
+        return Ok(line.to_owned());
+    }
+    match std::env::var(PASSWORD_ENV) {
+        Ok(value) if !value.is_empty() => Ok(value),
+        _ => {
+            info!("no password given: the target accepts the built-in test password");
+            Ok(TestIdentity::DEFAULT_PASSWORD.to_owned())
+        }
+    }
+}
+
+fn config(args: &ServeArgs) -> Result<TargetConfig, String> {
+    let scenario = scenario::find(&args.scenario)
+        .ok_or_else(|| ServeError::UnknownScenario(args.scenario.clone()).to_string())?;
+    let mut config = TargetConfig::new(scenario)
+        .with_overrides(args.at, args.errinfo)
+        .map_err(|e| e.to_string())?;
+    config.listen = args.listen;
+    config.identity = TestIdentity::new(
+        args.user.clone(),
+        args.domain.clone(),
+        password(args.password_file.as_deref())?,
+    );
+    config.host_name = args.host_name.clone();
+    config.key_log = args.keylog.clone();
+    config.idle_limit = Duration::from_secs(args.idle_limit);
+    config.read_timeout = Duration::from_secs(args.read_timeout.max(1));
+    Ok(config)
+}
+
+pub fn serve(args: ServeArgs) -> ExitCode {
+    let config = match config(&args) {
+        Ok(config) => config,
+        Err(e) => return crate::cli::error(e),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return crate::cli::error(format!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(serve_async(config, &args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => crate::cli::error(e),
+    }
+}
+
+async fn serve_async(config: TargetConfig, args: &ServeArgs) -> Result<(), String> {
+    let target = Target::bind(config).await.map_err(|e| e.to_string())?;
+    println!(
+        "listening on {}, scenario {}; a probe must find: {}",
+        target.local_addr(),
+        target.config().label(),
+        target.expected().describe()
+    );
+    let _ = std::io::stdout().flush();
+    let trace_json = args.trace_json.clone();
+    if args.once {
+        let served = target.serve_one().await.map_err(|e| e.to_string())?;
+        report(&served, trace_json.as_deref())?;
+        return Ok(());
+    }
+    let (sink, mut served) = tokio::sync::mpsc::unbounded_channel::<Served>();
+    let reporter = tokio::spawn(async move {
+        while let Some(done) = served.recv().await {
+            if let Err(e) = report(&done, trace_json.as_deref()) {
+                let _ = crate::cli::error(e);
+            }
+        }
+    });
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let result = target.run(shutdown, Some(sink)).await;
+    let _ = reporter.await;
+    result.map_err(|e| e.to_string())
+}
+
+/// One line per connection on stdout, and its trace in the JSON lines file when asked for.
+fn report(served: &Served, trace_json: Option<&Path>) -> Result<(), String> {
+    println!("{}: {}", served.peer, served.outcome);
+    if let Some(path) = trace_json {
+        let line = crate::report::json::line(&served.trace, &served.verdict());
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        writeln!(file, "{line}").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `rdptrace demo`: the built-in target on an ephemeral loopback port, in this process, and a probe of it
+/// with the target's test identity.
 pub fn demo(args: DemoArgs) -> ExitCode {
-    let _ = args;
-    crate::cli::error("demo is not available yet")
+    let Some(scenario) = scenario::find(&args.scenario) else {
+        return crate::cli::usage(ServeError::UnknownScenario(args.scenario.clone()));
+    };
+    let config = match TargetConfig::new(scenario).with_overrides(args.at, args.errinfo) {
+        Ok(c) => c,
+        Err(e) => return crate::cli::usage(e),
+    };
+    let identity = config.identity.clone();
+    let runtime = match crate::cli::runtime() {
+        Ok(r) => r,
+        Err(e) => return crate::cli::error(e),
+    };
+    let verbose = crate::cli::verbosity() > 0;
+    runtime.block_on(async move {
+        let target = match Target::bind(config).await {
+            Ok(t) => t,
+            Err(e) => return crate::cli::error(e),
+        };
+        let addr = target.local_addr();
+        let mut options = args.probe.clone();
+        let password = if options.user.is_none() {
+            options.user = Some(identity.user.clone());
+            if !identity.domain.is_empty() {
+                options.domain = Some(identity.domain.clone());
+            }
+            crate::probe::Password::new(identity.password().to_owned())
+        } else {
+            match crate::probe::cli::read_password(
+                options.user.as_deref(),
+                options.password_file.as_ref(),
+            ) {
+                Ok(Some(p)) => p,
+                Ok(None) => crate::probe::Password::default(),
+                Err(e) => return crate::cli::usage(e),
+            }
+        };
+        let probe_config = match options.config(&addr.to_string(), Some(&password)) {
+            Ok(c) => c,
+            Err(e) => return crate::cli::usage(e),
+        };
+        if !args.output.json {
+            println!(
+                "built-in target on {addr}, scenario {}",
+                target.config().label()
+            );
+            if !scenario.stands_for.is_empty() {
+                println!("  stands for: {}", scenario.stands_for);
+            }
+            println!();
+        }
+        let server = target.clone();
+        let served = tokio::spawn(async move { server.serve_one().await });
+        let trace = crate::probe::probe(&probe_config).await;
+        // The target ends its side on its own (a fault, the client's close, or its read timeout).
+        let _ = tokio::time::timeout(Duration::from_secs(10), served).await;
+        let verdict = crate::diagnose::diagnose(&trace);
+        crate::probe::cli::print(&trace, &verdict, &args.output, verbose);
+        ExitCode::from(crate::cli::exit_code(&verdict))
+    })
 }
 
 pub fn scenarios() -> ExitCode {
-    crate::cli::error("scenarios is not available yet")
+    print!("{}", scenario::render_catalogue());
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_parse() {
+        assert_eq!(parse_code("0x7"), Ok(7));
+        assert_eq!(parse_code("0X0000001a"), Ok(0x1a));
+        assert_eq!(parse_code("25"), Ok(25));
+        assert!(parse_code("seven").is_err());
+        assert_eq!(parse_phase("mcs-connect"), Ok(PhaseName::McsConnect));
+        assert!(parse_phase("nowhere").is_err());
+    }
 }

@@ -2,7 +2,10 @@
 
 #![allow(dead_code)]
 
+pub mod client;
 pub mod targets;
+#[allow(unused_imports)]
+pub use client::{BOUND, ClientRun, StopAt, run};
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -124,7 +127,7 @@ pub fn normalize(v: &mut serde_json::Value) {
     let ms = regex::Regex::new(r"\d+(\.\d+)? ms").expect("regex");
     let port = regex::Regex::new(r"(127\.0\.0\.1|\[::1\]|::1):\d+").expect("regex");
     let date = regex::Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z").expect("regex");
-    fn walk(v: &mut Value, key: &str, re: &[&regex::Regex; 3]) {
+    fn walk(v: &mut Value, re: &[&regex::Regex; 3]) {
         match v {
             Value::Object(map) => {
                 let name = map
@@ -150,11 +153,11 @@ pub fn normalize(v: &mut serde_json::Value) {
                     if redact && !child.is_null() {
                         *child = Value::String(format!("[{k}]"));
                     } else {
-                        walk(child, k, re);
+                        walk(child, re);
                     }
                 }
             }
-            Value::Array(items) => items.iter_mut().for_each(|i| walk(i, key, re)),
+            Value::Array(items) => items.iter_mut().for_each(|i| walk(i, re)),
             Value::String(s) => {
                 let t = re[0].replace_all(s, "[t] ms");
                 let t = re[1].replace_all(&t, "$1:[port]");
@@ -164,5 +167,5 @@ pub fn normalize(v: &mut serde_json::Value) {
             _ => {}
         }
     }
-    walk(v, "", &[&ms, &port, &date]);
+    walk(v, &[&ms, &port, &date]);
 }

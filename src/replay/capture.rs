@@ -1,0 +1,480 @@
+//! Reading capture files packet by packet: pcap and pcapng (pcap-file), plain or gzip-compressed (flate2).
+//!
+//! The format is told by the file's magic number, never by its name. Nothing is read ahead beyond the
+//! reader's buffer, so memory does not grow with the file.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, ErrorKind, Read};
+use std::path::Path;
+use std::time::Duration;
+
+use pcap_file::pcap::{PcapReadError, PcapReader};
+use pcap_file::pcapng::blocks::Block;
+use pcap_file::pcapng::{PcapNgReadError, PcapNgReader};
+use pcap_file::{DataLink, Endianness};
+
+/// [pcapng] 4.7 Decryption Secrets Block type.
+const DECRYPTION_SECRETS_BLOCK: u32 = 0x0000_000a;
+/// [pcapng] 4.7 secrets type of a TLS key log ("TLSK").
+pub const SECRETS_TLS_KEY_LOG: u32 = 0x544c_534b;
+
+/// Bytes the reader buffers at most: one block or packet record must fit (pcap-file's own default is 8 MB).
+const READ_BUFFER: usize = 1 << 22;
+
+/// An error reading a capture, with the file and, once packets were read, the packet number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureError {
+    pub file: String,
+    /// The 1-based number of the packet being read when the error happened.
+    pub packet: Option<u64>,
+    pub detail: String,
+}
+
+impl core::fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.packet {
+            Some(n) => write!(f, "{}: packet {n}: {}", self.file, self.detail),
+            None => write!(f, "{}: {}", self.file, self.detail),
+        }
+    }
+}
+
+impl std::error::Error for CaptureError {}
+
+/// One packet as the capture holds it.
+#[derive(Debug, Clone)]
+pub struct Packet {
+    /// 1-based, in file order.
+    pub number: u64,
+    /// Time since the Unix epoch.
+    pub ts: Duration,
+    /// The LINKTYPE_ value of the interface it was captured on.
+    pub link: u32,
+    /// The captured bytes (possibly fewer than were on the wire).
+    pub data: Vec<u8>,
+    /// The length on the wire.
+    pub orig_len: u32,
+}
+
+/// What a capture yields, in file order.
+#[derive(Debug, Clone)]
+pub enum Item {
+    Packet(Packet),
+    /// [pcapng] 4.7 Decryption Secrets Block.
+    Secrets {
+        kind: u32,
+        data: Vec<u8>,
+    },
+}
+
+/// The container formats rdptrace reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Pcap,
+    PcapNg,
+}
+
+enum Inner {
+    Pcap {
+        reader: PcapReader<Box<dyn Read>>,
+        link: u32,
+        snaplen: u32,
+    },
+    PcapNg {
+        reader: PcapNgReader<Box<dyn Read>>,
+        /// The last timestamp seen, for Simple Packet Blocks that have none.
+        last_ts: Duration,
+    },
+}
+
+/// A capture file opened for reading.
+pub struct Capture {
+    file: String,
+    inner: Inner,
+    format: Format,
+    gzip: bool,
+    packets: u64,
+    done: bool,
+}
+
+impl core::fmt::Debug for Capture {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Capture")
+            .field("file", &self.file)
+            .field("format", &self.format)
+            .field("gzip", &self.gzip)
+            .field("packets", &self.packets)
+            .finish()
+    }
+}
+
+/// What the first bytes of a file say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Magic {
+    Gzip,
+    Pcap,
+    PcapNg,
+    NetMon,
+    Other,
+}
+
+fn magic(head: &[u8]) -> Magic {
+    match head {
+        [0x1f, 0x8b, ..] => Magic::Gzip,
+        [0xa1, 0xb2, 0xc3, 0xd4, ..]
+        | [0xd4, 0xc3, 0xb2, 0xa1, ..]
+        | [0xa1, 0xb2, 0x3c, 0x4d, ..]
+        | [0x4d, 0x3c, 0xb2, 0xa1, ..] => Magic::Pcap,
+        [0x0a, 0x0d, 0x0d, 0x0a, ..] => Magic::PcapNg,
+        [b'G', b'M', b'B', b'U', ..] => Magic::NetMon,
+        _ => Magic::Other,
+    }
+}
+
+/// Looks at the first bytes without consuming them.
+fn peek(reader: &mut dyn BufRead, file: &str) -> Result<Magic, CaptureError> {
+    let head = reader.fill_buf().map_err(|e| CaptureError {
+        file: file.to_owned(),
+        packet: None,
+        detail: format!("cannot read: {e}"),
+    })?;
+    if head.len() < 4 {
+        return Err(CaptureError {
+            file: file.to_owned(),
+            packet: None,
+            detail: if head.is_empty() {
+                "the file is empty".to_owned()
+            } else {
+                "not a pcap or pcapng capture (too short)".to_owned()
+            },
+        });
+    }
+    Ok(magic(head))
+}
+
+impl Capture {
+    /// Opens `path`; `wrap` may wrap the raw file reader (a progress bar counts the bytes it reads).
+    pub fn open(
+        path: &Path,
+        wrap: impl FnOnce(File) -> Box<dyn Read>,
+    ) -> Result<Capture, CaptureError> {
+        let name = path.display().to_string();
+        let file = File::open(path).map_err(|e| CaptureError {
+            file: name.clone(),
+            packet: None,
+            detail: format!("cannot open: {e}"),
+        })?;
+        Self::from_reader(name, wrap(file))
+    }
+
+    /// Reads a capture from any reader; `name` is used in errors.
+    pub fn from_reader(name: String, raw: Box<dyn Read>) -> Result<Capture, CaptureError> {
+        let mut reader: Box<dyn BufRead> = Box::new(BufReader::new(raw));
+        let mut gzip = false;
+        let mut kind = peek(&mut reader, &name)?;
+        if kind == Magic::Gzip {
+            gzip = true;
+            reader = Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(reader)));
+            kind = peek(&mut reader, &name)?;
+        }
+        let err = |detail: String| CaptureError {
+            file: name.clone(),
+            packet: None,
+            detail,
+        };
+        let boxed: Box<dyn Read> = Box::new(reader);
+        let (inner, format) = match kind {
+            Magic::Pcap => {
+                let reader = PcapReader::with_capacity(boxed, READ_BUFFER)
+                    .map_err(|e| err(format!("invalid pcap header: {}", pcap_error(&e))))?;
+                let header = reader.header();
+                (
+                    Inner::Pcap {
+                        link: u32::from(header.datalink),
+                        snaplen: header.snaplen,
+                        reader,
+                    },
+                    Format::Pcap,
+                )
+            }
+            Magic::PcapNg => {
+                let reader = PcapNgReader::with_capacity(boxed, READ_BUFFER)
+                    .map_err(|e| err(format!("invalid pcapng section header: {}", ng_error(&e))))?;
+                (
+                    Inner::PcapNg {
+                        reader,
+                        last_ts: Duration::ZERO,
+                    },
+                    Format::PcapNg,
+                )
+            }
+            Magic::NetMon => {
+                return Err(err(
+                    "a Microsoft Network Monitor capture, which rdptrace does not read; convert it with `editcap -F pcapng`".to_owned(),
+                ));
+            }
+            Magic::Gzip => {
+                return Err(err("a gzip file inside a gzip file".to_owned()));
+            }
+            Magic::Other => {
+                return Err(err(if gzip {
+                    "a gzip file that does not hold a pcap or pcapng capture".to_owned()
+                } else {
+                    "not a pcap or pcapng capture".to_owned()
+                }));
+            }
+        };
+        Ok(Capture {
+            file: name,
+            inner,
+            format,
+            gzip,
+            packets: 0,
+            done: false,
+        })
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    pub fn is_gzip(&self) -> bool {
+        self.gzip
+    }
+
+    /// Packets read so far.
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
+    fn error(&self, detail: String) -> CaptureError {
+        CaptureError {
+            file: self.file.clone(),
+            packet: Some(self.packets + 1),
+            detail,
+        }
+    }
+
+    /// The next packet or secrets block; `None` at the end of the file. After an error, `None`.
+    pub fn next_item(&mut self) -> Option<Result<Item, CaptureError>> {
+        if self.done {
+            return None;
+        }
+        let item = match &mut self.inner {
+            Inner::Pcap {
+                reader,
+                link,
+                snaplen,
+            } => {
+                let resolution = reader.header().ts_resolution;
+                match reader.next_raw_packet() {
+                    None => None,
+                    Some(Err(e)) => Some(Err(pcap_error(&e))),
+                    Some(Ok(raw)) => Some(raw_pcap_packet(&raw, *link, *snaplen, resolution)),
+                }
+            }
+            Inner::PcapNg { reader, last_ts } => loop {
+                match reader.next_block() {
+                    None => break None,
+                    Some(Err(e)) => break Some(Err(ng_error(&e))),
+                    Some(Ok((block, state))) => match block {
+                        Block::EnhancedPacket(epb) => {
+                            let link = state
+                                .interfaces()
+                                .get(epb.interface_id as usize)
+                                .map(|i| u32::from(i.linktype));
+                            *last_ts = epb.timestamp;
+                            break Some(match link {
+                                Some(link) => Ok(Item::Packet(Packet {
+                                    number: 0,
+                                    ts: epb.timestamp,
+                                    link,
+                                    data: epb.data.to_vec(),
+                                    orig_len: epb.original_len,
+                                })),
+                                None => Err(format!(
+                                    "interface {} is not described in the file",
+                                    epb.interface_id
+                                )),
+                            });
+                        }
+                        Block::SimplePacket(spb) => {
+                            let link = state.interfaces().first().map(|i| u32::from(i.linktype));
+                            break Some(match link {
+                                Some(link) => Ok(Item::Packet(Packet {
+                                    number: 0,
+                                    ts: *last_ts,
+                                    link,
+                                    data: spb.data.to_vec(),
+                                    orig_len: spb.original_len,
+                                })),
+                                None => Err("a simple packet before any interface".to_owned()),
+                            });
+                        }
+                        Block::Packet(pb) => {
+                            let link = state
+                                .interfaces()
+                                .get(usize::from(pb.interface_id))
+                                .map(|i| u32::from(i.linktype));
+                            *last_ts = pb.timestamp;
+                            break Some(match link {
+                                Some(link) => Ok(Item::Packet(Packet {
+                                    number: 0,
+                                    ts: pb.timestamp,
+                                    link,
+                                    data: pb.data.to_vec(),
+                                    orig_len: pb.original_len,
+                                })),
+                                None => Err(format!(
+                                    "interface {} is not described in the file",
+                                    pb.interface_id
+                                )),
+                            });
+                        }
+                        Block::Unknown(unknown) if unknown.type_ == DECRYPTION_SECRETS_BLOCK => {
+                            break Some(
+                                secrets_block(&unknown.value, state.endianness())
+                                    .map(|(kind, data)| Item::Secrets { kind, data }),
+                            );
+                        }
+                        _ => continue,
+                    },
+                }
+            },
+        };
+        match item {
+            None => {
+                self.done = true;
+                None
+            }
+            Some(Err(detail)) => {
+                self.done = true;
+                Some(Err(self.error(detail)))
+            }
+            Some(Ok(Item::Packet(mut p))) => {
+                self.packets += 1;
+                p.number = self.packets;
+                Some(Ok(Item::Packet(p)))
+            }
+            Some(Ok(secrets)) => Some(Ok(secrets)),
+        }
+    }
+}
+
+fn raw_pcap_packet(
+    raw: &pcap_file::pcap::RawPcapPacket<'_>,
+    link: u32,
+    snaplen: u32,
+    resolution: pcap_file::pcap::PcapTsResolution,
+) -> Result<Item, String> {
+    let nanos = match resolution {
+        pcap_file::pcap::PcapTsResolution::MicroSecond => u64::from(raw.ts_frac) * 1_000,
+        pcap_file::pcap::PcapTsResolution::NanoSecond => u64::from(raw.ts_frac),
+    };
+    if nanos >= 1_000_000_000 {
+        return Err(format!(
+            "invalid timestamp fraction {} in the packet record",
+            raw.ts_frac
+        ));
+    }
+    let _ = snaplen;
+    Ok(Item::Packet(Packet {
+        number: 0,
+        ts: Duration::from_secs(u64::from(raw.ts_sec)) + Duration::from_nanos(nanos),
+        link,
+        data: raw.data.to_vec(),
+        // A record longer than the length on the wire is an odd writer, not a cut packet.
+        orig_len: raw.orig_len.max(raw.incl_len),
+    }))
+}
+
+/// [pcapng] 4.7: secrets type, secrets length, the secrets (padded to 32 bits), options.
+fn secrets_block(body: &[u8], endianness: Endianness) -> Result<(u32, Vec<u8>), String> {
+    let mut r = crate::wire::Reader::new(body);
+    let parsed = (|| {
+        let (kind, len) = match endianness {
+            Endianness::Little => (r.u32_le("secrets type")?, r.u32_le("secrets length")?),
+            Endianness::Big => (r.u32_be("secrets type")?, r.u32_be("secrets length")?),
+        };
+        let data = r.bytes(len as usize, "secrets data")?;
+        Ok::<_, crate::wire::WireError>((kind, data.to_vec()))
+    })();
+    parsed.map_err(|e| format!("invalid decryption secrets block: {e}"))
+}
+
+fn io_detail(e: &std::io::Error) -> String {
+    if e.kind() == ErrorKind::UnexpectedEof {
+        "the file ends in the middle of this packet (truncated capture)".to_owned()
+    } else {
+        format!("read error: {e}")
+    }
+}
+
+fn pcap_error(e: &PcapReadError) -> String {
+    match e {
+        PcapReadError::Io(io) => io_detail(io),
+        PcapReadError::Validation(v) => format!("invalid packet record: {}", lower(&v.to_string())),
+    }
+}
+
+fn ng_error(e: &PcapNgReadError) -> String {
+    match e {
+        PcapNgReadError::Io(io) => io_detail(io),
+        other => format!("invalid pcapng block: {}", lower(&other.to_string())),
+    }
+}
+
+/// Error text of other crates in this project's style: lowercase first letter.
+fn lower(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// The LINKTYPE_ name, for messages.
+pub fn link_name(link: u32) -> String {
+    format!("{:?}", DataLink::from(link))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magic_numbers() {
+        assert_eq!(magic(&[0xd4, 0xc3, 0xb2, 0xa1]), Magic::Pcap);
+        assert_eq!(magic(&[0x4d, 0x3c, 0xb2, 0xa1]), Magic::Pcap);
+        assert_eq!(magic(&[0x0a, 0x0d, 0x0d, 0x0a]), Magic::PcapNg);
+        assert_eq!(magic(&[0x1f, 0x8b, 8, 0]), Magic::Gzip);
+        assert_eq!(magic(b"GMBU"), Magic::NetMon);
+        assert_eq!(magic(b"%PDF"), Magic::Other);
+    }
+
+    #[test]
+    fn not_a_capture() {
+        let err =
+            Capture::from_reader("x.txt".into(), Box::new(&b"hello world\n"[..])).unwrap_err();
+        assert_eq!(err.to_string(), "x.txt: not a pcap or pcapng capture");
+        let err = Capture::from_reader("e".into(), Box::new(&b""[..])).unwrap_err();
+        assert_eq!(err.to_string(), "e: the file is empty");
+    }
+
+    #[test]
+    fn secrets_block_both_orders() {
+        let mut le = Vec::new();
+        le.extend_from_slice(&SECRETS_TLS_KEY_LOG.to_le_bytes());
+        le.extend_from_slice(&3u32.to_le_bytes());
+        le.extend_from_slice(b"abc\0");
+        assert_eq!(
+            secrets_block(&le, Endianness::Little).unwrap(),
+            (SECRETS_TLS_KEY_LOG, b"abc".to_vec())
+        );
+        let mut be = Vec::new();
+        be.extend_from_slice(&SECRETS_TLS_KEY_LOG.to_be_bytes());
+        be.extend_from_slice(&9u32.to_be_bytes());
+        be.extend_from_slice(b"abc\0");
+        assert!(secrets_block(&be, Endianness::Big).is_err());
+    }
+}

@@ -1,0 +1,367 @@
+//! From a captured frame to a TCP segment (or an ICMP unreachable about one): the link layers rdptrace
+//! reads, then IPv4 / IPv6 and TCP through etherparse.
+
+use std::net::{IpAddr, SocketAddr};
+
+use etherparse::{
+    EtherType, Icmpv4Type, Icmpv6Type, LaxNetSlice, LaxSlicedPacket, TransportSlice,
+    icmpv4::DestUnreachableHeader, icmpv6::DestUnreachableCode,
+};
+
+/// LINKTYPE_ values ([tcpdump.org link-layer header types]).
+pub mod linktype {
+    /// BSD loopback: a 4-byte address family in the writer's byte order.
+    pub const NULL: u32 = 0;
+    pub const ETHERNET: u32 = 1;
+    /// Raw IP, as some writers store the DLT value instead of the LINKTYPE value.
+    pub const DLT_RAW_12: u32 = 12;
+    pub const DLT_RAW_14: u32 = 14;
+    pub const RAW: u32 = 101;
+    /// OpenBSD loopback: a 4-byte address family in network byte order.
+    pub const LOOP: u32 = 108;
+    pub const LINUX_SLL: u32 = 113;
+    pub const IPV4: u32 = 228;
+    pub const IPV6: u32 = 229;
+    pub const LINUX_SLL2: u32 = 276;
+}
+
+/// Whether rdptrace reads this link type.
+pub fn supported(link: u32) -> bool {
+    use linktype::*;
+    matches!(
+        link,
+        NULL | ETHERNET
+            | DLT_RAW_12
+            | DLT_RAW_14
+            | RAW
+            | LOOP
+            | LINUX_SLL
+            | IPV4
+            | IPV6
+            | LINUX_SLL2
+    )
+}
+
+/// A TCP segment as the capture holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment<'a> {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub seq: u32,
+    pub ack: u32,
+    pub syn: bool,
+    pub ack_flag: bool,
+    pub fin: bool,
+    pub rst: bool,
+    pub payload: &'a [u8],
+    /// Payload bytes the capture did not keep (the snapshot length cut the packet).
+    pub missing: u32,
+}
+
+/// What one frame carries, as far as replay cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame<'a> {
+    Tcp(Segment<'a>),
+    /// An ICMP or ICMPv6 destination unreachable quoting a TCP segment from `src` to `dst`.
+    Unreachable {
+        src: SocketAddr,
+        dst: SocketAddr,
+        reporter: IpAddr,
+        what: String,
+    },
+    /// Anything else (UDP, ARP, a fragment, a frame that does not parse).
+    Other,
+}
+
+/// Decodes one frame captured on a link of type `link`.
+///
+/// The caller checks [`supported`] first; an unsupported type gives [`Frame::Other`].
+pub fn decode(link: u32, data: &[u8], orig_len: u32) -> Frame<'_> {
+    use linktype::*;
+    let sliced = match link {
+        ETHERNET => LaxSlicedPacket::from_ethernet(data).ok(),
+        RAW | DLT_RAW_12 | DLT_RAW_14 | IPV4 | IPV6 => LaxSlicedPacket::from_ip(data).ok(),
+        NULL | LOOP => loopback(link, data),
+        // [LINKTYPE_LINUX_SLL] packet type (2), ARPHRD (2), address length (2), address (8), protocol (2).
+        LINUX_SLL => data.get(16..).and_then(|rest| {
+            let proto = u16::from_be_bytes([*data.get(14)?, *data.get(15)?]);
+            Some(LaxSlicedPacket::from_ether_type(EtherType(proto), rest))
+        }),
+        // [LINKTYPE_LINUX_SLL2] protocol (2), reserved (2), interface index (4), ARPHRD (2), packet
+        // type (1), address length (1), address (8).
+        LINUX_SLL2 => data.get(20..).and_then(|rest| {
+            let proto = u16::from_be_bytes([*data.first()?, *data.get(1)?]);
+            Some(LaxSlicedPacket::from_ether_type(EtherType(proto), rest))
+        }),
+        _ => None,
+    };
+    let Some(sliced) = sliced else {
+        return Frame::Other;
+    };
+    let Some(net) = &sliced.net else {
+        return Frame::Other;
+    };
+    let (src_ip, dst_ip, payload) = match net {
+        LaxNetSlice::Ipv4(ip) => (
+            IpAddr::V4(ip.header().source_addr()),
+            IpAddr::V4(ip.header().destination_addr()),
+            ip.payload(),
+        ),
+        LaxNetSlice::Ipv6(ip) => (
+            IpAddr::V6(ip.header().source_addr()),
+            IpAddr::V6(ip.header().destination_addr()),
+            ip.payload(),
+        ),
+        LaxNetSlice::Arp(_) => return Frame::Other,
+    };
+    if payload.fragmented {
+        return Frame::Other;
+    }
+    match &sliced.transport {
+        Some(TransportSlice::Tcp(tcp)) => {
+            let missing = if payload.incomplete {
+                orig_len.saturating_sub(u32::try_from(data.len()).unwrap_or(u32::MAX))
+            } else {
+                0
+            };
+            Frame::Tcp(Segment {
+                src: SocketAddr::new(src_ip, tcp.source_port()),
+                dst: SocketAddr::new(dst_ip, tcp.destination_port()),
+                seq: tcp.sequence_number(),
+                ack: tcp.acknowledgment_number(),
+                syn: tcp.syn(),
+                ack_flag: tcp.ack(),
+                fin: tcp.fin(),
+                rst: tcp.rst(),
+                payload: tcp.payload(),
+                missing,
+            })
+        }
+        Some(TransportSlice::Icmpv4(icmp)) => match icmp.icmp_type() {
+            Icmpv4Type::DestinationUnreachable(h) => {
+                quoted(icmp.payload(), src_ip, icmpv4_words(&h)).unwrap_or(Frame::Other)
+            }
+            _ => Frame::Other,
+        },
+        Some(TransportSlice::Icmpv6(icmp)) => match icmp.icmp_type() {
+            Icmpv6Type::DestinationUnreachable(code) => {
+                quoted(icmp.payload(), src_ip, icmpv6_words(code)).unwrap_or(Frame::Other)
+            }
+            _ => Frame::Other,
+        },
+        _ => Frame::Other,
+    }
+}
+
+/// BSD NULL (family in host order of the writer) and LOOP (family in network order).
+fn loopback(link: u32, data: &[u8]) -> Option<LaxSlicedPacket<'_>> {
+    let head: [u8; 4] = data.get(..4)?.try_into().ok()?;
+    let family = if link == linktype::LOOP {
+        u32::from_be_bytes(head)
+    } else {
+        let le = u32::from_le_bytes(head);
+        if le <= 0xffff {
+            le
+        } else {
+            u32::from_be_bytes(head)
+        }
+    };
+    // AF_INET is 2 everywhere; AF_INET6 is 24 (NetBSD, OpenBSD), 28 (FreeBSD), 30 (macOS).
+    let ether_type = match family {
+        2 => EtherType::IPV4,
+        24 | 28 | 30 => EtherType::IPV6,
+        _ => return None,
+    };
+    Some(LaxSlicedPacket::from_ether_type(ether_type, data.get(4..)?))
+}
+
+/// The TCP flow an ICMP error quotes: the original IP header and the first 8 bytes of its payload.
+fn quoted(payload: &[u8], reporter: IpAddr, what: String) -> Option<Frame<'static>> {
+    let inner = LaxSlicedPacket::from_ip(payload).ok()?;
+    let net = inner.net.as_ref()?;
+    let (src_ip, dst_ip, ip_payload) = match net {
+        LaxNetSlice::Ipv4(ip) => (
+            IpAddr::V4(ip.header().source_addr()),
+            IpAddr::V4(ip.header().destination_addr()),
+            ip.payload(),
+        ),
+        LaxNetSlice::Ipv6(ip) => (
+            IpAddr::V6(ip.header().source_addr()),
+            IpAddr::V6(ip.header().destination_addr()),
+            ip.payload(),
+        ),
+        LaxNetSlice::Arp(_) => return None,
+    };
+    if ip_payload.ip_number != etherparse::IpNumber::TCP {
+        return None;
+    }
+    // The quote holds only 8 bytes of the TCP header, too few for a TCP header parser: the two ports are
+    // its first four bytes.
+    let mut r = crate::wire::Reader::new(ip_payload.payload);
+    let src_port = r.u16_be("quoted source port").ok()?;
+    let dst_port = r.u16_be("quoted destination port").ok()?;
+    Some(Frame::Unreachable {
+        src: SocketAddr::new(src_ip, src_port),
+        dst: SocketAddr::new(dst_ip, dst_port),
+        reporter,
+        what,
+    })
+}
+
+/// [RFC 792] / [RFC 1812] 5.2.7.1 destination unreachable codes, in words.
+fn icmpv4_words(h: &DestUnreachableHeader) -> String {
+    let what = match h {
+        DestUnreachableHeader::Network | DestUnreachableHeader::NetworkUnknown => {
+            "network unreachable"
+        }
+        DestUnreachableHeader::Host | DestUnreachableHeader::HostUnknown => "host unreachable",
+        DestUnreachableHeader::Protocol => "protocol unreachable",
+        DestUnreachableHeader::Port => "port unreachable",
+        DestUnreachableHeader::FragmentationNeeded { .. } => "fragmentation needed",
+        DestUnreachableHeader::NetworkProhibited
+        | DestUnreachableHeader::HostProhibited
+        | DestUnreachableHeader::FilterProhibited => "administratively prohibited",
+        _ => "destination unreachable",
+    };
+    format!("ICMP {what}")
+}
+
+/// [RFC 4443] 3.1 destination unreachable codes, in words.
+fn icmpv6_words(code: DestUnreachableCode) -> String {
+    let what = match code {
+        DestUnreachableCode::NoRoute => "no route to destination",
+        DestUnreachableCode::Prohibited | DestUnreachableCode::SourceAddressFailedPolicy => {
+            "administratively prohibited"
+        }
+        DestUnreachableCode::Address => "address unreachable",
+        DestUnreachableCode::Port => "port unreachable",
+        DestUnreachableCode::RejectRoute => "reject route",
+        DestUnreachableCode::BeyondScope => "beyond the scope of the source address",
+    };
+    format!("ICMPv6 {what}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    fn tcp_v4(payload: &[u8]) -> Vec<u8> {
+        let builder = PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(50000, 3389, 1000, 8192)
+            .ack(5);
+        let mut out = Vec::new();
+        builder.write(&mut out, payload).unwrap();
+        out
+    }
+
+    #[test]
+    fn loopback_both_byte_orders() {
+        let ip = tcp_v4(b"abc");
+        for head in [[2u8, 0, 0, 0], [0, 0, 0, 2]] {
+            let mut frame = head.to_vec();
+            frame.extend_from_slice(&ip);
+            let Frame::Tcp(seg) = decode(linktype::NULL, &frame, frame.len() as u32) else {
+                panic!("not tcp");
+            };
+            assert_eq!(seg.payload, b"abc");
+            assert_eq!(seg.dst.port(), 3389);
+        }
+    }
+
+    #[test]
+    fn sll2_and_cut_packet() {
+        let ip = tcp_v4(b"abcdef");
+        let mut frame = vec![
+            0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        frame.extend_from_slice(&ip);
+        let full = frame.len() as u32;
+        frame.truncate(frame.len() - 2);
+        let Frame::Tcp(seg) = decode(linktype::LINUX_SLL2, &frame, full) else {
+            panic!("not tcp");
+        };
+        assert_eq!(seg.payload, b"abcd");
+        assert_eq!(seg.missing, 2);
+    }
+
+    #[test]
+    fn garbage_is_other() {
+        assert_eq!(decode(linktype::ETHERNET, &[1, 2, 3], 3), Frame::Other);
+        assert_eq!(decode(linktype::RAW, &[0x45, 0, 0], 3), Frame::Other);
+        assert_eq!(decode(9999, &[0x45, 0, 0], 3), Frame::Other);
+    }
+
+    #[test]
+    fn qinq_sll_loop_and_raw_ipv6() {
+        use etherparse::{LinuxSllPacketType, VlanId};
+        let vlan = |v| VlanId::try_new(v).unwrap();
+        let mut qinq = Vec::new();
+        PacketBuilder::ethernet2([1; 6], [2; 6])
+            .double_vlan(vlan(100), vlan(77))
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(50000, 3389, 1, 100)
+            .write(&mut qinq, b"qinq")
+            .unwrap();
+        let Frame::Tcp(seg) = decode(linktype::ETHERNET, &qinq, qinq.len() as u32) else {
+            panic!("not tcp");
+        };
+        assert_eq!(seg.payload, b"qinq");
+
+        let mut sll = Vec::new();
+        PacketBuilder::linux_sll(LinuxSllPacketType::HOST, 6, [0; 8])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(50000, 3389, 1, 100)
+            .write(&mut sll, b"sll")
+            .unwrap();
+        let Frame::Tcp(seg) = decode(linktype::LINUX_SLL, &sll, sll.len() as u32) else {
+            panic!("not tcp");
+        };
+        assert_eq!(seg.payload, b"sll");
+
+        let mut v6 = Vec::new();
+        PacketBuilder::ipv6([1; 16], [2; 16], 64)
+            .tcp(50000, 3389, 1, 100)
+            .write(&mut v6, b"six")
+            .unwrap();
+        for link in [linktype::RAW, linktype::IPV6] {
+            let Frame::Tcp(seg) = decode(link, &v6, v6.len() as u32) else {
+                panic!("not tcp");
+            };
+            assert_eq!(seg.payload, b"six");
+            assert!(seg.dst.is_ipv6());
+        }
+        // OpenBSD LOOP: AF_INET6 (24) in network order.
+        let mut lo = vec![0, 0, 0, 24];
+        lo.extend_from_slice(&v6);
+        assert!(matches!(
+            decode(linktype::LOOP, &lo, lo.len() as u32),
+            Frame::Tcp(_)
+        ));
+    }
+
+    #[test]
+    fn icmpv6_unreachable_quotes_the_flow() {
+        let mut syn = Vec::new();
+        PacketBuilder::ipv6([1; 16], [2; 16], 64)
+            .tcp(50000, 3389, 1, 100)
+            .syn()
+            .write(&mut syn, &[])
+            .unwrap();
+        let mut icmp = Vec::new();
+        PacketBuilder::ipv6([9; 16], [1; 16], 64)
+            .icmpv6(Icmpv6Type::DestinationUnreachable(
+                DestUnreachableCode::Address,
+            ))
+            .write(&mut icmp, &syn[..48])
+            .unwrap();
+        match decode(linktype::RAW, &icmp, icmp.len() as u32) {
+            Frame::Unreachable { src, dst, what, .. } => {
+                assert_eq!(src.port(), 50000);
+                assert_eq!(dst.port(), 3389);
+                assert_eq!(what, "ICMPv6 address unreachable");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

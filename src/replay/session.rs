@@ -1,0 +1,1047 @@
+//! TCP connections in a capture, which of them are RDP, and one [`Dissector`] and [`Trace`] per RDP session.
+//!
+//! Packets come in file order. Each connection keeps the state of its TCP handshake and a reassembler per
+//! direction; until its first bytes say whether it is RDP, those bytes wait in a bounded buffer. An RDP
+//! session gets its trace (the tcp phase from the handshake, the rest from the dissector) and is finished
+//! when both sides closed, one reset, or the capture ends.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::link::{Frame, Segment};
+use super::reassembly::{Delivery, Stream};
+use super::tls_decrypt::{Decryptor, Secrets, StatusHandle};
+use crate::dissect::Dissector;
+use crate::pdu::PduInfo;
+use crate::trace::{CloseKind, ConnectError, EventKind, Millis, Origin, PhaseName, Side, Trace};
+
+/// The port RDP listens on unless told otherwise.
+pub const RDP_PORT: u16 = 3389;
+/// Connections followed at once (RDP or not); over it the least recently active are dropped.
+pub const MAX_CONNECTIONS: usize = 1 << 16;
+/// Bytes a connection may hold before rdptrace knows whether it is RDP.
+const MAX_UNDECIDED: usize = 1 << 16;
+/// SYNs closer together than this are the same SYN captured twice, not a retransmission.
+const SAME_PACKET: Duration = Duration::from_millis(200);
+
+/// Limits of a replay; the defaults suit any capture, tests make them small.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_pending: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: MAX_CONNECTIONS,
+            max_pending: super::reassembly::MAX_PENDING,
+        }
+    }
+}
+
+/// One RDP session read from the capture, finished.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// Time of the session's first packet since the Unix epoch.
+    pub first_ts: Duration,
+    /// Creation order, to keep the order stable for sessions that start in the same microsecond.
+    pub order: u64,
+    pub trace: Trace,
+}
+
+/// The two ends of a connection, in the order of the first packet seen.
+type FlowKey = (SocketAddr, SocketAddr);
+
+fn key(a: SocketAddr, b: SocketAddr) -> FlowKey {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Syn {
+    seq: u32,
+    first: Duration,
+    last: Duration,
+    /// Retransmissions (not duplicates of the same packet).
+    count: u32,
+}
+
+/// What rdptrace knows of a connection's content.
+enum Content {
+    /// Bytes wait in order until they say whether this is RDP.
+    Undecided {
+        chunks: Vec<(usize, Millis, Delivery)>,
+        bytes: usize,
+    },
+    Rdp(Box<RdpSession>),
+    NotRdp,
+}
+
+struct RdpSession {
+    dissector: Dissector,
+    decrypt: Option<StatusHandle>,
+    /// Bytes still to drop at the start of each end's stream (a SOCKS5 handshake before the RDP bytes).
+    skip: [u64; 2],
+}
+
+struct Conn {
+    order: u64,
+    /// `ends[0]` sent the first packet seen.
+    ends: [SocketAddr; 2],
+    /// Which end is the client, once known.
+    ///
+    /// INVARIANT: 0 or 1 (as are the `end` indexes of the per-end arrays), so `1 - c` is the other end.
+    client: Option<usize>,
+    first_ts: Duration,
+    last_ts: Duration,
+    /// The last packet carrying data (or a FIN), for the idle time before a close.
+    last_data_ts: Duration,
+    syn: Option<Syn>,
+    syn_ack: Option<Duration>,
+    handshake_ack: Option<Duration>,
+    refused: Option<Duration>,
+    unreachable: Option<(Duration, String)>,
+    /// Per end: the stream it sends.
+    streams: [Stream; 2],
+    /// Per end: how it closed.
+    closed: [Option<CloseKind>; 2],
+    payload_seen: bool,
+    content: Content,
+}
+
+impl Conn {
+    fn end_of(&self, addr: SocketAddr) -> usize {
+        usize::from(self.ends[0] != addr)
+    }
+
+    fn side_of(&self, end: usize) -> Side {
+        if Some(end) == self.client {
+            Side::Client
+        } else {
+            Side::Server
+        }
+    }
+
+    fn at(&self, ts: Duration) -> Millis {
+        millis(ts.saturating_sub(self.first_ts))
+    }
+}
+
+fn millis(d: Duration) -> Millis {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Rounds to microseconds for facts.
+fn round_ms(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}
+
+/// A connection that ended; later packets of it (duplicates, stray ACKs) are ignored.
+#[derive(Debug, Clone, Copy)]
+struct Tombstone {
+    last_ts: Duration,
+    syn_seq: Option<u32>,
+}
+
+enum Entry {
+    Live(Box<Conn>),
+    Gone(Tombstone),
+}
+
+impl Entry {
+    fn last_ts(&self) -> Duration {
+        match self {
+            Entry::Live(c) => c.last_ts,
+            Entry::Gone(t) => t.last_ts,
+        }
+    }
+}
+
+/// Follows every TCP connection of a capture.
+pub struct Tracker {
+    file: String,
+    limits: Limits,
+    secrets: Option<Arc<Secrets>>,
+    conns: HashMap<FlowKey, Entry>,
+    /// Servers (address and port) seen speaking RDP, so that a later connection that starts with a TLS
+    /// ClientHello is recognised.
+    rdp_servers: HashSet<SocketAddr>,
+    next_order: u64,
+    now: Duration,
+    finished: Vec<Finished>,
+    /// Connections dropped to stay within the bound.
+    pub evicted: u64,
+}
+
+impl Tracker {
+    pub fn new(file: impl Into<String>, limits: Limits, secrets: Option<Arc<Secrets>>) -> Self {
+        Tracker {
+            file: file.into(),
+            limits,
+            secrets,
+            conns: HashMap::new(),
+            rdp_servers: HashSet::new(),
+            next_order: 0,
+            now: Duration::ZERO,
+            finished: Vec::new(),
+            evicted: 0,
+        }
+    }
+
+    /// Sessions finished so far, taken out of the tracker.
+    pub fn take_finished(&mut self) -> Vec<Finished> {
+        std::mem::take(&mut self.finished)
+    }
+
+    /// Connections followed now.
+    pub fn open_connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// One decoded frame captured at `ts`.
+    pub fn frame(&mut self, ts: Duration, frame: &Frame<'_>) {
+        self.now = self.now.max(ts);
+        match frame {
+            Frame::Tcp(seg) => self.segment(ts, seg),
+            Frame::Unreachable {
+                src,
+                dst,
+                reporter,
+                what,
+            } => self.unreachable(ts, *src, *dst, &format!("{what} from {reporter}")),
+            Frame::Other => {}
+        }
+    }
+
+    fn unreachable(&mut self, ts: Duration, src: SocketAddr, dst: SocketAddr, what: &str) {
+        let k = key(src, dst);
+        let Some(Entry::Live(conn)) = self.conns.get_mut(&k) else {
+            return;
+        };
+        // Only a connection still waiting for its SYN-ACK fails this way.
+        if conn.syn.is_none() || conn.syn_ack.is_some() || conn.payload_seen {
+            return;
+        }
+        conn.unreachable = Some((ts, what.to_owned()));
+        conn.last_ts = ts;
+        self.end(k);
+    }
+
+    fn segment(&mut self, ts: Duration, seg: &Segment<'_>) {
+        let k = key(seg.src, seg.dst);
+        let has_data = !seg.payload.is_empty() || seg.missing > 0;
+        match self.conns.get(&k) {
+            Some(Entry::Gone(t)) => {
+                // A new SYN on the same addresses is a new connection (port reuse); anything else belongs
+                // to the one that ended.
+                let new_syn = seg.syn && !seg.ack_flag && t.syn_seq != Some(seg.seq);
+                if !new_syn {
+                    if let Some(Entry::Gone(t)) = self.conns.get_mut(&k) {
+                        t.last_ts = ts;
+                    }
+                    return;
+                }
+                self.conns.remove(&k);
+            }
+            Some(Entry::Live(_)) => {}
+            None => {}
+        }
+        if !self.conns.contains_key(&k) {
+            // Pure ACKs and resets of connections that started before the capture say nothing.
+            if !(seg.syn || has_data || seg.fin) || seg.rst {
+                return;
+            }
+            self.make_room();
+            let mut ends = [seg.src, seg.dst];
+            let mut client = None;
+            if seg.syn && !seg.ack_flag {
+                client = Some(0);
+            } else if seg.syn {
+                // A SYN-ACK first: the capture missed the SYN.
+                ends = [seg.dst, seg.src];
+                client = Some(0);
+            }
+            let order = self.next_order;
+            self.next_order += 1;
+            let conn = Conn {
+                order,
+                ends,
+                client,
+                first_ts: ts,
+                last_ts: ts,
+                last_data_ts: ts,
+                syn: None,
+                syn_ack: None,
+                handshake_ack: None,
+                refused: None,
+                unreachable: None,
+                streams: [
+                    Stream::new(self.limits.max_pending),
+                    Stream::new(self.limits.max_pending),
+                ],
+                closed: [None, None],
+                payload_seen: false,
+                content: Content::Undecided {
+                    chunks: Vec::new(),
+                    bytes: 0,
+                },
+            };
+            self.conns.insert(k, Entry::Live(Box::new(conn)));
+        }
+        let Some(Entry::Live(conn)) = self.conns.get_mut(&k) else {
+            return;
+        };
+        conn.last_ts = ts;
+        let end = conn.end_of(seg.src);
+        let mut ended = false;
+
+        // The handshake.
+        if seg.syn && !seg.ack_flag {
+            match conn.syn.as_mut() {
+                None => {
+                    conn.syn = Some(Syn {
+                        seq: seg.seq,
+                        first: ts,
+                        last: ts,
+                        count: 0,
+                    });
+                    conn.streams[end].syn(seg.seq);
+                }
+                Some(syn) if syn.seq == seg.seq => {
+                    if ts.saturating_sub(syn.last) >= SAME_PACKET {
+                        syn.count += 1;
+                    }
+                    syn.last = ts;
+                }
+                Some(_) => {}
+            }
+        } else if seg.syn && seg.ack_flag {
+            if conn.syn_ack.is_none() {
+                conn.syn_ack = Some(ts);
+            }
+            conn.streams[end].syn(seg.seq);
+        } else if seg.ack_flag
+            && conn.syn_ack.is_some()
+            && conn.handshake_ack.is_none()
+            && Some(end) == conn.client
+        {
+            conn.handshake_ack = Some(ts);
+        }
+
+        if seg.rst {
+            if conn.syn.is_some() && conn.syn_ack.is_none() && !conn.payload_seen {
+                if Some(end) != conn.client {
+                    conn.refused = Some(ts);
+                    ended = true;
+                }
+            } else if conn.closed[end] != Some(CloseKind::Rst) {
+                // Whatever is still held will not come in order any more.
+                let mut out = [Vec::new(), Vec::new()];
+                for (i, o) in out.iter_mut().enumerate() {
+                    conn.streams[i].flush(o);
+                }
+                for (i, o) in out.into_iter().enumerate() {
+                    deliver(
+                        conn,
+                        i,
+                        ts,
+                        o,
+                        &mut self.rdp_servers,
+                        &self.secrets,
+                        &self.file,
+                    );
+                }
+                close(conn, end, CloseKind::Rst, ts);
+                ended = true;
+            }
+        } else if has_data || seg.fin {
+            if has_data {
+                conn.payload_seen = true;
+                conn.last_data_ts = ts;
+            }
+            let mut out = Vec::new();
+            conn.streams[end].segment(seg.seq, seg.payload, seg.missing, seg.fin, &mut out);
+            deliver(
+                conn,
+                end,
+                ts,
+                out,
+                &mut self.rdp_servers,
+                &self.secrets,
+                &self.file,
+            );
+            if conn.streams[end].fin_reached() && conn.closed[end].is_none() {
+                close(conn, end, CloseKind::Fin, ts);
+                if conn.closed[1 - end].is_some() {
+                    ended = true;
+                }
+            }
+        }
+        if ended {
+            self.end(k);
+        }
+    }
+
+    /// Keeps the number of followed connections within the bound: drops the least recently active
+    /// eighth, ended ones first.
+    fn make_room(&mut self) {
+        if self.conns.len() < self.limits.max_connections.max(1) {
+            return;
+        }
+        let mut order: Vec<(bool, Duration, FlowKey)> = self
+            .conns
+            .iter()
+            .map(|(k, e)| (matches!(e, Entry::Live(_)), e.last_ts(), *k))
+            .collect();
+        order.sort();
+        let drop = (self.conns.len() / 8).max(1);
+        for (live, _, k) in order.into_iter().take(drop) {
+            if live {
+                self.evicted += 1;
+                if let Some(Entry::Live(conn)) = self.conns.get_mut(&k) {
+                    let at = conn.at(conn.last_ts);
+                    if let Content::Rdp(s) = &mut conn.content {
+                        s.dissector.trace_mut().record_event(
+                            at,
+                            EventKind::Anomaly {
+                                detail: format!(
+                                    "rdptrace stopped following this connection: more than {} connections were open at once",
+                                    self.limits.max_connections
+                                ),
+                            },
+                        );
+                    }
+                }
+                self.end(k);
+            }
+            self.conns.remove(&k);
+        }
+    }
+
+    /// The capture is over: every connection still open ends here.
+    pub fn finish(&mut self) {
+        let keys: Vec<FlowKey> = self
+            .conns
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::Live(_)))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            self.end(k);
+        }
+        self.conns.clear();
+    }
+
+    /// Ends a connection: flushes what it holds, settles its trace, leaves a tombstone.
+    fn end(&mut self, k: FlowKey) {
+        let Some(Entry::Live(mut conn)) = self.conns.remove(&k) else {
+            return;
+        };
+        self.conns.insert(
+            k,
+            Entry::Gone(Tombstone {
+                last_ts: conn.last_ts,
+                syn_seq: conn.syn.map(|s| s.seq),
+            }),
+        );
+        let ts = conn.last_ts;
+        if conn.refused.is_none() && conn.unreachable.is_none() {
+            for end in 0..2 {
+                let mut out = Vec::new();
+                conn.streams[end].flush(&mut out);
+                deliver(
+                    &mut conn,
+                    end,
+                    ts,
+                    out,
+                    &mut self.rdp_servers,
+                    &self.secrets,
+                    &self.file,
+                );
+                if conn.streams[end].fin_reached() && conn.closed[end].is_none() {
+                    close(&mut conn, end, CloseKind::Fin, ts);
+                }
+            }
+        }
+        // A connection that never carried data is RDP only by its port.
+        if matches!(conn.content, Content::Undecided { .. }) {
+            let server_port = conn.client.map(|c| conn.ends[1 - c].port());
+            if server_port == Some(RDP_PORT) {
+                decide(
+                    &mut conn,
+                    Decision::Rdp {
+                        skip: [0, 0],
+                        via: None,
+                    },
+                    &self.secrets,
+                    &self.file,
+                );
+            }
+        }
+        let order = conn.order;
+        let first_ts = conn.first_ts;
+        if let Some(trace) = settle(*conn) {
+            self.finished.push(Finished {
+                first_ts,
+                order,
+                trace,
+            });
+        }
+    }
+}
+
+/// What the first bytes of a connection say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Decision {
+    /// RDP, after `skip[end]` bytes of a tunnel handshake in each end's stream, to `via` through it.
+    Rdp {
+        skip: [u64; 2],
+        via: Option<String>,
+    },
+    NotRdp,
+    Wait,
+}
+
+/// [T.123] TPKT with an [X.224] TPDU of the given kind (high nibble of the code: 0xE0 CR, 0xD0 CC).
+fn tpkt_tpdu(buf: &[u8], code: u8) -> Option<bool> {
+    match buf {
+        [] => None,
+        [0x03] | [0x03, 0x00] | [0x03, 0x00, _] | [0x03, 0x00, _, _] | [0x03, 0x00, _, _, _] => {
+            None
+        }
+        [0x03, 0x00, _, _, _, c, ..] => Some(c & 0xf0 == code),
+        _ => Some(false),
+    }
+}
+
+/// [RFC 5246] 6.2.1 a TLS handshake record carrying a ClientHello.
+fn client_hello(buf: &[u8]) -> Option<bool> {
+    match buf {
+        [] => None,
+        [0x16] | [0x16, 0x03] | [0x16, 0x03, _] | [0x16, 0x03, _, _] | [0x16, 0x03, _, _, _] => {
+            None
+        }
+        [0x16, 0x03, _, _, _, 0x01, ..] => Some(true),
+        _ => Some(false),
+    }
+}
+
+/// [RFC 1928] the length of a SOCKS5 client greeting plus CONNECT request, and of the server's method
+/// choice plus reply, when `client` and `server` start with them, and the address the client asked for.
+fn socks5(client: &[u8], server: &[u8]) -> Option<(usize, usize, String)> {
+    fn request_len(buf: &[u8], at: usize) -> Option<usize> {
+        // VER CMD RSV ATYP DST.ADDR DST.PORT
+        let atyp = *buf.get(at + 3)?;
+        let addr = match atyp {
+            1 => 4,
+            4 => 16,
+            3 => 1 + usize::from(*buf.get(at + 4)?),
+            _ => return None,
+        };
+        Some(4 + addr + 2)
+    }
+    if client.first() != Some(&5) {
+        return None;
+    }
+    let greeting = 2 + usize::from(*client.get(1)?);
+    if client.get(greeting) != Some(&5) || client.get(greeting + 1) != Some(&1) {
+        return None;
+    }
+    let c = greeting + request_len(client, greeting)?;
+    let addr = client.get(greeting + 4..c - 2)?;
+    let port = u16::from_be_bytes([*client.get(c - 2)?, *client.get(c - 1)?]);
+    let target = match (client.get(greeting + 3)?, addr.len()) {
+        (1, 4) => {
+            let ip: [u8; 4] = addr.try_into().ok()?;
+            SocketAddr::from((ip, port)).to_string()
+        }
+        (4, 16) => {
+            let ip: [u8; 16] = addr.try_into().ok()?;
+            SocketAddr::from((ip, port)).to_string()
+        }
+        _ => format!("{}:{port}", String::from_utf8_lossy(addr.get(1..)?)),
+    };
+    // Method choice (VER METHOD), then the reply: VER REP RSV ATYP BND.ADDR BND.PORT, REP 0 = succeeded.
+    if server.first() != Some(&5) || server.get(2) != Some(&5) || server.get(3) != Some(&0) {
+        return None;
+    }
+    let s = 2 + request_len(server, 2)?;
+    Some((c, s, target))
+}
+
+fn classify(
+    conn: &Conn,
+    data: [&[u8]; 2],
+    rdp_servers: &HashSet<SocketAddr>,
+) -> (Decision, Option<usize>) {
+    // Which end is the client: the SYN's sender, else whoever sends an X.224 CR, else the end that did
+    // not send an X.224 CC, else the end not on port 3389.
+    let mut client = conn
+        .client
+        .or_else(|| data.iter().position(|d| tpkt_tpdu(d, 0xe0) == Some(true)))
+        .or_else(|| {
+            data.iter()
+                .position(|d| tpkt_tpdu(d, 0xd0) == Some(true))
+                .map(|server| 1 - server)
+        });
+    if client.is_none() {
+        if conn.ends[1].port() == RDP_PORT {
+            client = Some(0);
+        } else if conn.ends[0].port() == RDP_PORT {
+            client = Some(1);
+        }
+    }
+    let Some(c) = client else {
+        let waiting = data.iter().all(|d| d.len() < 8);
+        return (
+            if waiting {
+                Decision::Wait
+            } else {
+                Decision::NotRdp
+            },
+            None,
+        );
+    };
+    let s = 1 - c;
+    let (cd, sd) = (data[c], data[s]);
+    let server = conn.ends[s];
+    if tpkt_tpdu(cd, 0xe0) == Some(true) || tpkt_tpdu(sd, 0xd0) == Some(true) {
+        return (
+            Decision::Rdp {
+                skip: [0, 0],
+                via: None,
+            },
+            Some(c),
+        );
+    }
+    if server.port() == RDP_PORT {
+        return (
+            Decision::Rdp {
+                skip: [0, 0],
+                via: None,
+            },
+            Some(c),
+        );
+    }
+    if rdp_servers.contains(&server) && client_hello(cd) == Some(true) {
+        return (
+            Decision::Rdp {
+                skip: [0, 0],
+                via: None,
+            },
+            Some(c),
+        );
+    }
+    if let Some((cl, sl, target)) = socks5(cd, sd) {
+        match tpkt_tpdu(cd.get(cl..).unwrap_or_default(), 0xe0) {
+            Some(true) => {
+                let mut skip = [0, 0];
+                skip[c] = cl as u64;
+                skip[s] = sl as u64;
+                let via = Some(format!("SOCKS5 CONNECT to {target}"));
+                return (Decision::Rdp { skip, via }, Some(c));
+            }
+            Some(false) => return (Decision::NotRdp, Some(c)),
+            None => return (Decision::Wait, Some(c)),
+        }
+    }
+    if cd.first() == Some(&5) && cd.len() < 64 {
+        // Perhaps a SOCKS5 handshake still under way.
+        return (Decision::Wait, Some(c));
+    }
+    let undecided = tpkt_tpdu(cd, 0xe0).is_none() && tpkt_tpdu(sd, 0xd0).is_none();
+    if undecided && cd.len() < 8 && sd.len() < 8 {
+        return (Decision::Wait, Some(c));
+    }
+    (Decision::NotRdp, Some(c))
+}
+
+/// Feeds what one end's stream delivered.
+fn deliver(
+    conn: &mut Conn,
+    end: usize,
+    ts: Duration,
+    out: Vec<Delivery>,
+    rdp_servers: &mut HashSet<SocketAddr>,
+    secrets: &Option<Arc<Secrets>>,
+    file: &str,
+) {
+    if out.is_empty() {
+        return;
+    }
+    let at = conn.at(ts);
+    let side = conn.side_of(end);
+    let (data, gap, over) = match &mut conn.content {
+        Content::NotRdp => return,
+        Content::Rdp(s) => {
+            for d in out {
+                feed(s, end, side, at, d);
+            }
+            return;
+        }
+        Content::Undecided { chunks, bytes } => {
+            let mut gap = false;
+            for d in out {
+                match &d {
+                    Delivery::Data(v) => *bytes += v.len(),
+                    Delivery::Gap(_) => gap = true,
+                }
+                chunks.push((end, at, d));
+            }
+            // The bytes before the first gap of each end decide.
+            let mut data: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+            let mut stopped = [false, false];
+            for (e, _, d) in chunks.iter() {
+                let e = *e;
+                match d {
+                    Delivery::Data(v) if !stopped[e] => data[e].extend_from_slice(v),
+                    _ => stopped[e] = true,
+                }
+            }
+            (data, gap, *bytes > MAX_UNDECIDED)
+        }
+    };
+    let (mut decision, client) = classify(conn, [&data[0], &data[1]], rdp_servers);
+    if decision == Decision::Wait && (over || gap) {
+        decision = Decision::NotRdp;
+    }
+    match &decision {
+        Decision::Wait => {}
+        Decision::NotRdp => conn.content = Content::NotRdp,
+        Decision::Rdp { .. } => {
+            conn.client = client;
+            if let Some(c) = client {
+                // Learned from the bytes, not the port: remember the server.
+                if tpkt_tpdu(&data[c], 0xe0) == Some(true)
+                    || tpkt_tpdu(&data[1 - c], 0xd0) == Some(true)
+                {
+                    rdp_servers.insert(conn.ends[1 - c]);
+                }
+            }
+            decide(conn, decision, secrets, file);
+        }
+    }
+}
+
+/// Feeds one delivery to the dissector, dropping tunnel bytes first.
+fn feed(s: &mut RdpSession, end: usize, side: Side, at: Millis, d: Delivery) {
+    match d {
+        Delivery::Data(mut v) => {
+            let skip = &mut s.skip[end];
+            if *skip > 0 {
+                let n = usize::try_from(*skip).unwrap_or(usize::MAX).min(v.len());
+                v.drain(..n);
+                *skip -= n as u64;
+            }
+            if !v.is_empty() {
+                s.dissector.on_tcp_data(side, at, &v);
+            }
+        }
+        Delivery::Gap(n) => {
+            let skip = &mut s.skip[end];
+            let n = if *skip > 0 {
+                let used = (*skip).min(n);
+                *skip -= used;
+                n - used
+            } else {
+                n
+            };
+            if n > 0 {
+                s.dissector.on_gap(side, at, n);
+            }
+        }
+    }
+}
+
+/// Starts the trace of a connection found to be RDP, and feeds it what was held.
+fn decide(conn: &mut Conn, decision: Decision, secrets: &Option<Arc<Secrets>>, file: &str) {
+    let Decision::Rdp { skip, via } = decision else {
+        return;
+    };
+    let client_end = conn.client.unwrap_or(0);
+    conn.client = Some(client_end);
+    let client = conn.ends[client_end];
+    let server = conn.ends[1 - client_end];
+    let mut trace = Trace::new(
+        server.to_string(),
+        Origin::Replay {
+            file: file.to_owned(),
+            session: 0,
+        },
+    );
+    trace.started_at = rfc3339(conn.first_ts);
+    trace.set_addrs(Some(client), Some(server));
+    tcp_phase(conn, &mut trace, client, server);
+    if let Some(via) = via {
+        trace.fact_in(PhaseName::Tcp, "tunnel", via);
+        trace.fact_in(
+            PhaseName::Tcp,
+            "tunnel_bytes",
+            format!(
+                "{} from the client and {} from the proxy before the RDP bytes",
+                skip[client_end],
+                skip[1 - client_end]
+            ),
+        );
+    }
+    let mut dissector = Dissector::new(trace);
+    let decrypt = secrets.as_ref().map(|secrets| {
+        let d = Decryptor::new(Arc::clone(secrets));
+        let status = d.status();
+        dissector.set_tls_sink(Box::new(d));
+        status
+    });
+    let mut session = RdpSession {
+        dissector,
+        decrypt,
+        skip,
+    };
+    let held = match std::mem::replace(&mut conn.content, Content::NotRdp) {
+        Content::Undecided { chunks, .. } => chunks,
+        _ => Vec::new(),
+    };
+    for (end, at, d) in held {
+        let side = conn.side_of(end);
+        feed(&mut session, end, side, at, d);
+    }
+    conn.content = Content::Rdp(Box::new(session));
+}
+
+/// The tcp phase from what the capture holds of the handshake.
+fn tcp_phase(conn: &Conn, trace: &mut Trace, client: SocketAddr, server: SocketAddr) {
+    trace.enter(PhaseName::Tcp, 0.0);
+    match conn.syn {
+        Some(syn) => {
+            if syn.count > 0 {
+                trace.fact("syn_retransmissions", syn.count);
+            }
+            if let Some(syn_ack) = conn.syn_ack {
+                // SYN to SYN-ACK is the round trip seen from the client; from anywhere else on the path the
+                // round trip ends with the client's ACK.
+                let syn_ts = syn.last.min(syn_ack);
+                let rtt = conn.handshake_ack.unwrap_or(syn_ack).saturating_sub(syn_ts);
+                trace.fact("rtt_ms", round_ms(millis(rtt)));
+                let at = conn.at(conn.handshake_ack.unwrap_or(syn_ack));
+                trace.record_event(
+                    at,
+                    EventKind::Connected {
+                        local: client.to_string(),
+                        remote: server.to_string(),
+                    },
+                );
+            }
+        }
+        None if conn.syn_ack.is_some() => {
+            trace.fact("handshake", "the capture starts after the client's SYN");
+            let at = conn.at(conn.handshake_ack.or(conn.syn_ack).unwrap_or(conn.first_ts));
+            trace.record_event(
+                at,
+                EventKind::Connected {
+                    local: client.to_string(),
+                    remote: server.to_string(),
+                },
+            );
+        }
+        None => {
+            trace.fact(
+                "handshake",
+                "not in the capture (it starts in the middle of the connection)",
+            );
+        }
+    }
+}
+
+/// Records a close by `end` with the facts around it.
+fn close(conn: &mut Conn, end: usize, how: CloseKind, ts: Duration) {
+    let first = conn.closed.iter().all(Option::is_none);
+    conn.closed[end] = Some(how);
+    let side = conn.side_of(end);
+    let at = conn.at(ts);
+    let idle = round_ms(millis(ts.saturating_sub(conn.last_data_ts)));
+    let Content::Rdp(s) = &mut conn.content else {
+        return;
+    };
+    let how_word = match how {
+        CloseKind::Fin => "FIN",
+        CloseKind::Rst => "RST",
+    };
+    let trace = s.dissector.trace_mut();
+    if first {
+        trace.fact("closed_by", format!("{} {how_word}", side.as_str()));
+        if let Some((_, pdu)) = trace.last_pdu() {
+            let words = format!("{} from the {}", pdu.name, pdu.from.as_str());
+            trace.fact("close_after", words);
+        }
+        trace.fact("idle_before_close_ms", idle);
+    } else {
+        trace.fact("then_closed_by", format!("{} {how_word}", side.as_str()));
+    }
+    s.dissector.on_close(side, how, at);
+}
+
+/// Settles a connection's trace; `None` for connections that are not RDP.
+fn settle(conn: Conn) -> Option<Trace> {
+    let client_end = conn.client;
+    let Content::Rdp(session) = conn.content else {
+        return None;
+    };
+    let RdpSession {
+        mut dissector,
+        decrypt,
+        ..
+    } = *session;
+    let closed_any = conn.closed.iter().any(Option::is_some);
+    let never_connected = conn.refused.is_some()
+        || conn.unreachable.is_some()
+        || (conn.syn.is_some() && conn.syn_ack.is_none() && !conn.payload_seen);
+    if !closed_any && !never_connected {
+        dissector.on_capture_end(millis(conn.last_ts.saturating_sub(conn.first_ts)));
+    }
+    let mut trace = dissector.into_trace();
+    let client = client_end.map(|c| conn.ends[c]);
+    let server = client_end.map(|c| conn.ends[1 - c]);
+    let addr = server.map(|s| s.to_string()).unwrap_or_default();
+
+    if let Some(at) = conn.refused {
+        trace.record_event_in(
+            PhaseName::Tcp,
+            millis(at.saturating_sub(conn.first_ts)),
+            EventKind::ConnectFailed {
+                addr,
+                error: ConnectError::Refused,
+            },
+        );
+        trace.finish(true);
+        return Some(trace);
+    }
+    if let Some((at, what)) = &conn.unreachable {
+        trace.record_event_in(
+            PhaseName::Tcp,
+            millis(at.saturating_sub(conn.first_ts)),
+            EventKind::ConnectFailed {
+                addr,
+                error: ConnectError::Unreachable(what.clone()),
+            },
+        );
+        trace.finish(true);
+        return Some(trace);
+    }
+    if let Some(syn) = conn.syn
+        && conn.syn_ack.is_none()
+        && !conn.payload_seen
+    {
+        let waited = round_ms(millis(syn.last.saturating_sub(syn.first)));
+        trace.fact_in(PhaseName::Tcp, "syn_sent", syn.count + 1);
+        trace.fact_in(PhaseName::Tcp, "waited_ms", waited);
+        trace.record_event_in(
+            PhaseName::Tcp,
+            millis(syn.last.saturating_sub(conn.first_ts)),
+            EventKind::ConnectFailed {
+                addr,
+                error: ConnectError::TimedOut,
+            },
+        );
+        trace.finish(true);
+        return Some(trace);
+    }
+    let _ = client;
+
+    if let Some(status) = decrypt
+        && trace.phase(PhaseName::Tls).start_ms.is_some()
+    {
+        for (k, v) in super::tls_decrypt::facts(&status) {
+            trace.fact_in(PhaseName::Tls, k, v);
+        }
+    }
+
+    let at_end = millis(conn.last_ts.saturating_sub(conn.first_ts));
+    if !closed_any {
+        let idle = round_ms(millis(conn.last_ts.saturating_sub(conn.last_data_ts)));
+        if idle > 0.0 {
+            trace.fact("idle_at_capture_end_ms", idle);
+        }
+    }
+    let reached_active = trace.phase(PhaseName::Active).start_ms.is_some();
+    let first_close = trace.events().find_map(|(_, e)| match e.kind {
+        EventKind::Closed { by, how } => Some((by, how)),
+        _ => None,
+    });
+    let client_disconnected = trace.pdus().any(|(_, p)| {
+        p.from == Side::Client && matches!(p.info, PduInfo::DisconnectProviderUltimatum { .. })
+    });
+    let orderly = match first_close {
+        None => true,
+        Some((Side::Client, CloseKind::Fin)) => true,
+        Some(_) => client_disconnected,
+    };
+    if reached_active && orderly && first_close.is_some() {
+        trace.record_event(
+            at_end,
+            EventKind::ClientClosed {
+                reason: if client_disconnected {
+                    "the client disconnected (Disconnect Provider Ultimatum)".to_owned()
+                } else {
+                    "the client closed the connection".to_owned()
+                },
+            },
+        );
+    }
+    trace.finish(!(reached_active && orderly));
+    Some(trace)
+}
+
+/// RFC 3339 of a time since the epoch.
+pub fn rfc3339(ts: Duration) -> Option<String> {
+    let nanos = i128::try_from(ts.as_nanos()).ok()?;
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()?;
+    t.format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tpdu_detection() {
+        assert_eq!(
+            tpkt_tpdu(&[0x03, 0x00, 0x00, 0x13, 0x0e, 0xe0], 0xe0),
+            Some(true)
+        );
+        assert_eq!(
+            tpkt_tpdu(&[0x03, 0x00, 0x00, 0x13, 0x0e, 0xd0], 0xe0),
+            Some(false)
+        );
+        assert_eq!(tpkt_tpdu(&[0x03, 0x00], 0xe0), None);
+        assert_eq!(tpkt_tpdu(b"GET / HTTP/1.1", 0xe0), Some(false));
+        assert_eq!(
+            client_hello(&[0x16, 0x03, 0x01, 0x00, 0x10, 0x01]),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn socks5_lengths() {
+        let client = [
+            5, 1, 0, // greeting: one method, no authentication
+            5, 1, 0, 1, 10, 0, 0, 1, 0x0d, 0x3d, // CONNECT 10.0.0.1:3389
+            3, 0, 0, 0x13, 0x0e, 0xe0,
+        ];
+        let server = [5, 0, 5, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            socks5(&client, &server),
+            Some((13, 12, "10.0.0.1:3389".to_owned()))
+        );
+        assert_eq!(socks5(&client, &server[..5]), None);
+    }
+
+    #[test]
+    fn rfc3339_of_epoch_time() {
+        assert_eq!(
+            rfc3339(Duration::from_micros(1_193_369_794_940_913)).as_deref(),
+            Some("2007-10-26T03:36:34.940913Z")
+        );
+    }
+}

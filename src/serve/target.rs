@@ -1,0 +1,948 @@
+//! The target: a TCP listener and, per connection, a driver that steps `ironrdp-acceptor` one state at a time,
+//! does TLS and CredSSP itself, and acts on the scenario's faults at their points.
+
+use core::fmt;
+use core::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ironrdp_acceptor::credssp::CredsspSequence;
+use ironrdp_acceptor::{Acceptor, AcceptorState, DesktopSize};
+use ironrdp_connector::sspi::credssp::{EarlyUserAuthResult, ServerState};
+use ironrdp_connector::sspi::{AuthIdentity, Username};
+use ironrdp_connector::{Sequence as _, ServerName};
+use ironrdp_core::WriteBuf;
+use ironrdp_pdu::PduHint;
+use ironrdp_pdu::nego::SecurityProtocol;
+use ironrdp_pdu::rdp::capability_sets::{
+    Bitmap, BitmapDrawingFlags, CapabilitySet, General, GeneralExtraFlags, Input, InputFlags,
+    MultifragmentUpdate, Order, OrderFlags, OrderSupportExFlags, Pointer, VirtualChannel,
+    VirtualChannelFlags,
+};
+use ironrdp_pdu::rdp::client_info::Credentials;
+use rustls::ServerConfig;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_rustls::server::TlsStream;
+use tracing::{debug, info, warn};
+
+use super::faults;
+use super::scenario::{Action, Expected, Fault, Scenario, ServerPoint};
+use super::tap::{Tap, Tapped};
+use super::tls;
+use super::{ServeError, TestIdentity};
+use crate::dissect::MAX_FRAME;
+use crate::dissect::x224::PROTOCOL_HYBRID_EX;
+use crate::trace::{CloseKind, Deadline, EventKind, Origin, PhaseName, Side, Trace};
+use crate::verdict::Verdict;
+
+/// Everything the target needs to run one scenario.
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    pub scenario: Scenario,
+    /// The faults in effect: the scenario's, or the ones `--at` / `--errinfo` made of them.
+    pub faults: Vec<Fault>,
+    /// The verdict a probe must give against this configuration.
+    pub expected: Expected,
+    /// What the listener binds (port 0 for any free port).
+    pub listen: SocketAddr,
+    pub identity: TestIdentity,
+    /// The name in the certificate and in the NTLM challenge.
+    pub host_name: String,
+    /// Where to write the TLS secrets (NSS key log format); never on unless asked for.
+    pub key_log: Option<PathBuf>,
+    /// How long the target waits for each PDU of the connection sequence.
+    pub read_timeout: Duration,
+    /// How long an active session (or a stall) is kept open with nothing from the client.
+    pub idle_limit: Duration,
+    /// How long the target keeps reading after its own close, so that the close stays a FIN.
+    pub close_linger: Duration,
+    /// Connections handled at the same time by [`Target::run`].
+    pub max_connections: usize,
+}
+
+/// The host name the target uses when none is given.
+pub const DEFAULT_HOST_NAME: &str = "rdptrace-target";
+
+impl TargetConfig {
+    /// A scenario on 127.0.0.1, any free port, with the default test identity.
+    pub fn new(scenario: &Scenario) -> TargetConfig {
+        TargetConfig {
+            scenario: *scenario,
+            faults: scenario.behaviour.to_vec(),
+            expected: scenario.expected,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            identity: TestIdentity::default(),
+            host_name: DEFAULT_HOST_NAME.to_owned(),
+            key_log: None,
+            read_timeout: Duration::from_secs(30),
+            idle_limit: Duration::from_secs(600),
+            close_linger: Duration::from_secs(5),
+            max_connections: 32,
+        }
+    }
+
+    /// `--at PHASE` and `--errinfo CODE`: with a code, the scenario becomes a Set Error Info of that code at
+    /// `at` (or where the scenario's first fault acts, or licensing); without one, the scenario's faults move
+    /// to `at`.
+    pub fn with_overrides(
+        mut self,
+        at: Option<PhaseName>,
+        error_info: Option<u32>,
+    ) -> Result<TargetConfig, ServeError> {
+        let point = at.map(ServerPoint::for_phase);
+        match (error_info, point) {
+            (Some(code), _) => {
+                let point = point
+                    .or_else(|| self.faults.first().map(|f| f.at))
+                    .unwrap_or(ServerPoint::ClientInfo);
+                self.faults = vec![Fault {
+                    at: point,
+                    action: Action::ErrorInfo(code),
+                }];
+                self.expected = Expected::error_info(
+                    at.unwrap_or_else(|| point.phase(PROTOCOL_HYBRID_EX)),
+                    code,
+                );
+            }
+            (None, Some(point)) => {
+                if self.faults.is_empty() {
+                    return Err(ServeError::Config(format!(
+                        "scenario {} has no fault to move: give --errinfo as well",
+                        self.scenario.name
+                    )));
+                }
+                for fault in &mut self.faults {
+                    fault.at = point;
+                }
+                self.expected.phase = at;
+            }
+            (None, None) => {}
+        }
+        self.check()?;
+        Ok(self)
+    }
+
+    /// Whether every fault can act where it is placed.
+    pub fn check(&self) -> Result<(), ServeError> {
+        for fault in &self.faults {
+            fault.check().map_err(ServeError::Config)?;
+        }
+        Ok(())
+    }
+
+    /// The name traces and logs use: the scenario's, with the overrides when there are some.
+    pub fn label(&self) -> String {
+        if self.faults.as_slice() == self.scenario.behaviour {
+            return self.scenario.name.to_owned();
+        }
+        let faults: Vec<String> = self
+            .faults
+            .iter()
+            .map(|f| match f.action {
+                Action::ErrorInfo(code) => format!("error info 0x{code:08x} at {}", f.at),
+                other => format!("{other:?} at {}", f.at),
+            })
+            .collect();
+        format!("{} ({})", self.scenario.name, faults.join(", "))
+    }
+}
+
+/// One connection the target handled.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub peer: SocketAddr,
+    /// The target's own view of the connection, dissected from the bytes it read and wrote.
+    pub trace: Trace,
+    pub outcome: Outcome,
+}
+
+impl Served {
+    /// The diagnosis of the target's own view.
+    pub fn verdict(&self) -> Verdict {
+        crate::diagnose::diagnose(&self.trace)
+    }
+}
+
+/// How a connection ended, from the target's side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A fault of the scenario ended the connection.
+    Fault(Fault),
+    /// The client closed the connection in this phase.
+    ClientClosed { phase: PhaseName, how: CloseKind },
+    /// The client sent nothing within the read timeout; the target closed.
+    TimedOut { phase: PhaseName },
+    /// The session stayed active, silent, until the idle limit; the target closed.
+    IdleLimit,
+    /// The target could not go on with what the client sent (not a PDU, refused credentials, a TLS
+    /// handshake that failed); it sent what a server sends then and closed.
+    Refused { phase: PhaseName, reason: String },
+    /// A socket error.
+    Failed { phase: PhaseName, error: String },
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Fault(fault) => write!(f, "fault at {}: {:?}", fault.at, fault.action),
+            Outcome::ClientClosed { phase, how } => {
+                write!(f, "the client closed in {phase} ({how:?})")
+            }
+            Outcome::TimedOut { phase } => write!(f, "the client went silent in {phase}"),
+            Outcome::IdleLimit => f.write_str("the idle limit passed"),
+            Outcome::Refused { phase, reason } => write!(f, "refused in {phase}: {reason}"),
+            Outcome::Failed { phase, error } => write!(f, "failed in {phase}: {error}"),
+        }
+    }
+}
+
+/// What the connections share.
+struct Shared {
+    config: TargetConfig,
+    label: String,
+    tls: Arc<ServerConfig>,
+    /// The certificate's SubjectPublicKey, for CredSSP.
+    public_key: Vec<u8>,
+    limit: Arc<Semaphore>,
+}
+
+/// The built-in target, listening.
+#[derive(Clone)]
+pub struct Target {
+    listener: Arc<TcpListener>,
+    local: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target")
+            .field("local", &self.local)
+            .field("scenario", &self.shared.label)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Target {
+    /// Makes the certificate and the TLS configuration, then binds the listener.
+    pub async fn bind(config: TargetConfig) -> Result<Target, ServeError> {
+        config.check()?;
+        let profile = config.scenario.tls;
+        let host = config.host_name.clone();
+        let identity = tokio::task::spawn_blocking(move || tls::certificate(&profile.cert, &host))
+            .await
+            .map_err(|e| ServeError::Certificate(e.to_string()))??;
+        let key_log = match &config.key_log {
+            Some(path) => Some(Arc::new(tls::KeyLogFile::open(path)?) as Arc<dyn rustls::KeyLog>),
+            None => None,
+        };
+        let tls_config = tls::server_config(&identity, &profile, key_log)?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local = listener.local_addr().map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let label = config.label();
+        let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
+        Ok(Target {
+            listener: Arc::new(listener),
+            local,
+            shared: Arc::new(Shared {
+                config,
+                label,
+                tls: tls_config,
+                public_key: identity.public_key,
+                limit,
+            }),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    pub fn config(&self) -> &TargetConfig {
+        &self.shared.config
+    }
+
+    /// The verdict a probe must give against this target.
+    pub fn expected(&self) -> &Expected {
+        &self.shared.config.expected
+    }
+
+    /// Accepts one connection and handles it to its end.
+    pub async fn serve_one(&self) -> Result<Served, ServeError> {
+        let (tcp, peer) = self.listener.accept().await.map_err(ServeError::Accept)?;
+        Ok(handle(self.shared.clone(), tcp, peer).await)
+    }
+
+    /// Serves connections until `shutdown` completes, each in its own task, at most
+    /// [`TargetConfig::max_connections`] at a time. Each finished connection goes to `served` when given.
+    /// Connections still open at shutdown are dropped.
+    pub async fn run<F>(
+        &self,
+        shutdown: F,
+        served: Option<mpsc::UnboundedSender<Served>>,
+    ) -> Result<(), ServeError>
+    where
+        F: Future<Output = ()>,
+    {
+        let mut tasks = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            while tasks.try_join_next().is_some() {}
+            let permit = tokio::select! {
+                () = &mut shutdown => break,
+                permit = self.shared.limit.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            let accepted = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => accepted,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors and the like: wait a little rather than spin.
+                    warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let shared = self.shared.clone();
+            let sink = served.clone();
+            tasks.spawn(async move {
+                let done = handle(shared, tcp, peer).await;
+                drop(permit);
+                if let Some(sink) = sink {
+                    let _ = sink.send(done);
+                }
+            });
+        }
+        tasks.shutdown().await;
+        Ok(())
+    }
+}
+
+/// Why the driver stopped.
+#[derive(Debug)]
+enum Stop {
+    /// A fault acted (it closed, reset or stalled the connection itself).
+    Fault(Fault),
+    ClientClosed(CloseKind),
+    TimedOut,
+    IdleLimit,
+    Refused(String),
+    Failed(String),
+}
+
+/// The socket, in clear or under TLS.
+enum Io {
+    Plain(Tapped),
+    Tls(Box<TlsStream<Tapped>>),
+    /// Gone: dropped by a failed TLS handshake or a reset.
+    Closed,
+}
+
+/// One connection.
+struct Conn {
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    tap: Tap,
+    io: Io,
+    /// Bytes read and not yet framed.
+    buf: Vec<u8>,
+    /// The points already passed (bit = index in [`ServerPoint::ALL`]).
+    passed: u16,
+}
+
+async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) -> Served {
+    let local = tcp.local_addr().ok();
+    info!(%peer, scenario = %shared.label, "connection");
+    let mut trace = Trace::new(
+        local.map_or_else(|| "built-in target".to_owned(), |a| a.to_string()),
+        Origin::Serve {
+            scenario: shared.label.clone(),
+        },
+    );
+    trace.set_addrs(Some(peer), local);
+    trace.started_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok();
+    let tap = Tap::new(trace);
+    // The trace speaks from the client's side (bytes in are the server's): local is the client.
+    tap.event(EventKind::Connected {
+        local: peer.to_string(),
+        remote: local.map(|a| a.to_string()).unwrap_or_default(),
+    });
+    let _ = tcp.set_nodelay(true);
+    let mut conn = Conn {
+        shared: shared.clone(),
+        peer,
+        tap: tap.clone(),
+        io: Io::Plain(Tapped::new(tcp, tap.clone())),
+        buf: Vec::new(),
+        passed: 0,
+    };
+    let mut acceptor = new_acceptor(&shared.config);
+    let stop = match conn.sequence(&mut acceptor).await {
+        Ok(()) => conn.idle().await,
+        Err(stop) => stop,
+    };
+    let outcome = conn.end(stop).await;
+    let failed = !matches!(
+        outcome,
+        Outcome::ClientClosed {
+            phase: PhaseName::Active,
+            ..
+        } | Outcome::IdleLimit
+    );
+    info!(%peer, scenario = %shared.label, %outcome, "connection ended");
+    Served {
+        peer,
+        trace: tap.finish(failed),
+        outcome,
+    }
+}
+
+fn new_acceptor(config: &TargetConfig) -> Acceptor {
+    let size = DesktopSize {
+        width: 1024,
+        height: 768,
+    };
+    let identity = &config.identity;
+    let creds = Credentials {
+        username: identity.user.clone(),
+        password: identity.password().to_owned(),
+        domain: (!identity.domain.is_empty()).then(|| identity.domain.clone()),
+    };
+    Acceptor::new(
+        SecurityProtocol::from_bits_truncate(config.scenario.protocols.0),
+        size,
+        capabilities(size),
+        Some(creds),
+    )
+}
+
+/// [2.2.1.13.1.1.1] The capability sets of the Demand Active: the mandatory ones and what a client needs to
+/// reach the active state.
+fn capabilities(size: DesktopSize) -> Vec<CapabilitySet> {
+    vec![
+        CapabilitySet::General(General {
+            extra_flags: GeneralExtraFlags::FASTPATH_OUTPUT_SUPPORTED
+                | GeneralExtraFlags::NO_BITMAP_COMPRESSION_HDR
+                | GeneralExtraFlags::LONG_CREDENTIALS_SUPPORTED,
+            ..General::default()
+        }),
+        CapabilitySet::Bitmap(Bitmap {
+            pref_bits_per_pix: 32,
+            desktop_width: size.width,
+            desktop_height: size.height,
+            desktop_resize_flag: false,
+            drawing_flags: BitmapDrawingFlags::empty(),
+        }),
+        CapabilitySet::Order(Order::new(
+            OrderFlags::NEGOTIATE_ORDER_SUPPORT | OrderFlags::ZERO_BOUNDS_DELTAS_SUPPORT,
+            OrderSupportExFlags::empty(),
+            0,
+            0,
+        )),
+        CapabilitySet::Pointer(Pointer {
+            color_pointer_cache_size: 0,
+            pointer_cache_size: 0,
+        }),
+        CapabilitySet::Input(Input {
+            input_flags: InputFlags::SCANCODES | InputFlags::FASTPATH_INPUT | InputFlags::UNICODE,
+            keyboard_layout: 0,
+            keyboard_type: None,
+            keyboard_subtype: 0,
+            keyboard_function_key: 0,
+            keyboard_ime_filename: String::new(),
+        }),
+        CapabilitySet::VirtualChannel(VirtualChannel {
+            flags: VirtualChannelFlags::NO_COMPRESSION,
+            chunk_size: None,
+        }),
+        CapabilitySet::MultiFragmentUpdate(MultifragmentUpdate {
+            max_request_size: 8 * 1024 * 1024,
+        }),
+    ]
+}
+
+/// The protocol the acceptor selected, once it has.
+fn selected_protocol(acceptor: &Acceptor) -> Option<SecurityProtocol> {
+    match acceptor.state().as_any().downcast_ref::<AcceptorState>()? {
+        AcceptorState::SecurityUpgrade { protocol, .. }
+        | AcceptorState::Credssp { protocol, .. }
+        | AcceptorState::BasicSettingsWaitInitial { protocol, .. } => Some(*protocol),
+        _ => None,
+    }
+}
+
+/// The point the acceptor has reached after a step of the MCS part of the sequence, if it is one.
+fn point_of(acceptor: &Acceptor) -> Option<ServerPoint> {
+    match acceptor.state().as_any().downcast_ref::<AcceptorState>()? {
+        AcceptorState::BasicSettingsSendResponse { .. } => Some(ServerPoint::ConnectInitial),
+        AcceptorState::ChannelConnection { .. } => Some(ServerPoint::ConnectResponse),
+        AcceptorState::RdpSecurityCommencement { .. } => Some(ServerPoint::ChannelsJoined),
+        AcceptorState::LicensingExchange { .. } => Some(ServerPoint::ClientInfo),
+        AcceptorState::MonitorLayoutSend { .. } | AcceptorState::CapabilitiesWaitConfirm { .. } => {
+            Some(ServerPoint::DemandActive)
+        }
+        AcceptorState::ConnectionFinalization { .. } => Some(ServerPoint::ConfirmActive),
+        _ => None,
+    }
+}
+
+impl Conn {
+    fn config(&self) -> &TargetConfig {
+        &self.shared.config
+    }
+
+    /// The connection sequence up to the active state.
+    async fn sequence(&mut self, acceptor: &mut Acceptor) -> Result<(), Stop> {
+        self.point(ServerPoint::Accepted).await?;
+
+        // [2.2.1.1] Connection Request, then [2.2.1.2] Connection Confirm (or RDP_NEG_FAILURE).
+        let request = self.read_frame(acceptor.next_pdu_hint()).await?;
+        self.step(acceptor, &request).await?;
+        self.point(ServerPoint::ConnectionRequest).await?;
+        self.step(acceptor, &[]).await?;
+        self.point(ServerPoint::ConnectionConfirm).await?;
+
+        let protocol = selected_protocol(acceptor).unwrap_or_else(SecurityProtocol::empty);
+        if acceptor.reached_security_upgrade().is_some() {
+            if !protocol.is_empty() {
+                self.upgrade().await?;
+            }
+            acceptor.mark_security_upgrade_as_done();
+        }
+        if !protocol.is_empty() {
+            self.point(ServerPoint::TlsEstablished).await?;
+        }
+        if acceptor.should_perform_credssp() {
+            self.credssp(protocol).await?;
+            acceptor.mark_credssp_as_done();
+            self.point(ServerPoint::CredsspDone).await?;
+        }
+
+        // INVARIANT: every step moves the acceptor on or reads a frame (bounded by the read timeout), and
+        // the acceptor's sequence is finite, so this loop ends.
+        loop {
+            if acceptor.get_result().is_some() {
+                break;
+            }
+            let input = match acceptor.next_pdu_hint() {
+                Some(hint) => self.read_frame(Some(hint)).await?,
+                None => Vec::new(),
+            };
+            self.step(acceptor, &input).await?;
+            if let Some(point) = point_of(acceptor) {
+                self.point(point).await?;
+            }
+        }
+        self.point(ServerPoint::Active).await
+    }
+
+    /// Steps the acceptor once and sends what it wrote, also when the step failed: in some error paths the
+    /// acceptor writes the reply a server sends (RDP_NEG_FAILURE, Set Error Info) and then returns the error.
+    async fn step(&mut self, acceptor: &mut Acceptor, input: &[u8]) -> Result<(), Stop> {
+        let mut out = WriteBuf::new();
+        let result = acceptor.step(input, None, &mut out);
+        if !out.filled().is_empty() {
+            self.send(out.filled()).await?;
+        }
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => Err(Stop::Refused(e.to_string())),
+        }
+    }
+
+    /// Acts on the faults at `point`, once per point.
+    async fn point(&mut self, point: ServerPoint) -> Result<(), Stop> {
+        let index = ServerPoint::ALL
+            .iter()
+            .position(|p| *p == point)
+            .unwrap_or(0);
+        let bit = 1u16 << index;
+        if self.passed & bit != 0 {
+            return Ok(());
+        }
+        self.passed |= bit;
+        debug!(peer = %self.peer, %point, "point");
+        let fault = self
+            .shared
+            .config
+            .faults
+            .iter()
+            .find(|f| f.at == point)
+            .copied();
+        match fault {
+            Some(fault) => Err(self.act(fault).await),
+            None => Ok(()),
+        }
+    }
+
+    async fn act(&mut self, fault: Fault) -> Stop {
+        let selected = self.tap.selected_protocol().unwrap_or(0);
+        self.tap.enter(fault.at.phase(selected));
+        info!(peer = %self.peer, point = %fault.at, action = ?fault.action, "fault");
+        let pdus = match fault.action {
+            Action::ErrorInfo(code) => faults::set_error_info(code)
+                .and_then(|a| Ok(vec![a, faults::disconnect_provider_ultimatum()?])),
+            Action::NegFailure(code) => faults::negotiation_failure(code).map(|a| vec![a]),
+            Action::Close | Action::Reset | Action::Stall => Ok(Vec::new()),
+        };
+        let pdus = match pdus {
+            Ok(pdus) => pdus,
+            Err(e) => return Stop::Failed(e.to_string()),
+        };
+        for pdu in &pdus {
+            if let Err(stop) = self.send(pdu).await {
+                return stop;
+            }
+        }
+        match fault.action {
+            Action::ErrorInfo(_) | Action::NegFailure(_) | Action::Close => self.close().await,
+            Action::Reset => self.reset(),
+            Action::Stall => {
+                let limit = self.config().idle_limit;
+                if !self.drain(limit).await {
+                    self.close().await;
+                }
+            }
+        }
+        Stop::Fault(fault)
+    }
+
+    // ---- TLS and CredSSP ----------------------------------------------------------------------------------
+
+    /// [5.4.5.1] The TLS handshake, on the socket the X.224 exchange used.
+    async fn upgrade(&mut self) -> Result<(), Stop> {
+        let Io::Plain(mut tapped) = core::mem::replace(&mut self.io, Io::Closed) else {
+            return Err(Stop::Failed("tls started twice".to_owned()));
+        };
+        if !self.buf.is_empty() {
+            tapped.push_back(core::mem::take(&mut self.buf));
+        }
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.shared.tls.clone());
+        let limit = self.config().read_timeout;
+        match tokio::time::timeout(limit, acceptor.accept(tapped)).await {
+            Err(_) => Err(Stop::TimedOut),
+            Ok(Err(error)) => match close_kind(&error) {
+                Some(how) => Err(Stop::ClientClosed(how)),
+                None => Err(Stop::Refused(format!("the tls handshake failed: {error}"))),
+            },
+            Ok(Ok(stream)) => {
+                let (_, session) = stream.get_ref();
+                let version = match session.protocol_version() {
+                    Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2".to_owned(),
+                    Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".to_owned(),
+                    Some(other) => format!("{other:?}"),
+                    None => "unknown".to_owned(),
+                };
+                let suite = session
+                    .negotiated_cipher_suite()
+                    .map(|s| format!("{:?}", s.suite()))
+                    .unwrap_or_default();
+                self.tap.tls_established(version, suite);
+                self.io = Io::Tls(Box::new(stream));
+                Ok(())
+            }
+        }
+    }
+
+    /// [MS-CSSP] The server side of CredSSP with NTLM for the test identity, then (PROTOCOL_HYBRID_EX) the
+    /// [2.2.10.2] Early User Authorization Result.
+    ///
+    /// When authentication fails the client gets the TSRequest errorCode ([MS-CSSP] 2.2.1) and the close, and
+    /// no Early User Authorization Result: [2.2.10.2] sends it once the CredSSP handshake has completed.
+    async fn credssp(&mut self, protocol: SecurityProtocol) -> Result<(), Stop> {
+        let identity = &self.shared.config.identity;
+        let domain = (!identity.domain.is_empty()).then_some(identity.domain.as_str());
+        let username = Username::new(&identity.user, domain)
+            .map_err(|e| Stop::Failed(format!("the test user name is not valid: {e}")))?;
+        let auth = AuthIdentity {
+            username,
+            password: identity.password().to_owned().into(),
+        };
+        self.credssp_exchange(&auth).await?;
+        if protocol.contains(SecurityProtocol::HYBRID_EX) {
+            let answer = EarlyUserAuthResult::Success;
+            let mut bytes = Vec::with_capacity(answer.buffer_len());
+            answer.to_buffer(&mut bytes).map_err(|e| {
+                Stop::Failed(format!(
+                    "cannot encode the early user authorization result: {e}"
+                ))
+            })?;
+            self.send(&bytes).await?;
+        }
+        Ok(())
+    }
+
+    async fn credssp_exchange(&mut self, auth: &AuthIdentity) -> Result<(), Stop> {
+        let shared = self.shared.clone();
+        let mut sequence = CredsspSequence::init(
+            auth,
+            ServerName::new(shared.config.host_name.clone()),
+            shared.public_key.clone(),
+            None,
+        )
+        .map_err(|e| Stop::Failed(e.to_string()))?;
+        // INVARIANT: NTLM takes three client messages; each pass reads one or stops. The read timeout bounds
+        // each read and a peer that keeps talking ends up refused by the sequence.
+        loop {
+            let hint = match sequence.next_pdu_hint() {
+                Ok(Some(hint)) => hint,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(Stop::Refused(e.to_string())),
+            };
+            let frame = self.read_frame(Some(hint)).await?;
+            let request = match sequence.decode_client_message(&frame) {
+                Ok(Some(request)) => request,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(Stop::Refused(e.to_string())),
+            };
+            let result = {
+                let mut generator = sequence.process_ts_request(request);
+                generator.resolve_to_result()
+            };
+            let authenticated = matches!(result, Ok(ServerState::Finished(_)));
+            if authenticated {
+                self.point(ServerPoint::CredsspAuthenticated).await?;
+            }
+            let mut out = WriteBuf::new();
+            let handled = sequence.handle_process_result(result, &mut out);
+            if !out.filled().is_empty() {
+                self.send(out.filled()).await?;
+            }
+            if let Err(e) = handled {
+                return Err(Stop::Refused(e.to_string()));
+            }
+        }
+    }
+
+    // ---- reading and writing ------------------------------------------------------------------------------
+
+    /// Reads one frame the hint delimits (any frame when there is no hint: what is buffered, or one read).
+    async fn read_frame(&mut self, hint: Option<&dyn PduHint>) -> Result<Vec<u8>, Stop> {
+        let limit = self.config().read_timeout;
+        match tokio::time::timeout(limit, self.read_frame_inner(hint)).await {
+            Ok(result) => result,
+            Err(_) => Err(Stop::TimedOut),
+        }
+    }
+
+    async fn read_frame_inner(&mut self, hint: Option<&dyn PduHint>) -> Result<Vec<u8>, Stop> {
+        // INVARIANT: each pass returns a frame, fails, or reads more bytes into a buffer bounded by
+        // MAX_FRAME; the caller's timeout bounds the time.
+        loop {
+            if let Some(hint) = hint {
+                match hint.find_size(&self.buf) {
+                    Ok(Some((_, len))) if len > MAX_FRAME => {
+                        return Err(Stop::Refused(format!(
+                            "the client announced a {len}-byte frame"
+                        )));
+                    }
+                    Ok(Some((_, len))) if len <= self.buf.len() => {
+                        return Ok(self.buf.drain(..len).collect());
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        return Err(Stop::Refused(format!(
+                            "the client sent something that is not the expected pdu: {e}"
+                        )));
+                    }
+                }
+            } else if !self.buf.is_empty() {
+                return Ok(core::mem::take(&mut self.buf));
+            }
+            if self.buf.len() > MAX_FRAME {
+                return Err(Stop::Refused(
+                    "the client sent a frame longer than the target accepts".to_owned(),
+                ));
+            }
+            let chunk = self.read_chunk().await?;
+            self.buf.extend_from_slice(&chunk);
+        }
+    }
+
+    /// One read from the socket (plaintext under TLS): what arrived, or why nothing will.
+    async fn read_chunk(&mut self) -> Result<Vec<u8>, Stop> {
+        let mut chunk = vec![0u8; 16 * 1024];
+        let read = match &mut self.io {
+            Io::Plain(stream) => stream.read(&mut chunk).await,
+            Io::Tls(stream) => stream.read(&mut chunk).await,
+            Io::Closed => return Err(Stop::Failed("the socket is closed".to_owned())),
+        };
+        match read {
+            Ok(0) => Err(Stop::ClientClosed(CloseKind::Fin)),
+            Ok(n) => {
+                chunk.truncate(n);
+                if matches!(self.io, Io::Tls(_)) {
+                    self.tap.plaintext(Side::Client, &chunk);
+                }
+                Ok(chunk)
+            }
+            Err(error) => match close_kind(&error) {
+                Some(how) => Err(Stop::ClientClosed(how)),
+                None => Err(Stop::Failed(error.to_string())),
+            },
+        }
+    }
+
+    /// Writes bytes (plaintext under TLS) and flushes them.
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), Stop> {
+        let limit = self.config().read_timeout;
+        if matches!(self.io, Io::Tls(_)) {
+            self.tap.plaintext(Side::Server, bytes);
+        }
+        let write = async {
+            match &mut self.io {
+                Io::Plain(stream) => {
+                    stream.write_all(bytes).await?;
+                    stream.flush().await
+                }
+                Io::Tls(stream) => {
+                    stream.write_all(bytes).await?;
+                    stream.flush().await
+                }
+                Io::Closed => Err(std::io::Error::from(std::io::ErrorKind::NotConnected)),
+            }
+        };
+        match tokio::time::timeout(limit, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => match close_kind(&error) {
+                Some(how) => Err(Stop::ClientClosed(how)),
+                None => Err(Stop::Failed(error.to_string())),
+            },
+            Err(_) => Err(Stop::TimedOut),
+        }
+    }
+
+    /// Reads and discards (the tap still sees it) until the client leaves or `limit` passes. Returns whether
+    /// the client left; its close is recorded.
+    async fn drain(&mut self, limit: Duration) -> bool {
+        self.buf.clear();
+        let deadline = tokio::time::Instant::now() + limit;
+        // INVARIANT: each pass reads once; the deadline bounds the loop in time.
+        loop {
+            match tokio::time::timeout_at(deadline, self.read_chunk()).await {
+                Err(_) => return false,
+                Ok(Ok(_)) => {}
+                Ok(Err(Stop::ClientClosed(how))) => {
+                    self.tap.close(Side::Client, how);
+                    return true;
+                }
+                Ok(Err(_)) => return true,
+            }
+        }
+    }
+
+    /// An orderly close: TLS close_notify when TLS is up, FIN, then reading on for a moment so that data still
+    /// in flight from the client does not turn the close into a reset.
+    async fn close(&mut self) {
+        self.tap.close(Side::Server, CloseKind::Fin);
+        let limit = self.config().close_linger;
+        let shutdown = async {
+            match &mut self.io {
+                Io::Plain(stream) => stream.shutdown().await,
+                Io::Tls(stream) => stream.shutdown().await,
+                Io::Closed => Ok(()),
+            }
+        };
+        let _ = tokio::time::timeout(limit, shutdown).await;
+        if !matches!(self.io, Io::Closed) {
+            self.drain(limit).await;
+        }
+        self.io = Io::Closed;
+    }
+
+    /// A reset: SO_LINGER 0, then the socket is dropped.
+    fn reset(&mut self) {
+        let tcp = match &self.io {
+            Io::Plain(stream) => Some(stream.tcp()),
+            Io::Tls(stream) => Some(stream.get_ref().0.tcp()),
+            Io::Closed => None,
+        };
+        if let Some(tcp) = tcp
+            && let Err(error) = tcp.set_zero_linger()
+        {
+            warn!(peer = %self.peer, %error, "cannot set SO_LINGER 0");
+        }
+        self.tap.close(Side::Server, CloseKind::Rst);
+        self.io = Io::Closed;
+    }
+
+    /// The active state: nothing is sent; what the client sends is read until it leaves or the idle limit.
+    async fn idle(&mut self) -> Stop {
+        let limit = self.config().idle_limit;
+        if self.drain(limit).await {
+            Stop::ClientClosed(CloseKind::Fin)
+        } else {
+            Stop::IdleLimit
+        }
+    }
+
+    /// Settles how the connection ended, closing it when the target still has to.
+    async fn end(&mut self, stop: Stop) -> Outcome {
+        let phase = self.tap.current();
+        match stop {
+            Stop::Fault(fault) => Outcome::Fault(fault),
+            Stop::ClientClosed(how) => {
+                self.tap.close(Side::Client, how);
+                self.io = Io::Closed;
+                Outcome::ClientClosed { phase, how }
+            }
+            Stop::TimedOut => {
+                let seconds = self.config().read_timeout.as_secs_f64();
+                self.tap.event(EventKind::TimedOut {
+                    deadline: Deadline::Phase { seconds },
+                    waiting_for: "the client's next pdu".to_owned(),
+                });
+                self.close().await;
+                Outcome::TimedOut { phase }
+            }
+            Stop::IdleLimit => {
+                self.close().await;
+                Outcome::IdleLimit
+            }
+            Stop::Refused(reason) => {
+                self.tap.event(EventKind::Anomaly {
+                    detail: format!("the target ended the connection: {reason}"),
+                });
+                self.close().await;
+                Outcome::Refused { phase, reason }
+            }
+            Stop::Failed(error) => {
+                self.close().await;
+                Outcome::Failed { phase, error }
+            }
+        }
+    }
+}
+
+/// Whether an I/O error means the peer closed: an end of stream (also without TLS close_notify) or a reset.
+fn close_kind(error: &std::io::Error) -> Option<CloseKind> {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::UnexpectedEof => Some(CloseKind::Fin),
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
+            Some(CloseKind::Rst)
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,245 @@
+//! The built-in target against a real client: FreeRDP's xfreerdp (2.x) under xvfb-run.
+//!
+//! Skipped with a message when xfreerdp or xvfb-run is missing and CI is unset; a failure when CI is set.
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use rdptrace::pdu::PduInfo;
+use rdptrace::serve::{Outcome, Served, Target, TargetConfig, TestIdentity, scenario};
+use rdptrace::trace::PhaseName;
+
+/// Every wait is bounded by this; none is asserted on.
+const BOUND: Duration = Duration::from_secs(60);
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+/// Whether the real client can run here; panics under CI when it cannot.
+fn client_available() -> bool {
+    let missing: Vec<&str> = ["xfreerdp", "xvfb-run"]
+        .into_iter()
+        .filter(|p| !on_path(p))
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("CI is set and {} is missing", missing.join(" and "));
+    }
+    eprintln!(
+        "skipped: {} not found (install freerdp2-x11 and xvfb)",
+        missing.join(" and ")
+    );
+    false
+}
+
+/// A directory of its own for one test (xfreerdp's HOME, where known_hosts2 goes).
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rdptrace-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+/// Waits for a child up to the bound; on timeout kills its process group (it was started as the leader of
+/// a group of its own) and fails.
+fn wait_bounded(child: &mut Child, what: &str) -> ExitStatus {
+    let start = Instant::now();
+    // INVARIANT: polls every 50 ms until the bound.
+    while start.elapsed() < BOUND {
+        if let Some(status) = child.try_wait().expect("the child can be waited for") {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pgid = child.id();
+    let _ = Command::new("kill")
+        .args(["-KILL", &format!("-{pgid}")])
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("{what} did not end within {BOUND:?}");
+}
+
+/// Runs xfreerdp against `port` with NLA; returns its exit status and its output (stdout and stderr).
+fn xfreerdp(port: u16, home: &Path, extra: &[&str]) -> (ExitStatus, String) {
+    let id = TestIdentity::default();
+    let out_path = home.join("xfreerdp.out");
+    let out = std::fs::File::create(&out_path).expect("an output file");
+    let err = out.try_clone().expect("the output file twice");
+    let mut args = vec![
+        "-a".to_owned(),
+        "xfreerdp".to_owned(),
+        format!("/v:127.0.0.1:{port}"),
+        format!("/u:{}", id.user),
+        // A test-only value for a test server; the target itself never takes it from argv.
+        format!("/p:{}", id.password()),
+        "/cert:ignore".to_owned(),
+        "/sec:nla".to_owned(),
+        "/log-level:INFO".to_owned(),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let mut child = Command::new("xvfb-run")
+        .args(&args)
+        .env("HOME", home)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .expect("xvfb-run starts");
+    let status = wait_bounded(&mut child, "xfreerdp");
+    let mut output = String::new();
+    let _ = std::fs::File::open(&out_path).and_then(|mut f| f.read_to_string(&mut output));
+    (status, output)
+}
+
+#[test]
+fn xfreerdp_against_denied_connection() {
+    if !client_available() {
+        return;
+    }
+    let home = scratch("xfreerdp-denied");
+    let traces = home.join("traces.jsonl");
+    let password_file = home.join("password");
+    std::fs::write(
+        &password_file,
+        format!("{}\n", TestIdentity::DEFAULT_PASSWORD),
+    )
+    .expect("the password file");
+
+    // The command line, as a user runs it: one connection, the password from a file.
+    let mut server = Command::new(env!("CARGO_BIN_EXE_rdptrace"))
+        .args([
+            "serve",
+            "--scenario",
+            "denied-connection",
+            "--listen",
+            "127.0.0.1:0",
+            "--once",
+            "--password-file",
+        ])
+        .arg(&password_file)
+        .arg("--trace-json")
+        .arg(&traces)
+        .env_remove("RDPTRACE_PASSWORD")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .process_group(0)
+        .spawn()
+        .expect("rdptrace serve starts");
+    let stdout = server.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines
+        .next()
+        .expect("rdptrace serve says where it listens")
+        .expect("a line of text");
+    let port: u16 = first
+        .strip_prefix("listening on 127.0.0.1:")
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {first:?}"));
+
+    let (status, output) = xfreerdp(port, &home, &[]);
+    let served = wait_bounded(&mut server, "rdptrace serve --once");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+
+    assert!(
+        output.contains("ERRINFO_SERVER_DENIED_CONNECTION"),
+        "xfreerdp output:\n{output}"
+    );
+    // The error info arrives before the connection completes: xfreerdp's connect fails and it exits with
+    // XF_EXIT_CONN_FAILED (131), not with the errorInfo (see the test below for that).
+    assert_eq!(status.code(), Some(131), "xfreerdp output:\n{output}");
+    assert!(served.success(), "rdptrace serve exits 0");
+    assert!(
+        rest.iter().any(|l| l.contains("fault at client_info")),
+        "rdptrace serve output: {rest:?}"
+    );
+    let json = std::fs::read_to_string(&traces).expect("the trace file");
+    let doc: serde_json::Value =
+        serde_json::from_str(json.lines().next().expect("one trace")).expect("json");
+    assert_eq!(doc["verdict"]["cause"], "server_error_info");
+    assert_eq!(doc["verdict"]["phase"], "licensing");
+    assert_eq!(doc["verdict"]["error_info"]["code"], 7);
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+/// Runs the target in-process for one xfreerdp connection.
+fn against(config: TargetConfig, name: &str, extra: &[&str]) -> (ExitStatus, String, Served) {
+    let home = scratch(name);
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let target = runtime
+        .block_on(Target::bind(config))
+        .expect("the target binds");
+    let port = target.local_addr().port();
+    let server = runtime.spawn(async move { target.serve_one().await });
+    let (status, output) = xfreerdp(port, &home, extra);
+    let served = runtime
+        .block_on(async { tokio::time::timeout(BOUND, server).await })
+        .expect("the target ends the connection within the bound")
+        .expect("the target task does not panic")
+        .expect("the target accepts");
+    let _ = std::fs::remove_dir_all(&home);
+    (status, output, served)
+}
+
+#[test]
+fn xfreerdp_exits_with_the_error_info_after_activation() {
+    if !client_available() {
+        return;
+    }
+    let scenario = scenario::find("denied-connection").expect("in the catalogue");
+    let config = TargetConfig::new(scenario)
+        .with_overrides(Some(PhaseName::Active), None)
+        .expect("error info is possible in active");
+    let (status, output, served) = against(config, "xfreerdp-denied-active", &[]);
+    assert!(
+        output.contains("ERRINFO_SERVER_DENIED_CONNECTION"),
+        "xfreerdp output:\n{output}"
+    );
+    // Once connected, xfreerdp 2 exits with an errorInfo up to 0xC as its exit code.
+    assert_eq!(status.code(), Some(7), "xfreerdp output:\n{output}");
+    assert!(
+        matches!(served.outcome, Outcome::Fault(_)),
+        "{:?}",
+        served.outcome
+    );
+}
+
+#[test]
+fn xfreerdp_against_healthy() {
+    if !client_available() {
+        return;
+    }
+    let scenario = scenario::find("healthy").expect("in the catalogue");
+    let (status, output, served) = against(
+        TargetConfig::new(scenario),
+        "xfreerdp-healthy",
+        &["+auth-only"],
+    );
+    assert_eq!(status.code(), Some(0), "xfreerdp output:\n{output}");
+    assert!(
+        matches!(served.outcome, Outcome::ClientClosed { .. }),
+        "{:?}",
+        served.outcome
+    );
+    // With +auth-only xfreerdp leaves after NLA: the target saw its credentials.
+    assert!(
+        served.trace.pdus().any(|(_, p)| matches!(
+            &p.info,
+            PduInfo::TsRequest {
+                auth_info: true,
+                ..
+            }
+        )),
+        "the client's credentials went through CredSSP"
+    );
+}
