@@ -976,3 +976,166 @@ fn net_blackhole() {
         Vec::<String>::new()
     );
 }
+
+// --- the built-in target against the real client ------------------------------------------------
+
+/// What xfreerdp 2.11 logs (at INFO) once the connection is active: its post-connect sets up the
+/// framebuffer, which FreeRDP 2 does only after the server's Font Map.
+const XFREERDP_ACTIVE: &str = "Local framebuffer format";
+
+/// Runs xfreerdp under xvfb-run against 127.0.0.1:`port` with NLA, the password on stdin; its exit code and
+/// output. Bounded: on timeout its process group is killed.
+fn xfreerdp(port: u16, user: &str, password: &str) -> (Option<i32>, String) {
+    use std::io::Write as _;
+    use std::os::unix::process::CommandExt as _;
+    let home = TempDir::new("xfreerdp");
+    let out_path = home.path().join("out");
+    let out = std::fs::File::create(&out_path).expect("an output file");
+    let err = out.try_clone().expect("the output file twice");
+    let mut child = Command::new("xvfb-run")
+        .args(["-a", "xfreerdp"])
+        .arg(format!("/v:127.0.0.1:{port}"))
+        .arg(format!("/u:{user}"))
+        .args([
+            "/from-stdin:force",
+            "/cert:ignore",
+            "/sec:nla",
+            "/log-level:INFO",
+        ])
+        .env("HOME", home.path())
+        .stdin(Stdio::piped())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .expect("xvfb-run starts");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = writeln!(stdin, "{password}");
+    }
+    let start = Instant::now();
+    // INVARIANT: polls every 50 ms until XFREERDP_LIMIT.
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if start.elapsed() < XFREERDP_LIMIT => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            _ => break None,
+        }
+    };
+    if status.is_none() {
+        let _ = Command::new("kill")
+            .args(["-KILL", &format!("-{}", child.id())])
+            .status();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    (status.and_then(|s| s.code()), output)
+}
+
+const XFREERDP_LIMIT: Duration = Duration::from_secs(60);
+
+/// Every scenario of `rdptrace serve`: the probe's verdict is the scenario's, and xfreerdp, the real
+/// client, reports the same: it reaches the active state when the scenario connects, fails before it when
+/// the scenario fails earlier, and names the server's errorInfo when there is one.
+#[test]
+fn xfreerdp_reports_what_rdptrace_reports_for_every_scenario() {
+    use rdptrace::codes::{self, Table};
+    use rdptrace::probe::{Credentials, Password, ProbeConfig};
+    use rdptrace::serve::{Target, TargetConfig, scenario};
+    if !require(
+        has_program("xfreerdp") && has_program("xvfb-run"),
+        "xfreerdp and xvfb-run (Debian packages freerdp2-x11 and xvfb)",
+    ) {
+        return;
+    }
+    let mut failed = Vec::new();
+    for s in scenario::CATALOGUE {
+        let mut config = TargetConfig::new(s);
+        // A connected xfreerdp stays until the server ends the session: end it soon.
+        config.idle_limit = Duration::from_secs(3);
+        config.read_timeout = Duration::from_secs(10);
+        let identity = config.identity.clone();
+        let expected = config.expected;
+        let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+        let target = runtime
+            .block_on(Target::bind(config))
+            .expect("the target binds");
+        let addr = target.local_addr();
+
+        // rdptrace's probe.
+        let server = target.clone();
+        let served = runtime.spawn(async move { server.serve_one().await });
+        let mut cfg = ProbeConfig::new(&addr.to_string()).expect("an address");
+        cfg.credentials = Some(Credentials {
+            user: identity.user.clone(),
+            domain: None,
+            password: Password::new(identity.password().to_owned()),
+        });
+        cfg.timeout = targets::DEFAULT_TIMEOUT;
+        cfg.phase_timeout = targets::DEFAULT_PHASE_TIMEOUT;
+        cfg.watch = targets::DEFAULT_WATCH;
+        let trace = runtime.block_on(rdptrace::probe::probe(&cfg));
+        let _ = runtime.block_on(async { tokio::time::timeout(XFREERDP_LIMIT, served).await });
+        let verdict = rdptrace::diagnose::diagnose(&trace);
+        let probe_says = (
+            verdict.phase,
+            verdict.cause,
+            verdict.error_info.as_ref().map(|c| c.code),
+        );
+        if probe_says != (expected.phase, expected.cause, expected.error_info) {
+            failed.push(format!(
+                "{}: rdptrace says {probe_says:?}, the scenario expects {}\n{}",
+                s.name,
+                expected.describe(),
+                report(&trace, &verdict)
+            ));
+            continue;
+        }
+
+        // The real client.
+        let server = target.clone();
+        let served = runtime.spawn(async move { server.serve_one().await });
+        let (code, output) = xfreerdp(addr.port(), &identity.user, identity.password());
+        let outcome = runtime
+            .block_on(async { tokio::time::timeout(XFREERDP_LIMIT, served).await })
+            .ok()
+            .and_then(|r| r.ok())
+            .and_then(|r| r.ok())
+            .map(|served| served.outcome.to_string());
+        let active = output.contains(XFREERDP_ACTIVE);
+        let mut wrong = Vec::new();
+        match expected.phase {
+            None if !active => wrong.push("xfreerdp did not reach the active state".to_owned()),
+            Some(p) if p < PhaseName::Active && active => wrong.push(format!(
+                "xfreerdp reached the active state; {p} should fail"
+            )),
+            Some(p) if p < PhaseName::Active && code == Some(0) => {
+                wrong.push(format!("xfreerdp exited 0; {p} should fail"))
+            }
+            _ => {}
+        }
+        if let Some(info) = expected.error_info {
+            let name = codes::name(Table::ErrorInfo, info);
+            if !output.contains(&name) {
+                wrong.push(format!("xfreerdp does not name {name}"));
+            }
+        }
+        if wrong.is_empty() {
+            eprintln!(
+                "{}: rdptrace and xfreerdp agree ({}; xfreerdp exit {code:?})",
+                s.name,
+                expected.describe()
+            );
+        } else {
+            failed.push(format!(
+                "{}: {} (expected {}; xfreerdp exit {code:?}; the target: {outcome:?})\nxfreerdp output:\n{output}",
+                s.name,
+                wrong.join("; "),
+                expected.describe()
+            ));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
+}
