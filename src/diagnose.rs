@@ -7,7 +7,7 @@
 use crate::codes::{self, Table};
 use crate::dissect::early_user_auth::ACCESS_DENIED;
 use crate::dissect::licensing::{ST_TOTAL_ABORT, STATUS_VALID_CLIENT};
-use crate::dissect::x224::PROTOCOL_RDP;
+use crate::dissect::x224::{PROTOCOL_HYBRID, PROTOCOL_RDP, PROTOCOL_SSL};
 use crate::mstsc;
 use crate::pdu::{LicenseMessage, Negotiation, PduInfo};
 use crate::trace::{CloseKind, ConnectError, EventKind, PhaseName, PhaseStatus, Side, Trace};
@@ -305,7 +305,14 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
             ConnectError::TimedOut => (
                 Cause::TimedOut,
                 format!(
-                    "{addr} did not answer the TCP SYN: a firewall drops it, or the host is down"
+                    "{addr} did not answer the TCP SYN{}: a firewall drops it, or the host is down",
+                    f.timed_out
+                        .as_ref()
+                        .map(|(_, _, seconds, per_phase)| format!(
+                            " within {}",
+                            deadline_words(*seconds, *per_phase)
+                        ))
+                        .unwrap_or_default()
                 ),
             ),
             ConnectError::Unreachable(why) => {
@@ -329,12 +336,40 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
             .requested_protocols
             .map(codes::protocol_names)
             .unwrap_or_else(|| "no negotiation".to_owned());
+        let meaning = if tls_without_nla(trace, code) {
+            // [2.2.1.2.2] "If only CredSSP was requested then the server only supports TLS."
+            "to a request for CredSSP alone this means that the server does not do network level authentication and only supports TLS".to_owned()
+        } else {
+            codes::meaning(Table::NegFailure, code).to_owned()
+        };
+        // [3.3.5.3.2] After sending RDP_NEG_FAILURE the server MUST close the connection.
+        let after = match (f.closed, f.client_closed) {
+            (Some((_, Side::Server, _)), _) => {
+                if let Some((at, reason)) = f.dpu_from_server {
+                    ev.push(format!(
+                        "{at:.1} ms: server Disconnect Provider Ultimatum {}",
+                        codes::name(Table::DpuReason, u32::from(reason))
+                    ));
+                }
+                if let Some(c) = f.close_evidence() {
+                    ev.push(c);
+                }
+                String::new()
+            }
+            (_, true) => {
+                ev.push(
+                    "the server kept the connection open after its RDP_NEG_FAILURE; the client closed it"
+                        .to_owned(),
+                );
+                "; the server then kept the connection open instead of closing it as it must ([MS-RDPBCGR] 3.3.5.3.2; FreeRDP-based servers do this), so the client closed it".to_owned()
+            }
+            _ => String::new(),
+        };
         return (
             Cause::NegotiationFailure,
             format!(
-                "the server refused the requested security protocols ({requested}): {} ({})",
+                "the server refused the requested security protocols ({requested}): {} ({meaning}){after}",
                 codes::name(Table::NegFailure, code),
-                codes::meaning(Table::NegFailure, code)
             ),
             ev,
         );
@@ -360,8 +395,15 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
             ev,
         );
     }
+    // A server that cannot start TLS after selecting it may answer the ClientHello with a cleartext
+    // Disconnect Provider Ultimatum: that, not the client's TLS error, is what happened.
+    let dpu_instead_of_tls = phase == PhaseName::Tls
+        && trace.phase(PhaseName::Tls).pdus.iter().any(|p| {
+            p.from == Side::Server && matches!(p.info, PduInfo::DisconnectProviderUltimatum { .. })
+        });
     if let Some((at, error)) = &f.tls_failed
         && phase == PhaseName::Tls
+        && !dpu_instead_of_tls
     {
         ev.push(format!("{at:.1} ms: TLS handshake failed: {error}"));
         let cert = error.contains("certificate");
@@ -490,6 +532,20 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
         if let Some(c) = f.close_evidence() {
             ev.push(c);
         }
+        if dpu_instead_of_tls {
+            if let Some((at, error)) = &f.tls_failed {
+                ev.push(format!("{at:.1} ms: TLS handshake failed: {error}"));
+            }
+            return (
+                Cause::DisconnectedByServer,
+                format!(
+                    "the server selected TLS, then answered the client's TLS ClientHello with a cleartext Disconnect Provider Ultimatum ({}) instead of a ServerHello{}: it could not start TLS, which points to its certificate or private key (missing, unreadable, or not matching)",
+                    codes::name(Table::DpuReason, u32::from(reason)),
+                    close.map(|c| format!("; then {c}")).unwrap_or_default()
+                ),
+                ev,
+            );
+        }
         return (
             Cause::DisconnectedByServer,
             format!(
@@ -546,13 +602,18 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
                 ev.push(format!(
                     "server {how} after the client asked for {req_names}"
                 ));
+                let no_nla = if req & PROTOCOL_HYBRID != 0 && sel & PROTOCOL_HYBRID == 0 {
+                    "the server does not offer network level authentication (CredSSP): "
+                } else {
+                    ""
+                };
                 let detail = if sel == PROTOCOL_RDP {
                     format!(
-                        "the server {how} although the client asked for {req_names}: a server may always fall back to Standard RDP Security ([MS-RDPBCGR] 3.3.5.3.2), but a client that requires {req_names}, as this probe does, stops here; probe with --security rdp to go on"
+                        "{no_nla}the server {how} although the client asked for {req_names}: a server may always fall back to Standard RDP Security ([MS-RDPBCGR] 3.3.5.3.2), but a client that requires {req_names}, as this probe does, stops here; probe with --security rdp to go on"
                     )
                 } else {
                     format!(
-                        "the server {how}, which the client did not ask for ({req_names}): instead of refusing with RDP_NEG_FAILURE it chose something else, which [MS-RDPBCGR] 3.3.5.3.2 does not allow; a client that requires {req_names} stops here"
+                        "{no_nla}the server {how}, which the client did not ask for ({req_names}): instead of refusing with RDP_NEG_FAILURE it chose something else, which [MS-RDPBCGR] 3.3.5.3.2 does not allow; a client that requires {req_names} stops here"
                     )
                 };
                 return (Cause::NegotiationMismatch, detail, ev);
@@ -560,13 +621,9 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
         }
     }
     if let Some((at, waiting_for, seconds, per_phase)) = &f.timed_out {
+        let within = deadline_words(*seconds, *per_phase);
         ev.push(format!(
-            "{at:.1} ms: no answer within {seconds} s ({}) while waiting for {waiting_for}",
-            if *per_phase {
-                "--phase-timeout"
-            } else {
-                "--timeout"
-            }
+            "{at:.1} ms: no answer within {within} while waiting for {waiting_for}"
         ));
         if let Some((p, last)) = &f.last_server_pdu {
             ev.push(format!("last PDU from the server: {last} ({p})"));
@@ -574,7 +631,7 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
         return (
             Cause::TimedOut,
             format!(
-                "the server stopped answering in the {phase} phase: no {waiting_for} within {seconds} s"
+                "the server stopped answering in the {phase} phase: nothing came within {within} while the client waited for {waiting_for}"
             ),
             ev,
         );
@@ -590,6 +647,17 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
         .map(|(_, name)| format!(" after the {} sent {name}", by.other().as_str()))
         .unwrap_or_default();
         if phase == PhaseName::Credssp && by == Side::Server && f.credssp_auth_sent {
+            let last_client = trace.last_pdu_from(Side::Client).map(|(_, p)| &p.info);
+            let after = match last_client {
+                Some(PduInfo::TsRequest {
+                    token: Some(crate::pdu::AuthToken::NtlmAuthenticate { .. }),
+                    ..
+                }) => " right after the client's NTLM AUTHENTICATE".to_owned(),
+                Some(PduInfo::TsRequest {
+                    auth_info: true, ..
+                }) => " right after the client's credentials (TSRequest authInfo)".to_owned(),
+                _ => after,
+            };
             return (
                 Cause::CredsspRejected,
                 format!(
@@ -646,6 +714,27 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
     )
 }
 
+/// [2.2.1.2.2] SSL_REQUIRED_BY_SERVER in answer to a request for CredSSP without TLS: the server does TLS
+/// and no network level authentication.
+fn tls_without_nla(trace: &Trace, code: u32) -> bool {
+    const SSL_REQUIRED_BY_SERVER: u32 = 0x1;
+    code == SSL_REQUIRED_BY_SERVER
+        && trace
+            .request
+            .requested_protocols
+            .is_some_and(|req| req & PROTOCOL_HYBRID != 0 && req & PROTOCOL_SSL == 0)
+}
+
+/// The deadline that expired, in words: "3 s (--phase-timeout)".
+fn deadline_words(seconds: f64, per_phase: bool) -> String {
+    let option = if per_phase {
+        "--phase-timeout"
+    } else {
+        "--timeout"
+    };
+    format!("{seconds} s ({option})")
+}
+
 /// What to try after each [2.2.1.2.2] RDP_NEG_FAILURE code.
 static NEG_FAILURE_HINTS: &[(u32, &str)] = &[
     (
@@ -676,6 +765,10 @@ fn hints(trace: &Trace, cause: Cause, f: &Findings) -> Vec<String> {
     match cause {
         Cause::NegotiationFailure => {
             if let Some((_, code)) = f.neg_failure {
+                if tls_without_nla(trace, code) {
+                    out.push("the server does TLS without NLA: try --security tls".to_owned());
+                    return out;
+                }
                 let hint = NEG_FAILURE_HINTS
                     .iter()
                     .find(|(c, _)| *c == code)

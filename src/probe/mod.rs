@@ -470,7 +470,7 @@ impl Run<'_> {
             return Err(Stop);
         }
         for addr in addrs.iter().take(8) {
-            let (deadline, _) = self.deadline();
+            let (deadline, which) = self.deadline();
             let res = tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await;
             let error = match res {
                 Ok(Ok(stream)) => {
@@ -509,7 +509,18 @@ impl Run<'_> {
                         _ => ConnectError::Other(e.to_string()),
                     },
                 },
-                Err(_) => ConnectError::TimedOut,
+                Err(_) => {
+                    // The probe's own deadline, not the kernel's (which gives up after minutes).
+                    let at = self.at();
+                    self.d.trace_mut().record_event(
+                        at,
+                        EventKind::TimedOut {
+                            deadline: which,
+                            waiting_for: format!("SYN-ACK from {addr}"),
+                        },
+                    );
+                    ConnectError::TimedOut
+                }
             };
             let at = self.at();
             self.d.trace_mut().record_event(
@@ -560,7 +571,16 @@ impl Run<'_> {
             keyboard_layout: 0x0409,
             connection_type: ironrdp_pdu::gcc::ConnectionType::Lan,
             ime_file_name: String::new(),
-            bitmap: None,
+            // [2.2.7.2.9] Surface Commands and [2.2.7.2.10] Bitmap Codecs, as mstsc and xfreerdp advertise
+            // them: some servers (weston's RDP backend) end the connection right after the Font Map when
+            // the client lacks Surface Commands. ironrdp advertises them only with a codec list.
+            bitmap: ironrdp_pdu::rdp::capability_sets::client_codecs_capabilities(&[])
+                .ok()
+                .map(|codecs| ironrdp_connector::BitmapConfig {
+                    lossy_compression: false,
+                    color_depth: 32,
+                    codecs,
+                }),
             dig_product_id: String::new(),
             client_dir: String::new(),
             alternate_shell: String::new(),
@@ -658,9 +678,10 @@ impl Run<'_> {
     fn read_failed(&mut self, e: ReadError, waiting_for: &str) {
         let at = self.at();
         match e {
-            ReadError::Closed(how) => {
-                if self.conn.is_tls() && how == CloseKind::Fin {
-                    // rustls read a close_notify (or the TCP stream ended): the tap has the raw bytes.
+            ReadError::Closed(mut how) => {
+                if how == CloseKind::Fin && self.tap.lock().is_ok_and(|log| log.reset_on_write()) {
+                    // The end of the stream came after a write had seen the server's reset.
+                    how = CloseKind::Rst;
                 }
                 debug!(?how, waiting_for, "server closed");
                 self.server_closed(how, at);
@@ -844,7 +865,7 @@ impl Run<'_> {
                     return;
                 }
                 Err(e) => {
-                    self.read_failed(e, "the server's next PDU");
+                    self.read_failed(e, "next PDU from the server");
                     return;
                 }
             }
@@ -927,16 +948,29 @@ impl Run<'_> {
         };
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let (deadline, which) = self.deadline();
-        let res = tokio::time::timeout_at(deadline, connector.connect(name, tap)).await;
+        // Fallible: a failed handshake hands the socket back, so that what the server does next (its
+        // close) is in the trace too.
+        let res =
+            tokio::time::timeout_at(deadline, connector.connect(name, tap).into_fallible()).await;
         self.drain_tap();
         let at = self.at();
         let stream = match res {
             Err(_) => {
-                self.d.on_timeout(at, which, "the server's TLS handshake");
+                self.d
+                    .on_timeout(at, which, "TLS handshake from the server");
                 return Err(Stop);
             }
-            Ok(Err(e)) => {
+            Ok(Err((e, tap))) => {
                 self.tls_failed(e);
+                let closed = self
+                    .d
+                    .trace()
+                    .events()
+                    .any(|(_, e)| matches!(e.kind, EventKind::Closed { .. }));
+                if !closed {
+                    self.conn = Conn::Plain(tap);
+                    self.drain_after_error().await;
+                }
                 return Err(Stop);
             }
             Ok(Ok(stream)) => stream,
@@ -1141,9 +1175,9 @@ impl Run<'_> {
                 _ => FrameKind::Der,
             };
             let waiting = if kind == FrameKind::Der {
-                "the server's TSRequest"
+                "TSRequest from the server"
             } else {
-                "the Early User Authorization Result"
+                "Early User Authorization Result"
             };
             let (frame, _) = self.recv(kind, waiting).await?;
             match sequence.decode_server_message(&frame) {
@@ -1178,7 +1212,7 @@ impl Run<'_> {
                     return Ok(());
                 }
                 Err(e) => {
-                    self.read_failed(e, "the server's next PDU");
+                    self.read_failed(e, "next PDU from the server");
                     return Err(Stop);
                 }
             }
@@ -1189,13 +1223,16 @@ impl Run<'_> {
 /// What the connector waits for, by its state name.
 fn waiting_for(state: &str) -> &'static str {
     match state {
-        "ConnectionInitiationWaitConfirm" => "X.224 Connection Confirm",
+        "ConnectionInitiationWaitResponse" | "ConnectionInitiationWaitConfirm" => {
+            "X.224 Connection Confirm"
+        }
         "BasicSettingsExchangeWaitResponse" => "MCS Connect Response",
         "ChannelConnection" => "MCS Attach User Confirm or Channel Join Confirm",
         "ConnectTimeAutoDetection" | "LicensingExchange" => "licensing PDU",
         "MultitransportBootstrapping" => "Server Demand Active",
         s if s.contains("Capabilities") => "Server Demand Active",
-        _ => "the server's next PDU",
+        "ConnectionFinalization" => "Synchronize, Control and Font Map PDUs from the server",
+        _ => "next PDU from the server",
     }
 }
 

@@ -17,6 +17,10 @@ use crate::trace::{CloseKind, Side};
 #[derive(Debug, Default)]
 pub struct TapLog {
     chunks: Vec<(Side, f64, Vec<u8>)>,
+    /// A write failed with ECONNRESET: the server had reset the connection. The socket reports a reset
+    /// once; a TLS stack that writes a last alert after a failed handshake takes that report, and the
+    /// next read only sees the end of the stream.
+    reset_on_write: bool,
 }
 
 /// The most bytes a tap holds before the probe drains it; a peer that floods is cut off past this.
@@ -25,6 +29,11 @@ pub const TAP_LIMIT: usize = 4 << 20;
 impl TapLog {
     pub fn drain(&mut self) -> Vec<(Side, f64, Vec<u8>)> {
         std::mem::take(&mut self.chunks)
+    }
+
+    /// Whether a write saw the server's reset.
+    pub fn reset_on_write(&self) -> bool {
+        self.reset_on_write
     }
 
     fn len(&self) -> usize {
@@ -85,8 +94,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = res {
-            self.push(Side::Client, buf.get(..n).unwrap_or(&[]));
+        match &res {
+            Poll::Ready(Ok(n)) => self.push(Side::Client, buf.get(..*n).unwrap_or(&[])),
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => {
+                if let Ok(mut log) = self.log.lock() {
+                    log.reset_on_write = true;
+                }
+            }
+            _ => {}
         }
         res
     }
