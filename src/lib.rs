@@ -13,6 +13,7 @@ pub mod explain;
 pub mod mstsc;
 pub mod pdu;
 pub mod probe;
+pub mod rdp_security;
 pub mod replay;
 pub mod report;
 pub mod serve;

@@ -23,7 +23,11 @@ pub const SEC_TRANSPORT_RSP: u16 = 0x0004;
 pub const SEC_ENCRYPT: u16 = 0x0008;
 pub const SEC_INFO_PKT: u16 = 0x0040;
 pub const SEC_LICENSE_PKT: u16 = 0x0080;
+/// SEC_LICENSE_ENCRYPT_CS (from the server) and SEC_LICENSE_ENCRYPT_SC (from the client) share this value.
+pub const SEC_LICENSE_ENCRYPT: u16 = 0x0200;
 pub const SEC_REDIRECTION_PKT: u16 = 0x0400;
+/// [5.3.6.1.1] The MAC is salted with the encryption count.
+pub const SEC_SECURE_CHECKSUM: u16 = 0x0800;
 pub const SEC_AUTODETECT_REQ: u16 = 0x1000;
 pub const SEC_AUTODETECT_RSP: u16 = 0x2000;
 pub const SEC_HEARTBEAT: u16 = 0x4000;
