@@ -8,7 +8,8 @@
 //! - [`pdu`]: the security headers ([2.2.8.1.1.2]), MCS Send Data and fast-path framing ([2.2.8.1.2],
 //!   [2.2.9.1.2]), the GCC user data of the MCS Connect PDUs and the Security Exchange PDU ([2.2.1.10]);
 //! - [`client`] and [`server`]: shims that make a connection under Standard RDP Security look, to
-//!   ironrdp's connector and acceptor, like one at encryption level NONE.
+//!   ironrdp's connector and acceptor, like one at encryption level NONE;
+//! - [`sink`]: the dissector's view: decrypts both directions given the client random or the server's key.
 
 pub mod cert;
 pub mod cipher;
@@ -16,6 +17,7 @@ pub mod client;
 pub mod keys;
 pub mod pdu;
 pub mod server;
+pub mod sink;
 
 use core::fmt;
 

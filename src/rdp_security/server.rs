@@ -322,12 +322,12 @@ fn check_mac(ok: bool, salted: bool) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::rdp_security::client::ClientShim;
 
     /// A Send Data Request frame on the I/O channel.
-    fn request(data: &[u8]) -> Vec<u8> {
+    pub(crate) fn request(data: &[u8]) -> Vec<u8> {
         let send = SendData {
             head: &[0x03, 0x00, 0x00, 0x00, 0x02, 0xf0, 0x80],
             indication: false,
@@ -339,7 +339,7 @@ mod tests {
         send.encode(data).unwrap()
     }
 
-    fn indication(data: &[u8]) -> Vec<u8> {
+    pub(crate) fn indication(data: &[u8]) -> Vec<u8> {
         let send = SendData {
             head: &[0x03, 0x00, 0x00, 0x00, 0x02, 0xf0, 0x80],
             indication: true,
@@ -351,12 +351,21 @@ mod tests {
         send.encode(data).unwrap()
     }
 
-    /// The client shim against the server shim, with the [4.1.4] Connect Response standing for the acceptor's
-    /// (its security data replaced by the server shim's own).
-    fn pair(level: Level, offered: u32) -> (ClientShim, ServerShim) {
+    /// The client shim (client random 0x17...) against the server shim (server random 0x42...), with the
+    /// [4.1.4] Connect Response standing for the acceptor's (its security data replaced by the server shim's
+    /// own); also the server's key and the Connect Response as it went on the wire.
+    pub(crate) fn pair(level: Level, offered: u32) -> (ClientShim, ServerShim) {
+        let (client, server, _, _) = pair_on_wire(level, offered);
+        (client, server)
+    }
+
+    pub(crate) fn pair_on_wire(
+        level: Level,
+        offered: u32,
+    ) -> (ClientShim, ServerShim, RsaPrivateKey, Vec<u8>) {
         let mut rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
         let key = RsaPrivateKey::new_unchecked(&mut rng, 512).unwrap();
-        let mut server = ServerShim::new(level, offered, key, [0x42; 32]).unwrap();
+        let mut server = ServerShim::new(level, offered, key.clone(), [0x42; 32]).unwrap();
         let mut client = ClientShim::new([0x17; 32]);
         // The client's Connect Initial: rdptrace's own client writes encryptionMethods 0; the shim offers all.
         let initial = crate::rdp_security::unhex(CONNECT_INITIAL);
@@ -374,7 +383,7 @@ mod tests {
         let to_connector = client.incoming(&wire).unwrap();
         assert_eq!(to_connector.frame, none);
         assert!(to_connector.established.is_some());
-        (client, server)
+        (client, server, key, wire)
     }
 
     /// An MCS Connect Initial with a Client Security Data block (encryptionMethods 0), as ironrdp writes it.
