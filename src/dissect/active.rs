@@ -148,7 +148,9 @@ fn fast_path_unseal(d: &mut Dissector, from: Side, frame: &[u8], flags: u8) -> b
 
 /// Data on the I/O or message channel: security header, then share control PDUs.
 pub(super) fn io_data(d: &mut Dissector, from: Side, frame_len: usize, data: &[u8], base: usize) {
-    if starts_share_control(data) {
+    // Under Standard RDP Security with encryption every PDU has a security header, whose flagsHi may hold
+    // anything (xrdp puts the licensing wMsgSize there).
+    if !d.state.standard_security_encrypted() && starts_share_control(data) {
         if from == Side::Server {
             d.settle_awaiting();
         }

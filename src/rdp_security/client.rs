@@ -332,10 +332,8 @@ impl Secured {
             return Ok(());
         };
         let send = send?;
-        if !starts_with_security_header(send.data) {
-            incoming.frame = frame.to_vec();
-            return Ok(());
-        }
+        // [2.2.8.1.1.2] Above level NONE every PDU of the server has a security header (flagsHi may hold
+        // anything: xrdp puts the licensing wMsgSize there).
         let (header, body) = SecurityHeader::read(send.data, self.fips())?;
         // What only means something under Standard RDP Security goes; the PDU type flags stay.
         let flags = header.flags & !(SEC_ENCRYPT | SEC_SECURE_CHECKSUM | SEC_LICENSE_ENCRYPT);
