@@ -98,6 +98,9 @@ pub struct ProbeConfig {
     /// Append the TLS secrets to this file (NSS key log format).
     pub keylog: Option<PathBuf>,
     pub client_name: String,
+    /// Under Standard RDP Security, sign with the salted MAC ([5.3.6.1.1]) as FreeRDP does, not the plain one
+    /// every server checks (see [`ClientShim::with_salted_mac`]).
+    pub salted_mac: bool,
 }
 
 /// The default RDP port.
@@ -119,6 +122,7 @@ impl ProbeConfig {
             strict_cert: false,
             keylog: None,
             client_name: "rdptrace".to_owned(),
+            salted_mac: false,
         })
     }
 
@@ -185,7 +189,7 @@ pub async fn probe(config: &ProbeConfig) -> Trace {
         match getrandom::fill(&mut random) {
             Ok(()) => {
                 d.set_security_sink(Box::new(SessionSink::with_client_random(random)));
-                rdp_security = Some(ClientShim::new(random));
+                rdp_security = Some(ClientShim::new(random).with_salted_mac(config.salted_mac));
             }
             Err(e) => d.trace_mut().record_event(
                 0.0,

@@ -43,6 +43,7 @@ pub struct Incoming {
 
 struct Secured {
     negotiated: Negotiated,
+    salted: bool,
     encrypted_random: Vec<u8>,
     exchange_sent: bool,
     sealer: Stream,
@@ -62,6 +63,8 @@ enum State {
 /// The client side; sans-IO.
 pub struct ClientShim {
     client_random: [u8; RANDOM_LEN],
+    /// Sign with the salted MAC ([5.3.6.1.1]) rather than the plain one.
+    salted: bool,
     state: State,
 }
 
@@ -109,8 +112,18 @@ impl ClientShim {
     pub fn new(client_random: [u8; RANDOM_LEN]) -> ClientShim {
         ClientShim {
             client_random,
+            salted: false,
             state: State::Negotiating,
         }
+    }
+
+    /// Signs with the salted MAC ([5.3.6.1.1], SEC_SECURE_CHECKSUM) from the Client Info on, as FreeRDP does,
+    /// instead of the plain MAC ([5.3.6.1]). The salted MAC is meant for peers whose General Capability Sets
+    /// both carry ENC_SALTED_CHECKSUM, which are exchanged after the Client Info; some servers check the plain
+    /// MAC only (Debian's xrdp 0.9.21 since its 2026 security update drops the connection otherwise).
+    pub fn with_salted_mac(mut self, salted: bool) -> ClientShim {
+        self.salted = salted;
+        self
     }
 
     /// The method and level in force, once the server turned encryption on.
@@ -179,7 +192,8 @@ impl ClientShim {
                         self.state = State::Plain;
                         return Ok(incoming);
                     }
-                    let (secured, established) = Secured::new(&data, &self.client_random)?;
+                    let (mut secured, established) = Secured::new(&data, &self.client_random)?;
+                    secured.salted = self.salted;
                     incoming.frame =
                         connect.with_block(SC_SECURITY, &ServerSecurityData::none().encode())?;
                     incoming.established = Some(established);
@@ -236,6 +250,7 @@ impl Secured {
         Ok((
             Secured {
                 negotiated,
+                salted: false,
                 encrypted_random,
                 exchange_sent: false,
                 sealer: Stream::sealer(&keys, Direction::ClientToServer)?,
@@ -252,8 +267,13 @@ impl Secured {
 
     /// The security header of a sealed PDU.
     fn header(&self, flags: u16, sealed: &super::cipher::Sealed) -> SecurityHeader {
+        let checksum = if self.salted && !self.fips() {
+            SEC_SECURE_CHECKSUM
+        } else {
+            0
+        };
         SecurityHeader {
-            flags: flags | SEC_ENCRYPT,
+            flags: flags | SEC_ENCRYPT | checksum,
             flags_hi: 0,
             fips: self.fips().then(|| FipsInfo::new(sealed.pad)),
             signature: Some(sealed.signature),
@@ -263,12 +283,15 @@ impl Secured {
     fn outgoing(&mut self, frame: &[u8], out: &mut Vec<u8>) -> Result<()> {
         if is_fast_path(frame) {
             let pdu = FastPath::parse(frame, false)?;
-            // [5.3.6.1] The client signs with the plain MAC (see `seal`).
-            let sealed = self.sealer.seal(pdu.data, false)?;
+            let sealed = self.sealer.seal(pdu.data, self.salted)?;
             let fips = self.fips().then(|| FipsInfo::new(sealed.pad));
+            let mut flags = FASTPATH_ENCRYPTED;
+            if self.salted && !self.fips() {
+                flags |= FASTPATH_SECURE_CHECKSUM;
+            }
             let encrypted = FastPath {
                 header: pdu.header,
-                flags: FASTPATH_ENCRYPTED,
+                flags,
                 fips,
                 signature: Some(sealed.signature),
                 data: &sealed.data,
@@ -299,8 +322,8 @@ impl Secured {
         }
         // [5.3.6.1.1] The salted MAC is chosen by capability flags exchanged after the Client Info; the plain
         // MAC ([5.3.6.1]) is what a header without SEC_SECURE_CHECKSUM announces, and every server checks it
-        // (Debian's xrdp 0.9.21 since its 2026 security update checks no other).
-        let sealed = self.sealer.seal(body, false)?;
+        // (see `with_salted_mac`).
+        let sealed = self.sealer.seal(body, self.salted)?;
         let user_data = self.header(flags, &sealed).write(&sealed.data);
         out.extend_from_slice(&send.encode(&user_data)?);
         Ok(())

@@ -355,18 +355,19 @@ pub(crate) mod tests {
     /// [4.1.4] Connect Response standing for the acceptor's (its security data replaced by the server shim's
     /// own); also the server's key and the Connect Response as it went on the wire.
     pub(crate) fn pair(level: Level, offered: u32) -> (ClientShim, ServerShim) {
-        let (client, server, _, _) = pair_on_wire(level, offered);
+        let (client, server, _, _) = pair_on_wire(level, offered, false);
         (client, server)
     }
 
     pub(crate) fn pair_on_wire(
         level: Level,
         offered: u32,
+        salted: bool,
     ) -> (ClientShim, ServerShim, RsaPrivateKey, Vec<u8>) {
         let mut rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
         let key = RsaPrivateKey::new_unchecked(&mut rng, 512).unwrap();
         let mut server = ServerShim::new(level, offered, key.clone(), [0x42; 32]).unwrap();
-        let mut client = ClientShim::new([0x17; 32]);
+        let mut client = ClientShim::new([0x17; 32]).with_salted_mac(salted);
         // The client's Connect Initial: rdptrace's own client writes encryptionMethods 0; the shim offers all.
         let initial = crate::rdp_security::unhex(CONNECT_INITIAL);
         let wire = client.outgoing(&initial).unwrap();
@@ -394,18 +395,30 @@ pub(crate) mod tests {
 
     #[test]
     fn client_and_server_shims_talk() {
-        for (level, offered, method) in [
-            (Level::ClientCompatible, Method::ALL, Method::Rc4Bits128),
-            (Level::High, Method::ALL, Method::Rc4Bits128),
+        for (level, offered, method, salted) in [
+            (
+                Level::ClientCompatible,
+                Method::ALL,
+                Method::Rc4Bits128,
+                false,
+            ),
+            (
+                Level::ClientCompatible,
+                Method::ALL,
+                Method::Rc4Bits128,
+                true,
+            ),
+            (Level::High, Method::ALL, Method::Rc4Bits128, false),
             (
                 Level::ClientCompatible,
                 Method::BITS_56 | Method::BITS_128,
                 Method::Rc4Bits128,
+                true,
             ),
-            (Level::Fips, Method::FIPS, Method::Fips),
-            (Level::Low, Method::ALL, Method::Rc4Bits128),
+            (Level::Fips, Method::FIPS, Method::Fips, false),
+            (Level::Low, Method::ALL, Method::Rc4Bits128, true),
         ] {
-            let (mut client, mut server) = pair(level, offered);
+            let (mut client, mut server, _, _) = pair_on_wire(level, offered, salted);
             // Client Info: a basic header SEC_INFO_PKT, then its body.
             let info = request(
                 &SecurityHeader::basic(crate::rdp_security::pdu::SEC_INFO_PKT)
@@ -437,6 +450,15 @@ pub(crate) mod tests {
             for n in 0..20u8 {
                 let demand = indication(&[0x20, 0x00, 0x11, 0x00, 0xea, 0x03, n, n, n]);
                 let wire = server.outgoing(&demand).unwrap();
+                // The server answers with the MAC kind the client uses.
+                let sd = SendData::parse(&wire).unwrap().unwrap();
+                let (h, _) = SecurityHeader::read(sd.data, method == Method::Fips).unwrap();
+                let encrypted = level.server_encrypts();
+                assert_eq!(h.flags & SEC_ENCRYPT != 0, encrypted, "{level:?}");
+                assert_eq!(
+                    h.flags & SEC_SECURE_CHECKSUM != 0,
+                    encrypted && salted && method != Method::Fips
+                );
                 let back = client.incoming(&wire).unwrap();
                 assert!(!back.mac_failed);
                 assert_eq!(back.frame, demand);

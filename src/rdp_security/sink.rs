@@ -133,7 +133,7 @@ mod tests {
 
     /// The dissector fed a secured exchange (made by the client and server shims) with `sink`.
     fn dissect(level: Level, offered: u32, server_key: bool) -> Trace {
-        let (mut client, mut server, key, response) = pair_on_wire(level, offered);
+        let (mut client, mut server, key, response) = pair_on_wire(level, offered, server_key);
         let mut d = Dissector::new(Trace::new("target".to_owned(), Origin::Probe));
         let sink = if server_key {
             SessionSink::with_server_key(key)
@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn without_keys_the_pdus_stay_encrypted() {
-        let (mut client, _, _, response) = pair_on_wire(Level::High, Method::ALL);
+        let (mut client, _, _, response) = pair_on_wire(Level::High, Method::ALL, false);
         let mut d = Dissector::new(Trace::new("target".to_owned(), Origin::Probe));
         // Another client random: the keys are wrong, the MAC says so once.
         d.set_security_sink(Box::new(SessionSink::with_client_random([0x18; 32])));
@@ -240,7 +240,7 @@ mod tests {
             crate::trace::EventKind::Anomaly { detail } if detail.contains("MAC of a client PDU does not verify")
         )));
 
-        let (mut client, _, _, response) = pair_on_wire(Level::High, Method::ALL);
+        let (mut client, _, _, response) = pair_on_wire(Level::High, Method::ALL, false);
         let mut d = Dissector::new(Trace::new("target".to_owned(), Origin::Probe));
         d.on_tcp_data(Side::Server, 1.0, &response);
         d.on_tcp_data(
