@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod xrdp;
 #[allow(unused_imports)]
 pub use client::{BOUND, ClientRun, StopAt, run};
 
