@@ -440,7 +440,7 @@ fn u16_of(n: usize) -> Result<u16> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::rdp_security::unhex;
 

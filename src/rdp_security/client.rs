@@ -16,7 +16,7 @@ use super::pdu::{
     CS_SECURITY, FASTPATH_ENCRYPTED, FASTPATH_SECURE_CHECKSUM, FastPath, FipsInfo, McsConnect,
     PDU_TYPE_FLAGS, SC_SECURITY, SEC_ENCRYPT, SEC_LICENSE_ENCRYPT, SEC_LICENSE_PKT,
     SEC_SECURE_CHECKSUM, SecurityHeader, SendData, ServerSecurityData, is_fast_path,
-    security_exchange, starts_with_security_header,
+    license_request_with_certificate, security_exchange, starts_with_security_header,
 };
 use super::{Level, Method, Negotiated, Result, SecurityError};
 
@@ -44,6 +44,8 @@ pub struct Incoming {
 struct Secured {
     negotiated: Negotiated,
     salted: bool,
+    /// The Server Security Data's certificate, for a License Request that comes without one.
+    certificate: Vec<u8>,
     encrypted_random: Vec<u8>,
     exchange_sent: bool,
     sealer: Stream,
@@ -251,6 +253,7 @@ impl Secured {
             Secured {
                 negotiated,
                 salted: false,
+                certificate: data.certificate.to_vec(),
                 encrypted_random,
                 exchange_sent: false,
                 sealer: Stream::sealer(&keys, Direction::ClientToServer)?,
@@ -373,6 +376,15 @@ impl Secured {
             }
             None => body.to_vec(),
         };
+        let plain = if flags & SEC_LICENSE_PKT != 0 {
+            // One that does not parse goes on as it came: the client reports what is wrong with it.
+            match license_request_with_certificate(&plain, &self.certificate) {
+                Ok(Some(filled)) => filled,
+                _ => plain,
+            }
+        } else {
+            plain
+        };
         let user_data = if flags & PDU_TYPE_FLAGS != 0 {
             SecurityHeader::basic(flags).write(&plain)
         } else {
@@ -398,5 +410,55 @@ mod tests {
         assert_eq!(f[1], [0x00, 0x03, 0xaa]);
         assert!(frames(&[0x03, 0x00, 0x00, 0x09, 0x02]).is_err());
         assert!(frames(&[0xff, 0x01]).is_err());
+    }
+
+    /// A server whose X.509 certificate holds an ECDSA key: Standard RDP Security has no use for it ([5.3.4]
+    /// encrypts the client random with RSA), which is what the client says.
+    #[test]
+    fn a_certificate_without_an_rsa_key_is_unsupported() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["server".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let mut chain = Vec::new();
+        chain.extend_from_slice(&2u32.to_le_bytes());
+        chain.extend_from_slice(&1u32.to_le_bytes());
+        chain.extend_from_slice(&(leaf.der().len() as u32).to_le_bytes());
+        chain.extend_from_slice(leaf.der());
+        chain.extend_from_slice(&[0; 12]);
+        let random = [0x33; 32];
+        let data = ServerSecurityData {
+            method: Method::BITS_128,
+            level: Level::ClientCompatible.wire(),
+            server_random: &random,
+            certificate: &chain,
+        };
+        let response =
+            crate::rdp_security::unhex(crate::rdp_security::pdu::tests::SPEC_CONNECT_RESPONSE);
+        let frame = McsConnect::parse(&response)
+            .unwrap()
+            .unwrap()
+            .with_block(SC_SECURITY, &data.encode())
+            .unwrap();
+        let mut client = ClientShim::new([1; 32]);
+        match client.incoming(&frame) {
+            Err(SecurityError::Unsupported(why)) => assert!(why.contains("not rsa"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // A server random of the wrong length is the server's fault.
+        let data = ServerSecurityData {
+            server_random: &random[..16],
+            ..data
+        };
+        let frame = McsConnect::parse(&response)
+            .unwrap()
+            .unwrap()
+            .with_block(SC_SECURITY, &data.encode())
+            .unwrap();
+        assert!(matches!(
+            ClientShim::new([1; 32]).incoming(&frame),
+            Err(SecurityError::Malformed(_))
+        ));
     }
 }

@@ -617,6 +617,50 @@ pub fn read_security_exchange(body: &[u8]) -> Result<&[u8]> {
     Ok(r.rest())
 }
 
+/// [MS-RDPELE] 2.2.2.1 A Server License Request (the licensing PDU after its security header) without a
+/// server certificate (wBlobLen 0, which a server under Standard RDP Security may send), with `certificate`
+/// (the Server Security Data's, [2.2.1.4.3]) put in its place, as [MS-RDPELE] 2.2.2.1 tells a client to use
+/// it; `None` when the PDU is another message or has a certificate.
+pub fn license_request_with_certificate(
+    body: &[u8],
+    certificate: &[u8],
+) -> Result<Option<Vec<u8>>> {
+    const LICENSE_REQUEST: u8 = 0x01;
+    const BB_CERTIFICATE_BLOB: u16 = 0x0003;
+    let mut r = Reader::new(body);
+    if r.u8("bMsgType")? != LICENSE_REQUEST {
+        return Ok(None);
+    }
+    r.u8("flags")?;
+    r.u16_le("wMsgSize")?;
+    r.skip(32, "ServerRandom")?;
+    r.u32_le("dwVersion")?;
+    let company = r.u32_le("cbCompanyName")? as usize;
+    r.skip(company, "pbCompanyName")?;
+    let product = r.u32_le("cbProductId")? as usize;
+    r.skip(product, "pbProductId")?;
+    r.u16_le("KeyExchangeList wBlobType")?;
+    let exchange = usize::from(r.u16_le("KeyExchangeList wBlobLen")?);
+    r.skip(exchange, "KeyExchangeList blobData")?;
+    let at = r.offset();
+    r.u16_le("ServerCertificate wBlobType")?;
+    if r.u16_le("ServerCertificate wBlobLen")? != 0 || certificate.is_empty() {
+        return Ok(None);
+    }
+    let len = u16::try_from(certificate.len()).map_err(|_| {
+        SecurityError::Unsupported(format!("a {}-byte server certificate", certificate.len()))
+    })?;
+    let mut out = body[..at].to_vec();
+    out.extend_from_slice(&BB_CERTIFICATE_BLOB.to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(certificate);
+    out.extend_from_slice(r.rest());
+    let size = u16::try_from(out.len())
+        .map_err(|_| SecurityError::Unsupported(format!("a {}-byte license request", out.len())))?;
+    out[2..4].copy_from_slice(&size.to_le_bytes());
+    Ok(Some(out))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -739,5 +783,48 @@ pub(crate) mod tests {
         assert!(!starts_with_security_header(&[
             0x40, 0x01, 0x13, 0x00, 0xef, 0x03
         ]));
+    }
+
+    #[test]
+    fn a_license_request_without_certificate_gets_the_server_security_data_one() {
+        let cert = unhex(crate::rdp_security::cert::tests::SPEC_CERTIFICATE);
+        let mut body = vec![0x01, 0x03, 0x00, 0x00];
+        body.extend_from_slice(&[0x11; 32]); // ServerRandom
+        body.extend_from_slice(&0x0006_0000u32.to_le_bytes()); // dwVersion
+        body.extend_from_slice(&4u32.to_le_bytes());
+        body.extend_from_slice(b"M\0\0\0");
+        body.extend_from_slice(&4u32.to_le_bytes());
+        body.extend_from_slice(b"A\0\0\0");
+        body.extend_from_slice(&[0x0d, 0x00, 0x04, 0x00, 0x01, 0x00, 0x00, 0x00]); // KeyExchangeList
+        body.extend_from_slice(&[0x03, 0x00, 0x00, 0x00]); // ServerCertificate, empty
+        body.extend_from_slice(&1u32.to_le_bytes()); // ScopeCount
+        body.extend_from_slice(&[0x0e, 0x00, 0x0e, 0x00]);
+        body.extend_from_slice(b"microsoft.com\0");
+        let size = body.len() as u16;
+        body[2..4].copy_from_slice(&size.to_le_bytes());
+
+        let filled = license_request_with_certificate(&body, &cert)
+            .unwrap()
+            .unwrap();
+        assert_eq!(filled.len(), body.len() + cert.len());
+        let pdu = SecurityHeader::basic(SEC_LICENSE_PKT).write(&filled);
+        // ironrdp reads the key from it now, as it does from a request that carried the certificate.
+        let license: ironrdp_pdu::rdp::server_license::LicensePdu =
+            ironrdp_core::decode(&pdu).unwrap();
+        let ironrdp_pdu::rdp::server_license::LicensePdu::ServerLicenseRequest(request) = license
+        else {
+            panic!("a license request");
+        };
+        assert!(request.get_public_key().unwrap().is_some());
+        // A request with a certificate, and other messages, stay as they are.
+        assert_eq!(
+            license_request_with_certificate(&filled, &cert).unwrap(),
+            None
+        );
+        assert_eq!(
+            license_request_with_certificate(&[0xff, 0x03, 0x10, 0x00], &cert).unwrap(),
+            None
+        );
+        assert!(license_request_with_certificate(&body[..40], &cert).is_err());
     }
 }
