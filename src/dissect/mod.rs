@@ -157,8 +157,9 @@ pub struct ConnState {
 }
 
 impl ConnState {
-    /// Standard RDP Security with RC4 or FIPS encryption in effect: PDUs after the Security Exchange are
-    /// encrypted with keys neither the probe nor a capture reader has.
+    /// Standard RDP Security with RC4 or FIPS encryption in effect: every PDU after the MCS Connect Response
+    /// has a security header, and those after the Security Exchange are encrypted (readable with a
+    /// [`SecuritySink`] that has the keys).
     pub fn standard_security_encrypted(&self) -> bool {
         self.selected_protocol.unwrap_or(0) == 0
             && self.encryption_level != 0
