@@ -447,6 +447,15 @@ pub(crate) mod tests {
             let back = client.incoming(&wire).unwrap();
             assert!(!back.mac_failed);
             assert_eq!(back.frame, license);
+            // The server said it takes encrypted licensing PDUs (SEC_LICENSE_ENCRYPT_CS): the client's go
+            // encrypted, at every level (client-to-server data is encrypted from Low up).
+            let answer =
+                request(&SecurityHeader::basic(SEC_LICENSE_PKT).write(b"\x13\x03\x08\x00answer"));
+            let wire = client.outgoing(&answer).unwrap();
+            let sd = SendData::parse(&wire).unwrap().unwrap();
+            let (h, _) = SecurityHeader::read(sd.data, method == Method::Fips).unwrap();
+            assert_ne!(h.flags & SEC_ENCRYPT, 0, "{level:?}");
+            assert_eq!(server.incoming(&wire).unwrap().unwrap(), answer);
             for n in 0..20u8 {
                 let demand = indication(&[0x20, 0x00, 0x11, 0x00, 0xea, 0x03, n, n, n]);
                 let wire = server.outgoing(&demand).unwrap();
