@@ -15,6 +15,7 @@ pub mod fleet;
 pub mod mstsc;
 pub mod pdu;
 pub mod probe;
+pub mod rdp_security;
 pub mod replay;
 pub mod report;
 pub mod scan;

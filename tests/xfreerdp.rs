@@ -67,7 +67,8 @@ fn wait_bounded(child: &mut Child, what: &str) -> ExitStatus {
     panic!("{what} did not end within {BOUND:?}");
 }
 
-/// Runs xfreerdp against `port` with NLA; returns its exit status and its output (stdout and stderr).
+/// Runs xfreerdp against `port` with NLA (or the `/sec:` in `extra`); returns its exit status and its output
+/// (stdout and stderr).
 fn xfreerdp(port: u16, home: &Path, extra: &[&str]) -> (ExitStatus, String) {
     let id = TestIdentity::default();
     let out_path = home.join("xfreerdp.out");
@@ -81,9 +82,11 @@ fn xfreerdp(port: u16, home: &Path, extra: &[&str]) -> (ExitStatus, String) {
         // A test-only value for a test server; the target itself never takes it from argv.
         format!("/p:{}", id.password()),
         "/cert:ignore".to_owned(),
-        "/sec:nla".to_owned(),
         "/log-level:INFO".to_owned(),
     ];
+    if !extra.iter().any(|a| a.starts_with("/sec:")) {
+        args.push("/sec:nla".to_owned());
+    }
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     let mut child = Command::new("xvfb-run")
         .args(&args)
@@ -241,5 +244,99 @@ fn xfreerdp_against_healthy() {
             }
         )),
         "the client's credentials went through CredSSP"
+    );
+}
+
+#[test]
+fn xfreerdp_against_standard_security() {
+    if !client_available() {
+        return;
+    }
+    let scenario = scenario::find("standard-security").expect("in the catalogue");
+    let (status, output, served) = against(
+        TargetConfig::new(scenario),
+        "xfreerdp-standard-security",
+        &["/sec:rdp", "+auth-only"],
+    );
+    // Under Standard RDP Security +auth-only ends after the connection sequence: xfreerdp reached the active
+    // state, with FreeRDP's own RC4, MAC and key derivation against the target's.
+    assert_eq!(status.code(), Some(0), "xfreerdp output:\n{output}");
+    assert!(
+        matches!(
+            served.outcome,
+            Outcome::ClientClosed {
+                phase: PhaseName::Active,
+                ..
+            }
+        ),
+        "{:?}",
+        served.outcome
+    );
+    let trace = &served.trace;
+    let facts = |phase: PhaseName, key: &str| {
+        trace
+            .phase(phase)
+            .facts
+            .get(key)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        facts(PhaseName::SecureSettings, "encryption").as_deref(),
+        Some("RC4 128-bit")
+    );
+    // FreeRDP signs with the salted MAC; the target answers in kind and xfreerdp accepts it.
+    assert_eq!(
+        facts(PhaseName::SecureSettings, "client_mac").as_deref(),
+        Some("salted (SEC_SECURE_CHECKSUM)")
+    );
+    assert!(
+        trace.pdus().any(|(_, p)| matches!(
+            &p.info,
+            PduInfo::ClientInfo { encrypted: true, user: Some(u), .. } if u == "rdptrace"
+        )),
+        "the target decrypted xfreerdp's Client Info"
+    );
+    assert!(
+        trace
+            .pdus()
+            .any(|(_, p)| p.name == "Font List" && p.summary.contains("decrypted")),
+        "xfreerdp went through finalization"
+    );
+}
+
+#[test]
+fn xfreerdp_against_standard_security_with_fips() {
+    if !client_available() {
+        return;
+    }
+    let scenario = scenario::find("standard-security").expect("in the catalogue");
+    let mut config = TargetConfig::new(scenario);
+    config.standard_security = rdptrace::serve::standard_security::StandardSecurity::FIPS;
+    let (status, output, served) = against(
+        config,
+        "xfreerdp-standard-security-fips",
+        &["/sec:rdp", "+auth-only"],
+    );
+    assert_eq!(status.code(), Some(0), "xfreerdp output:\n{output}");
+    assert!(
+        matches!(
+            served.outcome,
+            Outcome::ClientClosed {
+                phase: PhaseName::Active,
+                ..
+            }
+        ),
+        "{:?}",
+        served.outcome
+    );
+    assert_eq!(
+        served
+            .trace
+            .phase(PhaseName::SecureSettings)
+            .facts
+            .get("encryption")
+            .and_then(|v| v.as_str()),
+        Some("FIPS (3DES, HMAC-SHA1)")
     );
 }

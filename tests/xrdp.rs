@@ -2,61 +2,13 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::xrdp::{start_xrdp, xrdp_available};
 use common::*;
 use rdptrace::probe::{ProbeConfig, Security};
 use rdptrace::trace::{PhaseName, PhaseStatus};
 use rdptrace::verdict::Cause;
-
-/// Starts `xrdp --nodaemon` on `port` with the given security settings; `None` when xrdp cannot run here.
-fn start_xrdp(dir: &Path, port: u16, settings: &[(&str, &str)]) -> Option<ChildGuard> {
-    let ini = std::fs::read_to_string("/etc/xrdp/xrdp.ini").ok()?;
-    let mut out = String::new();
-    let mut in_globals = false;
-    let mut port_done = false;
-    for line in ini.lines() {
-        if line.starts_with('[') {
-            in_globals = line.trim() == "[Globals]";
-        }
-        let key = line.split('=').next().unwrap_or("").trim();
-        if in_globals && key == "port" && !port_done {
-            out.push_str(&format!("port=tcp://127.0.0.1:{port}\n"));
-            port_done = true;
-            continue;
-        }
-        if in_globals && settings.iter().any(|(k, _)| *k == key) {
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-        if in_globals && line.trim() == "[Globals]" {
-            for (k, v) in settings {
-                out.push_str(&format!("{k}={v}\n"));
-            }
-        }
-    }
-    let path = dir.join("xrdp.ini");
-    std::fs::write(&path, out).ok()?;
-    let child = Command::new("xrdp")
-        .args(["--nodaemon", "--config"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let guard = ChildGuard(child);
-    wait_listening(port, Duration::from_secs(20)).then_some(guard)
-}
-
-fn xrdp_available() -> bool {
-    require(
-        has_program("xrdp") && Path::new("/etc/xrdp/xrdp.ini").is_file() && is_root(),
-        "xrdp (Debian package xrdp, run as root)",
-    )
-}
 
 fn config(port: u16, security: Security) -> ProbeConfig {
     let mut cfg = ProbeConfig::new(&format!("127.0.0.1:{port}")).unwrap();
@@ -135,7 +87,7 @@ fn xrdp_over_tls_reaches_the_active_state() {
 }
 
 #[test]
-fn xrdp_with_rc4_standard_security_is_a_client_limit_in_mcs_connect() {
+fn xrdp_with_rc4_standard_security_reaches_the_active_state() {
     if !xrdp_available() {
         return;
     }
@@ -150,13 +102,21 @@ fn xrdp_with_rc4_standard_security_is_a_client_limit_in_mcs_connect() {
     };
     let trace = block_on(rdptrace::probe::probe(&config(port, Security::Rdp)));
     let verdict = rdptrace::diagnose::diagnose(&trace);
-    assert_eq!(verdict.phase, Some(PhaseName::McsConnect));
-    assert_eq!(verdict.cause, Cause::ClientLimit);
-    assert!(verdict.detail.contains("RC4"), "{}", verdict.detail);
+    assert_eq!(
+        verdict.cause,
+        Cause::Connected,
+        "{}",
+        rdptrace::report::text::render(&trace, &verdict, Default::default())
+    );
     let mcs = &trace.phase(PhaseName::McsConnect).facts;
     assert_eq!(
         mcs.get("encryption_level").and_then(|v| v.as_str()),
         Some("ENCRYPTION_LEVEL_HIGH")
+    );
+    let secure = &trace.phase(PhaseName::SecureSettings).facts;
+    assert_eq!(
+        secure.get("encryption").and_then(|v| v.as_str()),
+        Some("RC4 128-bit")
     );
 }
 

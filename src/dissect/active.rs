@@ -5,7 +5,7 @@
 //! This module also routes I/O channel data ([2.2.8.1.1]) by its security header and share control header
 //! to the phase modules.
 
-use super::{Dissector, capabilities, finalization, licensing, secure_settings};
+use super::{Dissector, Sealed, capabilities, finalization, licensing, secure_settings};
 use crate::codes::{self, Table};
 use crate::pdu::PduInfo;
 use crate::trace::{EventKind, PhaseName, Side};
@@ -23,7 +23,11 @@ pub const SEC_TRANSPORT_RSP: u16 = 0x0004;
 pub const SEC_ENCRYPT: u16 = 0x0008;
 pub const SEC_INFO_PKT: u16 = 0x0040;
 pub const SEC_LICENSE_PKT: u16 = 0x0080;
+/// SEC_LICENSE_ENCRYPT_CS (from the server) and SEC_LICENSE_ENCRYPT_SC (from the client) share this value.
+pub const SEC_LICENSE_ENCRYPT: u16 = 0x0200;
 pub const SEC_REDIRECTION_PKT: u16 = 0x0400;
+/// [5.3.6.1.1] The MAC is salted with the encryption count.
+pub const SEC_SECURE_CHECKSUM: u16 = 0x0800;
 pub const SEC_AUTODETECT_REQ: u16 = 0x1000;
 pub const SEC_AUTODETECT_RSP: u16 = 0x2000;
 pub const SEC_HEARTBEAT: u16 = 0x4000;
@@ -86,7 +90,9 @@ pub(super) fn disconnect_provider_ultimatum(
 
 /// [2.2.9.1.2] fast-path output (server) and [2.2.8.1.2] fast-path input (client).
 pub(super) fn fast_path(d: &mut Dissector, from: Side, frame: &[u8]) {
-    let encrypted = frame.first().is_some_and(|b| (b >> 6) & 0x2 != 0);
+    let flags = frame.first().map_or(0, |b| b >> 6);
+    let encrypted = flags & 0x2 != 0;
+    let decrypted = encrypted && fast_path_unseal(d, from, frame, flags);
     let name = match (from, encrypted) {
         (Side::Server, false) => "Fast-Path Output",
         (Side::Server, true) => "Fast-Path Output (encrypted)",
@@ -112,6 +118,7 @@ pub(super) fn fast_path(d: &mut Dissector, from: Side, frame: &[u8]) {
     if d.trace.current() >= PhaseName::Finalization {
         d.trace.tally(name, frame.len(), d.now);
     } else {
+        d.decrypting = decrypted;
         d.pdu(
             from,
             frame.len(),
@@ -119,12 +126,47 @@ pub(super) fn fast_path(d: &mut Dissector, from: Side, frame: &[u8]) {
             String::new(),
             PduInfo::FastPath { encrypted },
         );
+        d.decrypting = false;
+    }
+}
+
+/// [2.2.9.1.2] / [2.2.8.1.2] An encrypted fast-path PDU through the security sink (which keeps the cipher in
+/// step); whether it decrypted.
+fn fast_path_unseal(d: &mut Dissector, from: Side, frame: &[u8], flags: u8) -> bool {
+    let mut r = Reader::new(frame);
+    let parsed = (|| {
+        r.u8("fast-path header")?;
+        if r.u8("fast-path length")? & 0x80 != 0 {
+            r.u8("fast-path length")?;
+        }
+        let mut pad = 0;
+        if d.state.encryption_method == ENCRYPTION_METHOD_FIPS {
+            // [2.2.8.1.2.1] fipsInformation.
+            r.u16_le("fips length")?;
+            r.u8("fips version")?;
+            pad = r.u8("fips padlen")?;
+        }
+        let sig = r.bytes(8, "dataSignature")?;
+        let mut signature = [0u8; 8];
+        signature.copy_from_slice(sig);
+        Ok::<_, WireError>(Sealed {
+            data: r.rest(),
+            signature,
+            salted: flags & 0x1 != 0,
+            pad,
+        })
+    })();
+    match parsed {
+        Ok(sealed) => d.unseal(from, &sealed).is_some(),
+        Err(_) => false,
     }
 }
 
 /// Data on the I/O or message channel: security header, then share control PDUs.
 pub(super) fn io_data(d: &mut Dissector, from: Side, frame_len: usize, data: &[u8], base: usize) {
-    if starts_share_control(data) {
+    // Under Standard RDP Security with encryption every PDU has a security header, whose flagsHi may hold
+    // anything (xrdp puts the licensing wMsgSize there).
+    if !d.state.standard_security_encrypted() && starts_share_control(data) {
         if from == Side::Server {
             d.settle_awaiting();
         }
@@ -154,39 +196,88 @@ pub(super) fn io_data(d: &mut Dissector, from: Side, frame_len: usize, data: &[u
         );
     }
     let encrypted = flags & SEC_ENCRYPT != 0;
+    let mut decrypted = None;
     if encrypted {
-        let extra = if d.state.encryption_method == ENCRYPTION_METHOD_FIPS {
-            12
-        } else {
-            8
-        };
-        if r.skip(extra, "security header signature").is_err() {
-            return d.decode_error(
-                from,
-                frame_len,
-                "I/O channel data",
-                WireError {
-                    offset: base,
-                    what: "encrypted data shorter than its security header",
-                },
-            );
+        match sealed(d, flags, &mut r) {
+            Ok(s) => decrypted = d.unseal(from, &s),
+            Err(_) => {
+                return d.decode_error(
+                    from,
+                    frame_len,
+                    "I/O channel data",
+                    WireError {
+                        offset: base,
+                        what: "encrypted data shorter than its security header",
+                    },
+                );
+            }
         }
     }
     if from == Side::Server && flags & SEC_AUTODETECT_REQ == 0 {
         d.settle_awaiting();
     }
     let body_base = r.offset();
-    let body = r.rest();
-    let plain = if encrypted { None } else { Some(body) };
+    let body: &[u8] = decrypted.as_deref().unwrap_or(r.rest());
+    let plain = (!encrypted || decrypted.is_some()).then_some(body);
+    d.decrypting = decrypted.is_some();
+    security_pdu(d, from, frame_len, flags, body, body_base, plain);
+    d.decrypting = false;
+}
+
+/// [2.2.8.1.1.2.2] / [2.2.8.1.1.2.3] The rest of an encrypted PDU's security header (the reader is past flags
+/// and flagsHi), and the encrypted data after it.
+fn sealed<'a>(d: &Dissector, flags: u16, r: &mut Reader<'a>) -> Result<Sealed<'a>, WireError> {
+    let mut pad = 0;
+    if d.state.encryption_method == ENCRYPTION_METHOD_FIPS {
+        r.u16_le("fips length")?;
+        r.u8("fips version")?;
+        pad = r.u8("fips padlen")?;
+    }
+    let sig = r.bytes(8, "dataSignature")?;
+    let mut signature = [0u8; 8];
+    signature.copy_from_slice(sig);
+    Ok(Sealed {
+        data: r.rest(),
+        signature,
+        salted: flags & SEC_SECURE_CHECKSUM != 0,
+        pad,
+    })
+}
+
+/// Virtual channel data under Standard RDP Security: decrypted (to keep the cipher in step) and counted.
+pub(super) fn channel_sealed(d: &mut Dissector, from: Side, data: &[u8]) {
+    let mut r = Reader::new(data);
+    let Ok(flags) = r.u16_le("security header flags") else {
+        return;
+    };
+    if r.u16_le("security header flagsHi").is_err() || flags & SEC_ENCRYPT == 0 {
+        return;
+    }
+    if let Ok(s) = sealed(d, flags, &mut r) {
+        let _ = d.unseal(from, &s);
+    }
+}
+
+/// What a security header's flags say the body is; `plain` is `None` when the body stayed encrypted.
+fn security_pdu(
+    d: &mut Dissector,
+    from: Side,
+    frame_len: usize,
+    flags: u16,
+    body: &[u8],
+    body_base: usize,
+    plain: Option<&[u8]>,
+) {
+    let encrypted = flags & SEC_ENCRYPT != 0;
     if flags & SEC_EXCHANGE_PKT != 0 {
         secure_settings::security_exchange(d, from, frame_len, body);
     } else if flags & SEC_INFO_PKT != 0 {
-        secure_settings::client_info(d, from, frame_len, plain);
+        secure_settings::client_info(d, from, frame_len, plain, encrypted);
     } else if flags & SEC_LICENSE_PKT != 0 {
         licensing::license(d, from, frame_len, plain);
-    } else if flags & (SEC_AUTODETECT_REQ | SEC_AUTODETECT_RSP) != 0 && !encrypted {
+    } else if flags & (SEC_AUTODETECT_REQ | SEC_AUTODETECT_RSP) != 0 && plain.is_some() {
         secure_settings::auto_detect(d, from, frame_len, body);
-    } else if flags & SEC_TRANSPORT_REQ != 0 && !encrypted {
+    } else if flags & SEC_TRANSPORT_REQ != 0 && plain.is_some() {
         let protocol = Reader::new(body)
             .bytes(4, "requestId")
             .and_then(|_| Reader::new(body.get(4..).unwrap_or(&[])).u16_le("requestedProtocol"))
@@ -200,11 +291,14 @@ pub(super) fn io_data(d: &mut Dissector, from: Side, frame_len: usize, data: &[u
                 protocol: u32::from(protocol),
             },
         );
-    } else if flags & SEC_TRANSPORT_RSP != 0 && !encrypted {
+    } else if flags & SEC_TRANSPORT_RSP != 0 && plain.is_some() {
         d.trace
             .tally("Initiate Multitransport Response", frame_len, d.now);
     } else if flags & SEC_HEARTBEAT != 0 {
         d.trace.tally("Heartbeat", frame_len, d.now);
+    } else if flags & SEC_REDIRECTION_PKT != 0 && plain.is_some() {
+        // [2.2.13.2.1] Standard Security Server Redirection: the packet right after the security header.
+        redirection_packet(d, from, frame_len, Reader::with_base(body, body_base));
     } else if flags & SEC_REDIRECTION_PKT != 0 {
         d.pdu(
             from,
@@ -222,7 +316,7 @@ pub(super) fn io_data(d: &mut Dissector, from: Side, frame_len: usize, data: &[u
                 detail: "Standard Security Server Redirection PDU (encrypted)".to_owned(),
             },
         );
-    } else if encrypted {
+    } else if plain.is_none() {
         encrypted_pdu(d, from, frame_len);
     } else if starts_share_control(body) {
         share_controls(d, from, frame_len, body, body_base);
@@ -232,7 +326,7 @@ pub(super) fn io_data(d: &mut Dissector, from: Side, frame_len: usize, data: &[u
             frame_len,
             "I/O channel data",
             WireError {
-                offset: base,
+                offset: body_base.saturating_sub(4),
                 what: "neither a share control header nor a known security header",
             },
         );
@@ -470,8 +564,15 @@ fn share_data(d: &mut Dissector, from: Side, frame_len: usize, pdu_type2: u8, bo
 
 /// [2.2.13.3.1] Enhanced Security Server Redirection: pad, then [2.2.13.1] RDP_SERVER_REDIRECTION_PACKET.
 fn redirection(d: &mut Dissector, from: Side, frame_len: usize, mut r: Reader<'_>) {
+    if r.u16_le("pad2Octets").is_err() {
+        return d.decode_error(from, frame_len, "Server Redirection", r.err("pad2Octets"));
+    }
+    redirection_packet(d, from, frame_len, r);
+}
+
+/// [2.2.13.1] RDP_SERVER_REDIRECTION_PACKET.
+fn redirection_packet(d: &mut Dissector, from: Side, frame_len: usize, mut r: Reader<'_>) {
     let parsed = (|| {
-        r.u16_le("pad2Octets")?;
         r.u16_le("Flags")?;
         r.u16_le("Length")?;
         let session_id = r.u32_le("SessionID")?;

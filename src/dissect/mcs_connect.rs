@@ -231,6 +231,8 @@ struct ServerData {
     encryption_method: Option<u32>,
     encryption_level: Option<u32>,
     server_certificate: Option<String>,
+    server_random: Vec<u8>,
+    certificate: Vec<u8>,
     io_channel: Option<u16>,
     channel_ids: Vec<u16>,
     message_channel: Option<u16>,
@@ -272,7 +274,10 @@ pub(super) fn connect_response(
                     if b.remaining() >= 8 {
                         let random_len = b.u32_le("serverRandomLen")? as usize;
                         let cert_len = b.u32_le("serverCertLen")? as usize;
-                        b.skip(random_len, "serverRandom")?;
+                        data.server_random = b.bytes(random_len, "serverRandom")?.to_vec();
+                        if let Ok(cert) = b.clone().bytes(cert_len, "serverCertificate") {
+                            data.certificate = cert.to_vec();
+                        }
                         if cert_len >= 4 {
                             let version = b.u32_le("dwVersion")?;
                             let kind = match version & 0x7fff_ffff {
@@ -338,6 +343,12 @@ pub(super) fn connect_response(
     if let Some(c) = &data.server_certificate {
         d.trace.fact("server_certificate", c.clone());
     }
+    if let (Some(m), Some(l)) = (data.encryption_method, data.encryption_level) {
+        d.server_security(m, l, &data.server_random, &data.certificate);
+    }
+    if !data.certificate.is_empty() {
+        certificate_facts(d, &data.certificate);
+    }
     if let Some(io) = data.io_channel {
         d.state.io_channel = Some(io);
         d.trace.fact("io_channel", io);
@@ -374,4 +385,41 @@ pub(super) fn connect_response(
             message_channel: data.message_channel,
         },
     );
+}
+
+/// [5.3.3] What the server's certificate says: its key, and for a proprietary certificate whether the Terminal
+/// Services signature verifies ([5.3.3.1.3]).
+fn certificate_facts(d: &mut Dissector, certificate: &[u8]) {
+    use crate::rdp_security::cert::ServerCertificate;
+    let cert = match ServerCertificate::parse(certificate) {
+        Ok(cert) => cert,
+        Err(e) => {
+            d.trace.record_event(
+                d.now,
+                EventKind::ProtocolError {
+                    from: Side::Server,
+                    pdu: "Server Security Data".to_owned(),
+                    offset: None,
+                    detail: format!("the server certificate does not parse: {e}"),
+                },
+            );
+            return;
+        }
+    };
+    match cert.public_key() {
+        Ok(key) => d
+            .trace
+            .fact("server_key", format!("RSA {}-bit", key.bits())),
+        Err(e) => d.trace.fact("server_key", e.to_string()),
+    }
+    if let Some(valid) = cert.signature_valid() {
+        d.trace.fact(
+            "server_certificate_signature",
+            if valid {
+                "valid (Terminal Services signing key)"
+            } else {
+                "does not verify with the Terminal Services signing key"
+            },
+        );
+    }
 }

@@ -48,6 +48,46 @@ pub struct Decrypted {
     pub data: Vec<u8>,
 }
 
+/// Standard RDP Security ([5.3]) seen by a party that can decrypt it: the live probe (it chose the client
+/// random), the built-in target (it holds the server's key), a replay given a server's key.
+/// [`crate::rdp_security::sink::SessionSink`] implements it.
+///
+/// The dissector calls it in stream order: the server's choice from the MCS Connect Response, the Security
+/// Exchange, then every encrypted PDU of each direction (slow-path on every channel and fast-path), so that
+/// the cipher state stays in step with the peers'.
+pub trait SecuritySink: Send {
+    /// [2.2.1.4.3] The server's encryptionMethod, encryptionLevel, serverRandom and serverCertificate.
+    fn server_security(
+        &mut self,
+        method: u32,
+        level: u32,
+        server_random: &[u8],
+        certificate: &[u8],
+    );
+    /// [2.2.1.10.1] The encrypted client random; an error says why no keys can be made from it.
+    fn security_exchange(&mut self, encrypted_random: &[u8]) -> Result<(), String>;
+    /// Decrypts one encrypted PDU body from `from`; `None` without keys.
+    fn open(&mut self, from: Side, pdu: &Sealed<'_>) -> Option<Unsealed>;
+}
+
+/// The encrypted part of a PDU and what its security header says about it ([2.2.8.1.1.2], [2.2.9.1.2]).
+#[derive(Debug, Clone, Copy)]
+pub struct Sealed<'a> {
+    pub data: &'a [u8],
+    pub signature: [u8; 8],
+    /// SEC_SECURE_CHECKSUM / FASTPATH_*_SECURE_CHECKSUM: the MAC is salted ([5.3.6.1.1]).
+    pub salted: bool,
+    /// [2.2.8.1.1.2.3] FIPS padding.
+    pub pad: u8,
+}
+
+/// A decrypted PDU body.
+#[derive(Debug, Clone)]
+pub struct Unsealed {
+    pub data: Vec<u8>,
+    pub mac_ok: bool,
+}
+
 /// How the outer stream of one direction is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outer {
@@ -117,8 +157,9 @@ pub struct ConnState {
 }
 
 impl ConnState {
-    /// Standard RDP Security with RC4 or FIPS encryption in effect: PDUs after the Security Exchange are
-    /// encrypted with keys neither the probe nor a capture reader has.
+    /// Standard RDP Security with RC4 or FIPS encryption in effect: every PDU after the MCS Connect Response
+    /// has a security header, and those after the Security Exchange are encrypted (readable with a
+    /// [`SecuritySink`] that has the keys).
     pub fn standard_security_encrypted(&self) -> bool {
         self.selected_protocol.unwrap_or(0) == 0
             && self.encryption_level != 0
@@ -133,6 +174,13 @@ pub struct Dissector {
     server: Direction,
     state: ConnState,
     sink: Option<Box<dyn TlsRecordSink>>,
+    security_sink: Option<Box<dyn SecuritySink>>,
+    /// The PDU being recorded was decrypted with the Standard RDP Security keys.
+    decrypting: bool,
+    /// Per direction (client, server): the MAC kind was noted as a fact.
+    mac_noted: [bool; 2],
+    /// Per direction: a MAC that did not verify was reported (once is enough).
+    mac_reported: [bool; 2],
     /// The time of the PDU being processed.
     now: Millis,
     /// What the last frames decoded to, for a live client that must decide what to hand its state machine.
@@ -154,6 +202,10 @@ impl Dissector {
             server: Direction::new(),
             state: ConnState::default(),
             sink: None,
+            security_sink: None,
+            decrypting: false,
+            mac_noted: [false; 2],
+            mac_reported: [false; 2],
             now: 0.0,
             recent: Vec::new(),
             plaintext_external: false,
@@ -176,6 +228,76 @@ impl Dissector {
     /// Hands every TLS record to `sink`, which may decrypt it.
     pub fn set_tls_sink(&mut self, sink: Box<dyn TlsRecordSink>) {
         self.sink = Some(sink);
+    }
+
+    /// Hands the Standard RDP Security exchange and every encrypted PDU to `sink`, which may decrypt them; what
+    /// it decrypts is dissected as if it had been sent in the clear, marked "decrypted".
+    pub fn set_security_sink(&mut self, sink: Box<dyn SecuritySink>) {
+        self.security_sink = Some(sink);
+    }
+
+    /// Decrypts an encrypted PDU body with the security sink, reporting a MAC that does not verify once per
+    /// direction; `None` without a sink or keys.
+    pub(crate) fn unseal(&mut self, from: Side, sealed: &Sealed<'_>) -> Option<Vec<u8>> {
+        let opened = self.security_sink.as_mut()?.open(from, sealed)?;
+        let index = usize::from(from == Side::Server);
+        if !self.mac_noted[index] {
+            self.mac_noted[index] = true;
+            let key = match from {
+                Side::Client => "client_mac",
+                Side::Server => "server_mac",
+            };
+            let kind = if self.state.encryption_method == crate::rdp_security::Method::FIPS {
+                "HMAC-SHA1 (FIPS)"
+            } else if sealed.salted {
+                "salted (SEC_SECURE_CHECKSUM)"
+            } else {
+                "plain"
+            };
+            self.trace.fact(key, kind);
+        }
+        if !opened.mac_ok && !self.mac_reported[index] {
+            self.mac_reported[index] = true;
+            self.trace.record_event(
+                self.now,
+                EventKind::Anomaly {
+                    detail: format!(
+                        "the {} MAC of a {} PDU does not verify ([MS-RDPBCGR] 5.3.6); a peer that checks MACs drops the connection here",
+                        if sealed.salted { "salted" } else { "plain" },
+                        from.as_str()
+                    ),
+                },
+            );
+        }
+        Some(opened.data)
+    }
+
+    /// Passes the server's security choice to the security sink.
+    pub(crate) fn server_security(
+        &mut self,
+        method: u32,
+        level: u32,
+        server_random: &[u8],
+        certificate: &[u8],
+    ) {
+        if let Some(sink) = self.security_sink.as_mut() {
+            sink.server_security(method, level, server_random, certificate);
+        }
+    }
+
+    /// Passes the encrypted client random to the security sink; an anomaly when no keys come of it.
+    pub(crate) fn client_random(&mut self, encrypted: &[u8]) {
+        let Some(sink) = self.security_sink.as_mut() else {
+            return;
+        };
+        if let Err(why) = sink.security_exchange(encrypted) {
+            self.trace.record_event(
+                self.now,
+                EventKind::Anomaly {
+                    detail: format!("the Standard RDP Security keys are not known: {why}"),
+                },
+            );
+        }
     }
 
     pub fn trace(&self) -> &Trace {
@@ -504,6 +626,11 @@ impl Dissector {
         if self.recent.len() < 64 {
             self.recent.push(info.clone());
         }
+        let summary = match (self.decrypting, summary.is_empty()) {
+            (false, _) => summary,
+            (true, true) => "decrypted".to_owned(),
+            (true, false) => format!("{summary} (decrypted)"),
+        };
         self.trace.record_pdu(crate::trace::Pdu {
             at_ms: self.now,
             from,
@@ -923,6 +1050,9 @@ impl Dissector {
         let io = self.state.io_channel.unwrap_or(1003);
         let message = self.state.message_channel;
         if channel != io && Some(channel) != message {
+            if self.state.standard_security_encrypted() {
+                active::channel_sealed(self, from, data);
+            }
             if self.trace.current() >= PhaseName::Capabilities {
                 self.trace
                     .tally("Virtual Channel Data", frame_len, self.now);

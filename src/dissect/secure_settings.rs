@@ -15,8 +15,16 @@ const INFO_AUTOLOGON: u32 = 0x0000_0008;
 
 pub(super) fn security_exchange(d: &mut Dissector, from: Side, frame_len: usize, body: &[u8]) {
     d.enter(PhaseName::SecureSettings);
-    let len = Reader::new(body).u32_le("length").unwrap_or(0);
+    let mut r = Reader::new(body);
+    let len = r.u32_le("length").unwrap_or(0);
+    let random = r
+        .bytes(len as usize, "encryptedClientRandom")
+        .unwrap_or(r.rest());
+    d.client_random(random);
     d.trace.fact("security_exchange", true);
+    if let Some(method) = crate::rdp_security::Method::from_wire(d.state.encryption_method) {
+        d.trace.fact("encryption", method.name());
+    }
     d.pdu(
         from,
         frame_len,
@@ -28,8 +36,14 @@ pub(super) fn security_exchange(d: &mut Dissector, from: Side, frame_len: usize,
     );
 }
 
-/// `body` is the TS_INFO_PACKET, or `None` when it was encrypted.
-pub(super) fn client_info(d: &mut Dissector, from: Side, frame_len: usize, body: Option<&[u8]>) {
+/// `body` is the TS_INFO_PACKET, or `None` when it stayed encrypted; `encrypted` says whether it went encrypted.
+pub(super) fn client_info(
+    d: &mut Dissector,
+    from: Side,
+    frame_len: usize,
+    body: Option<&[u8]>,
+    encrypted: bool,
+) {
     d.enter(PhaseName::SecureSettings);
     // [1.3.1.1] The server answers the Client Info with licensing.
     d.await_server_in(PhaseName::Licensing);
@@ -100,7 +114,7 @@ pub(super) fn client_info(d: &mut Dissector, from: Side, frame_len: usize, body:
                     }
                 ),
                 PduInfo::ClientInfo {
-                    encrypted: false,
+                    encrypted,
                     user: Some(user),
                     domain: Some(domain),
                     flags: Some(flags),

@@ -32,6 +32,9 @@ use tracing::{debug, info};
 use self::transport::{Conn, FrameKind, Framer, ReadError, Tap, TapLog};
 use crate::dissect::Dissector;
 use crate::pdu::PduInfo;
+use crate::rdp_security::SecurityError;
+use crate::rdp_security::client::ClientShim;
+use crate::rdp_security::sink::SessionSink;
 use crate::trace::{CloseKind, ConnectError, Deadline, EventKind, Origin, PhaseName, Side, Trace};
 
 /// A password that never prints.
@@ -100,6 +103,9 @@ pub struct ProbeConfig {
     /// Put the TLS secrets into the pcapng file (a Decryption Secrets Block).
     pub embed_secrets: bool,
     pub client_name: String,
+    /// Under Standard RDP Security, sign with the salted MAC ([5.3.6.1.1]) as FreeRDP does, not the plain one
+    /// every server checks (see [`ClientShim::with_salted_mac`]).
+    pub salted_mac: bool,
 }
 
 /// The default RDP port.
@@ -123,6 +129,7 @@ impl ProbeConfig {
             pcap: None,
             embed_secrets: false,
             client_name: "rdptrace".to_owned(),
+            salted_mac: false,
         })
     }
 
@@ -181,21 +188,37 @@ pub async fn probe(config: &ProbeConfig) -> Trace {
     trace.request.domain = config.credentials.as_ref().and_then(|c| c.domain.clone());
     trace.request.strict_cert = config.strict_cert;
     trace.request.requested_protocols = Some(config.requested_protocols().bits());
+    let mut d = Dissector::new(trace);
+    d.set_plaintext_external(true);
+    let mut rdp_security = None;
+    if config.security == Security::Rdp {
+        // [5.3.4] The client random; the dissector gets it too, to decrypt what goes by.
+        let mut random = [0u8; 32];
+        match getrandom::fill(&mut random) {
+            Ok(()) => {
+                d.set_security_sink(Box::new(SessionSink::with_client_random(random)));
+                rdp_security = Some(ClientShim::new(random).with_salted_mac(config.salted_mac));
+            }
+            Err(e) => d.trace_mut().record_event(
+                0.0,
+                EventKind::ClientLimit {
+                    detail: format!("no random numbers for the client random: {e}"),
+                },
+            ),
+        }
+    }
     let mut run = Run {
         cfg: config,
         start,
         tokio_start: tokio::time::Instant::now(),
-        d: {
-            let mut d = Dissector::new(trace);
-            d.set_plaintext_external(true);
-            d
-        },
+        d,
         tap: Arc::new(Mutex::new(TapLog::default())),
         conn: Conn::Gone,
         framer: Framer::default(),
         started_wall,
         recorder: None,
         secrets: Arc::new(Mutex::new(String::new())),
+        rdp_security,
     };
     let failed = run.run().await;
     run.drain_tap();
@@ -228,6 +251,8 @@ struct Run<'a> {
     recorder: Option<pcap::Recorder>,
     /// The TLS secrets, for `--embed-secrets`.
     secrets: Arc<Mutex<String>>,
+    /// Standard RDP Security between the socket and the connector, when the client requests PROTOCOL_RDP.
+    rdp_security: Option<ClientShim>,
 }
 
 impl Run<'_> {
@@ -355,6 +380,9 @@ impl Run<'_> {
     }
 
     async fn sequence(&mut self) -> Result<(), Stop> {
+        if self.cfg.security == Security::Rdp && self.rdp_security.is_none() {
+            return Err(Stop);
+        }
         let (stream, local, remote) = self.connect().await?;
         self.conn = Conn::Plain(Tap::new(stream, self.tap.clone(), self.start));
 
@@ -626,8 +654,20 @@ impl Run<'_> {
         }
     }
 
-    /// Writes bytes to the server (TLS plaintext once TLS is up).
+    /// Writes bytes to the server (TLS plaintext once TLS is up), through Standard RDP Security when in force.
     async fn send(&mut self, bytes: &[u8]) -> Result<(), Stop> {
+        let secured;
+        let bytes = match self.rdp_security.as_mut().map(|shim| shim.outgoing(bytes)) {
+            Some(Ok(wire)) => {
+                secured = wire;
+                &secured[..]
+            }
+            Some(Err(e)) => {
+                self.security_failed(e, Side::Client).await;
+                return Err(Stop);
+            }
+            None => bytes,
+        };
         let at = self.at();
         if self.conn.is_tls() {
             self.d.on_plaintext(Side::Client, at, bytes);
@@ -661,6 +701,11 @@ impl Run<'_> {
         match res {
             Ok(frame) => {
                 let recent = self.d.take_recent();
+                let frame = if kind == FrameKind::Rdp {
+                    self.unsecure(frame).await?
+                } else {
+                    frame
+                };
                 Ok((frame, recent))
             }
             Err(ReadError::TimedOut) => {
@@ -673,6 +718,76 @@ impl Run<'_> {
                 Err(Stop)
             }
         }
+    }
+
+    /// A frame from the server as the connector must read it: decrypted, its security header stripped, under
+    /// Standard RDP Security.
+    async fn unsecure(&mut self, frame: Vec<u8>) -> Result<Vec<u8>, Stop> {
+        let Some(shim) = self.rdp_security.as_mut() else {
+            return Ok(frame);
+        };
+        match shim.incoming(&frame) {
+            Ok(incoming) if incoming.mac_failed => {
+                // The dissector recorded the anomaly; a client drops the connection here ([5.3.6.1]).
+                let at = self.at();
+                let last = self.last_server_pdu();
+                self.d.trace_mut().record_event(
+                    at,
+                    EventKind::ProtocolError {
+                        from: Side::Server,
+                        pdu: last,
+                        offset: None,
+                        detail: "its MAC does not verify with the session keys: the server derived other keys from the client random, or the data was altered ([MS-RDPBCGR] 5.3.6)".to_owned(),
+                    },
+                );
+                self.drain_after_error().await;
+                Err(Stop)
+            }
+            Ok(incoming) => {
+                if let Some(established) = &incoming.established {
+                    info!(
+                        method = %established.negotiated.method,
+                        level = ?established.negotiated.level,
+                        certificate = %established.certificate,
+                        "standard rdp security"
+                    );
+                }
+                Ok(incoming.frame)
+            }
+            Err(e) => {
+                self.security_failed(e, Side::Server).await;
+                Err(Stop)
+            }
+        }
+    }
+
+    fn last_server_pdu(&self) -> String {
+        self.d
+            .trace()
+            .last_pdu_from(Side::Server)
+            .map(|(_, p)| p.name.clone())
+            .unwrap_or_else(|| "PDU".to_owned())
+    }
+
+    /// Standard RDP Security cannot go on: what the server sent is wrong, or beyond rdptrace.
+    async fn security_failed(&mut self, e: SecurityError, from: Side) {
+        info!(error = %e, "standard rdp security stopped");
+        let at = self.at();
+        let kind = match e {
+            SecurityError::Malformed(detail) if from == Side::Server => EventKind::ProtocolError {
+                from,
+                pdu: self.last_server_pdu(),
+                offset: None,
+                detail,
+            },
+            SecurityError::Malformed(detail)
+            | SecurityError::Unsupported(detail)
+            | SecurityError::Crypto(detail) => EventKind::ClientLimit {
+                detail: format!("Standard RDP Security: {detail}"),
+            },
+        };
+        self.d.trace_mut().record_event(at, kind);
+        self.drain_after_error().await;
     }
 
     fn read_failed(&mut self, e: ReadError, waiting_for: &str) {
@@ -795,18 +910,8 @@ impl Run<'_> {
             _ => false,
         };
         if !explained {
-            let state = self.d.state().clone();
             let at = self.at();
-            if state.standard_security_encrypted() {
-                let detail = format!(
-                    "the server selected Standard RDP Security with {} at {}: rdptrace's client (ironrdp) implements Standard RDP Security only without encryption (RC4 is not supported), so it cannot go past the MCS Connect Response; the server answered correctly up to here",
-                    crate::dissect::mcs_connect::encryption_method_name(state.encryption_method),
-                    crate::dissect::mcs_connect::encryption_level_name(state.encryption_level),
-                );
-                self.d
-                    .trace_mut()
-                    .record_event(at, EventKind::ClientLimit { detail });
-            } else if self.negotiation_mismatch() {
+            if self.negotiation_mismatch() {
                 // diagnose explains a selected protocol the client did not ask for.
             } else {
                 let last = self

@@ -143,6 +143,7 @@ fn important_fact(k: &str) -> bool {
             | "authorization_result"
             | "encryption_method"
             | "encryption_level"
+            | "encryption"
             | "server_rdp_version"
             | "joined_channels"
             | "client_info_user"

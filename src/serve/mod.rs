@@ -19,6 +19,7 @@
 pub mod cli;
 pub mod faults;
 pub mod scenario;
+pub mod standard_security;
 pub mod tap;
 pub mod target;
 pub mod tls;

@@ -226,6 +226,9 @@ pub struct Protocols(pub u32);
 impl Protocols {
     /// PROTOCOL_SSL, PROTOCOL_HYBRID and PROTOCOL_HYBRID_EX.
     pub const ENHANCED: Protocols = Protocols(PROTOCOL_SSL | PROTOCOL_HYBRID | PROTOCOL_HYBRID_EX);
+    /// PROTOCOL_RDP alone: Standard RDP Security ([5.3]), whatever the client requests, with the encryption of
+    /// [`super::TargetConfig::standard_security`].
+    pub const RDP: Protocols = Protocols(0);
 }
 
 /// The key of the target's certificate.
@@ -385,6 +388,20 @@ pub static CATALOGUE: &[Scenario] = &[
             action: Action::ErrorInfo(ERRINFO_SERVER_DENIED_CONNECTION),
         }],
         protocols: Protocols::ENHANCED,
+        tls: TlsProfile::DEFAULT,
+    },
+    Scenario {
+        name: "standard-security",
+        stands_for: "A Windows server whose Security Layer is RDP (or an old one), or xrdp with security_layer=rdp: Standard RDP Security with RC4 instead of TLS; probe it with --security rdp.",
+        wire: "selects PROTOCOL_RDP whatever the client requests, answers the MCS Connect Initial with RC4 at ENCRYPTION_LEVEL_CLIENT_COMPATIBLE (the client's strongest key, 128-bit for current clients), a server random and a proprietary certificate of its own 512-bit RSA key signed with the Terminal Services key; takes the Security Exchange, then encrypts and signs every PDU both ways (the salted MAC when the client uses it); licensing STATUS_VALID_CLIENT, capabilities, finalization, then keeps the session open as healthy does.",
+        expected: Expected {
+            phase: None,
+            cause: Cause::Connected,
+            error_info: None,
+            mstsc: None,
+        },
+        behaviour: &[],
+        protocols: Protocols::RDP,
         tls: TlsProfile::DEFAULT,
     },
 ];

@@ -60,6 +60,11 @@ impl Tap {
         inner.dissector.on_plaintext(from, at, data);
     }
 
+    /// Decrypts Standard RDP Security in the target's own trace.
+    pub fn set_security_sink(&self, sink: Box<dyn crate::dissect::SecuritySink>) {
+        self.lock().dissector.set_security_sink(sink);
+    }
+
     /// The TLS handshake is complete.
     pub fn tls_established(&self, version: String, cipher_suite: String) {
         let mut inner = self.lock();

@@ -31,7 +31,8 @@ use tokio_rustls::server::TlsStream;
 use tracing::{debug, info, warn};
 
 use super::faults;
-use super::scenario::{Action, Expected, Fault, Scenario, ServerPoint};
+use super::scenario::{Action, Expected, Fault, Protocols, Scenario, ServerPoint};
+use super::standard_security::{self, StandardSecurity};
 use super::tap::{Tap, Tapped};
 use super::tls;
 use super::{ServeError, TestIdentity};
@@ -63,6 +64,8 @@ pub struct TargetConfig {
     pub close_linger: Duration,
     /// Connections handled at the same time by [`Target::run`].
     pub max_connections: usize,
+    /// The encryption of a scenario that accepts PROTOCOL_RDP alone ([`Protocols::RDP`]).
+    pub standard_security: StandardSecurity,
 }
 
 /// The host name the target uses when none is given.
@@ -83,6 +86,7 @@ impl TargetConfig {
             idle_limit: Duration::from_secs(600),
             close_linger: Duration::from_secs(5),
             max_connections: 32,
+            standard_security: StandardSecurity::DEFAULT,
         }
     }
 
@@ -209,6 +213,8 @@ struct Shared {
     /// The certificate's SubjectPublicKey, for CredSSP.
     public_key: Vec<u8>,
     limit: Arc<Semaphore>,
+    /// The key of the proprietary certificate under Standard RDP Security with encryption.
+    rdp_key: Option<rsa::RsaPrivateKey>,
 }
 
 /// The built-in target, listening.
@@ -255,6 +261,17 @@ impl Target {
         })?;
         let label = config.label();
         let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
+        let rdp_key = if config.scenario.protocols == Protocols::RDP
+            && config.standard_security.level != crate::rdp_security::Level::None
+        {
+            Some(
+                tokio::task::spawn_blocking(standard_security::server_key)
+                    .await
+                    .map_err(|e| ServeError::Certificate(e.to_string()))??,
+            )
+        } else {
+            None
+        };
         Ok(Target {
             listener: Arc::new(listener),
             local,
@@ -264,6 +281,7 @@ impl Target {
                 tls: tls_config,
                 public_key: identity.public_key,
                 limit,
+                rdp_key,
             }),
         })
     }
@@ -367,6 +385,8 @@ struct Conn {
     buf: Vec<u8>,
     /// The points already passed (bit = index in [`ServerPoint::ALL`]).
     passed: u16,
+    /// Standard RDP Security between the socket and the acceptor, when the scenario encrypts under it.
+    rdp_security: Option<crate::rdp_security::server::ServerShim>,
 }
 
 async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) -> Served {
@@ -389,6 +409,16 @@ async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) -> Served
         remote: local.map(|a| a.to_string()).unwrap_or_default(),
     });
     let _ = tcp.set_nodelay(true);
+    let mut rdp_security = None;
+    if let Some(key) = &shared.rdp_key {
+        match standard_security::connection(&shared.config.standard_security, key) {
+            Ok((shim, sink)) => {
+                tap.set_security_sink(Box::new(sink));
+                rdp_security = Some(shim);
+            }
+            Err(error) => warn!(%peer, %error, "standard rdp security unavailable"),
+        }
+    }
     let mut conn = Conn {
         shared: shared.clone(),
         peer,
@@ -396,6 +426,7 @@ async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) -> Served
         io: Io::Plain(Tapped::new(tcp, tap.clone())),
         buf: Vec::new(),
         passed: 0,
+        rdp_security,
     };
     let mut acceptor = new_acceptor(&shared.config);
     let stop = match conn.sequence(&mut acceptor).await {
@@ -737,12 +768,24 @@ impl Conn {
 
     // ---- reading and writing ------------------------------------------------------------------------------
 
-    /// Reads one frame the hint delimits (any frame when there is no hint: what is buffered, or one read).
+    /// Reads one frame the hint delimits (any frame when there is no hint: what is buffered, or one read);
+    /// under Standard RDP Security, decrypted, the Security Exchange taken here.
     async fn read_frame(&mut self, hint: Option<&dyn PduHint>) -> Result<Vec<u8>, Stop> {
         let limit = self.config().read_timeout;
-        match tokio::time::timeout(limit, self.read_frame_inner(hint)).await {
-            Ok(result) => result,
-            Err(_) => Err(Stop::TimedOut),
+        // INVARIANT: the shim consumes one Security Exchange; every other pass returns.
+        loop {
+            let frame = match tokio::time::timeout(limit, self.read_frame_inner(hint)).await {
+                Ok(result) => result?,
+                Err(_) => return Err(Stop::TimedOut),
+            };
+            let Some(shim) = self.rdp_security.as_mut() else {
+                return Ok(frame);
+            };
+            match shim.incoming(&frame) {
+                Ok(Some(frame)) => return Ok(frame),
+                Ok(None) => continue,
+                Err(e) => return Err(Stop::Refused(format!("standard rdp security: {e}"))),
+            }
         }
     }
 
@@ -804,8 +847,18 @@ impl Conn {
         }
     }
 
-    /// Writes bytes (plaintext under TLS) and flushes them.
+    /// Writes bytes (plaintext under TLS, encrypted under Standard RDP Security) and flushes them.
     async fn send(&mut self, bytes: &[u8]) -> Result<(), Stop> {
+        let secured;
+        let bytes = match self.rdp_security.as_mut() {
+            Some(shim) => {
+                secured = shim
+                    .outgoing(bytes)
+                    .map_err(|e| Stop::Failed(format!("standard rdp security: {e}")))?;
+                &secured[..]
+            }
+            None => bytes,
+        };
         let limit = self.config().read_timeout;
         if matches!(self.io, Io::Tls(_)) {
             self.tap.plaintext(Side::Server, bytes);

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod targets;
+pub mod xrdp;
 #[allow(unused_imports)]
 pub use client::{BOUND, ClientRun, StopAt, run};
 
