@@ -137,15 +137,6 @@ fn error_info_can_be_moved_to_another_phase() {
 fn the_timeline_of_the_demo() {
     let (trace, verdict) = probe_scenario("denied-connection", None, None);
     let text = rdptrace::report::text::render(&trace, &verdict, Default::default());
-    // Times and byte counts per phase depend on the scheduler and on how TLS records fell into reads.
-    let at = regex::Regex::new(r"(?m)^(\s+)\d+\.\d+(\s)").expect("regex");
-    let bytes = regex::Regex::new(r"in \d+ B, out \d+ B").expect("regex");
-    let text = at.replace_all(&text, "$1[t]$2");
-    let text = bytes.replace_all(&text, "in [n] B, out [n] B");
-    let mut doc = serde_json::Value::String(text.into_owned());
-    normalize(&mut doc);
-    insta::assert_snapshot!(
-        "denied_connection_timeline",
-        doc.as_str().unwrap_or_default()
-    );
+    let doc = common::normalize_timeline(&text);
+    insta::assert_snapshot!("denied_connection_timeline", doc);
 }

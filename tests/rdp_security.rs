@@ -248,16 +248,7 @@ fn a_set_error_info_under_rc4_is_read_and_diagnosed() {
 #[test]
 fn the_timeline_against_the_standard_security_target() {
     let (trace, verdict, _) = probe_target(StandardSecurity::DEFAULT, None);
-    let text = render(&trace, &verdict);
-    let at = regex::Regex::new(r"(?m)^(\s+)\d+\.\d+(\s)").expect("regex");
-    let bytes = regex::Regex::new(r"in \d+ B, out \d+ B").expect("regex");
-    let text = at.replace_all(&text, "$1[t]$2");
-    let text = bytes.replace_all(&text, "in [n] B, out [n] B");
-    let mut doc = serde_json::Value::String(text.into_owned());
-    normalize(&mut doc);
-    // Times are right-aligned: the padding before them depends on their width.
-    let padding = regex::Regex::new(r" +\[t\]").expect("regex");
-    let doc = padding.replace_all(doc.as_str().unwrap_or_default(), " [t]");
+    let doc = common::normalize_timeline(&render(&trace, &verdict));
     insta::assert_snapshot!("standard_security_timeline", doc);
 }
 

@@ -190,23 +190,6 @@ pub async fn probe(config: &ProbeConfig) -> Trace {
     trace.request.requested_protocols = Some(config.requested_protocols().bits());
     let mut d = Dissector::new(trace);
     d.set_plaintext_external(true);
-    let mut rdp_security = None;
-    if config.security == Security::Rdp {
-        // [5.3.4] The client random; the dissector gets it too, to decrypt what goes by.
-        let mut random = [0u8; 32];
-        match getrandom::fill(&mut random) {
-            Ok(()) => {
-                d.set_security_sink(Box::new(SessionSink::with_client_random(random)));
-                rdp_security = Some(ClientShim::new(random).with_salted_mac(config.salted_mac));
-            }
-            Err(e) => d.trace_mut().record_event(
-                0.0,
-                EventKind::ClientLimit {
-                    detail: format!("no random numbers for the client random: {e}"),
-                },
-            ),
-        }
-    }
     let mut run = Run {
         cfg: config,
         start,
@@ -218,7 +201,8 @@ pub async fn probe(config: &ProbeConfig) -> Trace {
         started_wall,
         recorder: None,
         secrets: Arc::new(Mutex::new(String::new())),
-        rdp_security,
+        rdp_security: None,
+        client_addr: None,
     };
     let failed = run.run().await;
     run.drain_tap();
@@ -251,8 +235,10 @@ struct Run<'a> {
     recorder: Option<pcap::Recorder>,
     /// The TLS secrets, for `--embed-secrets`.
     secrets: Arc<Mutex<String>>,
-    /// Standard RDP Security between the socket and the connector, when the client requests PROTOCOL_RDP.
+    /// Standard RDP Security between the socket and the connector, when the client requests PROTOCOL_RDP
+    /// or follows a server that falls back to it.
     rdp_security: Option<ClientShim>,
+    client_addr: Option<SocketAddr>,
 }
 
 impl Run<'_> {
@@ -379,11 +365,86 @@ impl Run<'_> {
         }
     }
 
-    async fn sequence(&mut self) -> Result<(), Stop> {
-        if self.cfg.security == Security::Rdp && self.rdp_security.is_none() {
+    /// Sets up Standard RDP Security: the client random, the shim that encrypts for the connector, and the
+    /// dissector's sink that decrypts what goes by ([5.3.4]).
+    fn enable_standard_security(&mut self) -> Result<(), Stop> {
+        let mut random = [0u8; 32];
+        if let Err(e) = getrandom::fill(&mut random) {
+            let at = self.at();
+            self.d.trace_mut().record_event(
+                at,
+                EventKind::ClientLimit {
+                    detail: format!("no random numbers for the client random: {e}"),
+                },
+            );
             return Err(Stop);
         }
+        self.d
+            .set_security_sink(Box::new(SessionSink::with_client_random(random)));
+        self.rdp_security = Some(ClientShim::new(random).with_salted_mac(self.cfg.salted_mac));
+        Ok(())
+    }
+
+    /// In `auto` mode, a server that answers TLS and NLA with Standard RDP Security ([MS-RDPBCGR]
+    /// 3.3.5.3.2 allows it) is followed there, as mstsc and xfreerdp do: the connector is remade to accept
+    /// PROTOCOL_RDP before it reads the Connection Confirm.
+    fn follow_fallback_to_standard_security(
+        &mut self,
+        connector: &mut ClientConnector,
+    ) -> Result<(), Stop> {
+        let fallback = matches!(
+            crate::dissect::negotiation_of(self.d.trace()),
+            Some(crate::pdu::Negotiation::Response {
+                selected_protocol: 0,
+                ..
+            })
+        );
+        if !fallback
+            || self.cfg.security != Security::Auto
+            || self.rdp_security.is_some()
+            || !matches!(
+                connector.state,
+                ClientConnectorState::ConnectionInitiationWaitConfirm { .. }
+            )
+        {
+            return Ok(());
+        }
+        self.enable_standard_security()?;
+        let mut config = self.connector_config();
+        config.enable_standard_rdp_security = true;
+        let local = self
+            .client_addr
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let mut fresh = ClientConnector::new(config, local);
+        // The request this connector would send is already on the wire; only its state matters.
+        let mut scratch = WriteBuf::new();
+        if let Err(e) =
+            fresh.initiate_with_security_protocol(SecurityProtocol::empty(), &mut scratch)
+        {
+            let at = self.at();
+            self.d.trace_mut().record_event(
+                at,
+                EventKind::ClientLimit {
+                    detail: format!("cannot follow the fallback to Standard RDP Security: {e}"),
+                },
+            );
+            return Err(Stop);
+        }
+        *connector = fresh;
+        self.d.trace_mut().fact_in(
+            PhaseName::X224,
+            "fallback",
+            "the server chose Standard RDP Security; the probe follows it, as mstsc does",
+        );
+        Ok(())
+    }
+
+    async fn sequence(&mut self) -> Result<(), Stop> {
+        if self.cfg.security == Security::Rdp {
+            self.enable_standard_security()?;
+        }
         let (stream, local, remote) = self.connect().await?;
+        self.client_addr = Some(local);
         self.conn = Conn::Plain(Tap::new(stream, self.tap.clone(), self.start));
 
         let mut connector = ClientConnector::new(self.connector_config(), local);
@@ -887,6 +948,7 @@ impl Run<'_> {
                 );
                 continue;
             }
+            self.follow_fallback_to_standard_security(connector)?;
             let at_state = connector.state.name();
             let written = connector.step(&frame, None, buf);
             debug!(

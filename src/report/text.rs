@@ -169,6 +169,7 @@ fn important_fact(k: &str) -> bool {
             | "client_build"
             | "cookie"
             | "client_info_password"
+            | "fallback"
     )
 }
 

@@ -170,3 +170,19 @@ pub fn normalize(v: &mut serde_json::Value) {
     }
     walk(v, &[&ms, &port, &date]);
 }
+
+/// The text timeline made stable for a snapshot: times, byte counts and the padding that depends on the
+/// width of the times are replaced, and what [`normalize`] replaces in JSON too.
+pub fn normalize_timeline(text: &str) -> String {
+    let at = regex::Regex::new(r"(?m)^(\s+)\d+\.\d+(\s)").expect("regex");
+    let bytes = regex::Regex::new(r"in \d+ B, out \d+ B").expect("regex");
+    let text = at.replace_all(text, "$1[t]$2");
+    let text = bytes.replace_all(&text, "in [n] B, out [n] B");
+    let mut doc = serde_json::Value::String(text.into_owned());
+    normalize(&mut doc);
+    // Times are right-aligned: the padding before them depends on their width.
+    let padding = regex::Regex::new(r" +\[t\]").expect("regex");
+    padding
+        .replace_all(doc.as_str().unwrap_or_default(), " [t]")
+        .into_owned()
+}
