@@ -1077,6 +1077,14 @@ impl Run<'_> {
                 Ok(_) => {}
                 Err(ReadError::TimedOut) => {
                     let secs = self.cfg.watch.as_secs_f64();
+                    if deactivated(self.d.trace()) {
+                        // [2.2.3.1] A Deactivate All with no Demand Active after it: the session is frozen.
+                        self.leave(&format!(
+                            "the session stayed deactivated to the end of the {secs} s watch"
+                        ))
+                        .await;
+                        return Err(Stop);
+                    }
                     self.leave(&format!("end of the {secs} s watch")).await;
                     return Ok(());
                 }
@@ -1087,6 +1095,19 @@ impl Run<'_> {
             }
         }
     }
+}
+
+/// Whether the server's last Deactivate All ([2.2.3.1]) has no Demand Active after it.
+fn deactivated(trace: &Trace) -> bool {
+    let mut deactivated = false;
+    for (_, pdu) in trace.pdus() {
+        match pdu.info {
+            PduInfo::DeactivateAll => deactivated = true,
+            PduInfo::DemandActive { .. } => deactivated = false,
+            _ => {}
+        }
+    }
+    deactivated
 }
 
 /// What the connector waits for, by its state name.
