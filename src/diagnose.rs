@@ -24,7 +24,7 @@ pub fn diagnose(trace: &Trace) -> Verdict {
         None if reached_active => (
             Cause::Connected,
             None,
-            connected_detail(trace),
+            connected_detail(trace, &findings),
             vec!["Font Map received: the connection sequence is complete".to_owned()],
         ),
         None => (
@@ -96,6 +96,9 @@ struct Findings {
     client_closed: bool,
     capture_ended: bool,
     credssp_auth_sent: bool,
+    /// The lowest TSRequest version the server sent.
+    credssp_server_version: Option<u32>,
+    tls_established: bool,
     last_server_pdu: Option<(PhaseName, String)>,
     last_client_pdu: Option<(PhaseName, String)>,
 }
@@ -122,8 +125,15 @@ impl Findings {
                 },
                 PduInfo::TsRequest {
                     error_code: Some(code),
+                    version,
                     ..
-                } if pdu.from == Side::Server => f.credssp_error = Some((pdu.at_ms, *code)),
+                } if pdu.from == Side::Server => {
+                    f.credssp_error = Some((pdu.at_ms, *code));
+                    f.note_credssp_version(*version);
+                }
+                PduInfo::TsRequest { version, .. } if pdu.from == Side::Server => {
+                    f.note_credssp_version(*version);
+                }
                 PduInfo::TsRequest {
                     auth_info: true, ..
                 } if pdu.from == Side::Client => f.credssp_auth_sent = true,
@@ -203,6 +213,7 @@ impl Findings {
                     f.resolve_failed = Some((e.at_ms, host.clone(), error.clone()));
                 }
                 EventKind::ClientClosed { .. } => f.client_closed = true,
+                EventKind::TlsEstablished { .. } => f.tls_established = true,
                 EventKind::CaptureEnded => f.capture_ended = true,
                 EventKind::Redirected { detail } if f.redirected.is_none() => {
                     f.redirected = Some((e.at_ms, detail.clone()));
@@ -217,6 +228,13 @@ impl Findings {
             .last_pdu_from(Side::Client)
             .map(|(p, pdu)| (p, pdu.name.clone()));
         f
+    }
+
+    fn note_credssp_version(&mut self, version: u32) {
+        self.credssp_server_version = Some(
+            self.credssp_server_version
+                .map_or(version, |v| v.min(version)),
+        );
     }
 
     /// How the connection ended, in words: "the server closed the connection (FIN)".
@@ -243,7 +261,7 @@ impl Findings {
     }
 }
 
-fn connected_detail(trace: &Trace) -> String {
+fn connected_detail(trace: &Trace, f: &Findings) -> String {
     let selected = trace
         .phase(PhaseName::X224)
         .facts
@@ -258,8 +276,17 @@ fn connected_detail(trace: &Trace) -> String {
         .and_then(|v| v.as_str())
         .map(|v| format!(" over {v}"))
         .unwrap_or_default();
-    format!("the connection reached the active state ({selected}{tls})")
+    let credssp = match f.credssp_server_version {
+        Some(v) if v < CREDSSP_NONCE_VERSION => format!(
+            "; the server speaks CredSSP version {v}, which binds the TLS key without a nonce ([MS-CSSP] 3.1.5) and has no errorCode: older than the CVE-2018-0886 update"
+        ),
+        _ => String::new(),
+    };
+    format!("the connection reached the active state ({selected}{tls}){credssp}")
 }
+
+/// [MS-CSSP] 3.1.5: from version 5 on, the TLS key is bound with a client nonce (the CVE-2018-0886 update).
+const CREDSSP_NONCE_VERSION: u32 = 5;
 
 fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, String, Vec<String>) {
     let mut ev = Vec::new();
@@ -338,6 +365,27 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
         return (
             Cause::TlsAlert,
             format!("the server ended the TLS handshake with alert {name}"),
+            ev,
+        );
+    }
+    if let Some((at, reason)) = f.dpu_from_server
+        && phase == PhaseName::Tls
+        && !f.tls_established
+    {
+        // Before TLS is up, a Disconnect Provider Ultimatum can only come in clear.
+        let name = codes::name(Table::DpuReason, u32::from(reason));
+        ev.push(format!(
+            "{at:.1} ms: server Disconnect Provider Ultimatum {name}, in clear instead of TLS"
+        ));
+        if let Some(c) = f.close_evidence() {
+            ev.push(c);
+        }
+        return (
+            Cause::DisconnectedByServer,
+            format!(
+                "the server wrote a cleartext Disconnect Provider Ultimatum ({name}) instead of TLS{}: it agreed to TLS and then could not do it, as xrdp does when its certificate or key is unusable (a key that does not match the certificate)",
+                close.map(|c| format!(", then {c}")).unwrap_or_default()
+            ),
             ev,
         );
     }
@@ -638,9 +686,54 @@ static NEG_FAILURE_HINTS: &[(u32, &str)] = &[
     ),
 ];
 
+/// What to look at after a fatal TLS alert from the server ([RFC 8446] 6.2).
+static TLS_ALERT_HINTS: &[(u8, &str)] = &[
+    (
+        40,
+        "handshake_failure: no cipher suite or signature algorithm in common; the server may allow only legacy suites (static RSA, CBC, 3DES): check its TLS configuration (sslscan --rdp)",
+    ),
+    (
+        70,
+        "protocol_version: the server accepts none of the TLS versions offered (TLS 1.2 and 1.3); an old server limited to TLS 1.0 or 1.1 answers this way (xrdp and OpenSSL do); enable TLS 1.2 on the server",
+    ),
+    (
+        80,
+        "internal_error: FreeRDP-based servers answer a TLS version they refuse this way; otherwise look at the server's log",
+    ),
+];
+
+/// What xfreerdp reports for a Disconnect Provider Ultimatum without error info, by [T.125] reason: it makes an
+/// errorInfo of it that was never on the wire.
+static DPU_AS_XFREERDP_SHOWS: &[(u8, &str)] = &[
+    (1, "ERRINFO_RPC_INITIATED_DISCONNECT"),
+    (3, "ERRINFO_LOGOFF_BY_USER"),
+];
+
 fn hints(trace: &Trace, cause: Cause, f: &Findings) -> Vec<String> {
     let mut out = Vec::new();
     match cause {
+        Cause::Connected
+            if f.credssp_server_version
+                .is_some_and(|v| v < CREDSSP_NONCE_VERSION) =>
+        {
+            out.push("Windows clients with the CVE-2018-0886 update refuse a server that cannot bind the TLS key with a nonce (\"CredSSP encryption oracle remediation\"), unless their Encryption Oracle Remediation policy is set to Vulnerable: update the server".to_owned());
+        }
+        Cause::TlsAlert => {
+            if let Some((_, Some(alert), _)) = f.server_alert
+                && let Some((_, hint)) = TLS_ALERT_HINTS.iter().find(|(a, _)| *a == alert)
+            {
+                out.push((*hint).to_owned());
+            }
+        }
+        Cause::DisconnectedByServer => {
+            if let Some((_, reason)) = f.dpu_from_server
+                && let Some((_, name)) = DPU_AS_XFREERDP_SHOWS.iter().find(|(r, _)| *r == reason)
+            {
+                out.push(format!(
+                    "no Set Error Info was sent: xfreerdp reports this Disconnect Provider Ultimatum as {name}, which was not on the wire"
+                ));
+            }
+        }
         Cause::NegotiationFailure => {
             if let Some((_, code)) = f.neg_failure {
                 let hint = NEG_FAILURE_HINTS
