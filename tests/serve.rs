@@ -85,7 +85,9 @@ fn assert_error_info_then_ultimatum(trace: &Trace, phase: PhaseName, code: u32) 
 fn assert_client_got_error_info_then_eof(seen: &ClientRun, code: u32) {
     assert!(seen.reached, "the client stopped early: {:?}", seen.error);
     let mut expected = faults::set_error_info(code).expect("encodes");
-    expected.extend(faults::disconnect_provider_ultimatum().expect("encodes"));
+    expected.extend(
+        faults::disconnect_provider_ultimatum(scenario::RN_PROVIDER_INITIATED).expect("encodes"),
+    );
     assert_eq!(
         seen.after_stop, expected,
         "bytes after the client's last PDU"
@@ -172,12 +174,22 @@ async fn error_info_codes_ironrdp_does_not_know() {
     assert!(seen.reached, "{:?}", seen.error);
     assert!(seen.eof);
     assert_error_info_then_ultimatum(&served.trace, PhaseName::Capabilities, 0x1a);
+    // `--at capabilities` acts where the client waits for the Demand Active: after licensing, instead of it.
+    let pdus = server_pdus(&served.trace);
     assert!(
-        server_pdus(&served.trace)
+        pdus.iter().any(|(_, info)| matches!(
+            info,
+            PduInfo::License {
+                message: rdptrace::pdu::LicenseMessage::ErrorAlert { code: 7, .. }
+            }
+        )),
+        "licensing went through before the error: {pdus:?}"
+    );
+    assert!(
+        !pdus
             .iter()
-            .any(|(phase, info)| *phase == PhaseName::Capabilities
-                && matches!(info, PduInfo::DemandActive { .. })),
-        "the Demand Active went out before the error"
+            .any(|(_, info)| matches!(info, PduInfo::DemandActive { .. })),
+        "the error came instead of the Demand Active: {pdus:?}"
     );
 }
 
