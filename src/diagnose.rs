@@ -99,6 +99,8 @@ struct Findings {
     /// The lowest TSRequest version the server sent.
     credssp_server_version: Option<u32>,
     tls_established: bool,
+    /// The certificate problems the client noticed, in words: `expired (expired on ...)`.
+    cert_problems: Vec<String>,
     last_server_pdu: Option<(PhaseName, String)>,
     last_client_pdu: Option<(PhaseName, String)>,
 }
@@ -214,6 +216,10 @@ impl Findings {
                 }
                 EventKind::ClientClosed { .. } => f.client_closed = true,
                 EventKind::TlsEstablished { .. } => f.tls_established = true,
+                EventKind::CertificateProblem { problem, detail } => {
+                    f.cert_problems
+                        .push(format!("{} ({detail})", problem.as_str()));
+                }
                 EventKind::CaptureEnded => f.capture_ended = true,
                 EventKind::Redirected { detail } if f.redirected.is_none() => {
                     f.redirected = Some((e.at_ms, detail.clone()));
@@ -282,7 +288,15 @@ fn connected_detail(trace: &Trace, f: &Findings) -> String {
         ),
         _ => String::new(),
     };
-    format!("the connection reached the active state ({selected}{tls}){credssp}")
+    let cert = if f.cert_problems.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; the certificate has problems, not fatal without --strict-cert: {}",
+            f.cert_problems.join(", ")
+        )
+    };
+    format!("the connection reached the active state ({selected}{tls}){credssp}{cert}")
 }
 
 /// [MS-CSSP] 3.1.5: from version 5 on, the TLS key is bound with a client nonce (the CVE-2018-0886 update).
@@ -603,7 +617,7 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
         return (
             Cause::TimedOut,
             format!(
-                "the server stopped answering in the {phase} phase: no {waiting_for} within {seconds} s"
+                "the server stopped answering in the {phase} phase: {waiting_for} did not come within {seconds} s"
             ),
             ev,
         );

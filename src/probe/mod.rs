@@ -954,7 +954,7 @@ impl Run<'_> {
                         at,
                         EventKind::ClientLimit {
                             detail: format!(
-                                "the server chose {}, which rustls and current Windows clients refuse (TLS 1.2 or 1.3 are required)",
+                                "the server chose {}, which the specification allows ([MS-RDPBCGR] 5.4.5.1) but rustls does not speak (TLS 1.2 and 1.3 only), nor any client with that version disabled",
                                 crate::dissect::tls::version_name(v)
                             ),
                         },
@@ -1113,12 +1113,15 @@ fn deactivated(trace: &Trace) -> bool {
 /// What the connector waits for, by its state name.
 fn waiting_for(state: &str) -> &'static str {
     match state {
-        "ConnectionInitiationWaitConfirm" => "X.224 Connection Confirm",
-        "BasicSettingsExchangeWaitResponse" => "MCS Connect Response",
-        "ChannelConnection" => "MCS Attach User Confirm or Channel Join Confirm",
-        "ConnectTimeAutoDetection" | "LicensingExchange" => "licensing PDU",
-        "MultitransportBootstrapping" => "Server Demand Active",
-        s if s.contains("Capabilities") => "Server Demand Active",
+        "ConnectionInitiationWaitResponse" | "ConnectionInitiationWaitConfirm" => {
+            "the X.224 Connection Confirm"
+        }
+        "BasicSettingsExchangeWaitResponse" => "the MCS Connect Response",
+        "ChannelConnection" => "the MCS Attach User Confirm or a Channel Join Confirm",
+        "ConnectTimeAutoDetection" | "LicensingExchange" => "a licensing PDU",
+        "MultitransportBootstrapping" => "the Server Demand Active",
+        "ConnectionFinalization" => "the server's finalization PDUs",
+        s if s.contains("Capabilities") => "the Server Demand Active",
         _ => "the server's next PDU",
     }
 }
