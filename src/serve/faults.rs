@@ -477,4 +477,183 @@ mod tests {
             "{pdus:?}"
         );
     }
+
+    #[test]
+    fn ultimatum_as_xrdp_writes_it() {
+        // lab/HOSTS.md: every Disconnect Provider Ultimatum xrdp sends is these 9 bytes (rn-user-requested).
+        let bytes = disconnect_provider_ultimatum(3).expect("encodes");
+        assert_eq!(
+            bytes,
+            [0x03, 0x00, 0x00, 0x09, 0x02, 0xf0, 0x80, 0x21, 0x80]
+        );
+        assert!(disconnect_provider_ultimatum(9).is_err(), "no such reason");
+    }
+
+    #[test]
+    fn negotiation_answers_without_failure() {
+        let pdus = dissect(&negotiation_response(0).expect("encodes"));
+        assert!(
+            matches!(
+                pdus.as_slice(),
+                [PduInfo::X224ConnectionConfirm {
+                    negotiation: Negotiation::Response {
+                        selected_protocol: 0,
+                        ..
+                    }
+                }]
+            ),
+            "{pdus:?}"
+        );
+        let pdus = dissect(&confirm_without_negotiation());
+        assert!(
+            matches!(
+                pdus.as_slice(),
+                [PduInfo::X224ConnectionConfirm {
+                    negotiation: Negotiation::None
+                }]
+            ),
+            "{pdus:?}"
+        );
+    }
+
+    #[test]
+    fn tls_answers_of_an_old_server() {
+        let pdus = dissect(&tls_alert(70));
+        assert!(
+            matches!(
+                pdus.as_slice(),
+                [PduInfo::TlsAlert {
+                    level: Some(2),
+                    description: Some(70),
+                    encrypted: false
+                }]
+            ),
+            "{pdus:?}"
+        );
+        let cert = crate::serve::tls::certificate(
+            &crate::serve::scenario::CertProfile::DEFAULT,
+            "rdptrace-target",
+            None,
+        )
+        .expect("a certificate");
+        let leaf = cert.chain.first().expect("a leaf").as_ref();
+        let pdus = dissect(&tls10_server_flight(&[leaf]).expect("encodes"));
+        assert!(
+            matches!(
+                pdus.as_slice(),
+                [
+                    PduInfo::TlsServerHello {
+                        version: 0x0301,
+                        cipher_suite: 0x002f
+                    },
+                    PduInfo::TlsCertificate { chain },
+                    PduInfo::TlsHandshake { msg_type: 14 },
+                ] if chain.len() == 1 && chain[0].subject == "CN=rdptrace-target"
+            ),
+            "{pdus:?}"
+        );
+    }
+
+    #[test]
+    fn credssp_answers() {
+        let bytes = credssp_error(6, 0xC000_0234).expect("encodes");
+        let request = TsRequest::from_buffer(&bytes).expect("a TSRequest");
+        assert_eq!(request.version, 6);
+        assert_eq!(request.error_code, Some(NStatusCode(0xC000_0234)));
+        assert!(request.nego_tokens.is_none() && request.pub_key_auth.is_none());
+        // [2.2.10.2] ACCESS_DENIED is 0x00000005, little-endian.
+        assert_eq!(early_auth_denied().expect("encodes"), [5, 0, 0, 0]);
+    }
+
+    #[test]
+    fn licensing_error_with_any_code() {
+        let pdus = dissect(&license_error(0x6, 0x1).expect("encodes"));
+        assert!(
+            matches!(
+                pdus.as_slice(),
+                [PduInfo::License {
+                    message: crate::pdu::LicenseMessage::ErrorAlert {
+                        code: 6,
+                        transition: 1
+                    }
+                }]
+            ),
+            "{pdus:?}"
+        );
+    }
+
+    /// [5.3.3.1.1] the public exponent of the Terminal Services signing key, little-endian.
+    const TSSK_PUBLIC_EXPONENT: [u8; 4] = [0x5b, 0x7b, 0x88, 0xc0];
+
+    #[test]
+    fn license_request_carries_a_signed_proprietary_certificate() {
+        let key = LicenseKey {
+            modulus_be: vec![0xc3; 256],
+            exponent: 0x0001_0001,
+        };
+        let bytes = license_request(&key).expect("encodes");
+        let pdus = dissect(&bytes);
+        assert!(
+            matches!(
+                pdus.as_slice(),
+                [PduInfo::License {
+                    message: crate::pdu::LicenseMessage::LicenseRequest
+                }]
+            ),
+            "{pdus:?}"
+        );
+        // ironrdp-pdu reads it back; [5.3.3.1.3] the signature opens with the public exponent to the padded
+        // MD5 of the first six fields.
+        let indication = ironrdp_pdu::mcs::decode_send_data_indication(&bytes).expect("MCS");
+        let pdu: ironrdp_pdu::rdp::server_license::LicensePdu =
+            indication.decode_user_data().expect("a licensing PDU");
+        let ironrdp_pdu::rdp::server_license::LicensePdu::ServerLicenseRequest(request) = pdu
+        else {
+            panic!("not a License Request: {pdu:?}");
+        };
+        let Some(ServerCertificate {
+            certificate: CertificateType::Proprietary(cert),
+            ..
+        }) = &request.server_certificate
+        else {
+            panic!("no proprietary certificate");
+        };
+        assert_eq!(cert.signature.len(), 72);
+        let n = BoxedUint::from_le_slice(&TSSK_MODULUS, 512).expect("n");
+        let e = BoxedUint::from_le_slice(&TSSK_PUBLIC_EXPONENT, 512).expect("e");
+        let s = BoxedUint::from_le_slice(&cert.signature[..64], 512).expect("s");
+        let m = rsa::hazmat::rsa_encrypt(&rsa::RsaPublicKey::new_unchecked(n, e), &s)
+            .expect("the public operation");
+        let m = m.to_le_bytes();
+        let key_bytes = ironrdp_core::encode_vec(&cert.public_key).expect("the key");
+        let mut signed = Vec::new();
+        for v in [1u32, 1, 1] {
+            signed.extend_from_slice(&v.to_le_bytes());
+        }
+        signed.extend_from_slice(&BB_RSA_KEY_BLOB.to_le_bytes());
+        signed.extend_from_slice(&(key_bytes.len() as u16).to_le_bytes());
+        signed.extend_from_slice(&key_bytes);
+        let hash = <md5::Md5 as md5::Digest>::digest(&signed);
+        assert_eq!(&m[..16], hash.as_slice());
+        assert_eq!(m[16], 0x00);
+        assert!(m[17..62].iter().all(|b| *b == 0xff));
+        assert_eq!(m[62], 0x01);
+    }
+
+    #[test]
+    fn deactivation_and_redirection() {
+        let pdus = dissect(&deactivate_all().expect("encodes"));
+        assert!(
+            matches!(pdus.as_slice(), [PduInfo::DeactivateAll]),
+            "{pdus:?}"
+        );
+        let pdus = dissect(&server_redirection(7, "192.0.2.10").expect("encodes"));
+        assert!(
+            matches!(
+                pdus.as_slice(),
+                [PduInfo::ServerRedirection { session_id: 7, target: Some(t) }] if t == "192.0.2.10"
+            ),
+            "{pdus:?}"
+        );
+    }
 }

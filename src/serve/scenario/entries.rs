@@ -297,7 +297,9 @@ static HAND: &[Scenario] = &[
         group: Group::Tls,
         stands_for: "A server whose certificate has expired (a certificate nobody renewed).",
         wire: "completes the connection with a certificate that expired a year ago (issued by the test CA, in the host's name).",
-        expected: Expected::CONNECTED.cert(&[CertProblem::Expired]),
+        expected: Expected::CONNECTED
+            .cert(&[CertProblem::Expired])
+            .mentioning(&["certificate has problems", "expired"]),
         tls: cert(
             KeyKind::Rsa2048,
             Validity::Expired,
@@ -316,7 +318,9 @@ static HAND: &[Scenario] = &[
         group: Group::Tls,
         stands_for: "A server whose certificate is not valid yet (a client or server clock that is wrong, a certificate issued with a future start).",
         wire: "completes the connection with a certificate valid from a year from now (issued by the test CA, in the host's name).",
-        expected: Expected::CONNECTED.cert(&[CertProblem::NotYetValid]),
+        expected: Expected::CONNECTED
+            .cert(&[CertProblem::NotYetValid])
+            .mentioning(&["certificate has problems", "not yet valid"]),
         tls: cert(
             KeyKind::Rsa2048,
             Validity::NotYetValid,
@@ -335,7 +339,9 @@ static HAND: &[Scenario] = &[
         group: Group::Tls,
         stands_for: "A Windows host with its default self-signed Remote Desktop certificate.",
         wire: "completes the connection with a self-signed certificate in the host's name.",
-        expected: Expected::CONNECTED.cert(&[CertProblem::SelfSigned]),
+        expected: Expected::CONNECTED
+            .cert(&[CertProblem::SelfSigned])
+            .mentioning(&["certificate has problems", "self-signed"]),
         tls: cert(
             KeyKind::Rsa2048,
             Validity::Current,
@@ -354,7 +360,9 @@ static HAND: &[Scenario] = &[
         group: Group::Tls,
         stands_for: "A certificate issued for another name (a renamed host, a load balancer in front, a connection by an address the certificate does not list).",
         wire: "completes the connection with a certificate the test CA issued for rdp.example.com only.",
-        expected: Expected::CONNECTED.cert(&[CertProblem::NameMismatch]),
+        expected: Expected::CONNECTED
+            .cert(&[CertProblem::NameMismatch])
+            .mentioning(&["certificate has problems", "name mismatch"]),
         tls: cert(
             KeyKind::Rsa2048,
             Validity::Current,
@@ -373,7 +381,9 @@ static HAND: &[Scenario] = &[
         group: Group::Tls,
         stands_for: "An old host whose certificate has an RSA 1024 key (Windows Server 2003 or 2008 era, an appliance never re-keyed).",
         wire: "completes the connection with a certificate for an RSA 1024 key (issued by the test CA, in the host's name), signing its TLS handshake with that key.",
-        expected: Expected::CONNECTED.cert(&[CertProblem::WeakKey]),
+        expected: Expected::CONNECTED
+            .cert(&[CertProblem::WeakKey])
+            .mentioning(&["certificate has problems", "weak key"]),
         tls: cert(
             KeyKind::Rsa1024,
             Validity::Current,
@@ -696,7 +706,8 @@ static HAND: &[Scenario] = &[
         group: Group::Transport,
         stands_for: "A server or path so slow (an overloaded host, a saturated VPN) that clients give up waiting for it.",
         wire: "answers everything 1.5 s late.",
-        expected: Expected::failed(PhaseName::X224, Cause::TimedOut),
+        expected: Expected::failed(PhaseName::X224, Cause::TimedOut)
+            .mentioning(&["the X.224 Connection Confirm did not come within 1 s"]),
         behaviour: &[fault(ServerPoint::Accepted, Action::Slow(SLOW_MS))],
         probe: ProbeProfile::IMPATIENT,
         xfreerdp: Some(Xfreerdp {
@@ -781,16 +792,14 @@ fn errinfo_family() -> Vec<Scenario> {
         .rows()
         .iter()
         .filter(|row| row.code != 0 && row.code <= 0x10A)
-        .map(|row| {
+        .filter_map(|row| {
             let licensing = row.code >= 0x100;
             let phase = if licensing {
                 PhaseName::Licensing
             } else {
                 PhaseName::Active
             };
-            let Some(point) = ServerPoint::for_phase(phase) else {
-                unreachable!("licensing and active have a point")
-            };
+            let point = ServerPoint::for_phase(phase)?;
             let action = Action::ErrorInfo(row.code);
             let stands_for = if licensing {
                 format!(
@@ -814,7 +823,7 @@ fn errinfo_family() -> Vec<Scenario> {
                     action.describe()
                 )
             };
-            Scenario {
+            Some(Scenario {
                 name: leak(format!("errinfo-0x{:04x}", row.code)),
                 group: Group::ErrorInfo,
                 family: Some(pattern),
@@ -824,7 +833,7 @@ fn errinfo_family() -> Vec<Scenario> {
                 behaviour: leak_faults(vec![Fault { at: point, action }]),
                 xfreerdp: Some(errinfo_xfreerdp(row.code, row.name)),
                 ..Scenario::BASE
-            }
+            })
         })
         .collect()
 }
