@@ -739,7 +739,10 @@ fn hints(trace: &Trace, cause: Cause, f: &Findings) -> Vec<String> {
                 out.push((*hint).to_owned());
             }
         }
-        Cause::DisconnectedByServer => {
+        // A cleartext ultimatum during the TLS handshake fails xfreerdp's TLS layer first: it never reads it.
+        Cause::DisconnectedByServer
+            if f.tls_established || trace.failed_phase() != Some(PhaseName::Tls) =>
+        {
             if let Some((_, reason)) = f.dpu_from_server
                 && let Some((_, name)) = DPU_AS_XFREERDP_SHOWS.iter().find(|(r, _)| *r == reason)
             {

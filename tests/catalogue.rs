@@ -266,6 +266,43 @@ fn spot_checks_through_the_binaries() {
 }
 
 #[test]
+fn spot_checks_through_demo() {
+    for (name, args, strict) in [
+        // The scenario's own phase timeout: without it the probe would wait 5 s, and still time out.
+        ("stall-in-mcs-connect", &[][..], false),
+        ("cert-weak-key", &["--strict-cert"][..], true),
+        ("tls-cleartext-ultimatum", &[][..], false),
+    ] {
+        let s = scenario::find(name).expect("in the catalogue");
+        let expected = if strict {
+            s.expected.strict()
+        } else {
+            s.expected
+        };
+        let output = Command::new(env!("CARGO_BIN_EXE_rdptrace"))
+            .args(["demo", name, "--json"])
+            .args(args)
+            .env_remove("RDPTRACE_PASSWORD")
+            .stdin(Stdio::null())
+            .output()
+            .expect("rdptrace demo runs");
+        let text = String::from_utf8_lossy(&output.stdout);
+        let doc: serde_json::Value = serde_json::from_str(text.lines().next().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {text}"));
+        assert_eq!(verdict_of(&doc), expected_of(&expected), "{name}: {doc}");
+        if let Some(ms) = s.probe.phase_timeout_ms {
+            let waited = doc["phases"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|p| p["events"].as_array().into_iter().flatten())
+                .find_map(|e| e["deadline"]["seconds"].as_f64());
+            assert_eq!(waited, Some(ms as f64 / 1000.0), "{name}: {doc}");
+        }
+    }
+}
+
+#[test]
 fn the_readme_holds_the_catalogue_table() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
         .expect("README.md");

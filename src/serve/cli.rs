@@ -73,7 +73,8 @@ pub struct ScenariosArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// The scenario the built-in target plays (`rdptrace scenarios` lists them).
+    /// The scenario the built-in target plays (`rdptrace scenarios` lists them). A scenario that needs a short
+    /// --phase-timeout (a stall, slow replies) brings its own, unless --phase-timeout gives another.
     #[arg(default_value = "denied-connection")]
     pub scenario: String,
     /// Move the scenario's fault to this phase.
