@@ -327,9 +327,9 @@ fn write_the_readme_table() {
     let end = "<!-- /catalogue -->";
     let from = readme.find(start).expect("the opening marker") + start.len();
     let to = readme.find(end).expect("the closing marker");
-    let mut out = String::new();
-    out.push_str(&readme[..from]);
-    out.push_str(&scenario::markdown_table());
-    out.push_str(&readme[to..]);
+    let (Some(before), Some(after)) = (readme.get(..from), readme.get(to..)) else {
+        panic!("the markers are out of order in README.md");
+    };
+    let out = format!("{before}{}{after}", scenario::markdown_table());
     std::fs::write(path, out).expect("README.md is written");
 }
