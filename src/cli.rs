@@ -34,7 +34,7 @@ pub enum Command {
     /// Run the built-in target: a real RDP server that fails on purpose.
     Serve(Box<crate::serve::cli::ServeArgs>),
     /// List the built-in target's scenarios.
-    Scenarios,
+    Scenarios(crate::serve::cli::ScenariosArgs),
     /// Explain an mstsc error pair or look up one code.
     Explain(crate::explain::ExplainArgs),
     /// Diagnose the RDP sessions in a pcap or pcapng capture.
@@ -63,7 +63,7 @@ pub fn main() -> ExitCode {
         Command::Probe(args) => crate::probe::cli::run(args),
         Command::Demo(args) => crate::serve::cli::demo(args),
         Command::Serve(args) => crate::serve::cli::serve(*args),
-        Command::Scenarios => crate::serve::cli::scenarios(),
+        Command::Scenarios(args) => crate::serve::cli::scenarios(args),
         Command::Explain(args) => crate::explain::run(args),
         Command::Replay(args) => crate::replay::cli::run(args),
         Command::Check(args) => crate::check::cli::run(args),

@@ -16,15 +16,19 @@ use crate::verdict::{Cause, Code, Verdict};
 /// The verdict on a trace.
 pub fn diagnose(trace: &Trace) -> Verdict {
     let findings = Findings::gather(trace);
-    let failed = trace.failed_phase();
     let reached_active = trace.phase(PhaseName::Active).status == PhaseStatus::Ok
         || trace.phase(PhaseName::Active).start_ms.is_some();
+    // A session deactivated and never reactivated is over, whoever closed it afterwards.
+    let deactivated = reached_active && trace.deactivated_for_good();
+    let failed = trace
+        .failed_phase()
+        .or_else(|| deactivated.then_some(PhaseName::Active));
 
     let (cause, phase, detail, mut evidence) = match failed {
         None if reached_active => (
             Cause::Connected,
             None,
-            connected_detail(trace),
+            connected_detail(trace, &findings),
             vec!["Font Map received: the connection sequence is complete".to_owned()],
         ),
         None => (
@@ -97,6 +101,13 @@ struct Findings {
     capture_ended: bool,
     incomplete_server: Option<(f64, u64, u8)>,
     credssp_auth_sent: bool,
+    /// The lowest TSRequest version the server sent.
+    credssp_server_version: Option<u32>,
+    tls_established: bool,
+    /// The version the server's TLS ServerHello chose.
+    server_tls_version: Option<(f64, u16)>,
+    /// The certificate problems the client noticed, in words: `expired (expired on ...)`.
+    cert_problems: Vec<String>,
     last_server_pdu: Option<(PhaseName, String)>,
     last_client_pdu: Option<(PhaseName, String)>,
 }
@@ -113,6 +124,9 @@ impl Findings {
                     } => f.selected = Some(*selected_protocol),
                     Negotiation::None => f.no_negotiation = true,
                 },
+                PduInfo::TlsServerHello { version, .. } => {
+                    f.server_tls_version = Some((pdu.at_ms, *version));
+                }
                 PduInfo::TlsAlert {
                     description,
                     encrypted,
@@ -123,8 +137,15 @@ impl Findings {
                 },
                 PduInfo::TsRequest {
                     error_code: Some(code),
+                    version,
                     ..
-                } if pdu.from == Side::Server => f.credssp_error = Some((pdu.at_ms, *code)),
+                } if pdu.from == Side::Server => {
+                    f.credssp_error = Some((pdu.at_ms, *code));
+                    f.note_credssp_version(*version);
+                }
+                PduInfo::TsRequest { version, .. } if pdu.from == Side::Server => {
+                    f.note_credssp_version(*version);
+                }
                 PduInfo::TsRequest {
                     auth_info: true, ..
                 } if pdu.from == Side::Client => f.credssp_auth_sent = true,
@@ -204,6 +225,11 @@ impl Findings {
                     f.resolve_failed = Some((e.at_ms, host.clone(), error.clone()));
                 }
                 EventKind::ClientClosed { .. } => f.client_closed = true,
+                EventKind::TlsEstablished { .. } => f.tls_established = true,
+                EventKind::CertificateProblem { problem, detail } => {
+                    f.cert_problems
+                        .push(format!("{} ({detail})", problem.as_str()));
+                }
                 EventKind::CaptureEnded => f.capture_ended = true,
                 EventKind::IncompleteFrame {
                     from: Side::Server,
@@ -238,6 +264,14 @@ impl Findings {
         }
     }
 
+    /// Keeps the lowest TSRequest version the server sent.
+    fn note_credssp_version(&mut self, version: u32) {
+        self.credssp_server_version = Some(
+            self.credssp_server_version
+                .map_or(version, |v| v.min(version)),
+        );
+    }
+
     /// How the connection ended, in words: "the server closed the connection (FIN)".
     fn close_words(&self) -> Option<String> {
         let (_, by, how) = self.closed?;
@@ -262,7 +296,7 @@ impl Findings {
     }
 }
 
-fn connected_detail(trace: &Trace) -> String {
+fn connected_detail(trace: &Trace, f: &Findings) -> String {
     let selected = trace
         .phase(PhaseName::X224)
         .facts
@@ -277,8 +311,25 @@ fn connected_detail(trace: &Trace) -> String {
         .and_then(|v| v.as_str())
         .map(|v| format!(" over {v}"))
         .unwrap_or_default();
-    format!("the connection reached the active state ({selected}{tls})")
+    let credssp = match f.credssp_server_version {
+        Some(v) if v < CREDSSP_NONCE_VERSION => format!(
+            "; the server speaks CredSSP version {v}, which binds the TLS key without a nonce ([MS-CSSP] 3.1.5) and has no errorCode: older than the CVE-2018-0886 update"
+        ),
+        _ => String::new(),
+    };
+    let cert = if f.cert_problems.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; the certificate has problems, not fatal without --strict-cert: {}",
+            f.cert_problems.join(", ")
+        )
+    };
+    format!("the connection reached the active state ({selected}{tls}){credssp}{cert}")
 }
+
+/// [MS-CSSP] 3.1.5: from version 5 on, the TLS key is bound with a client nonce (the CVE-2018-0886 update).
+const CREDSSP_NONCE_VERSION: u32 = 5;
 
 fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, String, Vec<String>) {
     let mut ev = Vec::new();
@@ -381,6 +432,25 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
         }
         return (Cause::ClientLimit, detail.clone(), ev);
     }
+    // Seen from a capture, a client that does not speak the server's old TLS version just leaves.
+    if let Some((at, version)) = f.server_tls_version
+        && version < 0x0303
+        && phase == PhaseName::Tls
+        && !f.tls_established
+    {
+        ev.push(format!(
+            "{at:.1} ms: server TLS ServerHello chose {}",
+            crate::dissect::tls::version_name(version)
+        ));
+        if let Some(c) = f.close_evidence() {
+            ev.push(c);
+        }
+        return (
+            Cause::ClientLimit,
+            crate::dissect::tls::old_version_limit(version),
+            ev,
+        );
+    }
     if let Some((at, desc, encrypted)) = f.server_alert
         && (phase <= PhaseName::Tls || !encrypted)
     {
@@ -395,15 +465,29 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
             ev,
         );
     }
-    // A server that cannot start TLS after selecting it may answer the ClientHello with a cleartext
-    // Disconnect Provider Ultimatum: that, not the client's TLS error, is what happened.
-    let dpu_instead_of_tls = phase == PhaseName::Tls
-        && trace.phase(PhaseName::Tls).pdus.iter().any(|p| {
-            p.from == Side::Server && matches!(p.info, PduInfo::DisconnectProviderUltimatum { .. })
-        });
+    if let Some((at, reason)) = f.dpu_from_server
+        && phase == PhaseName::Tls
+        && !f.tls_established
+    {
+        // Before TLS is up, a Disconnect Provider Ultimatum can only come in clear.
+        let name = codes::name(Table::DpuReason, u32::from(reason));
+        ev.push(format!(
+            "{at:.1} ms: server Disconnect Provider Ultimatum {name}, in clear instead of TLS"
+        ));
+        if let Some(c) = f.close_evidence() {
+            ev.push(c);
+        }
+        return (
+            Cause::DisconnectedByServer,
+            format!(
+                "the server selected TLS, then answered the ClientHello with a cleartext Disconnect Provider Ultimatum ({name}) instead of TLS{}: it could not start TLS, which points to its certificate or private key (missing, unreadable, or not matching the certificate), as xrdp does",
+                close.map(|c| format!(", then {c}")).unwrap_or_default()
+            ),
+            ev,
+        );
+    }
     if let Some((at, error)) = &f.tls_failed
         && phase == PhaseName::Tls
-        && !dpu_instead_of_tls
     {
         ev.push(format!("{at:.1} ms: TLS handshake failed: {error}"));
         let cert = error.contains("certificate");
@@ -532,20 +616,6 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
         if let Some(c) = f.close_evidence() {
             ev.push(c);
         }
-        if dpu_instead_of_tls {
-            if let Some((at, error)) = &f.tls_failed {
-                ev.push(format!("{at:.1} ms: TLS handshake failed: {error}"));
-            }
-            return (
-                Cause::DisconnectedByServer,
-                format!(
-                    "the server selected TLS, then answered the client's TLS ClientHello with a cleartext Disconnect Provider Ultimatum ({}) instead of a ServerHello{}: it could not start TLS, which points to its certificate or private key (missing, unreadable, or not matching)",
-                    codes::name(Table::DpuReason, u32::from(reason)),
-                    close.map(|c| format!("; then {c}")).unwrap_or_default()
-                ),
-                ev,
-            );
-        }
         return (
             Cause::DisconnectedByServer,
             format!(
@@ -631,7 +701,7 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
         return (
             Cause::TimedOut,
             format!(
-                "the server stopped answering in the {phase} phase: nothing came within {within} while the client waited for {waiting_for}"
+                "the server stopped answering in the {phase} phase: {waiting_for} did not come within {within}"
             ),
             ev,
         );
@@ -670,6 +740,35 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
         let _ = at;
         let incomplete = f.incomplete_note();
         if by == Side::Client {
+            // A client that waited in silence for the server before it left gave up on its own deadline.
+            let last = trace
+                .pdus()
+                .map(|(_, p)| p)
+                .filter(|p| {
+                    !matches!(
+                        p.info,
+                        PduInfo::TlsHandshake { .. }
+                            | PduInfo::TlsEncrypted
+                            | PduInfo::TlsAlert { .. }
+                    )
+                })
+                .max_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+            if let Some(last) = last
+                && phase < PhaseName::Active
+                && at - last.at_ms >= CLIENT_GAVE_UP_AFTER_MS
+            {
+                let waited = (at - last.at_ms) / 1000.0;
+                return (
+                    Cause::TimedOut,
+                    format!(
+                        "the server stopped answering in the {phase} phase: after the {}'s {}, the client waited {waited:.1} s with nothing from the server and gave up ({})",
+                        last.from.as_str(),
+                        last.name,
+                        close.unwrap_or_default()
+                    ),
+                    ev,
+                );
+            }
             return (
                 Cause::ClosedByClient,
                 format!(
@@ -735,6 +834,10 @@ fn deadline_words(seconds: f64, per_phase: bool) -> String {
     format!("{seconds} s ({option})")
 }
 
+/// In a capture, a client that closes after waiting this long in silence for the server gave up on a
+/// deadline of its own.
+const CLIENT_GAVE_UP_AFTER_MS: f64 = 900.0;
+
 /// What to try after each [2.2.1.2.2] RDP_NEG_FAILURE code.
 static NEG_FAILURE_HINTS: &[(u32, &str)] = &[
     (
@@ -760,9 +863,57 @@ static NEG_FAILURE_HINTS: &[(u32, &str)] = &[
     ),
 ];
 
+/// What to look at after a fatal TLS alert from the server ([RFC 8446] 6.2).
+static TLS_ALERT_HINTS: &[(u8, &str)] = &[
+    (
+        40,
+        "handshake_failure: no cipher suite or signature algorithm in common; the server may allow only legacy suites (static RSA, CBC, 3DES): check its TLS configuration (sslscan --rdp)",
+    ),
+    (
+        70,
+        "protocol_version: the server accepts none of the TLS versions offered (TLS 1.2 and 1.3); an old server limited to TLS 1.0 or 1.1 answers this way (xrdp and OpenSSL do); enable TLS 1.2 on the server",
+    ),
+    (
+        80,
+        "internal_error: FreeRDP-based servers answer a TLS version they refuse this way; otherwise look at the server's log",
+    ),
+];
+
+/// What xfreerdp reports for a Disconnect Provider Ultimatum without error info, by [T.125] reason: it makes an
+/// errorInfo of it that was never on the wire.
+static DPU_AS_XFREERDP_SHOWS: &[(u8, &str)] = &[
+    (1, "ERRINFO_RPC_INITIATED_DISCONNECT"),
+    (3, "ERRINFO_LOGOFF_BY_USER"),
+];
+
 fn hints(trace: &Trace, cause: Cause, f: &Findings) -> Vec<String> {
     let mut out = Vec::new();
     match cause {
+        Cause::Connected
+            if f.credssp_server_version
+                .is_some_and(|v| v < CREDSSP_NONCE_VERSION) =>
+        {
+            out.push("Windows clients with the CVE-2018-0886 update refuse a server that cannot bind the TLS key with a nonce (\"CredSSP encryption oracle remediation\"), unless their Encryption Oracle Remediation policy is set to Vulnerable: update the server".to_owned());
+        }
+        Cause::TlsAlert => {
+            if let Some((_, Some(alert), _)) = f.server_alert
+                && let Some((_, hint)) = TLS_ALERT_HINTS.iter().find(|(a, _)| *a == alert)
+            {
+                out.push((*hint).to_owned());
+            }
+        }
+        // A cleartext ultimatum during the TLS handshake fails xfreerdp's TLS layer first: it never reads it.
+        Cause::DisconnectedByServer
+            if f.tls_established || trace.failed_phase() != Some(PhaseName::Tls) =>
+        {
+            if let Some((_, reason)) = f.dpu_from_server
+                && let Some((_, name)) = DPU_AS_XFREERDP_SHOWS.iter().find(|(r, _)| *r == reason)
+            {
+                out.push(format!(
+                    "no Set Error Info was sent: xfreerdp reports this Disconnect Provider Ultimatum as {name}, which was not on the wire"
+                ));
+            }
+        }
         Cause::NegotiationFailure => {
             if let Some((_, code)) = f.neg_failure {
                 if tls_without_nla(trace, code) {

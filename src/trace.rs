@@ -632,6 +632,21 @@ impl Trace {
             .max_by(|a, b| a.1.at_ms.total_cmp(&b.1.at_ms))
     }
 
+    /// [2.2.3.1] The server sent a Deactivate All after which no Demand Active came: the session is over.
+    pub fn deactivated_for_good(&self) -> bool {
+        let mut deactivated = false;
+        let mut pdus: Vec<&Pdu> = self.pdus().map(|(_, p)| p).collect();
+        pdus.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+        for pdu in pdus {
+            match pdu.info {
+                PduInfo::DeactivateAll => deactivated = true,
+                PduInfo::DemandActive { .. } => deactivated = false,
+                _ => {}
+            }
+        }
+        deactivated
+    }
+
     /// The phase that failed, if one did.
     pub fn failed_phase(&self) -> Option<PhaseName> {
         self.phases

@@ -48,6 +48,7 @@ async fn probe_with_capture(
     });
     cfg.timeout = Duration::from_secs(20);
     cfg.phase_timeout = Duration::from_secs(3);
+    s.probe.apply(&mut cfg);
     cfg.watch = Duration::from_millis(300);
     cfg.pcap = Some(path.clone());
     cfg.embed_secrets = true;
@@ -64,7 +65,7 @@ fn replay_of_the_probe_capture_agrees_with_the_probe_for_every_scenario() {
     let mut checked = 0;
     block_on(async {
         // Bounded concurrency: the scenarios that stall wait for the probe's deadlines.
-        for chunk in scenario::CATALOGUE.chunks(8) {
+        for chunk in scenario::catalogue().chunks(8) {
             let runs: Vec<_> = chunk
                 .iter()
                 .map(|s| {

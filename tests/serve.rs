@@ -85,7 +85,9 @@ fn assert_error_info_then_ultimatum(trace: &Trace, phase: PhaseName, code: u32) 
 fn assert_client_got_error_info_then_eof(seen: &ClientRun, code: u32) {
     assert!(seen.reached, "the client stopped early: {:?}", seen.error);
     let mut expected = faults::set_error_info(code).expect("encodes");
-    expected.extend(faults::disconnect_provider_ultimatum().expect("encodes"));
+    expected.extend(
+        faults::disconnect_provider_ultimatum(scenario::RN_PROVIDER_INITIATED).expect("encodes"),
+    );
     assert_eq!(
         seen.after_stop, expected,
         "bytes after the client's last PDU"
@@ -172,12 +174,22 @@ async fn error_info_codes_ironrdp_does_not_know() {
     assert!(seen.reached, "{:?}", seen.error);
     assert!(seen.eof);
     assert_error_info_then_ultimatum(&served.trace, PhaseName::Capabilities, 0x1a);
+    // `--at capabilities` acts where the client waits for the Demand Active: after licensing, instead of it.
+    let pdus = server_pdus(&served.trace);
     assert!(
-        server_pdus(&served.trace)
+        pdus.iter().any(|(_, info)| matches!(
+            info,
+            PduInfo::License {
+                message: rdptrace::pdu::LicenseMessage::ErrorAlert { code: 7, .. }
+            }
+        )),
+        "licensing went through before the error: {pdus:?}"
+    );
+    assert!(
+        !pdus
             .iter()
-            .any(|(phase, info)| *phase == PhaseName::Capabilities
-                && matches!(info, PduInfo::DemandActive { .. })),
-        "the Demand Active went out before the error"
+            .any(|(_, info)| matches!(info, PduInfo::DemandActive { .. })),
+        "the error came instead of the Demand Active: {pdus:?}"
     );
 }
 
@@ -404,6 +416,28 @@ fn overrides_that_cannot_work_are_refused() {
         .expect("licensing by default");
     assert_eq!(errinfo.expected.phase, Some(PhaseName::Licensing));
     assert_eq!(errinfo.expected.error_info, Some(0x19));
+    for nowhere in [PhaseName::Tcp, PhaseName::SecureSettings] {
+        assert!(
+            TargetConfig::new(healthy)
+                .with_overrides(Some(nowhere), Some(7))
+                .is_err(),
+            "a client never waits for the server in {nowhere}"
+        );
+    }
+    // A close moved into the active session is no longer the pending-close pair 0x904 / 0x7.
+    let pending = scenario::find("pending-close").expect("in the catalogue");
+    let moved = TargetConfig::new(pending)
+        .with_overrides(Some(PhaseName::Active), None)
+        .expect("a close is possible anywhere");
+    assert_eq!(moved.expected.phase, Some(PhaseName::Active));
+    assert_eq!(moved.expected.mstsc, Some((0x904, 0x0)));
+    let alert = scenario::find("tls-protocol-version").expect("in the catalogue");
+    assert!(
+        TargetConfig::new(alert)
+            .with_overrides(Some(PhaseName::Licensing), None)
+            .is_err(),
+        "a TLS alert answers the ClientHello only"
+    );
 }
 
 #[tokio::test]
@@ -566,4 +600,74 @@ async fn the_acceptors_own_refusal_is_sent_before_the_close() {
         served.outcome
     );
     assert_eq!(served.verdict().cause, Cause::NegotiationFailure);
+}
+
+#[tokio::test]
+async fn slow_replies_come_late_but_come() {
+    use ironrdp_pdu::nego::{ConnectionRequest, RequestFlags, SecurityProtocol};
+    use ironrdp_pdu::x224::X224;
+    let scenario = scenario::find("slow").expect("in the catalogue");
+    let request = ironrdp_core::encode_vec(&X224(ConnectionRequest {
+        nego_data: None,
+        flags: RequestFlags::empty(),
+        protocol: SecurityProtocol::SSL,
+        correlation_info: None,
+    }))
+    .expect("encodes");
+    let (served, confirm) = one(TargetConfig::new(scenario), async |addr| {
+        let mut tcp = TcpStream::connect(addr).await.expect("connects");
+        tcp.write_all(&request).await.expect("writes");
+        // The Connection Confirm: a TPKT of 19 bytes (RDP_NEG_RSP).
+        let mut confirm = vec![0u8; 19];
+        tokio::time::timeout(BOUND, tcp.read_exact(&mut confirm))
+            .await
+            .expect("the slow target answers within the bound")
+            .expect("a Connection Confirm");
+        confirm
+    })
+    .await;
+    assert_eq!(&confirm[..2], &[0x03, 0x00], "a TPKT");
+    assert!(
+        server_pdus(&served.trace).iter().any(|(_, info)| matches!(
+            info,
+            PduInfo::X224ConnectionConfirm {
+                negotiation: rdptrace::pdu::Negotiation::Response { .. }
+            }
+        )),
+        "the target's trace has its Connection Confirm"
+    );
+}
+
+#[test]
+fn the_scenarios_json_has_every_entry() {
+    let lines: Vec<serde_json::Value> = scenario::catalogue()
+        .iter()
+        .map(scenario::to_json)
+        .collect();
+    assert_eq!(lines.len(), scenario::catalogue().len());
+    let locked = lines
+        .iter()
+        .find(|l| l["name"] == "nla-account-locked-out")
+        .expect("an NLA scenario");
+    assert_eq!(locked["expected"]["phase"], "credssp");
+    assert_eq!(locked["expected"]["cause"], "credssp_error");
+    assert_eq!(locked["expected"]["mstsc"]["disc_reason"], 0xD07);
+    assert_eq!(locked["xfreerdp"]["exit"], 135);
+    let expired = lines
+        .iter()
+        .find(|l| l["name"] == "cert-expired")
+        .expect("a certificate scenario");
+    assert_eq!(expired["expected"]["ok"], true);
+    assert_eq!(expired["expected"]["cert_problems"][0], "expired");
+    assert_eq!(
+        expired["expected_strict_cert"]["cause"],
+        "certificate_rejected"
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["family"] == "errinfo-0xNNNN")
+            .count()
+            >= 30
+    );
 }

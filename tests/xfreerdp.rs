@@ -1,6 +1,8 @@
-//! The built-in target against a real client: FreeRDP's xfreerdp (2.x) under xvfb-run.
+//! The built-in target against a real client: FreeRDP's xfreerdp (2.x) under Xvfb.
 //!
-//! Skipped with a message when xfreerdp or xvfb-run is missing and CI is unset; a failure when CI is set.
+//! One test runs xfreerdp against every scenario whose catalogue entry says what xfreerdp 2.11 reports (its
+//! exit code and the names it prints), the others look at single scenarios more closely. Skipped with a
+//! message when xfreerdp or Xvfb is missing and CI is unset; a failure when CI is set.
 
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::os::unix::process::CommandExt as _;
@@ -22,7 +24,7 @@ fn on_path(program: &str) -> bool {
 
 /// Whether the real client can run here; panics under CI when it cannot.
 fn client_available() -> bool {
-    let missing: Vec<&str> = ["xfreerdp", "xvfb-run"]
+    let missing: Vec<&str> = ["xfreerdp", "xvfb-run", "Xvfb"]
         .into_iter()
         .filter(|p| !on_path(p))
         .collect();
@@ -244,6 +246,235 @@ fn xfreerdp_against_healthy() {
             }
         )),
         "the client's credentials went through CredSSP"
+    );
+}
+
+/// An Xvfb server of its own for the catalogue run, killed (by its PID) when dropped.
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+impl Xvfb {
+    /// Starts Xvfb on a display number it picks itself (`-displayfd`).
+    fn start() -> Xvfb {
+        let mut child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-nolisten",
+                "tcp",
+                "-screen",
+                "0",
+                "1024x768x24",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let number = line.trim().to_owned();
+        assert!(
+            !number.is_empty() && number.chars().all(|c| c.is_ascii_digit()),
+            "Xvfb printed no display number: {line:?}"
+        );
+        Xvfb {
+            child,
+            display: format!(":{number}"),
+        }
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What one xfreerdp run against one scenario gave.
+struct XfreerdpRun {
+    exit: Option<i32>,
+    output: String,
+}
+
+/// Runs the target in-process for `scenario` (serving every connection xfreerdp makes: it retries some
+/// failures) and xfreerdp against it, with the scenario's arguments, trusting the target's test CA.
+fn xfreerdp_run(
+    s: &'static scenario::Scenario,
+    x: &scenario::Xfreerdp,
+    display: &str,
+    ca: &Path,
+) -> XfreerdpRun {
+    let home = scratch(&format!("xf-{}", s.name));
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let mut config = TargetConfig::new(s);
+    // An address as the certificate's name: xfreerdp matches host names against the CN and DNS names only.
+    config.host_name = "127.0.0.1".to_owned();
+    config.idle_limit = Duration::from_secs(20);
+    config.read_timeout = Duration::from_secs(20);
+    let target = runtime
+        .block_on(Target::bind(config))
+        .expect("the target binds");
+    let port = target.local_addr().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = runtime.spawn(async move {
+        target
+            .run(
+                async {
+                    let _ = stopped.await;
+                },
+                None,
+            )
+            .await
+    });
+    let id = TestIdentity::default();
+    let out_path = home.join("xfreerdp.out");
+    let out = std::fs::File::create(&out_path).expect("an output file");
+    let err = out.try_clone().expect("the output file twice");
+    let mut child = Command::new("xfreerdp")
+        .arg(format!("/v:127.0.0.1:{port}"))
+        .arg(format!("/u:{}", id.user))
+        // A test-only value for a test server; the target itself never takes it from argv.
+        .arg(format!("/p:{}", id.password()))
+        .args(x.args)
+        .arg("/log-level:INFO")
+        .env("DISPLAY", display)
+        .env("HOME", &home)
+        .env("SSL_CERT_FILE", ca)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .expect("xfreerdp starts");
+    let start = Instant::now();
+    // INVARIANT: polls every 50 ms until the bound.
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("xfreerdp can be waited for") {
+            break Some(status);
+        }
+        if start.elapsed() > BOUND {
+            let _ = Command::new("kill")
+                .args(["-KILL", &format!("-{}", child.id())])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = stop.send(());
+    let _ = runtime.block_on(async { tokio::time::timeout(BOUND, server).await });
+    let mut output = String::new();
+    let _ = std::fs::File::open(&out_path).and_then(|mut f| f.read_to_string(&mut output));
+    let _ = std::fs::remove_dir_all(&home);
+    XfreerdpRun {
+        exit: status.and_then(|s| s.code()),
+        output,
+    }
+}
+
+/// xfreerdp runs at the same time.
+const XFREERDP_PARALLEL: usize = 4;
+
+#[test]
+fn xfreerdp_agrees_with_the_catalogue() {
+    if !client_available() {
+        return;
+    }
+    let xvfb = Xvfb::start();
+    let dir = scratch("xf-catalogue");
+    let ca = dir.join("test-ca.pem");
+    std::fs::write(
+        &ca,
+        rdptrace::serve::tls::test_ca_pem().expect("the test CA"),
+    )
+    .expect("the CA file");
+    let runs: Vec<&'static scenario::Scenario> = scenario::catalogue()
+        .iter()
+        .filter(|s| s.xfreerdp.is_some())
+        .collect();
+    let queue = std::sync::Mutex::new(runs.into_iter());
+    let mismatches = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..XFREERDP_PARALLEL {
+            scope.spawn(|| {
+                // INVARIANT: each pass takes one scenario off a finite queue.
+                loop {
+                    let next = queue.lock().map(|mut q| q.next()).ok().flatten();
+                    let Some(s) = next else { break };
+                    let Some(x) = s.xfreerdp else { continue };
+                    let run = xfreerdp_run(s, &x, &xvfb.display, &ca);
+                    let mut wrong = Vec::new();
+                    if run.exit != Some(x.exit) {
+                        wrong.push(format!("exit {:?} (expected {})", run.exit, x.exit));
+                    }
+                    for word in x.says {
+                        if !run.output.contains(word) {
+                            wrong.push(format!("does not say {word:?}"));
+                        }
+                    }
+                    if !wrong.is_empty() {
+                        let tail: Vec<&str> = run.output.lines().rev().take(6).collect();
+                        if let Ok(mut m) = mismatches.lock() {
+                            m.push(format!(
+                                "{}: {}\n    {}",
+                                s.name,
+                                wrong.join("; "),
+                                tail.into_iter().rev().collect::<Vec<_>>().join("\n    ")
+                            ));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut mismatches = mismatches.into_inner().unwrap_or_default();
+    mismatches.sort();
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
+
+#[test]
+fn xfreerdp_answers_the_license_request_with_a_new_license_request() {
+    if !client_available() {
+        return;
+    }
+    let scenario = scenario::find("license-exchange").expect("in the catalogue");
+    let mut config = TargetConfig::new(scenario);
+    // xfreerdp stays in the session; the target ends it.
+    config.idle_limit = Duration::from_secs(2);
+    let (_status, output, served) = against(config, "xfreerdp-license", &[]);
+    let from_client: Vec<&PduInfo> = served
+        .trace
+        .pdus()
+        .filter(|(phase, p)| {
+            *phase == PhaseName::Licensing && p.from == rdptrace::trace::Side::Client
+        })
+        .map(|(_, p)| &p.info)
+        .collect();
+    assert!(
+        from_client.iter().any(|info| matches!(
+            info,
+            PduInfo::License {
+                message: rdptrace::pdu::LicenseMessage::NewLicenseRequest
+            }
+        )),
+        "xfreerdp answered the License Request with a New License Request: {from_client:?}\n{output}"
+    );
+    assert!(
+        matches!(served.outcome, Outcome::IdleLimit),
+        "xfreerdp went on to the active session: {:?}",
+        served.outcome
     );
 }
 

@@ -103,5 +103,20 @@ pub(super) fn license(d: &mut Dissector, from: Side, frame_len: usize, body: Opt
             format!("{exchange}, {name}")
         },
     );
+    // Licensing is over when the server grants or waives the license ([MS-RDPELE] 3.3.5.1): the client waits
+    // for the Demand Active next, so a close from here on belongs to the capabilities phase.
+    let over = from == Side::Server
+        && matches!(
+            message,
+            LicenseMessage::NewLicense
+                | LicenseMessage::UpgradeLicense
+                | LicenseMessage::ErrorAlert {
+                    code: STATUS_VALID_CLIENT,
+                    ..
+                }
+        );
     d.pdu(from, frame_len, name, summary, PduInfo::License { message });
+    if over {
+        d.await_server_in(PhaseName::Capabilities);
+    }
 }

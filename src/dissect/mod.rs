@@ -530,9 +530,8 @@ impl Dissector {
     /// The stream from `by` ended.
     pub fn on_close(&mut self, by: Side, how: CloseKind, at: Millis) {
         self.now = at;
-        if by == Side::Server {
-            self.settle_awaiting();
-        }
+        // Whoever closes, a client that was waiting for the server failed in the phase it waited in.
+        self.settle_awaiting();
         self.flush_incomplete(at);
         self.trace.record_event(at, EventKind::Closed { by, how });
     }
@@ -540,6 +539,7 @@ impl Dissector {
     /// The capture ends here with the connection open.
     pub fn on_capture_end(&mut self, at: Millis) {
         self.now = at;
+        self.settle_awaiting();
         self.flush_incomplete(at);
         self.trace.record_event(at, EventKind::CaptureEnded);
     }

@@ -339,3 +339,11 @@ pub(super) fn alert(d: &mut Dissector, from: Side, payload: &[u8], decrypted: bo
         },
     );
 }
+
+/// The verdict's words for a server that chose a TLS version below 1.2.
+pub fn old_version_limit(version: u16) -> String {
+    format!(
+        "the server chose {}, which the specification allows ([MS-RDPBCGR] 5.4.5.1) but a client with it disabled refuses (rustls speaks TLS 1.2 and 1.3 only): the handshake ends there",
+        version_name(version)
+    )
+}

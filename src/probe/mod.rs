@@ -206,6 +206,11 @@ pub async fn probe(config: &ProbeConfig) -> Trace {
     };
     let failed = run.run().await;
     run.drain_tap();
+    // The socket closes when the run ends; a capture shows it as the client's FIN.
+    let at = run.at();
+    if let Some(r) = run.recorder.as_mut() {
+        r.close(Side::Client, CloseKind::Fin, at);
+    }
     run.write_capture();
     let mut trace = run.d.into_trace();
     trace.finish(failed);
@@ -381,6 +386,34 @@ impl Run<'_> {
         }
         self.d
             .set_security_sink(Box::new(SessionSink::with_client_random(random)));
+        // Beside the TLS secrets, so that a capture of this session replays decrypted.
+        let line = format!(
+            "{} {}\n",
+            crate::replay::keylog::RDP_CLIENT_RANDOM,
+            hex::encode(random)
+        );
+        if self.cfg.embed_secrets
+            && let Ok(mut kept) = self.secrets.lock()
+        {
+            kept.push_str(&line);
+        }
+        if let Some(path) = &self.cfg.keylog {
+            use std::io::Write as _;
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| f.write_all(line.as_bytes()));
+            if let Err(e) = written {
+                let at = self.at();
+                self.d.trace_mut().record_event(
+                    at,
+                    EventKind::Anomaly {
+                        detail: format!("cannot write the key log {}: {e}", path.display()),
+                    },
+                );
+            }
+        }
         self.rdp_security = Some(ClientShim::new(random).with_salted_mac(self.cfg.salted_mac));
         Ok(())
     }
@@ -474,7 +507,9 @@ impl Run<'_> {
             if nla {
                 self.credssp(&mut connector, selected, public_key).await?;
             }
-            self.withhold_password_if_secrets_are_written(&mut connector, nla);
+            if !selected.is_standard_rdp_security() {
+                self.withhold_password_if_secrets_are_written(&mut connector, nla);
+            }
         }
 
         // MCS, channels, Client Info, licensing, capabilities, finalization.
@@ -730,10 +765,11 @@ impl Run<'_> {
             None => bytes,
         };
         let at = self.at();
-        if self.conn.is_tls() {
+        let res = self.conn.write_all(bytes).await;
+        // Only what left: a PDU whose write failed never reached the server (nor a capture).
+        if res.is_ok() && self.conn.is_tls() {
             self.d.on_plaintext(Side::Client, at, bytes);
         }
-        let res = self.conn.write_all(bytes).await;
         self.drain_tap();
         if let Err(e) = res {
             self.read_failed(transport::classify(e), "to send");
@@ -1251,10 +1287,7 @@ impl Run<'_> {
                     self.d.trace_mut().record_event(
                         at,
                         EventKind::ClientLimit {
-                            detail: format!(
-                                "the server chose {}, which rustls and current Windows clients refuse (TLS 1.2 or 1.3 are required)",
-                                crate::dissect::tls::version_name(v)
-                            ),
+                            detail: crate::dissect::tls::old_version_limit(v),
                         },
                     );
                 } else {
@@ -1375,6 +1408,14 @@ impl Run<'_> {
                 Ok(_) => {}
                 Err(ReadError::TimedOut) => {
                     let secs = self.cfg.watch.as_secs_f64();
+                    if deactivated(self.d.trace()) {
+                        // [2.2.3.1] A Deactivate All with no Demand Active after it: the session is frozen.
+                        self.leave(&format!(
+                            "the session stayed deactivated to the end of the {secs} s watch"
+                        ))
+                        .await;
+                        return Err(Stop);
+                    }
                     self.leave(&format!("end of the {secs} s watch")).await;
                     return Ok(());
                 }
@@ -1387,19 +1428,32 @@ impl Run<'_> {
     }
 }
 
+/// Whether the server's last Deactivate All ([2.2.3.1]) has no Demand Active after it.
+fn deactivated(trace: &Trace) -> bool {
+    let mut deactivated = false;
+    for (_, pdu) in trace.pdus() {
+        match pdu.info {
+            PduInfo::DeactivateAll => deactivated = true,
+            PduInfo::DemandActive { .. } => deactivated = false,
+            _ => {}
+        }
+    }
+    deactivated
+}
+
 /// What the connector waits for, by its state name.
 fn waiting_for(state: &str) -> &'static str {
     match state {
         "ConnectionInitiationWaitResponse" | "ConnectionInitiationWaitConfirm" => {
-            "X.224 Connection Confirm"
+            "the X.224 Connection Confirm"
         }
-        "BasicSettingsExchangeWaitResponse" => "MCS Connect Response",
-        "ChannelConnection" => "MCS Attach User Confirm or Channel Join Confirm",
-        "ConnectTimeAutoDetection" | "LicensingExchange" => "licensing PDU",
-        "MultitransportBootstrapping" => "Server Demand Active",
-        s if s.contains("Capabilities") => "Server Demand Active",
-        "ConnectionFinalization" => "Synchronize, Control and Font Map PDUs from the server",
-        _ => "next PDU from the server",
+        "BasicSettingsExchangeWaitResponse" => "the MCS Connect Response",
+        "ChannelConnection" => "the MCS Attach User Confirm or a Channel Join Confirm",
+        "ConnectTimeAutoDetection" | "LicensingExchange" => "a licensing PDU",
+        "MultitransportBootstrapping" => "the Server Demand Active",
+        "ConnectionFinalization" => "the server's finalization PDUs",
+        s if s.contains("Capabilities") => "the Server Demand Active",
+        _ => "the server's next PDU",
     }
 }
 

@@ -11,7 +11,9 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
 /// Accepts any chain (the probe judges it afterwards) but checks the handshake signatures for real, so
-/// the session is a genuine TLS session with the holder of the certificate's key.
+/// the session is a genuine TLS session with the holder of the certificate's key. ring refuses RSA keys
+/// below 2048 bits; the signatures of such a key (a weak key is a certificate problem, not a reason to give
+/// up) are checked with the `rsa` crate instead.
 #[derive(Debug)]
 struct RecordingVerifier {
     provider: Arc<rustls::crypto::CryptoProvider>,
@@ -41,6 +43,7 @@ impl ServerCertVerifier for RecordingVerifier {
             dss,
             &self.provider.signature_verification_algorithms,
         )
+        .or_else(|e| verify_weak_rsa(message, cert, dss).unwrap_or(Err(e)))
     }
 
     fn verify_tls13_signature(
@@ -55,6 +58,7 @@ impl ServerCertVerifier for RecordingVerifier {
             dss,
             &self.provider.signature_verification_algorithms,
         )
+        .or_else(|e| verify_weak_rsa(message, cert, dss).unwrap_or(Err(e)))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -62,6 +66,61 @@ impl ServerCertVerifier for RecordingVerifier {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+/// [RFC 8446] 4.4.3 / [RFC 5246] 7.4.8 a handshake signature by an RSA key of fewer than 2048 bits, checked
+/// with the `rsa` crate: `None` when the certificate's key is not such a key or the scheme is not an RSA one.
+fn verify_weak_rsa(
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Option<Result<HandshakeSignatureValid, rustls::Error>> {
+    use rsa::BoxedUint;
+    use rsa::sha2::{Sha256, Sha384, Sha512};
+    use rsa::signature::Verifier as _;
+    use x509_parser::prelude::FromDer as _;
+    let (_, x509) = x509_parser::certificate::X509Certificate::from_der(cert.as_ref()).ok()?;
+    let Ok(x509_parser::public_key::PublicKey::RSA(key)) = x509.public_key().parsed() else {
+        return None;
+    };
+    if key.key_size() >= crate::cert::WEAK_RSA_BITS as usize {
+        return None;
+    }
+    // DER integers carry a leading zero when the top bit is set; the key's size (and so the signature's) is
+    // that of the modulus without it.
+    let unsigned =
+        |bytes: &'_ [u8]| -> Vec<u8> { bytes.iter().copied().skip_while(|b| *b == 0).collect() };
+    let key = rsa::RsaPublicKey::new(
+        BoxedUint::from_be_slice_vartime(&unsigned(key.modulus)),
+        BoxedUint::from_be_slice_vartime(&unsigned(key.exponent)),
+    )
+    .ok()?;
+    let sig = dss.signature();
+    let pkcs1 = || rsa::pkcs1v15::Signature::try_from(sig);
+    let pss = || rsa::pss::Signature::try_from(sig);
+    let checked = match dss.scheme {
+        SignatureScheme::RSA_PKCS1_SHA256 => pkcs1()
+            .and_then(|s| rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key).verify(message, &s)),
+        SignatureScheme::RSA_PKCS1_SHA384 => pkcs1()
+            .and_then(|s| rsa::pkcs1v15::VerifyingKey::<Sha384>::new(key).verify(message, &s)),
+        SignatureScheme::RSA_PKCS1_SHA512 => pkcs1()
+            .and_then(|s| rsa::pkcs1v15::VerifyingKey::<Sha512>::new(key).verify(message, &s)),
+        SignatureScheme::RSA_PSS_SHA256 => {
+            pss().and_then(|s| rsa::pss::VerifyingKey::<Sha256>::new(key).verify(message, &s))
+        }
+        SignatureScheme::RSA_PSS_SHA384 => {
+            pss().and_then(|s| rsa::pss::VerifyingKey::<Sha384>::new(key).verify(message, &s))
+        }
+        SignatureScheme::RSA_PSS_SHA512 => {
+            pss().and_then(|s| rsa::pss::VerifyingKey::<Sha512>::new(key).verify(message, &s))
+        }
+        _ => return None,
+    };
+    Some(
+        checked
+            .map(|()| HandshakeSignatureValid::assertion())
+            .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature)),
+    )
 }
 
 /// Writes TLS secrets in the NSS key log format to a file the user named, and keeps them for a capture's

@@ -3,7 +3,7 @@
 
 use rsa::RsaPrivateKey;
 
-use super::cert::decrypt_client_random;
+use super::cert::{ServerCertificate, decrypt_client_random, encrypt_client_random};
 use super::cipher::{Direction, Stream};
 use super::keys::{RANDOM_LEN, SessionKeys};
 use super::{Level, Method};
@@ -14,6 +14,9 @@ use crate::trace::Side;
 enum Source {
     ClientRandom([u8; RANDOM_LEN]),
     ServerKey(Box<RsaPrivateKey>),
+    /// Client randoms from a key log: the one whose encryption under the server's public key is the
+    /// Security Exchange on the wire ([5.3.4.1] uses raw RSA, so the match is exact).
+    Candidates(Vec<[u8; RANDOM_LEN]>),
 }
 
 /// A [`SecuritySink`] that derives the session keys ([5.3.5]) and opens every encrypted PDU of both
@@ -21,6 +24,8 @@ enum Source {
 pub struct SessionSink {
     source: Source,
     server: Option<(Method, [u8; RANDOM_LEN])>,
+    /// The server certificate, to find a candidate client random by.
+    certificate: Vec<u8>,
     /// Client to server, server to client.
     streams: Option<(Stream, Stream)>,
 }
@@ -39,6 +44,17 @@ impl SessionSink {
         SessionSink {
             source: Source::ClientRandom(client_random),
             server: None,
+            certificate: Vec::new(),
+            streams: None,
+        }
+    }
+
+    /// The sink of a replay that knows some client randoms (from a key log) and finds this session's.
+    pub fn with_client_random_candidates(candidates: Vec<[u8; RANDOM_LEN]>) -> SessionSink {
+        SessionSink {
+            source: Source::Candidates(candidates),
+            server: None,
+            certificate: Vec::new(),
             streams: None,
         }
     }
@@ -48,6 +64,7 @@ impl SessionSink {
         SessionSink {
             source: Source::ServerKey(Box::new(key)),
             server: None,
+            certificate: Vec::new(),
             streams: None,
         }
     }
@@ -59,8 +76,9 @@ impl SecuritySink for SessionSink {
         method: u32,
         level: u32,
         server_random: &[u8],
-        _certificate: &[u8],
+        certificate: &[u8],
     ) {
+        self.certificate = certificate.to_vec();
         let method = Method::from_wire(method);
         let level = Level::from_wire(level);
         let random: Option<[u8; RANDOM_LEN]> = server_random.try_into().ok();
@@ -82,6 +100,27 @@ impl SecuritySink for SessionSink {
             Source::ClientRandom(random) => *random,
             Source::ServerKey(key) => {
                 decrypt_client_random(key, encrypted_random).map_err(|e| e.to_string())?
+            }
+            Source::Candidates(candidates) => {
+                let key = ServerCertificate::parse(&self.certificate)
+                    .and_then(|c| c.public_key())
+                    .map_err(|e| e.to_string())?;
+                let trimmed = |b: &[u8]| -> Vec<u8> {
+                    let end = b.iter().rposition(|x| *x != 0).map_or(0, |i| i + 1);
+                    b.get(..end).unwrap_or_default().to_vec()
+                };
+                let wire = trimmed(encrypted_random);
+                *candidates
+                    .iter()
+                    .find(|random| {
+                        encrypt_client_random(&key, random).is_ok_and(|e| trimmed(&e) == wire)
+                    })
+                    .ok_or_else(|| {
+                        format!(
+                            "none of the {} client randoms in the key log is this session's",
+                            candidates.len()
+                        )
+                    })?
             }
         };
         let keys = SessionKeys::derive(method, &client_random, &server_random);

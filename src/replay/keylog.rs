@@ -10,6 +10,8 @@ use std::collections::HashMap;
 
 /// Entries a key log may hold; a larger one is cut (a key log is per session, a few lines each).
 pub const MAX_ENTRIES: usize = 1 << 20;
+/// Most Standard RDP Security client randoms kept (each session tries them all).
+pub const MAX_RDP_RANDOMS: usize = 4096;
 
 /// Where a secret came from, for the `decrypted` fact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +47,9 @@ pub struct Entry {
 #[derive(Debug, Clone, Default)]
 pub struct KeyLog {
     entries: HashMap<[u8; 32], Entry>,
+    /// Standard RDP Security client randoms (`RDP_CLIENT_RANDOM <hex>` lines, which rdptrace's probe
+    /// writes beside the TLS secrets; other tools skip the label).
+    pub rdp_client_randoms: Vec<[u8; 32]>,
     /// Lines that did not parse.
     pub bad_lines: usize,
 }
@@ -98,6 +103,18 @@ impl KeyLog {
         let mut parts = line.split_ascii_whitespace();
         let label = parts.next()?;
         let random = parts.next()?;
+        if label == RDP_CLIENT_RANDOM {
+            let random = <[u8; 32]>::try_from(hex::decode(random).ok()?.as_slice()).ok()?;
+            if parts.next().is_some() {
+                return None;
+            }
+            if !self.rdp_client_randoms.contains(&random)
+                && self.rdp_client_randoms.len() < MAX_RDP_RANDOMS
+            {
+                self.rdp_client_randoms.push(random);
+            }
+            return Some(true);
+        }
         let secret = parts.next()?;
         if parts.next().is_some() {
             return None;
@@ -181,3 +198,7 @@ mod tests {
         assert_eq!(e.source, Some(Source::File));
     }
 }
+
+/// The key log label of a Standard RDP Security client random ([MS-RDPBCGR] 5.3.4): `RDP_CLIENT_RANDOM
+/// <64 hex digits>`.
+pub const RDP_CLIENT_RANDOM: &str = "RDP_CLIENT_RANDOM";

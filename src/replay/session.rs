@@ -791,6 +791,12 @@ fn decide(conn: &mut Conn, decision: Decision, secrets: &Option<Arc<Secrets>>, f
         let d = Decryptor::new(Arc::clone(secrets));
         let status = d.status();
         dissector.set_tls_sink(Box::new(d));
+        let randoms = secrets.rdp_client_randoms();
+        if !randoms.is_empty() {
+            dissector.set_security_sink(Box::new(
+                crate::rdp_security::sink::SessionSink::with_client_random_candidates(randoms),
+            ));
+        }
         status
     });
     let mut session = RdpSession {
@@ -988,7 +994,7 @@ fn settle(conn: Conn) -> Option<Trace> {
             },
         );
     }
-    trace.finish(!(reached_active && orderly));
+    trace.finish(!(reached_active && orderly) || trace.deactivated_for_good());
     Some(trace)
 }
 

@@ -22,8 +22,8 @@ pub struct ServeArgs {
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:3389")]
     pub listen: SocketAddr,
-    /// Move the scenario's fault to this phase (tcp, x224, tls, credssp, early_user_auth, mcs_connect,
-    /// channel_join, secure_settings, licensing, capabilities, finalization, active).
+    /// Move the scenario's fault to this phase (x224, tls, credssp, early_user_auth, mcs_connect,
+    /// channel_join, licensing, capabilities, finalization, active).
     #[arg(long, value_parser = parse_phase)]
     pub at: Option<PhaseName>,
     /// Send Set Error Info with this errorInfo (0x7 or 7), a Disconnect Provider Ultimatum and close, at
@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// Append the target's TLS secrets to this file (NSS key log format), to decrypt a capture later.
     #[arg(long)]
     pub keylog: Option<PathBuf>,
+    /// Write the certificate of the target's test certification authority (PEM) to this file, for a client
+    /// that should trust the target's certificates (valid only as long as this process runs).
+    #[arg(long, value_name = "FILE")]
+    pub write_ca: Option<PathBuf>,
     /// Append each connection's trace, as the target saw it, to this file (JSON lines, schema rdptrace/1).
     #[arg(long)]
     pub trace_json: Option<PathBuf>,
@@ -61,8 +65,16 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct ScenariosArgs {
+    /// One JSON document per scenario, one per line, every member of every family included.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// The scenario the built-in target plays (`rdptrace scenarios` lists them).
+    /// The scenario the built-in target plays (`rdptrace scenarios` lists them). A scenario that needs a short
+    /// --phase-timeout (a stall, slow replies) brings its own, unless --phase-timeout gives another.
     #[arg(default_value = "denied-connection")]
     pub scenario: String,
     /// Move the scenario's fault to this phase.
@@ -152,13 +164,16 @@ pub fn serve(args: ServeArgs) -> ExitCode {
 
 async fn serve_async(config: TargetConfig, args: &ServeArgs) -> Result<(), String> {
     let target = Target::bind(config).await.map_err(|e| e.to_string())?;
-    println!(
+    if let Some(path) = &args.write_ca {
+        let pem = super::tls::test_ca_pem().map_err(|e| e.to_string())?;
+        std::fs::write(path, pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    say(&format!(
         "listening on {}, scenario {}; a probe must find: {}",
         target.local_addr(),
         target.config().label(),
         target.expected().describe()
-    );
-    let _ = std::io::stdout().flush();
+    ));
     let trace_json = args.trace_json.clone();
     if args.once {
         let served = target.serve_one().await.map_err(|e| e.to_string())?;
@@ -181,9 +196,16 @@ async fn serve_async(config: TargetConfig, args: &ServeArgs) -> Result<(), Strin
     result.map_err(|e| e.to_string())
 }
 
+/// One line on stdout, flushed; a reader that went away (`rdptrace serve | head -1`) does not stop the target.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
 /// One line per connection on stdout, and its trace in the JSON lines file when asked for.
 fn report(served: &Served, trace_json: Option<&Path>) -> Result<(), String> {
-    println!("{}: {}", served.peer, served.outcome);
+    say(&format!("{}: {}", served.peer, served.outcome));
     if let Some(path) = trace_json {
         let line = crate::report::json::line(&served.trace, &served.verdict());
         let mut file = std::fs::OpenOptions::new()
@@ -219,6 +241,18 @@ pub fn demo(args: DemoArgs) -> ExitCode {
         };
         let addr = target.local_addr();
         let mut options = args.probe.clone();
+        // The scenario's own phase timeout (a stall, slow replies), unless --phase-timeout gives another,
+        // and the security the client it stands for requires, unless --security gives another.
+        if let Some(ms) = scenario.probe.phase_timeout_ms
+            && options.phase_timeout == DEFAULT_PHASE_TIMEOUT
+        {
+            options.phase_timeout = Duration::from_millis(ms);
+        }
+        if let Some(security) = scenario.probe.security
+            && options.security == crate::probe::Security::Auto
+        {
+            options.security = security;
+        }
         let password = if options.user.is_none() {
             options.user = Some(identity.user.clone());
             if !identity.domain.is_empty() {
@@ -247,6 +281,11 @@ pub fn demo(args: DemoArgs) -> ExitCode {
             if !scenario.stands_for.is_empty() {
                 println!("  stands for: {}", scenario.stands_for);
             }
+            println!(
+                "  expected:   {}{}",
+                target.expected().describe(),
+                scenario.probe.describe()
+            );
             println!();
         }
         let server = target.clone();
@@ -260,10 +299,23 @@ pub fn demo(args: DemoArgs) -> ExitCode {
     })
 }
 
-pub fn scenarios() -> ExitCode {
-    print!("{}", scenario::render_catalogue());
+pub fn scenarios(args: ScenariosArgs) -> ExitCode {
+    if args.json {
+        let mut out = std::io::stdout().lock();
+        for s in scenario::catalogue() {
+            if writeln!(out, "{}", scenario::to_json(s)).is_err() {
+                break;
+            }
+        }
+    } else {
+        let _ = write!(std::io::stdout().lock(), "{}", scenario::render_catalogue());
+    }
     ExitCode::SUCCESS
 }
+
+/// The probe's phase timeout when `--phase-timeout` is not given (its default in
+/// [`crate::probe::cli::ProbeOptions`]).
+const DEFAULT_PHASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {

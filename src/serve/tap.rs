@@ -4,14 +4,16 @@
 //! Two taps feed one dissector: [`Tapped`] sits on the TCP socket (the outer stream: X.224, then TLS
 //! records) and the driver reports the TLS plaintext of both directions itself.
 
+use core::future::Future as _;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 use crate::dissect::Dissector;
 use crate::trace::{CloseKind, EventKind, Millis, PhaseName, Side, Trace};
@@ -137,8 +139,12 @@ pub struct Tapped {
     tcp: TcpStream,
     tap: Tap,
     /// Bytes read (and tapped) already, handed out again before the socket is read: what was buffered when
-    /// the stream changed hands (to TLS).
+    /// the stream changed hands (to TLS), or what is held back by [`Tapped::set_delay`].
     replay: Vec<u8>,
+    /// How long what the client sends is held before the target sees it: every reply comes that much later.
+    delay: Option<Duration>,
+    /// The delay of the bytes in `replay`, running.
+    held: Option<Pin<Box<Sleep>>>,
 }
 
 impl Tapped {
@@ -147,7 +153,14 @@ impl Tapped {
             tcp,
             tap,
             replay: Vec::new(),
+            delay: None,
+            held: None,
         }
+    }
+
+    /// Holds everything the client sends for `delay` before the target sees it.
+    pub fn set_delay(&mut self, delay: Duration) {
+        self.delay = Some(delay);
     }
 
     /// Hands `bytes` out again before reading the socket.
@@ -169,18 +182,41 @@ impl AsyncRead for Tapped {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if !this.replay.is_empty() {
-            let n = this.replay.len().min(buf.remaining());
-            buf.put_slice(&this.replay[..n]);
-            this.replay.drain(..n);
-            return Poll::Ready(Ok(()));
+        // INVARIANT: at most two passes: a delayed read is held, then handed out on the next pass.
+        loop {
+            if let Some(held) = this.held.as_mut() {
+                if held.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.held = None;
+            }
+            if !this.replay.is_empty() {
+                let n = this.replay.len().min(buf.remaining());
+                buf.put_slice(&this.replay[..n]);
+                this.replay.drain(..n);
+                return Poll::Ready(Ok(()));
+            }
+            let Some(delay) = this.delay else {
+                let before = buf.filled().len();
+                let polled = Pin::new(&mut this.tcp).poll_read(cx, buf);
+                if let Poll::Ready(Ok(())) = polled {
+                    this.tap.tcp(Side::Client, &buf.filled()[before..]);
+                }
+                return polled;
+            };
+            let mut scratch = [0u8; 16 * 1024];
+            let mut read = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.tcp).poll_read(cx, &mut read) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) if read.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => {
+                    this.tap.tcp(Side::Client, read.filled());
+                    this.replay.extend_from_slice(read.filled());
+                    this.held = Some(Box::pin(tokio::time::sleep(delay)));
+                }
+            }
         }
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.tcp).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled {
-            this.tap.tcp(Side::Client, &buf.filled()[before..]);
-        }
-        polled
     }
 }
 

@@ -31,7 +31,10 @@ use tokio_rustls::server::TlsStream;
 use tracing::{debug, info, warn};
 
 use super::faults;
-use super::scenario::{Action, Expected, Fault, Protocols, Scenario, ServerPoint};
+use super::scenario::{
+    Action, Expected, Fault, Protocols, REDIRECT_TARGET, RN_PROVIDER_INITIATED, Scenario,
+    ServerPoint,
+};
 use super::standard_security::{self, StandardSecurity};
 use super::tap::{Tap, Tapped};
 use super::tls;
@@ -68,6 +71,33 @@ pub struct TargetConfig {
     pub standard_security: StandardSecurity,
 }
 
+/// The session a redirection names.
+const REDIRECT_SESSION: u32 = 7;
+
+/// [RFC 5246] 6.2.1 frames one TLS record: a 5-byte header with the length last.
+#[derive(Debug)]
+struct TlsRecordHint;
+
+const TLS_RECORD_HINT: TlsRecordHint = TlsRecordHint;
+
+impl PduHint for TlsRecordHint {
+    fn find_size(&self, bytes: &[u8]) -> ironrdp_core::DecodeResult<Option<(bool, usize)>> {
+        match bytes {
+            [content_type, 0x03, _, hi, lo, ..] if (20..=23).contains(content_type) => Ok(Some((
+                true,
+                5 + usize::from(u16::from_be_bytes([*hi, *lo])),
+            ))),
+            [_, _, _, _, _, ..] => Err(ironrdp_core::invalid_field_err(
+                "TLS record",
+                "header",
+                "not a TLS record",
+                Some(0),
+            )),
+            _ => Ok(None),
+        }
+    }
+}
+
 /// The host name the target uses when none is given.
 pub const DEFAULT_HOST_NAME: &str = "rdptrace-target";
 
@@ -98,7 +128,14 @@ impl TargetConfig {
         at: Option<PhaseName>,
         error_info: Option<u32>,
     ) -> Result<TargetConfig, ServeError> {
-        let point = at.map(ServerPoint::for_phase);
+        let point = match at {
+            Some(phase) => Some(ServerPoint::for_phase(phase).ok_or_else(|| {
+                ServeError::Config(format!(
+                    "--at {phase} is not possible: a client never waits for the server in {phase} (the TCP handshake is the kernel's, and secure_settings holds only client PDUs); use the phase before or after it"
+                ))
+            })?),
+            None => None,
+        };
         match (error_info, point) {
             (Some(code), _) => {
                 let point = point
@@ -108,10 +145,7 @@ impl TargetConfig {
                     at: point,
                     action: Action::ErrorInfo(code),
                 }];
-                self.expected = Expected::error_info(
-                    at.unwrap_or_else(|| point.phase(PROTOCOL_HYBRID_EX)),
-                    code,
-                );
+                self.expected = Expected::error_info(point.phase(PROTOCOL_HYBRID_EX), code);
             }
             (None, Some(point)) => {
                 if self.faults.is_empty() {
@@ -123,7 +157,17 @@ impl TargetConfig {
                 for fault in &mut self.faults {
                     fault.at = point;
                 }
-                self.expected.phase = at;
+                let phase = point.phase(PROTOCOL_HYBRID_EX);
+                self.expected.phase = Some(phase);
+                if self.expected.error_info.is_none()
+                    && self
+                        .expected
+                        .mstsc
+                        .is_some_and(|(disc, _)| disc == crate::mstsc::DISC_SOCKET_CLOSED)
+                {
+                    // A close without error info: 0x904 / 0x7 while pending, 0x904 / 0x0 once up.
+                    self.expected.mstsc = Expected::closed(phase, self.expected.cause).mstsc;
+                }
             }
             (None, None) => {}
         }
@@ -149,7 +193,7 @@ impl TargetConfig {
             .iter()
             .map(|f| match f.action {
                 Action::ErrorInfo(code) => format!("error info 0x{code:08x} at {}", f.at),
-                other => format!("{other:?} at {}", f.at),
+                other => format!("{} at {}", other.describe(), f.at),
             })
             .collect();
         format!("{} ({})", self.scenario.name, faults.join(", "))
@@ -212,6 +256,10 @@ struct Shared {
     tls: Arc<ServerConfig>,
     /// The certificate's SubjectPublicKey, for CredSSP.
     public_key: Vec<u8>,
+    /// The certificate chain, for the hand-written TLS 1.0 answer.
+    chain: Vec<Vec<u8>>,
+    /// The key of the License Request's proprietary certificate.
+    license_key: faults::LicenseKey,
     limit: Arc<Semaphore>,
     /// The key of the proprietary certificate under Standard RDP Security with encryption.
     rdp_key: Option<rsa::RsaPrivateKey>,
@@ -240,9 +288,11 @@ impl Target {
         config.check()?;
         let profile = config.scenario.tls;
         let host = config.host_name.clone();
-        let identity = tokio::task::spawn_blocking(move || tls::certificate(&profile.cert, &host))
-            .await
-            .map_err(|e| ServeError::Certificate(e.to_string()))??;
+        let listen = Some(config.listen.ip());
+        let identity =
+            tokio::task::spawn_blocking(move || tls::certificate(&profile.cert, &host, listen))
+                .await
+                .map_err(|e| ServeError::Certificate(e.to_string()))??;
         let key_log = match &config.key_log {
             Some(path) => Some(Arc::new(tls::KeyLogFile::open(path)?) as Arc<dyn rustls::KeyLog>),
             None => None,
@@ -280,6 +330,8 @@ impl Target {
                 label,
                 tls: tls_config,
                 public_key: identity.public_key,
+                chain: identity.chain.iter().map(|c| c.as_ref().to_vec()).collect(),
+                license_key: identity.license_key,
                 limit,
                 rdp_key,
             }),
@@ -384,7 +436,7 @@ struct Conn {
     /// Bytes read and not yet framed.
     buf: Vec<u8>,
     /// The points already passed (bit = index in [`ServerPoint::ALL`]).
-    passed: u16,
+    passed: u32,
     /// Standard RDP Security between the socket and the acceptor, when the scenario encrypts under it.
     rdp_security: Option<crate::rdp_security::server::ServerShim>,
 }
@@ -530,6 +582,7 @@ fn point_of(acceptor: &Acceptor) -> Option<ServerPoint> {
         AcceptorState::ChannelConnection { .. } => Some(ServerPoint::ConnectResponse),
         AcceptorState::RdpSecurityCommencement { .. } => Some(ServerPoint::ChannelsJoined),
         AcceptorState::LicensingExchange { .. } => Some(ServerPoint::ClientInfo),
+        AcceptorState::MultitransportBootstrapping { .. } => Some(ServerPoint::Licensed),
         AcceptorState::MonitorLayoutSend { .. } | AcceptorState::CapabilitiesWaitConfirm { .. } => {
             Some(ServerPoint::DemandActive)
         }
@@ -557,6 +610,10 @@ impl Conn {
         let protocol = selected_protocol(acceptor).unwrap_or_else(SecurityProtocol::empty);
         if acceptor.reached_security_upgrade().is_some() {
             if !protocol.is_empty() {
+                // [5.4.5.1] The ClientHello is read here, so that a fault can answer it; rustls reads it again.
+                let hello = self.read_frame(Some(&TLS_RECORD_HINT)).await?;
+                self.buf.splice(0..0, hello);
+                self.point(ServerPoint::ClientHello).await?;
                 self.upgrade().await?;
             }
             acceptor.mark_security_upgrade_as_done();
@@ -602,40 +659,109 @@ impl Conn {
         }
     }
 
-    /// Acts on the faults at `point`, once per point.
+    /// Acts on the faults at `point`, once per point: an action that ends the connection stops the sequence,
+    /// the others ([`Action::continues`]) change how it goes on.
     async fn point(&mut self, point: ServerPoint) -> Result<(), Stop> {
-        let index = ServerPoint::ALL
-            .iter()
-            .position(|p| *p == point)
-            .unwrap_or(0);
-        let bit = 1u16 << index;
+        let bit = 1u32 << point.index();
         if self.passed & bit != 0 {
             return Ok(());
         }
         self.passed |= bit;
         debug!(peer = %self.peer, %point, "point");
-        let fault = self
+        let faults: Vec<Fault> = self
             .shared
             .config
             .faults
             .iter()
-            .find(|f| f.at == point)
-            .copied();
-        match fault {
-            Some(fault) => Err(self.act(fault).await),
-            None => Ok(()),
+            .filter(|f| f.at == point)
+            .copied()
+            .collect();
+        for fault in faults {
+            if fault.action.continues() {
+                self.go_on(fault).await?;
+            } else {
+                return Err(self.act(fault).await);
+            }
+        }
+        Ok(())
+    }
+
+    /// An action after which the connection goes on.
+    async fn go_on(&mut self, fault: Fault) -> Result<(), Stop> {
+        info!(peer = %self.peer, point = %fault.at, action = ?fault.action, "fault");
+        match fault.action {
+            Action::Slow(ms) => {
+                if let Io::Plain(tapped) = &mut self.io {
+                    tapped.set_delay(Duration::from_millis(u64::from(ms)));
+                }
+                Ok(())
+            }
+            Action::LicenseRequest => {
+                // [MS-RDPELE] 3.2.5.1 / 3.3.5.1: the client answers a License Request with a New License Request
+                // (or a License Info); the tap records it, and the acceptor goes on with STATUS_VALID_CLIENT.
+                let request = faults::license_request(&self.shared.license_key)
+                    .map_err(|e| Stop::Failed(e.to_string()))?;
+                self.send(&request).await?;
+                self.read_frame(Some(&ironrdp_pdu::X224_HINT)).await?;
+                Ok(())
+            }
+            _ => Ok(()),
         }
     }
 
     async fn act(&mut self, fault: Fault) -> Stop {
         let selected = self.tap.selected_protocol().unwrap_or(0);
+        // Where the target has just answered, a close or a reset would race the client's next PDU: the
+        // target first reads it, so that the connection ends with the client waiting in that phase.
+        if matches!(fault.action, Action::Close | Action::Reset)
+            && matches!(
+                fault.at,
+                ServerPoint::ConnectResponse | ServerPoint::TlsEstablished
+            )
+        {
+            let _ = self.read_frame(None).await;
+        }
         self.tap.enter(fault.at.phase(selected));
         info!(peer = %self.peer, point = %fault.at, action = ?fault.action, "fault");
+        let early_auth = selected & PROTOCOL_HYBRID_EX != 0;
         let pdus = match fault.action {
-            Action::ErrorInfo(code) => faults::set_error_info(code)
-                .and_then(|a| Ok(vec![a, faults::disconnect_provider_ultimatum()?])),
+            Action::ErrorInfo(code) => faults::set_error_info(code).and_then(|a| {
+                Ok(vec![
+                    a,
+                    faults::disconnect_provider_ultimatum(RN_PROVIDER_INITIATED)?,
+                ])
+            }),
             Action::NegFailure(code) => faults::negotiation_failure(code).map(|a| vec![a]),
-            Action::Close | Action::Reset | Action::Stall => Ok(Vec::new()),
+            Action::SelectProtocol(protocol) => {
+                faults::negotiation_response(protocol).map(|a| vec![a])
+            }
+            Action::ConfirmWithoutNegotiation => Ok(vec![faults::confirm_without_negotiation()]),
+            Action::TlsAlert(description) => Ok(vec![faults::tls_alert(description)]),
+            Action::Tls10ServerHello => {
+                let chain: Vec<&[u8]> = self.shared.chain.iter().map(Vec::as_slice).collect();
+                faults::tls10_server_flight(&chain).map(|a| vec![a])
+            }
+            Action::Ultimatum { reason, .. } => {
+                faults::disconnect_provider_ultimatum(reason).map(|a| vec![a])
+            }
+            Action::CredsspError(status) => {
+                faults::credssp_error(self.shared.config.scenario.credssp.version, status)
+                    .map(|a| vec![a])
+            }
+            Action::EarlyAuthDenied if early_auth => faults::early_auth_denied().map(|a| vec![a]),
+            Action::LicenseError { code, transition } => {
+                faults::license_error(code, transition).map(|a| vec![a])
+            }
+            Action::DeactivateAll => faults::deactivate_all().map(|a| vec![a]),
+            Action::Redirect => {
+                faults::server_redirection(REDIRECT_SESSION, REDIRECT_TARGET).map(|a| vec![a])
+            }
+            Action::EarlyAuthDenied
+            | Action::LicenseRequest
+            | Action::Slow(_)
+            | Action::Close
+            | Action::Reset
+            | Action::Stall => Ok(Vec::new()),
         };
         let pdus = match pdus {
             Ok(pdus) => pdus,
@@ -647,9 +773,24 @@ impl Conn {
             }
         }
         match fault.action {
-            Action::ErrorInfo(_) | Action::NegFailure(_) | Action::Close => self.close().await,
-            Action::Reset => self.reset(),
-            Action::Stall => {
+            Action::ErrorInfo(_)
+            | Action::NegFailure(_)
+            | Action::TlsAlert(_)
+            | Action::CredsspError(_)
+            | Action::EarlyAuthDenied
+            | Action::LicenseError { .. }
+            | Action::Ultimatum { reset: false, .. }
+            | Action::Close => self.close().await,
+            Action::Ultimatum { reset: true, .. } | Action::Reset => self.reset(),
+            // The client decides what comes next: the target reads until it leaves.
+            Action::SelectProtocol(_)
+            | Action::ConfirmWithoutNegotiation
+            | Action::Tls10ServerHello
+            | Action::DeactivateAll
+            | Action::Redirect
+            | Action::Stall
+            | Action::LicenseRequest
+            | Action::Slow(_) => {
                 let limit = self.config().idle_limit;
                 if !self.drain(limit).await {
                     self.close().await;
@@ -733,6 +874,7 @@ impl Conn {
             None,
         )
         .map_err(|e| Stop::Failed(e.to_string()))?;
+        let version = shared.config.scenario.credssp.version;
         // INVARIANT: NTLM takes three client messages; each pass reads one or stops. The read timeout bounds
         // each read and a peer that keeps talking ends up refused by the sequence.
         loop {
@@ -742,14 +884,29 @@ impl Conn {
                 Err(e) => return Err(Stop::Refused(e.to_string())),
             };
             let frame = self.read_frame(Some(hint)).await?;
-            let request = match sequence.decode_client_message(&frame) {
+            let mut request = match sequence.decode_client_message(&frame) {
                 Ok(Some(request)) => request,
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(Stop::Refused(e.to_string())),
             };
+            if request.pub_key_auth.is_some() && request.auth_info.is_none() {
+                // [MS-CSSP] 3.1.5 step 3: the client's last NTLM message with its pubKeyAuth.
+                self.point(ServerPoint::NtlmAuthenticate).await?;
+            }
+            if version < request.version {
+                // A server of an older version treats the client as one of its own version ([MS-CSSP] 2.2.1).
+                request.version = version;
+            }
             let result = {
                 let mut generator = sequence.process_ts_request(request);
                 generator.resolve_to_result()
+            };
+            let result = match result {
+                Ok(ServerState::ReplyNeeded(mut reply)) => {
+                    reply.version = version;
+                    Ok(ServerState::ReplyNeeded(reply))
+                }
+                other => other,
             };
             let authenticated = matches!(result, Ok(ServerState::Finished(_)));
             if authenticated {

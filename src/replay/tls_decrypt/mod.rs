@@ -74,6 +74,14 @@ impl core::fmt::Debug for Secrets {
 }
 
 impl Secrets {
+    /// The Standard RDP Security client randoms known so far.
+    pub fn rdp_client_randoms(&self) -> Vec<[u8; 32]> {
+        self.keylog
+            .lock()
+            .map(|k| k.rdp_client_randoms.clone())
+            .unwrap_or_default()
+    }
+
     pub fn new(keylog: KeyLog) -> Self {
         Secrets {
             keylog: Mutex::new(keylog),
