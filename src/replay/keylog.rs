@@ -161,6 +161,10 @@ impl KeyLog {
     }
 }
 
+/// The key log label of a Standard RDP Security client random ([MS-RDPBCGR] 5.3.4): `RDP_CLIENT_RANDOM
+/// <64 hex digits>`.
+pub const RDP_CLIENT_RANDOM: &str = "RDP_CLIENT_RANDOM";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,7 +202,3 @@ mod tests {
         assert_eq!(e.source, Some(Source::File));
     }
 }
-
-/// The key log label of a Standard RDP Security client random ([MS-RDPBCGR] 5.3.4): `RDP_CLIENT_RANDOM
-/// <64 hex digits>`.
-pub const RDP_CLIENT_RANDOM: &str = "RDP_CLIENT_RANDOM";
