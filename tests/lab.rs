@@ -1,7 +1,8 @@
 //! The probe against real RDP servers and network faults: the lab of `lab/lab` (lab/README.md).
 //!
-//! Every line of lab/targets is one test here, named after it, with the checks the line lists; the tests
-//! add what a line cannot say (which PDUs, in which phase, from whom).
+//! Every line of lab/targets is one test here, named after it, with the expectations the line lists (read
+//! and judged by the library: `rdptrace::fleet::targets`, `rdptrace::check`); the tests add what a line
+//! cannot say (which PDUs, in which phase, from whom).
 //!
 //! Finding the lab: the `RDPTRACE_LAB_*` variables of `lab/lab env` in the environment, else the env
 //! file in the lab's state directory (`RDPTRACE_LAB_STATE`, default /run/rdptrace-lab). When hosts are
@@ -9,8 +10,8 @@
 //! down` ends it). Without root they skip and say how to run them; with CI set, a lab that is not there or
 //! does not come up is a failure.
 //!
-//! `RDPTRACE_LAB_TARGETS=FILE` runs the checks of FILE (same syntax) against your own servers in
-//! `targets_file`, and skips the built-in lab.
+//! `RDPTRACE_LAB_TARGETS=FILE` runs the expectations of FILE (a targets file, as for `rdptrace probe
+//! --targets`) against your own servers in `targets_file`, and skips the built-in lab.
 
 mod common;
 
@@ -20,9 +21,12 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::targets::{self, Line};
 use common::*;
+use rdptrace::check::{Expectation, Outcome};
+use rdptrace::fleet::targets::{self, Line, TargetSpec};
 use rdptrace::pdu::{AuthToken, LicenseMessage, PduInfo};
+use rdptrace::probe::cli::ProbeOptions;
+use rdptrace::probe::{Password, ProbeConfig, Security};
 use rdptrace::trace::{CloseKind, ConnectError, Deadline, EventKind, PhaseName, Side, Trace};
 use rdptrace::verdict::Verdict;
 
@@ -30,12 +34,77 @@ use rdptrace::verdict::Verdict;
 /// certificates).
 const LAB_UP_LIMIT: Duration = Duration::from_secs(180);
 
+/// Settings of the suite when a line does not give them: long enough for a loaded machine, short enough
+/// to bound every wait.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_PHASE_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_WATCH: Duration = Duration::from_millis(500);
+
+/// The probe options a line's settings apply to (as `rdptrace probe`'s command line does).
+fn options() -> ProbeOptions {
+    ProbeOptions {
+        user: None,
+        domain: None,
+        password_file: None,
+        security: Security::Auto,
+        timeout: DEFAULT_TIMEOUT,
+        phase_timeout: DEFAULT_PHASE_TIMEOUT,
+        watch: DEFAULT_WATCH,
+        strict_cert: false,
+        keylog: None,
+        pcap: None,
+        embed_secrets: false,
+    }
+}
+
+/// The probe configuration of a line, its variables and password from `env` (`RDPTRACE_PASSWORD` for a
+/// line with a user and no password-env, as for `rdptrace probe`).
+fn configure(
+    line: &Line,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(TargetSpec, ProbeConfig), String> {
+    let spec = line.resolve(env)?;
+    let password = env("RDPTRACE_PASSWORD").map(Password::new);
+    let cfg = rdptrace::fleet::config(&spec, &options(), password.as_ref(), env)?;
+    Ok((spec, cfg))
+}
+
+/// Probes and judges a line's expectations (without any: that it reaches the active state, as `rdptrace
+/// probe` judges a target).
+fn probe_and_judge(spec: &TargetSpec, cfg: &ProbeConfig) -> (Trace, Verdict, Vec<Outcome>) {
+    let trace = block_on(rdptrace::probe::probe(cfg));
+    let verdict = rdptrace::diagnose::diagnose(&trace);
+    let expect = if spec.expect.is_empty() {
+        vec![Expectation::Active]
+    } else {
+        spec.expect.clone()
+    };
+    let outcomes = block_on(rdptrace::check::evaluate(
+        cfg,
+        &expect,
+        Some((&trace, &verdict)),
+    ));
+    (trace, verdict, outcomes)
+}
+
+/// The outcomes that do not hold, as `rdptrace check` prints them.
+fn unmet(label: &str, outcomes: &[Outcome]) -> String {
+    let failed: Vec<Outcome> = outcomes.iter().filter(|o| !o.holds).cloned().collect();
+    rdptrace::check::render(label, &failed)
+}
+
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn builtin_targets() -> PathBuf {
     manifest_dir().join("lab/targets")
+}
+
+/// The lines of lab/targets.
+fn builtin_lines() -> Vec<Line> {
+    let file = std::fs::File::open(builtin_targets()).expect("read lab/targets");
+    targets::lines(std::io::BufReader::new(file), "lab/targets").unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Skips a test with a message that says why and what to do; with CI set, fails it.
@@ -67,7 +136,7 @@ impl Lab {
     fn line(&self, name: &str) -> &Line {
         self.lines
             .iter()
-            .find(|l| l.name == name)
+            .find(|l| l.name() == Some(name))
             .unwrap_or_else(|| panic!("lab/targets has no line name={name}"))
     }
 }
@@ -165,8 +234,7 @@ fn find_lab() -> Option<Lab> {
             return None;
         }
     }
-    let text = std::fs::read_to_string(builtin_targets()).expect("read lab/targets");
-    let lines = targets::parse(&text).unwrap_or_else(|e| panic!("lab/targets: {e}"));
+    let lines = builtin_lines();
     let wanted = host_vars(&lines);
     let mut vars = read_lab_env();
     let missing = |vars: &HashMap<String, String>| -> Vec<String> {
@@ -208,8 +276,8 @@ fn lab() -> Option<&'static Lab> {
 fn run(name: &str) -> Option<(Trace, Verdict)> {
     let lab = lab()?;
     let line = lab.line(name);
-    let cfg = match targets::config(line, &|n| lab.var(n)) {
-        Ok(cfg) => cfg,
+    let (spec, cfg) = match configure(line, &|n| lab.var(n)) {
+        Ok(c) => c,
         Err(e) => {
             skip(&format!(
                 "{name}: {e}; `lab/lab status` says which hosts are up, `eval \"$(sudo lab/lab env)\"` sets the account's password"
@@ -217,14 +285,12 @@ fn run(name: &str) -> Option<(Trace, Verdict)> {
             return None;
         }
     };
-    let trace = block_on(rdptrace::probe::probe(&cfg));
-    let verdict = rdptrace::diagnose::diagnose(&trace);
-    let failures = targets::failures(line, &trace, &verdict);
+    let (trace, verdict, outcomes) = probe_and_judge(&spec, &cfg);
     assert!(
-        failures.is_empty(),
-        "{name} (lab/targets line {}):\n  {}\n\n{}",
-        line.number,
-        failures.join("\n  "),
+        outcomes.iter().all(|o| o.holds),
+        "{name} ({}):\n{}\n{}",
+        line.source,
+        unmet(name, &outcomes),
         report(&trace, &verdict)
     );
     Some((trace, verdict))
@@ -293,6 +359,15 @@ fn dpus_from_server(trace: &Trace, phase: PhaseName) -> Vec<u8> {
         .collect()
 }
 
+/// Whether any PDU of `phase` sent by `from` satisfies `f`.
+fn has_pdu(trace: &Trace, phase: PhaseName, from: Side, f: impl Fn(&PduInfo) -> bool) -> bool {
+    trace
+        .phase(phase)
+        .pdus
+        .iter()
+        .any(|p| p.from == from && f(&p.info))
+}
+
 /// [2.2.2.3] / T.125: the reason every xrdp DPU in the lab carries.
 const RN_USER_REQUESTED: u8 = 3;
 
@@ -338,90 +413,24 @@ const TESTED: &[&str] = &[
 
 #[test]
 fn lab_targets_parse_and_every_line_has_a_test() {
-    let text = std::fs::read_to_string(builtin_targets()).expect("read lab/targets");
-    let lines = targets::parse(&text).unwrap_or_else(|e| panic!("lab/targets: {e}"));
-    let in_file: Vec<&str> = lines.iter().map(|l| l.name.as_str()).collect();
+    let lines = builtin_lines();
+    let in_file: Vec<&str> = lines.iter().filter_map(|l| l.name()).collect();
     assert_eq!(in_file, TESTED, "lab/targets and TESTED differ");
-    // Every line reads its target from a lab variable, and none holds a password.
+    // Every line reads its target from a lab variable, names its password's variable rather than a
+    // password, and says what rdptrace must report.
     for l in &lines {
-        assert!(l.target.starts_with("${RDPTRACE_LAB_"), "{}", l.name);
-        assert!(
-            !l.settings.iter().any(|(k, _)| k == "password"),
+        assert!(l.target.starts_with("${RDPTRACE_LAB_"), "{}", l.source);
+        assert!(!l.expect.is_empty(), "{}", l.source);
+        let spec = l
+            .resolve(&|_| Some("127.0.0.1:1".to_owned()))
+            .unwrap_or_else(|e| panic!("{}: {e}", l.source));
+        assert_eq!(
+            spec.user.is_some(),
+            spec.password_env.as_deref() == Some("RDPTRACE_LAB_PASSWORD"),
             "{}",
-            l.name
+            l.source
         );
     }
-}
-
-#[test]
-fn targets_syntax() {
-    let lines = targets::parse(
-        "# a comment\n\n  10.0.0.5:3390 security=nla user=alice \"expect=phase=credssp,cause=credssp_rejected\" # why\n\
-         host name=\"two words\" expect=ok=yes,\"tls.tls_version=TLS 1.3\",!tls.cert_sans,detail~a=b,closed=server-fin,mstsc=0x904/0x7\n",
-    )
-    .expect("parse");
-    assert_eq!(lines.len(), 2);
-    assert_eq!(lines[0].number, 3);
-    assert_eq!(lines[0].target, "10.0.0.5:3390");
-    assert_eq!(
-        lines[0].settings,
-        vec![
-            ("security".to_owned(), "nla".to_owned()),
-            ("user".to_owned(), "alice".to_owned())
-        ]
-    );
-    assert_eq!(lines[0].name, "10.0.0.5:3390 security=nla user=alice");
-    assert_eq!(
-        lines[0].checks,
-        vec![
-            targets::Check::Phase(Some(PhaseName::Credssp)),
-            targets::Check::Cause("credssp_rejected".to_owned())
-        ]
-    );
-    assert_eq!(lines[1].name, "two words");
-    assert_eq!(
-        lines[1].checks[1],
-        targets::Check::Fact(
-            PhaseName::Tls,
-            "tls_version".to_owned(),
-            targets::Match::Equals("TLS 1.3".to_owned())
-        )
-    );
-    assert_eq!(
-        lines[1].checks[2],
-        targets::Check::Fact(
-            PhaseName::Tls,
-            "cert_sans".to_owned(),
-            targets::Match::Absent
-        )
-    );
-    assert_eq!(
-        lines[1].checks[3],
-        targets::Check::Detail(targets::Match::Contains("a=b".to_owned()))
-    );
-    assert_eq!(
-        lines[1].checks[5],
-        targets::Check::Mstsc(Some((0x904, 0x7)))
-    );
-    for bad in [
-        "host expect=cause=no_such_cause",
-        "host expect=phase=nowhere",
-        "host colour=blue expect=ok=yes",
-        "host expect=ok=maybe",
-        "host",
-        "host expect=\"ok=yes",
-        "host name=a expect=ok=yes\nhost name=a expect=ok=yes",
-        "security=tls expect=ok=yes",
-    ] {
-        assert!(targets::parse(bad).is_err(), "{bad:?} parsed");
-    }
-    let env = |n: &str| (n == "A").then(|| "1.2.3.4:5".to_owned());
-    assert_eq!(
-        targets::expand("${A} $A x", &env).as_deref(),
-        Ok("1.2.3.4:5 1.2.3.4:5 x")
-    );
-    assert!(targets::expand("$B", &env).is_err());
-    assert!(targets::expand("${A", &env).is_err());
 }
 
 /// Your own servers: `RDPTRACE_LAB_TARGETS=FILE cargo test --test lab targets_file`.
@@ -434,9 +443,11 @@ fn targets_file() {
         return;
     };
     let file = PathBuf::from(file);
-    let text = std::fs::read_to_string(&file)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
-    let lines = targets::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let name = file.display().to_string();
+    let reader = std::fs::File::open(&file)
+        .map(std::io::BufReader::new)
+        .unwrap_or_else(|e| panic!("cannot read {name}: {e}"));
+    let lines = targets::lines(reader, &name).unwrap_or_else(|e| panic!("{e}"));
     let builtin =
         std::fs::canonicalize(&file).ok() == std::fs::canonicalize(builtin_targets()).ok();
     let lab = if builtin { lab() } else { None };
@@ -446,24 +457,23 @@ fn targets_file() {
     };
     let mut failed = Vec::new();
     for line in &lines {
-        let cfg = match targets::config(line, &lookup) {
-            Ok(cfg) => cfg,
+        let label = line.name().unwrap_or(&line.target).to_owned();
+        let (spec, cfg) = match configure(line, &lookup) {
+            Ok(c) => c,
             Err(e) => {
-                failed.push(format!("{} (line {}): {e}", line.name, line.number));
+                failed.push(format!("{label} ({}): {e}", line.source));
                 continue;
             }
         };
-        let trace = block_on(rdptrace::probe::probe(&cfg));
-        let verdict = rdptrace::diagnose::diagnose(&trace);
-        let f = targets::failures(line, &trace, &verdict);
-        if f.is_empty() {
-            eprintln!("ok: {}", line.name);
+        let label = spec.label().to_owned();
+        let (trace, verdict, outcomes) = probe_and_judge(&spec, &cfg);
+        if outcomes.iter().all(|o| o.holds) {
+            eprintln!("ok: {label}");
         } else {
             failed.push(format!(
-                "{} (line {}):\n  {}\n{}",
-                line.name,
-                line.number,
-                f.join("\n  "),
+                "{label} ({}):\n{}\n{}",
+                line.source,
+                unmet(&label, &outcomes),
                 report(&trace, &verdict)
             ));
         }
@@ -546,31 +556,26 @@ fn xrdp_rdp_none() {
         return;
     };
     // No encryption: no Security Exchange, the Client Info in the clear.
-    assert!(!targets::has_pdu(
+    assert!(!has_pdu(
         &trace,
         PhaseName::SecureSettings,
         Side::Client,
         |i| { matches!(i, PduInfo::SecurityExchange { .. }) }
     ));
-    assert!(targets::has_pdu(
+    assert!(has_pdu(
         &trace,
         PhaseName::SecureSettings,
         Side::Client,
         |i| { matches!(i, PduInfo::ClientInfo { .. }) }
     ));
-    assert!(targets::has_pdu(
-        &trace,
-        PhaseName::Licensing,
-        Side::Server,
-        |i| {
-            matches!(
-                i,
-                PduInfo::License {
-                    message: LicenseMessage::LicenseRequest
-                }
-            )
-        }
-    ));
+    assert!(has_pdu(&trace, PhaseName::Licensing, Side::Server, |i| {
+        matches!(
+            i,
+            PduInfo::License {
+                message: LicenseMessage::LicenseRequest
+            }
+        )
+    }));
 }
 
 #[test]
@@ -588,12 +593,9 @@ fn xrdp_rdp_high() {
     let Some((trace, _)) = run("xrdp-rdp-high") else {
         return;
     };
-    assert!(targets::has_pdu(
-        &trace,
-        PhaseName::McsConnect,
-        Side::Server,
-        |i| { matches!(i, PduInfo::McsConnectResponse { .. }) }
-    ));
+    assert!(has_pdu(&trace, PhaseName::McsConnect, Side::Server, |i| {
+        matches!(i, PduInfo::McsConnectResponse { .. })
+    }));
     assert!(client_closed(&trace));
 }
 
@@ -654,12 +656,9 @@ fn xrdp_badkey() {
         dpus_from_server(&trace, PhaseName::Tls),
         [RN_USER_REQUESTED]
     );
-    assert!(!targets::has_pdu(
-        &trace,
-        PhaseName::Tls,
-        Side::Server,
-        |i| { matches!(i, PduInfo::TlsServerHello { .. }) }
-    ));
+    assert!(!has_pdu(&trace, PhaseName::Tls, Side::Server, |i| {
+        matches!(i, PduInfo::TlsServerHello { .. })
+    }));
     assert_eq!(
         close(&trace),
         Some((PhaseName::Tls, Side::Server, CloseKind::Rst))
@@ -778,7 +777,7 @@ fn shadow_rdp_rdp() {
     let Some((trace, _)) = run("shadow-rdp/rdp") else {
         return;
     };
-    assert!(!targets::has_pdu(
+    assert!(!has_pdu(
         &trace,
         PhaseName::SecureSettings,
         Side::Client,
@@ -832,12 +831,9 @@ fn net_ok() {
         return;
     };
     // TLS 1.2 shows the certificate on the wire: the dissector read it, not only the TLS stack.
-    assert!(targets::has_pdu(
-        &trace,
-        PhaseName::Tls,
-        Side::Server,
-        |i| { matches!(i, PduInfo::TlsCertificate { .. }) }
-    ));
+    assert!(has_pdu(&trace, PhaseName::Tls, Side::Server, |i| {
+        matches!(i, PduInfo::TlsCertificate { .. })
+    }));
 }
 
 #[test]
@@ -1042,7 +1038,7 @@ const XFREERDP_LIMIT: Duration = Duration::from_secs(60);
 #[test]
 fn xfreerdp_reports_what_rdptrace_reports_for_every_scenario() {
     use rdptrace::codes::{self, Table};
-    use rdptrace::probe::{Credentials, Password, ProbeConfig};
+    use rdptrace::probe::Credentials;
     use rdptrace::serve::{Target, TargetConfig, scenario};
     if !require(
         has_program("xfreerdp") && has_program("xvfb-run"),
@@ -1073,9 +1069,9 @@ fn xfreerdp_reports_what_rdptrace_reports_for_every_scenario() {
             domain: None,
             password: Password::new(identity.password().to_owned()),
         });
-        cfg.timeout = targets::DEFAULT_TIMEOUT;
-        cfg.phase_timeout = targets::DEFAULT_PHASE_TIMEOUT;
-        cfg.watch = targets::DEFAULT_WATCH;
+        cfg.timeout = DEFAULT_TIMEOUT;
+        cfg.phase_timeout = DEFAULT_PHASE_TIMEOUT;
+        cfg.watch = DEFAULT_WATCH;
         let trace = runtime.block_on(rdptrace::probe::probe(&cfg));
         let _ = runtime.block_on(async { tokio::time::timeout(XFREERDP_LIMIT, served).await });
         let verdict = rdptrace::diagnose::diagnose(&trace);
