@@ -6,7 +6,7 @@
 //! tls-min = "1.2"
 //! cert-days = 30
 //! tls.tls_version = "TLS 1.3"          # a fact: PHASE.FACT = VALUE
-//! expect = ["tls.cert_subject~CN=", "!licensing.license_error"]
+//! expect = ["tls.cert_subject~CN=", "!tls.cert_problems"]
 //!
 //! # one target: its keys replace the same keys above; false removes one
 //! [targets."legacy.example.com:3389"]
@@ -204,7 +204,7 @@ errinfo = "0x7"
             r#"
 ok = "no"
 tls.tls_version = "TLS 1.3"
-expect = ["tls.cert_subject~CN=", "!licensing.license_error", "closed=server-fin"]
+expect = ["tls.cert_subject~CN=", "!tls.cert_problems", "closed=server-fin"]
 
 [targets."h"]
 "tls.tls_version" = false
@@ -225,7 +225,7 @@ credssp = "skipped"
                 "ok=no",
                 "tls.tls_version=TLS 1.3",
                 "tls.cert_subject~CN=",
-                "!licensing.license_error",
+                "!tls.cert_problems",
                 "closed=server-fin"
             ]
         );
@@ -239,7 +239,7 @@ credssp = "skipped"
             [
                 "ok=no",
                 "tls.cert_subject~CN=",
-                "!licensing.license_error",
+                "!tls.cert_problems",
                 "closed=client",
                 "pdu~NTLM",
                 "credssp=skipped"
