@@ -4,24 +4,22 @@
 //! and judged by the library: `rdptrace::fleet::targets`, `rdptrace::check`); the tests add what a line
 //! cannot say (which PDUs, in which phase, from whom).
 //!
-//! Finding the lab: the `RDPTRACE_LAB_*` variables of `lab/lab env` in the environment, else the env
-//! file in the lab's state directory (`RDPTRACE_LAB_STATE`, default /run/rdptrace-lab). When hosts are
-//! missing and the tests run as root, they run `lab/lab up` once (idempotent; the lab stays up, `lab/lab
-//! down` ends it). Without root they skip and say how to run them; with CI set, a lab that is not there or
-//! does not come up is a failure.
+//! Finding the lab (tests/support/lab.rs): the `RDPTRACE_LAB_*` variables of `lab/lab env`, bringing the
+//! lab up when the tests run as root; without root the tests skip, and with CI set a missing lab fails.
 //!
 //! `RDPTRACE_LAB_TARGETS=FILE` runs the expectations of FILE (a targets file, as for `rdptrace probe
 //! --targets`) against your own servers in `targets_file`, and skips the built-in lab.
 
 mod common;
+#[path = "support/lab.rs"]
+mod lab_hosts;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::*;
+use lab_hosts::{builtin_lines, builtin_targets, lab, skip};
 use rdptrace::check::{Expectation, Outcome};
 use rdptrace::fleet::targets::{self, Line, TargetSpec};
 use rdptrace::pdu::{AuthToken, LicenseMessage, PduInfo};
@@ -29,10 +27,6 @@ use rdptrace::probe::cli::ProbeOptions;
 use rdptrace::probe::{Password, ProbeConfig, Security};
 use rdptrace::trace::{CloseKind, ConnectError, Deadline, EventKind, PhaseName, Side, Trace};
 use rdptrace::verdict::Verdict;
-
-/// How long `lab/lab up` may take here (it waits up to 20 s per host, all at once; the first run makes
-/// certificates).
-const LAB_UP_LIMIT: Duration = Duration::from_secs(180);
 
 /// Settings of the suite when a line does not give them: long enough for a loaded machine, short enough
 /// to bound every wait.
@@ -91,185 +85,6 @@ fn probe_and_judge(spec: &TargetSpec, cfg: &ProbeConfig) -> (Trace, Verdict, Vec
 fn unmet(label: &str, outcomes: &[Outcome]) -> String {
     let failed: Vec<Outcome> = outcomes.iter().filter(|o| !o.holds).cloned().collect();
     rdptrace::check::render(label, &failed)
-}
-
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn builtin_targets() -> PathBuf {
-    manifest_dir().join("lab/targets")
-}
-
-/// The lines of lab/targets.
-fn builtin_lines() -> Vec<Line> {
-    let file = std::fs::File::open(builtin_targets()).expect("read lab/targets");
-    targets::lines(std::io::BufReader::new(file), "lab/targets").unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Skips a test with a message that says why and what to do; with CI set, fails it.
-fn skip(why: &str) {
-    if in_ci() {
-        panic!("{why} (CI is set: the lab tests must run; see .ci/run)");
-    }
-    eprintln!("skipped: {why}");
-}
-
-fn how_to_run() -> &'static str {
-    "run `sudo lab/lab up`, then `cargo test --test lab` (see lab/README.md)"
-}
-
-/// The lab as the suite found it.
-struct Lab {
-    /// `RDPTRACE_LAB_*` from the lab's env file.
-    vars: HashMap<String, String>,
-    lines: Vec<Line>,
-}
-
-impl Lab {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name)
-            .ok()
-            .or_else(|| self.vars.get(name).cloned())
-    }
-
-    fn line(&self, name: &str) -> &Line {
-        self.lines
-            .iter()
-            .find(|l| l.name() == Some(name))
-            .unwrap_or_else(|| panic!("lab/targets has no line name={name}"))
-    }
-}
-
-/// `KEY=VALUE` lines (values maybe in double quotes) of an env file.
-fn parse_env(text: &str) -> HashMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
-        .collect()
-}
-
-fn state_dir() -> PathBuf {
-    std::env::var_os("RDPTRACE_LAB_STATE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/rdptrace-lab"))
-}
-
-/// The lab's variables: its env file (the full one when readable, else the one without the password).
-fn read_lab_env() -> HashMap<String, String> {
-    let dir = state_dir();
-    ["env", "env.public"]
-        .iter()
-        .find_map(|f| std::fs::read_to_string(dir.join(f)).ok())
-        .map(|t| parse_env(&t))
-        .unwrap_or_default()
-}
-
-/// The `RDPTRACE_LAB_<HOST>` variables the lab's lines use.
-fn host_vars(lines: &[Line]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for l in lines {
-        let names = std::cell::RefCell::new(Vec::new());
-        let _ = targets::expand(&l.target, &|n| {
-            names.borrow_mut().push(n.to_owned());
-            Some(String::new())
-        });
-        let names = names.into_inner();
-        for n in names {
-            if !out.contains(&n) {
-                out.push(n);
-            }
-        }
-    }
-    out
-}
-
-/// Runs `lab/lab up`, bounded in time; its output on failure.
-fn lab_up() -> Result<(), String> {
-    let log = TempDir::new("lab-up");
-    let out_path = log.path().join("out");
-    let out = std::fs::File::create(&out_path).map_err(|e| e.to_string())?;
-    let err = out.try_clone().map_err(|e| e.to_string())?;
-    eprintln!("lab: bringing the lab up (lab/lab up); it stays up, `lab/lab down` ends it");
-    let child = Command::new(manifest_dir().join("lab/lab"))
-        .arg("up")
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("cannot run lab/lab: {e}"))?;
-    let mut guard = ChildGuard(child);
-    let start = Instant::now();
-    // INVARIANT: polls every 100 ms, ends at LAB_UP_LIMIT.
-    let status = loop {
-        match guard.0.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if start.elapsed() < LAB_UP_LIMIT => {
-                std::thread::sleep(Duration::from_millis(100))
-            }
-            _ => break None,
-        }
-    };
-    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
-    match status {
-        Some(s) if s.success() => Ok(()),
-        Some(s) => Err(format!("lab/lab up failed ({s}):\n{text}")),
-        None => Err(format!(
-            "lab/lab up did not finish within {LAB_UP_LIMIT:?}:\n{text}"
-        )),
-    }
-}
-
-/// Finds the lab, bringing it up when that is needed and possible; `None` when the lab tests skip.
-fn find_lab() -> Option<Lab> {
-    if let Some(file) = std::env::var_os("RDPTRACE_LAB_TARGETS") {
-        let file = PathBuf::from(file);
-        let same =
-            std::fs::canonicalize(&file).ok() == std::fs::canonicalize(builtin_targets()).ok();
-        if !same {
-            eprintln!(
-                "skipped: RDPTRACE_LAB_TARGETS={} names your own targets; the built-in lab tests do not run (targets_file runs yours)",
-                file.display()
-            );
-            return None;
-        }
-    }
-    let lines = builtin_lines();
-    let wanted = host_vars(&lines);
-    let mut vars = read_lab_env();
-    let missing = |vars: &HashMap<String, String>| -> Vec<String> {
-        wanted
-            .iter()
-            .filter(|n| std::env::var_os(n).is_none() && !vars.contains_key(*n))
-            .cloned()
-            .collect()
-    };
-    let absent = missing(&vars);
-    if !absent.is_empty() {
-        if !is_root() {
-            skip(&format!(
-                "the lab is not up ({} of its hosts are unknown) and bringing it up needs root: {}",
-                absent.len(),
-                how_to_run()
-            ));
-            return None;
-        }
-        if let Err(e) = lab_up() {
-            // Some hosts may be up all the same; each test says whether its own is.
-            skip(&format!("the lab did not come up: {e}"));
-        }
-        vars = read_lab_env();
-        if missing(&vars).len() == wanted.len() {
-            skip(&format!("no lab host is up; {}", how_to_run()));
-            return None;
-        }
-    }
-    Some(Lab { vars, lines })
-}
-
-fn lab() -> Option<&'static Lab> {
-    static LAB: OnceLock<Option<Lab>> = OnceLock::new();
-    LAB.get_or_init(find_lab).as_ref()
 }
 
 /// Probes the host of one lab/targets line and checks what the line expects; `None` when the test skips.
