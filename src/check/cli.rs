@@ -18,7 +18,7 @@ pub struct CheckArgs {
     pub targets: Vec<String>,
     /// An expectation (repeatable, or comma-separated): active, ok=no, phase=NAME, cause=CAUSE,
     /// errinfo=CODE, tls.tls_version=TLS 1.3, closed=server-fin, nla-required, tls-min=1.2, ... (README
-    /// "Expectations").
+    /// "Targets files and expectations").
     #[arg(long = "expect", short = 'e', value_name = "EXPR")]
     pub expect: Vec<String>,
     /// A TOML policy: the same keys, for every target and in [targets."host"] sections.
