@@ -567,6 +567,50 @@ mod tests {
         t
     }
 
+    /// A server that answers CredSSP with an errorCode, then (as some do) Set Error Info.
+    fn rejected() -> Trace {
+        let mut t = Trace::new("host:3389", Origin::Probe);
+        t.enter(PhaseName::Tcp, 0.0);
+        t.enter(PhaseName::Credssp, 5.0);
+        t.record_pdu(pdu(
+            6.0,
+            Side::Server,
+            "TSRequest",
+            "errorCode STATUS_LOGON_FAILURE",
+            PduInfo::TsRequest {
+                version: 6,
+                token: None,
+                auth_info: false,
+                pub_key_auth: false,
+                client_nonce: false,
+                error_code: Some(0xc000_006d),
+            },
+        ));
+        t.record_pdu(pdu(
+            6.5,
+            Side::Server,
+            "Set Error Info",
+            "ERRINFO_SERVER_DENIED_CONNECTION",
+            PduInfo::SetErrorInfo { code: 7 },
+        ));
+        t.finish(true);
+        t
+    }
+
+    #[test]
+    fn codes_the_server_sent() {
+        let t = rejected();
+        assert!(judge("ntstatus=STATUS_LOGON_FAILURE", &t).holds);
+        assert!(!judge("ntstatus=0xc0000022", &t).holds);
+        let o = judge("errinfo=0x7", &t);
+        assert!(o.holds, "{o:#?}");
+        assert_eq!(
+            o.evidence,
+            ["6.5 ms: server Set Error Info 0x00000007 ERRINFO_SERVER_DENIED_CONNECTION"]
+        );
+        assert!(!judge("errinfo=0x9", &t).holds);
+    }
+
     fn judge(s: &str, trace: &Trace) -> Outcome {
         let e = Expectation::parse(s).unwrap();
         let verdict = crate::diagnose::diagnose(trace);
