@@ -60,6 +60,40 @@ pub enum Cause {
 }
 
 impl Cause {
+    /// Every cause, in declaration order.
+    pub const ALL: [Cause; 24] = [
+        Cause::Connected,
+        Cause::ResolveFailed,
+        Cause::Refused,
+        Cause::Unreachable,
+        Cause::TimedOut,
+        Cause::ClosedByServer,
+        Cause::ResetByServer,
+        Cause::ClosedByClient,
+        Cause::NegotiationFailure,
+        Cause::NegotiationMismatch,
+        Cause::TlsAlert,
+        Cause::TlsFailed,
+        Cause::CertificateRejected,
+        Cause::CredsspError,
+        Cause::CredsspRejected,
+        Cause::EarlyAuthDenied,
+        Cause::ServerErrorInfo,
+        Cause::LicenseError,
+        Cause::DisconnectedByServer,
+        Cause::Redirected,
+        Cause::Deactivated,
+        Cause::ProtocolError,
+        Cause::ClientLimit,
+        Cause::CaptureEnded,
+    ];
+
+    /// The cause named `s` as [`Cause::as_str`] writes it (`-` for `_` accepted).
+    pub fn parse(s: &str) -> Option<Cause> {
+        let s = s.trim().to_ascii_lowercase().replace('-', "_");
+        Cause::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Cause::Connected => "connected",

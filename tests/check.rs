@@ -249,3 +249,83 @@ fn usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no expectations"));
 }
+
+/// The lab's expectations (verdict, phase status, facts, who closed, PDUs) in `--expect` and in a policy,
+/// judged on the built-in target.
+#[test]
+fn the_whole_expectation_language_on_the_built_in_target() {
+    let (_runtime, addrs, (user, password)) = built_in_targets(&["denied-connection"]);
+    let target = addrs[0].to_string();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rdptrace"))
+            .arg("check")
+            .arg(&target)
+            .args(["-u", &user, "--watch", "0.3"])
+            .args(args)
+            .env("RDPTRACE_PASSWORD", &password)
+            .output()
+            .expect("run rdptrace")
+    };
+    let out = run(&[
+        "-e",
+        "ok=no,phase=licensing,cause=server_error_info,mstsc=0x904/0x7,errinfo=0x7",
+        "-e",
+        "credssp=ok,capabilities=not_reached,x224.selected_protocol~PROTOCOL_HYBRID,!licensing.no_such_fact",
+        "-e",
+        "closed=server-fin,closed-after=MCS Disconnect Provider Ultimatum,pdu~Set Error Info,detail~ERRINFO_SERVER_DENIED_CONNECTION",
+        "-e",
+        "tls.tls_version=TLS 1.2",
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let failing: Vec<&str> = text.lines().filter(|l| l.starts_with("FAIL ")).collect();
+    assert_eq!(
+        failing,
+        [format!(
+            "FAIL {target} tls.tls_version=TLS 1.2: expected the fact tls.tls_version is \"TLS 1.2\"; seen tls.tls_version = TLS 1.3"
+        )],
+        "{text}"
+    );
+    assert_eq!(text.lines().filter(|l| l.starts_with("PASS ")).count(), 13);
+    let closed = verdict_line(&text, "closed-after=MCS Disconnect Provider Ultimatum");
+    assert!(
+        closed.contains("seen the last PDU before the close is MCS Disconnect Provider Ultimatum"),
+        "{closed}"
+    );
+
+    // The same in a policy: facts as a phase's table, the ~ and ! forms in an expect list; the section
+    // replaces the fact of the same key.
+    let dir = TempDir::new("check-policy-language");
+    let path = dir.path().join("policy.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "ok = \"no\"\n\
+             tls.tls_version = \"TLS 1.2\"\n\
+             expect = [\"x224.selected_protocol~PROTOCOL_HYBRID\", \"!licensing.no_such_fact\", \"closed=server-fin\"]\n\
+             \n\
+             [targets.\"{target}\"]\n\
+             tls.tls_version = \"TLS 1.3\"\n"
+        ),
+    )
+    .unwrap();
+    let out = run(&["--policy", path.to_str().unwrap(), "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(out.status.code(), Some(0), "{doc:#}");
+    let judged: Vec<&str> = doc["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["expectation"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        judged,
+        [
+            "ok=no",
+            "x224.selected_protocol~PROTOCOL_HYBRID",
+            "!licensing.no_such_fact",
+            "closed=server-fin",
+            "tls.tls_version=TLS 1.3"
+        ]
+    );
+}

@@ -472,3 +472,108 @@ fn bad_input_is_a_usage_error_naming_the_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
 }
+
+/// The lab's syntax in `probe --targets`: variables, quotes, names, the password from the variable a line
+/// names, per-line deadlines, wrong-password=yes, and the lab's expectations, against real connections.
+#[test]
+fn a_targets_file_in_the_labs_syntax() {
+    let (_runtime, addrs, (user, password)) = built_in_targets(&["denied-connection", "healthy"]);
+    let dir = TempDir::new("fleet-lab-syntax");
+    let file = dir.path().join("targets.txt");
+    std::fs::write(
+        &file,
+        format!(
+            "${{DENIED}} name=denied user={user} password-env=FLEET_TEST_PW phase-timeout=10 watch=0.3 expect=\"phase=licensing,cause=server_error_info,errinfo=0x7,mstsc=0x904/0x7,closed=server-fin,closed-after~Disconnect Provider Ultimatum,pdu~Set Error Info,credssp=ok,x224.selected_protocol~PROTOCOL_HYBRID\"\n\
+             $HEALTHY name=\"the healthy one\" user={user} password-env=FLEET_TEST_PW timeout=30 watch=0.3 expect=\"ok=yes,phase=none,active=ok,closed=client,tls.tls_version=TLS 1.3,!tls.no_such_fact\"\n\
+             $HEALTHY name=wrong user={user} password-env=FLEET_TEST_PW wrong-password=yes expect=ok=no,phase=credssp,ntstatus=STATUS_LOGON_FAILURE\n"
+        ),
+    )
+    .unwrap();
+    let junit = dir.path().join("junit.xml");
+    let out = Command::new(env!("CARGO_BIN_EXE_rdptrace"))
+        .args(["probe", "--json", "--junit"])
+        .arg(&junit)
+        .arg("-T")
+        .arg(&file)
+        .env_remove("RDPTRACE_PASSWORD")
+        .env("DENIED", addrs[0].to_string())
+        .env("HEALTHY", addrs[1].to_string())
+        .env("FLEET_TEST_PW", &password)
+        .output()
+        .expect("run rdptrace");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let docs = json_lines(&out);
+    assert_eq!(docs.len(), 3, "{stderr}");
+    for d in &docs {
+        let unmet: Vec<&serde_json::Value> = d["expectations"]
+            .as_array()
+            .expect("expectations")
+            .iter()
+            .filter(|o| o["holds"] != true)
+            .collect();
+        assert!(unmet.is_empty(), "{}: {unmet:#?}", d["name"]);
+    }
+    let mut names: Vec<&str> = docs.iter().filter_map(|d| d["name"].as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["denied", "the healthy one", "wrong"]);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    for name in [
+        "name=\"denied\"",
+        "name=\"the healthy one\"",
+        "name=\"wrong\"",
+    ] {
+        assert!(xml.contains(name), "{xml}");
+    }
+    // The password is in no output.
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&password));
+    assert!(!xml.contains(&password));
+
+    // An expectation that does not hold makes the run fail with exit 4, and says what was seen.
+    std::fs::write(
+        &file,
+        format!(
+            "{} expect=\"tls.tls_version=TLS 1.2,closed=server-rst\"\n",
+            addrs[1]
+        ),
+    )
+    .unwrap();
+    let out = rdptrace(&["probe", "-T", file.to_str().unwrap(), "--watch", "0.3"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(
+        text.contains("tls.tls_version=TLS 1.2: expected the fact tls.tls_version is \"TLS 1.2\"; seen tls.tls_version = TLS 1.3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("closed=server-rst: expected the server reset the connection (RST); seen the server closed the connection (FIN)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_password_variable_that_is_not_set_is_a_usage_error() {
+    let dir = TempDir::new("fleet-password-env");
+    let file = dir.path().join("t.txt");
+    std::fs::write(
+        &file,
+        "127.0.0.1:1 user=alice password-env=FLEET_TEST_UNSET_PW\n",
+    )
+    .unwrap();
+    let out = rdptrace(&["probe", "-T", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the password variable FLEET_TEST_UNSET_PW (password-env) is not set"),
+        "{err}"
+    );
+    std::fs::write(&file, "127.0.0.1:1 user=alice password=hunter2\n").unwrap();
+    let out = rdptrace(&["probe", "-T", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("passwords do not go in targets files"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+}

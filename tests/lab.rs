@@ -1,215 +1,97 @@
 //! The probe against real RDP servers and network faults: the lab of `lab/lab` (lab/README.md).
 //!
-//! Every line of lab/targets is one test here, named after it, with the checks the line lists; the tests
-//! add what a line cannot say (which PDUs, in which phase, from whom).
+//! Every line of lab/targets is one test here, named after it, with the expectations the line lists (read
+//! and judged by the library: `rdptrace::fleet::targets`, `rdptrace::check`); the tests add what a line
+//! cannot say (which PDUs, in which phase, from whom).
 //!
-//! Finding the lab: the `RDPTRACE_LAB_*` variables of `lab/lab env` in the environment, else the env
-//! file in the lab's state directory (`RDPTRACE_LAB_STATE`, default /run/rdptrace-lab). When hosts are
-//! missing and the tests run as root, they run `lab/lab up` once (idempotent; the lab stays up, `lab/lab
-//! down` ends it). Without root they skip and say how to run them; with CI set, a lab that is not there or
-//! does not come up is a failure.
+//! Finding the lab (tests/support/lab.rs): the `RDPTRACE_LAB_*` variables of `lab/lab env`, bringing the
+//! lab up when the tests run as root; without root the tests skip, and with CI set a missing lab fails.
 //!
-//! `RDPTRACE_LAB_TARGETS=FILE` runs the checks of FILE (same syntax) against your own servers in
-//! `targets_file`, and skips the built-in lab.
+//! `RDPTRACE_LAB_TARGETS=FILE` runs the expectations of FILE (a targets file, as for `rdptrace probe
+//! --targets`) against your own servers in `targets_file`, and skips the built-in lab.
 
 mod common;
+#[path = "support/lab.rs"]
+mod lab_hosts;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::targets::{self, Line};
 use common::*;
+use lab_hosts::{builtin_lines, builtin_targets, lab, skip};
+use rdptrace::check::{Expectation, Outcome};
+use rdptrace::fleet::targets::{self, Line, TargetSpec};
 use rdptrace::pdu::{AuthToken, LicenseMessage, PduInfo};
+use rdptrace::probe::cli::ProbeOptions;
+use rdptrace::probe::{Password, ProbeConfig, Security};
 use rdptrace::trace::{CloseKind, ConnectError, Deadline, EventKind, PhaseName, Side, Trace};
 use rdptrace::verdict::Verdict;
 
-/// How long `lab/lab up` may take here (it waits up to 20 s per host, all at once; the first run makes
-/// certificates).
-const LAB_UP_LIMIT: Duration = Duration::from_secs(180);
+/// Settings of the suite when a line does not give them: long enough for a loaded machine, short enough
+/// to bound every wait.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_PHASE_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_WATCH: Duration = Duration::from_millis(500);
 
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn builtin_targets() -> PathBuf {
-    manifest_dir().join("lab/targets")
-}
-
-/// Skips a test with a message that says why and what to do; with CI set, fails it.
-fn skip(why: &str) {
-    if in_ci() {
-        panic!("{why} (CI is set: the lab tests must run; see .ci/run)");
-    }
-    eprintln!("skipped: {why}");
-}
-
-fn how_to_run() -> &'static str {
-    "run `sudo lab/lab up`, then `cargo test --test lab` (see lab/README.md)"
-}
-
-/// The lab as the suite found it.
-struct Lab {
-    /// `RDPTRACE_LAB_*` from the lab's env file.
-    vars: HashMap<String, String>,
-    lines: Vec<Line>,
-}
-
-impl Lab {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name)
-            .ok()
-            .or_else(|| self.vars.get(name).cloned())
-    }
-
-    fn line(&self, name: &str) -> &Line {
-        self.lines
-            .iter()
-            .find(|l| l.name == name)
-            .unwrap_or_else(|| panic!("lab/targets has no line name={name}"))
+/// The probe options a line's settings apply to (as `rdptrace probe`'s command line does).
+fn options() -> ProbeOptions {
+    ProbeOptions {
+        user: None,
+        domain: None,
+        password_file: None,
+        security: Security::Auto,
+        timeout: DEFAULT_TIMEOUT,
+        phase_timeout: DEFAULT_PHASE_TIMEOUT,
+        watch: DEFAULT_WATCH,
+        strict_cert: false,
+        keylog: None,
+        pcap: None,
+        embed_secrets: false,
     }
 }
 
-/// `KEY=VALUE` lines (values maybe in double quotes) of an env file.
-fn parse_env(text: &str) -> HashMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
-        .collect()
+/// The probe configuration of a line, its variables and password from `env` (`RDPTRACE_PASSWORD` for a
+/// line with a user and no password-env, as for `rdptrace probe`).
+fn configure(
+    line: &Line,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(TargetSpec, ProbeConfig), String> {
+    let spec = line.resolve(env)?;
+    let password = env("RDPTRACE_PASSWORD").map(Password::new);
+    let cfg = rdptrace::fleet::config(&spec, &options(), password.as_ref(), env)?;
+    Ok((spec, cfg))
 }
 
-fn state_dir() -> PathBuf {
-    std::env::var_os("RDPTRACE_LAB_STATE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/rdptrace-lab"))
-}
-
-/// The lab's variables: its env file (the full one when readable, else the one without the password).
-fn read_lab_env() -> HashMap<String, String> {
-    let dir = state_dir();
-    ["env", "env.public"]
-        .iter()
-        .find_map(|f| std::fs::read_to_string(dir.join(f)).ok())
-        .map(|t| parse_env(&t))
-        .unwrap_or_default()
-}
-
-/// The `RDPTRACE_LAB_<HOST>` variables the lab's lines use.
-fn host_vars(lines: &[Line]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for l in lines {
-        let names = std::cell::RefCell::new(Vec::new());
-        let _ = targets::expand(&l.target, &|n| {
-            names.borrow_mut().push(n.to_owned());
-            Some(String::new())
-        });
-        let names = names.into_inner();
-        for n in names {
-            if !out.contains(&n) {
-                out.push(n);
-            }
-        }
-    }
-    out
-}
-
-/// Runs `lab/lab up`, bounded in time; its output on failure.
-fn lab_up() -> Result<(), String> {
-    let log = TempDir::new("lab-up");
-    let out_path = log.path().join("out");
-    let out = std::fs::File::create(&out_path).map_err(|e| e.to_string())?;
-    let err = out.try_clone().map_err(|e| e.to_string())?;
-    eprintln!("lab: bringing the lab up (lab/lab up); it stays up, `lab/lab down` ends it");
-    let child = Command::new(manifest_dir().join("lab/lab"))
-        .arg("up")
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("cannot run lab/lab: {e}"))?;
-    let mut guard = ChildGuard(child);
-    let start = Instant::now();
-    // INVARIANT: polls every 100 ms, ends at LAB_UP_LIMIT.
-    let status = loop {
-        match guard.0.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if start.elapsed() < LAB_UP_LIMIT => {
-                std::thread::sleep(Duration::from_millis(100))
-            }
-            _ => break None,
-        }
+/// Probes and judges a line's expectations (without any: that it reaches the active state, as `rdptrace
+/// probe` judges a target).
+fn probe_and_judge(spec: &TargetSpec, cfg: &ProbeConfig) -> (Trace, Verdict, Vec<Outcome>) {
+    let trace = block_on(rdptrace::probe::probe(cfg));
+    let verdict = rdptrace::diagnose::diagnose(&trace);
+    let expect = if spec.expect.is_empty() {
+        vec![Expectation::Active]
+    } else {
+        spec.expect.clone()
     };
-    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
-    match status {
-        Some(s) if s.success() => Ok(()),
-        Some(s) => Err(format!("lab/lab up failed ({s}):\n{text}")),
-        None => Err(format!(
-            "lab/lab up did not finish within {LAB_UP_LIMIT:?}:\n{text}"
-        )),
-    }
+    let outcomes = block_on(rdptrace::check::evaluate(
+        cfg,
+        &expect,
+        Some((&trace, &verdict)),
+    ));
+    (trace, verdict, outcomes)
 }
 
-/// Finds the lab, bringing it up when that is needed and possible; `None` when the lab tests skip.
-fn find_lab() -> Option<Lab> {
-    if let Some(file) = std::env::var_os("RDPTRACE_LAB_TARGETS") {
-        let file = PathBuf::from(file);
-        let same =
-            std::fs::canonicalize(&file).ok() == std::fs::canonicalize(builtin_targets()).ok();
-        if !same {
-            eprintln!(
-                "skipped: RDPTRACE_LAB_TARGETS={} names your own targets; the built-in lab tests do not run (targets_file runs yours)",
-                file.display()
-            );
-            return None;
-        }
-    }
-    let text = std::fs::read_to_string(builtin_targets()).expect("read lab/targets");
-    let lines = targets::parse(&text).unwrap_or_else(|e| panic!("lab/targets: {e}"));
-    let wanted = host_vars(&lines);
-    let mut vars = read_lab_env();
-    let missing = |vars: &HashMap<String, String>| -> Vec<String> {
-        wanted
-            .iter()
-            .filter(|n| std::env::var_os(n).is_none() && !vars.contains_key(*n))
-            .cloned()
-            .collect()
-    };
-    let absent = missing(&vars);
-    if !absent.is_empty() {
-        if !is_root() {
-            skip(&format!(
-                "the lab is not up ({} of its hosts are unknown) and bringing it up needs root: {}",
-                absent.len(),
-                how_to_run()
-            ));
-            return None;
-        }
-        if let Err(e) = lab_up() {
-            // Some hosts may be up all the same; each test says whether its own is.
-            skip(&format!("the lab did not come up: {e}"));
-        }
-        vars = read_lab_env();
-        if missing(&vars).len() == wanted.len() {
-            skip(&format!("no lab host is up; {}", how_to_run()));
-            return None;
-        }
-    }
-    Some(Lab { vars, lines })
-}
-
-fn lab() -> Option<&'static Lab> {
-    static LAB: OnceLock<Option<Lab>> = OnceLock::new();
-    LAB.get_or_init(find_lab).as_ref()
+/// The outcomes that do not hold, as `rdptrace check` prints them.
+fn unmet(label: &str, outcomes: &[Outcome]) -> String {
+    let failed: Vec<Outcome> = outcomes.iter().filter(|o| !o.holds).cloned().collect();
+    rdptrace::check::render(label, &failed)
 }
 
 /// Probes the host of one lab/targets line and checks what the line expects; `None` when the test skips.
 fn run(name: &str) -> Option<(Trace, Verdict)> {
     let lab = lab()?;
     let line = lab.line(name);
-    let cfg = match targets::config(line, &|n| lab.var(n)) {
-        Ok(cfg) => cfg,
+    let (spec, cfg) = match configure(line, &|n| lab.var(n)) {
+        Ok(c) => c,
         Err(e) => {
             skip(&format!(
                 "{name}: {e}; `lab/lab status` says which hosts are up, `eval \"$(sudo lab/lab env)\"` sets the account's password"
@@ -217,14 +99,12 @@ fn run(name: &str) -> Option<(Trace, Verdict)> {
             return None;
         }
     };
-    let trace = block_on(rdptrace::probe::probe(&cfg));
-    let verdict = rdptrace::diagnose::diagnose(&trace);
-    let failures = targets::failures(line, &trace, &verdict);
+    let (trace, verdict, outcomes) = probe_and_judge(&spec, &cfg);
     assert!(
-        failures.is_empty(),
-        "{name} (lab/targets line {}):\n  {}\n\n{}",
-        line.number,
-        failures.join("\n  "),
+        outcomes.iter().all(|o| o.holds),
+        "{name} ({}):\n{}\n{}",
+        line.source,
+        unmet(name, &outcomes),
         report(&trace, &verdict)
     );
     Some((trace, verdict))
@@ -293,6 +173,15 @@ fn dpus_from_server(trace: &Trace, phase: PhaseName) -> Vec<u8> {
         .collect()
 }
 
+/// Whether any PDU of `phase` sent by `from` satisfies `f`.
+fn has_pdu(trace: &Trace, phase: PhaseName, from: Side, f: impl Fn(&PduInfo) -> bool) -> bool {
+    trace
+        .phase(phase)
+        .pdus
+        .iter()
+        .any(|p| p.from == from && f(&p.info))
+}
+
 /// [2.2.2.3] / T.125: the reason every xrdp DPU in the lab carries.
 const RN_USER_REQUESTED: u8 = 3;
 
@@ -338,90 +227,24 @@ const TESTED: &[&str] = &[
 
 #[test]
 fn lab_targets_parse_and_every_line_has_a_test() {
-    let text = std::fs::read_to_string(builtin_targets()).expect("read lab/targets");
-    let lines = targets::parse(&text).unwrap_or_else(|e| panic!("lab/targets: {e}"));
-    let in_file: Vec<&str> = lines.iter().map(|l| l.name.as_str()).collect();
+    let lines = builtin_lines();
+    let in_file: Vec<&str> = lines.iter().filter_map(|l| l.name()).collect();
     assert_eq!(in_file, TESTED, "lab/targets and TESTED differ");
-    // Every line reads its target from a lab variable, and none holds a password.
+    // Every line reads its target from a lab variable, names its password's variable rather than a
+    // password, and says what rdptrace must report.
     for l in &lines {
-        assert!(l.target.starts_with("${RDPTRACE_LAB_"), "{}", l.name);
-        assert!(
-            !l.settings.iter().any(|(k, _)| k == "password"),
+        assert!(l.target.starts_with("${RDPTRACE_LAB_"), "{}", l.source);
+        assert!(!l.expect.is_empty(), "{}", l.source);
+        let spec = l
+            .resolve(&|_| Some("127.0.0.1:1".to_owned()))
+            .unwrap_or_else(|e| panic!("{}: {e}", l.source));
+        assert_eq!(
+            spec.user.is_some(),
+            spec.password_env.as_deref() == Some("RDPTRACE_LAB_PASSWORD"),
             "{}",
-            l.name
+            l.source
         );
     }
-}
-
-#[test]
-fn targets_syntax() {
-    let lines = targets::parse(
-        "# a comment\n\n  10.0.0.5:3390 security=nla user=alice \"expect=phase=credssp,cause=credssp_rejected\" # why\n\
-         host name=\"two words\" expect=ok=yes,\"tls.tls_version=TLS 1.3\",!tls.cert_sans,detail~a=b,closed=server-fin,mstsc=0x904/0x7\n",
-    )
-    .expect("parse");
-    assert_eq!(lines.len(), 2);
-    assert_eq!(lines[0].number, 3);
-    assert_eq!(lines[0].target, "10.0.0.5:3390");
-    assert_eq!(
-        lines[0].settings,
-        vec![
-            ("security".to_owned(), "nla".to_owned()),
-            ("user".to_owned(), "alice".to_owned())
-        ]
-    );
-    assert_eq!(lines[0].name, "10.0.0.5:3390 security=nla user=alice");
-    assert_eq!(
-        lines[0].checks,
-        vec![
-            targets::Check::Phase(Some(PhaseName::Credssp)),
-            targets::Check::Cause("credssp_rejected".to_owned())
-        ]
-    );
-    assert_eq!(lines[1].name, "two words");
-    assert_eq!(
-        lines[1].checks[1],
-        targets::Check::Fact(
-            PhaseName::Tls,
-            "tls_version".to_owned(),
-            targets::Match::Equals("TLS 1.3".to_owned())
-        )
-    );
-    assert_eq!(
-        lines[1].checks[2],
-        targets::Check::Fact(
-            PhaseName::Tls,
-            "cert_sans".to_owned(),
-            targets::Match::Absent
-        )
-    );
-    assert_eq!(
-        lines[1].checks[3],
-        targets::Check::Detail(targets::Match::Contains("a=b".to_owned()))
-    );
-    assert_eq!(
-        lines[1].checks[5],
-        targets::Check::Mstsc(Some((0x904, 0x7)))
-    );
-    for bad in [
-        "host expect=cause=no_such_cause",
-        "host expect=phase=nowhere",
-        "host colour=blue expect=ok=yes",
-        "host expect=ok=maybe",
-        "host",
-        "host expect=\"ok=yes",
-        "host name=a expect=ok=yes\nhost name=a expect=ok=yes",
-        "security=tls expect=ok=yes",
-    ] {
-        assert!(targets::parse(bad).is_err(), "{bad:?} parsed");
-    }
-    let env = |n: &str| (n == "A").then(|| "1.2.3.4:5".to_owned());
-    assert_eq!(
-        targets::expand("${A} $A x", &env).as_deref(),
-        Ok("1.2.3.4:5 1.2.3.4:5 x")
-    );
-    assert!(targets::expand("$B", &env).is_err());
-    assert!(targets::expand("${A", &env).is_err());
 }
 
 /// Your own servers: `RDPTRACE_LAB_TARGETS=FILE cargo test --test lab targets_file`.
@@ -434,9 +257,11 @@ fn targets_file() {
         return;
     };
     let file = PathBuf::from(file);
-    let text = std::fs::read_to_string(&file)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
-    let lines = targets::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let name = file.display().to_string();
+    let reader = std::fs::File::open(&file)
+        .map(std::io::BufReader::new)
+        .unwrap_or_else(|e| panic!("cannot read {name}: {e}"));
+    let lines = targets::lines(reader, &name).unwrap_or_else(|e| panic!("{e}"));
     let builtin =
         std::fs::canonicalize(&file).ok() == std::fs::canonicalize(builtin_targets()).ok();
     let lab = if builtin { lab() } else { None };
@@ -446,24 +271,23 @@ fn targets_file() {
     };
     let mut failed = Vec::new();
     for line in &lines {
-        let cfg = match targets::config(line, &lookup) {
-            Ok(cfg) => cfg,
+        let label = line.name().unwrap_or(&line.target).to_owned();
+        let (spec, cfg) = match configure(line, &lookup) {
+            Ok(c) => c,
             Err(e) => {
-                failed.push(format!("{} (line {}): {e}", line.name, line.number));
+                failed.push(format!("{label} ({}): {e}", line.source));
                 continue;
             }
         };
-        let trace = block_on(rdptrace::probe::probe(&cfg));
-        let verdict = rdptrace::diagnose::diagnose(&trace);
-        let f = targets::failures(line, &trace, &verdict);
-        if f.is_empty() {
-            eprintln!("ok: {}", line.name);
+        let label = spec.label().to_owned();
+        let (trace, verdict, outcomes) = probe_and_judge(&spec, &cfg);
+        if outcomes.iter().all(|o| o.holds) {
+            eprintln!("ok: {label}");
         } else {
             failed.push(format!(
-                "{} (line {}):\n  {}\n{}",
-                line.name,
-                line.number,
-                f.join("\n  "),
+                "{label} ({}):\n{}\n{}",
+                line.source,
+                unmet(&label, &outcomes),
                 report(&trace, &verdict)
             ));
         }
@@ -546,31 +370,26 @@ fn xrdp_rdp_none() {
         return;
     };
     // No encryption: no Security Exchange, the Client Info in the clear.
-    assert!(!targets::has_pdu(
+    assert!(!has_pdu(
         &trace,
         PhaseName::SecureSettings,
         Side::Client,
         |i| { matches!(i, PduInfo::SecurityExchange { .. }) }
     ));
-    assert!(targets::has_pdu(
+    assert!(has_pdu(
         &trace,
         PhaseName::SecureSettings,
         Side::Client,
         |i| { matches!(i, PduInfo::ClientInfo { .. }) }
     ));
-    assert!(targets::has_pdu(
-        &trace,
-        PhaseName::Licensing,
-        Side::Server,
-        |i| {
-            matches!(
-                i,
-                PduInfo::License {
-                    message: LicenseMessage::LicenseRequest
-                }
-            )
-        }
-    ));
+    assert!(has_pdu(&trace, PhaseName::Licensing, Side::Server, |i| {
+        matches!(
+            i,
+            PduInfo::License {
+                message: LicenseMessage::LicenseRequest
+            }
+        )
+    }));
 }
 
 #[test]
@@ -595,12 +414,9 @@ fn xrdp_rdp_high() {
     let Some((trace, _)) = run("xrdp-rdp-high") else {
         return;
     };
-    assert!(targets::has_pdu(
-        &trace,
-        PhaseName::McsConnect,
-        Side::Server,
-        |i| { matches!(i, PduInfo::McsConnectResponse { .. }) }
-    ));
+    assert!(has_pdu(&trace, PhaseName::McsConnect, Side::Server, |i| {
+        matches!(i, PduInfo::McsConnectResponse { .. })
+    }));
     assert!(client_closed(&trace));
 }
 
@@ -661,12 +477,9 @@ fn xrdp_badkey() {
         dpus_from_server(&trace, PhaseName::Tls),
         [RN_USER_REQUESTED]
     );
-    assert!(!targets::has_pdu(
-        &trace,
-        PhaseName::Tls,
-        Side::Server,
-        |i| { matches!(i, PduInfo::TlsServerHello { .. }) }
-    ));
+    assert!(!has_pdu(&trace, PhaseName::Tls, Side::Server, |i| {
+        matches!(i, PduInfo::TlsServerHello { .. })
+    }));
     assert_eq!(
         close(&trace),
         Some((PhaseName::Tls, Side::Server, CloseKind::Rst))
@@ -785,7 +598,7 @@ fn shadow_rdp_rdp() {
     let Some((trace, _)) = run("shadow-rdp/rdp") else {
         return;
     };
-    assert!(!targets::has_pdu(
+    assert!(!has_pdu(
         &trace,
         PhaseName::SecureSettings,
         Side::Client,
@@ -839,12 +652,9 @@ fn net_ok() {
         return;
     };
     // TLS 1.2 shows the certificate on the wire: the dissector read it, not only the TLS stack.
-    assert!(targets::has_pdu(
-        &trace,
-        PhaseName::Tls,
-        Side::Server,
-        |i| { matches!(i, PduInfo::TlsCertificate { .. }) }
-    ));
+    assert!(has_pdu(&trace, PhaseName::Tls, Side::Server, |i| {
+        matches!(i, PduInfo::TlsCertificate { .. })
+    }));
 }
 
 #[test]

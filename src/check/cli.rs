@@ -16,8 +16,9 @@ pub struct CheckArgs {
     /// Targets: host, host:port, [v6addr]:port. Without any, the targets of the policy's sections.
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
-    /// An expectation (repeatable, or comma-separated): active, nla-required, no-standard-security,
-    /// tls-min=1.2, cert-days=30, cert-name, phase=NAME, errinfo=CODE, neg-failure=CODE, ntstatus=CODE.
+    /// An expectation (repeatable, or comma-separated): active, ok=no, phase=NAME, cause=CAUSE,
+    /// errinfo=CODE, tls.tls_version=TLS 1.3, closed=server-fin, nla-required, tls-min=1.2, ... (README
+    /// "Targets files and expectations").
     #[arg(long = "expect", short = 'e', value_name = "EXPR")]
     pub expect: Vec<String>,
     /// A TOML policy: the same keys, for every target and in [targets."host"] sections.
@@ -75,10 +76,9 @@ pub fn run(args: CheckArgs) -> ExitCode {
     let mut plan = Vec::new();
     for t in &targets {
         let mut list = policy.as_ref().map(|p| p.for_target(t)).unwrap_or_default();
-        for e in &cli_expect {
-            list.retain(|x| x.key() != e.key());
-            list.push(e.clone());
-        }
+        // --expect replaces the policy's expectations of the same key, and keeps all of its own.
+        list.retain(|x| !cli_expect.iter().any(|e| e.key() == x.key()));
+        list.extend(cli_expect.iter().cloned());
         if list.is_empty() {
             return crate::cli::usage(format!("no expectations for {t}: use --expect or --policy"));
         }

@@ -1,28 +1,43 @@
-//! Expectations: what a host must do, written `active`, `tls-min=1.2`, `phase=licensing`, and how each one
-//! is judged on the evidence.
+//! The expectation language: what a host must do, written `active`, `tls-min=1.2`, `phase=licensing`,
+//! `tls.tls_version=TLS 1.3`, `closed=server-fin`. `rdptrace check --expect`, policy files, the `expect=`
+//! of a targets file and the lab suite all read it.
 //!
-//! Most expectations are judged on the trace of one ordinary probe (the request the user configured).
-//! Three need connections of their own, made by the scan's primitives ([`crate::scan`]):
+//! A list is comma-separated (`phase=licensing,errinfo=0x7`); a value cannot hold a comma (match a part
+//! of it with `~`). Keys are case-insensitive and `_` stands for `-` (`tls_min` is `tls-min`); fact
+//! names are written as the trace spells them.
 //!
-//! | expectation            | what `check` runs                                                      |
-//! | ---------------------- | ---------------------------------------------------------------------- |
-//! | `active`               | the probe                                                              |
-//! | `phase=NAME`           | the probe                                                              |
-//! | `errinfo=CODE`         | the probe                                                              |
-//! | `neg-failure=CODE`     | the probe                                                              |
-//! | `ntstatus=CODE`        | the probe                                                              |
-//! | `cert-days=N`          | the probe (the certificate of its TLS phase)                           |
-//! | `cert-name`            | the probe (the certificate of its TLS phase)                           |
-//! | `nla-required`         | one X.224 Connection Request with PROTOCOL_SSL alone ([2.2.1.1.1])     |
-//! | `no-standard-security` | one X.224 Connection Request with PROTOCOL_RDP alone                   |
-//! | `tls-min=V`            | one X.224 exchange and one hand-made ClientHello per TLS version       |
+//! Most expectations are judged on the trace of one ordinary probe ([`crate::check::judge`]). Three need
+//! connections of their own, made by the scan's primitives ([`crate::scan`]):
+//!
+//! | expectation                         | holds when                                                 | connections |
+//! | ----------------------------------- | ---------------------------------------------------------- | ----------- |
+//! | `active`, `ok=yes`                  | the connection reaches the active state                    | the probe   |
+//! | `ok=no`                             | it does not                                                | the probe   |
+//! | `phase=NAME`, `phase=none`          | the verdict's failed phase is NAME / no phase failed       | the probe   |
+//! | `cause=CAUSE`                       | the verdict's cause (`negotiation_failure`, ...)           | the probe   |
+//! | `detail=TEXT`, `detail~TEXT`        | the verdict's sentence is / contains TEXT                  | the probe   |
+//! | `mstsc=0xDISC/0xEXT`, `mstsc=none`  | the pair mstsc would show                                  | the probe   |
+//! | `errinfo=CODE`                      | [2.2.5.1.1] the server sends Set Error Info CODE           | the probe   |
+//! | `neg-failure=CODE`                  | [2.2.1.2.2] the server answers RDP_NEG_FAILURE CODE        | the probe   |
+//! | `ntstatus=CODE`                     | [MS-CSSP] 2.2.1 the server's TSRequest errorCode is CODE   | the probe   |
+//! | `cert-days=N`                       | the certificate is valid N more days                       | the probe   |
+//! | `cert-name`                         | the certificate names the target                           | the probe   |
+//! | `PHASE=ok\|failed\|skipped\|not_reached` | that phase's status                                   | the probe   |
+//! | `PHASE.FACT=V`, `PHASE.FACT~T`, `!PHASE.FACT` | a fact of the phase is V / contains T / is absent | the probe   |
+//! | `closed=server-fin\|server-rst\|client\|none` | who ended the connection first, and how          | the probe   |
+//! | `closed-after=PDU`, `closed-after~T`| the last PDU before that close                             | the probe   |
+//! | `timed-out=phase\|total`            | the probe's own deadline ended a wait                      | the probe   |
+//! | `waiting-for=T`, `waiting-for~T`    | what the probe waited for then                             | the probe   |
+//! | `pdu=NAME`, `pdu~TEXT`              | some PDU of the trace, by name or by text in "NAME: SUMMARY" | the probe |
+//! | `nla-required`                      | PROTOCOL_SSL alone is refused ([2.2.1.1.1])                | one X.224 exchange |
+//! | `no-standard-security`              | PROTOCOL_RDP alone is refused ([5.3])                      | one X.224 exchange |
+//! | `tls-min=V`                         | no TLS version below V is accepted, one at or above is     | one ClientHello per version |
 
 use core::fmt;
 
 use crate::codes::{self, Table};
-use crate::pdu::{Negotiation, PduInfo};
-use crate::trace::{EventKind, PhaseName, Side, Trace};
-use crate::verdict::Verdict;
+use crate::trace::{CloseKind, PhaseName, PhaseStatus, Side};
+use crate::verdict::Cause;
 
 /// One thing a host must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,12 +57,122 @@ pub enum Expectation {
     CertName,
     /// The connection fails in this phase.
     Phase(PhaseName),
+    /// `phase=none`: no phase failed.
+    NoFailedPhase,
     /// [2.2.5.1.1] The server sends Set Error Info with this errorInfo.
     ErrInfo(u32),
     /// [2.2.1.2.2] The server answers with RDP_NEG_FAILURE and this failureCode.
     NegFailure(u32),
     /// [MS-CSSP] 2.2.1 The server's TSRequest carries this errorCode (an NTSTATUS).
     NtStatus(u32),
+    /// `ok=yes|no`: whether the connection reaches the active state.
+    Ok(bool),
+    /// The verdict's cause.
+    Cause(Cause),
+    /// `PHASE=STATUS`: what became of a phase.
+    Status(PhaseName, PhaseStatus),
+    /// `PHASE.FACT=VALUE`, `PHASE.FACT~TEXT`, `!PHASE.FACT`: a fact the phase recorded.
+    Fact(PhaseName, String, Match),
+    /// `detail=TEXT`, `detail~TEXT`: the verdict's sentence.
+    Detail(Match),
+    /// Who ended the connection, and how.
+    Closed(Closed),
+    /// The last PDU before the connection was closed: by name, or by text in "NAME: SUMMARY".
+    ClosedAfter(Match),
+    /// The probe's own deadline ended a wait.
+    TimedOut(DeadlineKind),
+    /// What the probe waited for when its deadline expired.
+    WaitingFor(Match),
+    /// `mstsc=0xDISC/0xEXT`, `mstsc=none`: the pair mstsc would show.
+    Mstsc(Option<(u32, u32)>),
+    /// Some PDU of the trace, by name or by text in "NAME: SUMMARY".
+    Pdu(Match),
+}
+
+/// How a text is compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    /// `=`: the whole text.
+    Equals(String),
+    /// `~`: a part of the text.
+    Contains(String),
+    /// `!`: no such value at all.
+    Absent,
+}
+
+impl Match {
+    /// Whether `value` (`None`: there is none) matches.
+    pub fn test(&self, value: Option<&str>) -> bool {
+        match (self, value) {
+            (Match::Equals(want), Some(v)) => v == want,
+            (Match::Contains(want), Some(v)) => v.contains(want.as_str()),
+            (Match::Absent, None) => true,
+            _ => false,
+        }
+    }
+
+    /// `is "TEXT"`, `contains "TEXT"`, `is absent`.
+    pub fn words(&self) -> String {
+        match self {
+            Match::Equals(v) => format!("is {v:?}"),
+            Match::Contains(v) => format!("contains {v:?}"),
+            Match::Absent => "is absent".to_owned(),
+        }
+    }
+}
+
+/// Who ended the connection first, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// `server-fin`, `server-rst`, `client-fin`, `client-rst`: a peer closed the TCP connection.
+    By(Side, CloseKind),
+    /// `client`: the server never closed; the probe ended the connection itself.
+    Client,
+    /// `none`: nobody closed (the connection never opened).
+    None,
+}
+
+impl Closed {
+    fn as_str(self) -> &'static str {
+        match self {
+            Closed::By(Side::Server, CloseKind::Fin) => "server-fin",
+            Closed::By(Side::Server, CloseKind::Rst) => "server-rst",
+            Closed::By(Side::Client, CloseKind::Fin) => "client-fin",
+            Closed::By(Side::Client, CloseKind::Rst) => "client-rst",
+            Closed::Client => "client",
+            Closed::None => "none",
+        }
+    }
+
+    /// In words.
+    pub fn words(self) -> &'static str {
+        match self {
+            Closed::By(Side::Server, CloseKind::Fin) => "the server closed the connection (FIN)",
+            Closed::By(Side::Server, CloseKind::Rst) => "the server reset the connection (RST)",
+            Closed::By(Side::Client, CloseKind::Fin) => "the client closed the connection (FIN)",
+            Closed::By(Side::Client, CloseKind::Rst) => "the client reset the connection (RST)",
+            Closed::Client => "the server never closed; the probe ended the connection",
+            Closed::None => "nobody closed (the connection never opened)",
+        }
+    }
+}
+
+/// Which of the probe's deadlines expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadlineKind {
+    /// `--phase-timeout`.
+    Phase,
+    /// `--timeout`.
+    Total,
+}
+
+impl DeadlineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadlineKind::Phase => "phase",
+            DeadlineKind::Total => "total",
+        }
+    }
 }
 
 /// Which connections an expectation needs.
@@ -61,78 +186,266 @@ pub enum Need {
     TlsVersions,
 }
 
-/// Every expectation key, for error messages.
-pub const KEYS: &str = "active, nla-required, no-standard-security, tls-min=V, cert-days=N, cert-name, phase=NAME, errinfo=CODE, neg-failure=CODE, ntstatus=CODE";
+/// Every expectation, for error messages.
+pub const KEYS: &str = "active, ok=yes|no, phase=NAME|none, cause=CAUSE, detail~TEXT, mstsc=0xDISC/0xEXT|none, errinfo=CODE, neg-failure=CODE, ntstatus=CODE, cert-days=N, cert-name, PHASE=STATUS, PHASE.FACT=VALUE, PHASE.FACT~TEXT, !PHASE.FACT, closed=WHO, closed-after=PDU, timed-out=phase|total, waiting-for~TEXT, pdu=NAME, pdu~TEXT, nla-required, no-standard-security, tls-min=V";
 
-/// The canonical spelling of an expectation key (`tls_min` and `TLS-MIN` are `tls-min`), if it is one.
-pub fn normalize_key(key: &str) -> Option<&'static str> {
-    let k = key.trim().to_ascii_lowercase().replace('_', "-");
-    [
-        "active",
-        "nla-required",
-        "no-standard-security",
-        "tls-min",
-        "cert-days",
-        "cert-name",
-        "phase",
-        "errinfo",
-        "neg-failure",
-        "ntstatus",
-    ]
-    .into_iter()
-    .find(|known| *known == k)
+/// The keywords of the language, in canonical spelling.
+const KEYWORDS: [&str; 19] = [
+    "active",
+    "nla-required",
+    "no-standard-security",
+    "tls-min",
+    "cert-days",
+    "cert-name",
+    "phase",
+    "errinfo",
+    "neg-failure",
+    "ntstatus",
+    "ok",
+    "cause",
+    "detail",
+    "closed",
+    "closed-after",
+    "timed-out",
+    "waiting-for",
+    "mstsc",
+    "pdu",
+];
+
+/// A phase status as written: `ok`, `failed`, `skipped`, `not_reached`.
+pub fn status_word(s: PhaseStatus) -> &'static str {
+    match s {
+        PhaseStatus::Ok => "ok",
+        PhaseStatus::Failed => "failed",
+        PhaseStatus::Skipped => "skipped",
+        PhaseStatus::NotReached => "not_reached",
+    }
+}
+
+fn parse_status(s: &str) -> Option<PhaseStatus> {
+    match s.to_ascii_lowercase().replace('-', "_").as_str() {
+        "ok" => Some(PhaseStatus::Ok),
+        "failed" => Some(PhaseStatus::Failed),
+        "skipped" => Some(PhaseStatus::Skipped),
+        "not_reached" => Some(PhaseStatus::NotReached),
+        _ => None,
+    }
+}
+
+fn parse_phase(s: &str) -> Result<PhaseName, String> {
+    PhaseName::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = PhaseName::ALL.iter().map(|p| p.as_str()).collect();
+        format!("unknown phase {s} (phases: {})", names.join(", "))
+    })
+}
+
+/// The canonical spelling of an expectation's key (`tls_min` and `TLS-MIN` are `tls-min`,
+/// `TLS.tls_version` is `tls.tls_version`), if it is one; the key of [`Expectation::key`].
+pub fn normalize_key(key: &str) -> Option<String> {
+    let key = key.trim();
+    let k = key.to_ascii_lowercase().replace('_', "-");
+    if let Some(known) = KEYWORDS.into_iter().find(|known| *known == k) {
+        return Some(known.to_owned());
+    }
+    if let Some((p, fact)) = key.split_once('.') {
+        let p = PhaseName::parse(p)?;
+        let fact = fact.trim();
+        return (!fact.is_empty()).then(|| format!("{p}.{fact}"));
+    }
+    PhaseName::parse(key).map(|p| p.as_str().to_owned())
 }
 
 impl Expectation {
-    /// Parses one `key` or `key=value`.
+    /// Parses one expectation: `key`, `key=value`, `key~text` or `!phase.fact`.
     pub fn parse(s: &str) -> Result<Expectation, String> {
         let s = s.trim();
-        let (key, value) = match s.split_once('=') {
-            Some((k, v)) => (k.trim(), Some(v.trim())),
-            None => (s, None),
+        if s.is_empty() {
+            return Err("empty expectation".to_owned());
+        }
+        if let Some(rest) = s.strip_prefix('!') {
+            let (p, fact) = rest.split_once('.').ok_or_else(|| {
+                format!("!{rest}: only a fact (PHASE.FACT) can be required absent")
+            })?;
+            let fact = fact.trim();
+            if fact.is_empty() || fact.contains(['=', '~']) {
+                return Err(format!("!{rest}: write !PHASE.FACT alone"));
+            }
+            return Ok(Expectation::Fact(
+                parse_phase(p)?,
+                fact.to_owned(),
+                Match::Absent,
+            ));
+        }
+        let (key, op, value) = match s.find(['=', '~']) {
+            // INVARIANT: `i` is the byte index of a one-byte ASCII character found in `s`.
+            Some(i) => (
+                s[..i].trim(),
+                s[i..].chars().next(),
+                Some(s[i + 1..].trim()),
+            ),
+            None => (s, None, None),
         };
-        let key = key.to_ascii_lowercase().replace('_', "-");
-        let need_value = |what: &str| -> Result<&str, String> {
+        let contains = op == Some('~');
+        let k = key.to_ascii_lowercase().replace('_', "-");
+        let exact = || -> Result<(), String> {
+            if contains {
+                Err(format!("{k} takes =, not ~"))
+            } else {
+                Ok(())
+            }
+        };
+        let need_value = |example: &str| -> Result<&str, String> {
             match value {
                 Some(v) if !v.is_empty() => Ok(v),
-                _ => Err(format!("{key} needs a value: {key}={what}")),
+                _ => Err(format!("{k} needs a value: {k}={example}")),
             }
+        };
+        let text = |example: &str| -> Result<Match, String> {
+            let v = need_value(example)?.to_owned();
+            Ok(if contains {
+                Match::Contains(v)
+            } else {
+                Match::Equals(v)
+            })
         };
         let flag = |e: Expectation| -> Result<Expectation, String> {
+            exact()?;
             match value.map(str::to_ascii_lowercase).as_deref() {
                 None | Some("true") | Some("yes") => Ok(e),
-                Some(v) => Err(format!("{key} takes no value (got {key}={v})")),
+                Some(v) => Err(format!("{k} takes no value (got {k}={v})")),
             }
         };
-        match key.as_str() {
-            "active" => flag(Expectation::Active),
+        match k.as_str() {
+            "active" => match value.and_then(parse_status) {
+                Some(status) if !contains => Ok(Expectation::Status(PhaseName::Active, status)),
+                _ => match value.map(str::to_ascii_lowercase).as_deref() {
+                    Some("no") | Some("false") => {
+                        Err("active=no: write ok=no to expect a failure".to_owned())
+                    }
+                    _ => flag(Expectation::Active),
+                },
+            },
             "nla-required" => flag(Expectation::NlaRequired),
             "no-standard-security" => flag(Expectation::NoStandardSecurity),
             "cert-name" => flag(Expectation::CertName),
-            "tls-min" => parse_tls_version(need_value("1.2")?).map(Expectation::TlsMin),
+            "tls-min" => {
+                exact()?;
+                parse_tls_version(need_value("1.2")?).map(Expectation::TlsMin)
+            }
             "cert-days" => {
+                exact()?;
                 let v = need_value("30")?;
                 v.parse()
                     .map(Expectation::CertDays)
                     .map_err(|_| format!("cert-days must be a number of days: {v}"))
             }
             "phase" => {
+                exact()?;
                 let v = need_value("licensing")?;
-                PhaseName::parse(v).map(Expectation::Phase).ok_or_else(|| {
-                    let names: Vec<&str> = PhaseName::ALL.iter().map(|p| p.as_str()).collect();
-                    format!("unknown phase {v} (phases: {})", names.join(", "))
-                })
+                if v.eq_ignore_ascii_case("none") {
+                    Ok(Expectation::NoFailedPhase)
+                } else {
+                    parse_phase(v).map(Expectation::Phase)
+                }
             }
-            "errinfo" => parse_code(Table::ErrorInfo, need_value("0x7")?).map(Expectation::ErrInfo),
+            "errinfo" => {
+                exact()?;
+                parse_code(Table::ErrorInfo, need_value("0x7")?).map(Expectation::ErrInfo)
+            }
             "neg-failure" => {
+                exact()?;
                 parse_code(Table::NegFailure, need_value("HYBRID_REQUIRED_BY_SERVER")?)
                     .map(Expectation::NegFailure)
             }
             "ntstatus" => {
+                exact()?;
                 parse_code(Table::NtStatus, need_value("0xc000006d")?).map(Expectation::NtStatus)
             }
-            "" => Err("empty expectation".to_owned()),
-            other => Err(format!("unknown expectation {other} (known: {KEYS})")),
+            "ok" => {
+                exact()?;
+                match value.map(str::to_ascii_lowercase).as_deref() {
+                    None | Some("yes") | Some("true") => Ok(Expectation::Ok(true)),
+                    Some("no") | Some("false") => Ok(Expectation::Ok(false)),
+                    Some(v) => Err(format!("ok={v}: yes or no")),
+                }
+            }
+            "cause" => {
+                exact()?;
+                let v = need_value("negotiation_failure")?;
+                Cause::parse(v).map(Expectation::Cause).ok_or_else(|| {
+                    let all: Vec<&str> = Cause::ALL.iter().map(|c| c.as_str()).collect();
+                    format!("unknown cause {v} (causes: {})", all.join(", "))
+                })
+            }
+            "detail" => text("TEXT").map(Expectation::Detail),
+            "closed" => {
+                exact()?;
+                let v = need_value("server-fin")?;
+                let closed = match v.to_ascii_lowercase().replace('_', "-").as_str() {
+                    "server-fin" => Closed::By(Side::Server, CloseKind::Fin),
+                    "server-rst" => Closed::By(Side::Server, CloseKind::Rst),
+                    "client-fin" => Closed::By(Side::Client, CloseKind::Fin),
+                    "client-rst" => Closed::By(Side::Client, CloseKind::Rst),
+                    "client" => Closed::Client,
+                    "none" => Closed::None,
+                    _ => {
+                        return Err(format!(
+                            "closed={v}: server-fin, server-rst, client-fin, client-rst, client or none"
+                        ));
+                    }
+                };
+                Ok(Expectation::Closed(closed))
+            }
+            "closed-after" => {
+                text("MCS Disconnect Provider Ultimatum").map(Expectation::ClosedAfter)
+            }
+            "timed-out" => {
+                exact()?;
+                match need_value("phase")?.to_ascii_lowercase().as_str() {
+                    "phase" => Ok(Expectation::TimedOut(DeadlineKind::Phase)),
+                    "total" => Ok(Expectation::TimedOut(DeadlineKind::Total)),
+                    v => Err(format!("timed-out={v}: phase or total")),
+                }
+            }
+            "waiting-for" => text("X.224 Connection Confirm").map(Expectation::WaitingFor),
+            "mstsc" => {
+                exact()?;
+                let v = need_value("0x904/0x7")?;
+                if v.eq_ignore_ascii_case("none") {
+                    return Ok(Expectation::Mstsc(None));
+                }
+                let (d, e) = v
+                    .split_once('/')
+                    .ok_or_else(|| format!("mstsc={v}: 0xDISC/0xEXT or none"))?;
+                let d = parse_code(Table::DiscReason, d)?;
+                let e = parse_code(Table::ErrorInfo, e)?;
+                Ok(Expectation::Mstsc(Some((d, e))))
+            }
+            "pdu" => text("MCS Disconnect Provider Ultimatum").map(Expectation::Pdu),
+            _ => {
+                if let Some((p, fact)) = key.split_once('.') {
+                    let fact = fact.trim();
+                    if fact.is_empty() {
+                        return Err(format!("{key}: PHASE.FACT needs a fact name"));
+                    }
+                    let phase = parse_phase(p)?;
+                    if op.is_none() {
+                        return Err(format!("{key}: write {key}=VALUE, {key}~TEXT or !{key}"));
+                    }
+                    return Ok(Expectation::Fact(phase, fact.to_owned(), text("VALUE")?));
+                }
+                match PhaseName::parse(key) {
+                    Some(phase) => {
+                        exact()?;
+                        let v = need_value("ok")?;
+                        let status = parse_status(v).ok_or_else(|| {
+                            format!("{key}={v}: ok, failed, skipped or not_reached")
+                        })?;
+                        Ok(Expectation::Status(phase, status))
+                    }
+                    None => Err(format!("unknown expectation {key} (known: {KEYS})")),
+                }
+            }
         }
     }
 
@@ -144,8 +457,9 @@ impl Expectation {
             .collect()
     }
 
-    /// The key as written: `tls-min`.
-    pub fn key(&self) -> &'static str {
+    /// What the expectation is about, as [`normalize_key`] spells it: `tls-min`, `credssp` (a phase's
+    /// status), `tls.tls_version` (a fact). A policy section replaces the expectations of the same key.
+    pub fn key(&self) -> String {
         match self {
             Expectation::Active => "active",
             Expectation::NlaRequired => "nla-required",
@@ -153,11 +467,23 @@ impl Expectation {
             Expectation::TlsMin(_) => "tls-min",
             Expectation::CertDays(_) => "cert-days",
             Expectation::CertName => "cert-name",
-            Expectation::Phase(_) => "phase",
+            Expectation::Phase(_) | Expectation::NoFailedPhase => "phase",
             Expectation::ErrInfo(_) => "errinfo",
             Expectation::NegFailure(_) => "neg-failure",
             Expectation::NtStatus(_) => "ntstatus",
+            Expectation::Ok(_) => "ok",
+            Expectation::Cause(_) => "cause",
+            Expectation::Status(p, _) => p.as_str(),
+            Expectation::Fact(p, fact, _) => return format!("{p}.{fact}"),
+            Expectation::Detail(_) => "detail",
+            Expectation::Closed(_) => "closed",
+            Expectation::ClosedAfter(_) => "closed-after",
+            Expectation::TimedOut(_) => "timed-out",
+            Expectation::WaitingFor(_) => "waiting-for",
+            Expectation::Mstsc(_) => "mstsc",
+            Expectation::Pdu(_) => "pdu",
         }
+        .to_owned()
     }
 
     /// What the expectation needs to be judged.
@@ -175,7 +501,10 @@ impl Expectation {
     /// What it asks for, in words.
     pub fn expected(&self) -> String {
         match self {
-            Expectation::Active => "the connection reaches the active state".to_owned(),
+            Expectation::Active | Expectation::Ok(true) => {
+                "the connection reaches the active state".to_owned()
+            }
+            Expectation::Ok(false) => "the connection fails before the active state".to_owned(),
             Expectation::NlaRequired => {
                 "a request for PROTOCOL_SSL alone is refused with HYBRID_REQUIRED_BY_SERVER"
                     .to_owned()
@@ -192,6 +521,7 @@ impl Expectation {
             }
             Expectation::CertName => "the certificate names the target".to_owned(),
             Expectation::Phase(p) => format!("the connection fails in the {p} phase"),
+            Expectation::NoFailedPhase => "no phase fails".to_owned(),
             Expectation::ErrInfo(c) => {
                 format!("Set Error Info {}", codes::Display(Table::ErrorInfo, *c))
             }
@@ -204,7 +534,49 @@ impl Expectation {
                     codes::Display(Table::NtStatus, *c)
                 )
             }
+            Expectation::Cause(c) => format!("the cause is {}", c.as_str()),
+            Expectation::Status(p, s) => format!("the {p} phase is {}", status_word(*s)),
+            Expectation::Fact(p, fact, m) => format!("the fact {p}.{fact} {}", m.words()),
+            Expectation::Detail(m) => format!("the verdict's detail {}", m.words()),
+            Expectation::Closed(c) => c.words().to_owned(),
+            Expectation::ClosedAfter(m) => {
+                format!("the last PDU before the close {}", m.words())
+            }
+            Expectation::TimedOut(k) => format!(
+                "the probe's {} deadline expires",
+                match k {
+                    DeadlineKind::Phase => "phase (--phase-timeout)",
+                    DeadlineKind::Total => "total (--timeout)",
+                }
+            ),
+            Expectation::WaitingFor(m) => {
+                format!(
+                    "a deadline expires while the probe waits for what {}",
+                    m.words()
+                )
+            }
+            Expectation::Mstsc(Some((d, e))) => {
+                format!("mstsc shows error code 0x{d:x}, extended error code 0x{e:x}")
+            }
+            Expectation::Mstsc(None) => "no mstsc error code pair".to_owned(),
+            Expectation::Pdu(m) => format!("a PDU whose \"NAME: SUMMARY\" {}", pdu_words(m)),
         }
+    }
+}
+
+/// For `pdu=` and `closed-after=`: `=` compares the PDU's name, `~` looks in "NAME: SUMMARY".
+fn pdu_words(m: &Match) -> String {
+    match m {
+        Match::Equals(v) => format!("has the name {v:?}"),
+        other => other.words(),
+    }
+}
+
+fn write_match(f: &mut fmt::Formatter<'_>, key: &str, m: &Match) -> fmt::Result {
+    match m {
+        Match::Equals(v) => write!(f, "{key}={v}"),
+        Match::Contains(v) => write!(f, "{key}~{v}"),
+        Match::Absent => write!(f, "!{key}"),
     }
 }
 
@@ -214,12 +586,28 @@ impl fmt::Display for Expectation {
             Expectation::TlsMin(v) => write!(f, "tls-min={}", tls_short(*v)),
             Expectation::CertDays(n) => write!(f, "cert-days={n}"),
             Expectation::Phase(p) => write!(f, "phase={p}"),
+            Expectation::NoFailedPhase => f.write_str("phase=none"),
             Expectation::ErrInfo(c) => write!(f, "errinfo=0x{c:x}"),
             Expectation::NegFailure(c) => {
                 write!(f, "neg-failure={}", codes::name(Table::NegFailure, *c))
             }
             Expectation::NtStatus(c) => write!(f, "ntstatus=0x{c:08x}"),
-            other => f.write_str(other.key()),
+            Expectation::Ok(b) => write!(f, "ok={}", if *b { "yes" } else { "no" }),
+            Expectation::Cause(c) => write!(f, "cause={}", c.as_str()),
+            Expectation::Status(p, s) => write!(f, "{p}={}", status_word(*s)),
+            Expectation::Fact(p, fact, m) => write_match(f, &format!("{p}.{fact}"), m),
+            Expectation::Detail(m) => write_match(f, "detail", m),
+            Expectation::Closed(c) => write!(f, "closed={}", c.as_str()),
+            Expectation::ClosedAfter(m) => write_match(f, "closed-after", m),
+            Expectation::TimedOut(k) => write!(f, "timed-out={}", k.as_str()),
+            Expectation::WaitingFor(m) => write_match(f, "waiting-for", m),
+            Expectation::Mstsc(Some((d, e))) => write!(f, "mstsc=0x{d:x}/0x{e:x}"),
+            Expectation::Mstsc(None) => f.write_str("mstsc=none"),
+            Expectation::Pdu(m) => write_match(f, "pdu", m),
+            Expectation::Active
+            | Expectation::NlaRequired
+            | Expectation::NoStandardSecurity
+            | Expectation::CertName => f.write_str(&self.key()),
         }
     }
 }
@@ -262,303 +650,120 @@ pub fn parse_code(table: Table, s: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("{s} is neither a number nor a {} name", table.label()))
 }
 
-/// The judgement of one expectation.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Outcome {
-    /// The expectation as written: `tls-min=1.2`.
-    pub expectation: String,
-    pub holds: bool,
-    pub expected: String,
-    pub seen: String,
-    /// The PDUs, events and answers the judgement rests on.
-    pub evidence: Vec<String>,
-}
-
-impl Outcome {
-    fn new(e: &Expectation, holds: bool, seen: String, evidence: Vec<String>) -> Self {
-        Outcome {
-            expectation: e.to_string(),
-            holds,
-            expected: e.expected(),
-            seen,
-            evidence,
-        }
-    }
-
-    /// An expectation that could not be judged because the connection it needs failed.
-    pub fn unjudged(e: &Expectation, why: String) -> Self {
-        Outcome::new(e, false, why, Vec::new())
-    }
-}
-
-/// What the probe's verdict says, in one phrase.
-fn verdict_phrase(v: &Verdict) -> String {
-    if v.ok {
-        "reached the active state".to_owned()
-    } else {
-        format!(
-            "failed in {} ({}): {}",
-            v.phase.map_or("?", |p| p.as_str()),
-            v.cause.as_str(),
-            v.detail
-        )
-    }
-}
-
-/// Judges an expectation of kind [`Need::Probe`] on the probe's trace and verdict. `now` is Unix seconds.
-/// `None` for expectations of another kind.
-pub fn judge_probe(
-    e: &Expectation,
-    trace: &Trace,
-    verdict: &Verdict,
-    host: &str,
-    now: i64,
-) -> Option<Outcome> {
-    let out = match e {
-        Expectation::Active => Outcome::new(
-            e,
-            verdict.ok,
-            verdict_phrase(verdict),
-            verdict.evidence.clone(),
-        ),
-        Expectation::Phase(p) => Outcome::new(
-            e,
-            !verdict.ok && verdict.phase == Some(*p),
-            verdict_phrase(verdict),
-            verdict.evidence.clone(),
-        ),
-        Expectation::ErrInfo(code) => {
-            let seen = server_codes(trace, |info| match info {
-                PduInfo::SetErrorInfo { code } if *code != 0 => Some(*code),
-                _ => None,
-            });
-            let holds = seen.iter().any(|(_, c)| c == code);
-            let text = if seen.is_empty() {
-                format!("no Set Error Info; the probe {}", verdict_phrase(verdict))
-            } else {
-                seen.iter()
-                    .map(|(_, c)| {
-                        format!("Set Error Info {}", codes::Display(Table::ErrorInfo, *c))
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            Outcome::new(
-                e,
-                holds,
-                text,
-                evidence_lines(&seen, "Set Error Info", Table::ErrorInfo),
-            )
-        }
-        Expectation::NegFailure(code) => {
-            let answer = crate::dissect::negotiation_of(trace);
-            let holds = matches!(answer, Some(Negotiation::Failure { code: c }) if c == *code);
-            let seen = match answer {
-                Some(n) => negotiation_text(n),
-                None => format!(
-                    "no Connection Confirm; the probe {}",
-                    verdict_phrase(verdict)
-                ),
-            };
-            let evidence = trace
-                .pdus()
-                .filter(|(_, p)| matches!(p.info, PduInfo::X224ConnectionConfirm { .. }))
-                .map(|(_, p)| format!("{:.1} ms: server {}: {}", p.at_ms, p.name, p.summary))
-                .collect();
-            Outcome::new(e, holds, seen, evidence)
-        }
-        Expectation::NtStatus(code) => {
-            let seen = server_codes(trace, |info| match info {
-                PduInfo::TsRequest {
-                    error_code: Some(c),
-                    ..
-                } => Some(*c),
-                _ => None,
-            });
-            let holds = seen.iter().any(|(_, c)| c == code);
-            let text = if seen.is_empty() {
-                format!(
-                    "no TSRequest errorCode; the probe {}",
-                    verdict_phrase(verdict)
-                )
-            } else {
-                seen.iter()
-                    .map(|(_, c)| {
-                        format!(
-                            "TSRequest errorCode {}",
-                            codes::Display(Table::NtStatus, *c)
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            Outcome::new(
-                e,
-                holds,
-                text,
-                evidence_lines(&seen, "TSRequest errorCode", Table::NtStatus),
-            )
-        }
-        Expectation::CertDays(days) => match leaf_certificate(trace) {
-            None => Outcome::new(
-                e,
-                false,
-                format!("no certificate; the probe {}", verdict_phrase(verdict)),
-                Vec::new(),
-            ),
-            Some(cert) => match days_left(&cert.not_after, now) {
-                Some(left) => Outcome::new(
-                    e,
-                    left >= i64::from(*days),
-                    format!("{left} days left (not after {})", cert.not_after),
-                    vec![format!(
-                        "certificate {} issued by {}",
-                        cert.subject, cert.issuer
-                    )],
-                ),
-                None => Outcome::new(
-                    e,
-                    false,
-                    format!(
-                        "the certificate's notAfter does not read as a date: {}",
-                        cert.not_after
-                    ),
-                    Vec::new(),
-                ),
-            },
-        },
-        Expectation::CertName => match leaf_certificate(trace) {
-            None => Outcome::new(
-                e,
-                false,
-                format!("no certificate; the probe {}", verdict_phrase(verdict)),
-                Vec::new(),
-            ),
-            Some(cert) => {
-                let mismatch = trace.events().find_map(|(_, ev)| match &ev.kind {
-                    EventKind::CertificateProblem {
-                        problem: crate::trace::CertProblem::NameMismatch,
-                        detail,
-                    } => Some(detail.clone()),
-                    _ => None,
-                });
-                let names = if cert.sans.is_empty() {
-                    cert.subject.clone()
-                } else {
-                    cert.sans.join(", ")
-                };
-                match mismatch {
-                    Some(detail) => {
-                        Outcome::new(e, false, detail, vec![format!("certificate names {names}")])
-                    }
-                    None => Outcome::new(
-                        e,
-                        true,
-                        format!("the certificate names {host}"),
-                        vec![format!("certificate names {names}")],
-                    ),
-                }
-            }
-        },
-        Expectation::NlaRequired | Expectation::NoStandardSecurity | Expectation::TlsMin(_) => {
-            return None;
-        }
-    };
-    Some(out)
-}
-
-fn server_codes(trace: &Trace, pick: impl Fn(&PduInfo) -> Option<u32>) -> Vec<(f64, u32)> {
-    trace
-        .pdus()
-        .filter(|(_, p)| p.from == Side::Server)
-        .filter_map(|(_, p)| pick(&p.info).map(|c| (p.at_ms, c)))
-        .collect()
-}
-
-fn evidence_lines(seen: &[(f64, u32)], what: &str, table: Table) -> Vec<String> {
-    seen.iter()
-        .map(|(at, c)| format!("{at:.1} ms: server {what} {}", codes::Display(table, *c)))
-        .collect()
-}
-
-/// The server's answer in an X.224 Connection Confirm, in words.
-pub fn negotiation_text(n: Negotiation) -> String {
-    match n {
-        Negotiation::Response {
-            selected_protocol, ..
-        } => format!(
-            "RDP_NEG_RSP selecting {}",
-            codes::protocol_names(selected_protocol)
-        ),
-        Negotiation::Failure { code } => {
-            format!(
-                "RDP_NEG_FAILURE {}",
-                codes::Display(Table::NegFailure, code)
-            )
-        }
-        Negotiation::None => "a Connection Confirm without negotiation data".to_owned(),
-    }
-}
-
-fn leaf_certificate(trace: &Trace) -> Option<crate::pdu::CertInfo> {
-    trace.pdus().find_map(|(_, p)| match &p.info {
-        PduInfo::TlsCertificate { chain } if p.from == Side::Server => chain.first().cloned(),
-        _ => None,
-    })
-}
-
-/// Whole days from `now` (Unix seconds) to an RFC 3339 date; negative once it has passed.
-pub fn days_left(not_after: &str, now: i64) -> Option<i64> {
-    let t = time::OffsetDateTime::parse(not_after, &time::format_description::well_known::Rfc3339)
-        .ok()?;
-    Some((t.unix_timestamp() - now).div_euclid(86_400))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn p(s: &str) -> Expectation {
+        Expectation::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn err(s: &str) -> String {
+        match Expectation::parse(s) {
+            Ok(e) => panic!("{s} parsed as {e:?}"),
+            Err(e) => e,
+        }
+    }
+
     #[test]
     fn parses_every_key() {
-        assert_eq!(Expectation::parse("active").unwrap(), Expectation::Active);
+        assert_eq!(p("active"), Expectation::Active);
+        assert_eq!(p("active=yes"), Expectation::Active);
+        assert_eq!(p("nla-required"), Expectation::NlaRequired);
+        assert_eq!(p("no_standard_security"), Expectation::NoStandardSecurity);
+        assert_eq!(p("cert-name"), Expectation::CertName);
+        assert_eq!(p("tls-min=1.2"), Expectation::TlsMin(0x0303));
+        assert_eq!(p("TLS_MIN=TLSv1.3"), Expectation::TlsMin(0x0304));
+        assert_eq!(p("cert-days=30"), Expectation::CertDays(30));
         assert_eq!(
-            Expectation::parse("tls-min=1.2").unwrap(),
-            Expectation::TlsMin(0x0303)
-        );
-        assert_eq!(
-            Expectation::parse("tls-min=TLSv1.3").unwrap(),
-            Expectation::TlsMin(0x0304)
-        );
-        assert_eq!(
-            Expectation::parse("cert-days=30").unwrap(),
-            Expectation::CertDays(30)
-        );
-        assert_eq!(
-            Expectation::parse("phase=licensing").unwrap(),
+            p("phase=licensing"),
             Expectation::Phase(PhaseName::Licensing)
         );
+        assert_eq!(p("phase=none"), Expectation::NoFailedPhase);
+        assert_eq!(p("errinfo=0x7"), Expectation::ErrInfo(7));
         assert_eq!(
-            Expectation::parse("errinfo=0x7").unwrap(),
+            p("errinfo=ERRINFO_SERVER_DENIED_CONNECTION"),
             Expectation::ErrInfo(7)
         );
         assert_eq!(
-            Expectation::parse("errinfo=ERRINFO_SERVER_DENIED_CONNECTION").unwrap(),
-            Expectation::ErrInfo(7)
-        );
-        assert_eq!(
-            Expectation::parse("neg-failure=hybrid_required_by_server").unwrap(),
+            p("neg-failure=hybrid_required_by_server"),
             Expectation::NegFailure(5)
         );
+        assert_eq!(p("neg-failure=5"), Expectation::NegFailure(5));
         assert_eq!(
-            Expectation::parse("neg-failure=5").unwrap(),
-            Expectation::NegFailure(5)
-        );
-        assert_eq!(
-            Expectation::parse("ntstatus=STATUS_LOGON_FAILURE").unwrap(),
+            p("ntstatus=STATUS_LOGON_FAILURE"),
             Expectation::NtStatus(0xc000_006d)
         );
+        assert_eq!(p("ok"), Expectation::Ok(true));
+        assert_eq!(p("ok=no"), Expectation::Ok(false));
         assert_eq!(
-            Expectation::parse_list("phase=licensing,errinfo=0x7").unwrap(),
+            p("cause=credssp_rejected"),
+            Expectation::Cause(Cause::CredsspRejected)
+        );
+        assert_eq!(
+            p("credssp=skipped"),
+            Expectation::Status(PhaseName::Credssp, PhaseStatus::Skipped)
+        );
+        assert_eq!(
+            p("active=ok"),
+            Expectation::Status(PhaseName::Active, PhaseStatus::Ok)
+        );
+        assert_eq!(
+            p("mcs_connect=not_reached"),
+            Expectation::Status(PhaseName::McsConnect, PhaseStatus::NotReached)
+        );
+        assert_eq!(
+            p("tls.tls_version=TLS 1.3"),
+            Expectation::Fact(
+                PhaseName::Tls,
+                "tls_version".to_owned(),
+                Match::Equals("TLS 1.3".to_owned())
+            )
+        );
+        assert_eq!(
+            p("tls.cert_subject~CN="),
+            Expectation::Fact(
+                PhaseName::Tls,
+                "cert_subject".to_owned(),
+                Match::Contains("CN=".to_owned())
+            )
+        );
+        assert_eq!(
+            p("!tls.tls_version"),
+            Expectation::Fact(PhaseName::Tls, "tls_version".to_owned(), Match::Absent)
+        );
+        assert_eq!(
+            p("detail~a=b"),
+            Expectation::Detail(Match::Contains("a=b".to_owned()))
+        );
+        assert_eq!(
+            p("closed=server-fin"),
+            Expectation::Closed(Closed::By(Side::Server, CloseKind::Fin))
+        );
+        assert_eq!(p("closed=client"), Expectation::Closed(Closed::Client));
+        assert_eq!(p("closed=none"), Expectation::Closed(Closed::None));
+        assert_eq!(
+            p("closed-after~NTLM AUTHENTICATE"),
+            Expectation::ClosedAfter(Match::Contains("NTLM AUTHENTICATE".to_owned()))
+        );
+        assert_eq!(
+            p("timed-out=phase"),
+            Expectation::TimedOut(DeadlineKind::Phase)
+        );
+        assert_eq!(
+            p("waiting-for=X.224 Connection Confirm"),
+            Expectation::WaitingFor(Match::Equals("X.224 Connection Confirm".to_owned()))
+        );
+        assert_eq!(p("mstsc=0x904/0x7"), Expectation::Mstsc(Some((0x904, 7))));
+        assert_eq!(p("mstsc=none"), Expectation::Mstsc(None));
+        assert_eq!(
+            p("pdu=MCS Disconnect Provider Ultimatum"),
+            Expectation::Pdu(Match::Equals(
+                "MCS Disconnect Provider Ultimatum".to_owned()
+            ))
+        );
+        assert_eq!(
+            Expectation::parse_list("phase=licensing,errinfo=0x7,").unwrap(),
             vec![
                 Expectation::Phase(PhaseName::Licensing),
                 Expectation::ErrInfo(7)
@@ -568,49 +773,85 @@ mod tests {
 
     #[test]
     fn rejects_what_it_does_not_know() {
-        assert!(
-            Expectation::parse("fast")
-                .unwrap_err()
-                .contains("unknown expectation")
-        );
-        assert!(
-            Expectation::parse("phase=nowhere")
-                .unwrap_err()
-                .contains("unknown phase")
-        );
-        assert!(
-            Expectation::parse("tls-min")
-                .unwrap_err()
-                .contains("needs a value")
-        );
-        assert!(
-            Expectation::parse("active=maybe")
-                .unwrap_err()
-                .contains("takes no value")
-        );
-        assert!(Expectation::parse("errinfo=NOT_A_CODE").is_err());
+        assert!(err("fast").contains("unknown expectation fast"));
+        assert!(err("phase=nowhere").contains("unknown phase"));
+        assert!(err("tls-min").contains("needs a value"));
+        assert!(err("active=maybe").contains("takes no value"));
+        assert!(err("active=no").contains("ok=no"));
+        assert!(err("errinfo=NOT_A_CODE").contains("neither a number"));
+        assert!(err("cause=no_such_cause").contains("unknown cause"));
+        assert!(err("ok=maybe").contains("yes or no"));
+        assert!(err("phase~lic").contains("takes =, not ~"));
+        assert!(err("closed=someone").contains("server-fin"));
+        assert!(err("timed-out=soon").contains("phase or total"));
+        assert!(err("mstsc=0x904").contains("0xDISC/0xEXT"));
+        assert!(err("credssp=done").contains("ok, failed, skipped or not_reached"));
+        assert!(err("tls.tls_version").contains("!tls.tls_version"));
+        assert!(err("!tls").contains("PHASE.FACT"));
+        assert!(err("nowhere.fact=1").contains("unknown phase nowhere"));
+        assert!(err("detail~").contains("needs a value"));
+        assert!(err("").contains("empty"));
     }
 
     #[test]
     fn labels_round_trip() {
         for s in [
             "active",
+            "nla-required",
+            "no-standard-security",
+            "cert-name",
             "tls-min=1.2",
             "cert-days=30",
             "phase=licensing",
+            "phase=none",
             "errinfo=0x7",
+            "neg-failure=HYBRID_REQUIRED_BY_SERVER",
+            "ntstatus=0xc000006d",
+            "ok=yes",
+            "ok=no",
+            "cause=negotiation_failure",
+            "credssp=skipped",
+            "active=ok",
+            "early_user_auth=not_reached",
+            "tls.tls_version=TLS 1.3",
+            "tls.cert_subject~CN=",
+            "!tls.tls_version",
+            "detail~does not",
+            "detail=exactly this",
+            "closed=server-rst",
+            "closed=client",
+            "closed-after=TLS ClientHello",
+            "timed-out=total",
+            "waiting-for~SYN-ACK",
+            "mstsc=0x904/0x7",
+            "mstsc=none",
+            "pdu~NTLM",
         ] {
-            let e = Expectation::parse(s).unwrap();
+            let e = p(s);
             assert_eq!(e.to_string(), s);
-            assert_eq!(Expectation::parse(&e.to_string()).unwrap(), e);
+            assert_eq!(p(&e.to_string()), e);
+            assert_eq!(normalize_key(&e.key()).as_deref(), Some(e.key().as_str()));
+            assert!(!e.expected().is_empty());
         }
     }
 
     #[test]
-    fn days_are_counted_from_now() {
-        let now = time::macros::datetime!(2030-01-01 00:00 UTC).unix_timestamp();
-        assert_eq!(days_left("2030-01-31T00:00:00Z", now), Some(30));
-        assert_eq!(days_left("2029-12-31T00:00:00Z", now), Some(-1));
-        assert_eq!(days_left("yesterday", now), None);
+    fn keys_are_normalized() {
+        assert_eq!(normalize_key("TLS_MIN").as_deref(), Some("tls-min"));
+        assert_eq!(normalize_key("mcs-connect").as_deref(), Some("mcs_connect"));
+        assert_eq!(
+            normalize_key("TLS.tls_version").as_deref(),
+            Some("tls.tls_version")
+        );
+        assert_eq!(normalize_key("colour"), None);
+        assert_eq!(normalize_key("tls."), None);
+    }
+
+    #[test]
+    fn needs() {
+        assert_eq!(p("ok=no").need(), Need::Probe);
+        assert_eq!(p("tls.tls_version=TLS 1.2").need(), Need::Probe);
+        assert_eq!(p("tls-min=1.2").need(), Need::TlsVersions);
+        assert!(matches!(p("nla-required").need(), Need::Negotiation(_)));
     }
 }

@@ -1,15 +1,17 @@
 //! `rdptrace check`: assert what a host must do, each expectation judged on wire evidence.
 //!
-//! See [`expect`] for the expectations and which connections each one needs, [`policy`] for the TOML
-//! policy file.
+//! See [`expect`] for the expectation language and which connections each expectation needs, [`judge`]
+//! for their judgement on a probe's trace, [`policy`] for the TOML policy file.
 
 pub mod cli;
 pub mod expect;
+pub mod judge;
 pub mod policy;
 
 use core::fmt::Write as _;
 
-pub use self::expect::{Expectation, Need, Outcome};
+pub use self::expect::{Expectation, Need};
+pub use self::judge::Outcome;
 use crate::dissect::x224::{PROTOCOL_HYBRID, PROTOCOL_HYBRID_EX, PROTOCOL_SSL};
 use crate::pdu::Negotiation;
 use crate::probe::ProbeConfig;
@@ -52,7 +54,7 @@ pub async fn evaluate(
     for e in expectations {
         let outcome = match (e.need(), probe, &endpoint) {
             (Need::Probe, Some((trace, verdict)), _) => {
-                expect::judge_probe(e, trace, verdict, &cfg.host, now)
+                judge::judge_probe(e, trace, verdict, &cfg.host, now)
                     .unwrap_or_else(|| Outcome::unjudged(e, "not judged".to_owned()))
             }
             (_, _, Some(Err(why))) => Outcome::unjudged(e, why.clone()),

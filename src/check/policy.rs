@@ -5,6 +5,8 @@
 //! active = true
 //! tls-min = "1.2"
 //! cert-days = 30
+//! tls.tls_version = "TLS 1.3"          # a fact: PHASE.FACT = VALUE
+//! expect = ["tls.cert_subject~CN=", "!tls.cert_problems"]
 //!
 //! # one target: its keys replace the same keys above; false removes one
 //! [targets."legacy.example.com:3389"]
@@ -13,8 +15,10 @@
 //! errinfo = "0x7"
 //! ```
 //!
-//! The keys are the expectation names of [`crate::check::expect`]; a value `true` turns on an expectation
-//! that takes none, `false` turns one off, a string or a number is its value.
+//! A key is an expectation of [`crate::check::expect`]: `true` turns on one that takes no value, `false`
+//! turns one off, a string or a number is its value. A table named after a phase holds facts of that
+//! phase (`tls.tls_version` above). `expect` is a list (or a comma-separated string) of expectations as
+//! `--expect` writes them, for the `~` and `!` forms.
 
 use super::Expectation;
 
@@ -43,7 +47,7 @@ fn entry(
                     super::expect::KEYS
                 )
             })?;
-            return Ok((known.to_owned(), None));
+            return Ok((known, None));
         }
         toml::Value::Boolean(true) => key.to_owned(),
         toml::Value::String(s) => format!("{key}={s}"),
@@ -57,7 +61,41 @@ fn entry(
         }
     };
     let e = Expectation::parse(&text).map_err(|e| format!("{place}: {e}"))?;
-    Ok((e.key().to_owned(), Some(e)))
+    Ok((e.key(), Some(e)))
+}
+
+/// The entries of one table: the top of the file or a target's section (`targets` excluded).
+fn entries(table: &toml::Table, place: &str) -> Result<Entries, String> {
+    let mut out = Entries::new();
+    for (key, value) in table {
+        match value {
+            toml::Value::Array(items) if key == "expect" => {
+                for item in items {
+                    let toml::Value::String(text) = item else {
+                        return Err(format!(
+                            "{place}: expect must be a list of strings, not a {}",
+                            item.type_str()
+                        ));
+                    };
+                    for e in Expectation::parse_list(text).map_err(|e| format!("{place}: {e}"))? {
+                        out.push((e.key(), Some(e)));
+                    }
+                }
+            }
+            toml::Value::String(text) if key == "expect" => {
+                for e in Expectation::parse_list(text).map_err(|e| format!("{place}: {e}"))? {
+                    out.push((e.key(), Some(e)));
+                }
+            }
+            toml::Value::Table(facts) if crate::trace::PhaseName::parse(key).is_some() => {
+                for (fact, v) in facts {
+                    out.push(entry(&format!("{key}.{fact}"), v, place)?);
+                }
+            }
+            _ => out.push(entry(key, value, place)?),
+        }
+    }
+    Ok(out)
 }
 
 impl Policy {
@@ -65,6 +103,7 @@ impl Policy {
     pub fn parse(text: &str, name: &str) -> Result<Policy, String> {
         let table: toml::Table = toml::from_str(text).map_err(|e| format!("{name}: {e}"))?;
         let mut policy = Policy::default();
+        let mut top = toml::Table::new();
         for (key, value) in &table {
             if key == "targets" {
                 let toml::Value::Table(targets) = value else {
@@ -79,16 +118,15 @@ impl Policy {
                         return Err(format!("{name}: targets.\"{target}\" must be a section"));
                     };
                     let place = format!("{name}: [targets.\"{target}\"]");
-                    let entries = section
-                        .iter()
-                        .map(|(k, v)| entry(k, v, &place))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    policy.targets.push((target.clone(), entries));
+                    policy
+                        .targets
+                        .push((target.clone(), entries(section, &place)?));
                 }
                 continue;
             }
-            policy.global.push(entry(key, value, name)?);
+            top.insert(key.clone(), value.clone());
         }
+        policy.global = entries(&top, name)?;
         Ok(policy)
     }
 
@@ -109,10 +147,8 @@ impl Policy {
             if !same {
                 continue;
             }
-            for (k, e) in entries {
-                list.retain(|(key, _)| key != k);
-                list.push((k.clone(), e.clone()));
-            }
+            list.retain(|(key, _)| !entries.iter().any(|(k, _)| k == key));
+            list.extend(entries.iter().cloned());
         }
         list.into_iter().filter_map(|(_, e)| e).collect()
     }
@@ -160,6 +196,59 @@ errinfo = "0x7"
             ]
         );
         assert_eq!(p.target_names(), ["legacy.example.com"]);
+    }
+
+    #[test]
+    fn facts_and_expect_lists() {
+        let p = Policy::parse(
+            r#"
+ok = "no"
+tls.tls_version = "TLS 1.3"
+expect = ["tls.cert_subject~CN=", "!tls.cert_problems", "closed=server-fin"]
+
+[targets."h"]
+"tls.tls_version" = false
+expect = "closed=client,pdu~NTLM"
+credssp = "skipped"
+"#,
+            "p.toml",
+        )
+        .unwrap();
+        let all: Vec<String> = p
+            .for_target("other")
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(
+            all,
+            [
+                "ok=no",
+                "tls.tls_version=TLS 1.3",
+                "tls.cert_subject~CN=",
+                "!tls.cert_problems",
+                "closed=server-fin"
+            ]
+        );
+        let h: Vec<String> = p
+            .for_target("h:3389")
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(
+            h,
+            [
+                "ok=no",
+                "tls.cert_subject~CN=",
+                "!tls.cert_problems",
+                "closed=client",
+                "pdu~NTLM",
+                "credssp=skipped"
+            ]
+        );
+        let e = Policy::parse("expect = [1]\n", "p.toml").unwrap_err();
+        assert!(e.contains("list of strings"), "{e}");
+        let e = Policy::parse("tls.tls_version = [1]\n", "p.toml").unwrap_err();
+        assert!(e.starts_with("p.toml: tls.tls_version must be"), "{e}");
     }
 
     #[test]

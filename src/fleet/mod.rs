@@ -93,10 +93,14 @@ pub fn collect(args: &ProbeArgs) -> Result<Vec<TargetSpec>, String> {
 }
 
 /// The probe configuration of one target: the command line's options, with what its line or file says.
+///
+/// The password is the one in the line's `password-env` variable (read from `env`), else `password` (the
+/// command line's). `wrong-password=yes` appends text to it, so that the logon certainly fails.
 pub fn config(
     spec: &TargetSpec,
     options: &ProbeOptions,
     password: Option<&crate::probe::Password>,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ProbeConfig, String> {
     let mut o = options.clone();
     if spec.user.is_some() {
@@ -111,7 +115,31 @@ pub fn config(
     if let Some(s) = spec.strict_cert {
         o.strict_cert = s;
     }
-    o.config(&spec.target, password)
+    o.timeout = spec.timeout.unwrap_or(o.timeout);
+    o.phase_timeout = spec.phase_timeout.unwrap_or(o.phase_timeout);
+    o.watch = spec.watch.unwrap_or(o.watch);
+    let mut password = match &spec.password_env {
+        Some(var) => Some(crate::probe::Password::new(env(var).ok_or_else(|| {
+            format!("the password variable {var} (password-env) is not set")
+        })?)),
+        None => password.cloned(),
+    };
+    if o.user.is_some() && password.is_none() {
+        return Err(format!(
+            "user {} needs a password: password-env=VAR, RDPTRACE_PASSWORD or --password-file",
+            o.user.as_deref().unwrap_or_default()
+        ));
+    }
+    if spec.wrong_password {
+        let right = match (&o.user, &password) {
+            (Some(_), Some(p)) => p.expose(),
+            _ => return Err("wrong-password=yes needs a user".to_owned()),
+        };
+        password = Some(crate::probe::Password::new(format!(
+            "{right}-not-the-password"
+        )));
+    }
+    o.config(&spec.target, password.as_ref())
 }
 
 /// What a finished task hands to the main loop: text already rendered, the trace already dropped.
@@ -149,8 +177,10 @@ fn add_notes(trace: &mut Trace, notes: &[String]) {
 
 /// One line for a finished target.
 fn one_line(spec: &TargetSpec, verdict: &Verdict, outcomes: &[Outcome], passed: bool) -> String {
-    let target = spec.target.as_str();
-    let mut s = format!("{:<4} {target}", if passed { "ok" } else { "FAIL" });
+    let mut s = format!("{:<4} {}", if passed { "ok" } else { "FAIL" }, spec.target);
+    if let Some(name) = &spec.name {
+        s.push_str(&format!(" ({name})"));
+    }
     if verdict.ok {
         s.push_str(&format!("  active  {}", verdict.detail));
     } else {
@@ -221,13 +251,16 @@ async fn run_one(position: usize, cfg: ProbeConfig, spec: TargetSpec, r: Render)
     });
     let printed = if r.json {
         let mut doc = crate::report::json::document(&trace, &verdict);
-        if !outcomes.is_empty()
-            && let Some(map) = doc.as_object_mut()
-        {
-            map.insert(
-                "expectations".to_owned(),
-                serde_json::to_value(&outcomes).unwrap_or_default(),
-            );
+        if let Some(map) = doc.as_object_mut() {
+            if let Some(name) = &spec.name {
+                map.insert("name".to_owned(), name.clone().into());
+            }
+            if !outcomes.is_empty() {
+                map.insert(
+                    "expectations".to_owned(),
+                    serde_json::to_value(&outcomes).unwrap_or_default(),
+                );
+            }
         }
         format!("{doc}\n")
     } else if r.timeline {
@@ -236,7 +269,7 @@ async fn run_one(position: usize, cfg: ProbeConfig, spec: TargetSpec, r: Render)
         one_line(&spec, &verdict, &outcomes, passed)
     };
     let case = r.junit.then(|| Case {
-        name: spec.target.clone(),
+        name: spec.label().to_owned(),
         classname: "rdptrace.probe".to_owned(),
         failure: (!passed).then(|| {
             let unmet: Vec<String> = outcomes
@@ -302,11 +335,11 @@ pub fn run(args: ProbeArgs) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let first_user = args
-        .options
-        .user
-        .clone()
-        .or_else(|| specs.iter().find_map(|(_, s)| s.user.clone()));
+    // The command line's password serves every target with a user and no password-env of its own.
+    let first_user = specs
+        .iter()
+        .filter(|(_, s)| s.password_env.is_none())
+        .find_map(|(_, s)| s.user.clone().or_else(|| args.options.user.clone()));
     let password = match crate::probe::cli::read_password(
         first_user.as_deref(),
         args.options.password_file.as_ref(),
@@ -316,7 +349,12 @@ pub fn run(args: ProbeArgs) -> ExitCode {
     };
     let mut jobs = Vec::with_capacity(specs.len());
     for (position, spec) in specs {
-        match config(&spec, &args.options, password.as_ref()) {
+        match config(
+            &spec,
+            &args.options,
+            password.as_ref(),
+            &targets::process_env,
+        ) {
             Ok(cfg) => jobs.push((position, cfg, spec)),
             Err(e) => return crate::cli::usage(format!("{} ({}): {e}", spec.target, spec.source)),
         }

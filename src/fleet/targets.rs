@@ -1,19 +1,39 @@
-//! Targets files: one `host[:port]` per line, options after it, `#` comments.
+//! Targets files: one `host[:port]` per line, then `key=value` settings, `#` comments. `rdptrace probe
+//! --targets` reads them, and so does the lab suite (`lab/targets`).
 //!
 //! ```text
 //! # the gateways
 //! rdp1.example.com
-//! rdp2.example.com:3390   user=alice domain=CORP security=nla expect=active
-//! 10.0.0.7                expect=phase=licensing,errinfo=0x7
-//! [2001:db8::7]:3389      security=tls strict-cert=true
+//! rdp2.example.com:3390   user=alice domain=CORP password-env=RDP2_PASSWORD security=nla expect=active
+//! 10.0.0.7                name=old-ts expect=phase=licensing,errinfo=0x7
+//! [2001:db8::7]:3389      security=tls strict-cert=yes timeout=10
+//! ${EDGE_HOST}            expect="tls.tls_version=TLS 1.3,closed=client"
 //! ```
 //!
-//! Options are `key=value` words separated by blanks: `user`, `domain`, `security`
-//! (`auto|rdp|tls|nla|nla-ex`), `strict-cert` (`true|false`), `expect` (a comma-separated list of
-//! expectations, see [`crate::check::expect`]). A `#` at the start of a line or after a blank starts a
-//! comment. Values cannot contain blanks.
+//! Settings, named after `rdptrace probe`'s options (a line's setting wins over the option):
+//!
+//! | key                     | value                                                                     |
+//! | ----------------------- | ------------------------------------------------------------------------- |
+//! | `name`                  | a name for the line, unique in the file (reports and JUnit use it)        |
+//! | `user`, `domain`        | the account                                                               |
+//! | `password-env`          | the environment variable that holds the password (never the password)    |
+//! | `security`              | `auto`, `rdp`, `tls`, `nla`, `nla-ex`                                     |
+//! | `strict-cert`           | `yes` or `no`                                                             |
+//! | `timeout`, `phase-timeout`, `watch` | seconds                                                       |
+//! | `wrong-password`        | `yes`: for negative tests, log on with the password with text appended, which is certainly wrong |
+//! | `expect`                | expectations, comma-separated ([`crate::check::expect`])                  |
+//!
+//! A `#` at the start of a line or after a blank, outside double quotes, starts a comment. Double quotes
+//! hold blanks (`name="two words"`, `expect="tls.tls_version=TLS 1.3"`) and are removed. `$VAR` and
+//! `${VAR}` are read from the environment in every value but `expect=`; `$$` is a `$`, and a `$` that no
+//! name follows stays as it is. `password=` is refused: a password never goes in a file.
+//!
+//! Reading is in two steps: [`lines`] checks the syntax, the keys and the expectations of every line
+//! ([`Line`]); [`Line::resolve`] reads its variables and gives the [`TargetSpec`]. [`read`] does both,
+//! with the process environment.
 
 use std::io::BufRead;
+use std::time::Duration;
 
 use crate::check::Expectation;
 use crate::probe::Security;
@@ -21,14 +41,23 @@ use crate::probe::Security;
 /// One target and what its line or file asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TargetSpec {
-    /// `host[:port]` as written.
+    /// `host[:port]`, its variables read.
     pub target: String,
     /// Where it came from: `argv`, `hosts.txt:12`, `office.rdp`.
     pub source: String,
+    /// `name=`.
+    pub name: Option<String>,
     pub user: Option<String>,
     pub domain: Option<String>,
+    /// The environment variable that holds the password for this target.
+    pub password_env: Option<String>,
     pub security: Option<Security>,
     pub strict_cert: Option<bool>,
+    pub timeout: Option<Duration>,
+    pub phase_timeout: Option<Duration>,
+    pub watch: Option<Duration>,
+    /// Log on with a password that is certainly wrong (a negative test).
+    pub wrong_password: bool,
     pub expect: Vec<Expectation>,
     /// Facts to record in the trace (a gateway the probe does not follow).
     pub notes: Vec<String>,
@@ -42,6 +71,49 @@ impl TargetSpec {
             ..TargetSpec::default()
         }
     }
+
+    /// What reports call the target: its name, else `host:port`.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.target)
+    }
+}
+
+/// A setting of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    Name,
+    User,
+    Domain,
+    PasswordEnv,
+    Security,
+    StrictCert,
+    Timeout,
+    PhaseTimeout,
+    Watch,
+    WrongPassword,
+}
+
+/// Every setting by its key.
+const SETTINGS: [(&str, Setting); 10] = [
+    ("name", Setting::Name),
+    ("user", Setting::User),
+    ("domain", Setting::Domain),
+    ("password-env", Setting::PasswordEnv),
+    ("security", Setting::Security),
+    ("strict-cert", Setting::StrictCert),
+    ("timeout", Setting::Timeout),
+    ("phase-timeout", Setting::PhaseTimeout),
+    ("watch", Setting::Watch),
+    ("wrong-password", Setting::WrongPassword),
+];
+
+impl Setting {
+    fn key(self) -> &'static str {
+        SETTINGS
+            .iter()
+            .find(|(_, s)| *s == self)
+            .map_or("?", |(k, _)| *k)
+    }
 }
 
 /// `auto`, `rdp`, `tls`, `nla`, `nla-ex`.
@@ -50,31 +122,193 @@ pub fn parse_security(s: &str) -> Result<Security, String> {
         .map_err(|_| format!("unknown security {s} (auto, rdp, tls, nla, nla-ex)"))
 }
 
-fn parse_bool(s: &str) -> Result<bool, String> {
+/// `yes`, `true`, `1`; `no`, `false`, `0`.
+pub fn parse_bool(s: &str) -> Result<bool, String> {
     match s.to_ascii_lowercase().as_str() {
         "true" | "yes" | "1" => Ok(true),
         "false" | "no" | "0" => Ok(false),
-        _ => Err(format!("not true or false: {s}")),
+        _ => Err(format!("not yes or no: {s}")),
     }
 }
 
-/// Removes a comment: `#` at the start or after a blank.
+/// Sets one setting of `spec` from its value, variables already read.
+fn apply(spec: &mut TargetSpec, setting: Setting, value: &str) -> Result<(), String> {
+    let key = setting.key();
+    let text = || -> Result<Option<String>, String> {
+        if value.is_empty() {
+            return Err(format!("{key} needs a value"));
+        }
+        Ok(Some(value.to_owned()))
+    };
+    let seconds = || crate::probe::cli::parse_seconds(value).map(Some);
+    match setting {
+        Setting::Name => spec.name = text()?,
+        Setting::User => spec.user = text()?,
+        Setting::Domain => spec.domain = text()?,
+        Setting::PasswordEnv => spec.password_env = text()?,
+        Setting::Security => spec.security = Some(parse_security(value)?),
+        Setting::StrictCert => spec.strict_cert = Some(parse_bool(value)?),
+        Setting::Timeout => spec.timeout = seconds()?,
+        Setting::PhaseTimeout => spec.phase_timeout = seconds()?,
+        Setting::Watch => spec.watch = seconds()?,
+        Setting::WrongPassword => spec.wrong_password = parse_bool(value)?,
+    }
+    Ok(())
+}
+
+/// Replaces `$VAR` and `${VAR}` with values from `env`; `$$` is a `$`, a `$` without a name stays.
+pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    // INVARIANT: every pass consumes at least the `$` it found.
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+            continue;
+        }
+        let (name, tail) = if let Some(braced) = after.strip_prefix('{') {
+            let end = braced
+                .find('}')
+                .ok_or_else(|| format!("unclosed ${{ in {s}"))?;
+            (&braced[..end], &braced[end + 1..])
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        if name.is_empty() {
+            if after.starts_with('{') {
+                return Err(format!("${{}} without a variable name in {s}"));
+            }
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        let value = env(name).ok_or_else(|| format!("${name} is not set"))?;
+        out.push_str(&value);
+        rest = tail;
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The variables `s` reads, in order.
+fn variables_of(s: &str, out: &mut Vec<String>) {
+    let names = std::cell::RefCell::new(Vec::new());
+    let _ = expand(s, &|n| {
+        names.borrow_mut().push(n.to_owned());
+        Some(String::new())
+    });
+    for n in names.into_inner() {
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+}
+
+/// Splits a line into words at blanks; double quotes hold blanks and are removed.
+fn words(line: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut started = false;
+    for c in line.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                started = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if started {
+                    out.push(std::mem::take(&mut cur));
+                    started = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                started = true;
+            }
+        }
+    }
+    if quoted {
+        return Err("unclosed double quote".to_owned());
+    }
+    if started {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+/// Drops a comment: `#` at the start or after a blank, outside double quotes.
 fn strip_comment(line: &str) -> &str {
+    let mut quoted = false;
     let mut prev_blank = true;
     for (i, c) in line.char_indices() {
-        if c == '#' && prev_blank {
-            return &line[..i];
+        match c {
+            '"' => quoted = !quoted,
+            '#' if !quoted && prev_blank => return line.get(..i).unwrap_or(line),
+            _ => {}
         }
         prev_blank = c.is_whitespace();
     }
     line
 }
 
-/// Parses one line; `None` for a blank or comment line.
-pub fn parse_line(line: &str, source: &str) -> Result<Option<TargetSpec>, String> {
-    let line = strip_comment(line);
-    let mut words = line.split_whitespace();
-    let Some(target) = words.next() else {
+/// One line of a targets file: its syntax, keys and expectations checked, its variables not yet read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// `file:line`.
+    pub source: String,
+    /// `host[:port]` as written.
+    pub target: String,
+    /// The settings as written, in order.
+    pub settings: Vec<(Setting, String)>,
+    pub expect: Vec<Expectation>,
+}
+
+impl Line {
+    /// `name=` as written.
+    pub fn name(&self) -> Option<&str> {
+        self.settings
+            .iter()
+            .rev()
+            .find(|(s, _)| *s == Setting::Name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The environment variables the line reads, in order (`password-env=` names one more, read when the
+    /// probe is configured).
+    pub fn variables(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        variables_of(&self.target, &mut out);
+        for (_, v) in &self.settings {
+            variables_of(v, &mut out);
+        }
+        out
+    }
+
+    /// Reads the line's variables from `env`: the target to probe.
+    pub fn resolve(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<TargetSpec, String> {
+        let target = expand(&self.target, env)?;
+        crate::probe::split_target(&target)?;
+        let mut spec = TargetSpec::new(&target, &self.source);
+        for (setting, value) in &self.settings {
+            let value = expand(value, env).map_err(|e| format!("{}: {e}", setting.key()))?;
+            apply(&mut spec, *setting, &value).map_err(|e| format!("{}: {e}", setting.key()))?;
+        }
+        spec.expect = self.expect.clone();
+        Ok(spec)
+    }
+}
+
+/// Parses one line; `None` for a blank or comment line. Values without variables are checked now.
+pub fn parse_line(line: &str, source: &str) -> Result<Option<Line>, String> {
+    let words = words(strip_comment(line))?;
+    let Some((target, rest)) = words.split_first() else {
         return Ok(None);
     };
     if target.contains('=') {
@@ -82,48 +316,90 @@ pub fn parse_line(line: &str, source: &str) -> Result<Option<TargetSpec>, String
             "the line starts with an option ({target}), not a target"
         ));
     }
-    crate::probe::split_target(target)?;
-    let mut spec = TargetSpec::new(target, source);
-    for word in words {
+    if !target.contains('$') {
+        crate::probe::split_target(target)?;
+    }
+    let mut out = Line {
+        source: source.to_owned(),
+        target: target.clone(),
+        settings: Vec::new(),
+        expect: Vec::new(),
+    };
+    let mut scratch = TargetSpec::default();
+    for word in rest {
         let (key, value) = word
             .split_once('=')
             .ok_or_else(|| format!("{word} is not key=value"))?;
-        match key.to_ascii_lowercase().as_str() {
-            "user" => spec.user = Some(value.to_owned()),
-            "domain" => spec.domain = Some(value.to_owned()),
-            "security" => spec.security = Some(parse_security(value)?),
-            "strict-cert" | "strict_cert" => spec.strict_cert = Some(parse_bool(value)?),
-            "expect" => spec.expect.extend(Expectation::parse_list(value)?),
+        let key = key.to_ascii_lowercase().replace('_', "-");
+        match key.as_str() {
+            "expect" => out
+                .expect
+                .extend(Expectation::parse_list(value).map_err(|e| format!("expect: {e}"))?),
             "password" => {
-                return Err(
-                    "passwords do not go in targets files: use RDPTRACE_PASSWORD or --password-file"
-                        .to_owned(),
-                );
+                return Err("passwords do not go in targets files: name the variable that holds it with password-env=VAR, or use RDPTRACE_PASSWORD or --password-file".to_owned());
             }
-            other => {
-                return Err(format!(
-                    "unknown option {other} (user, domain, security, strict-cert, expect)"
-                ));
+            _ => {
+                let setting = SETTINGS
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, s)| *s)
+                    .ok_or_else(|| {
+                        let keys: Vec<&str> = SETTINGS.iter().map(|(k, _)| *k).collect();
+                        format!("unknown option {key} ({}, expect)", keys.join(", "))
+                    })?;
+                if !value.contains('$') {
+                    apply(&mut scratch, setting, value).map_err(|e| format!("{key}: {e}"))?;
+                }
+                out.settings.push((setting, value.to_owned()));
             }
         }
     }
-    Ok(Some(spec))
+    Ok(Some(out))
 }
 
-/// Reads a targets file (or stdin) to the end; an error names the line.
-pub fn read(reader: impl BufRead, name: &str) -> Result<Vec<TargetSpec>, String> {
-    let mut out = Vec::new();
+/// Parses the lines of a targets file named `name`; an error names the line. Names are unique.
+pub fn lines(reader: impl BufRead, name: &str) -> Result<Vec<Line>, String> {
+    let mut out: Vec<Line> = Vec::new();
     for (i, line) in reader.lines().enumerate() {
         let n = i + 1;
         let line = line.map_err(|e| format!("{name}:{n}: cannot read: {e}"))?;
         let source = format!("{name}:{n}");
         match parse_line(&line, &source) {
-            Ok(Some(spec)) => out.push(spec),
+            Ok(Some(line)) => {
+                if let Some(first) = line
+                    .name()
+                    .and_then(|nm| out.iter().find(|l| l.name() == Some(nm)))
+                {
+                    return Err(format!(
+                        "{source}: name {} is already used at {}",
+                        line.name().unwrap_or_default(),
+                        first.source
+                    ));
+                }
+                out.push(line);
+            }
             Ok(None) => {}
-            Err(e) => return Err(format!("{name}:{n}: {e}")),
+            Err(e) => return Err(format!("{source}: {e}")),
         }
     }
     Ok(out)
+}
+
+/// The process environment, for [`Line::resolve`] and [`crate::fleet::config`].
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Reads a targets file (or stdin) to the end, its variables from the process environment; an error
+/// names the line.
+pub fn read(reader: impl BufRead, name: &str) -> Result<Vec<TargetSpec>, String> {
+    lines(reader, name)?
+        .iter()
+        .map(|l| {
+            l.resolve(&process_env)
+                .map_err(|e| format!("{}: {e}", l.source))
+        })
+        .collect()
 }
 
 /// `--shard I/N`: 1-based I.
@@ -167,7 +443,19 @@ impl core::fmt::Display for Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::expect::Match;
     use crate::trace::PhaseName;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn parse(text: &str) -> Result<Vec<TargetSpec>, String> {
+        lines(text.as_bytes(), "t.txt")?
+            .iter()
+            .map(|l| l.resolve(&no_env))
+            .collect()
+    }
 
     #[test]
     fn lines_with_options_and_comments() {
@@ -191,6 +479,82 @@ mod tests {
         assert_eq!(specs[3].user.as_deref(), Some("a#b"));
     }
 
+    /// The syntax of lab/targets: quotes, names, every setting, the richer expectations.
+    #[test]
+    fn lab_lines() {
+        let text = "  10.0.0.5:3390 security=nla user=alice \"expect=phase=credssp,cause=credssp_rejected\" # why\n\
+             host name=\"two words\" password-env=PW timeout=30 phase-timeout=2.5 watch=0.5 strict-cert=no wrong-password=yes expect=ok=yes,\"tls.tls_version=TLS 1.3\",!tls.cert_sans,detail~a=b,closed=server-fin,mstsc=0x904/0x7\n";
+        let specs = parse(text).unwrap();
+        assert_eq!(specs[0].source, "t.txt:1");
+        assert_eq!(specs[0].target, "10.0.0.5:3390");
+        assert_eq!(specs[0].name, None);
+        assert_eq!(specs[0].label(), "10.0.0.5:3390");
+        assert_eq!(specs[0].expect.len(), 2);
+        let s = &specs[1];
+        assert_eq!(s.name.as_deref(), Some("two words"));
+        assert_eq!(s.label(), "two words");
+        assert_eq!(s.password_env.as_deref(), Some("PW"));
+        assert_eq!(s.timeout, Some(Duration::from_secs(30)));
+        assert_eq!(s.phase_timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(s.watch, Some(Duration::from_millis(500)));
+        assert_eq!(s.strict_cert, Some(false));
+        assert!(s.wrong_password);
+        assert_eq!(
+            s.expect[1],
+            Expectation::Fact(
+                PhaseName::Tls,
+                "tls_version".to_owned(),
+                Match::Equals("TLS 1.3".to_owned())
+            )
+        );
+        assert_eq!(
+            s.expect[2],
+            Expectation::Fact(PhaseName::Tls, "cert_sans".to_owned(), Match::Absent)
+        );
+        assert_eq!(s.expect[5], Expectation::Mstsc(Some((0x904, 0x7))));
+    }
+
+    #[test]
+    fn variables_are_read_when_resolved_and_never_in_expect() {
+        let text = "${HOST} user=$USER_NAME domain=${DOM}x name=a$$b expect=detail~$HOME\n";
+        let ls = lines(text.as_bytes(), "t.txt").unwrap();
+        assert_eq!(ls[0].variables(), ["HOST", "USER_NAME", "DOM"]);
+        let env = |n: &str| match n {
+            "HOST" => Some("10.1.2.3:3390".to_owned()),
+            "USER_NAME" => Some("alice".to_owned()),
+            "DOM" => Some("CORP".to_owned()),
+            _ => None,
+        };
+        let s = ls[0].resolve(&env).unwrap();
+        assert_eq!(s.target, "10.1.2.3:3390");
+        assert_eq!(s.user.as_deref(), Some("alice"));
+        assert_eq!(s.domain.as_deref(), Some("CORPx"));
+        assert_eq!(s.name.as_deref(), Some("a$b"));
+        assert_eq!(
+            s.expect,
+            [Expectation::Detail(Match::Contains("$HOME".to_owned()))]
+        );
+        let e = ls[0].resolve(&no_env).unwrap_err();
+        assert_eq!(e, "$HOST is not set");
+        // A typed value is checked once its variable is read.
+        let ls = lines("h security=$SEC\n".as_bytes(), "t.txt").unwrap();
+        let e = ls[0].resolve(&|_| Some("fast".to_owned())).unwrap_err();
+        assert!(e.starts_with("security: unknown security fast"), "{e}");
+    }
+
+    #[test]
+    fn expansion() {
+        let env = |n: &str| (n == "A").then(|| "1.2.3.4:5".to_owned());
+        assert_eq!(
+            expand("${A} $A x", &env).as_deref(),
+            Ok("1.2.3.4:5 1.2.3.4:5 x")
+        );
+        assert_eq!(expand("svc$ $$A $-", &env).as_deref(), Ok("svc$ $A $-"));
+        assert!(expand("$B", &env).is_err());
+        assert!(expand("${A", &env).is_err());
+        assert!(expand("${}", &env).is_err());
+    }
+
     #[test]
     fn bad_lines_name_their_number() {
         let e = read("ok.example\nhost:x\n".as_bytes(), "t.txt").unwrap_err();
@@ -203,6 +567,24 @@ mod tests {
         assert!(e.contains("unknown expectation fast"), "{e}");
         let e = read("user=bob\n".as_bytes(), "t.txt").unwrap_err();
         assert!(e.contains("not a target"), "{e}");
+        for bad in [
+            "host expect=cause=no_such_cause",
+            "host expect=phase=nowhere",
+            "host expect=ok=maybe",
+            "host expect=\"ok=yes",
+            "host security=fast",
+            "host timeout=0",
+            "host watch=soon",
+            "host strict-cert=perhaps",
+            "host user=",
+            "host name=a\nhost name=a",
+            "host ${UNSET}x=1",
+            "host word",
+        ] {
+            assert!(lines(bad.as_bytes(), "t.txt").is_err(), "{bad:?} parsed");
+        }
+        let e = lines("h name=a\nh name=a\n".as_bytes(), "t.txt").unwrap_err();
+        assert_eq!(e, "t.txt:2: name a is already used at t.txt:1");
     }
 
     #[test]

@@ -407,7 +407,7 @@ pub async fn scan(cfg: &ScanConfig) -> ScanReport {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         if let Some(info) = crate::cert::cert_info(leaf) {
             report.certificate = Some(CertificateResult {
-                days_left: crate::check::expect::days_left(&info.not_after, now),
+                days_left: crate::check::judge::days_left(&info.not_after, now),
                 problems: crate::cert::problems(leaf, &cfg.host, now)
                     .into_iter()
                     .map(|(p, _)| p.as_str().to_owned())

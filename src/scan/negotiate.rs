@@ -36,7 +36,7 @@ impl Answer {
     /// The answer in words: `RDP_NEG_RSP selecting PROTOCOL_SSL`.
     pub fn text(&self) -> String {
         match self {
-            Answer::Confirm { negotiation } => crate::check::expect::negotiation_text(*negotiation),
+            Answer::Confirm { negotiation } => crate::check::judge::negotiation_text(*negotiation),
             Answer::Other { pdu } => format!("{pdu} instead of a Connection Confirm"),
             Answer::NoConfirm { error } => error.to_string(),
         }

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 pub mod client;
-pub mod targets;
 pub mod xrdp;
 #[allow(unused_imports)]
 pub use client::{BOUND, ClientRun, StopAt, run};

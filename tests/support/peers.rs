@@ -1,5 +1,5 @@
 //! Real RDP servers for the fleet, check and scan tests: Debian's xrdp from a private copy of its
-//! configuration, and FreeRDP's shadow server with NLA on a private Xvfb display.
+//! configuration, FreeRDP's shadow server with NLA on a private Xvfb display, and the built-in target.
 
 #![allow(dead_code)]
 
@@ -131,4 +131,32 @@ pub fn start_shadow_nla(dir: &Path) -> Result<(u16, (ChildGuard, ChildGuard)), S
     Err(format!(
         "freerdp-shadow-cli did not listen; it wrote:\n{logs}"
     ))
+}
+
+/// The built-in target playing each of `scenarios` on its own loopback port, for as long as the returned
+/// runtime lives; the user and password it accepts.
+pub fn built_in_targets(
+    scenarios: &[&str],
+) -> (
+    tokio::runtime::Runtime,
+    Vec<std::net::SocketAddr>,
+    (String, String),
+) {
+    use rdptrace::serve::{Target, TargetConfig, scenario};
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let mut addrs = Vec::new();
+    let mut identity = None;
+    for name in scenarios {
+        let config = TargetConfig::new(scenario::find(name).expect("a scenario"));
+        identity = Some((
+            config.identity.user.clone(),
+            config.identity.password().to_owned(),
+        ));
+        let target = runtime
+            .block_on(Target::bind(config))
+            .expect("the target binds");
+        addrs.push(target.local_addr());
+        runtime.spawn(async move { target.run(std::future::pending(), None).await });
+    }
+    (runtime, addrs, identity.expect("one scenario at least"))
 }
