@@ -269,11 +269,11 @@ fn encrypted_pdu(d: &mut Dissector, from: Side, frame_len: usize) {
 /// [2.2.8.1.1.1.1] Whether `data` starts with a share control header (totalLength within the data, the
 /// protocol version 1 in pduType) or a flow PDU (flowMarker 0x8000).
 fn starts_share_control(data: &[u8]) -> bool {
-    if data.len() < 6 {
+    let [t0, t1, p0, p1, _, _, ..] = *data else {
         return false;
-    }
-    let total = usize::from(u16::from_le_bytes([data[0], data[1]]));
-    let pdu_type = u16::from_le_bytes([data[2], data[3]]);
+    };
+    let total = usize::from(u16::from_le_bytes([t0, t1]));
+    let pdu_type = u16::from_le_bytes([p0, p1]);
     (total >= 6 && total <= data.len() && pdu_type & 0xfff0 == 0x0010) || total == 0x8000
 }
 

@@ -12,6 +12,19 @@
 //! One module per phase decodes that phase's PDUs; this module frames the streams and decides which phase
 //! a PDU belongs to.
 
+// Bytes from the wire and from files: no panics (see ARCHITECTURE.md, Rules).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::unchecked_time_subtraction
+)]
+
 pub mod active;
 pub mod capabilities;
 pub mod channel_join;
@@ -315,12 +328,12 @@ impl Dissector {
             let dir = self.dir(from);
             let inner = dir.inner;
             let buf = &dir.inner_buf;
-            if buf.is_empty() {
+            let Some(&first) = buf.first() else {
                 break;
-            }
+            };
             let framed = match inner {
                 Inner::Credssp => {
-                    if buf[0] == 0x30 {
+                    if first == 0x30 {
                         der_len(buf)
                     } else {
                         // The client moves on to MCS without a final TSRequest only if rdptrace missed it.
@@ -328,11 +341,10 @@ impl Dissector {
                     }
                 }
                 Inner::EarlyAuth => {
-                    if buf[0] == 0x30 {
+                    if first == 0x30 {
                         der_len(buf)
-                    } else if buf[0] == 0x03
-                        && buf.len() >= 4
-                        && usize::from(u16::from_be_bytes([buf[2], buf[3]])) != 4
+                    } else if let [0x03, _, hi, lo, ..] = **buf
+                        && u16::from_be_bytes([hi, lo]) != 4
                     {
                         rdp_frame_len(buf)
                     } else if buf.len() >= 4 {
@@ -342,7 +354,7 @@ impl Dissector {
                     }
                 }
                 Inner::Rdp => {
-                    if buf[0] == 0x30 {
+                    if first == 0x30 {
                         der_len(buf)
                     } else {
                         rdp_frame_len(buf)
@@ -581,7 +593,7 @@ impl Dissector {
     // ---- outer TLS ----------------------------------------------------------------------------------------
 
     fn tls_record(&mut self, from: Side, record: &[u8]) {
-        let content_type = record[0];
+        let content_type = record.first().copied().unwrap_or(0);
         let payload = record.get(5..).unwrap_or(&[]);
         if self.trace.current() < PhaseName::Tls && content_type == tls::HANDSHAKE {
             self.enter(PhaseName::Tls);
@@ -842,15 +854,18 @@ impl Dissector {
         if from == Side::Server && !send_data {
             self.settle_awaiting();
         }
-        if mcs.len() >= 2 && mcs[0] == 0x7f && mcs[1] == 0x65 {
+        if let [0x7f, 0x65, ..] = mcs {
             self.enter(PhaseName::McsConnect);
             return mcs_connect::connect_initial(self, from, frame_len, mcs, base);
         }
-        if mcs.len() >= 2 && mcs[0] == 0x7f && mcs[1] == 0x66 {
+        if let [0x7f, 0x66, ..] = mcs {
             self.enter(PhaseName::McsConnect);
             return mcs_connect::connect_response(self, from, frame_len, mcs, base);
         }
-        let choice = mcs[0] >> 2;
+        let Some(&first) = mcs.first() else {
+            return;
+        };
+        let choice = first >> 2;
         match choice {
             channel_join::ERECT_DOMAIN_REQUEST
             | channel_join::ATTACH_USER_REQUEST
@@ -878,9 +893,9 @@ impl Dissector {
                 match header {
                     Ok((_initiator, channel, len)) => {
                         let base = r.offset();
-                        let data = r.rest();
-                        if data.len() < len {
-                            self.decode_error(
+                        match r.rest().get(..len) {
+                            Some(data) => self.channel_data(from, frame_len, channel, data, base),
+                            None => self.decode_error(
                                 from,
                                 frame_len,
                                 "MCS Send Data",
@@ -888,9 +903,7 @@ impl Dissector {
                                     offset: base,
                                     what: "user data shorter than its length",
                                 },
-                            );
-                        } else {
-                            self.channel_data(from, frame_len, channel, &data[..len], base);
+                            ),
                         }
                     }
                     Err(e) => self.decode_error(from, frame_len, "MCS Send Data", e),
@@ -958,7 +971,7 @@ enum Framed {
 
 /// Whether `buf` starts a TLS record header (content type 20..=23, major version 3).
 fn looks_like_tls(buf: &[u8]) -> bool {
-    buf.len() >= 3 && (0x14..=0x17).contains(&buf[0]) && buf[1] == 0x03 && buf[2] <= 0x04
+    matches!(buf, [0x14..=0x17, 0x03, 0x00..=0x04, ..])
 }
 
 /// [T.123] TPKT ([2.2.1.1]) or [2.2.9.1.2] fast-path framing.
@@ -973,10 +986,10 @@ fn rdp_frame_len(buf: &[u8]) -> Framed {
         return Framed::Need;
     }
     if first == 0x03 {
-        if buf.len() < 4 {
+        let [_, _, hi, lo, ..] = *buf else {
             return Framed::Need;
-        }
-        let len = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+        };
+        let len = usize::from(u16::from_be_bytes([hi, lo]));
         if len < 7 {
             return Framed::Garbage("TPKT length shorter than a TPKT header and an X.224 header");
         }
@@ -1012,16 +1025,11 @@ fn rdp_frame_len(buf: &[u8]) -> Framed {
 
 /// [RFC 8446] 5.1 TLS record framing.
 fn tls_record_len(buf: &[u8]) -> Framed {
-    if buf.len() < 5 {
-        if !buf.is_empty() && !(0x14..=0x18).contains(&buf[0]) {
-            return Framed::Garbage("not a TLS record header");
-        }
-        return Framed::Need;
-    }
-    if !(0x14..=0x18).contains(&buf[0]) || buf[1] != 0x03 {
-        return Framed::Garbage("not a TLS record header");
-    }
-    let len = usize::from(u16::from_be_bytes([buf[3], buf[4]]));
+    let len = match *buf {
+        [0x14..=0x18, 0x03, _, hi, lo, ..] => usize::from(u16::from_be_bytes([hi, lo])),
+        [0x14..=0x18, 0x03, ..] | [0x14..=0x18] | [] => return Framed::Need,
+        _ => return Framed::Garbage("not a TLS record header"),
+    };
     if len > (1 << 14) + 2048 {
         return Framed::Garbage("TLS record longer than the protocol allows");
     }
@@ -1040,7 +1048,7 @@ fn der_len(buf: &[u8]) -> Framed {
     }
     match r.ber_length("length") {
         Ok(len) => {
-            let total = r.offset() + len;
+            let total = r.offset().saturating_add(len);
             if total > MAX_FRAME {
                 Framed::Garbage("a TSRequest longer than rdptrace accepts")
             } else if buf.len() >= total {

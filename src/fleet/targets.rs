@@ -13,6 +13,19 @@
 //! expectations, see [`crate::check::expect`]). A `#` at the start of a line or after a blank starts a
 //! comment. Values cannot contain blanks.
 
+// Bytes from the wire and from files: no panics (see ARCHITECTURE.md, Rules).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::unchecked_time_subtraction
+)]
+
 use std::io::BufRead;
 
 use crate::check::Expectation;
@@ -63,7 +76,8 @@ fn strip_comment(line: &str) -> &str {
     let mut prev_blank = true;
     for (i, c) in line.char_indices() {
         if c == '#' && prev_blank {
-            return &line[..i];
+            // `i` is a char boundary: it comes from `char_indices`.
+            return line.get(..i).unwrap_or(line);
         }
         prev_blank = c.is_whitespace();
     }
