@@ -574,7 +574,8 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
         return (
             Cause::TimedOut,
             format!(
-                "the server stopped answering in the {phase} phase: no {waiting_for} within {seconds} s"
+                "the server stopped answering in the {phase} phase: no {waiting_for} within {seconds} s{}",
+                f.incomplete_note()
             ),
             ev,
         );

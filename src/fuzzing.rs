@@ -341,17 +341,18 @@ pub fn keylog(data: &[u8]) -> (usize, usize) {
 // ---- the probe ----------------------------------------------------------------------------------------
 
 /// The probe's inbound frame reader: each chunk is bytes read off the connection, its tag the kind of
-/// frame the probe waits for next (modulo 3: TPKT or fast-path, a DER TSRequest, the 4-byte Early User
-/// Authorization Result). Returns the frames cut, and the errors that stopped a frame.
+/// frame the probe waits for next (modulo 4: TPKT or fast-path, a DER TSRequest, the 4-byte Early User
+/// Authorization Result, a TPKT alone). Returns the frames cut, and the errors that stopped a frame.
 pub fn probe_frames(data: &[u8]) -> (Vec<Vec<u8>>, Vec<&'static str>) {
     let mut framer = Framer::default();
     let mut frames = Vec::new();
     let mut errors = Vec::new();
     for (tag, body) in Chunks::new(data) {
-        let kind = match tag % 3 {
+        let kind = match tag % 4 {
             0 => FrameKind::Rdp,
             1 => FrameKind::Der,
-            _ => FrameKind::Fixed(4),
+            2 => FrameKind::Fixed(4),
+            _ => FrameKind::Tpkt,
         };
         framer.push(body);
         // INVARIANT: each pass removes a frame from the buffer or stops.

@@ -271,8 +271,8 @@ fn seeds_of(path: &Path) -> Vec<(&'static str, Vec<u8>)> {
             }
             dissect.extend(chunk(dissect_tag::TCP | side_bit(side), &s.payload));
             if new.is_empty() && s.from_server {
-                // Bytes in clear before TLS: the Connection Confirm.
-                frames.extend(chunk(0, &s.payload));
+                // Bytes in clear before TLS: the Connection Confirm, a TPKT alone.
+                frames.extend(chunk(3, &s.payload));
             }
         }
         if s.fin || s.rst {

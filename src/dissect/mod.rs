@@ -217,6 +217,7 @@ impl Dissector {
     /// Bytes of the TCP stream from `from`, in order.
     pub fn on_tcp_data(&mut self, from: Side, at: Millis, data: &[u8]) {
         self.now = at;
+        let confirm_due = from == Side::Server && self.confirm_due();
         let dir = self.dir(from);
         if dir.outer == Outer::Opaque {
             self.trace.count_bytes(from, data.len());
@@ -232,6 +233,11 @@ impl Dissector {
                 break;
             }
             let framed = match outer {
+                // [2.2.1.2] Only a TPKT (or TLS, from a server that skipped the negotiation) answers the
+                // Connection Request: a fast-path header there is some other protocol.
+                Outer::Rdp if confirm_due && !matches!(buf.first(), Some(0x03 | 0x16)) => {
+                    Framed::Garbage("not a TPKT header where the X.224 Connection Confirm belongs")
+                }
                 Outer::Rdp => rdp_frame_len(buf),
                 Outer::Tls => tls_record_len(buf),
                 Outer::Opaque => {
@@ -415,6 +421,21 @@ impl Dissector {
                 waiting_for: waiting_for.to_owned(),
             },
         );
+        // The client gives up: what the server sent of a frame (a TPKT trickled a byte at a time) is
+        // recorded, and framing cannot resume after the bytes dropped.
+        let server = self.dir(Side::Server);
+        let pending = !server.outer_buf.is_empty() || !server.inner_buf.is_empty();
+        self.flush_incomplete(at);
+        if pending {
+            let server = self.dir(Side::Server);
+            server.outer = Outer::Opaque;
+            server.inner = Inner::Opaque;
+        }
+    }
+
+    /// The client sent its X.224 Connection Request and the server has not confirmed it yet.
+    fn confirm_due(&self) -> bool {
+        self.trace.current() == PhaseName::X224 && self.state.selected_protocol.is_none()
     }
 
     /// The stream from `by` ended.
@@ -1187,5 +1208,52 @@ mod tests {
         assert_eq!(d.trace().current(), PhaseName::Tls);
         d.on_tcp_data(Side::Client, 8.0, &record(tls::APPLICATION_DATA, &[3; 60]));
         assert_eq!(d.trace().current(), PhaseName::Credssp);
+    }
+
+    #[test]
+    fn a_fast_path_header_where_the_connection_confirm_belongs_is_garbage() {
+        let mut d = Dissector::new(Trace::new("t", crate::trace::Origin::Probe));
+        let mut cr = vec![0x03, 0, 0, 19, 14, 0xe0, 0, 0, 0, 0, 0, 0x01, 0, 0x08, 0];
+        cr.extend_from_slice(&1u32.to_le_bytes());
+        d.on_tcp_data(Side::Client, 1.0, &cr);
+        // "HTTP/1.1 400": 'H' would frame as fast-path of 0x54 bytes and wait for them.
+        d.on_tcp_data(Side::Server, 2.0, b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        let error = d.trace().events().find_map(|(phase, e)| match &e.kind {
+            EventKind::ProtocolError { from, detail, .. } => Some((phase, *from, detail.clone())),
+            _ => None,
+        });
+        assert_eq!(
+            error,
+            Some((
+                PhaseName::X224,
+                Side::Server,
+                "not a TPKT header where the X.224 Connection Confirm belongs".to_owned()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_deadline_records_the_bytes_of_a_frame_that_never_completed() {
+        let mut d = Dissector::new(Trace::new("t", crate::trace::Origin::Probe));
+        let mut cr = vec![0x03, 0, 0, 19, 14, 0xe0, 0, 0, 0, 0, 0, 0x01, 0, 0x08, 0];
+        cr.extend_from_slice(&1u32.to_le_bytes());
+        d.on_tcp_data(Side::Client, 1.0, &cr);
+        d.on_tcp_data(Side::Server, 2.0, &[0x03, 0x00, 0xff]);
+        d.on_timeout(3.0, crate::trace::Deadline::Phase { seconds: 5.0 }, "it");
+        assert!(d.trace().events().any(|(_, e)| matches!(
+            e.kind,
+            EventKind::IncompleteFrame {
+                from: Side::Server,
+                bytes: 3,
+                first_byte: 0x03
+            }
+        )));
+        // Framing does not resume in the middle of the lost frame.
+        d.on_tcp_data(Side::Server, 4.0, &[0xff, 0x02, 0xf0, 0x80]);
+        assert!(
+            !d.trace()
+                .events()
+                .any(|(_, e)| matches!(e.kind, EventKind::ProtocolError { .. }))
+        );
     }
 }

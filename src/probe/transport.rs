@@ -174,6 +174,8 @@ impl Conn {
 pub enum FrameKind {
     /// TPKT or fast-path.
     Rdp,
+    /// [2.2.1.2] TPKT only: the answer to the X.224 Connection Request.
+    Tpkt,
     /// A DER TSRequest.
     Der,
     /// A fixed number of bytes (the Early User Authorization Result).
@@ -291,6 +293,11 @@ fn frame_len(buf: &[u8], kind: FrameKind) -> Result<Option<usize>, &'static str>
                 Err(_) => Err("a DER length that does not parse"),
             }
         }
+        FrameKind::Tpkt => match buf.first() {
+            None => Ok(None),
+            Some(0x03) => frame_len(buf, FrameKind::Rdp),
+            Some(_) => Err("not a TPKT header where the X.224 Connection Confirm belongs"),
+        },
         FrameKind::Rdp => {
             let Some(&first) = buf.first() else {
                 return Ok(None);
@@ -324,5 +331,32 @@ fn frame_len(buf: &[u8], kind: FrameKind) -> Result<Option<usize>, &'static str>
             }
             Err("not a TPKT or fast-path header")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_come_whole_and_only_of_the_kind_waited_for() {
+        let mut f = Framer::default();
+        f.push(&[0x03, 0x00, 0x00, 0x07, 0x02]);
+        assert_eq!(f.next_frame(FrameKind::Tpkt), Ok(None));
+        f.push(&[0xf0, 0x80, 0x30]);
+        assert_eq!(
+            f.next_frame(FrameKind::Tpkt),
+            Ok(Some(vec![0x03, 0x00, 0x00, 0x07, 0x02, 0xf0, 0x80]))
+        );
+        assert_eq!(f.pending(), 1);
+        // A fast-path header is not an answer to the Connection Request.
+        let mut f = Framer::default();
+        f.push(b"HTTP/1.1 400 Bad Request");
+        assert!(f.next_frame(FrameKind::Tpkt).is_err());
+        assert_eq!(f.next_frame(FrameKind::Rdp), Ok(None));
+        // A TSRequest claiming 2 GiB is refused at once, not waited for.
+        let mut f = Framer::default();
+        f.push(&[0x30, 0x84, 0x7f, 0xff, 0xff, 0xff]);
+        assert!(f.next_frame(FrameKind::Der).is_err());
     }
 }
