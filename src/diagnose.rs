@@ -701,7 +701,8 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
         return (
             Cause::TimedOut,
             format!(
-                "the server stopped answering in the {phase} phase: {waiting_for} did not come within {within}"
+                "the server stopped answering in the {phase} phase: {waiting_for} did not come within {within}{}",
+                f.incomplete_note()
             ),
             ev,
         );

@@ -12,6 +12,7 @@ pub mod diagnose;
 pub mod dissect;
 pub mod explain;
 pub mod fleet;
+pub mod fuzzing;
 pub mod mstsc;
 pub mod pdu;
 pub mod probe;

@@ -3,6 +3,19 @@
 //! ironrdp-core's `ReadCursor` panics on short input and expects its caller to check sizes first; the
 //! dissector reads whatever a peer or a capture holds, so it reads through this instead.
 
+// Bytes from the wire and from files: no panics (see ARCHITECTURE.md, Rules).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::unchecked_time_subtraction
+)]
+
 use core::fmt;
 
 /// Not enough bytes, or a value out of range, at an offset.
@@ -81,8 +94,15 @@ impl<'a> Reader<'a> {
         self.bytes(n, what).map(|_| ())
     }
 
+    /// The next `N` bytes as an array.
+    pub fn array<const N: usize>(&mut self, what: &'static str) -> WireResult<[u8; N]> {
+        let at = self.err(what);
+        self.bytes(N, what)?.try_into().map_err(|_| at)
+    }
+
     pub fn u8(&mut self, what: &'static str) -> WireResult<u8> {
-        Ok(self.bytes(1, what)?[0])
+        let [b] = self.array(what)?;
+        Ok(b)
     }
 
     pub fn peek_u8(&self) -> Option<u8> {
@@ -90,23 +110,25 @@ impl<'a> Reader<'a> {
     }
 
     pub fn u16_le(&mut self, what: &'static str) -> WireResult<u16> {
-        let b = self.bytes(2, what)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
+        Ok(u16::from_le_bytes(self.array(what)?))
     }
 
     pub fn u16_be(&mut self, what: &'static str) -> WireResult<u16> {
-        let b = self.bytes(2, what)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
+        Ok(u16::from_be_bytes(self.array(what)?))
+    }
+
+    /// A 24-bit big-endian length (TLS handshake and certificate lengths).
+    pub fn u24_be(&mut self, what: &'static str) -> WireResult<usize> {
+        let [a, b, c] = self.array(what)?;
+        Ok((usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c))
     }
 
     pub fn u32_le(&mut self, what: &'static str) -> WireResult<u32> {
-        let b = self.bytes(4, what)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        Ok(u32::from_le_bytes(self.array(what)?))
     }
 
     pub fn u32_be(&mut self, what: &'static str) -> WireResult<u32> {
-        let b = self.bytes(4, what)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        Ok(u32::from_be_bytes(self.array(what)?))
     }
 
     /// [T.125] / [X.691] PER length determinant (one or two bytes).
@@ -141,8 +163,10 @@ impl<'a> Reader<'a> {
 /// UTF-16LE bytes to a string, stopping at the first NUL; lossy on bad surrogates.
 pub fn utf16le(bytes: &[u8]) -> String {
     let units: Vec<u16> = bytes
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .as_chunks::<2>()
+        .0
+        .iter()
+        .map(|c| u16::from_le_bytes(*c))
         .take_while(|&u| u != 0)
         .collect();
     String::from_utf16_lossy(&units)

@@ -276,12 +276,11 @@ impl Expectation {
                 Match::Absent,
             ));
         }
-        let (key, op, value) = match s.find(['=', '~']) {
-            // INVARIANT: `i` is the byte index of a one-byte ASCII character found in `s`.
-            Some(i) => (
-                s[..i].trim(),
-                s[i..].chars().next(),
-                Some(s[i + 1..].trim()),
+        let (key, op, value) = match s.split_once(['=', '~']) {
+            Some((k, v)) => (
+                k.trim(),
+                s.get(k.len()..).and_then(|r| r.chars().next()),
+                Some(v.trim()),
             ),
             None => (s, None, None),
         };

@@ -3,6 +3,19 @@
 //! See [`expect`] for the expectation language and which connections each expectation needs, [`judge`]
 //! for their judgement on a probe's trace, [`policy`] for the TOML policy file.
 
+// Bytes from the wire and from files: no panics (see ARCHITECTURE.md, Rules).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::unchecked_time_subtraction
+)]
+
 pub mod cli;
 pub mod expect;
 pub mod judge;

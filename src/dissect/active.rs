@@ -364,11 +364,11 @@ fn encrypted_pdu(d: &mut Dissector, from: Side, frame_len: usize) {
 /// protocol version 1 in pduType) or a flow PDU (flowMarker 0x8000). [2.2.13.3.1] The Enhanced Security
 /// Server Redirection PDU is a share control header with the version 0.
 fn starts_share_control(data: &[u8]) -> bool {
-    if data.len() < 6 {
+    let [t0, t1, p0, p1, _, _, ..] = *data else {
         return false;
-    }
-    let total = usize::from(u16::from_le_bytes([data[0], data[1]]));
-    let pdu_type = u16::from_le_bytes([data[2], data[3]]);
+    };
+    let total = usize::from(u16::from_le_bytes([t0, t1]));
+    let pdu_type = u16::from_le_bytes([p0, p1]);
     let version_ok = pdu_type & 0xfff0 == 0x0010 || pdu_type == PDUTYPE_SERVER_REDIR_PKT;
     (total >= 6 && total <= data.len() && version_ok) || total == 0x8000
 }

@@ -45,12 +45,23 @@ pub fn capability_set_name(t: u16) -> String {
         .map_or_else(|| format!("0x{t:04x}"), |(_, n, _)| (*n).to_owned())
 }
 
-/// Most capability sets a PDU may list before rdptrace stops reading (there are 30 types).
+/// Most capability set types rdptrace keeps of one PDU (there are 30 types); the rest are only checked.
 const MAX_SETS: usize = 64;
 
+/// What a Demand Active or Confirm Active says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Active {
+    pub share_id: u32,
+    /// The types of the first [`MAX_SETS`] capability sets.
+    pub sets: Vec<u16>,
+    /// numberCapabilities: the sets the PDU claims, all of which were walked.
+    pub count: usize,
+}
+
 /// Decodes shareId and the capability set types of a Demand Active (`server`) or Confirm Active PDU,
-/// starting after the share control header.
-pub fn decode(body: &[u8], server: bool, base: usize) -> Result<(u32, Vec<u16>), WireError> {
+/// starting after the share control header. Every set numberCapabilities claims is walked, so that a
+/// list that runs past the PDU, or a set shorter than its own header, is an error at its offset.
+pub fn decode(body: &[u8], server: bool, base: usize) -> Result<Active, WireError> {
     let mut r = Reader::with_base(body, base);
     let share_id = r.u32_le("shareId")?;
     if !server {
@@ -62,17 +73,24 @@ pub fn decode(body: &[u8], server: bool, base: usize) -> Result<(u32, Vec<u16>),
     let count = usize::from(r.u16_le("numberCapabilities")?);
     r.u16_le("pad2Octets")?;
     let mut sets = Vec::new();
-    // INVARIANT: bounded by MAX_SETS and by the PDU's length (each set is at least 4 bytes).
-    for _ in 0..count.min(MAX_SETS) {
+    // INVARIANT: each pass consumes at least the 4-byte set header or fails, so the PDU's length bounds
+    // the loop whatever numberCapabilities claims.
+    for _ in 0..count {
         let t = r.u16_le("capabilitySetType")?;
         let len = usize::from(r.u16_le("lengthCapability")?);
-        if len < 4 {
+        let Some(data) = len.checked_sub(4) else {
             return Err(r.err("capability set shorter than its header"));
+        };
+        r.skip(data, "capabilityData")?;
+        if sets.len() < MAX_SETS {
+            sets.push(t);
         }
-        r.skip(len - 4, "capabilityData")?;
-        sets.push(t);
     }
-    Ok((share_id, sets))
+    Ok(Active {
+        share_id,
+        sets,
+        count,
+    })
 }
 
 pub(super) fn active_pdu(
@@ -95,8 +113,15 @@ pub(super) fn active_pdu(
         d.enter(PhaseName::Capabilities);
     }
     match decode(body, server, base) {
-        Ok((share_id, sets)) => {
-            let names: Vec<String> = sets.iter().map(|t| capability_set_name(*t)).collect();
+        Ok(Active {
+            share_id,
+            sets,
+            count,
+        }) => {
+            let mut names: Vec<String> = sets.iter().map(|t| capability_set_name(*t)).collect();
+            if count > sets.len() {
+                names.push(format!("{} more", count - sets.len()));
+            }
             d.trace.fact(
                 if server {
                     "server_capability_sets"
@@ -109,7 +134,7 @@ pub(super) fn active_pdu(
                 from,
                 frame_len,
                 name,
-                format!("shareId 0x{share_id:08x}, {} capability sets", sets.len()),
+                format!("shareId 0x{share_id:08x}, {count} capability sets"),
                 if server {
                     PduInfo::DemandActive {
                         share_id,
@@ -124,5 +149,47 @@ pub(super) fn active_pdu(
             );
         }
         Err(e) => d.decode_error(from, frame_len, name, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Demand Active body after the share control header: shareId, "RDP\0", `count`, then `sets`.
+    fn demand_active(count: u16, sets: &[u8]) -> Vec<u8> {
+        let mut body = 0x1234u32.to_le_bytes().to_vec();
+        body.extend_from_slice(&4u16.to_le_bytes());
+        body.extend_from_slice(&(sets.len() as u16).to_le_bytes());
+        body.extend_from_slice(b"RDP\0");
+        body.extend_from_slice(&count.to_le_bytes());
+        body.extend_from_slice(&[0, 0]);
+        body.extend_from_slice(sets);
+        body
+    }
+
+    #[test]
+    fn every_claimed_set_is_walked_and_the_first_ones_kept() {
+        let set = [0x1a, 0x00, 0x08, 0x00, 0, 0, 0x80, 0];
+        let sets: Vec<u8> = set.iter().copied().cycle().take(100 * set.len()).collect();
+        let active = decode(&demand_active(100, &sets), true, 0).unwrap();
+        assert_eq!(active.share_id, 0x1234);
+        assert_eq!(active.count, 100);
+        assert_eq!(active.sets.len(), MAX_SETS);
+    }
+
+    #[test]
+    fn a_list_longer_than_its_pdu_or_a_set_of_length_zero_is_an_error_at_its_offset() {
+        let set = [0x1a, 0x00, 0x08, 0x00, 0, 0, 0x80, 0];
+        let sets: Vec<u8> = set.iter().copied().cycle().take(100 * set.len()).collect();
+        let e = decode(&demand_active(u16::MAX, &sets), true, 0).unwrap_err();
+        assert_eq!(e.what, "capabilitySetType");
+        assert_eq!(e.offset, 16 + sets.len());
+
+        let mut sets = set.to_vec();
+        sets.extend_from_slice(&[0x01, 0x00, 0x00, 0x00, 0, 0, 0, 0]);
+        let e = decode(&demand_active(u16::MAX, &sets), true, 0).unwrap_err();
+        assert_eq!(e.what, "capability set shorter than its header");
+        assert_eq!(e.offset, 16 + 8 + 4);
     }
 }

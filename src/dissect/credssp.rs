@@ -167,8 +167,8 @@ pub fn auth_token(token: &[u8]) -> AuthToken {
     if token.starts_with(NTLMSSP) {
         return ntlm(token).unwrap_or(AuthToken::Unknown { len: token.len() });
     }
-    if let Some(pos) = find(token, NTLMSSP) {
-        return ntlm(&token[pos..]).unwrap_or(AuthToken::Spnego {
+    if let Some(ntlm_message) = find(token, NTLMSSP).and_then(|pos| token.get(pos..)) {
+        return ntlm(ntlm_message).unwrap_or(AuthToken::Spnego {
             mechanism: Some("NTLM".to_owned()),
         });
     }

@@ -70,7 +70,8 @@ fn blocks<'a>(mcs: &'a [u8], key: &[u8], base: usize) -> Result<Vec<(u16, Reader
         offset: base,
         what: "no GCC user data (H.221 key) in the MCS PDU",
     })?;
-    let mut r = Reader::with_base(&mcs[pos + key.len()..], base + pos + key.len());
+    let after = pos + key.len();
+    let mut r = Reader::with_base(mcs.get(after..).unwrap_or(&[]), base + after);
     let len = r.per_length("GCC user data length")?;
     let avail = r.remaining();
     let mut data = r.sub(len.min(avail), "GCC user data")?;

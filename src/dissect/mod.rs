@@ -12,6 +12,19 @@
 //! One module per phase decodes that phase's PDUs; this module frames the streams and decides which phase
 //! a PDU belongs to.
 
+// Bytes from the wire and from files: no panics (see ARCHITECTURE.md, Rules).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::unchecked_time_subtraction
+)]
+
 pub mod active;
 pub mod capabilities;
 pub mod channel_join;
@@ -240,9 +253,16 @@ impl Dissector {
     /// direction; `None` without a sink or keys.
     pub(crate) fn unseal(&mut self, from: Side, sealed: &Sealed<'_>) -> Option<Vec<u8>> {
         let opened = self.security_sink.as_mut()?.open(from, sealed)?;
-        let index = usize::from(from == Side::Server);
-        if !self.mac_noted[index] {
-            self.mac_noted[index] = true;
+        fn side(flags: &mut [bool; 2], from: Side) -> &mut bool {
+            let [client, server] = flags;
+            match from {
+                Side::Client => client,
+                Side::Server => server,
+            }
+        }
+        let noted = side(&mut self.mac_noted, from);
+        if !*noted {
+            *noted = true;
             let key = match from {
                 Side::Client => "client_mac",
                 Side::Server => "server_mac",
@@ -256,8 +276,9 @@ impl Dissector {
             };
             self.trace.fact(key, kind);
         }
-        if !opened.mac_ok && !self.mac_reported[index] {
-            self.mac_reported[index] = true;
+        let reported = side(&mut self.mac_reported, from);
+        if !opened.mac_ok && !*reported {
+            *reported = true;
             self.trace.record_event(
                 self.now,
                 EventKind::Anomaly {
@@ -326,6 +347,7 @@ impl Dissector {
     /// Bytes of the TCP stream from `from`, in order.
     pub fn on_tcp_data(&mut self, from: Side, at: Millis, data: &[u8]) {
         self.now = at;
+        let confirm_due = from == Side::Server && self.confirm_due();
         let dir = self.dir(from);
         if dir.outer == Outer::Opaque {
             self.trace.count_bytes(from, data.len());
@@ -341,6 +363,11 @@ impl Dissector {
                 break;
             }
             let framed = match outer {
+                // [2.2.1.2] Only a TPKT (or TLS, from a server that skipped the negotiation) answers the
+                // Connection Request: a fast-path header there is some other protocol.
+                Outer::Rdp if confirm_due && !matches!(buf.first(), Some(0x03 | 0x16)) => {
+                    Framed::Garbage("not a TPKT header where the X.224 Connection Confirm belongs")
+                }
                 Outer::Rdp => rdp_frame_len(buf),
                 Outer::Tls => tls_record_len(buf),
                 Outer::Opaque => {
@@ -437,12 +464,12 @@ impl Dissector {
             let dir = self.dir(from);
             let inner = dir.inner;
             let buf = &dir.inner_buf;
-            if buf.is_empty() {
+            let Some(&first) = buf.first() else {
                 break;
-            }
+            };
             let framed = match inner {
                 Inner::Credssp => {
-                    if buf[0] == 0x30 {
+                    if first == 0x30 {
                         der_len(buf)
                     } else {
                         // The client moves on to MCS without a final TSRequest only if rdptrace missed it.
@@ -450,11 +477,10 @@ impl Dissector {
                     }
                 }
                 Inner::EarlyAuth => {
-                    if buf[0] == 0x30 {
+                    if first == 0x30 {
                         der_len(buf)
-                    } else if buf[0] == 0x03
-                        && buf.len() >= 4
-                        && usize::from(u16::from_be_bytes([buf[2], buf[3]])) != 4
+                    } else if let [0x03, _, hi, lo, ..] = **buf
+                        && u16::from_be_bytes([hi, lo]) != 4
                     {
                         rdp_frame_len(buf)
                     } else if buf.len() >= 4 {
@@ -464,7 +490,7 @@ impl Dissector {
                     }
                 }
                 Inner::Rdp => {
-                    if buf[0] == 0x30 {
+                    if first == 0x30 {
                         der_len(buf)
                     } else {
                         rdp_frame_len(buf)
@@ -525,6 +551,21 @@ impl Dissector {
                 waiting_for: waiting_for.to_owned(),
             },
         );
+        // The client gives up: what the server sent of a frame (a TPKT trickled a byte at a time) is
+        // recorded, and framing cannot resume after the bytes dropped.
+        let server = self.dir(Side::Server);
+        let pending = !server.outer_buf.is_empty() || !server.inner_buf.is_empty();
+        self.flush_incomplete(at);
+        if pending {
+            let server = self.dir(Side::Server);
+            server.outer = Outer::Opaque;
+            server.inner = Inner::Opaque;
+        }
+    }
+
+    /// The client sent its X.224 Connection Request and the server has not confirmed it yet.
+    fn confirm_due(&self) -> bool {
+        self.trace.current() == PhaseName::X224 && self.state.selected_protocol.is_none()
     }
 
     /// The stream from `by` ended.
@@ -708,7 +749,7 @@ impl Dissector {
     // ---- outer TLS ----------------------------------------------------------------------------------------
 
     fn tls_record(&mut self, from: Side, record: &[u8]) {
-        let content_type = record[0];
+        let content_type = record.first().copied().unwrap_or(0);
         let payload = record.get(5..).unwrap_or(&[]);
         if self.trace.current() < PhaseName::Tls && content_type == tls::HANDSHAKE {
             self.enter(PhaseName::Tls);
@@ -969,15 +1010,18 @@ impl Dissector {
         if from == Side::Server && !send_data {
             self.settle_awaiting();
         }
-        if mcs.len() >= 2 && mcs[0] == 0x7f && mcs[1] == 0x65 {
+        if let [0x7f, 0x65, ..] = mcs {
             self.enter(PhaseName::McsConnect);
             return mcs_connect::connect_initial(self, from, frame_len, mcs, base);
         }
-        if mcs.len() >= 2 && mcs[0] == 0x7f && mcs[1] == 0x66 {
+        if let [0x7f, 0x66, ..] = mcs {
             self.enter(PhaseName::McsConnect);
             return mcs_connect::connect_response(self, from, frame_len, mcs, base);
         }
-        let choice = mcs[0] >> 2;
+        let Some(&first) = mcs.first() else {
+            return;
+        };
+        let choice = first >> 2;
         match choice {
             channel_join::ERECT_DOMAIN_REQUEST
             | channel_join::ATTACH_USER_REQUEST
@@ -1005,9 +1049,9 @@ impl Dissector {
                 match header {
                     Ok((_initiator, channel, len)) => {
                         let base = r.offset();
-                        let data = r.rest();
-                        if data.len() < len {
-                            self.decode_error(
+                        match r.rest().get(..len) {
+                            Some(data) => self.channel_data(from, frame_len, channel, data, base),
+                            None => self.decode_error(
                                 from,
                                 frame_len,
                                 "MCS Send Data",
@@ -1015,9 +1059,7 @@ impl Dissector {
                                     offset: base,
                                     what: "user data shorter than its length",
                                 },
-                            );
-                        } else {
-                            self.channel_data(from, frame_len, channel, &data[..len], base);
+                            ),
                         }
                     }
                     Err(e) => self.decode_error(from, frame_len, "MCS Send Data", e),
@@ -1088,7 +1130,7 @@ enum Framed {
 
 /// Whether `buf` starts a TLS record header (content type 20..=23, major version 3).
 fn looks_like_tls(buf: &[u8]) -> bool {
-    buf.len() >= 3 && (0x14..=0x17).contains(&buf[0]) && buf[1] == 0x03 && buf[2] <= 0x04
+    matches!(buf, [0x14..=0x17, 0x03, 0x00..=0x04, ..])
 }
 
 /// [T.123] TPKT ([2.2.1.1]) or [2.2.9.1.2] fast-path framing.
@@ -1103,10 +1145,10 @@ fn rdp_frame_len(buf: &[u8]) -> Framed {
         return Framed::Need;
     }
     if first == 0x03 {
-        if buf.len() < 4 {
+        let [_, _, hi, lo, ..] = *buf else {
             return Framed::Need;
-        }
-        let len = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+        };
+        let len = usize::from(u16::from_be_bytes([hi, lo]));
         if len < 7 {
             return Framed::Garbage("TPKT length shorter than a TPKT header and an X.224 header");
         }
@@ -1142,16 +1184,11 @@ fn rdp_frame_len(buf: &[u8]) -> Framed {
 
 /// [RFC 8446] 5.1 TLS record framing.
 fn tls_record_len(buf: &[u8]) -> Framed {
-    if buf.len() < 5 {
-        if !buf.is_empty() && !(0x14..=0x18).contains(&buf[0]) {
-            return Framed::Garbage("not a TLS record header");
-        }
-        return Framed::Need;
-    }
-    if !(0x14..=0x18).contains(&buf[0]) || buf[1] != 0x03 {
-        return Framed::Garbage("not a TLS record header");
-    }
-    let len = usize::from(u16::from_be_bytes([buf[3], buf[4]]));
+    let len = match *buf {
+        [0x14..=0x18, 0x03, _, hi, lo, ..] => usize::from(u16::from_be_bytes([hi, lo])),
+        [0x14..=0x18, 0x03, ..] | [0x14..=0x18] | [] => return Framed::Need,
+        _ => return Framed::Garbage("not a TLS record header"),
+    };
     if len > (1 << 14) + 2048 {
         return Framed::Garbage("TLS record longer than the protocol allows");
     }
@@ -1170,7 +1207,7 @@ fn der_len(buf: &[u8]) -> Framed {
     }
     match r.ber_length("length") {
         Ok(len) => {
-            let total = r.offset() + len;
+            let total = r.offset().saturating_add(len);
             if total > MAX_FRAME {
                 Framed::Garbage("a TSRequest longer than rdptrace accepts")
             } else if buf.len() >= total {
@@ -1309,5 +1346,52 @@ mod tests {
         assert_eq!(d.trace().current(), PhaseName::Tls);
         d.on_tcp_data(Side::Client, 8.0, &record(tls::APPLICATION_DATA, &[3; 60]));
         assert_eq!(d.trace().current(), PhaseName::Credssp);
+    }
+
+    #[test]
+    fn a_fast_path_header_where_the_connection_confirm_belongs_is_garbage() {
+        let mut d = Dissector::new(Trace::new("t", crate::trace::Origin::Probe));
+        let mut cr = vec![0x03, 0, 0, 19, 14, 0xe0, 0, 0, 0, 0, 0, 0x01, 0, 0x08, 0];
+        cr.extend_from_slice(&1u32.to_le_bytes());
+        d.on_tcp_data(Side::Client, 1.0, &cr);
+        // "HTTP/1.1 400": 'H' would frame as fast-path of 0x54 bytes and wait for them.
+        d.on_tcp_data(Side::Server, 2.0, b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        let error = d.trace().events().find_map(|(phase, e)| match &e.kind {
+            EventKind::ProtocolError { from, detail, .. } => Some((phase, *from, detail.clone())),
+            _ => None,
+        });
+        assert_eq!(
+            error,
+            Some((
+                PhaseName::X224,
+                Side::Server,
+                "not a TPKT header where the X.224 Connection Confirm belongs".to_owned()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_deadline_records_the_bytes_of_a_frame_that_never_completed() {
+        let mut d = Dissector::new(Trace::new("t", crate::trace::Origin::Probe));
+        let mut cr = vec![0x03, 0, 0, 19, 14, 0xe0, 0, 0, 0, 0, 0, 0x01, 0, 0x08, 0];
+        cr.extend_from_slice(&1u32.to_le_bytes());
+        d.on_tcp_data(Side::Client, 1.0, &cr);
+        d.on_tcp_data(Side::Server, 2.0, &[0x03, 0x00, 0xff]);
+        d.on_timeout(3.0, crate::trace::Deadline::Phase { seconds: 5.0 }, "it");
+        assert!(d.trace().events().any(|(_, e)| matches!(
+            e.kind,
+            EventKind::IncompleteFrame {
+                from: Side::Server,
+                bytes: 3,
+                first_byte: 0x03
+            }
+        )));
+        // Framing does not resume in the middle of the lost frame.
+        d.on_tcp_data(Side::Server, 4.0, &[0xff, 0x02, 0xf0, 0x80]);
+        assert!(
+            !d.trace()
+                .events()
+                .any(|(_, e)| matches!(e.kind, EventKind::ProtocolError { .. }))
+        );
     }
 }

@@ -42,20 +42,20 @@ pub fn suite_name(id: u16) -> String {
 pub(super) fn drain_handshake(d: &mut Dissector, from: Side, decrypted: bool) {
     loop {
         let buf = &d.dir(from).handshake;
-        if buf.len() < 4 {
+        let [_, a, b, c, ..] = **buf else {
+            return;
+        };
+        let len = 4 + ((usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c));
+        if buf.len() < len {
             return;
         }
-        let len = (usize::from(buf[1]) << 16) | (usize::from(buf[2]) << 8) | usize::from(buf[3]);
-        if buf.len() < 4 + len {
-            return;
-        }
-        let msg: Vec<u8> = d.dir(from).handshake.drain(..4 + len).collect();
+        let msg: Vec<u8> = d.dir(from).handshake.drain(..len).collect();
         handshake_message(d, from, &msg, decrypted);
     }
 }
 
 fn handshake_message(d: &mut Dissector, from: Side, msg: &[u8], decrypted: bool) {
-    let msg_type = msg[0];
+    let msg_type = msg.first().copied().unwrap_or(0);
     let parsed = parse_tls_message_handshake(msg).ok().map(|(_, m)| m);
     match parsed {
         Some(TlsMessage::Handshake(TlsMessageHandshake::ClientHello(hello))) => {
@@ -260,13 +260,10 @@ fn tls13_certificates(msg: &[u8]) -> Vec<&[u8]> {
         r.skip(4, "handshake header")?;
         let ctx = usize::from(r.u8("context length")?);
         r.skip(ctx, "context")?;
-        let list = r.bytes(3, "list length")?;
-        let list_len =
-            (usize::from(list[0]) << 16) | (usize::from(list[1]) << 8) | usize::from(list[2]);
+        let list_len = r.u24_be("list length")?;
         let mut list = r.sub(list_len, "certificate list")?;
         while list.remaining() > 0 {
-            let l = list.bytes(3, "certificate length")?;
-            let n = (usize::from(l[0]) << 16) | (usize::from(l[1]) << 8) | usize::from(l[2]);
+            let n = list.u24_be("certificate length")?;
             out.push(list.bytes(n, "certificate")?);
             let ext = usize::from(list.u16_be("extensions length")?);
             list.skip(ext, "extensions")?;

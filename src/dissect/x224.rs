@@ -74,7 +74,7 @@ pub fn decode_request(frame: &[u8]) -> Result<ConnectionRequest, WireError> {
     if rest.starts_with(b"Cookie: ") {
         match rest.windows(2).position(|w| w == b"\r\n") {
             Some(end) => {
-                let line = &rest[8..end];
+                let line = rest.get(8..end).unwrap_or(&[]);
                 if let Some(hash) = line.strip_prefix(b"mstshash=") {
                     out.cookie = Some(ascii(hash));
                 } else {

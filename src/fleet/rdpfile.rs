@@ -28,6 +28,19 @@
 //! RD Gateway ([MS-TSGU]); rdptrace connects to the server directly and says so, since what it sees then
 //! may differ from what mstsc sees through the gateway.
 
+// Bytes from the wire and from files: no panics (see ARCHITECTURE.md, Rules).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::unchecked_time_subtraction
+)]
+
 use super::targets::TargetSpec;
 use crate::probe::Security;
 
@@ -39,8 +52,10 @@ pub fn decode(bytes: &[u8]) -> Result<String, String> {
             return Err("UTF-16 text with an odd number of bytes".to_owned());
         }
         let units = body
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]));
+            .as_chunks::<2>()
+            .0
+            .iter()
+            .map(|c| u16::from_le_bytes(*c));
         char::decode_utf16(units)
             .collect::<Result<String, _>>()
             .map_err(|e| format!("invalid UTF-16: {e}"))
@@ -51,8 +66,9 @@ pub fn decode(bytes: &[u8]) -> Result<String, String> {
     if let Some(body) = bytes.strip_prefix(&[0xef, 0xbb, 0xbf]) {
         return String::from_utf8(body.to_vec()).map_err(|e| format!("invalid UTF-8: {e}"));
     }
-    // INVARIANT: both indexes are below the length checked first.
-    if bytes.len() >= 2 && bytes[1] == 0 && bytes[0] != 0 {
+    if let [first, 0, ..] = bytes
+        && *first != 0
+    {
         return utf16(bytes);
     }
     String::from_utf8(bytes.to_vec()).map_err(|_| "neither UTF-16LE nor UTF-8 text".to_owned())

@@ -32,6 +32,19 @@
 //! ([`Line`]); [`Line::resolve`] reads its variables and gives the [`TargetSpec`]. [`read`] does both,
 //! with the process environment.
 
+// Bytes from the wire and from files: no panics (see ARCHITECTURE.md, Rules).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::unchecked_time_subtraction
+)]
+
 use std::io::BufRead;
 use std::time::Duration;
 
@@ -161,24 +174,23 @@ pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, S
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     // INVARIANT: every pass consumes at least the `$` it found.
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
+    while let Some((before, after)) = rest.split_once('$') {
+        out.push_str(before);
         if let Some(tail) = after.strip_prefix('$') {
             out.push('$');
             rest = tail;
             continue;
         }
         let (name, tail) = if let Some(braced) = after.strip_prefix('{') {
-            let end = braced
-                .find('}')
-                .ok_or_else(|| format!("unclosed ${{ in {s}"))?;
-            (&braced[..end], &braced[end + 1..])
+            braced
+                .split_once('}')
+                .ok_or_else(|| format!("unclosed ${{ in {s}"))?
         } else {
             let end = after
                 .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .unwrap_or(after.len());
-            (&after[..end], &after[end..])
+            // `end` is a char boundary: `find` returns one, and `len` is one.
+            after.split_at_checked(end).unwrap_or((after, ""))
         };
         if name.is_empty() {
             if after.starts_with('{') {
@@ -250,7 +262,11 @@ fn strip_comment(line: &str) -> &str {
     for (i, c) in line.char_indices() {
         match c {
             '"' => quoted = !quoted,
-            '#' if !quoted && prev_blank => return line.get(..i).unwrap_or(line),
+            '#' if !quoted && prev_blank =>
+            // `i` is a char boundary: it comes from `char_indices`.
+            {
+                return line.get(..i).unwrap_or(line);
+            }
             _ => {}
         }
         prev_blank = c.is_whitespace();

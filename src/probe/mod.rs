@@ -952,11 +952,16 @@ impl Run<'_> {
             return self.after_step(written, buf).await;
         };
         let waiting_for = waiting_for(connector.state.name());
+        let kind = if connector.state.name() == "ConnectionInitiationWaitConfirm" {
+            FrameKind::Tpkt
+        } else {
+            FrameKind::Rdp
+        };
         // Frames the connector cannot take here (a Set Error Info, a Disconnect Provider Ultimatum, a frame
         // of the other kind) are recorded by the dissector and not handed to the connector.
         // INVARIANT: bounded by the deadlines inside `recv`.
         loop {
-            let (frame, recent) = self.recv(FrameKind::Rdp, waiting_for).await?;
+            let (frame, recent) = self.recv(kind, waiting_for).await?;
             let matches_hint = matches!(hint.find_size(&frame), Ok(Some((true, _))));
             let interjection = !recent.is_empty()
                 && recent.iter().all(|info| {

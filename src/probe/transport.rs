@@ -1,6 +1,19 @@
 //! The probe's I/O edge: a tap that copies every byte on the socket for the dissector, a connection that
 //! is plain TCP or TLS, and a framer that never drops a frame.
 
+// Bytes from the wire and from files: no panics (see ARCHITECTURE.md, Rules).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::unchecked_time_subtraction
+)]
+
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use std::io;
@@ -21,6 +34,9 @@ pub struct TapLog {
     /// once; a TLS stack that writes a last alert after a failed handshake takes that report, and the
     /// next read only sees the end of the stream.
     reset_on_write: bool,
+    /// The bytes in `chunks`, kept as they are pushed: a peer that trickles one byte at a time must not
+    /// make every push walk the whole log.
+    bytes: usize,
 }
 
 /// The most bytes a tap holds before the probe drains it; a peer that floods is cut off past this.
@@ -28,6 +44,7 @@ pub const TAP_LIMIT: usize = 4 << 20;
 
 impl TapLog {
     pub fn drain(&mut self) -> Vec<(Side, f64, Vec<u8>)> {
+        self.bytes = 0;
         std::mem::take(&mut self.chunks)
     }
 
@@ -37,7 +54,7 @@ impl TapLog {
     }
 
     fn len(&self) -> usize {
-        self.chunks.iter().map(|c| c.2.len()).sum()
+        self.bytes
     }
 }
 
@@ -66,6 +83,7 @@ impl<S> Tap<S> {
         if let Ok(mut log) = self.log.lock()
             && log.len() < TAP_LIMIT
         {
+            log.bytes = log.bytes.saturating_add(bytes.len());
             log.chunks.push((side, at, bytes.to_vec()));
         }
     }
@@ -171,6 +189,8 @@ impl Conn {
 pub enum FrameKind {
     /// TPKT or fast-path.
     Rdp,
+    /// [2.2.1.2] TPKT only: the answer to the X.224 Connection Request.
+    Tpkt,
     /// A DER TSRequest.
     Der,
     /// A fixed number of bytes (the Early User Authorization Result).
@@ -204,6 +224,25 @@ impl Framer {
         self.buf.len()
     }
 
+    /// Bytes read off the connection, to be framed.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next whole frame of `kind` among the bytes pushed so far: `Ok(None)` when more bytes are
+    /// needed, an error when the bytes cannot be framed or the frame would be longer than [`MAX_FRAME`].
+    pub fn next_frame(&mut self, kind: FrameKind) -> Result<Option<Vec<u8>>, &'static str> {
+        match frame_len(&self.buf, kind)? {
+            Some(n) => {
+                // INVARIANT: `frame_len` returns a length only when that many bytes are buffered.
+                let n = n.min(self.buf.len());
+                Ok(Some(self.buf.drain(..n).collect()))
+            }
+            None if self.buf.len() > MAX_FRAME => Err("a frame longer than rdptrace accepts"),
+            None => Ok(None),
+        }
+    }
+
     /// Reads one frame, waiting until `deadline`.
     pub async fn read_frame(
         &mut self,
@@ -212,15 +251,13 @@ impl Framer {
         deadline: tokio::time::Instant,
     ) -> Result<Vec<u8>, ReadError> {
         let mut chunk = vec![0u8; 16 * 1024];
-        // INVARIANT: each pass either returns or reads at least one byte; the deadline bounds it in time.
+        // INVARIANT: each pass either returns or reads at least one byte; the deadline bounds it in time,
+        // `next_frame` bounds the bytes held.
         loop {
-            match frame_len(&self.buf, kind) {
-                Ok(Some(n)) => return Ok(self.buf.drain(..n).collect()),
+            match self.next_frame(kind) {
+                Ok(Some(frame)) => return Ok(frame),
                 Ok(None) => {}
                 Err(what) => return Err(ReadError::Garbage(what)),
-            }
-            if self.buf.len() > MAX_FRAME {
-                return Err(ReadError::Garbage("a frame longer than rdptrace accepts"));
             }
             let n = match tokio::time::timeout_at(deadline, conn.read(&mut chunk)).await {
                 Err(_) => return Err(ReadError::TimedOut),
@@ -228,7 +265,7 @@ impl Framer {
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) => return Err(classify(e)),
             };
-            self.buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
+            self.push(chunk.get(..n).unwrap_or(&[]));
         }
     }
 }
@@ -249,10 +286,10 @@ fn frame_len(buf: &[u8], kind: FrameKind) -> Result<Option<usize>, &'static str>
     match kind {
         FrameKind::Fixed(n) => Ok((buf.len() >= n).then_some(n)),
         FrameKind::Der => {
-            if buf.len() < 2 {
+            let [first, _, ..] = buf else {
                 return Ok(None);
-            }
-            if buf[0] != 0x30 {
+            };
+            if *first != 0x30 {
                 // Not a TSRequest: maybe an RDP frame after all (the server moved on).
                 return frame_len(buf, FrameKind::Rdp);
             }
@@ -260,7 +297,7 @@ fn frame_len(buf: &[u8], kind: FrameKind) -> Result<Option<usize>, &'static str>
             let _ = r.u8("tag");
             match r.ber_length("length") {
                 Ok(len) => {
-                    let total = r.offset() + len;
+                    let total = r.offset().saturating_add(len);
                     if total > MAX_FRAME {
                         Err("a TSRequest longer than rdptrace accepts")
                     } else {
@@ -271,15 +308,20 @@ fn frame_len(buf: &[u8], kind: FrameKind) -> Result<Option<usize>, &'static str>
                 Err(_) => Err("a DER length that does not parse"),
             }
         }
+        FrameKind::Tpkt => match buf.first() {
+            None => Ok(None),
+            Some(0x03) => frame_len(buf, FrameKind::Rdp),
+            Some(_) => Err("not a TPKT header where the X.224 Connection Confirm belongs"),
+        },
         FrameKind::Rdp => {
             let Some(&first) = buf.first() else {
                 return Ok(None);
             };
             if first == 0x03 {
-                if buf.len() < 4 {
+                let [_, _, hi, lo, ..] = *buf else {
                     return Ok(None);
-                }
-                let len = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+                };
+                let len = usize::from(u16::from_be_bytes([hi, lo]));
                 if len < 7 {
                     return Err("TPKT length shorter than a TPKT header and an X.224 header");
                 }
@@ -304,5 +346,32 @@ fn frame_len(buf: &[u8], kind: FrameKind) -> Result<Option<usize>, &'static str>
             }
             Err("not a TPKT or fast-path header")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_come_whole_and_only_of_the_kind_waited_for() {
+        let mut f = Framer::default();
+        f.push(&[0x03, 0x00, 0x00, 0x07, 0x02]);
+        assert_eq!(f.next_frame(FrameKind::Tpkt), Ok(None));
+        f.push(&[0xf0, 0x80, 0x30]);
+        assert_eq!(
+            f.next_frame(FrameKind::Tpkt),
+            Ok(Some(vec![0x03, 0x00, 0x00, 0x07, 0x02, 0xf0, 0x80]))
+        );
+        assert_eq!(f.pending(), 1);
+        // A fast-path header is not an answer to the Connection Request.
+        let mut f = Framer::default();
+        f.push(b"HTTP/1.1 400 Bad Request");
+        assert!(f.next_frame(FrameKind::Tpkt).is_err());
+        assert_eq!(f.next_frame(FrameKind::Rdp), Ok(None));
+        // A TSRequest claiming 2 GiB is refused at once, not waited for.
+        let mut f = Framer::default();
+        f.push(&[0x30, 0x84, 0x7f, 0xff, 0xff, 0xff]);
+        assert!(f.next_frame(FrameKind::Der).is_err());
     }
 }

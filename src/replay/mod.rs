@@ -6,6 +6,19 @@
 //! - [`session`] tells RDP connections from the rest and keeps one [`crate::dissect::Dissector`] per session;
 //! - [`keylog`] and [`tls_decrypt`] open TLS records with the secrets the user gives.
 
+// Bytes from the wire and from files: no panics (see ARCHITECTURE.md, Rules).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::unchecked_time_subtraction
+)]
+
 pub mod capture;
 pub mod cli;
 pub mod keylog;

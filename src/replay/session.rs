@@ -52,6 +52,56 @@ pub struct Finished {
     pub trace: Trace,
 }
 
+/// One end of a connection: `A` sent the first packet seen, `B` the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    A,
+    B,
+}
+
+impl End {
+    const BOTH: [End; 2] = [End::A, End::B];
+
+    fn other(self) -> End {
+        match self {
+            End::A => End::B,
+            End::B => End::A,
+        }
+    }
+}
+
+/// A value for each end of a connection, indexed by [`End`] (so never out of bounds).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct PerEnd<T>([T; 2]);
+
+impl<T> PerEnd<T> {
+    fn iter(&self) -> core::slice::Iter<'_, T> {
+        self.0.iter()
+    }
+}
+
+impl<T> core::ops::Index<End> for PerEnd<T> {
+    type Output = T;
+
+    fn index(&self, end: End) -> &T {
+        let [a, b] = &self.0;
+        match end {
+            End::A => a,
+            End::B => b,
+        }
+    }
+}
+
+impl<T> core::ops::IndexMut<End> for PerEnd<T> {
+    fn index_mut(&mut self, end: End) -> &mut T {
+        let [a, b] = &mut self.0;
+        match end {
+            End::A => a,
+            End::B => b,
+        }
+    }
+}
+
 /// The two ends of a connection, in the order of the first packet seen.
 type FlowKey = (SocketAddr, SocketAddr);
 
@@ -72,7 +122,7 @@ struct Syn {
 enum Content {
     /// Bytes wait in order until they say whether this is RDP.
     Undecided {
-        chunks: Vec<(usize, Millis, Delivery)>,
+        chunks: Vec<(End, Millis, Delivery)>,
         bytes: usize,
     },
     Rdp(Box<RdpSession>),
@@ -83,17 +133,15 @@ struct RdpSession {
     dissector: Dissector,
     decrypt: Option<StatusHandle>,
     /// Bytes still to drop at the start of each end's stream (a SOCKS5 handshake before the RDP bytes).
-    skip: [u64; 2],
+    skip: PerEnd<u64>,
 }
 
 struct Conn {
     order: u64,
     /// `ends[0]` sent the first packet seen.
-    ends: [SocketAddr; 2],
+    ends: PerEnd<SocketAddr>,
     /// Which end is the client, once known.
-    ///
-    /// INVARIANT: 0 or 1 (as are the `end` indexes of the per-end arrays), so `1 - c` is the other end.
-    client: Option<usize>,
+    client: Option<End>,
     first_ts: Duration,
     last_ts: Duration,
     /// The last packet carrying data (or a FIN), for the idle time before a close.
@@ -104,19 +152,23 @@ struct Conn {
     refused: Option<Duration>,
     unreachable: Option<(Duration, String)>,
     /// Per end: the stream it sends.
-    streams: [Stream; 2],
+    streams: PerEnd<Stream>,
     /// Per end: how it closed.
-    closed: [Option<CloseKind>; 2],
+    closed: PerEnd<Option<CloseKind>>,
     payload_seen: bool,
     content: Content,
 }
 
 impl Conn {
-    fn end_of(&self, addr: SocketAddr) -> usize {
-        usize::from(self.ends[0] != addr)
+    fn end_of(&self, addr: SocketAddr) -> End {
+        if self.ends[End::A] == addr {
+            End::A
+        } else {
+            End::B
+        }
     }
 
-    fn side_of(&self, end: usize) -> Side {
+    fn side_of(&self, end: End) -> Side {
         if Some(end) == self.client {
             Side::Client
         } else {
@@ -254,14 +306,14 @@ impl Tracker {
                 return;
             }
             self.make_room();
-            let mut ends = [seg.src, seg.dst];
+            let mut ends = PerEnd([seg.src, seg.dst]);
             let mut client = None;
             if seg.syn && !seg.ack_flag {
-                client = Some(0);
+                client = Some(End::A);
             } else if seg.syn {
                 // A SYN-ACK first: the capture missed the SYN.
-                ends = [seg.dst, seg.src];
-                client = Some(0);
+                ends = PerEnd([seg.dst, seg.src]);
+                client = Some(End::A);
             }
             let order = self.next_order;
             self.next_order += 1;
@@ -277,11 +329,11 @@ impl Tracker {
                 handshake_ack: None,
                 refused: None,
                 unreachable: None,
-                streams: [
+                streams: PerEnd([
                     Stream::new(self.limits.max_pending),
                     Stream::new(self.limits.max_pending),
-                ],
-                closed: [None, None],
+                ]),
+                closed: PerEnd([None, None]),
                 payload_seen: false,
                 content: Content::Undecided {
                     chunks: Vec::new(),
@@ -338,16 +390,16 @@ impl Tracker {
                 }
             } else if conn.closed[end] != Some(CloseKind::Rst) {
                 // Whatever is still held will not come in order any more.
-                let mut out = [Vec::new(), Vec::new()];
-                for (i, o) in out.iter_mut().enumerate() {
-                    conn.streams[i].flush(o);
+                let mut out = PerEnd([Vec::new(), Vec::new()]);
+                for e in End::BOTH {
+                    conn.streams[e].flush(&mut out[e]);
                 }
-                for (i, o) in out.into_iter().enumerate() {
+                for e in End::BOTH {
                     deliver(
                         conn,
-                        i,
+                        e,
                         ts,
-                        o,
+                        std::mem::take(&mut out[e]),
                         &mut self.rdp_servers,
                         &self.secrets,
                         &self.file,
@@ -374,7 +426,7 @@ impl Tracker {
             );
             if conn.streams[end].fin_reached() && conn.closed[end].is_none() {
                 close(conn, end, CloseKind::Fin, ts);
-                if conn.closed[1 - end].is_some() {
+                if conn.closed[end.other()].is_some() {
                     ended = true;
                 }
             }
@@ -448,7 +500,7 @@ impl Tracker {
         );
         let ts = conn.last_ts;
         if conn.refused.is_none() && conn.unreachable.is_none() {
-            for end in 0..2 {
+            for end in End::BOTH {
                 let mut out = Vec::new();
                 conn.streams[end].flush(&mut out);
                 deliver(
@@ -467,12 +519,12 @@ impl Tracker {
         }
         // A connection that never carried data is RDP only by its port.
         if matches!(conn.content, Content::Undecided { .. }) {
-            let server_port = conn.client.map(|c| conn.ends[1 - c].port());
+            let server_port = conn.client.map(|c| conn.ends[c.other()].port());
             if server_port == Some(RDP_PORT) {
                 decide(
                     &mut conn,
                     Decision::Rdp {
-                        skip: [0, 0],
+                        skip: PerEnd::default(),
                         via: None,
                     },
                     &self.secrets,
@@ -497,7 +549,7 @@ impl Tracker {
 enum Decision {
     /// RDP, after `skip[end]` bytes of a tunnel handshake in each end's stream, to `via` through it.
     Rdp {
-        skip: [u64; 2],
+        skip: PerEnd<u64>,
         via: Option<String>,
     },
     NotRdp,
@@ -573,24 +625,29 @@ fn socks5(client: &[u8], server: &[u8]) -> Option<(usize, usize, String)> {
 
 fn classify(
     conn: &Conn,
-    data: [&[u8]; 2],
+    data: PerEnd<&[u8]>,
     rdp_servers: &HashSet<SocketAddr>,
-) -> (Decision, Option<usize>) {
+) -> (Decision, Option<End>) {
     // Which end is the client: the SYN's sender, else whoever sends an X.224 CR, else the end that did
     // not send an X.224 CC, else the end not on port 3389.
     let mut client = conn
         .client
-        .or_else(|| data.iter().position(|d| tpkt_tpdu(d, 0xe0) == Some(true)))
         .or_else(|| {
-            data.iter()
-                .position(|d| tpkt_tpdu(d, 0xd0) == Some(true))
-                .map(|server| 1 - server)
+            End::BOTH
+                .into_iter()
+                .find(|e| tpkt_tpdu(data[*e], 0xe0) == Some(true))
+        })
+        .or_else(|| {
+            End::BOTH
+                .into_iter()
+                .find(|e| tpkt_tpdu(data[*e], 0xd0) == Some(true))
+                .map(End::other)
         });
     if client.is_none() {
-        if conn.ends[1].port() == RDP_PORT {
-            client = Some(0);
-        } else if conn.ends[0].port() == RDP_PORT {
-            client = Some(1);
+        if conn.ends[End::B].port() == RDP_PORT {
+            client = Some(End::A);
+        } else if conn.ends[End::A].port() == RDP_PORT {
+            client = Some(End::B);
         }
     }
     let Some(c) = client else {
@@ -604,13 +661,13 @@ fn classify(
             None,
         );
     };
-    let s = 1 - c;
+    let s = c.other();
     let (cd, sd) = (data[c], data[s]);
     let server = conn.ends[s];
     if tpkt_tpdu(cd, 0xe0) == Some(true) || tpkt_tpdu(sd, 0xd0) == Some(true) {
         return (
             Decision::Rdp {
-                skip: [0, 0],
+                skip: PerEnd::default(),
                 via: None,
             },
             Some(c),
@@ -619,7 +676,7 @@ fn classify(
     if server.port() == RDP_PORT {
         return (
             Decision::Rdp {
-                skip: [0, 0],
+                skip: PerEnd::default(),
                 via: None,
             },
             Some(c),
@@ -628,7 +685,7 @@ fn classify(
     if rdp_servers.contains(&server) && client_hello(cd) == Some(true) {
         return (
             Decision::Rdp {
-                skip: [0, 0],
+                skip: PerEnd::default(),
                 via: None,
             },
             Some(c),
@@ -637,7 +694,7 @@ fn classify(
     if let Some((cl, sl, target)) = socks5(cd, sd) {
         match tpkt_tpdu(cd.get(cl..).unwrap_or_default(), 0xe0) {
             Some(true) => {
-                let mut skip = [0, 0];
+                let mut skip = PerEnd::default();
                 skip[c] = cl as u64;
                 skip[s] = sl as u64;
                 let via = Some(format!("SOCKS5 CONNECT to {target}"));
@@ -661,7 +718,7 @@ fn classify(
 /// Feeds what one end's stream delivered.
 fn deliver(
     conn: &mut Conn,
-    end: usize,
+    end: End,
     ts: Duration,
     out: Vec<Delivery>,
     rdp_servers: &mut HashSet<SocketAddr>,
@@ -691,8 +748,8 @@ fn deliver(
                 chunks.push((end, at, d));
             }
             // The bytes before the first gap of each end decide.
-            let mut data: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-            let mut stopped = [false, false];
+            let mut data: PerEnd<Vec<u8>> = PerEnd::default();
+            let mut stopped: PerEnd<bool> = PerEnd::default();
             for (e, _, d) in chunks.iter() {
                 let e = *e;
                 match d {
@@ -703,7 +760,11 @@ fn deliver(
             (data, gap, *bytes > MAX_UNDECIDED)
         }
     };
-    let (mut decision, client) = classify(conn, [&data[0], &data[1]], rdp_servers);
+    let (mut decision, client) = classify(
+        conn,
+        PerEnd([data[End::A].as_slice(), data[End::B].as_slice()]),
+        rdp_servers,
+    );
     if decision == Decision::Wait && (over || gap) {
         decision = Decision::NotRdp;
     }
@@ -715,9 +776,9 @@ fn deliver(
             if let Some(c) = client {
                 // Learned from the bytes, not the port: remember the server.
                 if tpkt_tpdu(&data[c], 0xe0) == Some(true)
-                    || tpkt_tpdu(&data[1 - c], 0xd0) == Some(true)
+                    || tpkt_tpdu(&data[c.other()], 0xd0) == Some(true)
                 {
-                    rdp_servers.insert(conn.ends[1 - c]);
+                    rdp_servers.insert(conn.ends[c.other()]);
                 }
             }
             decide(conn, decision, secrets, file);
@@ -726,7 +787,7 @@ fn deliver(
 }
 
 /// Feeds one delivery to the dissector, dropping tunnel bytes first.
-fn feed(s: &mut RdpSession, end: usize, side: Side, at: Millis, d: Delivery) {
+fn feed(s: &mut RdpSession, end: End, side: Side, at: Millis, d: Delivery) {
     match d {
         Delivery::Data(mut v) => {
             let skip = &mut s.skip[end];
@@ -760,10 +821,10 @@ fn decide(conn: &mut Conn, decision: Decision, secrets: &Option<Arc<Secrets>>, f
     let Decision::Rdp { skip, via } = decision else {
         return;
     };
-    let client_end = conn.client.unwrap_or(0);
+    let client_end = conn.client.unwrap_or(End::A);
     conn.client = Some(client_end);
     let client = conn.ends[client_end];
-    let server = conn.ends[1 - client_end];
+    let server = conn.ends[client_end.other()];
     let mut trace = Trace::new(
         server.to_string(),
         Origin::Replay {
@@ -782,7 +843,7 @@ fn decide(conn: &mut Conn, decision: Decision, secrets: &Option<Arc<Secrets>>, f
             format!(
                 "{} from the client and {} from the proxy before the RDP bytes",
                 skip[client_end],
-                skip[1 - client_end]
+                skip[client_end.other()]
             ),
         );
     }
@@ -860,7 +921,7 @@ fn tcp_phase(conn: &Conn, trace: &mut Trace, client: SocketAddr, server: SocketA
 }
 
 /// Records a close by `end` with the facts around it.
-fn close(conn: &mut Conn, end: usize, how: CloseKind, ts: Duration) {
+fn close(conn: &mut Conn, end: End, how: CloseKind, ts: Duration) {
     let first = conn.closed.iter().all(Option::is_none);
     conn.closed[end] = Some(how);
     let side = conn.side_of(end);
@@ -907,7 +968,7 @@ fn settle(conn: Conn) -> Option<Trace> {
     }
     let mut trace = dissector.into_trace();
     let client = client_end.map(|c| conn.ends[c]);
-    let server = client_end.map(|c| conn.ends[1 - c]);
+    let server = client_end.map(|c| conn.ends[c.other()]);
     let addr = server.map(|s| s.to_string()).unwrap_or_default();
 
     if let Some(at) = conn.refused {

@@ -154,10 +154,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
     /// [T.123] 8 One TPKT, header included.
     pub async fn read_tpkt(&mut self) -> Result<Vec<u8>, LinkError> {
         self.fill(4).await?;
-        // INVARIANT: `get(..4)` yields exactly four bytes, so the indexes below are in range.
-        let (version, hi, lo) = match self.buf.get(..4) {
-            Some(h) => (h[0], h[2], h[3]),
-            None => return Err(LinkError::Garbage("short TPKT header".to_owned())),
+        let [version, _, hi, lo, ..] = *self.buf else {
+            return Err(LinkError::Garbage("short TPKT header".to_owned()));
         };
         if version != 0x03 {
             return Err(LinkError::Garbage(format!(
@@ -175,15 +173,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
     /// [RFC 8446] 5.1 One TLS record: content type, legacy version, fragment.
     pub async fn read_tls_record(&mut self) -> Result<(u8, u16, Vec<u8>), LinkError> {
         self.fill(5).await?;
-        // INVARIANT: `get(..5)` yields exactly five bytes, so the indexes below are in range.
-        let (kind, version, len) = match self.buf.get(..5) {
-            Some(h) => (
-                h[0],
-                u16::from_be_bytes([h[1], h[2]]),
-                usize::from(u16::from_be_bytes([h[3], h[4]])),
-            ),
-            None => return Err(LinkError::Garbage("short TLS record header".to_owned())),
+        let [kind, major, minor, hi, lo, ..] = *self.buf else {
+            return Err(LinkError::Garbage("short TLS record header".to_owned()));
         };
+        let version = u16::from_be_bytes([major, minor]);
+        let len = usize::from(u16::from_be_bytes([hi, lo]));
         if !(20..=24).contains(&kind) {
             return Err(LinkError::Garbage(format!(
                 "0x{kind:02x} where a TLS record was expected"
@@ -194,8 +188,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
             return Err(LinkError::Garbage(format!("a TLS record of {len} bytes")));
         }
         self.fill(5 + len).await?;
-        let mut record = self.take(5 + len);
-        let fragment = record.split_off(5);
+        let record = self.take(5 + len);
+        let fragment = record.get(5..).unwrap_or_default().to_vec();
         Ok((kind, version, fragment))
     }
 
@@ -214,7 +208,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
             let _ = r.u8("tag");
             match r.ber_length("length") {
                 Ok(len) => {
-                    let total = r.offset() + len;
+                    let total = r.offset().saturating_add(len);
                     self.fill(total).await?;
                     return Ok(self.take(total));
                 }

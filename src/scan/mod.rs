@@ -12,6 +12,19 @@
 //! Each connection has its own deadline (`--timeout`) and at most `--concurrency` run at once; the number
 //! of connections is bounded by the lists above (6 + 4 + 4 × the suite lists + 2).
 
+// Bytes from the wire and from files: no panics (see ARCHITECTURE.md, Rules).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::unchecked_time_subtraction
+)]
+
 pub mod cli;
 pub mod link;
 pub mod negotiate;

@@ -232,11 +232,8 @@ pub async fn read_hello(link: &mut Link<TcpStream>) -> Hello {
                     break;
                 }
                 // INVARIANT: each pass removes one whole handshake message or stops.
-                // INVARIANT: `header` is exactly four bytes long.
-                while let Some(header) = hs.get(..4) {
-                    let len = (usize::from(header[1]) << 16)
-                        | (usize::from(header[2]) << 8)
-                        | usize::from(header[3]);
+                while let [_, a, b, c, ..] = *hs {
+                    let len = (usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c);
                     if hs.len() < 4 + len {
                         break;
                     }

@@ -197,13 +197,40 @@ pub fn facts(status: &StatusHandle) -> Vec<(&'static str, FactValue)> {
     out
 }
 
-/// The index of a side in the per-side arrays (`[client, server]`).
-///
-/// INVARIANT: 0 or 1, so indexing the two-element arrays with it never fails.
-fn idx(side: Side) -> usize {
-    match side {
-        Side::Client => 0,
-        Side::Server => 1,
+/// A value for each side of the connection, indexed by [`Side`] (so never out of bounds).
+#[derive(Debug, Clone, Default)]
+struct PerSide<T> {
+    client: T,
+    server: T,
+}
+
+impl<T> PerSide<T> {
+    fn new(client: T, server: T) -> Self {
+        PerSide { client, server }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        [&self.client, &self.server].into_iter()
+    }
+}
+
+impl<T> core::ops::Index<Side> for PerSide<T> {
+    type Output = T;
+
+    fn index(&self, side: Side) -> &T {
+        match side {
+            Side::Client => &self.client,
+            Side::Server => &self.server,
+        }
+    }
+}
+
+impl<T> core::ops::IndexMut<Side> for PerSide<T> {
+    fn index_mut(&mut self, side: Side) -> &mut T {
+        match side {
+            Side::Client => &mut self.client,
+            Side::Server => &mut self.server,
+        }
     }
 }
 
@@ -212,17 +239,17 @@ pub struct Decryptor {
     secrets: Arc<Secrets>,
     status: StatusHandle,
     /// Handshake bytes in clear, per side (client, server), not yet parsed into messages.
-    clear: [Vec<u8>; 2],
+    clear: PerSide<Vec<u8>>,
     /// Decrypted handshake bytes per side (TLS 1.3), for Finished and KeyUpdate.
-    inner: [Vec<u8>; 2],
+    inner: PerSide<Vec<u8>>,
     transcript: Vec<u8>,
     transcript_complete: bool,
     client_random: Option<[u8; 32]>,
     server_random: Option<[u8; 32]>,
     client_session_id: Vec<u8>,
     server_session_id: Vec<u8>,
-    extended_master_secret: [bool; 2],
-    encrypt_then_mac: [bool; 2],
+    extended_master_secret: PerSide<bool>,
+    encrypt_then_mac: PerSide<bool>,
     /// The negotiated version (0x0304 for TLS 1.3).
     version: Option<u16>,
     suite_id: Option<u16>,
@@ -231,12 +258,12 @@ pub struct Decryptor {
     rsa_failed: bool,
     key_exchange_seen: bool,
     /// Per side: ChangeCipherSpec seen (TLS 1.2 and older).
-    ccs: [bool; 2],
-    ciphers: [Option<RecordCipher>; 2],
+    ccs: PerSide<bool>,
+    ciphers: PerSide<Option<RecordCipher>>,
     /// TLS 1.3: the current traffic secret of each side, and the application secret that follows its
     /// Finished.
-    secret13: [Option<Vec<u8>>; 2],
-    app13: [Option<Vec<u8>>; 2],
+    secret13: PerSide<Option<Vec<u8>>>,
+    app13: PerSide<Option<Vec<u8>>>,
     keys13_looked_up: bool,
 }
 
@@ -245,26 +272,26 @@ impl Decryptor {
         Decryptor {
             secrets,
             status: StatusHandle::default(),
-            clear: [Vec::new(), Vec::new()],
-            inner: [Vec::new(), Vec::new()],
+            clear: PerSide::default(),
+            inner: PerSide::default(),
             transcript: Vec::new(),
             transcript_complete: true,
             client_random: None,
             server_random: None,
             client_session_id: Vec::new(),
             server_session_id: Vec::new(),
-            extended_master_secret: [false; 2],
-            encrypt_then_mac: [false; 2],
+            extended_master_secret: PerSide::default(),
+            encrypt_then_mac: PerSide::default(),
             version: None,
             suite_id: None,
             suite: None,
             master: None,
             rsa_failed: false,
             key_exchange_seen: false,
-            ccs: [false; 2],
-            ciphers: [None, None],
-            secret13: [None, None],
-            app13: [None, None],
+            ccs: PerSide::default(),
+            ciphers: PerSide::default(),
+            secret13: PerSide::default(),
+            app13: PerSide::default(),
             keys13_looked_up: false,
         }
     }
@@ -347,7 +374,7 @@ impl Decryptor {
 
     // ---- the handshake in clear ---------------------------------------------------------------------
 
-    fn clear_handshake(&mut self, i: usize, payload: &[u8]) {
+    fn clear_handshake(&mut self, i: Side, payload: &[u8]) {
         if self.clear[i].len() + payload.len() > MAX_HANDSHAKE {
             self.clear[i].clear();
             return;
@@ -355,24 +382,16 @@ impl Decryptor {
         self.clear[i].extend_from_slice(payload);
         // INVARIANT: each pass drains one whole message or stops.
         loop {
-            let buf = &self.clear[i];
-            // INVARIANT: the header indexes below are within the four bytes checked here.
-            if buf.len() < 4 {
+            let Some(len) = handshake_len(&self.clear[i]) else {
                 return;
-            }
-            let len =
-                (usize::from(buf[1]) << 16) | (usize::from(buf[2]) << 8) | usize::from(buf[3]);
-            if buf.len() < 4 + len {
-                return;
-            }
-            let msg: Vec<u8> = self.clear[i].drain(..4 + len).collect();
+            };
+            let msg: Vec<u8> = self.clear[i].drain(..len).collect();
             self.handshake_message(i, &msg);
         }
     }
 
-    fn handshake_message(&mut self, i: usize, msg: &[u8]) {
-        // INVARIANT: messages come from clear_handshake, at least their 4-byte header long.
-        let kind = msg[0];
+    fn handshake_message(&mut self, i: Side, msg: &[u8]) {
+        let kind = msg.first().copied().unwrap_or(0);
         if kind != 0 && !self.key_exchange_seen {
             if self.transcript.len() + msg.len() <= MAX_TRANSCRIPT {
                 self.transcript.extend_from_slice(msg);
@@ -381,9 +400,9 @@ impl Decryptor {
             }
         }
         match (kind, i) {
-            (CLIENT_HELLO, 0) => self.client_hello(msg),
-            (SERVER_HELLO, 1) => self.server_hello(msg),
-            (CLIENT_KEY_EXCHANGE, 0) => {
+            (CLIENT_HELLO, Side::Client) => self.client_hello(msg),
+            (SERVER_HELLO, Side::Server) => self.server_hello(msg),
+            (CLIENT_KEY_EXCHANGE, Side::Client) => {
                 self.key_exchange_seen = true;
                 self.client_key_exchange(msg);
             }
@@ -400,8 +419,8 @@ impl Decryptor {
         self.client_random = hello.random.try_into().ok();
         self.client_session_id = hello.session_id.map(<[u8]>::to_vec).unwrap_or_default();
         let (ems, etm, _) = extensions(hello.ext);
-        self.extended_master_secret[0] = ems;
-        self.encrypt_then_mac[0] = etm;
+        self.extended_master_secret[Side::Client] = ems;
+        self.encrypt_then_mac[Side::Client] = etm;
     }
 
     fn server_hello(&mut self, msg: &[u8]) {
@@ -418,8 +437,8 @@ impl Decryptor {
         }
         self.server_random = random;
         self.server_session_id = hello.session_id.map(<[u8]>::to_vec).unwrap_or_default();
-        self.extended_master_secret[1] = ems;
-        self.encrypt_then_mac[1] = etm;
+        self.extended_master_secret[Side::Server] = ems;
+        self.encrypt_then_mac[Side::Server] = etm;
         self.version = Some(version.unwrap_or(hello.version.0));
         self.suite_id = Some(hello.cipher.0);
         self.suite = suites::lookup(hello.cipher.0).filter(|s| {
@@ -484,7 +503,7 @@ impl Decryptor {
         ) else {
             return Vec::new();
         };
-        if self.extended_master_secret[0] && self.extended_master_secret[1] {
+        if self.extended_master_secret[Side::Client] && self.extended_master_secret[Side::Server] {
             if !self.transcript_complete {
                 return Vec::new();
             }
@@ -573,8 +592,10 @@ impl Decryptor {
         let server_key = take(key_len);
         let client_iv = take(iv_len);
         let server_iv = take(iv_len);
-        let etm = suite.bulk.is_cbc() && self.encrypt_then_mac[0] && self.encrypt_then_mac[1];
-        self.ciphers[0] = RecordCipher::tls12(
+        let etm = suite.bulk.is_cbc()
+            && self.encrypt_then_mac[Side::Client]
+            && self.encrypt_then_mac[Side::Server];
+        self.ciphers[Side::Client] = RecordCipher::tls12(
             version,
             suite.bulk,
             suite.mac,
@@ -583,7 +604,7 @@ impl Decryptor {
             &client_iv,
             etm,
         );
-        self.ciphers[1] = RecordCipher::tls12(
+        self.ciphers[Side::Server] = RecordCipher::tls12(
             version,
             suite.bulk,
             suite.mac,
@@ -609,16 +630,16 @@ impl Decryptor {
         };
         self.keys13_looked_up = true;
         let source = entry.source.unwrap_or(Source::File);
-        for (i, secret) in [entry.client_handshake, entry.server_handshake]
-            .into_iter()
-            .enumerate()
-        {
+        for (i, secret) in [
+            (Side::Client, entry.client_handshake),
+            (Side::Server, entry.server_handshake),
+        ] {
             if let Some(s) = secret {
                 self.ciphers[i] = RecordCipher::tls13(suite.bulk, suite.prf, &s);
                 self.secret13[i] = Some(s);
             }
         }
-        self.app13 = [entry.client_traffic, entry.server_traffic];
+        self.app13 = PerSide::new(entry.client_traffic, entry.server_traffic);
         if self.ciphers.iter().any(Option::is_some) {
             self.set_source(source.as_str());
         }
@@ -626,7 +647,7 @@ impl Decryptor {
 
     /// Decrypted handshake messages of TLS 1.3: after a side's Finished its application traffic secret
     /// takes over; a KeyUpdate moves it to the next one ([RFC 8446] 7.2).
-    fn inner_handshake(&mut self, i: usize, data: &[u8]) {
+    fn inner_handshake(&mut self, i: Side, data: &[u8]) {
         let Some(suite) = self.suite else {
             return;
         };
@@ -637,18 +658,11 @@ impl Decryptor {
         self.inner[i].extend_from_slice(data);
         // INVARIANT: each pass drains one whole message or stops.
         loop {
-            let buf = &self.inner[i];
-            // INVARIANT: the header indexes below are within the four bytes checked here.
-            if buf.len() < 4 {
+            let Some(len) = handshake_len(&self.inner[i]) else {
                 return;
-            }
-            let len =
-                (usize::from(buf[1]) << 16) | (usize::from(buf[2]) << 8) | usize::from(buf[3]);
-            if buf.len() < 4 + len {
-                return;
-            }
-            let kind = buf[0];
-            self.inner[i].drain(..4 + len);
+            };
+            let kind = self.inner[i].first().copied().unwrap_or(0);
+            self.inner[i].drain(..len);
             match kind {
                 FINISHED => {
                     let next = self.app13[i].take();
@@ -671,7 +685,7 @@ impl Decryptor {
         }
     }
 
-    fn open(&mut self, i: usize, header: [u8; 5], fragment: &[u8]) -> Option<Decrypted> {
+    fn open(&mut self, i: Side, header: [u8; 5], fragment: &[u8]) -> Option<Decrypted> {
         let Some(cipher) = self.ciphers[i].as_mut() else {
             self.set_reason();
             return None;
@@ -713,12 +727,22 @@ fn extensions(ext: Option<&[u8]>) -> (bool, bool, Option<u16>) {
     out
 }
 
+/// [RFC 8446] 4 the length of the whole handshake message (header included) at the start of `buf`, once
+/// all of it is there.
+fn handshake_len(buf: &[u8]) -> Option<usize> {
+    let [_, a, b, c, ..] = *buf else {
+        return None;
+    };
+    let len = 4 + ((usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c));
+    (buf.len() >= len).then_some(len)
+}
+
 impl TlsRecordSink for Decryptor {
     fn record(&mut self, from: Side, record: &[u8]) -> Option<Decrypted> {
         let header: [u8; 5] = record.get(..5)?.try_into().ok()?;
         let fragment = record.get(5..)?;
-        let content_type = header[0];
-        let i = idx(from);
+        let [content_type, ..] = header;
+        let i = from;
         if self.tls13() {
             if content_type != APPLICATION_DATA {
                 // [RFC 8446] 5: ChangeCipherSpec and alerts before the keys are in clear.

@@ -223,8 +223,7 @@ impl RecordCipher {
                     .iter()
                     .rposition(|b| *b != 0)
                     .ok_or(OpenError::Authentication)?;
-                // INVARIANT: `end` is a position rposition found in `plain`.
-                let content_type = plain[end];
+                let content_type = plain.get(end).copied().ok_or(OpenError::Authentication)?;
                 plain.truncate(end);
                 Opened {
                     content_type,
@@ -261,13 +260,16 @@ fn open_cbc(
     encrypt_then_mac: bool,
 ) -> Result<Opened, OpenError> {
     let mac_len = mac.output_len();
+    // [RFC 5246] 6.2.3.1 the MAC covers the record's type and version.
+    let [content_type, major, minor, _, _] = header;
+    let type_and_version = [content_type, major, minor];
     let (body, etm_tag) = if encrypt_then_mac {
         let split = fragment
             .len()
             .checked_sub(mac_len)
             .ok_or(OpenError::Short)?;
-        // INVARIANT: split <= fragment.len() by the checked subtraction.
-        (&fragment[..split], Some(&fragment[split..]))
+        let (body, tag) = fragment.split_at_checked(split).ok_or(OpenError::Short)?;
+        (body, Some(tag))
     } else {
         (fragment, None)
     };
@@ -278,7 +280,7 @@ fn open_cbc(
             mac_key,
             &[
                 &seq.to_be_bytes(),
-                &header[..3],
+                &type_and_version,
                 &(body.len() as u16).to_be_bytes(),
                 body,
             ],
@@ -312,32 +314,36 @@ fn open_cbc(
         _ => return Err(OpenError::Short),
     };
     if let Some(next) = chained_iv.as_mut() {
-        // INVARIANT: the ciphertext is a nonzero multiple of 16 bytes, checked above.
-        *next = ciphertext[ciphertext.len() - 16..].to_vec();
+        let last = ciphertext.len().saturating_sub(16);
+        *next = ciphertext.get(last..).unwrap_or_default().to_vec();
     }
     // [RFC 5246] 6.2.3.2 padding: padding_length + 1 bytes, each equal to padding_length.
     let pad = usize::from(*plain.last().ok_or(OpenError::Short)?);
-    // INVARIANT: unpadded <= plain.len() by the checked subtraction; the slices below rely on it.
     let unpadded = plain
         .len()
         .checked_sub(pad + 1)
         .ok_or(OpenError::Authentication)?;
-    if plain[unpadded..].iter().any(|b| usize::from(*b) != pad) {
+    let (content, padding) = plain
+        .split_at_checked(unpadded)
+        .ok_or(OpenError::Authentication)?;
+    if padding.iter().any(|b| usize::from(*b) != pad) {
         return Err(OpenError::Authentication);
     }
     let data = if encrypt_then_mac {
-        plain[..unpadded].to_vec()
+        content.to_vec()
     } else {
         let len = unpadded
             .checked_sub(mac_len)
             .ok_or(OpenError::Authentication)?;
-        let (data, tag) = plain[..unpadded].split_at(len);
+        let (data, tag) = content
+            .split_at_checked(len)
+            .ok_or(OpenError::Authentication)?;
         let want = hmac_with(
             mac,
             mac_key,
             &[
                 &seq.to_be_bytes(),
-                &header[..3],
+                &type_and_version,
                 &(len as u16).to_be_bytes(),
                 data,
             ],

@@ -1,0 +1,9 @@
+//! `cargo fuzz run keylog`: see `rdptrace::fuzzing::keylog` for what the input stands for.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = rdptrace::fuzzing::keylog(data);
+});
