@@ -85,8 +85,9 @@ pub enum ReplayError {
     Secrets { file: String, detail: String },
 }
 
-/// Loads the secrets the user gave.
-pub fn load_secrets(opts: &Options) -> Result<Secrets, ReplayError> {
+/// Loads the secrets the user gave; what is worth telling about them (lines of the key log that are not
+/// key log lines) goes to `notes`.
+pub fn load_secrets(opts: &Options, notes: &mut Vec<String>) -> Result<Secrets, ReplayError> {
     let mut log = KeyLog::new();
     if let Some(path) = &opts.keylog {
         let text = std::fs::read(path).map_err(|e| ReplayError::Secrets {
@@ -95,6 +96,13 @@ pub fn load_secrets(opts: &Options) -> Result<Secrets, ReplayError> {
         })?;
         let added = log.add_text(&String::from_utf8_lossy(&text), Source::File);
         info!(file = %path.display(), secrets = added.secrets, bad_lines = added.bad_lines, "key log loaded");
+        if added.bad_lines > 0 {
+            notes.push(format!(
+                "{}: {} line(s) that are not NSS key log lines were skipped",
+                path.display(),
+                added.bad_lines
+            ));
+        }
         if added.secrets == 0 {
             return Err(ReplayError::Secrets {
                 file: path.display().to_string(),
@@ -155,7 +163,8 @@ pub fn replay_each(
     opts: &Options,
     each: &mut dyn FnMut(Session),
 ) -> Result<End, ReplayError> {
-    let secrets = Arc::new(load_secrets(opts)?);
+    let mut secrets_notes = Vec::new();
+    let secrets = Arc::new(load_secrets(opts, &mut secrets_notes)?);
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let bar = (opts.progress && size > PROGRESS_THRESHOLD && std::io::stderr().is_terminal()).then(
         || {
@@ -174,13 +183,15 @@ pub fn replay_each(
         None => Box::new(file),
     })
     .map_err(ReplayError::Capture)?;
-    let end = run(
+    let mut end = run(
         capture,
         path.display().to_string(),
         secrets,
         opts.limits,
         each,
     );
+    secrets_notes.append(&mut end.notes);
+    end.notes = secrets_notes;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -223,6 +234,9 @@ pub fn run(
     let mut notes = Vec::new();
     let mut secrets_blocks = 0usize;
     let mut count = 0usize;
+    // Packets of link types rdptrace cannot decode: (link type, packets, the first one's number).
+    let mut unsupported: Vec<(u32, u64, u64)> = Vec::new();
+    let mut supported_packets = 0u64;
     while let Some(item) = capture.next_item() {
         match item {
             Err(e) => {
@@ -243,17 +257,14 @@ pub fn run(
             }
             Ok(Item::Packet(p)) => {
                 if !link::supported(p.link) {
-                    error = Some(CaptureError {
-                        file: file.clone(),
-                        packet: Some(p.number),
-                        detail: format!(
-                            "link type {} ({}) is not supported",
-                            p.link,
-                            capture::link_name(p.link)
-                        ),
-                    });
-                    break;
+                    // Skipped, not fatal: a pcapng may hold other interfaces rdptrace can read.
+                    match unsupported.iter_mut().find(|(link, _, _)| *link == p.link) {
+                        Some((_, n, _)) => *n += 1,
+                        None => unsupported.push((p.link, 1, p.number)),
+                    }
+                    continue;
                 }
+                supported_packets += 1;
                 let frame = link::decode(p.link, &p.data, p.orig_len);
                 tracker.frame(p.ts, &frame);
                 hand_on(&mut tracker, &file, &mut count, each);
@@ -262,6 +273,24 @@ pub fn run(
     }
     tracker.finish();
     hand_on(&mut tracker, &file, &mut count, each);
+    for &(link, packets, first) in &unsupported {
+        let detail = format!(
+            "link type {link} ({}) is not supported",
+            capture::link_name(link)
+        );
+        if supported_packets == 0 && error.is_none() {
+            // Nothing in the file could be read: that is the error, not a note.
+            error = Some(CaptureError {
+                file: file.clone(),
+                packet: Some(first),
+                detail,
+            });
+        } else {
+            notes.push(format!(
+                "{packets} packet(s) skipped, the first is packet {first}: {detail}"
+            ));
+        }
+    }
     if secrets_blocks > 0 {
         notes.push(format!(
             "{secrets_blocks} TLS key log block(s) in the capture"
