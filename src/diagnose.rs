@@ -59,7 +59,21 @@ pub fn diagnose(trace: &Trace) -> Verdict {
             evidence.push(line);
         }
     }
-    let hints = hints(trace, cause, &findings);
+    let mut detail = detail;
+    let mut hints = hints(trace, cause, &findings);
+    if let Some((at, first, client, server)) = findings.gaps {
+        // A capture that misses bytes: the dissector stops reading a direction at its first gap, so what
+        // comes after is not known. Say so rather than let the verdict look complete.
+        evidence.push(format!(
+            "{at:.1} ms: the capture misses {client} bytes from the client and {server} from the server, the first in the {first} phase; rdptrace does not read a direction past its first gap"
+        ));
+        if phase.is_some_and(|p| p >= first) {
+            detail.push_str(&format!(
+                "; the capture misses bytes from the {first} phase on (packets cut short by a snap length, or dropped), so the connection may have got further than this phase"
+            ));
+        }
+        hints.push("capture again with whole packets and no drops (tcpdump -s 0, and a capture on the client or the server rather than a span port); every byte of the connection sequence is needed to follow it".to_owned());
+    }
     let mstsc = mstsc::translate(trace, cause, phase, findings.error_info.map(|(_, c)| c));
     Verdict {
         ok: cause == Cause::Connected,
@@ -110,6 +124,9 @@ struct Findings {
     cert_problems: Vec<String>,
     last_server_pdu: Option<(PhaseName, String)>,
     last_client_pdu: Option<(PhaseName, String)>,
+    /// Bytes the capture misses: when and in which phase the first gap came, and the bytes missing from
+    /// the client and from the server.
+    gaps: Option<(f64, PhaseName, u64, u64)>,
 }
 
 impl Findings {
@@ -190,8 +207,18 @@ impl Findings {
                 _ => {}
             }
         }
-        for (_, e) in trace.events() {
+        for (phase, e) in trace.events() {
             match &e.kind {
+                EventKind::Gap { from, bytes } => {
+                    let g = f.gaps.get_or_insert((e.at_ms, phase, 0, 0));
+                    if e.at_ms < g.0 {
+                        (g.0, g.1) = (e.at_ms, phase);
+                    }
+                    match from {
+                        Side::Client => g.2 = g.2.saturating_add(*bytes),
+                        Side::Server => g.3 = g.3.saturating_add(*bytes),
+                    }
+                }
                 EventKind::Closed { by, how } if f.closed.is_none() => {
                     f.closed = Some((e.at_ms, *by, *how))
                 }
