@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::{ChildGuard, has_program, is_root, require, wait_listening};
 
-/// Starts `xrdp --nodaemon` on `port` with the given security settings; `None` when xrdp cannot run here.
+/// Starts `xrdp --nodaemon` on 127.0.0.1:`port` with these [Globals] settings; `None` when it does not
+/// come up.
 pub fn start_xrdp(dir: &Path, port: u16, settings: &[(&str, &str)]) -> Option<ChildGuard> {
     let ini = std::fs::read_to_string("/etc/xrdp/xrdp.ini").ok()?;
     let mut out = String::new();
@@ -33,7 +34,7 @@ pub fn start_xrdp(dir: &Path, port: u16, settings: &[(&str, &str)]) -> Option<Ch
             }
         }
     }
-    let path = dir.join("xrdp.ini");
+    let path = dir.join(format!("xrdp-{port}.ini"));
     std::fs::write(&path, out).ok()?;
     let child = Command::new("xrdp")
         .args(["--nodaemon", "--config"])
@@ -46,6 +47,7 @@ pub fn start_xrdp(dir: &Path, port: u16, settings: &[(&str, &str)]) -> Option<Ch
     wait_listening(port, Duration::from_secs(20)).then_some(guard)
 }
 
+/// Whether xrdp can run here (skips or fails by the rule of `require`).
 pub fn xrdp_available() -> bool {
     require(
         has_program("xrdp") && Path::new("/etc/xrdp/xrdp.ini").is_file() && is_root(),

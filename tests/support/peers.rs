@@ -8,56 +8,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::common::{ChildGuard, has_program, is_root, require, wait_listening};
+use super::common::{ChildGuard, has_program, require, wait_listening};
 
-/// Whether xrdp can run here (skips or fails by the rule of `require`).
-pub fn xrdp_available() -> bool {
-    require(
-        has_program("xrdp") && Path::new("/etc/xrdp/xrdp.ini").is_file() && is_root(),
-        "xrdp (Debian package xrdp, run as root)",
-    )
-}
-
-/// Starts `xrdp --nodaemon` on 127.0.0.1:`port` with these [Globals] settings; `None` when it does not
-/// come up.
-pub fn start_xrdp(dir: &Path, port: u16, settings: &[(&str, &str)]) -> Option<ChildGuard> {
-    let ini = std::fs::read_to_string("/etc/xrdp/xrdp.ini").ok()?;
-    let mut out = String::new();
-    let mut in_globals = false;
-    let mut port_done = false;
-    for line in ini.lines() {
-        if line.starts_with('[') {
-            in_globals = line.trim() == "[Globals]";
-        }
-        let key = line.split('=').next().unwrap_or("").trim();
-        if in_globals && key == "port" && !port_done {
-            out.push_str(&format!("port=tcp://127.0.0.1:{port}\n"));
-            port_done = true;
-            continue;
-        }
-        if in_globals && settings.iter().any(|(k, _)| *k == key) {
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-        if in_globals && line.trim() == "[Globals]" {
-            for (k, v) in settings {
-                out.push_str(&format!("{k}={v}\n"));
-            }
-        }
-    }
-    let path = dir.join(format!("xrdp-{port}.ini"));
-    std::fs::write(&path, out).ok()?;
-    let child = Command::new("xrdp")
-        .args(["--nodaemon", "--config"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let guard = ChildGuard(child);
-    wait_listening(port, Duration::from_secs(20)).then_some(guard)
-}
+pub use super::common::xrdp::{start_xrdp, xrdp_available};
 
 /// Whether FreeRDP's shadow server and Xvfb can run here.
 pub fn shadow_available() -> bool {
@@ -78,6 +31,9 @@ pub fn start_shadow_nla(dir: &Path) -> Result<(u16, (ChildGuard, ChildGuard)), S
             "-screen",
             "0",
             "1024x768x24",
+            // A server reset after a client's last connection closes would leave the shadow server
+            // without a screen (see lab/lab).
+            "-noreset",
             "-nolisten",
             "tcp",
         ])
