@@ -47,7 +47,7 @@ measure() {
   local t=$OUT/time.$$
   local code=0
   /usr/bin/time -f '%e %U %S %M' -o "$t" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || code=$?
-  read -r wall user sys rss <"$t"
+  read -r wall user sys rss < <(tail -n 1 "$t")
   cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$group" "$name" "$wall" "$cpu" "$user" "$sys" "$rss" "$code" >>"$TSV"
   printf '%-28s wall %6ss cpu %6ss rss %7s KB exit %s\n' "$name" "$wall" "$cpu" "$rss" "$code" >&2
@@ -102,7 +102,7 @@ if [[ " $ONLY " == *" probe "* ]]; then
   # this is the built-in target's published test password, not a secret, so it may show in xfreerdp's argv.
   for i in $(seq 1 "$PROBES"); do
     measure probe "rdptrace-probe-$i" "$BIN" probe "127.0.0.1:$PORT" --user rdptrace --watch 0.001
-    measure probe "xfreerdp-auth-only-$i" env DISPLAY=":$DISPLAY_NUM" HOME="$OUT" \
+    measure probe "xfreerdp-auth-only-$i" env DISPLAY=":$DISPLAY_NUM" HOME="$PWD/$OUT" \
       xfreerdp "/v:127.0.0.1:$PORT" /u:rdptrace "/p:$RDPTRACE_PASSWORD" /cert:ignore /sec:nla +auth-only
   done
 fi
