@@ -43,6 +43,9 @@ pub enum Command {
     Check(crate::check::cli::CheckArgs),
     /// How a server is configured: protocols, RDP encryption, TLS versions and suites, certificate, NTLM.
     Scan(crate::scan::cli::ScanArgs),
+    /// Write a large synthetic capture for the benchmarks (bench/, BENCHMARKS.md).
+    #[command(hide = true)]
+    SynthCapture(crate::synth::SynthArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -68,6 +71,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => crate::replay::cli::run(args),
         Command::Check(args) => crate::check::cli::run(args),
         Command::Scan(args) => crate::scan::cli::run(args),
+        Command::SynthCapture(args) => crate::synth::run(args),
     }
 }
 

@@ -21,6 +21,7 @@ pub mod replay;
 pub mod report;
 pub mod scan;
 pub mod serve;
+pub mod synth;
 pub mod trace;
 pub mod verdict;
 pub mod wire;

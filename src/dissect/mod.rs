@@ -353,50 +353,59 @@ impl Dissector {
             self.trace.count_bytes(from, data.len());
             return;
         }
-        dir.outer_buf.extend_from_slice(data);
+        // The frames are read where they lie: the buffer is taken out while they are handled (the handlers need
+        // the dissector), and what they used is removed once, at the end.
+        let mut buf = std::mem::take(&mut dir.outer_buf);
+        buf.extend_from_slice(data);
+        let mut pos = 0;
         // INVARIANT: each pass either consumes a whole frame or stops, so this loop ends.
         loop {
-            let dir = self.dir(from);
-            let outer = dir.outer;
-            let buf = &dir.outer_buf;
-            if buf.is_empty() {
+            let outer = self.dir(from).outer;
+            let rest = buf.get(pos..).unwrap_or_default();
+            if rest.is_empty() {
                 break;
             }
             let framed = match outer {
                 // [2.2.1.2] Only a TPKT (or TLS, from a server that skipped the negotiation) answers the
                 // Connection Request: a fast-path header there is some other protocol.
-                Outer::Rdp if confirm_due && !matches!(buf.first(), Some(0x03 | 0x16)) => {
+                Outer::Rdp if confirm_due && !matches!(rest.first(), Some(0x03 | 0x16)) => {
                     Framed::Garbage("not a TPKT header where the X.224 Connection Confirm belongs")
                 }
-                Outer::Rdp => rdp_frame_len(buf),
-                Outer::Tls => tls_record_len(buf),
+                Outer::Rdp => rdp_frame_len(rest),
+                Outer::Tls => tls_record_len(rest),
                 Outer::Opaque => {
-                    let n = buf.len();
-                    dir.outer_buf.clear();
+                    let n = rest.len();
+                    pos = buf.len();
                     self.trace.count_bytes(from, n);
                     break;
                 }
             };
             let cleartext = if outer == Outer::Tls {
-                rdp_frame_len(buf)
+                rdp_frame_len(rest)
             } else {
                 Framed::Need
             };
             match framed {
                 Framed::Need => {
-                    if buf.len() > MAX_FRAME {
+                    if rest.len() > MAX_FRAME {
                         self.stream_error(from, "frame", 0, "a frame longer than rdptrace accepts");
+                        pos = buf.len();
                     }
                     break;
                 }
                 Framed::Frame(n) => {
-                    let frame: Vec<u8> = self.dir(from).outer_buf.drain(..n).collect();
+                    let frame = rest.get(..n).unwrap_or_default();
                     match outer {
-                        Outer::Rdp => self.rdp_frame(from, &frame),
-                        Outer::Tls => self.tls_record(from, &frame),
+                        Outer::Rdp => self.rdp_frame(from, frame),
+                        Outer::Tls => self.tls_record(from, frame),
                         Outer::Opaque => {}
                     }
                     self.trace.count_bytes(from, n);
+                    pos += n;
+                    if self.dir(from).outer == Outer::Opaque {
+                        // A stream error in the frame: the rest cannot be framed.
+                        pos = buf.len();
+                    }
                 }
                 Framed::Tls if outer == Outer::Rdp => {
                     // A TLS record where RDP framing was expected: a capture that starts at the ClientHello,
@@ -428,25 +437,32 @@ impl Dissector {
                             ),
                         },
                     );
-                    let frame: Vec<u8> = self.dir(from).outer_buf.drain(..n).collect();
-                    self.rdp_frame(from, &frame);
+                    let frame = rest.get(..n).unwrap_or_default();
+                    self.rdp_frame(from, frame);
                     self.trace.count_bytes(from, n);
+                    pos += n;
+                    if self.dir(from).outer == Outer::Opaque {
+                        pos = buf.len();
+                    }
                 }
                 Framed::Tls | Framed::Garbage(_) => {
                     let what = match framed {
                         Framed::Garbage(what) => what,
                         _ => "not a TLS record",
                     };
-                    let len = self.dir(from).outer_buf.len();
+                    let len = rest.len();
                     self.garbage(from, len, what);
-                    let dir = self.dir(from);
-                    dir.outer = Outer::Opaque;
-                    dir.outer_buf.clear();
+                    self.dir(from).outer = Outer::Opaque;
+                    pos = buf.len();
                     self.trace.count_bytes(from, len);
                     break;
                 }
             }
         }
+        buf.drain(..pos.min(buf.len()));
+        let dir = self.dir(from);
+        let during = std::mem::replace(&mut dir.outer_buf, buf);
+        dir.outer_buf.extend_from_slice(&during);
     }
 
     /// TLS plaintext of the stream from `from` (application data after the handshake), in order.
@@ -459,31 +475,38 @@ impl Dissector {
         if dir.inner == Inner::Opaque {
             return;
         }
-        dir.inner_buf.extend_from_slice(data);
+        // As for the outer frames: read in place, the used bytes removed once.
+        let mut buf = std::mem::take(&mut dir.inner_buf);
+        let whole = buf.is_empty();
+        if !whole {
+            buf.extend_from_slice(data);
+        }
+        // A record that holds whole frames (the usual case) is read without a copy.
+        let src: &[u8] = if whole { data } else { &buf };
+        let mut pos = 0;
         loop {
-            let dir = self.dir(from);
-            let inner = dir.inner;
-            let buf = &dir.inner_buf;
-            let Some(&first) = buf.first() else {
+            let inner = self.dir(from).inner;
+            let rest = src.get(pos..).unwrap_or_default();
+            let Some(&first) = rest.first() else {
                 break;
             };
             let framed = match inner {
                 Inner::Credssp => {
                     if first == 0x30 {
-                        der_len(buf)
+                        der_len(rest)
                     } else {
                         // The client moves on to MCS without a final TSRequest only if rdptrace missed it.
-                        rdp_frame_len(buf)
+                        rdp_frame_len(rest)
                     }
                 }
                 Inner::EarlyAuth => {
                     if first == 0x30 {
-                        der_len(buf)
-                    } else if let [0x03, _, hi, lo, ..] = **buf
+                        der_len(rest)
+                    } else if let [0x03, _, hi, lo, ..] = *rest
                         && u16::from_be_bytes([hi, lo]) != 4
                     {
-                        rdp_frame_len(buf)
-                    } else if buf.len() >= 4 {
+                        rdp_frame_len(rest)
+                    } else if rest.len() >= 4 {
                         Framed::Frame(4)
                     } else {
                         Framed::Need
@@ -491,39 +514,51 @@ impl Dissector {
                 }
                 Inner::Rdp => {
                     if first == 0x30 {
-                        der_len(buf)
+                        der_len(rest)
                     } else {
-                        rdp_frame_len(buf)
+                        rdp_frame_len(rest)
                     }
                 }
                 Inner::Opaque => break,
             };
             match framed {
                 Framed::Need => {
-                    if buf.len() > MAX_FRAME {
+                    if rest.len() > MAX_FRAME {
                         self.stream_error(from, "frame", 0, "a frame longer than rdptrace accepts");
                         self.dir(from).inner = Inner::Opaque;
                     }
                     break;
                 }
                 Framed::Frame(n) => {
-                    let frame: Vec<u8> = self.dir(from).inner_buf.drain(..n).collect();
-                    self.inner_frame(from, inner, &frame);
+                    let frame = rest.get(..n).unwrap_or_default();
+                    self.inner_frame(from, inner, frame);
+                    pos += n;
                 }
                 Framed::Tls | Framed::Garbage(_) => {
                     let what = match framed {
                         Framed::Garbage(what) => what,
                         _ => "a TLS record inside TLS",
                     };
-                    let len = self.dir(from).inner_buf.len();
+                    let len = rest.len();
                     self.garbage(from, len, what);
-                    let dir = self.dir(from);
-                    dir.inner = Inner::Opaque;
-                    dir.inner_buf.clear();
+                    self.dir(from).inner = Inner::Opaque;
+                    pos = src.len();
                     break;
                 }
             }
         }
+        // What is left waits for the next record.
+        let left = src.get(pos..).unwrap_or_default();
+        let kept = if whole {
+            left.to_vec()
+        } else {
+            let n = buf.len() - left.len();
+            buf.drain(..n);
+            buf
+        };
+        let dir = self.dir(from);
+        let during = std::mem::replace(&mut dir.inner_buf, kept);
+        dir.inner_buf.extend_from_slice(&during);
     }
 
     /// The client waits for the server in `phase` now.

@@ -62,6 +62,9 @@ pub struct ServeArgs {
     /// Seconds the target waits for each PDU of the connection sequence.
     #[arg(long, default_value_t = 30)]
     pub read_timeout: u64,
+    /// Connections served at the same time; more wait in the listen queue.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_connections: u16,
 }
 
 #[derive(Debug, clap::Args)]
@@ -141,6 +144,7 @@ fn config(args: &ServeArgs) -> Result<TargetConfig, String> {
     config.key_log = args.keylog.clone();
     config.idle_limit = Duration::from_secs(args.idle_limit);
     config.read_timeout = Duration::from_secs(args.read_timeout.max(1));
+    config.max_connections = usize::from(args.max_connections);
     Ok(config)
 }
 

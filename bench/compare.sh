@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# rdptrace side by side with what users would otherwise run, in one run on this machine:
+#   replay  vs  tshark -r FILE -Y rdp                       (the same generated capture)
+#   replay --keylog  vs  tshark ... -o tls.keylog_file:KEYS (the same capture, decrypted)
+#   probe   vs  xfreerdp +auth-only                          (rdptrace serve, healthy, on loopback)
+#   fleet: probe --targets with 100/300/1000 targets at once, and 10,000 targets
+# Wall time, CPU time (user+sys) and peak resident memory of each, from /usr/bin/time; the results as
+# Markdown on stdout and in $OUT/results.md, raw rows in $OUT/results.tsv. See BENCHMARKS.md.
+#
+# Needs: cargo build --release; packages time, tshark, freerdp2-x11, xvfb. Network: loopback only.
+# Every loop is bounded; only the processes started here are stopped, by their PIDs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${BIN:-target/release/rdptrace}
+OUT=${OUT:-target/bench}
+SIZE=${SIZE:-1G}              # capture size for the replay comparison
+REPEAT=${REPEAT:-3}           # runs of each replay and of each fleet size
+PROBES=${PROBES:-20}          # single probes of each client
+FLEET=${FLEET:-"100 300 1000"}
+BIG_FLEET=${BIG_FLEET:-10000}
+PORT=${PORT:-43390}
+DISPLAY_NUM=${DISPLAY_NUM:-97}
+CORE=${CORE:-1}               # the replay runs pinned to this core (taskset), both tools
+ONLY=${ONLY:-"replay probe fleet"}
+# The built-in target's published test password (src/serve/mod.rs): never on a command line.
+export RDPTRACE_PASSWORD=rdptrace-test-only
+
+mkdir -p "$OUT"
+TSV=$OUT/results.tsv
+: >"$TSV"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && kill "$p" 2>/dev/null || true
+  done
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && wait "$p" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+# measure GROUP NAME CMD...: one run; a row "group name wall cpu user sys maxrss_kb exit" in $TSV.
+measure() {
+  local group=$1 name=$2
+  shift 2
+  local t=$OUT/time.$$
+  local code=0
+  /usr/bin/time -f '%e %U %S %M' -o "$t" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || code=$?
+  read -r wall user sys rss < <(tail -n 1 "$t")
+  cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$group" "$name" "$wall" "$cpu" "$user" "$sys" "$rss" "$code" >>"$TSV"
+  printf '%-28s wall %6ss cpu %6ss rss %7s KB exit %s\n' "$name" "$wall" "$cpu" "$rss" "$code" >&2
+  rm -f "$t"
+}
+
+wait_port() {
+  for _ in $(seq 1 200); do
+    [ -n "$(ss -ltnH "sport = :$1")" ] && return 0
+    sleep 0.05
+  done
+  echo "nothing listens on $1" >&2
+  return 1
+}
+
+{
+  echo "load before: $(cat /proc/loadavg)"
+} >"$OUT/load.txt"
+
+# ---- replay ------------------------------------------------------------------------------------------
+if [[ " $ONLY " == *" replay "* ]]; then
+  CAP=$OUT/replay-$SIZE.pcapng
+  KEYS=$OUT/replay-$SIZE.keys
+  if [ ! -s "$CAP" ] || [ ! -s "$KEYS" ]; then
+    "$BIN" synth-capture "$CAP" --size "$SIZE" --keylog "$KEYS" >"$OUT/replay-$SIZE.json"
+  fi
+  cat "$CAP" >/dev/null # into the page cache for every run alike
+  for i in $(seq 1 "$REPEAT"); do
+    measure replay "rdptrace-replay-$i" taskset -c "$CORE" "$BIN" replay "$CAP"
+    measure replay-keylog "rdptrace-replay-keylog-$i" taskset -c "$CORE" "$BIN" replay "$CAP" --keylog "$KEYS"
+  done
+  measure replay "tshark-rdp" taskset -c "$CORE" tshark -r "$CAP" -Y rdp
+  # tshark 4.0 does not hand an RDP stream to TLS after the Connection Confirm: -d says it is TLS.
+  measure replay-keylog "tshark-rdp-keylog" taskset -c "$CORE" tshark -r "$CAP" -d tcp.port==3389,tls \
+    -o "tls.keylog_file:$KEYS" -Y rdp
+fi
+
+# ---- the target for the probes ------------------------------------------------------------------------
+if [[ " $ONLY " == *" probe "* || " $ONLY " == *" fleet "* ]]; then
+  "$BIN" serve --scenario healthy --listen "127.0.0.1:$PORT" --max-connections 1100 --idle-limit 10 \
+    >"$OUT/serve.out" 2>"$OUT/serve.err" &
+  PIDS+=($!)
+  wait_port "$PORT"
+fi
+
+# ---- probe ---------------------------------------------------------------------------------------------
+if [[ " $ONLY " == *" probe "* ]]; then
+  Xvfb ":$DISPLAY_NUM" -nolisten tcp >"$OUT/xvfb.log" 2>&1 &
+  PIDS+=($!)
+  sleep 1
+  # xfreerdp 2 with +auth-only wants the password before it connects, and only /p: gives it that early:
+  # this is the built-in target's published test password, not a secret, so it may show in xfreerdp's argv.
+  for i in $(seq 1 "$PROBES"); do
+    measure probe "rdptrace-probe-$i" "$BIN" probe "127.0.0.1:$PORT" --user rdptrace --watch 0.001
+    measure probe "xfreerdp-auth-only-$i" env DISPLAY=":$DISPLAY_NUM" HOME="$PWD/$OUT" \
+      xfreerdp "/v:127.0.0.1:$PORT" /u:rdptrace "/p:$RDPTRACE_PASSWORD" /cert:ignore /sec:nla +auth-only
+  done
+fi
+
+# ---- fleet ---------------------------------------------------------------------------------------------
+if [[ " $ONLY " == *" fleet "* ]]; then
+  for n in $FLEET $BIG_FLEET; do
+    f=$OUT/targets-$n.txt
+    : >"$f"
+    for _ in $(seq 1 "$n"); do echo "127.0.0.1:$PORT" >>"$f"; done
+  done
+  for n in $FLEET; do
+    c=$((n < 1024 ? n : 1024))
+    for i in $(seq 1 "$REPEAT"); do
+      measure "fleet-$n" "fleet-$n-$i" "$BIN" probe --targets "$OUT/targets-$n.txt" --user rdptrace \
+        --watch 0.001 --concurrency "$c"
+    done
+  done
+  measure "fleet-$BIG_FLEET" "fleet-$BIG_FLEET-1" "$BIN" probe --targets "$OUT/targets-$BIG_FLEET.txt" \
+    --user rdptrace --watch 0.001 --concurrency 1000
+fi
+
+echo "load after: $(cat /proc/loadavg)" >>"$OUT/load.txt"
+python3 bench/report.py "$TSV" | tee "$OUT/results.md"
+cat "$OUT/load.txt"

@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""bench/compare.sh's rows as Markdown: medians per tool, and rdptrace's ratios to the other tool."""
+import re
+import statistics
+import sys
+from collections import OrderedDict
+
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+groups = OrderedDict()
+for group, name, wall, cpu, user, sys_, rss, code in rows:
+    tool = re.sub(r"-\d+$", "", name)
+    groups.setdefault(group, OrderedDict()).setdefault(tool, []).append(
+        (float(wall), float(cpu), int(rss), int(code))
+    )
+
+print("| group | tool | runs | wall s (median) | CPU s (median) | peak RSS MB (max) | exit codes |")
+print("|---|---|---|---|---|---|---|")
+med = {}
+for group, tools in groups.items():
+    for tool, runs in tools.items():
+        w = statistics.median(r[0] for r in runs)
+        c = statistics.median(r[1] for r in runs)
+        m = max(r[2] for r in runs) / 1024
+        codes = ",".join(sorted({str(r[3]) for r in runs}))
+        med[(group, tool)] = (w, c, m)
+        print(f"| {group} | {tool} | {len(runs)} | {w:.3f} | {c:.3f} | {m:.1f} | {codes} |")
+
+print()
+print("| comparison | wall ratio | CPU ratio | memory ratio |")
+print("|---|---|---|---|")
+for group, tools in groups.items():
+    names = list(tools)
+    ours = [t for t in names if t.startswith("rdptrace")]
+    theirs = [t for t in names if not t.startswith("rdptrace")]
+    for a in ours:
+        for b in theirs:
+            wa, ca, ma = med[(group, a)]
+            wb, cb, mb = med[(group, b)]
+            r = lambda x, y: f"{y / x:.1f}x" if x > 0 else "n/a"
+            print(f"| {group}: {b} / {a} | {r(wa, wb)} | {r(ca, cb)} | {r(ma, mb)} |")
