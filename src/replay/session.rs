@@ -399,6 +399,7 @@ impl Tracker {
                         conn,
                         e,
                         ts,
+                        None,
                         std::mem::take(&mut out[e]),
                         &mut self.rdp_servers,
                         &self.secrets,
@@ -414,11 +415,13 @@ impl Tracker {
                 conn.last_data_ts = ts;
             }
             let mut out = Vec::new();
-            conn.streams[end].segment(seg.seq, seg.payload, seg.missing, seg.fin, &mut out);
+            let in_place =
+                conn.streams[end].segment(seg.seq, seg.payload, seg.missing, seg.fin, &mut out);
             deliver(
                 conn,
                 end,
                 ts,
+                in_place,
                 out,
                 &mut self.rdp_servers,
                 &self.secrets,
@@ -507,6 +510,7 @@ impl Tracker {
                     &mut conn,
                     end,
                     ts,
+                    None,
                     out,
                     &mut self.rdp_servers,
                     &self.secrets,
@@ -715,17 +719,36 @@ fn classify(
     (Decision::NotRdp, Some(c))
 }
 
-/// Feeds what one end's stream delivered.
+/// A piece of one end's stream, in order: bytes where they lie, or a gap.
+#[derive(Debug, Clone, Copy)]
+enum Piece<'a> {
+    Data(&'a [u8]),
+    Gap(u64),
+}
+
+impl<'a> From<&'a Delivery> for Piece<'a> {
+    fn from(d: &'a Delivery) -> Piece<'a> {
+        match d {
+            Delivery::Data(v) => Piece::Data(v),
+            Delivery::Gap(n) => Piece::Gap(*n),
+        }
+    }
+}
+
+/// Feeds what one end's stream delivered: the bytes of a segment that came in order with nothing held
+/// (`in_place`, still in the packet), or what the stream held and could deliver now (`out`).
+#[allow(clippy::too_many_arguments)]
 fn deliver(
     conn: &mut Conn,
     end: End,
     ts: Duration,
+    in_place: Option<&[u8]>,
     out: Vec<Delivery>,
     rdp_servers: &mut HashSet<SocketAddr>,
     secrets: &Option<Arc<Secrets>>,
     file: &str,
 ) {
-    if out.is_empty() {
+    if out.is_empty() && in_place.is_none() {
         return;
     }
     let at = conn.at(ts);
@@ -733,14 +756,18 @@ fn deliver(
     let (data, gap, over) = match &mut conn.content {
         Content::NotRdp => return,
         Content::Rdp(s) => {
-            for d in out {
-                feed(s, end, side, at, d);
+            for d in &out {
+                feed(s, end, side, at, d.into());
+            }
+            if let Some(d) = in_place {
+                feed(s, end, side, at, Piece::Data(d));
             }
             return;
         }
         Content::Undecided { chunks, bytes } => {
             let mut gap = false;
-            for d in out {
+            let in_place = in_place.map(|d| Delivery::Data(d.to_vec()));
+            for d in out.into_iter().chain(in_place) {
                 match &d {
                     Delivery::Data(v) => *bytes += v.len(),
                     Delivery::Gap(_) => gap = true,
@@ -787,20 +814,20 @@ fn deliver(
 }
 
 /// Feeds one delivery to the dissector, dropping tunnel bytes first.
-fn feed(s: &mut RdpSession, end: End, side: Side, at: Millis, d: Delivery) {
+fn feed(s: &mut RdpSession, end: End, side: Side, at: Millis, d: Piece<'_>) {
     match d {
-        Delivery::Data(mut v) => {
+        Piece::Data(mut v) => {
             let skip = &mut s.skip[end];
             if *skip > 0 {
                 let n = usize::try_from(*skip).unwrap_or(usize::MAX).min(v.len());
-                v.drain(..n);
+                v = v.get(n..).unwrap_or_default();
                 *skip -= n as u64;
             }
             if !v.is_empty() {
-                s.dissector.on_tcp_data(side, at, &v);
+                s.dissector.on_tcp_data(side, at, v);
             }
         }
-        Delivery::Gap(n) => {
+        Piece::Gap(n) => {
             let skip = &mut s.skip[end];
             let n = if *skip > 0 {
                 let used = (*skip).min(n);
@@ -869,9 +896,9 @@ fn decide(conn: &mut Conn, decision: Decision, secrets: &Option<Arc<Secrets>>, f
         Content::Undecided { chunks, .. } => chunks,
         _ => Vec::new(),
     };
-    for (end, at, d) in held {
-        let side = conn.side_of(end);
-        feed(&mut session, end, side, at, d);
+    for (end, at, d) in &held {
+        let side = conn.side_of(*end);
+        feed(&mut session, *end, side, *at, d.into());
     }
     conn.content = Content::Rdp(Box::new(session));
 }
