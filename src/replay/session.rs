@@ -281,69 +281,22 @@ impl Tracker {
         self.end(k);
     }
 
+    /// The connection `seg` belongs to: looked up once for a connection already followed (nearly every
+    /// packet), opened here otherwise.
     fn segment(&mut self, ts: Duration, seg: &Segment<'_>) {
         let k = key(seg.src, seg.dst);
         let has_data = !seg.payload.is_empty() || seg.missing > 0;
-        match self.conns.get(&k) {
-            Some(Entry::Gone(t)) => {
-                // A new SYN on the same addresses is a new connection (port reuse); anything else belongs
-                // to the one that ended.
-                let new_syn = seg.syn && !seg.ack_flag && t.syn_seq != Some(seg.seq);
-                if !new_syn {
-                    if let Some(Entry::Gone(t)) = self.conns.get_mut(&k) {
-                        t.last_ts = ts;
-                    }
+        let conn = match self.conns.get_mut(&k) {
+            Some(Entry::Live(conn)) => conn,
+            _ => {
+                if !self.open(ts, k, seg, has_data) {
                     return;
                 }
-                self.conns.remove(&k);
+                let Some(Entry::Live(conn)) = self.conns.get_mut(&k) else {
+                    return;
+                };
+                conn
             }
-            Some(Entry::Live(_)) => {}
-            None => {}
-        }
-        if !self.conns.contains_key(&k) {
-            // Pure ACKs and resets of connections that started before the capture say nothing.
-            if !(seg.syn || has_data || seg.fin) || seg.rst {
-                return;
-            }
-            self.make_room();
-            let mut ends = PerEnd([seg.src, seg.dst]);
-            let mut client = None;
-            if seg.syn && !seg.ack_flag {
-                client = Some(End::A);
-            } else if seg.syn {
-                // A SYN-ACK first: the capture missed the SYN.
-                ends = PerEnd([seg.dst, seg.src]);
-                client = Some(End::A);
-            }
-            let order = self.next_order;
-            self.next_order += 1;
-            let conn = Conn {
-                order,
-                ends,
-                client,
-                first_ts: ts,
-                last_ts: ts,
-                last_data_ts: ts,
-                syn: None,
-                syn_ack: None,
-                handshake_ack: None,
-                refused: None,
-                unreachable: None,
-                streams: PerEnd([
-                    Stream::new(self.limits.max_pending),
-                    Stream::new(self.limits.max_pending),
-                ]),
-                closed: PerEnd([None, None]),
-                payload_seen: false,
-                content: Content::Undecided {
-                    chunks: Vec::new(),
-                    bytes: 0,
-                },
-            };
-            self.conns.insert(k, Entry::Live(Box::new(conn)));
-        }
-        let Some(Entry::Live(conn)) = self.conns.get_mut(&k) else {
-            return;
         };
         conn.last_ts = ts;
         let end = conn.end_of(seg.src);
@@ -437,6 +390,70 @@ impl Tracker {
         if ended {
             self.end(k);
         }
+    }
+
+    /// A packet of a connection not followed now: a new connection, a late packet of one that ended, or
+    /// nothing worth following. Whether the connection is followed now.
+    fn open(&mut self, ts: Duration, k: FlowKey, seg: &Segment<'_>, has_data: bool) -> bool {
+        match self.conns.get(&k) {
+            Some(Entry::Gone(t)) => {
+                // A new SYN on the same addresses is a new connection (port reuse); anything else belongs
+                // to the one that ended.
+                let new_syn = seg.syn && !seg.ack_flag && t.syn_seq != Some(seg.seq);
+                if !new_syn {
+                    if let Some(Entry::Gone(t)) = self.conns.get_mut(&k) {
+                        t.last_ts = ts;
+                    }
+                    return false;
+                }
+                self.conns.remove(&k);
+            }
+            Some(Entry::Live(_)) => {}
+            None => {}
+        }
+        if !self.conns.contains_key(&k) {
+            // Pure ACKs and resets of connections that started before the capture say nothing.
+            if !(seg.syn || has_data || seg.fin) || seg.rst {
+                return false;
+            }
+            self.make_room();
+            let mut ends = PerEnd([seg.src, seg.dst]);
+            let mut client = None;
+            if seg.syn && !seg.ack_flag {
+                client = Some(End::A);
+            } else if seg.syn {
+                // A SYN-ACK first: the capture missed the SYN.
+                ends = PerEnd([seg.dst, seg.src]);
+                client = Some(End::A);
+            }
+            let order = self.next_order;
+            self.next_order += 1;
+            let conn = Conn {
+                order,
+                ends,
+                client,
+                first_ts: ts,
+                last_ts: ts,
+                last_data_ts: ts,
+                syn: None,
+                syn_ack: None,
+                handshake_ack: None,
+                refused: None,
+                unreachable: None,
+                streams: PerEnd([
+                    Stream::new(self.limits.max_pending),
+                    Stream::new(self.limits.max_pending),
+                ]),
+                closed: PerEnd([None, None]),
+                payload_seen: false,
+                content: Content::Undecided {
+                    chunks: Vec::new(),
+                    bytes: 0,
+                },
+            };
+            self.conns.insert(k, Entry::Live(Box::new(conn)));
+        }
+        true
     }
 
     /// Keeps the number of followed connections within the bound: drops the least recently active
