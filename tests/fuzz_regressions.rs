@@ -143,7 +143,7 @@ fn read_fixture(path: &Path) -> (Vec<Seg>, String) {
             Item::Secrets { kind, data } if kind == SECRETS_TLS_KEY_LOG => {
                 keylog.push_str(&String::from_utf8_lossy(&data));
             }
-            Item::Secrets { .. } => {}
+            Item::Secrets { .. } | Item::Other => {}
             Item::Packet(p) => {
                 let Frame::Tcp(s) = link::decode(p.link, &p.data, p.orig_len) else {
                     continue;

@@ -3,6 +3,7 @@
 //! The format is told by the file's magic number, never by its name. Nothing is read ahead beyond the
 //! reader's buffer, so memory does not grow with the file.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::path::Path;
@@ -41,9 +42,9 @@ impl core::fmt::Display for CaptureError {
 
 impl std::error::Error for CaptureError {}
 
-/// One packet as the capture holds it.
+/// One packet as the capture holds it, its bytes borrowed from the reader's buffer.
 #[derive(Debug, Clone)]
-pub struct Packet {
+pub struct Packet<'a> {
     /// 1-based, in file order.
     pub number: u64,
     /// Time since the Unix epoch.
@@ -51,20 +52,23 @@ pub struct Packet {
     /// The LINKTYPE_ value of the interface it was captured on.
     pub link: u32,
     /// The captured bytes (possibly fewer than were on the wire).
-    pub data: Vec<u8>,
+    pub data: Cow<'a, [u8]>,
     /// The length on the wire.
     pub orig_len: u32,
 }
 
 /// What a capture yields, in file order.
 #[derive(Debug, Clone)]
-pub enum Item {
-    Packet(Packet),
+pub enum Item<'a> {
+    Packet(Packet<'a>),
     /// [pcapng] 4.7 Decryption Secrets Block.
     Secrets {
         kind: u32,
         data: Vec<u8>,
     },
+    /// A pcapng block that is neither (section header, interface description, statistics...). It is
+    /// yielded rather than skipped inside [`Capture::next_item`] so that a packet can borrow the reader.
+    Other,
 }
 
 /// The container formats rdptrace reads.
@@ -247,16 +251,9 @@ impl Capture {
         self.packets
     }
 
-    fn error(&self, detail: String) -> CaptureError {
-        CaptureError {
-            file: self.file.clone(),
-            packet: Some(self.packets + 1),
-            detail,
-        }
-    }
-
-    /// The next packet or secrets block; `None` at the end of the file. After an error, `None`.
-    pub fn next_item(&mut self) -> Option<Result<Item, CaptureError>> {
+    /// The next packet, secrets block or other block; `None` at the end of the file. After an error,
+    /// `None`. A packet's bytes are borrowed from the reader until the next call.
+    pub fn next_item(&mut self) -> Option<Result<Item<'_>, CaptureError>> {
         if self.done {
             return None;
         }
@@ -270,13 +267,13 @@ impl Capture {
                 match reader.next_raw_packet() {
                     None => None,
                     Some(Err(e)) => Some(Err(pcap_error(&e))),
-                    Some(Ok(raw)) => Some(raw_pcap_packet(&raw, *link, *snaplen, resolution)),
+                    Some(Ok(raw)) => Some(raw_pcap_packet(raw, *link, *snaplen, resolution)),
                 }
             }
-            Inner::PcapNg { reader, last_ts } => loop {
+            Inner::PcapNg { reader, last_ts } => 'block: {
                 match reader.next_block() {
-                    None => break None,
-                    Some(Err(e)) => break Some(Err(ng_error(&e))),
+                    None => break 'block None,
+                    Some(Err(e)) => break 'block Some(Err(ng_error(&e))),
                     Some(Ok((block, state))) => match block {
                         Block::EnhancedPacket(epb) => {
                             let link = state
@@ -284,12 +281,12 @@ impl Capture {
                                 .get(epb.interface_id as usize)
                                 .map(|i| u32::from(i.linktype));
                             *last_ts = epb.timestamp;
-                            break Some(match link {
+                            break 'block Some(match link {
                                 Some(link) => Ok(Item::Packet(Packet {
                                     number: 0,
                                     ts: epb.timestamp,
                                     link,
-                                    data: epb.data.to_vec(),
+                                    data: epb.data,
                                     orig_len: epb.original_len,
                                 })),
                                 None => Err(format!(
@@ -300,12 +297,12 @@ impl Capture {
                         }
                         Block::SimplePacket(spb) => {
                             let link = state.interfaces().first().map(|i| u32::from(i.linktype));
-                            break Some(match link {
+                            break 'block Some(match link {
                                 Some(link) => Ok(Item::Packet(Packet {
                                     number: 0,
                                     ts: *last_ts,
                                     link,
-                                    data: spb.data.to_vec(),
+                                    data: spb.data,
                                     orig_len: spb.original_len,
                                 })),
                                 None => Err("a simple packet before any interface".to_owned()),
@@ -317,12 +314,12 @@ impl Capture {
                                 .get(usize::from(pb.interface_id))
                                 .map(|i| u32::from(i.linktype));
                             *last_ts = pb.timestamp;
-                            break Some(match link {
+                            break 'block Some(match link {
                                 Some(link) => Ok(Item::Packet(Packet {
                                     number: 0,
                                     ts: pb.timestamp,
                                     link,
-                                    data: pb.data.to_vec(),
+                                    data: pb.data,
                                     orig_len: pb.original_len,
                                 })),
                                 None => Err(format!(
@@ -332,15 +329,15 @@ impl Capture {
                             });
                         }
                         Block::Unknown(unknown) if unknown.type_ == DECRYPTION_SECRETS_BLOCK => {
-                            break Some(
+                            break 'block Some(
                                 secrets_block(&unknown.value, state.endianness())
                                     .map(|(kind, data)| Item::Secrets { kind, data }),
                             );
                         }
-                        _ => continue,
+                        _ => Some(Ok(Item::Other)),
                     },
                 }
-            },
+            }
         };
         match item {
             None => {
@@ -349,7 +346,11 @@ impl Capture {
             }
             Some(Err(detail)) => {
                 self.done = true;
-                Some(Err(self.error(detail)))
+                Some(Err(CaptureError {
+                    file: self.file.clone(),
+                    packet: Some(self.packets + 1),
+                    detail,
+                }))
             }
             Some(Ok(Item::Packet(mut p))) => {
                 self.packets += 1;
@@ -362,11 +363,11 @@ impl Capture {
 }
 
 fn raw_pcap_packet(
-    raw: &pcap_file::pcap::RawPcapPacket<'_>,
+    raw: pcap_file::pcap::RawPcapPacket<'_>,
     link: u32,
     snaplen: u32,
     resolution: pcap_file::pcap::PcapTsResolution,
-) -> Result<Item, String> {
+) -> Result<Item<'_>, String> {
     let nanos = match resolution {
         pcap_file::pcap::PcapTsResolution::MicroSecond => u64::from(raw.ts_frac) * 1_000,
         pcap_file::pcap::PcapTsResolution::NanoSecond => u64::from(raw.ts_frac),
@@ -382,9 +383,9 @@ fn raw_pcap_packet(
         number: 0,
         ts: Duration::from_secs(u64::from(raw.ts_sec)) + Duration::from_nanos(nanos),
         link,
-        data: raw.data.to_vec(),
         // A record longer than the length on the wire is an odd writer, not a cut packet.
         orig_len: raw.orig_len.max(raw.incl_len),
+        data: raw.data,
     }))
 }
 

@@ -255,6 +255,7 @@ pub fn run(
                     ));
                 }
             }
+            Ok(Item::Other) => {}
             Ok(Item::Packet(p)) => {
                 if !link::supported(p.link) {
                     // Skipped, not fatal: a pcapng may hold other interfaces rdptrace can read.

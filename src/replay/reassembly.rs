@@ -127,26 +127,26 @@ impl Stream {
     }
 
     /// One segment: `payload` at `seq`, followed by `missing` bytes the capture cut off, and a FIN after
-    /// them if `fin`. What can be delivered in order is appended to `out`.
-    pub fn segment(
+    /// them if `fin`. What can be delivered in order is appended to `out`, except in the common case of a
+    /// segment that comes in order with nothing held: then `out` is left alone and the payload itself is
+    /// returned, to be handed on as it lies in the packet.
+    pub fn segment<'a>(
         &mut self,
         seq: u32,
-        payload: &[u8],
+        payload: &'a [u8],
         missing: u32,
         fin: bool,
         out: &mut Vec<Delivery>,
-    ) {
+    ) -> Option<&'a [u8]> {
         let len = payload.len() as u64 + u64::from(missing);
         if self.next_seq.is_none() {
             if len == 0 && !fin {
-                return;
+                return None;
             }
             // A capture that starts mid-stream: the first segment with data anchors the stream.
             self.next_seq = Some(seq);
         }
-        let Some(start) = self.offset_of(seq) else {
-            return;
-        };
+        let start = self.offset_of(seq)?;
         let end = start + len as i64;
         if fin && self.fin.is_none() && end >= 0 {
             self.fin = Some(end as u64);
@@ -154,7 +154,15 @@ impl Stream {
         let delivered = self.delivered as i64;
         if end <= delivered {
             self.duplicate_bytes += len;
-            return;
+            return None;
+        }
+        if missing == 0 && start == delivered && self.pending.is_empty() {
+            // In order, nothing held: what `insert` and `deliver` would do, without copying the bytes.
+            self.delivered += len;
+            if let Some(seq) = self.next_seq.as_mut() {
+                *seq = seq.wrapping_add(len as u32);
+            }
+            return Some(payload);
         }
         if missing > 0 {
             // The cut-off tail is its own chunk after the data.
@@ -180,6 +188,7 @@ impl Stream {
             self.duplicate_bytes += payload.len() as u64;
         }
         self.deliver(out);
+        None
     }
 
     /// Inserts `chunk` at `at`, keeping only the parts not already held (the bytes seen first win).
@@ -306,6 +315,23 @@ fn push_gap(out: &mut Vec<Delivery>, n: u64) {
 mod tests {
     use super::*;
 
+    /// `segment`, with what it returns in place appended to `out` as a delivery would be.
+    fn seg(
+        s: &mut Stream,
+        seq: u32,
+        payload: &[u8],
+        missing: u32,
+        fin: bool,
+        out: &mut Vec<Delivery>,
+    ) {
+        if let Some(d) = s.segment(seq, payload, missing, fin, out) {
+            match out.last_mut() {
+                Some(Delivery::Data(prev)) => prev.extend_from_slice(d),
+                _ => out.push(Delivery::Data(d.to_vec())),
+            }
+        }
+    }
+
     fn data(out: &[Delivery]) -> Vec<u8> {
         out.iter()
             .flat_map(|d| match d {
@@ -320,10 +346,10 @@ mod tests {
         let mut s = Stream::default();
         let mut out = Vec::new();
         s.syn(99);
-        s.segment(100, b"abc", 0, false, &mut out);
-        s.segment(100, b"abc", 0, false, &mut out);
-        s.segment(103, b"def", 0, false, &mut out);
-        s.segment(101, b"bcdefg", 0, false, &mut out);
+        seg(&mut s, 100, b"abc", 0, false, &mut out);
+        seg(&mut s, 100, b"abc", 0, false, &mut out);
+        seg(&mut s, 103, b"def", 0, false, &mut out);
+        seg(&mut s, 101, b"bcdefg", 0, false, &mut out);
         assert_eq!(data(&out), b"abcdefg");
         assert_eq!(s.duplicate_bytes, 3 + 5);
     }
@@ -333,10 +359,10 @@ mod tests {
         let mut s = Stream::default();
         let mut out = Vec::new();
         s.syn(0);
-        s.segment(4, b"def", 0, false, &mut out);
+        seg(&mut s, 4, b"def", 0, false, &mut out);
         assert!(out.is_empty());
         // Overlaps the held "def" with different bytes: the first ones win.
-        s.segment(1, b"abcXY", 0, false, &mut out);
+        seg(&mut s, 1, b"abcXY", 0, false, &mut out);
         assert_eq!(data(&out), b"abcdef");
     }
 
@@ -345,8 +371,8 @@ mod tests {
         let mut s = Stream::default();
         let mut out = Vec::new();
         s.syn(0);
-        s.segment(1, b"ab", 0, false, &mut out);
-        s.segment(8, b"xy", 0, true, &mut out);
+        seg(&mut s, 1, b"ab", 0, false, &mut out);
+        seg(&mut s, 8, b"xy", 0, true, &mut out);
         assert_eq!(out, vec![Delivery::Data(b"ab".to_vec())]);
         assert!(!s.fin_reached());
         s.flush(&mut out);
@@ -366,15 +392,15 @@ mod tests {
         let mut s = Stream::new(4);
         let mut out = Vec::new();
         s.syn(0);
-        s.segment(11, b"abc", 0, false, &mut out);
+        seg(&mut s, 11, b"abc", 0, false, &mut out);
         assert!(out.is_empty());
-        s.segment(14, b"de", 0, false, &mut out);
+        seg(&mut s, 14, b"de", 0, false, &mut out);
         assert_eq!(
             out,
             vec![Delivery::Gap(10), Delivery::Data(b"abcde".to_vec())]
         );
         // The late bytes of the hole are old now.
-        s.segment(1, b"0123456789", 0, false, &mut out);
+        seg(&mut s, 1, b"0123456789", 0, false, &mut out);
         assert_eq!(out.len(), 2);
     }
 
@@ -382,8 +408,8 @@ mod tests {
     fn cut_packet_is_a_gap() {
         let mut s = Stream::default();
         let mut out = Vec::new();
-        s.segment(500, b"ab", 3, false, &mut out);
-        s.segment(505, b"z", 0, false, &mut out);
+        seg(&mut s, 500, b"ab", 3, false, &mut out);
+        seg(&mut s, 505, b"z", 0, false, &mut out);
         assert_eq!(
             out,
             vec![
@@ -398,8 +424,8 @@ mod tests {
     fn mid_stream_anchor_and_wrap() {
         let mut s = Stream::default();
         let mut out = Vec::new();
-        s.segment(u32::MAX - 1, b"ab", 0, false, &mut out);
-        s.segment(0, b"cd", 0, false, &mut out);
+        seg(&mut s, u32::MAX - 1, b"ab", 0, false, &mut out);
+        seg(&mut s, 0, b"cd", 0, false, &mut out);
         assert_eq!(data(&out), b"abcd");
         assert_eq!(s.offset(), 4);
     }

@@ -281,69 +281,22 @@ impl Tracker {
         self.end(k);
     }
 
+    /// The connection `seg` belongs to: looked up once for a connection already followed (nearly every
+    /// packet), opened here otherwise.
     fn segment(&mut self, ts: Duration, seg: &Segment<'_>) {
         let k = key(seg.src, seg.dst);
         let has_data = !seg.payload.is_empty() || seg.missing > 0;
-        match self.conns.get(&k) {
-            Some(Entry::Gone(t)) => {
-                // A new SYN on the same addresses is a new connection (port reuse); anything else belongs
-                // to the one that ended.
-                let new_syn = seg.syn && !seg.ack_flag && t.syn_seq != Some(seg.seq);
-                if !new_syn {
-                    if let Some(Entry::Gone(t)) = self.conns.get_mut(&k) {
-                        t.last_ts = ts;
-                    }
+        let conn = match self.conns.get_mut(&k) {
+            Some(Entry::Live(conn)) => conn,
+            _ => {
+                if !self.open(ts, k, seg, has_data) {
                     return;
                 }
-                self.conns.remove(&k);
+                let Some(Entry::Live(conn)) = self.conns.get_mut(&k) else {
+                    return;
+                };
+                conn
             }
-            Some(Entry::Live(_)) => {}
-            None => {}
-        }
-        if !self.conns.contains_key(&k) {
-            // Pure ACKs and resets of connections that started before the capture say nothing.
-            if !(seg.syn || has_data || seg.fin) || seg.rst {
-                return;
-            }
-            self.make_room();
-            let mut ends = PerEnd([seg.src, seg.dst]);
-            let mut client = None;
-            if seg.syn && !seg.ack_flag {
-                client = Some(End::A);
-            } else if seg.syn {
-                // A SYN-ACK first: the capture missed the SYN.
-                ends = PerEnd([seg.dst, seg.src]);
-                client = Some(End::A);
-            }
-            let order = self.next_order;
-            self.next_order += 1;
-            let conn = Conn {
-                order,
-                ends,
-                client,
-                first_ts: ts,
-                last_ts: ts,
-                last_data_ts: ts,
-                syn: None,
-                syn_ack: None,
-                handshake_ack: None,
-                refused: None,
-                unreachable: None,
-                streams: PerEnd([
-                    Stream::new(self.limits.max_pending),
-                    Stream::new(self.limits.max_pending),
-                ]),
-                closed: PerEnd([None, None]),
-                payload_seen: false,
-                content: Content::Undecided {
-                    chunks: Vec::new(),
-                    bytes: 0,
-                },
-            };
-            self.conns.insert(k, Entry::Live(Box::new(conn)));
-        }
-        let Some(Entry::Live(conn)) = self.conns.get_mut(&k) else {
-            return;
         };
         conn.last_ts = ts;
         let end = conn.end_of(seg.src);
@@ -399,6 +352,7 @@ impl Tracker {
                         conn,
                         e,
                         ts,
+                        None,
                         std::mem::take(&mut out[e]),
                         &mut self.rdp_servers,
                         &self.secrets,
@@ -414,11 +368,13 @@ impl Tracker {
                 conn.last_data_ts = ts;
             }
             let mut out = Vec::new();
-            conn.streams[end].segment(seg.seq, seg.payload, seg.missing, seg.fin, &mut out);
+            let in_place =
+                conn.streams[end].segment(seg.seq, seg.payload, seg.missing, seg.fin, &mut out);
             deliver(
                 conn,
                 end,
                 ts,
+                in_place,
                 out,
                 &mut self.rdp_servers,
                 &self.secrets,
@@ -434,6 +390,70 @@ impl Tracker {
         if ended {
             self.end(k);
         }
+    }
+
+    /// A packet of a connection not followed now: a new connection, a late packet of one that ended, or
+    /// nothing worth following. Whether the connection is followed now.
+    fn open(&mut self, ts: Duration, k: FlowKey, seg: &Segment<'_>, has_data: bool) -> bool {
+        match self.conns.get(&k) {
+            Some(Entry::Gone(t)) => {
+                // A new SYN on the same addresses is a new connection (port reuse); anything else belongs
+                // to the one that ended.
+                let new_syn = seg.syn && !seg.ack_flag && t.syn_seq != Some(seg.seq);
+                if !new_syn {
+                    if let Some(Entry::Gone(t)) = self.conns.get_mut(&k) {
+                        t.last_ts = ts;
+                    }
+                    return false;
+                }
+                self.conns.remove(&k);
+            }
+            Some(Entry::Live(_)) => {}
+            None => {}
+        }
+        if !self.conns.contains_key(&k) {
+            // Pure ACKs and resets of connections that started before the capture say nothing.
+            if !(seg.syn || has_data || seg.fin) || seg.rst {
+                return false;
+            }
+            self.make_room();
+            let mut ends = PerEnd([seg.src, seg.dst]);
+            let mut client = None;
+            if seg.syn && !seg.ack_flag {
+                client = Some(End::A);
+            } else if seg.syn {
+                // A SYN-ACK first: the capture missed the SYN.
+                ends = PerEnd([seg.dst, seg.src]);
+                client = Some(End::A);
+            }
+            let order = self.next_order;
+            self.next_order += 1;
+            let conn = Conn {
+                order,
+                ends,
+                client,
+                first_ts: ts,
+                last_ts: ts,
+                last_data_ts: ts,
+                syn: None,
+                syn_ack: None,
+                handshake_ack: None,
+                refused: None,
+                unreachable: None,
+                streams: PerEnd([
+                    Stream::new(self.limits.max_pending),
+                    Stream::new(self.limits.max_pending),
+                ]),
+                closed: PerEnd([None, None]),
+                payload_seen: false,
+                content: Content::Undecided {
+                    chunks: Vec::new(),
+                    bytes: 0,
+                },
+            };
+            self.conns.insert(k, Entry::Live(Box::new(conn)));
+        }
+        true
     }
 
     /// Keeps the number of followed connections within the bound: drops the least recently active
@@ -507,6 +527,7 @@ impl Tracker {
                     &mut conn,
                     end,
                     ts,
+                    None,
                     out,
                     &mut self.rdp_servers,
                     &self.secrets,
@@ -715,17 +736,36 @@ fn classify(
     (Decision::NotRdp, Some(c))
 }
 
-/// Feeds what one end's stream delivered.
+/// A piece of one end's stream, in order: bytes where they lie, or a gap.
+#[derive(Debug, Clone, Copy)]
+enum Piece<'a> {
+    Data(&'a [u8]),
+    Gap(u64),
+}
+
+impl<'a> From<&'a Delivery> for Piece<'a> {
+    fn from(d: &'a Delivery) -> Piece<'a> {
+        match d {
+            Delivery::Data(v) => Piece::Data(v),
+            Delivery::Gap(n) => Piece::Gap(*n),
+        }
+    }
+}
+
+/// Feeds what one end's stream delivered: the bytes of a segment that came in order with nothing held
+/// (`in_place`, still in the packet), or what the stream held and could deliver now (`out`).
+#[allow(clippy::too_many_arguments)]
 fn deliver(
     conn: &mut Conn,
     end: End,
     ts: Duration,
+    in_place: Option<&[u8]>,
     out: Vec<Delivery>,
     rdp_servers: &mut HashSet<SocketAddr>,
     secrets: &Option<Arc<Secrets>>,
     file: &str,
 ) {
-    if out.is_empty() {
+    if out.is_empty() && in_place.is_none() {
         return;
     }
     let at = conn.at(ts);
@@ -733,14 +773,18 @@ fn deliver(
     let (data, gap, over) = match &mut conn.content {
         Content::NotRdp => return,
         Content::Rdp(s) => {
-            for d in out {
-                feed(s, end, side, at, d);
+            for d in &out {
+                feed(s, end, side, at, d.into());
+            }
+            if let Some(d) = in_place {
+                feed(s, end, side, at, Piece::Data(d));
             }
             return;
         }
         Content::Undecided { chunks, bytes } => {
             let mut gap = false;
-            for d in out {
+            let in_place = in_place.map(|d| Delivery::Data(d.to_vec()));
+            for d in out.into_iter().chain(in_place) {
                 match &d {
                     Delivery::Data(v) => *bytes += v.len(),
                     Delivery::Gap(_) => gap = true,
@@ -787,20 +831,20 @@ fn deliver(
 }
 
 /// Feeds one delivery to the dissector, dropping tunnel bytes first.
-fn feed(s: &mut RdpSession, end: End, side: Side, at: Millis, d: Delivery) {
+fn feed(s: &mut RdpSession, end: End, side: Side, at: Millis, d: Piece<'_>) {
     match d {
-        Delivery::Data(mut v) => {
+        Piece::Data(mut v) => {
             let skip = &mut s.skip[end];
             if *skip > 0 {
                 let n = usize::try_from(*skip).unwrap_or(usize::MAX).min(v.len());
-                v.drain(..n);
+                v = v.get(n..).unwrap_or_default();
                 *skip -= n as u64;
             }
             if !v.is_empty() {
-                s.dissector.on_tcp_data(side, at, &v);
+                s.dissector.on_tcp_data(side, at, v);
             }
         }
-        Delivery::Gap(n) => {
+        Piece::Gap(n) => {
             let skip = &mut s.skip[end];
             let n = if *skip > 0 {
                 let used = (*skip).min(n);
@@ -869,9 +913,9 @@ fn decide(conn: &mut Conn, decision: Decision, secrets: &Option<Arc<Secrets>>, f
         Content::Undecided { chunks, .. } => chunks,
         _ => Vec::new(),
     };
-    for (end, at, d) in held {
-        let side = conn.side_of(end);
-        feed(&mut session, end, side, at, d);
+    for (end, at, d) in &held {
+        let side = conn.side_of(*end);
+        feed(&mut session, *end, side, *at, d.into());
     }
     conn.content = Content::Rdp(Box::new(session));
 }
