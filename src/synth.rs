@@ -30,7 +30,6 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use etherparse::PacketBuilder;
 use pcap_file::DataLink;
 use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
@@ -40,6 +39,7 @@ use pcap_file::pcapng::{Block, PcapNgReader, PcapNgWriter};
 use rand::rngs::StdRng;
 use rand::{Rng as _, RngCore as _, SeedableRng as _};
 
+use crate::probe::pcap::{Flags, tcp_packet};
 use crate::replay::link::{self, Frame};
 use crate::replay::tls_decrypt::record::RecordCipher;
 use crate::replay::tls_decrypt::suites;
@@ -199,14 +199,6 @@ pub enum SynthError {
         #[source]
         source: std::io::Error,
     },
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Flags {
-    syn: bool,
-    ack: bool,
-    fin: bool,
-    rst: bool,
 }
 
 /// One packet of a template: its payload is `len` bytes of its side's stream from `start`.
@@ -645,29 +637,8 @@ impl<W: Write> Out<W> {
         flags: Flags,
         payload: &[u8],
     ) -> Result<(), SynthError> {
-        let mut tcp = PacketBuilder::ipv4(src.ip().octets(), dst.ip().octets(), 64).tcp(
-            src.port(),
-            dst.port(),
-            seq,
-            65535,
-        );
-        if flags.syn {
-            tcp = tcp.syn();
-        }
-        if flags.ack {
-            tcp = tcp.ack(ack);
-        }
-        if flags.fin {
-            tcp = tcp.fin();
-        }
-        if flags.rst {
-            tcp = tcp.rst();
-        }
-        if !payload.is_empty() {
-            tcp = tcp.psh();
-        }
-        let mut data = Vec::with_capacity(tcp.size(payload.len()));
-        tcp.write(&mut data, payload).map_err(|e| self.err(e))?;
+        let data = tcp_packet(src.into(), dst.into(), seq, ack, flags, payload)
+            .map_err(|e| self.err(e))?;
         self.clock += TICK;
         let epb = EnhancedPacketBlock {
             interface_id: 0,

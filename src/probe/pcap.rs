@@ -79,32 +79,9 @@ impl Recorder {
         let (src, dst) = self.ends(from);
         let seq = self.seq[idx(from)];
         let ack = self.seq[idx(from.other())];
-        let builder = match (src.ip(), dst.ip()) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => PacketBuilder::ipv4(s.octets(), d.octets(), 64),
-            (IpAddr::V6(s), IpAddr::V6(d)) => PacketBuilder::ipv6(s.octets(), d.octets(), 64),
-            // A mixed pair cannot happen on one socket; keep the capture consistent anyway.
-            _ => PacketBuilder::ipv4([127, 0, 0, 1], [127, 0, 0, 1], 64),
-        };
-        let mut tcp = builder.tcp(src.port(), dst.port(), seq, 65535);
-        if flags.syn {
-            tcp = tcp.syn();
-        }
-        if flags.ack {
-            tcp = tcp.ack(ack);
-        }
-        if flags.fin {
-            tcp = tcp.fin();
-        }
-        if flags.rst {
-            tcp = tcp.rst();
-        }
-        if !payload.is_empty() {
-            tcp = tcp.psh();
-        }
-        let mut packet = Vec::with_capacity(tcp.size(payload.len()));
-        if tcp.write(&mut packet, payload).is_err() {
+        let Ok(packet) = tcp_packet(src, dst, seq, ack, flags, payload) else {
             return;
-        }
+        };
         let advance = payload.len() as u32 + u32::from(flags.syn) + u32::from(flags.fin);
         self.seq[idx(from)] = seq.wrapping_add(advance);
         self.bytes += packet.len();
@@ -192,12 +169,49 @@ impl Recorder {
     }
 }
 
+/// The TCP flags of a segment rdptrace writes into a capture.
 #[derive(Debug, Clone, Copy, Default)]
-struct Flags {
-    syn: bool,
-    ack: bool,
-    fin: bool,
-    rst: bool,
+pub(crate) struct Flags {
+    pub syn: bool,
+    pub ack: bool,
+    pub fin: bool,
+    pub rst: bool,
+}
+
+/// An IP packet holding one TCP segment from `src` to `dst` (PSH when it carries a payload).
+pub(crate) fn tcp_packet(
+    src: SocketAddr,
+    dst: SocketAddr,
+    seq: u32,
+    ack: u32,
+    flags: Flags,
+    payload: &[u8],
+) -> Result<Vec<u8>, etherparse::err::packet::BuildWriteError> {
+    let builder = match (src.ip(), dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => PacketBuilder::ipv4(s.octets(), d.octets(), 64),
+        (IpAddr::V6(s), IpAddr::V6(d)) => PacketBuilder::ipv6(s.octets(), d.octets(), 64),
+        // A mixed pair cannot happen on one socket; keep the capture consistent anyway.
+        _ => PacketBuilder::ipv4([127, 0, 0, 1], [127, 0, 0, 1], 64),
+    };
+    let mut tcp = builder.tcp(src.port(), dst.port(), seq, 65535);
+    if flags.syn {
+        tcp = tcp.syn();
+    }
+    if flags.ack {
+        tcp = tcp.ack(ack);
+    }
+    if flags.fin {
+        tcp = tcp.fin();
+    }
+    if flags.rst {
+        tcp = tcp.rst();
+    }
+    if !payload.is_empty() {
+        tcp = tcp.psh();
+    }
+    let mut packet = Vec::with_capacity(tcp.size(payload.len()));
+    tcp.write(&mut packet, payload)?;
+    Ok(packet)
 }
 
 impl Flags {
