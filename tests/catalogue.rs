@@ -6,12 +6,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{BOUND, ChildGuard, block_on};
+use common::{BOUND, ChildGuard, block_on, serve_port};
 use rdptrace::probe::{Credentials, Password, ProbeConfig};
 use rdptrace::serve::scenario::{self, Expected, Scenario};
 use rdptrace::serve::{Target, TargetConfig, TestIdentity};
@@ -190,18 +189,9 @@ fn through_the_binaries(name: &str, probe_args: &[&str]) -> serde_json::Value {
         .expect("rdptrace serve starts");
     let stdout = server.stdout.take().expect("piped stdout");
     let mut server = ChildGuard(server);
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines
-        .next()
-        .expect("rdptrace serve says where it listens")
-        .expect("a line of text");
+    let (port, _, lines) = serve_port(stdout);
     // The rest of what the target says, read to its end so that it can say it.
     let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
-    let port: u16 = first
-        .strip_prefix("listening on 127.0.0.1:")
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {first:?}"));
     let output = Command::new(env!("CARGO_BIN_EXE_rdptrace"))
         .args(["probe", "--json", "-u", TestIdentity::DEFAULT_USER])
         .args(probe_args)

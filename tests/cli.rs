@@ -2,12 +2,11 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{ChildGuard, TempDir, free_port};
+use common::{ChildGuard, TempDir, free_port, serve_port};
 
 fn rdptrace() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rdptrace"));
@@ -223,16 +222,7 @@ fn the_password_never_appears_anywhere() {
             .spawn()
             .expect("start serve");
         let mut server = ChildGuard(server);
-        let mut lines = BufReader::new(server.0.stdout.take().expect("stdout")).lines();
-        let first = lines
-            .next()
-            .expect("serve says where it listens")
-            .expect("text");
-        let port: u16 = first
-            .strip_prefix("listening on 127.0.0.1:")
-            .and_then(|rest| rest.split(',').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {first:?}"));
+        let (port, first, lines) = serve_port(server.0.stdout.take().expect("stdout"));
         let mut probe = rdptrace();
         probe
             .env("RUST_LOG", "trace")

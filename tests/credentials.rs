@@ -4,13 +4,13 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ChildGuard, TempDir, free_port};
+use common::{ChildGuard, TempDir, free_port, serve_port};
 
 const MARKER: &str = "Marker-Cred-4d2a91";
 
@@ -47,16 +47,7 @@ fn serve(dir: &Path, scenario: &str) -> (ChildGuard, u16, Vec<std::path::PathBuf
         .spawn()
         .expect("start serve");
     let mut guard = ChildGuard(child);
-    let mut lines = BufReader::new(guard.0.stdout.take().expect("stdout")).lines();
-    let first = lines
-        .next()
-        .expect("serve says where it listens")
-        .expect("text");
-    let port = first
-        .strip_prefix("listening on 127.0.0.1:")
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {first:?}"));
+    let (port, _, _) = serve_port(guard.0.stdout.take().expect("stdout"));
     (guard, port, vec![stderr, traces, keylog])
 }
 

@@ -185,3 +185,26 @@ pub fn normalize_timeline(text: &str) -> String {
         .replace_all(doc.as_str().unwrap_or_default(), " [t]")
         .into_owned()
 }
+
+/// What `rdptrace serve --listen 127.0.0.1:0` says first: the port it listens on. Returns it, that first
+/// line, and the rest of the target's stdout, line by line.
+pub fn serve_port(
+    stdout: std::process::ChildStdout,
+) -> (
+    u16,
+    String,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+) {
+    use std::io::BufRead as _;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let first = lines
+        .next()
+        .expect("rdptrace serve says where it listens")
+        .expect("a line of text");
+    let port = first
+        .strip_prefix("listening on 127.0.0.1:")
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {first:?}"));
+    (port, first, lines)
+}
