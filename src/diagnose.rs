@@ -310,6 +310,17 @@ impl Findings {
         })
     }
 
+    /// The server's Disconnect Provider Ultimatum, if one came, then the close: how the server ended it.
+    fn push_ending(&self, ev: &mut Vec<String>) {
+        if let Some((at, reason)) = self.dpu_from_server {
+            ev.push(format!(
+                "{at:.1} ms: server Disconnect Provider Ultimatum {}",
+                codes::name(Table::DpuReason, u32::from(reason))
+            ));
+        }
+        ev.extend(self.close_evidence());
+    }
+
     fn close_evidence(&self) -> Option<String> {
         let (at, by, how) = self.closed?;
         Some(format!(
@@ -423,15 +434,7 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
         // [3.3.5.3.2] After sending RDP_NEG_FAILURE the server MUST close the connection.
         let after = match (f.closed, f.client_closed) {
             (Some((_, Side::Server, _)), _) => {
-                if let Some((at, reason)) = f.dpu_from_server {
-                    ev.push(format!(
-                        "{at:.1} ms: server Disconnect Provider Ultimatum {}",
-                        codes::name(Table::DpuReason, u32::from(reason))
-                    ));
-                }
-                if let Some(c) = f.close_evidence() {
-                    ev.push(c);
-                }
+                f.push_ending(&mut ev);
                 String::new()
             }
             (_, true) => {
@@ -563,15 +566,7 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
             "{at:.1} ms: server Set Error Info {}",
             codes::Display(Table::ErrorInfo, code)
         ));
-        if let Some((at, reason)) = f.dpu_from_server {
-            ev.push(format!(
-                "{at:.1} ms: server Disconnect Provider Ultimatum {}",
-                codes::name(Table::DpuReason, u32::from(reason))
-            ));
-        }
-        if let Some(c) = f.close_evidence() {
-            ev.push(c);
-        }
+        f.push_ending(&mut ev);
         return (
             Cause::ServerErrorInfo,
             format!(
@@ -635,14 +630,8 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
             ev,
         );
     }
-    if let Some((at, reason)) = f.dpu_from_server {
-        ev.push(format!(
-            "{at:.1} ms: server Disconnect Provider Ultimatum {}",
-            codes::name(Table::DpuReason, u32::from(reason))
-        ));
-        if let Some(c) = f.close_evidence() {
-            ev.push(c);
-        }
+    if let Some((_, reason)) = f.dpu_from_server {
+        f.push_ending(&mut ev);
         return (
             Cause::DisconnectedByServer,
             format!(
