@@ -338,14 +338,14 @@ fn connected_detail(trace: &Trace, f: &Findings) -> String {
     let selected = trace
         .phase(PhaseName::X224)
         .facts
-        .get("selected_protocol")
+        .get(crate::trace::Fact::SelectedProtocol)
         .and_then(|v| v.as_str())
         .unwrap_or("an unknown protocol")
         .to_owned();
     let tls = trace
         .phase(PhaseName::Tls)
         .facts
-        .get("tls_version")
+        .get(crate::trace::Fact::TlsVersion)
         .and_then(|v| v.as_str())
         .map(|v| format!(" over {v}"))
         .unwrap_or_default();

@@ -326,7 +326,7 @@ pub fn tls_records(data: &[u8]) -> (Vec<Decrypted>, Vec<(&'static str, String)>)
     }
     let facts = tls_decrypt::facts(&status)
         .into_iter()
-        .map(|(k, v)| (k, format!("{v:?}")))
+        .map(|(k, v)| (k.as_str(), format!("{v:?}")))
         .collect();
     (opened, facts)
 }

@@ -24,6 +24,7 @@ use rdptrace::fleet::targets::{self, Line, TargetSpec};
 use rdptrace::pdu::{AuthToken, LicenseMessage, PduInfo};
 use rdptrace::probe::cli::ProbeOptions;
 use rdptrace::probe::{Password, ProbeConfig, Security};
+use rdptrace::trace::Fact;
 use rdptrace::trace::{CloseKind, ConnectError, Deadline, EventKind, PhaseName, Side, Trace};
 use rdptrace::verdict::Verdict;
 
@@ -314,7 +315,7 @@ fn xrdp_tls() {
         trace
             .phase(PhaseName::Licensing)
             .facts
-            .get("license_exchange")
+            .get(Fact::LicenseExchange)
             .and_then(|v| v.as_str()),
         Some("Server License Request, Client New License Request, Licensing Error Message")
     );
@@ -618,7 +619,7 @@ fn weston_tls() {
         trace
             .phase(PhaseName::Capabilities)
             .facts
-            .get("client_capability_sets")
+            .get(Fact::ClientCapabilitySets)
             .and_then(|v| v.as_str())
             .is_some_and(|s| s.contains("SurfaceCommands")),
         "{}",

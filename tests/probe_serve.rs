@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::{block_on, normalize};
 use rdptrace::probe::{Credentials, Password, ProbeConfig};
 use rdptrace::serve::{Target, TargetConfig, scenario};
+use rdptrace::trace::Fact;
 use rdptrace::trace::{PhaseName, PhaseStatus, Trace};
 use rdptrace::verdict::{Basis, Cause, Verdict};
 
@@ -102,12 +103,12 @@ fn healthy_reaches_the_active_state_over_nla() {
     }
     let x224 = &trace.phase(PhaseName::X224).facts;
     assert_eq!(
-        x224.get("selected_protocol").and_then(|v| v.as_str()),
+        x224.get(Fact::SelectedProtocol).and_then(|v| v.as_str()),
         Some("PROTOCOL_HYBRID_EX")
     );
     let credssp = &trace.phase(PhaseName::Credssp).facts;
     assert_eq!(
-        credssp.get("auth_package").and_then(|v| v.as_str()),
+        credssp.get(Fact::AuthPackage).and_then(|v| v.as_str()),
         Some("NTLM")
     );
     insta::assert_json_snapshot!("healthy", snapshot(&trace, &verdict));

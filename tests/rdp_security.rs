@@ -12,6 +12,7 @@ use rdptrace::probe::{Credentials, Password, ProbeConfig, Security};
 use rdptrace::rdp_security::{Level, Method};
 use rdptrace::serve::standard_security::StandardSecurity;
 use rdptrace::serve::{Served, Target, TargetConfig, scenario};
+use rdptrace::trace::Fact;
 use rdptrace::trace::{EventKind, PhaseName, PhaseStatus, Trace};
 use rdptrace::verdict::{Cause, Verdict};
 
@@ -71,7 +72,11 @@ fn probe_target(
 }
 
 fn fact<'a>(trace: &'a Trace, phase: PhaseName, key: &str) -> Option<&'a str> {
-    trace.phase(phase).facts.get(key).and_then(|v| v.as_str())
+    trace
+        .phase(phase)
+        .facts
+        .get(Fact::from_name(key)?)
+        .and_then(|v| v.as_str())
 }
 
 fn render(trace: &Trace, verdict: &Verdict) -> String {
@@ -111,7 +116,7 @@ fn assert_secured_and_active(trace: &Trace, verdict: &Verdict, method: &str, lev
         trace
             .phase(PhaseName::SecureSettings)
             .facts
-            .get("security_exchange"),
+            .get(Fact::SecurityExchange),
         Some(&serde_json::Value::Bool(true))
     );
     let info = trace

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use etherparse::PacketBuilder;
 use rdptrace::pdu::{AuthToken, Negotiation, PduInfo};
 use rdptrace::replay::{self, Options, Replay, Session};
+use rdptrace::trace::Fact;
 use rdptrace::trace::{CloseKind, ConnectError, EventKind, PhaseName, Side, Trace};
 use rdptrace::verdict::Cause;
 
@@ -61,7 +62,7 @@ fn pdus(t: &Trace) -> Vec<&PduInfo> {
 }
 
 fn fact(t: &Trace, phase: PhaseName, key: &str) -> Option<serde_json::Value> {
-    t.phase(phase).facts.get(key).cloned()
+    t.phase(phase).facts.get(Fact::from_name(key)?).cloned()
 }
 
 fn fact_str(t: &Trace, phase: PhaseName, key: &str) -> Option<String> {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::{TempDir, block_on};
 use rdptrace::probe::{Credentials, Password, ProbeConfig};
 use rdptrace::serve::{Target, TargetConfig, scenario};
+use rdptrace::trace::Fact;
 use rdptrace::trace::{PhaseName, PhaseStatus, Trace};
 use rdptrace::verdict::Verdict;
 
@@ -113,7 +114,7 @@ fn replay_of_the_probe_capture_agrees_with_the_probe_for_every_scenario() {
                     .trace
                     .phase(PhaseName::Tls)
                     .facts
-                    .get("decrypted")
+                    .get(Fact::Decrypted)
                     .is_some_and(|v| {
                         v.as_str().is_some_and(|s| !s.is_empty()) || v.as_bool() == Some(true)
                     });

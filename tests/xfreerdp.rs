@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use rdptrace::pdu::PduInfo;
 use rdptrace::serve::{Outcome, Served, Target, TargetConfig, TestIdentity, scenario};
+use rdptrace::trace::Fact;
 use rdptrace::trace::PhaseName;
 
 /// Every wait is bounded by this; none is asserted on.
@@ -504,7 +505,7 @@ fn xfreerdp_against_standard_security() {
         served.outcome
     );
     let trace = &served.trace;
-    let facts = |phase: PhaseName, key: &str| {
+    let facts = |phase: PhaseName, key: Fact| {
         trace
             .phase(phase)
             .facts
@@ -513,12 +514,12 @@ fn xfreerdp_against_standard_security() {
             .map(str::to_owned)
     };
     assert_eq!(
-        facts(PhaseName::SecureSettings, "encryption").as_deref(),
+        facts(PhaseName::SecureSettings, Fact::Encryption).as_deref(),
         Some("RC4 128-bit")
     );
     // FreeRDP signs with the salted MAC; the target answers in kind and xfreerdp accepts it.
     assert_eq!(
-        facts(PhaseName::SecureSettings, "client_mac").as_deref(),
+        facts(PhaseName::SecureSettings, Fact::ClientMac).as_deref(),
         Some("salted (SEC_SECURE_CHECKSUM)")
     );
     assert!(
@@ -566,7 +567,7 @@ fn xfreerdp_against_standard_security_with_fips() {
             .trace
             .phase(PhaseName::SecureSettings)
             .facts
-            .get("encryption")
+            .get(Fact::Encryption)
             .and_then(|v| v.as_str()),
         Some("FIPS (3DES, HMAC-SHA1)")
     );

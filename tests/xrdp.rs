@@ -7,6 +7,7 @@ use std::time::Duration;
 use common::xrdp::{start_xrdp, xrdp_available};
 use common::*;
 use rdptrace::probe::{ProbeConfig, Security};
+use rdptrace::trace::Fact;
 use rdptrace::trace::{PhaseName, PhaseStatus};
 use rdptrace::verdict::Cause;
 
@@ -54,12 +55,12 @@ fn xrdp_over_tls_reaches_the_active_state() {
     assert_eq!(trace.phase(PhaseName::Credssp).status, PhaseStatus::Skipped);
     let x224 = &trace.phase(PhaseName::X224).facts;
     assert_eq!(
-        x224.get("selected_protocol").and_then(|v| v.as_str()),
+        x224.get(Fact::SelectedProtocol).and_then(|v| v.as_str()),
         Some("PROTOCOL_SSL")
     );
     let tls = &trace.phase(PhaseName::Tls).facts;
     let version = tls
-        .get("tls_version")
+        .get(Fact::TlsVersion)
         .and_then(|v| v.as_str())
         .unwrap_or_default();
     assert!(
@@ -67,14 +68,16 @@ fn xrdp_over_tls_reaches_the_active_state() {
         "tls_version {version}"
     );
     assert!(
-        tls.get("cert_subject")
+        tls.get(Fact::CertSubject)
             .and_then(|v| v.as_str())
             .is_some_and(|s| s.contains("CN="))
     );
     // xrdp does the full license exchange (LAB.md): License Request, New License Request, STATUS_VALID_CLIENT.
     let licensing = &trace.phase(PhaseName::Licensing).facts;
     assert_eq!(
-        licensing.get("license_exchange").and_then(|v| v.as_str()),
+        licensing
+            .get(Fact::LicenseExchange)
+            .and_then(|v| v.as_str()),
         Some("Server License Request, Client New License Request, Licensing Error Message")
     );
     let names: Vec<&str> = trace
@@ -110,12 +113,12 @@ fn xrdp_with_rc4_standard_security_reaches_the_active_state() {
     );
     let mcs = &trace.phase(PhaseName::McsConnect).facts;
     assert_eq!(
-        mcs.get("encryption_level").and_then(|v| v.as_str()),
+        mcs.get(Fact::EncryptionLevel).and_then(|v| v.as_str()),
         Some("ENCRYPTION_LEVEL_HIGH")
     );
     let secure = &trace.phase(PhaseName::SecureSettings).facts;
     assert_eq!(
-        secure.get("encryption").and_then(|v| v.as_str()),
+        secure.get(Fact::Encryption).and_then(|v| v.as_str()),
         Some("RC4 128-bit")
     );
 }

@@ -7,6 +7,7 @@ use crate::trace::{Deadline, EventKind, PhaseName, Side, Trace};
 use crate::verdict::Verdict;
 
 use super::expect::{Closed, DeadlineKind, Expectation, Match, status_word};
+use crate::trace::Fact;
 
 /// At most this many lines of evidence from a phase or a search over the trace.
 const MAX_EVIDENCE: usize = 8;
@@ -187,7 +188,9 @@ pub fn judge_probe(
             )
         }
         Expectation::Fact(p, key, m) => {
-            let got = trace.phase(*p).facts.get(key).map(fact_text);
+            let got = Fact::from_name(key)
+                .and_then(|k| trace.phase(*p).facts.get(k))
+                .map(fact_text);
             let seen = match &got {
                 Some(v) => format!("{p}.{key} = {v}"),
                 None => format!("no fact {p}.{key}"),
@@ -532,7 +535,7 @@ mod tests {
                 negotiation: Negotiation::Failure { code: 1 },
             },
         ));
-        t.fact("neg_failure", "SSL_REQUIRED_BY_SERVER (0x1)");
+        t.fact(Fact::NegFailure, "SSL_REQUIRED_BY_SERVER (0x1)");
         t.record_pdu(pdu(
             1.1,
             Side::Server,

@@ -8,6 +8,7 @@
 use super::{Dissector, Sealed, capabilities, finalization, licensing, secure_settings};
 use crate::codes::{self, Table};
 use crate::pdu::PduInfo;
+use crate::trace::Fact;
 use crate::trace::{EventKind, PhaseName, Side};
 use crate::wire::{Reader, WireError, utf16le};
 
@@ -75,8 +76,8 @@ pub(super) fn disconnect_provider_ultimatum(
     };
     let name = codes::name(Table::DpuReason, u32::from(reason));
     let key = match from {
-        Side::Server => "disconnect_reason",
-        Side::Client => "client_disconnect_reason",
+        Side::Server => Fact::DisconnectReason,
+        Side::Client => Fact::ClientDisconnectReason,
     };
     d.trace.fact(key, name.clone());
     d.pdu(
@@ -110,7 +111,7 @@ pub(super) fn fast_path(d: &mut Dissector, from: Side, frame: &[u8]) {
         // they completed.
         d.enter(PhaseName::Finalization);
         d.trace.fact(
-            "finalization",
+            Fact::Finalization,
             "encrypted (Standard RDP Security); inferred complete from the server's fast-path output",
         );
         d.enter(PhaseName::Active);
@@ -432,7 +433,7 @@ fn share_control(
         }
         PDUTYPE_DEACTIVATEALLPDU => {
             let share_id = r.u32_le("shareId").unwrap_or(0);
-            d.trace.fact("deactivate_all", true);
+            d.trace.fact(Fact::DeactivateAll, true);
             d.pdu(
                 from,
                 frame_len,
@@ -492,7 +493,7 @@ fn share_data(d: &mut Dissector, from: Side, frame_len: usize, pdu_type2: u8, bo
         PDUTYPE2_SET_ERROR_INFO_PDU => match Reader::new(body).u32_le("errorInfo") {
             Ok(code) => {
                 d.trace.fact(
-                    "error_info",
+                    Fact::ErrorInfo,
                     codes::Display(Table::ErrorInfo, code).to_string(),
                 );
                 d.pdu(
@@ -514,7 +515,7 @@ fn share_data(d: &mut Dissector, from: Side, frame_len: usize, pdu_type2: u8, bo
                 3 => "INFOTYPE_LOGON_EXTENDED_INFO",
                 _ => "unknown infoType",
             };
-            d.trace.fact("save_session_info", name);
+            d.trace.fact(Fact::SaveSessionInfo, name);
             d.pdu(
                 from,
                 frame_len,
@@ -596,7 +597,7 @@ fn redirection_packet(d: &mut Dissector, from: Side, frame_len: usize, mut r: Re
                     .map(|t| format!(", target {t}"))
                     .unwrap_or_default()
             );
-            d.trace.fact("redirected_to", detail.clone());
+            d.trace.fact(Fact::RedirectedTo, detail.clone());
             d.pdu(
                 from,
                 frame_len,

@@ -3,7 +3,7 @@
 
 use super::Dissector;
 use crate::pdu::PduInfo;
-use crate::trace::{PhaseName, Side};
+use crate::trace::{Fact, PhaseName, Side};
 use crate::wire::{Reader, WireError};
 
 /// [2.2.1.13.1.1.1] capabilitySetType values and the section of each set.
@@ -124,9 +124,9 @@ pub(super) fn active_pdu(
             }
             d.trace.fact(
                 if server {
-                    "server_capability_sets"
+                    Fact::ServerCapabilitySets
                 } else {
-                    "client_capability_sets"
+                    Fact::ClientCapabilitySets
                 },
                 names.join(", "),
             );

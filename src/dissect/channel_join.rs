@@ -4,6 +4,7 @@
 use super::Dissector;
 use super::mcs_connect::mcs_result_name;
 use crate::pdu::PduInfo;
+use crate::trace::Fact;
 use crate::trace::{EventKind, Side};
 use crate::wire::{Reader, WireError};
 
@@ -41,10 +42,11 @@ pub(super) fn domain_pdu(d: &mut Dissector, from: Side, frame_len: usize, mcs: &
                 };
                 if let Some(id) = user_id {
                     d.state.user_channel = Some(id);
-                    d.trace.fact("user_channel", id);
+                    d.trace.fact(Fact::UserChannel, id);
                 }
                 if result != 0 {
-                    d.trace.fact("attach_user_result", mcs_result_name(result));
+                    d.trace
+                        .fact(Fact::AttachUserResult, mcs_result_name(result));
                 }
                 (
                     "MCS Attach User Confirm",
@@ -79,10 +81,10 @@ pub(super) fn domain_pdu(d: &mut Dissector, from: Side, frame_len: usize, mcs: &
                 } else {
                     requested
                 };
-                let joined = d.trace.current_facts_list("joined_channels");
+                let joined = d.trace.current_facts_list(Fact::JoinedChannels);
                 if result == 0 {
                     d.trace.fact(
-                        "joined_channels",
+                        Fact::JoinedChannels,
                         format!(
                             "{joined}{}{channel_id}",
                             if joined.is_empty() { "" } else { ", " }
@@ -90,7 +92,7 @@ pub(super) fn domain_pdu(d: &mut Dissector, from: Side, frame_len: usize, mcs: &
                     );
                 } else {
                     d.trace.fact(
-                        "channel_join_result",
+                        Fact::ChannelJoinResult,
                         format!("{channel_id}: {}", mcs_result_name(result)),
                     );
                 }

@@ -8,6 +8,7 @@ use sspi::credssp::TsRequest;
 use super::Dissector;
 use crate::codes::{self, Table};
 use crate::pdu::{AuthToken, NtlmChallengeInfo, PduInfo};
+use crate::trace::Fact;
 use crate::trace::{PhaseName, Side};
 use crate::wire::{Reader, WireError, utf16le};
 
@@ -74,38 +75,38 @@ pub(super) fn ts_request(d: &mut Dissector, from: Side, frame: &[u8]) {
             codes::Display(Table::NtStatus, code)
         ));
         d.trace.fact(
-            "error_code",
+            Fact::ErrorCode,
             codes::Display(Table::NtStatus, code).to_string(),
         );
     }
     let key = match from {
-        Side::Client => "client_ts_request_version",
-        Side::Server => "server_ts_request_version",
+        Side::Client => Fact::ClientTsRequestVersion,
+        Side::Server => Fact::ServerTsRequestVersion,
     };
     if d.trace.phase(PhaseName::Credssp).facts.get(key).is_none() {
         d.trace.fact(key, req.version);
     }
     match &token {
         Some(AuthToken::NtlmChallenge(info)) => {
-            d.trace.fact("auth_package", "NTLM");
+            d.trace.fact(Fact::AuthPackage, "NTLM");
             for (k, v) in [
-                ("ntlm_target_name", &info.target_name),
-                ("ntlm_netbios_computer", &info.netbios_computer),
-                ("ntlm_netbios_domain", &info.netbios_domain),
-                ("ntlm_dns_computer", &info.dns_computer),
-                ("ntlm_dns_domain", &info.dns_domain),
-                ("ntlm_dns_tree", &info.dns_tree),
-                ("ntlm_os_version", &info.os_version),
+                (Fact::NtlmTargetName, &info.target_name),
+                (Fact::NtlmNetbiosComputer, &info.netbios_computer),
+                (Fact::NtlmNetbiosDomain, &info.netbios_domain),
+                (Fact::NtlmDnsComputer, &info.dns_computer),
+                (Fact::NtlmDnsDomain, &info.dns_domain),
+                (Fact::NtlmDnsTree, &info.dns_tree),
+                (Fact::NtlmOsVersion, &info.os_version),
             ] {
                 if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
                     d.trace.fact(k, v.clone());
                 }
             }
         }
-        Some(AuthToken::NtlmNegotiate) => d.trace.fact("auth_package", "NTLM"),
-        Some(AuthToken::Kerberos { .. }) => d.trace.fact("auth_package", "Kerberos"),
+        Some(AuthToken::NtlmNegotiate) => d.trace.fact(Fact::AuthPackage, "NTLM"),
+        Some(AuthToken::Kerberos { .. }) => d.trace.fact(Fact::AuthPackage, "Kerberos"),
         Some(AuthToken::Spnego { mechanism: Some(m) }) => {
-            d.trace.fact("auth_package", format!("Negotiate ({m})"))
+            d.trace.fact(Fact::AuthPackage, format!("Negotiate ({m})"))
         }
         _ => {}
     }

@@ -3,6 +3,7 @@
 use super::Dissector;
 use crate::codes::{self, Table};
 use crate::pdu::PduInfo;
+use crate::trace::Fact;
 use crate::trace::{PhaseName, Side};
 
 /// [2.2.10.2] authorizationResult AUTHZ_SUCCESS.
@@ -21,7 +22,7 @@ pub(super) fn result(d: &mut Dissector, from: Side, frame: &[u8]) {
         [a, b, c, e] => u32::from_le_bytes([*a, *b, *c, *e]),
         _ => return,
     };
-    d.trace.fact("authorization_result", result_name(value));
+    d.trace.fact(Fact::AuthorizationResult, result_name(value));
     d.pdu(
         from,
         frame.len(),

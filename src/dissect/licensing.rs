@@ -4,6 +4,7 @@
 use super::Dissector;
 use crate::codes::{self, Table};
 use crate::pdu::{LicenseMessage, PduInfo};
+use crate::trace::Fact;
 use crate::trace::{PhaseName, Side};
 use crate::wire::{Reader, WireError};
 
@@ -87,16 +88,16 @@ pub(super) fn license(d: &mut Dissector, from: Side, frame_len: usize, body: Opt
                 codes::Display(Table::LicenseError, *code),
                 codes::name(Table::LicenseTransition, *transition)
             );
-            d.trace.fact("license_result", text.clone());
+            d.trace.fact(Fact::LicenseResult, text.clone());
             text
         }
         LicenseMessage::Other { msg_type } => format!("bMsgType 0x{msg_type:02x}"),
         _ => String::new(),
     };
-    let exchange = d.trace.current_facts_list("license_exchange");
+    let exchange = d.trace.current_facts_list(Fact::LicenseExchange);
     let name = message_name(&message);
     d.trace.fact(
-        "license_exchange",
+        Fact::LicenseExchange,
         if exchange.is_empty() {
             name.to_owned()
         } else {

@@ -8,6 +8,7 @@
 use super::Dissector;
 use crate::codes::{self, Table};
 use crate::pdu::PduInfo;
+use crate::trace::Fact;
 use crate::trace::{EventKind, Side};
 use crate::wire::{Reader, WireError, utf16le};
 
@@ -175,35 +176,35 @@ pub(super) fn connect_initial(
     let mut summary = Vec::new();
     if let Some(name) = &data.client_name {
         summary.push(format!("client {name}"));
-        d.trace.fact("client_name", name.clone());
+        d.trace.fact(Fact::ClientName, name.clone());
     }
     if let Some(build) = data.client_build {
         summary.push(format!("build {build}"));
-        d.trace.fact("client_build", build);
+        d.trace.fact(Fact::ClientBuild, build);
     }
     if let Some(v) = data.version {
-        d.trace.fact("client_rdp_version", format!("0x{v:08x}"));
+        d.trace.fact(Fact::ClientRdpVersion, format!("0x{v:08x}"));
     }
     if let (Some(w), Some(h)) = (data.width, data.height) {
         summary.push(format!("{w}x{h}"));
-        d.trace.fact("desktop", format!("{w}x{h}"));
+        d.trace.fact(Fact::Desktop, format!("{w}x{h}"));
     }
     if let Some(k) = data.keyboard_layout {
-        d.trace.fact("keyboard_layout", format!("0x{k:08x}"));
+        d.trace.fact(Fact::KeyboardLayout, format!("0x{k:08x}"));
     }
     if let Some(p) = data.requested_protocols {
         // [2.2.1.3.2] serverSelectedProtocol: the client echoes what the server selected in the X.224
         // exchange (or, as legacy clients do, zero).
         d.trace
-            .fact("server_selected_protocol", codes::protocol_names(p));
+            .fact(Fact::ServerSelectedProtocol, codes::protocol_names(p));
     }
     if let Some(m) = data.encryption_methods {
         d.trace
-            .fact("client_encryption_methods", encryption_methods_names(m));
+            .fact(Fact::ClientEncryptionMethods, encryption_methods_names(m));
     }
     if !data.channels.is_empty() {
         summary.push(format!("channels {}", data.channels.join(",")));
-        d.trace.fact("client_channels", data.channels.join(", "));
+        d.trace.fact(Fact::ClientChannels, data.channels.join(", "));
     }
     d.pdu(
         from,
@@ -321,20 +322,23 @@ pub(super) fn connect_response(
     }
     let mut summary = vec![mcs_result_name(data.result).to_owned()];
     if data.result != 0 {
-        d.trace.fact("mcs_result", mcs_result_name(data.result));
+        d.trace.fact(Fact::McsResult, mcs_result_name(data.result));
     }
     if let Some(v) = data.version {
-        d.trace.fact("server_rdp_version", format!("0x{v:08x}"));
+        d.trace.fact(Fact::ServerRdpVersion, format!("0x{v:08x}"));
         summary.push(format!("server version 0x{v:08x}"));
     }
     if let Some(p) = data.client_requested_protocols {
-        d.trace.fact("echoed_protocols", codes::protocol_names(p));
+        d.trace
+            .fact(Fact::EchoedProtocols, codes::protocol_names(p));
     }
     if let (Some(m), Some(l)) = (data.encryption_method, data.encryption_level) {
         d.state.encryption_method = m;
         d.state.encryption_level = l;
-        d.trace.fact("encryption_method", encryption_method_name(m));
-        d.trace.fact("encryption_level", encryption_level_name(l));
+        d.trace
+            .fact(Fact::EncryptionMethod, encryption_method_name(m));
+        d.trace
+            .fact(Fact::EncryptionLevel, encryption_level_name(l));
         summary.push(format!(
             "{}, {}",
             encryption_method_name(m),
@@ -342,7 +346,7 @@ pub(super) fn connect_response(
         ));
     }
     if let Some(c) = &data.server_certificate {
-        d.trace.fact("server_certificate", c.clone());
+        d.trace.fact(Fact::ServerCertificate, c.clone());
     }
     if let (Some(m), Some(l)) = (data.encryption_method, data.encryption_level) {
         d.server_security(m, l, &data.server_random, &data.certificate);
@@ -352,12 +356,12 @@ pub(super) fn connect_response(
     }
     if let Some(io) = data.io_channel {
         d.state.io_channel = Some(io);
-        d.trace.fact("io_channel", io);
+        d.trace.fact(Fact::IoChannel, io);
         summary.push(format!("I/O channel {io}"));
     }
     if !data.channel_ids.is_empty() {
         d.trace.fact(
-            "channel_ids",
+            Fact::ChannelIds,
             data.channel_ids
                 .iter()
                 .map(u16::to_string)
@@ -367,7 +371,7 @@ pub(super) fn connect_response(
     }
     if let Some(m) = data.message_channel {
         d.state.message_channel = Some(m);
-        d.trace.fact("message_channel", m);
+        d.trace.fact(Fact::MessageChannel, m);
     }
     d.pdu(
         from,
@@ -410,12 +414,12 @@ fn certificate_facts(d: &mut Dissector, certificate: &[u8]) {
     match cert.public_key() {
         Ok(key) => d
             .trace
-            .fact("server_key", format!("RSA {}-bit", key.bits())),
-        Err(e) => d.trace.fact("server_key", e.to_string()),
+            .fact(Fact::ServerKey, format!("RSA {}-bit", key.bits())),
+        Err(e) => d.trace.fact(Fact::ServerKey, e.to_string()),
     }
     if let Some(valid) = cert.signature_valid() {
         d.trace.fact(
-            "server_certificate_signature",
+            Fact::ServerCertificateSignature,
             if valid {
                 "valid (Terminal Services signing key)"
             } else {

@@ -38,6 +38,7 @@ pub mod tls;
 pub mod x224;
 
 use crate::pdu::{Negotiation, PduInfo};
+use crate::trace::Fact;
 use crate::trace::{CloseKind, EventKind, Millis, PhaseName, Side, Trace};
 use crate::wire::{Reader, WireError};
 
@@ -264,8 +265,8 @@ impl Dissector {
         if !*noted {
             *noted = true;
             let key = match from {
-                Side::Client => "client_mac",
-                Side::Server => "server_mac",
+                Side::Client => Fact::ClientMac,
+                Side::Server => Fact::ServerMac,
             };
             let kind = if self.state.encryption_method == crate::rdp_security::Method::FIPS {
                 "HMAC-SHA1 (FIPS)"
@@ -919,7 +920,7 @@ impl Dissector {
         }
         self.leave_tls();
         self.trace.fact(
-            "encrypted",
+            Fact::Encrypted,
             "TLS application data without the secrets to decrypt it (--keylog, --rsa-key)",
         );
         // Without the Connection Confirm (a capture that starts later) the inner protocol is unknown.
@@ -1338,7 +1339,7 @@ mod tests {
             d.trace()
                 .phase(PhaseName::Tls)
                 .facts
-                .get("encrypted")
+                .get(Fact::Encrypted)
                 .is_some()
         );
 

@@ -5,6 +5,7 @@
 
 use super::Dissector;
 use crate::pdu::PduInfo;
+use crate::trace::Fact;
 use crate::trace::{PhaseName, Side};
 use crate::wire::{Reader, WireError, utf16le};
 
@@ -21,9 +22,9 @@ pub(super) fn security_exchange(d: &mut Dissector, from: Side, frame_len: usize,
         .bytes(len as usize, "encryptedClientRandom")
         .unwrap_or(r.rest());
     d.client_random(random);
-    d.trace.fact("security_exchange", true);
+    d.trace.fact(Fact::SecurityExchange, true);
     if let Some(method) = crate::rdp_security::Method::from_wire(d.state.encryption_method) {
-        d.trace.fact("encryption", method.name());
+        d.trace.fact(Fact::Encryption, method.name());
     }
     d.pdu(
         from,
@@ -49,7 +50,7 @@ pub(super) fn client_info(
     d.await_server_in(PhaseName::Licensing);
     let Some(body) = body else {
         d.trace
-            .fact("client_info", "encrypted (Standard RDP Security)");
+            .fact(Fact::ClientInfo, "encrypted (Standard RDP Security)");
         d.pdu(
             from,
             frame_len,
@@ -94,8 +95,8 @@ pub(super) fn client_info(
             } else {
                 format!("{domain}\\{user}")
             };
-            d.trace.fact("client_info_user", who.clone());
-            d.trace.fact("autologon", flags & INFO_AUTOLOGON != 0);
+            d.trace.fact(Fact::ClientInfoUser, who.clone());
+            d.trace.fact(Fact::Autologon, flags & INFO_AUTOLOGON != 0);
             d.pdu(
                 from,
                 frame_len,

@@ -9,6 +9,7 @@ use tls_parser::{
 use super::Dissector;
 use crate::codes::{self, Table};
 use crate::pdu::{CertInfo, PduInfo};
+use crate::trace::Fact;
 use crate::trace::Side;
 
 /// [RFC 8446] 5.1 ContentType.
@@ -89,10 +90,10 @@ fn handshake_message(d: &mut Dissector, from: Side, msg: &[u8], decrypted: bool)
                 .max()
                 .unwrap_or(hello.version.0);
             d.trace
-                .fact("client_hello_version", version_name(hello.version.0));
+                .fact(Fact::ClientHelloVersion, version_name(hello.version.0));
             if !supported_versions.is_empty() {
                 d.trace.fact(
-                    "client_supported_versions",
+                    Fact::ClientSupportedVersions,
                     supported_versions
                         .iter()
                         .map(|v| version_name(*v))
@@ -137,8 +138,8 @@ fn handshake_message(d: &mut Dissector, from: Side, msg: &[u8], decrypted: bool)
             }
             let suite = hello.cipher.0;
             d.state.tls_version = Some(version);
-            d.trace.fact("tls_version", version_name(version));
-            d.trace.fact("cipher_suite", suite_name(suite));
+            d.trace.fact(Fact::TlsVersion, version_name(version));
+            d.trace.fact(Fact::CipherSuite, suite_name(suite));
             if version == TLS13 {
                 // Everything the server sends after its ServerHello is encrypted.
                 d.dir(from).encrypted = true;
@@ -212,11 +213,11 @@ pub fn record_certificates(
     source: &str,
 ) {
     if let Some(leaf) = chain.first() {
-        d.trace.fact("cert_subject", leaf.subject.clone());
-        d.trace.fact("cert_issuer", leaf.issuer.clone());
-        d.trace.fact("cert_not_after", leaf.not_after.clone());
+        d.trace.fact(Fact::CertSubject, leaf.subject.clone());
+        d.trace.fact(Fact::CertIssuer, leaf.issuer.clone());
+        d.trace.fact(Fact::CertNotAfter, leaf.not_after.clone());
         d.trace.fact(
-            "cert_key",
+            Fact::CertKey,
             format!(
                 "{} {}",
                 leaf.key_type,
@@ -228,9 +229,9 @@ pub fn record_certificates(
             .to_owned(),
         );
         if !leaf.sans.is_empty() {
-            d.trace.fact("cert_sans", leaf.sans.join(", "));
+            d.trace.fact(Fact::CertSans, leaf.sans.join(", "));
         }
-        d.trace.fact("cert_self_signed", leaf.self_signed);
+        d.trace.fact(Fact::CertSelfSigned, leaf.self_signed);
     }
     let summary = format!(
         "{} certificate{}: {}{}",
@@ -318,7 +319,7 @@ pub(super) fn alert(d: &mut Dissector, from: Side, payload: &[u8], decrypted: bo
         _ => "unknown level",
     };
     d.trace.fact(
-        "tls_alert",
+        Fact::TlsAlert,
         codes::name(Table::TlsAlert, u32::from(description)),
     );
     d.pdu(

@@ -6,6 +6,7 @@
 use super::Dissector;
 use crate::codes::{self, Table};
 use crate::pdu::{Negotiation, PduInfo};
+use crate::trace::Fact;
 use crate::trace::{EventKind, PhaseName, Side};
 use crate::wire::{Reader, WireError, ascii};
 
@@ -185,30 +186,31 @@ pub(super) fn connection_request(d: &mut Dissector, from: Side, frame: &[u8]) {
     let mut summary = Vec::new();
     if let Some(cookie) = &req.cookie {
         summary.push(format!("cookie mstshash={cookie}"));
-        d.trace.fact("cookie", cookie.clone());
+        d.trace.fact(Fact::Cookie, cookie.clone());
     }
     if let Some(token) = &req.routing_token {
         summary.push(format!("routing token {token}"));
-        d.trace.fact("routing_token", token.clone());
+        d.trace.fact(Fact::RoutingToken, token.clone());
     }
     match req.requested_protocols {
         Some(p) => {
             summary.push(format!("requested {}", codes::protocol_names(p)));
             d.trace
-                .fact("requested_protocols", codes::protocol_names(p));
+                .fact(Fact::RequestedProtocols, codes::protocol_names(p));
             if req.flags != 0 {
                 summary.push(format!("flags 0x{:02x}", req.flags));
                 d.trace
-                    .fact("request_flags", format!("0x{:02x}", req.flags));
+                    .fact(Fact::RequestFlags, format!("0x{:02x}", req.flags));
             }
         }
         None => {
             summary.push("no RDP_NEG_REQ (Standard RDP Security only)".to_owned());
-            d.trace.fact("requested_protocols", "none (no RDP_NEG_REQ)");
+            d.trace
+                .fact(Fact::RequestedProtocols, "none (no RDP_NEG_REQ)");
         }
     }
     if let Some(id) = &req.correlation_id {
-        d.trace.fact("correlation_id", id.clone());
+        d.trace.fact(Fact::CorrelationId, id.clone());
     }
     if d.trace.request.requested_protocols.is_none() {
         d.trace.request.requested_protocols = req.requested_protocols;
@@ -247,10 +249,10 @@ pub(super) fn connection_confirm(d: &mut Dissector, from: Side, frame: &[u8]) {
         } => {
             d.state.selected_protocol = Some(selected_protocol);
             d.trace.fact(
-                "selected_protocol",
+                Fact::SelectedProtocol,
                 codes::protocol_names(selected_protocol),
             );
-            d.trace.fact("response_flags", format!("0x{flags:02x}"));
+            d.trace.fact(Fact::ResponseFlags, format!("0x{flags:02x}"));
             if selected_protocol != PROTOCOL_RDP {
                 d.client.outer = super::Outer::Tls;
                 d.server.outer = super::Outer::Tls;
@@ -266,7 +268,7 @@ pub(super) fn connection_confirm(d: &mut Dissector, from: Side, frame: &[u8]) {
         }
         Negotiation::Failure { code } => {
             d.trace.fact(
-                "neg_failure",
+                Fact::NegFailure,
                 codes::Display(Table::NegFailure, code).to_string(),
             );
             format!(
@@ -277,7 +279,7 @@ pub(super) fn connection_confirm(d: &mut Dissector, from: Side, frame: &[u8]) {
         Negotiation::None => {
             d.state.selected_protocol = Some(PROTOCOL_RDP);
             d.trace.fact(
-                "selected_protocol",
+                Fact::SelectedProtocol,
                 "PROTOCOL_RDP (no negotiation response)",
             );
             d.trace.skip(PhaseName::Tls);

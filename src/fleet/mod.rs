@@ -28,6 +28,7 @@ pub use self::targets::{Shard, TargetSpec};
 use crate::check::Outcome;
 use crate::probe::ProbeConfig;
 use crate::probe::cli::{ProbeArgs, ProbeOptions};
+use crate::trace::Fact;
 use crate::trace::{EventKind, PhaseName, Trace};
 use crate::verdict::Verdict;
 
@@ -171,7 +172,7 @@ fn add_notes(trace: &mut Trace, notes: &[String]) {
                 detail: note.clone(),
             },
         );
-        trace.fact_in(PhaseName::Tcp, "gateway_not_followed", note.clone());
+        trace.fact_in(PhaseName::Tcp, Fact::GatewayNotFollowed, note.clone());
     }
 }
 

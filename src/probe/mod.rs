@@ -35,6 +35,7 @@ use crate::pdu::PduInfo;
 use crate::rdp_security::SecurityError;
 use crate::rdp_security::client::ClientShim;
 use crate::rdp_security::sink::SessionSink;
+use crate::trace::Fact;
 use crate::trace::{CloseKind, ConnectError, Deadline, EventKind, Origin, PhaseName, Side, Trace};
 
 /// A password that never prints.
@@ -271,7 +272,7 @@ impl Run<'_> {
         }
         self.d.trace_mut().fact_in(
             PhaseName::SecureSettings,
-            "client_info_password",
+            Fact::ClientInfoPassword,
             "withheld: the TLS secrets are being written",
         );
     }
@@ -466,7 +467,7 @@ impl Run<'_> {
         *connector = fresh;
         self.d.trace_mut().fact_in(
             PhaseName::X224,
-            "fallback",
+            Fact::Fallback,
             "the server chose Standard RDP Security; the probe follows it, as mstsc does",
         );
         Ok(())
@@ -1207,8 +1208,8 @@ impl Run<'_> {
                 cipher_suite: suite.clone(),
             },
         );
-        trace.fact_in(PhaseName::Tls, "tls_version", version);
-        trace.fact_in(PhaseName::Tls, "cipher_suite", suite);
+        trace.fact_in(PhaseName::Tls, Fact::TlsVersion, version);
+        trace.fact_in(PhaseName::Tls, Fact::CipherSuite, suite);
         if tls13 {
             // TLS 1.3 encrypts the Certificate message; the client's TLS stack has it.
             let infos = chain
@@ -1242,7 +1243,7 @@ impl Run<'_> {
             let list: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
             self.d
                 .trace_mut()
-                .fact_in(PhaseName::Tls, "cert_problems", list.join(", "));
+                .fact_in(PhaseName::Tls, Fact::CertProblems, list.join(", "));
         }
         for (problem, detail) in &problems {
             self.d.trace_mut().record_event_in(

@@ -221,7 +221,10 @@ mod tests {
             let trace = dissect(level, offered, server_key);
             let secure = trace.phase(PhaseName::SecureSettings);
             assert_eq!(
-                secure.facts.get("encryption").and_then(|v| v.as_str()),
+                secure
+                    .facts
+                    .get(crate::trace::Fact::Encryption)
+                    .and_then(|v| v.as_str()),
                 Some(method)
             );
             let info = secure
@@ -242,7 +245,7 @@ mod tests {
             assert_eq!(
                 licensing
                     .facts
-                    .get("license_result")
+                    .get(crate::trace::Fact::LicenseResult)
                     .and_then(|v| v.as_str())
                     .map(|s| s.starts_with("0x00000007 STATUS_VALID_CLIENT")),
                 Some(true),

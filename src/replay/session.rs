@@ -15,6 +15,7 @@ use super::reassembly::{Delivery, Stream};
 use super::tls_decrypt::{Decryptor, Secrets, StatusHandle};
 use crate::dissect::Dissector;
 use crate::pdu::PduInfo;
+use crate::trace::Fact;
 use crate::trace::{CloseKind, ConnectError, EventKind, Millis, Origin, PhaseName, Side, Trace};
 
 /// The port RDP listens on unless told otherwise.
@@ -880,10 +881,10 @@ fn decide(conn: &mut Conn, decision: Decision, secrets: &Option<Arc<Secrets>>, f
     trace.set_addrs(Some(client), Some(server));
     tcp_phase(conn, &mut trace, client, server);
     if let Some(via) = via {
-        trace.fact_in(PhaseName::Tcp, "tunnel", via);
+        trace.fact_in(PhaseName::Tcp, Fact::Tunnel, via);
         trace.fact_in(
             PhaseName::Tcp,
-            "tunnel_bytes",
+            Fact::TunnelBytes,
             format!(
                 "{} from the client and {} from the proxy before the RDP bytes",
                 skip[client_end],
@@ -926,14 +927,14 @@ fn tcp_phase(conn: &Conn, trace: &mut Trace, client: SocketAddr, server: SocketA
     match conn.syn {
         Some(syn) => {
             if syn.count > 0 {
-                trace.fact("syn_retransmissions", syn.count);
+                trace.fact(Fact::SynRetransmissions, syn.count);
             }
             if let Some(syn_ack) = conn.syn_ack {
                 // SYN to SYN-ACK is the round trip seen from the client; from anywhere else on the path the
                 // round trip ends with the client's ACK.
                 let syn_ts = syn.last.min(syn_ack);
                 let rtt = conn.handshake_ack.unwrap_or(syn_ack).saturating_sub(syn_ts);
-                trace.fact("rtt_ms", round_ms(millis(rtt)));
+                trace.fact(Fact::RttMs, round_ms(millis(rtt)));
                 let at = conn.at(conn.handshake_ack.unwrap_or(syn_ack));
                 trace.record_event(
                     at,
@@ -945,7 +946,7 @@ fn tcp_phase(conn: &Conn, trace: &mut Trace, client: SocketAddr, server: SocketA
             }
         }
         None if conn.syn_ack.is_some() => {
-            trace.fact("handshake", "the capture starts after the client's SYN");
+            trace.fact(Fact::Handshake, "the capture starts after the client's SYN");
             let at = conn.at(conn.handshake_ack.or(conn.syn_ack).unwrap_or(conn.first_ts));
             trace.record_event(
                 at,
@@ -957,7 +958,7 @@ fn tcp_phase(conn: &Conn, trace: &mut Trace, client: SocketAddr, server: SocketA
         }
         None => {
             trace.fact(
-                "handshake",
+                Fact::Handshake,
                 "not in the capture (it starts in the middle of the connection)",
             );
         }
@@ -980,14 +981,14 @@ fn close(conn: &mut Conn, end: End, how: CloseKind, ts: Duration) {
     };
     let trace = s.dissector.trace_mut();
     if first {
-        trace.fact("closed_by", format!("{} {how_word}", side.as_str()));
+        trace.fact(Fact::ClosedBy, format!("{} {how_word}", side.as_str()));
         if let Some((_, pdu)) = trace.last_pdu() {
             let words = format!("{} from the {}", pdu.name, pdu.from.as_str());
-            trace.fact("close_after", words);
+            trace.fact(Fact::CloseAfter, words);
         }
-        trace.fact("idle_before_close_ms", idle);
+        trace.fact(Fact::IdleBeforeCloseMs, idle);
     } else {
-        trace.fact("then_closed_by", format!("{} {how_word}", side.as_str()));
+        trace.fact(Fact::ThenClosedBy, format!("{} {how_word}", side.as_str()));
     }
     s.dissector.on_close(side, how, at);
 }
@@ -1044,8 +1045,8 @@ fn settle(conn: Conn) -> Option<Trace> {
         && !conn.payload_seen
     {
         let waited = round_ms(millis(syn.last.saturating_sub(syn.first)));
-        trace.fact_in(PhaseName::Tcp, "syn_sent", syn.count + 1);
-        trace.fact_in(PhaseName::Tcp, "waited_ms", waited);
+        trace.fact_in(PhaseName::Tcp, Fact::SynSent, syn.count + 1);
+        trace.fact_in(PhaseName::Tcp, Fact::WaitedMs, waited);
         trace.record_event_in(
             PhaseName::Tcp,
             millis(syn.last.saturating_sub(conn.first_ts)),
@@ -1071,7 +1072,7 @@ fn settle(conn: Conn) -> Option<Trace> {
     if !closed_any {
         let idle = round_ms(millis(conn.last_ts.saturating_sub(conn.last_data_ts)));
         if idle > 0.0 {
-            trace.fact("idle_at_capture_end_ms", idle);
+            trace.fact(Fact::IdleAtCaptureEndMs, idle);
         }
     }
     let reached_active = trace.phase(PhaseName::Active).start_ms.is_some();

@@ -100,7 +100,7 @@ fn render_phase(out: &mut String, phase: &Phase, opts: Options) {
         let _ = writeln!(out, "    {l}");
     }
     for (k, v) in phase.facts.iter() {
-        if !opts.verbose && !important_fact(k) {
+        if !opts.verbose && !k.shown() {
             continue;
         }
         let v = match v {
@@ -118,59 +118,6 @@ fn render_phase(out: &mut String, phase: &Phase, opts: Options) {
         let bytes: u64 = phase.tallies.iter().map(|t| t.bytes).sum();
         let _ = writeln!(out, "              ... and {total} more PDUs ({bytes} B)");
     }
-}
-
-/// The facts printed without `-v`.
-fn important_fact(k: &str) -> bool {
-    matches!(
-        k,
-        "selected_protocol"
-            | "neg_failure"
-            | "requested_protocols"
-            | "tls_version"
-            | "cipher_suite"
-            | "cert_subject"
-            | "cert_issuer"
-            | "cert_not_after"
-            | "cert_key"
-            | "cert_sans"
-            | "cert_problems"
-            | "auth_package"
-            | "ntlm_dns_computer"
-            | "ntlm_netbios_domain"
-            | "ntlm_os_version"
-            | "error_code"
-            | "authorization_result"
-            | "encryption_method"
-            | "encryption_level"
-            | "encryption"
-            | "server_rdp_version"
-            | "joined_channels"
-            | "client_info_user"
-            | "license_result"
-            | "license_exchange"
-            | "error_info"
-            | "disconnect_reason"
-            | "redirected_to"
-            | "tls_alert"
-            | "rtt_ms"
-            | "closed_by"
-            | "close_after"
-            | "idle_before_close_ms"
-            | "idle_at_capture_end_ms"
-            | "decrypted"
-            | "not_decrypted"
-            | "handshake"
-            | "tunnel"
-            | "syn_sent"
-            | "waited_ms"
-            | "encrypted"
-            | "client_name"
-            | "client_build"
-            | "cookie"
-            | "client_info_password"
-            | "fallback"
-    )
 }
 
 fn event_text(kind: &EventKind) -> Option<String> {

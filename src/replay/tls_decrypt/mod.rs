@@ -19,7 +19,7 @@ use tracing::debug;
 
 use super::keylog::{KeyLog, Source};
 use crate::dissect::{Decrypted, TlsRecordSink};
-use crate::trace::{FactValue, Side};
+use crate::trace::{Fact, FactValue, Side};
 use record::RecordCipher;
 use suites::{Kx, Suite};
 
@@ -166,21 +166,21 @@ pub type StatusHandle = Arc<Mutex<Status>>;
 
 /// The facts a status gives the tls phase: `decrypted` (the secret's source, or false) and, when nothing
 /// was decrypted, `not_decrypted` with the reason.
-pub fn facts(status: &StatusHandle) -> Vec<(&'static str, FactValue)> {
+pub fn facts(status: &StatusHandle) -> Vec<(Fact, FactValue)> {
     let Ok(s) = status.lock() else {
         return Vec::new();
     };
     let mut out = Vec::new();
     if s.decrypted > 0 {
         out.push((
-            "decrypted",
+            Fact::Decrypted,
             FactValue::from(s.source.clone().unwrap_or_else(|| "yes".to_owned())),
         ));
         if s.failed > 0 {
-            out.push(("decrypt_failures", FactValue::from(s.failed)));
+            out.push((Fact::DecryptFailures, FactValue::from(s.failed)));
         }
     } else {
-        out.push(("decrypted", FactValue::from(false)));
+        out.push((Fact::Decrypted, FactValue::from(false)));
         let reason = if s.failed > 0 {
             format!(
                 "{} records did not authenticate with the secret from the {}: a wrong key, or secrets of another session",
@@ -192,7 +192,7 @@ pub fn facts(status: &StatusHandle) -> Vec<(&'static str, FactValue)> {
                 .clone()
                 .unwrap_or_else(|| "no encrypted records".to_owned())
         };
-        out.push(("not_decrypted", FactValue::from(reason)));
+        out.push((Fact::NotDecrypted, FactValue::from(reason)));
     }
     out
 }
@@ -803,12 +803,15 @@ mod tests {
         assert_eq!(
             facts(&s),
             vec![
-                ("decrypted", FactValue::from(false)),
-                ("not_decrypted", FactValue::from("why"))
+                (Fact::Decrypted, FactValue::from(false)),
+                (Fact::NotDecrypted, FactValue::from("why"))
             ]
         );
         s.lock().unwrap().decrypted = 3;
         s.lock().unwrap().source = Some("key log".to_owned());
-        assert_eq!(facts(&s), vec![("decrypted", FactValue::from("key log"))]);
+        assert_eq!(
+            facts(&s),
+            vec![(Fact::Decrypted, FactValue::from("key log"))]
+        );
     }
 }

@@ -3,6 +3,8 @@
 //! The live probe, the capture replay and the built-in target fill it; [`crate::diagnose`] turns it into a
 //! [`crate::verdict::Verdict`]; [`crate::report`] renders both. Nothing in here does I/O.
 
+mod fact;
+
 use core::fmt;
 use std::net::SocketAddr;
 
@@ -289,17 +291,18 @@ pub enum EventKind {
     Anomaly { detail: String },
 }
 
+pub use fact::Fact;
+
 /// A value in the fact list of a phase.
 pub type FactValue = serde_json::Value;
 
 /// Ordered key/value facts of one phase (`selected_protocol`, `tls_version`, ...).
 #[derive(Debug, Clone, Default)]
-pub struct Facts(Vec<(String, FactValue)>);
+pub struct Facts(Vec<(Fact, FactValue)>);
 
 impl Facts {
     /// Sets a fact, replacing an earlier value of the same key in place.
-    pub fn set(&mut self, key: impl Into<String>, value: impl Into<FactValue>) {
-        let key = key.into();
+    pub fn set(&mut self, key: Fact, value: impl Into<FactValue>) {
         let value = value.into();
         if let Some(slot) = self.0.iter_mut().find(|(k, _)| *k == key) {
             slot.1 = value;
@@ -308,12 +311,12 @@ impl Facts {
         }
     }
 
-    pub fn get(&self, key: &str) -> Option<&FactValue> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    pub fn get(&self, key: Fact) -> Option<&FactValue> {
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &FactValue)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    pub fn iter(&self) -> impl Iterator<Item = (Fact, &FactValue)> {
+        self.0.iter().map(|(k, v)| (*k, v))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -326,7 +329,7 @@ impl Serialize for Facts {
         use serde::ser::SerializeMap as _;
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for (k, v) in &self.0 {
-            map.serialize_entry(k, v)?;
+            map.serialize_entry(k.as_str(), v)?;
         }
         map.end()
     }
@@ -554,13 +557,13 @@ impl Trace {
     }
 
     /// Sets a fact on the current phase.
-    pub fn fact(&mut self, key: &str, value: impl Into<FactValue>) {
+    pub fn fact(&mut self, key: Fact, value: impl Into<FactValue>) {
         let phase_name = self.current;
         self.phase_mut(phase_name).facts.set(key, value);
     }
 
     /// The text of a fact of the current phase, or an empty string.
-    pub fn current_facts_list(&self, key: &str) -> String {
+    pub fn current_facts_list(&self, key: Fact) -> String {
         match self.phase(self.current).facts.get(key) {
             Some(serde_json::Value::String(s)) => s.clone(),
             Some(other) => other.to_string(),
@@ -569,7 +572,7 @@ impl Trace {
     }
 
     /// Sets a fact on a given phase.
-    pub fn fact_in(&mut self, phase: PhaseName, key: &str, value: impl Into<FactValue>) {
+    pub fn fact_in(&mut self, phase: PhaseName, key: Fact, value: impl Into<FactValue>) {
         self.phase_mut(phase).facts.set(key, value);
     }
 
