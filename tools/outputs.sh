@@ -49,7 +49,7 @@ if [ -d "$shared" ]; then
   done
 fi
 
-"$bin" scenarios --json | sed -E 's/.*"name":"([^"]+)".*/\1/' | while read -r s; do
+"$bin" scenarios --json | python3 -c 'import json, sys; [print(json.loads(l)["name"]) for l in sys.stdin]' | while read -r s; do
   "$bin" demo "$s" 2>&1 | norm >"$out/demo/$s.txt"; echo "exit ${PIPESTATUS[0]}" >>"$out/demo/$s.txt"
   "$bin" demo "$s" --json 2>&1 | norm >"$out/demo/$s.json"; echo "exit ${PIPESTATUS[0]}" >>"$out/demo/$s.json"
 done
