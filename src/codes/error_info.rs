@@ -2,6 +2,11 @@
 
 use super::CodeEntry;
 
+// [2.2.5.1.1] the errorInfo values rdptrace names in its own code.
+pub const ERRINFO_RPC_INITIATED_DISCONNECT: u32 = 0x0000_0001;
+pub const ERRINFO_SERVER_DENIED_CONNECTION: u32 = 0x0000_0007;
+pub const ERRINFO_LOGOFF_BY_USER: u32 = 0x0000_000C;
+
 const S: &str = "MS-RDPBCGR 2.2.5.1.1";
 
 pub static ROWS: &[CodeEntry] = &[
@@ -12,7 +17,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: S,
     },
     CodeEntry {
-        code: 0x0000_0001,
+        code: ERRINFO_RPC_INITIATED_DISCONNECT,
         name: "ERRINFO_RPC_INITIATED_DISCONNECT",
         meaning: "an administrative tool in another session disconnected the session",
         section: S,
@@ -48,7 +53,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: S,
     },
     CodeEntry {
-        code: 0x0000_0007,
+        code: ERRINFO_SERVER_DENIED_CONNECTION,
         name: "ERRINFO_SERVER_DENIED_CONNECTION",
         meaning: "server denied the connection",
         section: S,
@@ -72,7 +77,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: S,
     },
     CodeEntry {
-        code: 0x0000_000C,
+        code: ERRINFO_LOGOFF_BY_USER,
         name: "ERRINFO_LOGOFF_BY_USER",
         meaning: "the user logged off",
         section: S,
