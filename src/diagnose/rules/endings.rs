@@ -1,10 +1,10 @@
 //! Rules on connections that ended without a report from the server: a PDU that does not decode, a
 //! silence, a close; and on traces that end with the connection open.
 
-use super::super::Explained;
-use super::super::findings::{Close, Findings};
 use super::reports::CHECK_CREDENTIALS;
 use super::syn_dropped_hint;
+use crate::diagnose::Explained;
+use crate::diagnose::findings::{Close, Findings};
 use crate::pdu::{AuthToken, PduInfo};
 use crate::trace::{CloseKind, PhaseName, Side};
 use crate::verdict::Cause;

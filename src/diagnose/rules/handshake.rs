@@ -1,8 +1,6 @@
 //! Rules on how far the handshake got: the connected verdict, the name and the TCP connect, the X.224
 //! negotiation, the TLS handshake.
 
-use super::super::Explained;
-use super::super::findings::Findings;
 use super::syn_dropped_hint;
 use crate::codes::neg_failure::{
     HYBRID_REQUIRED_BY_SERVER, INCONSISTENT_FLAGS, SSL_CERT_NOT_ON_SERVER,
@@ -11,6 +9,8 @@ use crate::codes::neg_failure::{
 use crate::codes::security_protocol::{PROTOCOL_HYBRID, PROTOCOL_RDP, PROTOCOL_SSL};
 use crate::codes::tls_alert::{HANDSHAKE_FAILURE, INTERNAL_ERROR, PROTOCOL_VERSION};
 use crate::codes::{self, Table};
+use crate::diagnose::Explained;
+use crate::diagnose::findings::{Findings, TlsFailure};
 use crate::dissect::tls::{old_version_limit, version_name};
 use crate::trace::{ConnectError, PhaseName, Side};
 use crate::verdict::Cause;
@@ -366,7 +366,7 @@ pub fn tls_failed(f: &Findings) -> Option<Explained> {
     Some(tls_failure(Cause::TlsFailed, phase, t))
 }
 
-fn tls_failure(cause: Cause, phase: PhaseName, t: super::super::findings::TlsFailure) -> Explained {
+fn tls_failure(cause: Cause, phase: PhaseName, t: TlsFailure) -> Explained {
     Explained::failed(
         cause,
         phase,

@@ -1,12 +1,12 @@
 //! Rules on what the server reported: a code or a PDU that ends the connection, from CredSSP on.
 
-use super::super::Explained;
-use super::super::findings::Findings;
 use crate::codes::dpu_reason::{RN_PROVIDER_INITIATED, RN_USER_REQUESTED};
 use crate::codes::early_user_auth::AUTHZ_ACCESS_DENIED;
 use crate::codes::error_info::{ERRINFO_LOGOFF_BY_USER, ERRINFO_RPC_INITIATED_DISCONNECT};
 use crate::codes::licensing::ST_TOTAL_ABORT;
 use crate::codes::{self, Table};
+use crate::diagnose::Explained;
+use crate::diagnose::findings::Findings;
 use crate::verdict::Cause;
 
 /// After a failed network level authentication.
