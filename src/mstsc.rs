@@ -15,18 +15,22 @@ use crate::pdu::{Negotiation, PduInfo};
 use crate::trace::{PhaseName, Side, Trace};
 use crate::verdict::{Basis, Cause, Code, Mstsc};
 
-/// discReason 0x904: the socket closed.
-pub const DISC_SOCKET_CLOSED: u32 = 0x904;
-/// ExtendedDisconnectReasonCode 0x7: exDiscReasonServerDeniedConnection.
-pub const EXT_SERVER_DENIED_CONNECTION: u32 = 0x7;
-/// discReason 0x204: disconnectReasonSocketConnectFailed.
-pub const DISC_SOCKET_CONNECT_FAILED: u32 = 0x204;
-/// discReason 0x104: disconnectReasonDNSLookupFailed.
-pub const DISC_DNS_LOOKUP_FAILED: u32 = 0x104;
-/// discReason 0x808: disconnectReasonLicensingFailed.
-pub const DISC_LICENSING_FAILED: u32 = 0x808;
-/// discReason 0x3: disconnectReasonByServer.
-pub const DISC_BY_SERVER: u32 = 0x3;
+pub use crate::codes::disc_reason::{
+    DISC_BY_SERVER, DISC_DNS_LOOKUP_FAILED, DISC_LICENSING_FAILED, DISC_SOCKET_CLOSED,
+    DISC_SOCKET_CONNECT_FAILED, EXT_SERVER_DENIED_CONNECTION,
+};
+use crate::codes::disc_reason::{
+    DISC_HYBRID_REQUIRED_BY_SERVER, EXT_NO_INFO, SSL_ERR_ACCOUNT_DISABLED, SSL_ERR_ACCOUNT_EXPIRED,
+    SSL_ERR_ACCOUNT_LOCKED_OUT, SSL_ERR_ACCOUNT_RESTRICTION, SSL_ERR_LOGON_FAILURE,
+    SSL_ERR_NO_SUCH_USER, SSL_ERR_PASSWORD_EXPIRED, SSL_ERR_PASSWORD_MUST_CHANGE,
+    SSL_ERR_SMARTCARD_CARD_BLOCKED, SSL_ERR_SMARTCARD_WRONG_PIN,
+};
+use crate::codes::neg_failure::HYBRID_REQUIRED_BY_SERVER;
+use crate::codes::ntstatus::{
+    STATUS_ACCOUNT_DISABLED, STATUS_ACCOUNT_EXPIRED, STATUS_ACCOUNT_LOCKED_OUT,
+    STATUS_ACCOUNT_RESTRICTION, STATUS_LOGON_FAILURE, STATUS_NO_SUCH_USER, STATUS_PASSWORD_EXPIRED,
+    STATUS_PASSWORD_MUST_CHANGE, STATUS_SMARTCARD_CARD_BLOCKED, STATUS_SMARTCARD_WRONG_PIN,
+};
 
 /// Where the disconnect reason comes from.
 #[derive(Debug, Clone, Copy)]
@@ -136,7 +140,7 @@ static RULES: &[Rule] = &[
         cause: Cause::ClosedByServer,
         when: When::Established,
         disc_reason: Disc::Fixed(DISC_SOCKET_CLOSED),
-        extended: Extended::Fixed(0),
+        extended: Extended::Fixed(EXT_NO_INFO),
         basis: Basis::Inferred,
         why: "the socket closed after the session was up, with no error info",
     },
@@ -144,7 +148,7 @@ static RULES: &[Rule] = &[
         cause: Cause::ResetByServer,
         when: When::Established,
         disc_reason: Disc::Fixed(DISC_SOCKET_CLOSED),
-        extended: Extended::Fixed(0),
+        extended: Extended::Fixed(EXT_NO_INFO),
         basis: Basis::Inferred,
         why: "the socket closed after the session was up, with no error info",
     },
@@ -152,7 +156,7 @@ static RULES: &[Rule] = &[
         cause: Cause::DisconnectedByServer,
         when: When::Established,
         disc_reason: Disc::Fixed(DISC_BY_SERVER),
-        extended: Extended::Fixed(0),
+        extended: Extended::Fixed(EXT_NO_INFO),
         basis: Basis::Inferred,
         why: "the server ended a running session with a Disconnect Provider Ultimatum and no error info; disconnectReasonByServer is documented as a remote disconnection by the server",
     },
@@ -160,7 +164,7 @@ static RULES: &[Rule] = &[
         cause: Cause::ResolveFailed,
         when: When::Any,
         disc_reason: Disc::Fixed(DISC_DNS_LOOKUP_FAILED),
-        extended: Extended::Fixed(0),
+        extended: Extended::Fixed(EXT_NO_INFO),
         basis: Basis::Reported,
         why: "as reported of the Windows client (tailscale/tailscale issue 15149): a host name that does not resolve shows \"Remote Desktop can't find the computer\" with 0x104 and extended 0x0",
     },
@@ -168,7 +172,7 @@ static RULES: &[Rule] = &[
         cause: Cause::Refused,
         when: When::Any,
         disc_reason: Disc::Fixed(DISC_SOCKET_CONNECT_FAILED),
-        extended: Extended::Fixed(0),
+        extended: Extended::Fixed(EXT_NO_INFO),
         basis: Basis::Reported,
         why: "as reported of the Windows client (neutrinolabs/xrdp issue 2645, port 3389 closed): a TCP connect that fails shows 0x204 with extended 0x0",
     },
@@ -176,7 +180,7 @@ static RULES: &[Rule] = &[
         cause: Cause::Unreachable,
         when: When::Any,
         disc_reason: Disc::Fixed(DISC_SOCKET_CONNECT_FAILED),
-        extended: Extended::Fixed(0),
+        extended: Extended::Fixed(EXT_NO_INFO),
         basis: Basis::Inferred,
         why: "an unreachable host makes the socket connect fail, and disconnectReasonSocketConnectFailed is documented as that failure",
     },
@@ -184,7 +188,7 @@ static RULES: &[Rule] = &[
         cause: Cause::TimedOut,
         when: When::In(PhaseName::Tcp),
         disc_reason: Disc::Fixed(DISC_SOCKET_CONNECT_FAILED),
-        extended: Extended::Fixed(0),
+        extended: Extended::Fixed(EXT_NO_INFO),
         basis: Basis::Inferred,
         why: "a SYN that is never answered makes the socket connect fail, and disconnectReasonSocketConnectFailed is documented as that failure (0x108, connection timed out, is also documented; which one a given client version shows is not)",
     },
@@ -192,7 +196,7 @@ static RULES: &[Rule] = &[
         cause: Cause::NegotiationFailure,
         when: When::Any,
         disc_reason: Disc::NegFailure,
-        extended: Extended::Fixed(0),
+        extended: Extended::Fixed(EXT_NO_INFO),
         basis: Basis::Reported,
         why: "as reported of the Remote Desktop ActiveX client (mRemoteNG/mRemoteNG issue 875): a server that requires network level authentication from a client that did not offer it gives disconnect reason 2825 (0xB09); the extended code was not reported",
     },
@@ -200,7 +204,7 @@ static RULES: &[Rule] = &[
         cause: Cause::CredsspError,
         when: When::Any,
         disc_reason: Disc::CredsspStatus,
-        extended: Extended::Fixed(0),
+        extended: Extended::Fixed(EXT_NO_INFO),
         basis: Basis::Inferred,
         why: "the server's TSRequest errorCode matches the documented SSL_ERR disconnect reason of the same failure by name ([MS-CSSP] 2.2.1; IMsTscAxEvents::OnDisconnected); that the client maps one to the other is not documented",
     },
@@ -208,7 +212,7 @@ static RULES: &[Rule] = &[
         cause: Cause::LicenseError,
         when: When::Any,
         disc_reason: Disc::Fixed(DISC_LICENSING_FAILED),
-        extended: Extended::Fixed(0),
+        extended: Extended::Fixed(EXT_NO_INFO),
         basis: Basis::Inferred,
         why: "the server ended licensing with an error and no error info; disconnectReasonLicensingFailed is documented as a failed license negotiation",
     },
@@ -216,23 +220,26 @@ static RULES: &[Rule] = &[
 
 /// [2.2.1.2.2] failureCode to the discReason the client shows for it, where one was found.
 static NEG_FAILURE_DISC: &[(u32, u32)] = &[
-    // HYBRID_REQUIRED_BY_SERVER: 2825, reported (mRemoteNG issue 875).
-    (0x0000_0005, 0xB09),
+    // 2825, reported (mRemoteNG issue 875).
+    (HYBRID_REQUIRED_BY_SERVER, DISC_HYBRID_REQUIRED_BY_SERVER),
 ];
 
 /// [MS-ERREF] 2.3.1 NTSTATUS in TSRequest.errorCode to the SSL_ERR discReason documented for the same
 /// failure (IMsTscAxEvents::OnDisconnected).
 static CREDSSP_STATUS_DISC: &[(u32, u32)] = &[
-    (0xC000_006D, 0x807),  // STATUS_LOGON_FAILURE: SSL_ERR_LOGON_FAILURE
-    (0xC000_0064, 0xA07),  // STATUS_NO_SUCH_USER: SSL_ERR_NO_SUCH_USER
-    (0xC000_0072, 0xB07),  // STATUS_ACCOUNT_DISABLED: SSL_ERR_ACCOUNT_DISABLED
-    (0xC000_006E, 0xC07),  // STATUS_ACCOUNT_RESTRICTION: SSL_ERR_ACCOUNT_RESTRICTION
-    (0xC000_0234, 0xD07),  // STATUS_ACCOUNT_LOCKED_OUT: SSL_ERR_ACCOUNT_LOCKED_OUT
-    (0xC000_0193, 0xE07),  // STATUS_ACCOUNT_EXPIRED: SSL_ERR_ACCOUNT_EXPIRED
-    (0xC000_0071, 0xF07),  // STATUS_PASSWORD_EXPIRED: SSL_ERR_PASSWORD_EXPIRED
-    (0xC000_0224, 0x1207), // STATUS_PASSWORD_MUST_CHANGE: SSL_ERR_PASSWORD_MUST_CHANGE
-    (0xC000_0380, 0x1C07), // STATUS_SMARTCARD_WRONG_PIN: SSL_ERR_SMARTCARD_WRONG_PIN
-    (0xC000_0381, 0x2207), // STATUS_SMARTCARD_CARD_BLOCKED: SSL_ERR_SMARTCARD_CARD_BLOCKED
+    (STATUS_LOGON_FAILURE, SSL_ERR_LOGON_FAILURE),
+    (STATUS_NO_SUCH_USER, SSL_ERR_NO_SUCH_USER),
+    (STATUS_ACCOUNT_DISABLED, SSL_ERR_ACCOUNT_DISABLED),
+    (STATUS_ACCOUNT_RESTRICTION, SSL_ERR_ACCOUNT_RESTRICTION),
+    (STATUS_ACCOUNT_LOCKED_OUT, SSL_ERR_ACCOUNT_LOCKED_OUT),
+    (STATUS_ACCOUNT_EXPIRED, SSL_ERR_ACCOUNT_EXPIRED),
+    (STATUS_PASSWORD_EXPIRED, SSL_ERR_PASSWORD_EXPIRED),
+    (STATUS_PASSWORD_MUST_CHANGE, SSL_ERR_PASSWORD_MUST_CHANGE),
+    (STATUS_SMARTCARD_WRONG_PIN, SSL_ERR_SMARTCARD_WRONG_PIN),
+    (
+        STATUS_SMARTCARD_CARD_BLOCKED,
+        SSL_ERR_SMARTCARD_CARD_BLOCKED,
+    ),
 ];
 
 fn mapped(table: &[(u32, u32)], code: u32) -> Option<u32> {

@@ -131,15 +131,18 @@ pub struct Code {
     pub name: String,
 }
 
-/// How sure the mstsc translation is.
+/// How sure a rule is: a rule of the mstsc translation ([`crate::mstsc`]), or a diagnosis rule
+/// ([`crate::diagnose::rules::RULES`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Basis {
-    /// A specification says so (the errorInfo value becomes the extended code).
+    /// A specification says so (the errorInfo value becomes the extended code; the server sent a PDU or a
+    /// code whose meaning a specification defines).
     Specified,
-    /// Follows from the documented meaning of the codes, not stated anywhere as such.
+    /// Follows from the documented meaning of the codes, or from what the trace shows and the order of the
+    /// protocol, not stated anywhere as such.
     Inferred,
-    /// Observed of the Windows client and reported, not specified.
+    /// Observed of an implementation (the Windows client, a server) and reported, not specified.
     Reported,
 }
 

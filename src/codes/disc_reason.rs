@@ -6,6 +6,37 @@
 
 use super::CodeEntry;
 
+// The values rdptrace names in its own code. The SSL_ERR_ ones carry their published names; the others are
+// named after what they mean, their published names being camelCase.
+
+/// discReason disconnectReasonByServer.
+pub const DISC_BY_SERVER: u32 = 0x3;
+/// discReason disconnectReasonDNSLookupFailed.
+pub const DISC_DNS_LOOKUP_FAILED: u32 = 0x104;
+/// discReason disconnectReasonSocketConnectFailed.
+pub const DISC_SOCKET_CONNECT_FAILED: u32 = 0x204;
+pub const SSL_ERR_LOGON_FAILURE: u32 = 0x807;
+/// discReason disconnectReasonLicensingFailed.
+pub const DISC_LICENSING_FAILED: u32 = 0x808;
+/// discReason disconnectReasonAtClientWinsockFDCLOSE: the socket closed.
+pub const DISC_SOCKET_CLOSED: u32 = 0x904;
+pub const SSL_ERR_NO_SUCH_USER: u32 = 0xA07;
+pub const SSL_ERR_ACCOUNT_DISABLED: u32 = 0xB07;
+/// discReason 0xB09 (2825), no published name: network level authentication required by the server.
+pub const DISC_HYBRID_REQUIRED_BY_SERVER: u32 = 0xB09;
+pub const SSL_ERR_ACCOUNT_RESTRICTION: u32 = 0xC07;
+pub const SSL_ERR_ACCOUNT_LOCKED_OUT: u32 = 0xD07;
+pub const SSL_ERR_ACCOUNT_EXPIRED: u32 = 0xE07;
+pub const SSL_ERR_PASSWORD_EXPIRED: u32 = 0xF07;
+pub const SSL_ERR_PASSWORD_MUST_CHANGE: u32 = 0x1207;
+pub const SSL_ERR_SMARTCARD_WRONG_PIN: u32 = 0x1C07;
+pub const SSL_ERR_SMARTCARD_CARD_BLOCKED: u32 = 0x2207;
+
+/// ExtendedDisconnectReasonCode exDiscReasonNoInfo.
+pub const EXT_NO_INFO: u32 = 0x0;
+/// ExtendedDisconnectReasonCode exDiscReasonServerDeniedConnection.
+pub const EXT_SERVER_DENIED_CONNECTION: u32 = 0x7;
+
 /// discReason values.
 pub static ROWS: &[CodeEntry] = &[
     CodeEntry {
@@ -27,13 +58,13 @@ pub static ROWS: &[CodeEntry] = &[
         section: "mstscax IMsTscAxEvents::OnDisconnected",
     },
     CodeEntry {
-        code: 0x3,
+        code: DISC_BY_SERVER,
         name: "disconnectReasonByServer",
         meaning: "remote disconnection by the server, not an error",
         section: "mstscax IMsTscAxEvents::OnDisconnected",
     },
     CodeEntry {
-        code: 0x104,
+        code: DISC_DNS_LOOKUP_FAILED,
         name: "disconnectReasonDNSLookupFailed",
         meaning: "DNS name lookup failure",
         section: "mstscax IMsTscAxEvents::OnDisconnected",
@@ -51,7 +82,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: "mstscax IMsTscAxEvents::OnDisconnected",
     },
     CodeEntry {
-        code: 0x204,
+        code: DISC_SOCKET_CONNECT_FAILED,
         name: "disconnectReasonSocketConnectFailed",
         meaning: "socket connect failed",
         section: "mstscax IMsTscAxEvents::OnDisconnected",
@@ -153,19 +184,19 @@ pub static ROWS: &[CodeEntry] = &[
         section: "mstscax IMsTscAxEvents::OnDisconnected",
     },
     CodeEntry {
-        code: 0x807,
+        code: SSL_ERR_LOGON_FAILURE,
         name: "SSL_ERR_LOGON_FAILURE",
         meaning: "logon failed",
         section: "mstscax IMsTscAxEvents::OnDisconnected",
     },
     CodeEntry {
-        code: 0x808,
+        code: DISC_LICENSING_FAILED,
         name: "disconnectReasonLicensingFailed",
         meaning: "license negotiation failed",
         section: "mstscax IMsTscAxEvents::OnDisconnected",
     },
     CodeEntry {
-        code: 0x904,
+        code: DISC_SOCKET_CLOSED,
         name: "disconnectReasonAtClientWinsockFDCLOSE",
         meaning: "socket closed",
         section: "mstscax IMsTscAxEvents::OnDisconnected",
@@ -189,7 +220,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: "mstscax IMsTscAxEvents::OnDisconnected",
     },
     CodeEntry {
-        code: 0xA07,
+        code: SSL_ERR_NO_SUCH_USER,
         name: "SSL_ERR_NO_SUCH_USER",
         meaning: "the user has no account",
         section: "mstscax IMsTscAxEvents::OnDisconnected",
@@ -201,13 +232,13 @@ pub static ROWS: &[CodeEntry] = &[
         section: "mstscax IMsTscAxEvents::OnDisconnected",
     },
     CodeEntry {
-        code: 0xB07,
+        code: SSL_ERR_ACCOUNT_DISABLED,
         name: "SSL_ERR_ACCOUNT_DISABLED",
         meaning: "the account is disabled",
         section: "mstscax IMsTscAxEvents::OnDisconnected",
     },
     CodeEntry {
-        code: 0xB09,
+        code: DISC_HYBRID_REQUIRED_BY_SERVER,
         name: "(no published name)",
         meaning: "the remote computer requires network level authentication",
         section: "mstscax message text, reported (mRemoteNG issue 875)",
@@ -219,7 +250,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: "mstscax IMsTscAxEvents::OnDisconnected",
     },
     CodeEntry {
-        code: 0xC07,
+        code: SSL_ERR_ACCOUNT_RESTRICTION,
         name: "SSL_ERR_ACCOUNT_RESTRICTION",
         meaning: "the account is restricted",
         section: "mstscax IMsTscAxEvents::OnDisconnected",
@@ -231,25 +262,25 @@ pub static ROWS: &[CodeEntry] = &[
         section: "mstscax IMsTscAxEvents::OnDisconnected",
     },
     CodeEntry {
-        code: 0xD07,
+        code: SSL_ERR_ACCOUNT_LOCKED_OUT,
         name: "SSL_ERR_ACCOUNT_LOCKED_OUT",
         meaning: "the account is locked out",
         section: "mstscax IMsTscAxEvents::OnDisconnected",
     },
     CodeEntry {
-        code: 0xE07,
+        code: SSL_ERR_ACCOUNT_EXPIRED,
         name: "SSL_ERR_ACCOUNT_EXPIRED",
         meaning: "the account has expired",
         section: "mstscax IMsTscAxEvents::OnDisconnected",
     },
     CodeEntry {
-        code: 0xF07,
+        code: SSL_ERR_PASSWORD_EXPIRED,
         name: "SSL_ERR_PASSWORD_EXPIRED",
         meaning: "the password has expired",
         section: "mstscax IMsTscAxEvents::OnDisconnected",
     },
     CodeEntry {
-        code: 0x1207,
+        code: SSL_ERR_PASSWORD_MUST_CHANGE,
         name: "SSL_ERR_PASSWORD_MUST_CHANGE",
         meaning: "the password must be changed before the first logon",
         section: "mstscax IMsTscAxEvents::OnDisconnected",
@@ -279,7 +310,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: "mstscax IMsTscAxEvents::OnDisconnected",
     },
     CodeEntry {
-        code: 0x1C07,
+        code: SSL_ERR_SMARTCARD_WRONG_PIN,
         name: "SSL_ERR_SMARTCARD_WRONG_PIN",
         meaning: "wrong smart card PIN",
         section: "mstscax IMsTscAxEvents::OnDisconnected",
@@ -291,7 +322,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: "mstscax IMsTscAxEvents::OnDisconnected",
     },
     CodeEntry {
-        code: 0x2207,
+        code: SSL_ERR_SMARTCARD_CARD_BLOCKED,
         name: "SSL_ERR_SMARTCARD_CARD_BLOCKED",
         meaning: "the smart card is blocked",
         section: "mstscax IMsTscAxEvents::OnDisconnected",
@@ -302,7 +333,7 @@ pub static ROWS: &[CodeEntry] = &[
 /// the extended code is the errorInfo value of the server's Set Error Info PDU ([2.2.5.1.1]).
 pub static EXTENDED_ROWS: &[CodeEntry] = &[
     CodeEntry {
-        code: 0x0,
+        code: EXT_NO_INFO,
         name: "exDiscReasonNoInfo",
         meaning: "no additional information",
         section: "mstscax ExtendedDisconnectReasonCode",
@@ -344,7 +375,7 @@ pub static EXTENDED_ROWS: &[CodeEntry] = &[
         section: "mstscax ExtendedDisconnectReasonCode",
     },
     CodeEntry {
-        code: 0x7,
+        code: EXT_SERVER_DENIED_CONNECTION,
         name: "exDiscReasonServerDeniedConnection",
         meaning: "server denied the connection",
         section: "mstscax ExtendedDisconnectReasonCode",

@@ -3,6 +3,10 @@
 
 use super::CodeEntry;
 
+// [T.125] 7 the Reason values rdptrace names in its own code (one byte on the wire).
+pub const RN_PROVIDER_INITIATED: u8 = 1;
+pub const RN_USER_REQUESTED: u8 = 3;
+
 const S: &str = "T.125 7";
 
 pub static ROWS: &[CodeEntry] = &[
@@ -13,7 +17,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: S,
     },
     CodeEntry {
-        code: 1,
+        code: RN_PROVIDER_INITIATED as u32,
         name: "rn-provider-initiated",
         meaning: "the provider (an administrator, in RDP) ended the connection",
         section: S,
@@ -25,7 +29,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: S,
     },
     CodeEntry {
-        code: 3,
+        code: RN_USER_REQUESTED as u32,
         name: "rn-user-requested",
         meaning: "the user asked to disconnect",
         section: S,

@@ -2,17 +2,21 @@
 
 use super::CodeEntry;
 
+// [2.2.10.2] authorizationResult values.
+pub const AUTHZ_SUCCESS: u32 = 0x0000_0000;
+pub const AUTHZ_ACCESS_DENIED: u32 = 0x0000_0005;
+
 const S: &str = "MS-RDPBCGR 2.2.10.2";
 
 pub static ROWS: &[CodeEntry] = &[
     CodeEntry {
-        code: 0x0000_0000,
+        code: AUTHZ_SUCCESS,
         name: "AUTHZ_SUCCESS",
         meaning: "the user may access the server",
         section: S,
     },
     CodeEntry {
-        code: 0x0000_0005,
+        code: AUTHZ_ACCESS_DENIED,
         name: "AUTHZ_ACCESS_DENIED",
         meaning: "the user may not access the server",
         section: S,

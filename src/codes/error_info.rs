@@ -2,6 +2,21 @@
 
 use super::CodeEntry;
 
+// [2.2.5.1.1] the errorInfo values rdptrace names in its own code.
+pub const ERRINFO_RPC_INITIATED_DISCONNECT: u32 = 0x0000_0001;
+pub const ERRINFO_DISCONNECTED_BY_OTHERCONNECTION: u32 = 0x0000_0005;
+pub const ERRINFO_SERVER_DENIED_CONNECTION: u32 = 0x0000_0007;
+pub const ERRINFO_RPC_INITIATED_DISCONNECT_BYUSER: u32 = 0x0000_000B;
+pub const ERRINFO_LOGOFF_BY_USER: u32 = 0x0000_000C;
+pub const ERRINFO_SERVER_SHUTDOWN: u32 = 0x0000_0019;
+pub const ERRINFO_SERVER_REBOOT: u32 = 0x0000_001A;
+pub const ERRINFO_LICENSE_INTERNAL: u32 = 0x0000_0100;
+pub const ERRINFO_LICENSE_NO_REMOTE_CONNECTIONS: u32 = 0x0000_010A;
+
+/// The protocol-independent licensing codes, the second group of the section.
+pub const LICENSING_CODES: core::ops::RangeInclusive<u32> =
+    ERRINFO_LICENSE_INTERNAL..=ERRINFO_LICENSE_NO_REMOTE_CONNECTIONS;
+
 const S: &str = "MS-RDPBCGR 2.2.5.1.1";
 
 pub static ROWS: &[CodeEntry] = &[
@@ -12,7 +27,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: S,
     },
     CodeEntry {
-        code: 0x0000_0001,
+        code: ERRINFO_RPC_INITIATED_DISCONNECT,
         name: "ERRINFO_RPC_INITIATED_DISCONNECT",
         meaning: "an administrative tool in another session disconnected the session",
         section: S,
@@ -36,7 +51,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: S,
     },
     CodeEntry {
-        code: 0x0000_0005,
+        code: ERRINFO_DISCONNECTED_BY_OTHERCONNECTION,
         name: "ERRINFO_DISCONNECTED_BY_OTHERCONNECTION",
         meaning: "another connection to the session took over",
         section: S,
@@ -48,7 +63,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: S,
     },
     CodeEntry {
-        code: 0x0000_0007,
+        code: ERRINFO_SERVER_DENIED_CONNECTION,
         name: "ERRINFO_SERVER_DENIED_CONNECTION",
         meaning: "server denied the connection",
         section: S,
@@ -66,13 +81,13 @@ pub static ROWS: &[CodeEntry] = &[
         section: S,
     },
     CodeEntry {
-        code: 0x0000_000B,
+        code: ERRINFO_RPC_INITIATED_DISCONNECT_BYUSER,
         name: "ERRINFO_RPC_INITIATED_DISCONNECT_BYUSER",
         meaning: "an administrative tool in the user's own session disconnected it",
         section: S,
     },
     CodeEntry {
-        code: 0x0000_000C,
+        code: ERRINFO_LOGOFF_BY_USER,
         name: "ERRINFO_LOGOFF_BY_USER",
         meaning: "the user logged off",
         section: S,
@@ -114,19 +129,19 @@ pub static ROWS: &[CodeEntry] = &[
         section: S,
     },
     CodeEntry {
-        code: 0x0000_0019,
+        code: ERRINFO_SERVER_SHUTDOWN,
         name: "ERRINFO_SERVER_SHUTDOWN",
         meaning: "the server is shutting down",
         section: S,
     },
     CodeEntry {
-        code: 0x0000_001A,
+        code: ERRINFO_SERVER_REBOOT,
         name: "ERRINFO_SERVER_REBOOT",
         meaning: "the server is rebooting",
         section: S,
     },
     CodeEntry {
-        code: 0x0000_0100,
+        code: ERRINFO_LICENSE_INTERNAL,
         name: "ERRINFO_LICENSE_INTERNAL",
         meaning: "internal licensing error on the server",
         section: S,
@@ -186,7 +201,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: S,
     },
     CodeEntry {
-        code: 0x0000_010A,
+        code: ERRINFO_LICENSE_NO_REMOTE_CONNECTIONS,
         name: "ERRINFO_LICENSE_NO_REMOTE_CONNECTIONS",
         meaning: "the server is not licensed for remote connections",
         section: S,

@@ -3,6 +3,13 @@
 
 use super::CodeEntry;
 
+// [2.2.1.12.1.3] the dwErrorCode and dwStateTransition values rdptrace names in its own code.
+pub const ERR_NO_LICENSE_SERVER: u32 = 0x0000_0006;
+pub const STATUS_VALID_CLIENT: u32 = 0x0000_0007;
+pub const ERR_INVALID_CLIENT: u32 = 0x0000_0008;
+pub const ST_TOTAL_ABORT: u32 = 0x0000_0001;
+pub const ST_NO_TRANSITION: u32 = 0x0000_0002;
+
 const S: &str = "MS-RDPBCGR 2.2.1.12.1.3";
 
 /// dwErrorCode values (some sent by the client, some by the server, ERR_INVALID_MAC by both).
@@ -32,19 +39,19 @@ pub static ERROR_ROWS: &[CodeEntry] = &[
         section: S,
     },
     CodeEntry {
-        code: 0x0000_0006,
+        code: ERR_NO_LICENSE_SERVER,
         name: "ERR_NO_LICENSE_SERVER",
         meaning: "no license server available",
         section: S,
     },
     CodeEntry {
-        code: 0x0000_0007,
+        code: STATUS_VALID_CLIENT,
         name: "STATUS_VALID_CLIENT",
         meaning: "the client is licensed (licensing succeeded)",
         section: S,
     },
     CodeEntry {
-        code: 0x0000_0008,
+        code: ERR_INVALID_CLIENT,
         name: "ERR_INVALID_CLIENT",
         meaning: "the server rejected the client's licensing data",
         section: S,
@@ -66,13 +73,13 @@ pub static ERROR_ROWS: &[CodeEntry] = &[
 /// dwStateTransition values ([MS-RDPELE] 3.1.5.2 says how each is acted on).
 pub static TRANSITION_ROWS: &[CodeEntry] = &[
     CodeEntry {
-        code: 0x0000_0001,
+        code: ST_TOTAL_ABORT,
         name: "ST_TOTAL_ABORT",
         meaning: "abort the licensing protocol",
         section: S,
     },
     CodeEntry {
-        code: 0x0000_0002,
+        code: ST_NO_TRANSITION,
         name: "ST_NO_TRANSITION",
         meaning: "stay in the current state (with STATUS_VALID_CLIENT: licensing is done)",
         section: S,

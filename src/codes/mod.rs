@@ -1,5 +1,9 @@
 //! Code tables: every number a peer or a client can put on a failure, with its name, its meaning and the
 //! specification section that defines it. Data, not match arms.
+//!
+//! A code that rdptrace's own code names (a hint keyed by it, a scenario that sends it) is a constant in its
+//! table's file (`neg_failure::HYBRID_REQUIRED_BY_SERVER`), and the table's row uses that constant: the
+//! number is written once.
 
 use core::fmt;
 

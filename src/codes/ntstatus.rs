@@ -3,6 +3,19 @@
 
 use super::CodeEntry;
 
+// [MS-ERREF] 2.3.1 the NTSTATUS values rdptrace names in its own code (the target's scenarios, the mstsc rules).
+pub const STATUS_NO_SUCH_USER: u32 = 0xC000_0064;
+pub const STATUS_LOGON_FAILURE: u32 = 0xC000_006D;
+pub const STATUS_ACCOUNT_RESTRICTION: u32 = 0xC000_006E;
+pub const STATUS_PASSWORD_EXPIRED: u32 = 0xC000_0071;
+pub const STATUS_ACCOUNT_DISABLED: u32 = 0xC000_0072;
+pub const STATUS_LOGON_TYPE_NOT_GRANTED: u32 = 0xC000_015B;
+pub const STATUS_ACCOUNT_EXPIRED: u32 = 0xC000_0193;
+pub const STATUS_PASSWORD_MUST_CHANGE: u32 = 0xC000_0224;
+pub const STATUS_ACCOUNT_LOCKED_OUT: u32 = 0xC000_0234;
+pub const STATUS_SMARTCARD_WRONG_PIN: u32 = 0xC000_0380;
+pub const STATUS_SMARTCARD_CARD_BLOCKED: u32 = 0xC000_0381;
+
 const S: &str = "MS-ERREF 2.3.1";
 
 pub static ROWS: &[CodeEntry] = &[
@@ -37,7 +50,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: S,
     },
     CodeEntry {
-        code: 0xC000_0064,
+        code: STATUS_NO_SUCH_USER,
         name: "STATUS_NO_SUCH_USER",
         meaning: "the account does not exist",
         section: S,
@@ -55,13 +68,13 @@ pub static ROWS: &[CodeEntry] = &[
         section: S,
     },
     CodeEntry {
-        code: 0xC000_006D,
+        code: STATUS_LOGON_FAILURE,
         name: "STATUS_LOGON_FAILURE",
         meaning: "logon failure: unknown user name or bad password",
         section: S,
     },
     CodeEntry {
-        code: 0xC000_006E,
+        code: STATUS_ACCOUNT_RESTRICTION,
         name: "STATUS_ACCOUNT_RESTRICTION",
         meaning: "credentials valid but an account restriction forbids the logon",
         section: S,
@@ -79,13 +92,13 @@ pub static ROWS: &[CodeEntry] = &[
         section: S,
     },
     CodeEntry {
-        code: 0xC000_0071,
+        code: STATUS_PASSWORD_EXPIRED,
         name: "STATUS_PASSWORD_EXPIRED",
         meaning: "the password has expired",
         section: S,
     },
     CodeEntry {
-        code: 0xC000_0072,
+        code: STATUS_ACCOUNT_DISABLED,
         name: "STATUS_ACCOUNT_DISABLED",
         meaning: "the account is disabled",
         section: S,
@@ -133,7 +146,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: S,
     },
     CodeEntry {
-        code: 0xC000_015B,
+        code: STATUS_LOGON_TYPE_NOT_GRANTED,
         name: "STATUS_LOGON_TYPE_NOT_GRANTED",
         meaning: "the user is not granted this logon type (remote desktop logon right)",
         section: S,
@@ -151,7 +164,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: S,
     },
     CodeEntry {
-        code: 0xC000_0193,
+        code: STATUS_ACCOUNT_EXPIRED,
         name: "STATUS_ACCOUNT_EXPIRED",
         meaning: "the account has expired",
         section: S,
@@ -181,7 +194,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: S,
     },
     CodeEntry {
-        code: 0xC000_0224,
+        code: STATUS_PASSWORD_MUST_CHANGE,
         name: "STATUS_PASSWORD_MUST_CHANGE",
         meaning: "the password must be changed before the first logon",
         section: S,
@@ -193,7 +206,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: S,
     },
     CodeEntry {
-        code: 0xC000_0234,
+        code: STATUS_ACCOUNT_LOCKED_OUT,
         name: "STATUS_ACCOUNT_LOCKED_OUT",
         meaning: "the account is locked out after too many failed attempts",
         section: S,
@@ -247,13 +260,13 @@ pub static ROWS: &[CodeEntry] = &[
         section: S,
     },
     CodeEntry {
-        code: 0xC000_0380,
+        code: STATUS_SMARTCARD_WRONG_PIN,
         name: "STATUS_SMARTCARD_WRONG_PIN",
         meaning: "wrong smart card PIN",
         section: S,
     },
     CodeEntry {
-        code: 0xC000_0381,
+        code: STATUS_SMARTCARD_CARD_BLOCKED,
         name: "STATUS_SMARTCARD_CARD_BLOCKED",
         meaning: "the smart card is blocked",
         section: S,

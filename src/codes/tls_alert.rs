@@ -3,6 +3,11 @@
 
 use super::CodeEntry;
 
+// [RFC 8446] 6 the AlertDescription values rdptrace names in its own code (a description is one byte on the wire).
+pub const HANDSHAKE_FAILURE: u8 = 40;
+pub const PROTOCOL_VERSION: u8 = 70;
+pub const INTERNAL_ERROR: u8 = 80;
+
 pub static ROWS: &[CodeEntry] = &[
     CodeEntry {
         code: 0,
@@ -41,7 +46,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: "RFC 5246 7.2",
     },
     CodeEntry {
-        code: 40,
+        code: HANDSHAKE_FAILURE as u32,
         name: "handshake_failure",
         meaning: "no acceptable set of security parameters",
         section: "RFC 8446 6",
@@ -119,7 +124,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: "RFC 5246 7.2",
     },
     CodeEntry {
-        code: 70,
+        code: PROTOCOL_VERSION as u32,
         name: "protocol_version",
         meaning: "the peer does not support the offered TLS version",
         section: "RFC 8446 6",
@@ -131,7 +136,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: "RFC 8446 6",
     },
     CodeEntry {
-        code: 80,
+        code: INTERNAL_ERROR as u32,
         name: "internal_error",
         meaning: "an internal error in the peer",
         section: "RFC 8446 6",

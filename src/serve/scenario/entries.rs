@@ -6,40 +6,35 @@
 //! hand-written entries are.
 
 use super::{
-    Action, CertName, CertProfile, CredsspProfile, ERRINFO_SERVER_DENIED_CONNECTION, Expected,
-    Family, Fault, Group, Issuer, KeyKind, ProbeProfile, Protocols, RN_USER_REQUESTED, Scenario,
-    ServerPoint, TlsProfile, Validity, Xfreerdp,
+    Action, CertName, CertProfile, CredsspProfile, Expected, Family, Fault, Group, Issuer, KeyKind,
+    ProbeProfile, Protocols, Scenario, ServerPoint, TlsProfile, Validity, Xfreerdp,
 };
 use crate::codes::Table;
-use crate::dissect::licensing::ST_TOTAL_ABORT;
-use crate::mstsc::DISC_LICENSING_FAILED;
+use crate::codes::disc_reason::{
+    DISC_HYBRID_REQUIRED_BY_SERVER, DISC_LICENSING_FAILED, EXT_NO_INFO, SSL_ERR_ACCOUNT_DISABLED,
+    SSL_ERR_ACCOUNT_LOCKED_OUT, SSL_ERR_ACCOUNT_RESTRICTION, SSL_ERR_LOGON_FAILURE,
+    SSL_ERR_PASSWORD_EXPIRED, SSL_ERR_PASSWORD_MUST_CHANGE,
+};
+use crate::codes::dpu_reason::RN_USER_REQUESTED;
+use crate::codes::error_info::{
+    ERRINFO_DISCONNECTED_BY_OTHERCONNECTION, ERRINFO_LICENSE_INTERNAL, ERRINFO_LOGOFF_BY_USER,
+    ERRINFO_RPC_INITIATED_DISCONNECT_BYUSER, ERRINFO_SERVER_DENIED_CONNECTION,
+    ERRINFO_SERVER_REBOOT, ERRINFO_SERVER_SHUTDOWN, LICENSING_CODES,
+};
+use crate::codes::licensing::{ERR_INVALID_CLIENT, ERR_NO_LICENSE_SERVER, ST_TOTAL_ABORT};
+use crate::codes::neg_failure::{
+    HYBRID_REQUIRED_BY_SERVER, INCONSISTENT_FLAGS, SSL_CERT_NOT_ON_SERVER,
+    SSL_NOT_ALLOWED_BY_SERVER, SSL_REQUIRED_BY_SERVER, SSL_WITH_USER_AUTH_REQUIRED_BY_SERVER,
+};
+use crate::codes::ntstatus::{
+    STATUS_ACCOUNT_DISABLED, STATUS_ACCOUNT_LOCKED_OUT, STATUS_ACCOUNT_RESTRICTION,
+    STATUS_LOGON_FAILURE, STATUS_LOGON_TYPE_NOT_GRANTED, STATUS_PASSWORD_EXPIRED,
+    STATUS_PASSWORD_MUST_CHANGE,
+};
+use crate::codes::security_protocol::PROTOCOL_RDP;
+use crate::codes::tls_alert::{HANDSHAKE_FAILURE, PROTOCOL_VERSION};
 use crate::trace::{CertProblem, PhaseName};
 use crate::verdict::Cause;
-
-/// [2.2.1.2.2] failureCode values.
-const SSL_REQUIRED_BY_SERVER: u32 = 0x1;
-const SSL_NOT_ALLOWED_BY_SERVER: u32 = 0x2;
-const SSL_CERT_NOT_ON_SERVER: u32 = 0x3;
-const INCONSISTENT_FLAGS: u32 = 0x4;
-const HYBRID_REQUIRED_BY_SERVER: u32 = 0x5;
-const SSL_WITH_USER_AUTH_REQUIRED_BY_SERVER: u32 = 0x6;
-
-/// [MS-ERREF] 2.3.1 NTSTATUS values a Windows server puts in TSRequest.errorCode.
-const STATUS_LOGON_FAILURE: u32 = 0xC000_006D;
-const STATUS_ACCOUNT_RESTRICTION: u32 = 0xC000_006E;
-const STATUS_PASSWORD_EXPIRED: u32 = 0xC000_0071;
-const STATUS_ACCOUNT_DISABLED: u32 = 0xC000_0072;
-const STATUS_LOGON_TYPE_NOT_GRANTED: u32 = 0xC000_015B;
-const STATUS_PASSWORD_MUST_CHANGE: u32 = 0xC000_0224;
-const STATUS_ACCOUNT_LOCKED_OUT: u32 = 0xC000_0234;
-
-/// [2.2.1.12.1.3] dwErrorCode values.
-const ERR_NO_LICENSE_SERVER: u32 = 0x6;
-const ERR_INVALID_CLIENT: u32 = 0x8;
-
-/// [RFC 5246] 7.2 AlertDescription values.
-const ALERT_HANDSHAKE_FAILURE: u8 = 40;
-const ALERT_PROTOCOL_VERSION: u8 = 70;
 
 /// How late each reply of the slow scenario comes.
 const SLOW_MS: u32 = 1500;
@@ -225,7 +220,8 @@ static HAND: &[Scenario] = &[
         group: Group::Negotiation,
         stands_for: "A server that requires NLA (Windows with \"allow connections only from computers running Remote Desktop with Network Level Authentication\", FreeRDP's shadow server with /sec:nla) answering a client that did not offer CredSSP.",
         wire: "answers the Connection Request with RDP_NEG_FAILURE HYBRID_REQUIRED_BY_SERVER (5), then FIN.",
-        expected: Expected::failed(PhaseName::X224, Cause::NegotiationFailure).mstsc(0xB09, 0),
+        expected: Expected::failed(PhaseName::X224, Cause::NegotiationFailure)
+            .mstsc(DISC_HYBRID_REQUIRED_BY_SERVER, EXT_NO_INFO),
         behaviour: &[fault(
             ServerPoint::ConnectionRequest,
             Action::NegFailure(HYBRID_REQUIRED_BY_SERVER),
@@ -265,7 +261,7 @@ static HAND: &[Scenario] = &[
         expected: Expected::failed(PhaseName::X224, Cause::NegotiationMismatch),
         behaviour: &[fault(
             ServerPoint::ConnectionRequest,
-            Action::SelectProtocol(0),
+            Action::SelectProtocol(PROTOCOL_RDP),
         )],
         probe: ProbeProfile::REQUIRES_NLA,
         xfreerdp: Some(Xfreerdp {
@@ -435,7 +431,7 @@ static HAND: &[Scenario] = &[
             .mentioning(&["protocol_version"]),
         behaviour: &[fault(
             ServerPoint::ClientHello,
-            Action::TlsAlert(ALERT_PROTOCOL_VERSION),
+            Action::TlsAlert(PROTOCOL_VERSION),
         )],
         xfreerdp: Some(Xfreerdp {
             args: Xfreerdp::FULL,
@@ -453,7 +449,7 @@ static HAND: &[Scenario] = &[
             .mentioning(&["handshake_failure"]),
         behaviour: &[fault(
             ServerPoint::ClientHello,
-            Action::TlsAlert(ALERT_HANDSHAKE_FAILURE),
+            Action::TlsAlert(HANDSHAKE_FAILURE),
         )],
         xfreerdp: Some(Xfreerdp {
             args: Xfreerdp::FULL,
@@ -504,7 +500,8 @@ static HAND: &[Scenario] = &[
         group: Group::Nla,
         stands_for: "A Windows server refusing a wrong user name or password.",
         wire: "answers the client's NTLM AUTHENTICATE with a TSRequest errorCode STATUS_LOGON_FAILURE (0xC000006D), then closes.",
-        expected: Expected::failed(PhaseName::Credssp, Cause::CredsspError).mstsc(0x807, 0),
+        expected: Expected::failed(PhaseName::Credssp, Cause::CredsspError)
+            .mstsc(SSL_ERR_LOGON_FAILURE, EXT_NO_INFO),
         behaviour: &[fault(
             ServerPoint::NtlmAuthenticate,
             Action::CredsspError(STATUS_LOGON_FAILURE),
@@ -521,7 +518,8 @@ static HAND: &[Scenario] = &[
         group: Group::Nla,
         stands_for: "A Windows server refusing an account locked out after too many wrong passwords.",
         wire: "answers the client's NTLM AUTHENTICATE with a TSRequest errorCode STATUS_ACCOUNT_LOCKED_OUT (0xC0000234), then closes.",
-        expected: Expected::failed(PhaseName::Credssp, Cause::CredsspError).mstsc(0xD07, 0),
+        expected: Expected::failed(PhaseName::Credssp, Cause::CredsspError)
+            .mstsc(SSL_ERR_ACCOUNT_LOCKED_OUT, EXT_NO_INFO),
         behaviour: &[fault(
             ServerPoint::NtlmAuthenticate,
             Action::CredsspError(STATUS_ACCOUNT_LOCKED_OUT),
@@ -538,7 +536,8 @@ static HAND: &[Scenario] = &[
         group: Group::Nla,
         stands_for: "A Windows server refusing a disabled account.",
         wire: "answers the client's NTLM AUTHENTICATE with a TSRequest errorCode STATUS_ACCOUNT_DISABLED (0xC0000072), then closes.",
-        expected: Expected::failed(PhaseName::Credssp, Cause::CredsspError).mstsc(0xB07, 0),
+        expected: Expected::failed(PhaseName::Credssp, Cause::CredsspError)
+            .mstsc(SSL_ERR_ACCOUNT_DISABLED, EXT_NO_INFO),
         behaviour: &[fault(
             ServerPoint::NtlmAuthenticate,
             Action::CredsspError(STATUS_ACCOUNT_DISABLED),
@@ -555,7 +554,8 @@ static HAND: &[Scenario] = &[
         group: Group::Nla,
         stands_for: "A Windows server refusing an account whose password has expired.",
         wire: "answers the client's NTLM AUTHENTICATE with a TSRequest errorCode STATUS_PASSWORD_EXPIRED (0xC0000071), then closes.",
-        expected: Expected::failed(PhaseName::Credssp, Cause::CredsspError).mstsc(0xF07, 0),
+        expected: Expected::failed(PhaseName::Credssp, Cause::CredsspError)
+            .mstsc(SSL_ERR_PASSWORD_EXPIRED, EXT_NO_INFO),
         behaviour: &[fault(
             ServerPoint::NtlmAuthenticate,
             Action::CredsspError(STATUS_PASSWORD_EXPIRED),
@@ -572,7 +572,8 @@ static HAND: &[Scenario] = &[
         group: Group::Nla,
         stands_for: "A Windows server refusing an account that must change its password at next logon (which NLA cannot do).",
         wire: "answers the client's NTLM AUTHENTICATE with a TSRequest errorCode STATUS_PASSWORD_MUST_CHANGE (0xC0000224), then closes.",
-        expected: Expected::failed(PhaseName::Credssp, Cause::CredsspError).mstsc(0x1207, 0),
+        expected: Expected::failed(PhaseName::Credssp, Cause::CredsspError)
+            .mstsc(SSL_ERR_PASSWORD_MUST_CHANGE, EXT_NO_INFO),
         behaviour: &[fault(
             ServerPoint::NtlmAuthenticate,
             Action::CredsspError(STATUS_PASSWORD_MUST_CHANGE),
@@ -606,7 +607,8 @@ static HAND: &[Scenario] = &[
         group: Group::Nla,
         stands_for: "A Windows server refusing an account under a restriction (logon hours, allowed workstations, a blank password).",
         wire: "answers the client's NTLM AUTHENTICATE with a TSRequest errorCode STATUS_ACCOUNT_RESTRICTION (0xC000006E), then closes.",
-        expected: Expected::failed(PhaseName::Credssp, Cause::CredsspError).mstsc(0xC07, 0),
+        expected: Expected::failed(PhaseName::Credssp, Cause::CredsspError)
+            .mstsc(SSL_ERR_ACCOUNT_RESTRICTION, EXT_NO_INFO),
         behaviour: &[fault(
             ServerPoint::NtlmAuthenticate,
             Action::CredsspError(STATUS_ACCOUNT_RESTRICTION),
@@ -670,7 +672,7 @@ static HAND: &[Scenario] = &[
         stands_for: "A Windows session host whose licensing grace period has ended and that cannot reach a license server.",
         wire: "right after the Client Info PDU sends a Licensing Error Message ERR_NO_LICENSE_SERVER (6) with ST_TOTAL_ABORT, then closes (close_notify, FIN).",
         expected: Expected::failed(PhaseName::Licensing, Cause::LicenseError)
-            .mstsc(DISC_LICENSING_FAILED, 0),
+            .mstsc(DISC_LICENSING_FAILED, EXT_NO_INFO),
         behaviour: &[fault(
             ServerPoint::ClientInfo,
             Action::LicenseError {
@@ -691,7 +693,7 @@ static HAND: &[Scenario] = &[
         stands_for: "A license server that rejects the client (a client access license it considers invalid).",
         wire: "right after the Client Info PDU sends a Licensing Error Message ERR_INVALID_CLIENT (8) with ST_TOTAL_ABORT, then closes (close_notify, FIN).",
         expected: Expected::failed(PhaseName::Licensing, Cause::LicenseError)
-            .mstsc(DISC_LICENSING_FAILED, 0),
+            .mstsc(DISC_LICENSING_FAILED, EXT_NO_INFO),
         behaviour: &[fault(
             ServerPoint::ClientInfo,
             Action::LicenseError {
@@ -806,9 +808,9 @@ fn errinfo_family() -> Vec<Scenario> {
     Table::ErrorInfo
         .rows()
         .iter()
-        .filter(|row| row.code != 0 && row.code <= 0x10A)
+        .filter(|row| row.code != 0 && row.code <= *LICENSING_CODES.end())
         .filter_map(|row| {
-            let licensing = row.code >= 0x100;
+            let licensing = LICENSING_CODES.contains(&row.code);
             let phase = if licensing {
                 PhaseName::Licensing
             } else {
@@ -855,10 +857,16 @@ fn errinfo_family() -> Vec<Scenario> {
 
 /// The errorInfo values xfreerdp 2.11 spells otherwise than [2.2.5.1.1], or has no name for (ERRINFO_UNKNOWN).
 const XFREERDP_SPELLING: &[(u32, &str)] = &[
-    (0x05, "ERRINFO_DISCONNECTED_BY_OTHER_CONNECTION"),
-    (0x0B, "ERRINFO_RPC_INITIATED_DISCONNECT_BY_USER"),
-    (0x19, "ERRINFO_UNKNOWN"),
-    (0x1A, "ERRINFO_UNKNOWN"),
+    (
+        ERRINFO_DISCONNECTED_BY_OTHERCONNECTION,
+        "ERRINFO_DISCONNECTED_BY_OTHER_CONNECTION",
+    ),
+    (
+        ERRINFO_RPC_INITIATED_DISCONNECT_BYUSER,
+        "ERRINFO_RPC_INITIATED_DISCONNECT_BY_USER",
+    ),
+    (ERRINFO_SERVER_SHUTDOWN, "ERRINFO_UNKNOWN"),
+    (ERRINFO_SERVER_REBOOT, "ERRINFO_UNKNOWN"),
 ];
 
 /// What xfreerdp 2.11 does with a Set Error Info: it prints the name, and exits with the code itself when it
@@ -871,8 +879,8 @@ fn errinfo_xfreerdp(code: u32, name: &'static str) -> Xfreerdp {
         .map_or(name, |(_, spelled)| spelled);
     let says: &'static [&'static str] = Vec::leak(vec![name]);
     let exit = match code {
-        0x100.. => 131,
-        ..=0xC => i32::try_from(code).unwrap_or(255),
+        ERRINFO_LICENSE_INTERNAL.. => 131,
+        ..=ERRINFO_LOGOFF_BY_USER => i32::try_from(code).unwrap_or(255),
         _ => 255,
     };
     Xfreerdp {
@@ -1015,7 +1023,7 @@ fn after(phase: PhaseName) -> String {
 mod tests {
     use super::*;
     use crate::codes;
-    use crate::mstsc::DISC_SOCKET_CLOSED;
+    use crate::codes::disc_reason::DISC_SOCKET_CLOSED;
 
     #[test]
     fn the_errinfo_family_covers_both_ranges() {

@@ -1,0 +1,236 @@
+//! The diagnosis rules: an ordered table, the first rule that speaks gives the verdict.
+//!
+//! A rule is a small function from the [`Findings`] to an [`Explained`] verdict, or `None` when the findings
+//! are not its matter. It carries its detail, its evidence and its hint; its entry in [`RULES`] carries its
+//! name, its [`Basis`] and the specification section it reads. Each has a unit test (in `tests/`, a file
+//! per file of rules): a minimal trace that it explains, which no rule before it in the table takes.
+//!
+//! Files by what the rules read: `handshake.rs` (the name, TCP, X.224, TLS, and the connected verdict),
+//! `reports.rs` (a code or PDU of the server that ends the connection), `endings.rs` (no report: a PDU that
+//! does not decode, a silence, a close, a trace that ends open).
+//!
+//! Adding a rule: write its function beside those that read the same things, put it in [`RULES`] where
+//! its evidence ranks (more specific evidence first), give it a test, and add to [`Findings`] what it
+//! needs that is not there yet.
+
+mod endings;
+mod handshake;
+mod reports;
+
+use super::Explained;
+use super::findings::Findings;
+use crate::trace::PhaseName;
+use crate::verdict::{Basis, Cause};
+
+/// One diagnosis rule.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    /// Its name, as tests and documentation call it.
+    pub name: &'static str,
+    /// What a verdict of this rule rests on: `specified` when the server sent a PDU or code whose meaning a
+    /// specification defines, `inferred` when the verdict follows from what the trace shows (a failed
+    /// connect, a silence, a close) and the order of the protocol, `reported` when it rests on how
+    /// implementations were observed to behave.
+    pub basis: Basis,
+    /// The specification section the rule reads, or an empty string when none defines what it looks at.
+    pub spec: &'static str,
+    pub explain: fn(&Findings<'_>) -> Option<Explained>,
+}
+
+/// The rules, in priority order: the first that speaks gives the verdict.
+///
+/// The order, and why:
+/// 1. A connection that reached the active state and stayed there: nothing failed.
+/// 2. Failures before the server is reached (the name, the TCP connect): nothing else can have happened.
+/// 3. What the server said, from the earliest phase on: RDP_NEG_FAILURE, the client's own limits, TLS
+///    alerts and failures, the TSRequest errorCode, the Early User Authorization Result, Set Error Info,
+///    licensing errors, redirection, Deactivate All, the Disconnect Provider Ultimatum. A code beats a
+///    close: a server that reports and then closes is explained by its report. Set Error Info comes before
+///    the ultimatum that follows it ([1.3.1.4.3]).
+/// 4. What the client could not read (a PDU that does not decode), then what a client that requires its
+///    protocols refuses in the negotiation.
+/// 5. Silences and closes without a report, the most specific first (a close during CredSSP right after
+///    the credentials; a client that gave up waiting; the client's close; the server's).
+/// 6. Traces that end before the connection does.
+///
+/// When no rule speaks, `endings::unrecorded` says so.
+pub static RULES: &[Rule] = &[
+    Rule {
+        name: "connected",
+        basis: Basis::Specified,
+        spec: "[MS-RDPBCGR] 2.2.1.22",
+        explain: handshake::connected,
+    },
+    Rule {
+        name: "resolve_failed",
+        basis: Basis::Inferred,
+        spec: "",
+        explain: handshake::resolve_failed,
+    },
+    Rule {
+        name: "connect_failed",
+        basis: Basis::Inferred,
+        spec: "",
+        explain: handshake::connect_failed,
+    },
+    Rule {
+        name: "negotiation_failure",
+        basis: Basis::Specified,
+        spec: "[MS-RDPBCGR] 2.2.1.2.2, 3.3.5.3.2",
+        explain: handshake::negotiation_failure,
+    },
+    Rule {
+        name: "client_limit",
+        basis: Basis::Inferred,
+        spec: "",
+        explain: handshake::client_limit,
+    },
+    Rule {
+        name: "old_tls_version",
+        basis: Basis::Inferred,
+        spec: "[MS-RDPBCGR] 5.4.5.1",
+        explain: handshake::old_tls_version,
+    },
+    Rule {
+        name: "server_tls_alert",
+        basis: Basis::Specified,
+        spec: "[RFC 8446] 6",
+        explain: handshake::server_tls_alert,
+    },
+    Rule {
+        name: "cleartext_ultimatum",
+        basis: Basis::Reported,
+        spec: "[MS-RDPBCGR] 2.2.2.3, 5.4.5.1",
+        explain: handshake::cleartext_ultimatum,
+    },
+    Rule {
+        name: "certificate_rejected",
+        basis: Basis::Inferred,
+        spec: "",
+        explain: handshake::certificate_rejected,
+    },
+    Rule {
+        name: "tls_failed",
+        basis: Basis::Inferred,
+        spec: "",
+        explain: handshake::tls_failed,
+    },
+    Rule {
+        name: "credssp_error",
+        basis: Basis::Specified,
+        spec: "[MS-CSSP] 2.2.1",
+        explain: reports::credssp_error,
+    },
+    Rule {
+        name: "early_auth_denied",
+        basis: Basis::Specified,
+        spec: "[MS-RDPBCGR] 2.2.10.2",
+        explain: reports::early_auth_denied,
+    },
+    Rule {
+        name: "server_error_info",
+        basis: Basis::Specified,
+        spec: "[MS-RDPBCGR] 2.2.5.1.1",
+        explain: reports::server_error_info,
+    },
+    Rule {
+        name: "license_error",
+        basis: Basis::Specified,
+        spec: "[MS-RDPBCGR] 2.2.1.12.1.3",
+        explain: reports::license_error,
+    },
+    Rule {
+        name: "redirected",
+        basis: Basis::Specified,
+        spec: "[MS-RDPBCGR] 2.2.13.1",
+        explain: reports::redirected,
+    },
+    Rule {
+        name: "deactivated",
+        basis: Basis::Inferred,
+        spec: "[MS-RDPBCGR] 1.3.1.3, 2.2.3.1",
+        explain: reports::deactivated,
+    },
+    Rule {
+        name: "ultimatum",
+        basis: Basis::Specified,
+        spec: "[MS-RDPBCGR] 2.2.2.3, 1.3.1.4.2",
+        explain: reports::ultimatum,
+    },
+    Rule {
+        name: "protocol_error",
+        basis: Basis::Inferred,
+        spec: "",
+        explain: endings::protocol_error,
+    },
+    Rule {
+        name: "negotiation_mismatch",
+        basis: Basis::Specified,
+        spec: "[MS-RDPBCGR] 3.3.5.3.2",
+        explain: handshake::negotiation_mismatch,
+    },
+    Rule {
+        name: "timed_out",
+        basis: Basis::Inferred,
+        spec: "",
+        explain: endings::timed_out,
+    },
+    Rule {
+        name: "credssp_rejected",
+        basis: Basis::Reported,
+        spec: "[MS-CSSP] 3.1.5",
+        explain: endings::credssp_rejected,
+    },
+    Rule {
+        name: "client_gave_up",
+        basis: Basis::Inferred,
+        spec: "",
+        explain: endings::client_gave_up,
+    },
+    Rule {
+        name: "closed_by_client",
+        basis: Basis::Inferred,
+        spec: "",
+        explain: endings::closed_by_client,
+    },
+    Rule {
+        name: "closed_by_server",
+        basis: Basis::Inferred,
+        spec: "",
+        explain: endings::closed_by_server,
+    },
+    Rule {
+        name: "capture_ended",
+        basis: Basis::Inferred,
+        spec: "",
+        explain: endings::capture_ended,
+    },
+    Rule {
+        name: "trace_ends_open",
+        basis: Basis::Inferred,
+        spec: "",
+        explain: endings::trace_ends_open,
+    },
+];
+
+/// The first rule that speaks, and what it says.
+pub fn first(f: &Findings) -> Option<(&'static Rule, Explained)> {
+    RULES
+        .iter()
+        .find_map(|rule| (rule.explain)(f).map(|e| (rule, e)))
+}
+
+/// The verdict of the first rule that speaks, or `endings::unrecorded`.
+pub fn explain(f: &Findings) -> Explained {
+    first(f).map_or_else(|| endings::unrecorded(f), |(_, e)| e)
+}
+
+/// After a SYN that was never answered.
+fn syn_dropped_hint(cause: Cause, phase: PhaseName) -> Option<String> {
+    (cause == Cause::TimedOut && phase == PhaseName::Tcp).then(|| {
+        "a firewall that drops SYNs looks like this; check the path to the port".to_owned()
+    })
+}
+
+#[cfg(test)]
+mod tests;
