@@ -267,12 +267,8 @@ impl Run<'_> {
             let written = connector.step_no_input(buf);
             return self.after_step(written, buf).await;
         };
-        let waiting_for = waiting_for(connector.state.name());
-        let kind = if connector.state.name() == "ConnectionInitiationWaitConfirm" {
-            FrameKind::Tpkt
-        } else {
-            FrameKind::Rdp
-        };
+        let waiting_for = waiting_for(&connector.state);
+        let kind = frame_kind(&connector.state);
         // Frames the connector cannot take here (a Set Error Info, a Disconnect Provider Ultimatum, a frame
         // of the other kind) are recorded by the dissector and not handed to the connector.
         // INVARIANT: bounded by the deadlines inside `recv`.
@@ -405,19 +401,34 @@ impl Run<'_> {
     }
 }
 
-/// What the connector waits for, by its state name.
-fn waiting_for(state: &str) -> &'static str {
+/// What the connector waits for in `state`.
+fn waiting_for(state: &ClientConnectorState) -> &'static str {
     match state {
-        "ConnectionInitiationWaitResponse" | "ConnectionInitiationWaitConfirm" => {
+        ClientConnectorState::ConnectionInitiationWaitConfirm { .. } => {
             "the X.224 Connection Confirm"
         }
-        "BasicSettingsExchangeWaitResponse" => "the MCS Connect Response",
-        "ChannelConnection" => "the MCS Attach User Confirm or a Channel Join Confirm",
-        "ConnectTimeAutoDetection" | "LicensingExchange" => "a licensing PDU",
-        "MultitransportBootstrapping" => "the Server Demand Active",
-        "ConnectionFinalization" => "the server's finalization PDUs",
-        s if s.contains("Capabilities") => "the Server Demand Active",
+        ClientConnectorState::BasicSettingsExchangeWaitResponse { .. } => {
+            "the MCS Connect Response"
+        }
+        ClientConnectorState::ChannelConnection { .. } => {
+            "the MCS Attach User Confirm or a Channel Join Confirm"
+        }
+        ClientConnectorState::ConnectTimeAutoDetection { .. }
+        | ClientConnectorState::LicensingExchange { .. } => "a licensing PDU",
+        ClientConnectorState::MultitransportBootstrapping { .. }
+        | ClientConnectorState::CapabilitiesExchange { .. } => "the Server Demand Active",
+        ClientConnectorState::ConnectionFinalization { .. } => "the server's finalization PDUs",
         _ => "the server's next PDU",
+    }
+}
+
+/// How to cut the frame the connector waits for in `state` out of the stream: [2.2.1.2] only a TPKT answers
+/// the Connection Request (anything else there, an HTTP answer or an SSH banner, is another protocol);
+/// after it, TPKT or fast-path.
+fn frame_kind(state: &ClientConnectorState) -> FrameKind {
+    match state {
+        ClientConnectorState::ConnectionInitiationWaitConfirm { .. } => FrameKind::Tpkt,
+        _ => FrameKind::Rdp,
     }
 }
 
