@@ -14,14 +14,14 @@ use tracing::{debug, info};
 use super::transport::{Conn, FrameKind, ReadError, Tap};
 use super::{Run, Security, Stop};
 use crate::pdu::PduInfo;
-use crate::trace::{EventKind, Fact, PhaseName, Side, Trace};
+use crate::trace::{EventKind, Fact, PhaseName, Side};
 
 impl Run<'_> {
     pub(super) async fn sequence(&mut self) -> Result<(), Stop> {
         if self.cfg.security == Security::Rdp {
             self.enable_standard_security()?;
         }
-        let (stream, local, remote) = self.connect().await?;
+        let (stream, local) = self.connect().await?;
         self.client_addr = Some(local);
         self.conn = Conn::Plain(Tap::new(stream, self.tap.clone(), self.start));
 
@@ -30,7 +30,6 @@ impl Run<'_> {
         let requested = self.cfg.requested_protocols();
         let written = connector.initiate_with_security_protocol(requested, &mut buf);
         self.after_step(written, &mut buf).await?;
-        let _ = remote;
 
         // X.224 Connection Confirm.
         self.step_once(&mut connector, &mut buf).await?;
@@ -381,7 +380,7 @@ impl Run<'_> {
                 Ok(_) => {}
                 Err(ReadError::TimedOut) => {
                     let secs = self.cfg.watch.as_secs_f64();
-                    if deactivated(self.d.trace()) {
+                    if self.d.trace().deactivated_for_good() {
                         // [2.2.3.1] A Deactivate All with no Demand Active after it: the session is frozen.
                         self.leave(&format!(
                             "the session stayed deactivated to the end of the {secs} s watch"
@@ -430,17 +429,4 @@ fn frame_kind(state: &ClientConnectorState) -> FrameKind {
         ClientConnectorState::ConnectionInitiationWaitConfirm { .. } => FrameKind::Tpkt,
         _ => FrameKind::Rdp,
     }
-}
-
-/// Whether the server's last Deactivate All ([2.2.3.1]) has no Demand Active after it.
-fn deactivated(trace: &Trace) -> bool {
-    let mut deactivated = false;
-    for (_, pdu) in trace.pdus() {
-        match pdu.info {
-            PduInfo::DeactivateAll => deactivated = true,
-            PduInfo::DemandActive { .. } => deactivated = false,
-            _ => {}
-        }
-    }
-    deactivated
 }

@@ -9,8 +9,8 @@ use super::{Run, Stop, pcap};
 use crate::trace::{ConnectError, EventKind, PhaseName};
 
 impl Run<'_> {
-    /// Resolves and connects; records the tcp phase.
-    pub(super) async fn connect(&mut self) -> Result<(TcpStream, SocketAddr, SocketAddr), Stop> {
+    /// Resolves and connects; records the tcp phase. Returns the stream and its local address.
+    pub(super) async fn connect(&mut self) -> Result<(TcpStream, SocketAddr), Stop> {
         let host = self.cfg.host.clone();
         let at = self.at();
         self.d.trace_mut().enter(PhaseName::Tcp, at);
@@ -91,7 +91,7 @@ impl Run<'_> {
                         },
                     );
                     info!(%addr, "tcp connected");
-                    return Ok((stream, local, *addr));
+                    return Ok((stream, local));
                 }
                 Ok(Err(e)) => match e.kind() {
                     std::io::ErrorKind::ConnectionRefused => ConnectError::Refused,

@@ -671,3 +671,45 @@ fn tally(tallies: &mut Vec<Tally>, name: &str, bytes: u64) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pdu(at_ms: Millis, from: Side, info: PduInfo) -> Pdu {
+        Pdu {
+            at_ms,
+            from,
+            len: 0,
+            name: String::new(),
+            summary: String::new(),
+            info,
+        }
+    }
+
+    fn demand_active(at_ms: Millis) -> Pdu {
+        pdu(
+            at_ms,
+            Side::Server,
+            PduInfo::DemandActive {
+                share_id: 1,
+                capability_sets: Vec::new(),
+            },
+        )
+    }
+
+    /// [2.2.3.1] A reactivation goes back to the capabilities phase: its Demand Active is listed before the
+    /// Deactivate All of the active phase, and came after it.
+    #[test]
+    fn a_demand_active_after_the_deactivate_all_reactivates_whatever_phase_holds_it() {
+        let mut trace = Trace::new("t", Origin::Probe);
+        trace.enter(PhaseName::Capabilities, 1.0);
+        trace.record_pdu(demand_active(1.0));
+        trace.enter(PhaseName::Active, 2.0);
+        trace.record_pdu(pdu(3.0, Side::Server, PduInfo::DeactivateAll));
+        assert!(trace.deactivated_for_good());
+        trace.enter(PhaseName::Capabilities, 4.0);
+        trace.record_pdu(demand_active(4.0));
+        assert!(!trace.deactivated_for_good());
+    }
+}
