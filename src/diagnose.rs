@@ -108,7 +108,7 @@ struct Findings {
     timed_out: Option<(f64, String, f64, bool)>,
     protocol_error: Option<(f64, Side, String, Option<usize>, String)>,
     client_limit: Option<(f64, String)>,
-    tls_failed: Option<(f64, String)>,
+    tls_failed: Option<(f64, crate::trace::TlsError)>,
     connect_failed: Option<(f64, String, ConnectError)>,
     resolve_failed: Option<(f64, String, String)>,
     client_closed: bool,
@@ -520,7 +520,7 @@ fn explain_failure(trace: &Trace, phase: PhaseName, f: &Findings) -> (Cause, Str
         && phase == PhaseName::Tls
     {
         ev.push(format!("{at:.1} ms: TLS handshake failed: {error}"));
-        let cert = error.contains("certificate");
+        let cert = error.is_certificate();
         return (
             if cert {
                 Cause::CertificateRejected

@@ -13,7 +13,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
 use super::transport::{self, Conn, ReadError};
 use super::{Run, Stop};
-use crate::trace::{EventKind, Fact, PhaseName, Side};
+use crate::trace::{CertificateFailure, EventKind, Fact, PhaseName, Side, TlsError};
 
 /// Accepts any chain (the probe judges it afterwards) but checks the handshake signatures for real, so
 /// the session is a genuine TLS session with the holder of the certificate's key. ring refuses RSA keys
@@ -347,7 +347,7 @@ impl Run<'_> {
                 PhaseName::Tls,
                 at,
                 EventKind::TlsFailed {
-                    error: format!("certificate rejected (--strict-cert): {}", list.join("; ")),
+                    error: TlsError::Certificate(CertificateFailure::Strict(list)),
                 },
             );
             self.leave("certificate rejected").await;
@@ -356,53 +356,39 @@ impl Run<'_> {
         Ok(crate::cert::subject_public_key(leaf).unwrap_or_default())
     }
 
+    /// The handshake failed: an alert from the server, what rustls refused, or the socket.
     pub(super) fn tls_failed(&mut self, e: std::io::Error) {
         let at = self.at();
         let rustls_error = e
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<rustls::Error>())
             .cloned();
-        match rustls_error {
-            Some(rustls::Error::AlertReceived(alert)) => {
-                // The dissector recorded the alert from the raw bytes.
-                self.d.trace_mut().record_event(
-                    at,
-                    EventKind::TlsFailed {
-                        error: format!("the server sent alert {alert:?}"),
-                    },
-                );
-            }
+        let error = match rustls_error {
+            // The dissector recorded the alert from the raw bytes.
+            Some(alert @ rustls::Error::AlertReceived(_)) => TlsError::from(alert),
             Some(err) => {
-                let old = self.d.state().tls_version.is_some_and(|v| v < 0x0303);
-                if old {
-                    let v = self.d.state().tls_version.unwrap_or(0);
+                if let Some(v) = self.d.state().tls_version.filter(|v| *v < 0x0303) {
                     self.d.trace_mut().record_event(
                         at,
                         EventKind::ClientLimit {
                             detail: crate::dissect::tls::old_version_limit(v),
                         },
                     );
-                } else {
-                    self.d.trace_mut().record_event(
-                        at,
-                        EventKind::TlsFailed {
-                            error: err.to_string(),
-                        },
-                    );
+                    return;
                 }
+                TlsError::from(err)
             }
-            None => match transport::classify(e) {
-                ReadError::Closed(how) => self.server_closed(how, at),
-                other => {
-                    let detail = match other {
-                        ReadError::Io(e) => e.to_string(),
-                        _ => "the TLS handshake failed".to_owned(),
-                    };
-                    self.d
-                        .trace_mut()
-                        .record_event(at, EventKind::TlsFailed { error: detail });
+            None => {
+                let (kind, detail) = (e.kind(), e.to_string());
+                if let ReadError::Closed(how) = transport::classify(e) {
+                    self.server_closed(how, at);
+                    return;
                 }
-            },
-        }
+                TlsError::Io { kind, detail }
+            }
+        };
+        self.d
+            .trace_mut()
+            .record_event(at, EventKind::TlsFailed { error });
     }
 }
