@@ -9,6 +9,11 @@ use super::{Run, Stop};
 use crate::pdu::PduInfo;
 use crate::trace::{CloseKind, EventKind, PhaseName, Side};
 
+/// How long the probe reads what the server sent before the connection ended under a write.
+const LEFT_GRACE: Duration = Duration::from_millis(1500);
+/// The most bytes it reads then (the socket's receive buffer holds less).
+const LEFT_BYTES: usize = transport::TAP_LIMIT;
+
 impl Run<'_> {
     /// Writes bytes to the server (TLS plaintext once TLS is up), through Standard RDP Security when in force.
     pub(super) async fn send(&mut self, bytes: &[u8]) -> Result<(), Stop> {
@@ -25,17 +30,73 @@ impl Run<'_> {
             None => bytes,
         };
         let at = self.at();
-        let res = self.conn.write_all(bytes).await;
+        self.write(at, bytes).await
+    }
+
+    /// Writes bytes as they go on the connection (TLS plaintext once TLS is up) and records them as sent at
+    /// `at`. Every write of the probe comes here, so that a write the connection ended under is settled in
+    /// one way: see [`Run::connection_ended`].
+    async fn write(&mut self, at: f64, bytes: &[u8]) -> Result<(), Stop> {
+        let written = self.conn.write_all(bytes).await;
         // Only what left: a PDU whose write failed never reached the server (nor a capture).
-        if res.is_ok() && self.conn.is_tls() {
+        if written.is_ok() && self.conn.is_tls() {
             self.d.on_plaintext(Side::Client, at, bytes);
         }
         self.drain_tap();
-        if let Err(e) = res {
-            self.read_failed(transport::classify(e), "to send");
-            return Err(Stop);
+        let Err(e) = written else {
+            return Ok(());
+        };
+        let detail = e.to_string();
+        match transport::classify(e) {
+            ReadError::Closed(how) => self.connection_ended(how).await,
+            _ => {
+                let at = self.at();
+                self.d.trace_mut().record_event(
+                    at,
+                    EventKind::ClientLimit {
+                        detail: format!("writing to the socket failed: {detail}"),
+                    },
+                );
+            }
         }
-        Ok(())
+        Err(Stop)
+    }
+
+    /// The connection ended (`how`) under one of the client's writes, or under its TLS handshake. What the
+    /// server sent before the end is still there to read: in the framer and the TLS session, and in the
+    /// socket's receive buffer, which the kernel keeps past a reset. It is read first (for
+    /// [`LEFT_GRACE`], at most [`LEFT_BYTES`]) and fed to the dissector, and only then is the end
+    /// recorded, so that a Set Error Info followed by a reset reads the same whether the client was
+    /// reading or writing when the reset came.
+    pub(super) async fn connection_ended(&mut self, how: CloseKind) {
+        let tls = self.conn.is_tls();
+        // TLS plaintext the framer holds was never fed; on a plain connection the tap fed it when it was read.
+        let held = self.framer.take_pending();
+        if tls && !held.is_empty() {
+            let at = self.at();
+            self.d.on_plaintext(Side::Server, at, &held);
+        }
+        let total = self.tokio_start + self.cfg.timeout;
+        let deadline = (tokio::time::Instant::now() + LEFT_GRACE).min(total);
+        let mut chunk = vec![0u8; 16 * 1024];
+        let mut read = 0usize;
+        // INVARIANT: each pass reads at least one byte or ends; `deadline` and LEFT_BYTES bound the loop.
+        while read < LEFT_BYTES {
+            let n = match tokio::time::timeout_at(deadline, self.conn.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => n,
+                // The end of the stream, the error that ended it, or the deadline.
+                _ => break,
+            };
+            read = read.saturating_add(n);
+            if tls {
+                let at = self.at();
+                self.d
+                    .on_plaintext(Side::Server, at, chunk.get(..n).unwrap_or_default());
+            }
+            self.drain_tap();
+        }
+        self.drain_tap();
+        self.read_failed(ReadError::Closed(how), "the end of the connection");
     }
 
     /// Reads one frame and feeds it to the dissector. Returns the frame and what the dissector made of it.
@@ -205,13 +266,13 @@ impl Run<'_> {
             .start_ms
             .is_some()
         {
-            // [2.2.2.3] MCS Disconnect Provider Ultimatum, reason rn-user-requested.
+            // [2.2.2.3] MCS Disconnect Provider Ultimatum, reason rn-user-requested. The client leaves either
+            // way: the end a write meets is recorded in it, a write that blocks is given up.
             let dpu = [0x03, 0x00, 0x00, 0x09, 0x02, 0xf0, 0x80, 0x21, 0x80];
-            if self.conn.is_tls() {
-                self.d.on_plaintext(Side::Client, at, &dpu);
+            let sent = tokio::time::timeout(Duration::from_millis(500), self.write(at, &dpu)).await;
+            if sent.is_err() {
+                debug!("the disconnect provider ultimatum did not leave within 500 ms");
             }
-            let _ =
-                tokio::time::timeout(Duration::from_millis(500), self.conn.write_all(&dpu)).await;
         }
         let _ = tokio::time::timeout(Duration::from_millis(500), self.conn.shutdown()).await;
         self.drain_tap();

@@ -13,7 +13,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
 use super::transport::{self, Conn, ReadError};
 use super::{Run, Stop};
-use crate::trace::{CertificateFailure, EventKind, Fact, PhaseName, Side, TlsError};
+use crate::trace::{CertificateFailure, CloseKind, EventKind, Fact, PhaseName, Side, TlsError};
 
 /// Accepts any chain (the probe judges it afterwards) but checks the handshake signatures for real, so
 /// the session is a genuine TLS session with the holder of the certificate's key. ring refuses RSA keys
@@ -256,15 +256,11 @@ impl Run<'_> {
                 return Err(Stop);
             }
             Ok(Err((e, tap))) => {
-                self.tls_failed(e);
-                let closed = self
-                    .d
-                    .trace()
-                    .events()
-                    .any(|(_, e)| matches!(e.kind, EventKind::Closed { .. }));
-                if !closed {
-                    self.conn = Conn::Plain(tap);
-                    self.drain_after_error().await;
+                self.conn = Conn::Plain(tap);
+                match self.tls_failed(e) {
+                    // The connection ended under the handshake's reads or writes.
+                    Some(how) => self.connection_ended(how).await,
+                    None => self.drain_after_error().await,
                 }
                 return Err(Stop);
             }
@@ -356,8 +352,9 @@ impl Run<'_> {
         Ok(crate::cert::subject_public_key(leaf).unwrap_or_default())
     }
 
-    /// The handshake failed: an alert from the server, what rustls refused, or the socket.
-    pub(super) fn tls_failed(&mut self, e: std::io::Error) {
+    /// The handshake failed: records an alert from the server, what rustls refused, or what the socket said.
+    /// When the connection ended under the handshake, records nothing and returns how it ended.
+    fn tls_failed(&mut self, e: std::io::Error) -> Option<CloseKind> {
         let at = self.at();
         let rustls_error = e
             .get_ref()
@@ -374,15 +371,14 @@ impl Run<'_> {
                             detail: crate::dissect::tls::old_version_limit(v),
                         },
                     );
-                    return;
+                    return None;
                 }
                 TlsError::from(err)
             }
             None => {
                 let (kind, detail) = (e.kind(), e.to_string());
                 if let ReadError::Closed(how) = transport::classify(e) {
-                    self.server_closed(how, at);
-                    return;
+                    return Some(how);
                 }
                 TlsError::Io { kind, detail }
             }
@@ -390,5 +386,6 @@ impl Run<'_> {
         self.d
             .trace_mut()
             .record_event(at, EventKind::TlsFailed { error });
+        None
     }
 }
