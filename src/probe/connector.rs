@@ -328,12 +328,7 @@ impl Run<'_> {
             if self.negotiation_mismatch() {
                 // diagnose explains a selected protocol the client did not ask for.
             } else {
-                let last = self
-                    .d
-                    .trace()
-                    .last_pdu_from(Side::Server)
-                    .map(|(_, p)| p.name.clone())
-                    .unwrap_or_else(|| "PDU".to_owned());
+                let last = self.last_server_pdu();
                 self.d.trace_mut().record_event(
                     at,
                     EventKind::ProtocolError {

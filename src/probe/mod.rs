@@ -223,6 +223,8 @@ fn now_rfc3339() -> String {
 #[derive(Debug)]
 struct Stop;
 
+/// One probe: the connection, what records it (the dissector, the tap, the capture) and its deadlines. Its
+/// steps are in the module of their phase.
 struct Run<'a> {
     cfg: &'a ProbeConfig,
     start: Instant,
