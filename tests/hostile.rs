@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::TempDir;
-use ironrdp_acceptor::{Acceptor, DesktopSize};
+use ironrdp_acceptor::{Acceptor, AcceptorState, DesktopSize};
 use ironrdp_connector::Sequence as _;
 use ironrdp_core::WriteBuf;
 use ironrdp_pdu::nego::SecurityProtocol;
@@ -328,7 +328,10 @@ fn a_capability_set_list_that_never_ends(mut tcp: TcpStream) -> std::io::Result<
     let mut tls = tls_accept(tcp)?;
     // INVARIANT: the acceptor's sequence is finite up to the Demand Active; the count bounds it too.
     for _ in 0..64 {
-        if acceptor.state().name() == "CapabilitiesSendServer" {
+        if matches!(
+            acceptor.state().as_any().downcast_ref::<AcceptorState>(),
+            Some(AcceptorState::CapabilitiesSendServer { .. })
+        ) {
             tls.write_all(&endless_demand_active())?;
             tls.flush()?;
             drain(&mut tls, SAFETY);
@@ -369,6 +372,8 @@ struct ProbeRun {
     stderr: String,
     /// ru_maxrss of the child: its peak resident set, in KiB.
     peak_rss_kib: u64,
+    /// From the start of the child to its end.
+    elapsed: Duration,
 }
 
 /// The exit status and resource usage of `pid` once it has ended (`WNOHANG`: `None` while it runs).
@@ -407,6 +412,7 @@ fn probe(addr: SocketAddr, args: &[&str], password: Option<&str>, dir: &Path) ->
     if let Some(pw) = password {
         cmd.env("RDPTRACE_PASSWORD", pw);
     }
+    let started = Instant::now();
     let mut child = cmd.spawn().expect("start rdptrace probe");
     let pid = i32::try_from(child.id()).expect("pid");
     let end = Instant::now() + SAFETY;
@@ -431,10 +437,12 @@ fn probe(addr: SocketAddr, args: &[&str], password: Option<&str>, dir: &Path) ->
         stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
         stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
         peak_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(u64::MAX),
+        elapsed: started.elapsed(),
     }
 }
 
 /// One scenario: the adversary, the probe's arguments, and the phase and cause the verdict must name.
+/// Returns the run and its verdict.
 fn scenario(
     name: &str,
     behaviour: Behaviour,
@@ -442,7 +450,7 @@ fn scenario(
     password: Option<&str>,
     phase: &str,
     causes: &[&str],
-) {
+) -> (ProbeRun, serde_json::Value) {
     let dir = TempDir::new(&format!("hostile-{name}"));
     let (addr, server) = adversary(behaviour);
     let run = probe(addr, args, password, dir.path());
@@ -480,17 +488,36 @@ fn scenario(
         run.peak_rss_kib,
         PEAK_RSS_BOUND_KIB
     );
+    let verdict = verdict.clone();
+    (run, verdict)
 }
 
+/// [2.2.1.2] Only a TPKT answers the Connection Request: an HTTP answer there ends the probe at once, not at
+/// the deadline ('H' would otherwise frame as a fast-path PDU of 0x54 bytes and be waited for).
 #[test]
 fn garbage_instead_of_an_x224_connection_confirm() {
-    scenario(
+    let (run, verdict) = scenario(
         "garbage",
         garbage_instead_of_a_connection_confirm,
         &[],
         None,
         "x224",
         &["protocol_error"],
+    );
+    assert!(
+        run.elapsed < Duration::from_secs(1),
+        "the probe waited {:?} for more of what is not RDP",
+        run.elapsed
+    );
+    let detail = verdict["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("not a TPKT header"),
+        "the verdict says what arrived: {detail}"
+    );
+    assert!(
+        !run.stdout.contains("timed_out"),
+        "no deadline passed: {}",
+        run.stdout
     );
 }
 

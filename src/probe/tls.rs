@@ -1,6 +1,7 @@
-//! The probe's TLS client: rustls with the ring provider, a verifier that records the server's chain and
-//! leaves the judgement to rdptrace (certificate problems are facts, not fatal, unless `--strict-cert`),
-//! and an optional key log the user asks for.
+//! The tls phase ([MS-RDPBCGR] 5.4.5.1): the probe's TLS client (rustls with the ring provider, a verifier
+//! that records the server's chain and leaves the judgement to rdptrace: certificate problems are facts,
+//! not fatal, unless `--strict-cert`), an optional key log the user asks for, and the upgrade of the
+//! socket the X.224 exchange used.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -9,6 +10,10 @@ use std::sync::{Arc, Mutex};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+
+use super::transport::{self, Conn, ReadError};
+use super::{Run, Stop};
+use crate::trace::{CertificateFailure, CloseKind, EventKind, Fact, PhaseName, Side, TlsError};
 
 /// Accepts any chain (the probe judges it afterwards) but checks the handshake signatures for real, so
 /// the session is a genuine TLS session with the holder of the certificate's key. ring refuses RSA keys
@@ -192,5 +197,195 @@ pub fn version_name(v: rustls::ProtocolVersion) -> String {
         rustls::ProtocolVersion::TLSv1_2 => "TLS 1.2".to_owned(),
         rustls::ProtocolVersion::TLSv1_3 => "TLS 1.3".to_owned(),
         other => format!("{other:?}"),
+    }
+}
+impl Run<'_> {
+    /// TLS handshake; returns the server's public key bits for CredSSP.
+    pub(super) async fn tls_upgrade(&mut self) -> Result<Vec<u8>, Stop> {
+        if self.framer.pending() > 0 {
+            let at = self.at();
+            let n = self.framer.pending();
+            self.d.trace_mut().record_event(
+                at,
+                EventKind::Anomaly {
+                    detail: format!(
+                        "{n} bytes from the server after the Connection Confirm, before TLS"
+                    ),
+                },
+            );
+        }
+        let keep = self.cfg.embed_secrets.then(|| self.secrets.clone());
+        let config = match client_config(self.cfg.keylog.as_ref(), keep) {
+            Ok(c) => c,
+            Err(e) => {
+                let at = self.at();
+                self.d.trace_mut().record_event(
+                    at,
+                    EventKind::ClientLimit {
+                        detail: format!("cannot set up TLS: {e}"),
+                    },
+                );
+                return Err(Stop);
+            }
+        };
+        let Some(name) = server_name(&self.cfg.host) else {
+            let at = self.at();
+            self.d.trace_mut().record_event(
+                at,
+                EventKind::ClientLimit {
+                    detail: format!("{} is not a valid TLS server name", self.cfg.host),
+                },
+            );
+            return Err(Stop);
+        };
+        let Conn::Plain(tap) = std::mem::replace(&mut self.conn, Conn::Gone) else {
+            return Err(Stop);
+        };
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let (deadline, which) = self.deadline();
+        // Fallible: a failed handshake hands the socket back, so that what the server does next (its
+        // close) is in the trace too.
+        let res =
+            tokio::time::timeout_at(deadline, connector.connect(name, tap).into_fallible()).await;
+        self.drain_tap();
+        let at = self.at();
+        let stream = match res {
+            Err(_) => {
+                self.d
+                    .on_timeout(at, which, "TLS handshake from the server");
+                return Err(Stop);
+            }
+            Ok(Err((e, tap))) => {
+                self.conn = Conn::Plain(tap);
+                match self.tls_failed(e) {
+                    // The connection ended under the handshake's reads or writes.
+                    Some(how) => self.connection_ended(how).await,
+                    None => self.drain_after_error().await,
+                }
+                return Err(Stop);
+            }
+            Ok(Ok(stream)) => stream,
+        };
+        let (_, session) = stream.get_ref();
+        let version = session
+            .protocol_version()
+            .map(version_name)
+            .unwrap_or_default();
+        let suite = session
+            .negotiated_cipher_suite()
+            .map(|s| format!("{:?}", s.suite()))
+            .unwrap_or_default();
+        let chain: Vec<Vec<u8>> = session
+            .peer_certificates()
+            .map(|c| c.iter().map(|c| c.as_ref().to_vec()).collect())
+            .unwrap_or_default();
+        let tls13 = session.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+        self.conn = Conn::Tls(Box::new(stream));
+        let trace = self.d.trace_mut();
+        trace.record_event_in(
+            PhaseName::Tls,
+            at,
+            EventKind::TlsEstablished {
+                version: version.clone(),
+                cipher_suite: suite.clone(),
+            },
+        );
+        trace.fact_in(PhaseName::Tls, Fact::TlsVersion, version);
+        trace.fact_in(PhaseName::Tls, Fact::CipherSuite, suite);
+        if tls13 {
+            // TLS 1.3 encrypts the Certificate message; the client's TLS stack has it.
+            let infos = chain
+                .iter()
+                .map(|c| crate::cert::cert_info(c).unwrap_or_default())
+                .collect();
+            let len = chain.iter().map(Vec::len).sum();
+            crate::dissect::tls::record_certificates(
+                &mut self.d,
+                Side::Server,
+                len,
+                infos,
+                "from the client's TLS session",
+            );
+        }
+        let Some(leaf) = chain.first() else {
+            self.d.trace_mut().record_event(
+                at,
+                EventKind::ProtocolError {
+                    from: Side::Server,
+                    pdu: "TLS Certificate".to_owned(),
+                    offset: None,
+                    detail: "the server sent no certificate".to_owned(),
+                },
+            );
+            return Err(Stop);
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let problems = crate::cert::problems(leaf, &self.cfg.host, now);
+        if !problems.is_empty() {
+            let list: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
+            self.d
+                .trace_mut()
+                .fact_in(PhaseName::Tls, Fact::CertProblems, list.join(", "));
+        }
+        for (problem, detail) in &problems {
+            self.d.trace_mut().record_event_in(
+                PhaseName::Tls,
+                at,
+                EventKind::CertificateProblem {
+                    problem: problem.clone(),
+                    detail: detail.clone(),
+                },
+            );
+        }
+        if self.cfg.strict_cert && !problems.is_empty() {
+            let list: Vec<String> = problems.iter().map(|(_, d)| d.clone()).collect();
+            self.d.trace_mut().record_event_in(
+                PhaseName::Tls,
+                at,
+                EventKind::TlsFailed {
+                    error: TlsError::Certificate(CertificateFailure::Strict(list)),
+                },
+            );
+            self.leave("certificate rejected").await;
+            return Err(Stop);
+        }
+        Ok(crate::cert::subject_public_key(leaf).unwrap_or_default())
+    }
+
+    /// The handshake failed: records an alert from the server, what rustls refused, or what the socket said.
+    /// When the connection ended under the handshake, records nothing and returns how it ended.
+    fn tls_failed(&mut self, e: std::io::Error) -> Option<CloseKind> {
+        let at = self.at();
+        let rustls_error = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .cloned();
+        let error = match rustls_error {
+            // The dissector recorded the alert from the raw bytes.
+            Some(alert @ rustls::Error::AlertReceived(_)) => TlsError::from(alert),
+            Some(err) => {
+                if let Some(v) = self.d.state().tls_version.filter(|v| *v < 0x0303) {
+                    self.d.trace_mut().record_event(
+                        at,
+                        EventKind::ClientLimit {
+                            detail: crate::dissect::tls::old_version_limit(v),
+                        },
+                    );
+                    return None;
+                }
+                TlsError::from(err)
+            }
+            None => {
+                let (kind, detail) = (e.kind(), e.to_string());
+                if let ReadError::Closed(how) = transport::classify(e) {
+                    return Some(how);
+                }
+                TlsError::Io { kind, detail }
+            }
+        };
+        self.d
+            .trace_mut()
+            .record_event(at, EventKind::TlsFailed { error });
+        None
     }
 }

@@ -163,7 +163,8 @@ impl Conn {
         }
     }
 
-    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Reads what is there (TLS plaintext once TLS is up), as the socket gives it.
+    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Conn::Plain(s) => s.read(buf).await,
             Conn::Tls(s) => s.read(buf).await,
@@ -222,6 +223,11 @@ impl Framer {
     /// Bytes read but not yet returned as a frame.
     pub fn pending(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Takes out the bytes read and not yet returned as a frame.
+    pub fn take_pending(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
     }
 
     /// Bytes read off the connection, to be framed.

@@ -71,6 +71,9 @@ pub struct TargetConfig {
     pub standard_security: StandardSecurity,
 }
 
+/// How long the target reads what the client sent before the connection ended under one of its writes.
+const LEFT_GRACE: Duration = Duration::from_millis(1500);
+
 /// The session a redirection names.
 const REDIRECT_SESSION: u32 = 7;
 
@@ -522,7 +525,7 @@ fn new_acceptor(config: &TargetConfig) -> Acceptor {
 
 /// [2.2.1.13.1.1.1] The capability sets of the Demand Active: the mandatory ones and what a client needs to
 /// reach the active state.
-fn capabilities(size: DesktopSize) -> Vec<CapabilitySet> {
+pub fn capabilities(size: DesktopSize) -> Vec<CapabilitySet> {
     vec![
         CapabilitySet::General(General {
             extra_flags: GeneralExtraFlags::FASTPATH_OUTPUT_SUPPORTED
@@ -812,10 +815,14 @@ impl Conn {
         }
         let acceptor = tokio_rustls::TlsAcceptor::from(self.shared.tls.clone());
         let limit = self.config().read_timeout;
-        match tokio::time::timeout(limit, acceptor.accept(tapped)).await {
+        // Fallible: a failed handshake hands the socket back, for what the client sent before it ended.
+        match tokio::time::timeout(limit, acceptor.accept(tapped).into_fallible()).await {
             Err(_) => Err(Stop::TimedOut),
-            Ok(Err(error)) => match close_kind(&error) {
-                Some(how) => Err(Stop::ClientClosed(how)),
+            Ok(Err((error, tapped))) => match close_kind(&error) {
+                Some(how) => {
+                    self.io = Io::Plain(tapped);
+                    Err(self.client_ended(how).await)
+                }
                 None => Err(Stop::Refused(format!("the tls handshake failed: {error}"))),
             },
             Ok(Ok(stream)) => {
@@ -1036,11 +1043,29 @@ impl Conn {
         match tokio::time::timeout(limit, write).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => match close_kind(&error) {
-                Some(how) => Err(Stop::ClientClosed(how)),
+                Some(how) => Err(self.client_ended(how).await),
                 None => Err(Stop::Failed(error.to_string())),
             },
             Err(_) => Err(Stop::TimedOut),
         }
+    }
+
+    /// The connection ended (`how`) under one of the target's writes or its TLS handshake. What the client
+    /// sent before the end is still in the socket's receive buffer (the kernel keeps it past a reset): it is
+    /// read into the trace first (for [`LEFT_GRACE`], at most [`MAX_FRAME`] bytes), and the end is
+    /// recorded after it, as when the target reads before it writes.
+    async fn client_ended(&mut self, how: CloseKind) -> Stop {
+        let deadline = tokio::time::Instant::now() + LEFT_GRACE;
+        let mut read = 0usize;
+        // INVARIANT: each pass reads once; the deadline and the byte count bound the loop.
+        while read < MAX_FRAME {
+            match tokio::time::timeout_at(deadline, self.read_chunk()).await {
+                Ok(Ok(chunk)) => read = read.saturating_add(chunk.len()),
+                // The end of the stream, the error that ended it, or the deadline.
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        Stop::ClientClosed(how)
     }
 
     /// Reads and discards (the tap still sees it) until the client leaves or `limit` passes. Returns whether

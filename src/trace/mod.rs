@@ -225,6 +225,98 @@ impl CertProblem {
     }
 }
 
+/// Why the client's TLS handshake failed: rustls's typed error, closed to the kinds diagnosis tells apart.
+///
+/// It serialises as the line it displays (the server's alert by name, otherwise what rustls or the socket
+/// said).
+#[derive(Debug, Clone)]
+pub enum TlsError {
+    /// The server sent a fatal alert ([RFC 8446] 6.2, [RFC 5246] 7.2.2).
+    AlertReceived(rustls::AlertDescription),
+    /// The server's certificate was refused.
+    Certificate(CertificateFailure),
+    /// The server offered nothing the client supports (versions, cipher suites, groups, signature schemes).
+    PeerIncompatible(rustls::PeerIncompatible),
+    /// The server broke the TLS protocol.
+    PeerMisbehaved(rustls::PeerMisbehaved),
+    /// The socket failed under the handshake (not a close: a close is an [`EventKind::Closed`]).
+    Io {
+        kind: std::io::ErrorKind,
+        detail: String,
+    },
+    /// Any other error of rustls, as rustls describes it.
+    Other(rustls::Error),
+}
+
+/// Why the server's certificate was refused.
+#[derive(Debug, Clone)]
+pub enum CertificateFailure {
+    /// rustls refused it (the probe's verifier accepts any chain; a handshake signature that does not verify
+    /// with the certificate's key ends here).
+    Invalid(rustls::CertificateError),
+    /// The server sent no certificate.
+    NonePresented,
+    /// `--strict-cert`: the problems found, each as described.
+    Strict(Vec<String>),
+}
+
+impl TlsError {
+    /// Whether the server's certificate is what ended the handshake.
+    pub fn is_certificate(&self) -> bool {
+        matches!(self, TlsError::Certificate(_))
+    }
+}
+
+impl From<rustls::Error> for TlsError {
+    fn from(e: rustls::Error) -> Self {
+        match e {
+            rustls::Error::AlertReceived(alert) => TlsError::AlertReceived(alert),
+            rustls::Error::InvalidCertificate(e) => {
+                TlsError::Certificate(CertificateFailure::Invalid(e))
+            }
+            rustls::Error::NoCertificatesPresented => {
+                TlsError::Certificate(CertificateFailure::NonePresented)
+            }
+            rustls::Error::PeerIncompatible(why) => TlsError::PeerIncompatible(why),
+            rustls::Error::PeerMisbehaved(why) => TlsError::PeerMisbehaved(why),
+            other => TlsError::Other(other),
+        }
+    }
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // rustls's own words for its errors, through the error they came from.
+        let rustls = |e: rustls::Error, f: &mut fmt::Formatter<'_>| fmt::Display::fmt(&e, f);
+        match self {
+            TlsError::AlertReceived(alert) => write!(f, "the server sent alert {alert:?}"),
+            TlsError::Certificate(CertificateFailure::Invalid(e)) => {
+                rustls(rustls::Error::InvalidCertificate(e.clone()), f)
+            }
+            TlsError::Certificate(CertificateFailure::NonePresented) => {
+                rustls(rustls::Error::NoCertificatesPresented, f)
+            }
+            TlsError::Certificate(CertificateFailure::Strict(problems)) => write!(
+                f,
+                "certificate rejected (--strict-cert): {}",
+                problems.join("; ")
+            ),
+            TlsError::PeerIncompatible(why) => {
+                rustls(rustls::Error::PeerIncompatible(why.clone()), f)
+            }
+            TlsError::PeerMisbehaved(why) => rustls(rustls::Error::PeerMisbehaved(why.clone()), f),
+            TlsError::Io { detail, .. } => f.write_str(detail),
+            TlsError::Other(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl Serialize for TlsError {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// Something that happened that is not a PDU.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
@@ -249,8 +341,8 @@ pub enum EventKind {
         version: String,
         cipher_suite: String,
     },
-    /// The TLS handshake failed on the client side (not by an alert the server sent).
-    TlsFailed { error: String },
+    /// The TLS handshake failed: an alert from the server, or what the client's TLS stack refused.
+    TlsFailed { error: TlsError },
     /// A certificate problem the client noticed.
     CertificateProblem {
         problem: CertProblem,
@@ -669,5 +761,96 @@ fn tally(tallies: &mut Vec<Tally>, name: &str, bytes: u64) {
             count: 1,
             bytes,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pdu(at_ms: Millis, from: Side, info: PduInfo) -> Pdu {
+        Pdu {
+            at_ms,
+            from,
+            len: 0,
+            name: String::new(),
+            summary: String::new(),
+            info,
+        }
+    }
+
+    fn demand_active(at_ms: Millis) -> Pdu {
+        pdu(
+            at_ms,
+            Side::Server,
+            PduInfo::DemandActive {
+                share_id: 1,
+                capability_sets: Vec::new(),
+            },
+        )
+    }
+
+    /// A TLS failure keeps its kind and reads, in text and JSON, as the line rustls (or the probe) gives it.
+    #[test]
+    fn a_tls_error_serialises_as_its_line_and_knows_its_kind() {
+        let json = |error: TlsError| {
+            serde_json::to_value(EventKind::TlsFailed { error }).expect("serialises")
+        };
+        assert_eq!(
+            json(TlsError::from(rustls::Error::AlertReceived(
+                rustls::AlertDescription::HandshakeFailure
+            ))),
+            serde_json::json!({"event": "tls_failed", "error": "the server sent alert HandshakeFailure"})
+        );
+        let rustls_errors = [
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature),
+            rustls::Error::NoCertificatesPresented,
+            rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered),
+            rustls::Error::PeerMisbehaved(rustls::PeerMisbehaved::TooManyEmptyFragments),
+            rustls::Error::DecryptError,
+        ];
+        for e in rustls_errors {
+            let line = e.to_string();
+            let typed = TlsError::from(e);
+            assert_eq!(typed.to_string(), line);
+            assert_eq!(json(typed.clone())["error"], line.as_str());
+            let certificate = line.contains("certificate");
+            assert_eq!(typed.is_certificate(), certificate, "{line}");
+        }
+        let strict = TlsError::Certificate(CertificateFailure::Strict(vec![
+            "self-signed".to_owned(),
+            "expired".to_owned(),
+        ]));
+        assert_eq!(
+            strict.to_string(),
+            "certificate rejected (--strict-cert): self-signed; expired"
+        );
+        assert!(strict.is_certificate());
+        // An alert is the server's refusal, whatever it names.
+        let alert = TlsError::from(rustls::Error::AlertReceived(
+            rustls::AlertDescription::BadCertificate,
+        ));
+        assert!(!alert.is_certificate());
+        let io = TlsError::Io {
+            kind: std::io::ErrorKind::Other,
+            detail: "no route".to_owned(),
+        };
+        assert_eq!(io.to_string(), "no route");
+        assert!(!io.is_certificate());
+    }
+
+    /// [2.2.3.1] A reactivation goes back to the capabilities phase: its Demand Active is listed before the
+    /// Deactivate All of the active phase, and came after it.
+    #[test]
+    fn a_demand_active_after_the_deactivate_all_reactivates_whatever_phase_holds_it() {
+        let mut trace = Trace::new("t", Origin::Probe);
+        trace.enter(PhaseName::Capabilities, 1.0);
+        trace.record_pdu(demand_active(1.0));
+        trace.enter(PhaseName::Active, 2.0);
+        trace.record_pdu(pdu(3.0, Side::Server, PduInfo::DeactivateAll));
+        assert!(trace.deactivated_for_good());
+        trace.enter(PhaseName::Capabilities, 4.0);
+        trace.record_pdu(demand_active(4.0));
+        assert!(!trace.deactivated_for_good());
     }
 }

@@ -119,14 +119,13 @@ pub struct TlsAlert {
 #[derive(Debug, Clone, Copy)]
 pub struct TlsFailure<'t> {
     pub at_ms: Millis,
-    pub error: &'t str,
+    pub error: &'t crate::trace::TlsError,
 }
 
 impl TlsFailure<'_> {
-    /// The failure is the client refusing the server's certificate. The one place that tells it from the
-    /// error's text.
+    /// The failure is the client refusing the server's certificate.
     pub fn certificate_failure(&self) -> bool {
-        self.error.contains("certificate")
+        self.error.is_certificate()
     }
 }
 

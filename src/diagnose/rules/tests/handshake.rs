@@ -269,31 +269,33 @@ fn cleartext_ultimatum_in_answer_to_the_client_hello() {
     assert!(e.hints.is_empty(), "{:?}", e.hints);
 }
 
-fn tls_failed(error: &str) -> crate::trace::Trace {
+fn tls_failed(error: rustls::Error) -> crate::trace::Trace {
     Build::new()
         .enter(PhaseName::Tls)
         .event(EventKind::TlsFailed {
-            error: error.to_owned(),
+            error: error.into(),
         })
         .failed()
 }
 
 #[test]
 fn certificate_rejected() {
-    let (rule, e) = explained(&tls_failed("invalid peer certificate: Expired"));
+    let (rule, e) = explained(&tls_failed(rustls::Error::InvalidCertificate(
+        rustls::CertificateError::Expired,
+    )));
     assert_eq!(rule, "certificate_rejected");
     assert_eq!(e.cause, Cause::CertificateRejected);
 }
 
 #[test]
 fn tls_failed_otherwise() {
-    let (rule, e) = explained(&tls_failed(
-        "peer is incompatible: no cipher suites in common",
-    ));
+    let (rule, e) = explained(&tls_failed(rustls::Error::PeerIncompatible(
+        rustls::PeerIncompatible::NoCipherSuitesInCommon,
+    )));
     assert_eq!(rule, "tls_failed");
     assert_eq!(e.cause, Cause::TlsFailed);
     assert_eq!(
         e.detail,
-        "the TLS handshake failed: peer is incompatible: no cipher suites in common"
+        "the TLS handshake failed: peer is incompatible: NoCipherSuitesInCommon"
     );
 }
