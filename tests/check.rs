@@ -1,4 +1,4 @@
-//! `rdptrace check` against real servers: expectations that hold and that fail, and the exit codes.
+//! `rdptrace check` against real servers: expectations that hold and that fail (exit 4), and the exit codes.
 
 mod common;
 #[path = "support/peers.rs"]
@@ -83,7 +83,7 @@ fn expectations_on_a_tls_xrdp() {
     // xrdp never selects NLA: it answers a request for TLS alone by selecting TLS.
     let out = rdptrace(&["check", &target, "-e", "nla-required"]);
     let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(out.status.code(), Some(4), "{text}");
     let nla = verdict_line(&text, "nla-required");
     assert!(nla.starts_with("FAIL"), "{nla}");
     assert!(
@@ -93,7 +93,7 @@ fn expectations_on_a_tls_xrdp() {
 
     // TLS 1.2 is accepted, so a minimum of 1.3 fails.
     let out = rdptrace(&["check", &target, "-e", "tls-min=1.3"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(4));
     assert!(verdict_line(&stdout(&out), "tls-min=1.3").starts_with("FAIL"));
 
     // A Standard RDP Security request is refused in x224, with SSL_REQUIRED_BY_SERVER.
@@ -111,7 +111,7 @@ fn expectations_on_a_tls_xrdp() {
     assert!(verdict_line(&text, "neg-failure=SSL_REQUIRED_BY_SERVER").starts_with("PASS"));
     // ... and it sends no Set Error Info.
     let out = rdptrace(&["check", &target, "--security", "rdp", "-e", "errinfo=0x7"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(4));
     let line = verdict_line(&stdout(&out), "errinfo=0x7");
     assert!(line.contains("no Set Error Info"), "{line}");
 }
@@ -185,7 +185,7 @@ fn a_policy_with_sections_and_a_junit_report() {
     ]);
     let text = stdout(&out);
     // xrdp with security_layer=negotiate accepts Standard RDP Security.
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(out.status.code(), Some(4), "{text}");
     let failing: Vec<&str> = text.lines().filter(|l| l.starts_with("FAIL ")).collect();
     assert_eq!(failing.len(), 1, "{text}");
     assert!(
@@ -277,7 +277,7 @@ fn the_whole_expectation_language_on_the_built_in_target() {
         "tls.tls_version=TLS 1.2",
     ]);
     let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(out.status.code(), Some(4), "{text}");
     let failing: Vec<&str> = text.lines().filter(|l| l.starts_with("FAIL ")).collect();
     assert_eq!(
         failing,

@@ -71,8 +71,10 @@ fn a_legacy_rdp_file_asks_for_standard_security_and_names_its_gateway() {
         spec.notes[0]
     );
     let err = rdpfile::read(&fixture("rdp/bad-line.rdp")).unwrap_err();
+    assert_eq!(err.line(), Some(2));
     assert!(
-        err.ends_with("line 2: not name:type:value: screen mode id"),
+        err.to_string()
+            .ends_with("line 2: not name:type:value: screen mode id"),
         "{err}"
     );
 }

@@ -57,9 +57,11 @@ fn configure(
     line: &Line,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(TargetSpec, ProbeConfig), String> {
-    let spec = line.resolve(env)?;
+    let spec = line.resolve(env).map_err(|e| e.to_string())?;
     let password = env("RDPTRACE_PASSWORD").map(Password::new);
-    let cfg = rdptrace::fleet::config(&spec, &options(), password.as_ref(), env)?;
+    let cfg = options()
+        .for_target(&spec, password.as_ref(), env)
+        .map_err(|e| e.to_string())?;
     Ok((spec, cfg))
 }
 
