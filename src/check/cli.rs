@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use super::policy::{Policy, PolicyError};
 use super::{Expectation, Outcome};
+use crate::command::read_password;
 use crate::command::{CliError, EXIT_UNMET};
 use crate::fleet::junit::{Case, JunitWriter};
-use crate::probe::cli::{ProbeOptions, read_password};
+use crate::probe::cli::ProbeOptions;
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {

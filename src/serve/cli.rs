@@ -10,12 +10,12 @@ use tracing::info;
 
 use super::{ServeError, Served, Target, TargetConfig, TestIdentity, scenario};
 use crate::command::CliError;
-use crate::probe::cli::{PasswordError, given_password, read_password};
+use crate::command::{PasswordError, given_password, read_password};
 use crate::report::stdout::StdoutError;
 use crate::trace::PhaseName;
 
 /// The environment variable the test password is read from.
-pub use crate::probe::cli::PASSWORD_ENV;
+pub use crate::command::PASSWORD_ENV;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
