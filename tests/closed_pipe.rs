@@ -1,25 +1,17 @@
 //! A reader that goes away (`rdptrace demo | head -1`) ends the output quietly: every command finishes as
 //! it would have, with the same exit code and the same stderr, and never panics.
 
-mod common;
+mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use common::{ChildGuard, TempDir, free_port};
 use rdptrace::serve::TestIdentity;
+use support::{ChildGuard, TempDir, free_port, rdptrace};
 
 /// The longest any of these commands runs.
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn rdptrace() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rdptrace"));
-    cmd.env_remove("RDPTRACE_PASSWORD")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null());
-    cmd
-}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

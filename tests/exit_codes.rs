@@ -1,22 +1,12 @@
 //! One table of exit codes (README.md, "Exit codes"), one meaning per value, the same in every command.
 
-mod common;
+mod support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use common::{TempDir, free_port};
-
-fn rdptrace(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rdptrace"))
-        .args(args)
-        .env_remove("RDPTRACE_PASSWORD")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run rdptrace")
-}
+use support::{TempDir, free_port, output, rdptrace};
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -58,13 +48,13 @@ fn the_readme_table_gives_each_code_one_meaning() {
 fn check_tells_an_unmet_expectation_from_a_failure_to_run() {
     let dir = TempDir::new("exit-codes-check");
     let target = refused();
-    let out = rdptrace(&["check", &target, "-e", "active"]);
+    let out = output(rdptrace().args(["check", &target, "-e", "active"]));
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("FAIL "));
 
     let junit = dir.path().join("no-such-dir").join("check.xml");
     let junit = junit.to_str().expect("a UTF-8 path");
-    let out = rdptrace(&["check", &target, "-e", "active", "--junit", junit]);
+    let out = output(rdptrace().args(["check", &target, "-e", "active", "--junit", junit]));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).starts_with("rdptrace: cannot write "),
@@ -72,19 +62,19 @@ fn check_tells_an_unmet_expectation_from_a_failure_to_run() {
         stderr(&out)
     );
 
-    let out = rdptrace(&["check", &target, "--policy", "/nonexistent/policy.toml"]);
+    let out = output(rdptrace().args(["check", &target, "--policy", "/nonexistent/policy.toml"]));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).starts_with("rdptrace: cannot read /nonexistent/policy.toml"));
 
     // What a policy says wrongly is a usage error.
     let policy = dir.path().join("policy.toml");
     std::fs::write(&policy, "speed = 3\n").expect("write the policy");
-    let out = rdptrace(&[
+    let out = output(rdptrace().args([
         "check",
         &target,
         "--policy",
         policy.to_str().expect("UTF-8"),
-    ]);
+    ]));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("unknown expectation speed"),
@@ -108,7 +98,7 @@ fn an_unknown_scenario_is_a_usage_error_everywhere() {
         &["serve", "--at", "tcp", "--listen", "127.0.0.1:0", "--once"],
         &["demo", "--at", "tcp"],
     ] {
-        let out = rdptrace(args);
+        let out = output(rdptrace().args(args));
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         let err = stderr(&out);
         assert!(
@@ -136,7 +126,7 @@ fn a_file_that_cannot_be_read_is_a_failure_to_run() {
         ],
         &["replay", "/nonexistent/capture.pcap"],
     ] {
-        let out = rdptrace(args);
+        let out = output(rdptrace().args(args));
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
         assert!(
             stderr(&out).contains("/nonexistent/"),
@@ -147,7 +137,7 @@ fn a_file_that_cannot_be_read_is_a_failure_to_run() {
     let dir = TempDir::new("exit-codes-files");
     let targets = dir.path().join("targets.txt");
     std::fs::write(&targets, "host colour=blue\n").expect("write the targets");
-    let out = rdptrace(&["probe", "--targets", targets.to_str().expect("UTF-8")]);
+    let out = output(rdptrace().args(["probe", "--targets", targets.to_str().expect("UTF-8")]));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("targets.txt:1: unknown option colour"));
 }

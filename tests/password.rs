@@ -1,20 +1,12 @@
 //! One password intake for every command: the first line of `--password-file` (its line ending removed),
 //! else `RDPTRACE_PASSWORD`; an empty file is an error, never an empty password.
 
-mod common;
+mod support;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ChildGuard, TempDir, free_port};
-
-fn rdptrace() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rdptrace"));
-    cmd.env_remove("RDPTRACE_PASSWORD")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null());
-    cmd
-}
+use support::{ChildGuard, TempDir, free_port, rdptrace};
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
