@@ -7,12 +7,15 @@
 # Wall time, CPU time (user+sys) and peak resident memory of each, from /usr/bin/time; the results as
 # Markdown on stdout and in $OUT/results.md, raw rows in $OUT/results.tsv. See BENCHMARKS.md.
 #
-# Needs: cargo build --release; packages time, tshark, freerdp2-x11, xvfb. Network: loopback only.
+# Needs: cargo build --release, and for the replay the capture generator (cargo build --release
+# --features synth --bin rdptrace-synth, built here when missing); packages time, tshark, freerdp2-x11,
+# xvfb. Network: loopback only.
 # Every loop is bounded; only the processes started here are stopped, by their PIDs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN=${BIN:-target/release/rdptrace}
+SYNTH=${SYNTH:-target/release/rdptrace-synth}
 OUT=${OUT:-target/bench}
 SIZE=${SIZE:-1G}              # capture size for the replay comparison
 REPEAT=${REPEAT:-3}           # runs of each replay and of each fleet size
@@ -72,7 +75,8 @@ if [[ " $ONLY " == *" replay "* ]]; then
   CAP=$OUT/replay-$SIZE.pcapng
   KEYS=$OUT/replay-$SIZE.keys
   if [ ! -s "$CAP" ] || [ ! -s "$KEYS" ]; then
-    "$BIN" synth-capture "$CAP" --size "$SIZE" --keylog "$KEYS" >"$OUT/replay-$SIZE.json"
+    [ -x "$SYNTH" ] || cargo build --release --locked --features synth --bin rdptrace-synth
+    "$SYNTH" "$CAP" --size "$SIZE" --keylog "$KEYS" >"$OUT/replay-$SIZE.json"
   fi
   cat "$CAP" >/dev/null # into the page cache for every run alike
   for i in $(seq 1 "$REPEAT"); do

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Records the sessions the capture generator (src/synth.rs, `rdptrace synth-capture`) plays again:
+# Records the sessions the capture generator (src/synth.rs, `rdptrace-synth`) plays again:
 # the probe against the built-in target, one scenario at a time, on loopback, with --pcap and
 # --embed-secrets. Writes fixtures/synth/SCENARIO.pcapng. Run from the repository root after
 # `cargo build --release`; the files are committed, so this is needed only to renew them.

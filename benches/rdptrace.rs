@@ -1,4 +1,4 @@
-//! `cargo bench`: throughput of TCP reassembly and the passive dissector, the replay end to end, and the
+//! `cargo bench --features synth`: throughput of TCP reassembly and the passive dissector, the replay end to end, and the
 //! probe's full handshake against the built-in target. See BENCHMARKS.md (and bench/compare.sh for the
 //! comparison with tshark and xfreerdp).
 //!

@@ -1,15 +1,15 @@
-//! The command line: clap definitions, credential intake and exit codes. `main.rs` calls [`main`].
+//! The command line: clap definitions, and the one place that prints an error and maps it to an exit code.
+//! `main.rs` calls [`main`].
 //!
-//! Each command's work lives in its module; this file parses, dispatches and maps results to exit codes.
+//! Each command's work lives in its module, whose `run` returns `Result<ExitCode, CliError>`
+//! ([`crate::command`]); nothing but `main.rs` imports from this file.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit code for usage errors (clap's own).
-pub const EXIT_USAGE: u8 = 2;
-/// Exit code when rdptrace itself could not run (a file it cannot read, a port it cannot bind).
-pub const EXIT_ERROR: u8 = 1;
+use crate::command::{CliError, EXIT_USAGE};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,11 +43,10 @@ pub enum Command {
     Check(crate::check::cli::CheckArgs),
     /// How a server is configured: protocols, RDP encryption, TLS versions and suites, certificate, NTLM.
     Scan(crate::scan::cli::ScanArgs),
-    /// Write a large synthetic capture for the benchmarks (bench/, BENCHMARKS.md).
-    #[command(hide = true)]
-    SynthCapture(crate::synth::SynthArgs),
 }
 
+/// Parses the command line, runs the command, prints its error if it has one (`rdptrace: <message>` on
+/// stderr) and returns the exit code.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -60,9 +59,19 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    VERBOSITY.store(cli.verbose, std::sync::atomic::Ordering::Relaxed);
     init_tracing(cli.verbose);
-    match cli.command {
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            // A closed stderr is no reason to panic either.
+            let _ = writeln!(std::io::stderr(), "rdptrace: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode, CliError> {
+    match command {
         Command::Probe(args) => crate::probe::cli::run(args),
         Command::Demo(args) => crate::serve::cli::demo(args),
         Command::Serve(args) => crate::serve::cli::serve(*args),
@@ -71,7 +80,6 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => crate::replay::cli::run(args),
         Command::Check(args) => crate::check::cli::run(args),
         Command::Scan(args) => crate::scan::cli::run(args),
-        Command::SynthCapture(args) => crate::synth::run(args),
     }
 }
 
@@ -89,54 +97,4 @@ fn init_tracing(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
-}
-
-static VERBOSITY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-
-/// How many `-v` were given.
-pub fn verbosity() -> u8 {
-    VERBOSITY.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// The tokio runtime the commands run on.
-pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-}
-
-/// The exit code for a verdict: 0 when the connection reached the active state, otherwise one code per
-/// failing phase (see README.md, "Exit codes").
-pub fn exit_code(verdict: &crate::verdict::Verdict) -> u8 {
-    use crate::trace::PhaseName;
-    if verdict.ok {
-        return 0;
-    }
-    match verdict.phase {
-        Some(PhaseName::Tcp) => 10,
-        Some(PhaseName::X224) => 11,
-        Some(PhaseName::Tls) => 12,
-        Some(PhaseName::Credssp) => 13,
-        Some(PhaseName::EarlyUserAuth) => 14,
-        Some(PhaseName::McsConnect) => 15,
-        Some(PhaseName::ChannelJoin) => 16,
-        Some(PhaseName::SecureSettings) => 17,
-        Some(PhaseName::Licensing) => 18,
-        Some(PhaseName::Capabilities) => 19,
-        Some(PhaseName::Finalization) => 20,
-        Some(PhaseName::Active) => 21,
-        None => 3,
-    }
-}
-
-/// A usage error: `rdptrace: <message>` on stderr, exit code 2.
-pub fn usage(msg: impl core::fmt::Display) -> ExitCode {
-    eprintln!("rdptrace: {msg}");
-    ExitCode::from(EXIT_USAGE)
-}
-
-/// Prints an error the way every command does: `rdptrace: <message>` on stderr.
-pub fn error(msg: impl core::fmt::Display) -> ExitCode {
-    eprintln!("rdptrace: {msg}");
-    ExitCode::from(EXIT_ERROR)
 }

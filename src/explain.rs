@@ -7,8 +7,8 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use crate::cli::{EXIT_ERROR, EXIT_USAGE};
 use crate::codes::{self, CodeEntry, Table};
+use crate::command::CliError;
 use crate::mstsc;
 use crate::verdict::{Basis, Cause};
 
@@ -50,12 +50,23 @@ pub enum Request {
 }
 
 /// Why a request cannot be answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExplainError {
     /// The arguments do not make a request (exit 2).
+    #[error("{0}")]
     Usage(String),
     /// The request is well formed but names no documented code (exit 1).
+    #[error("{0}")]
     Unknown(String),
+}
+
+impl From<ExplainError> for CliError {
+    fn from(e: ExplainError) -> Self {
+        match e {
+            ExplainError::Usage(_) => CliError::usage(e),
+            ExplainError::Unknown(_) => CliError::failure(e),
+        }
+    }
 }
 
 impl ExplainArgs {
@@ -428,39 +439,13 @@ fn path_text(path: &mstsc::Path, ext: u32, error_info: Option<&CodeEntry>) -> St
 }
 
 /// `rdptrace explain`: prints the answer; exit 0, 1 for a code no table documents, 2 for bad arguments.
-pub fn run(args: ExplainArgs) -> ExitCode {
-    let request = match request(&args) {
-        Ok(r) => r,
-        Err(ExplainError::Usage(msg)) => {
-            eprintln!("rdptrace: {msg}");
-            return ExitCode::from(EXIT_USAGE);
+pub fn run(args: ExplainArgs) -> Result<ExitCode, CliError> {
+    let text = match request(&args)? {
+        Request::One { table, code } => {
+            explain_one(table, code).ok_or_else(|| ExplainError::Unknown(unknown(table, code)))?
         }
-        Err(ExplainError::Unknown(msg)) => {
-            eprintln!("rdptrace: {msg}");
-            return ExitCode::from(EXIT_ERROR);
-        }
-    };
-    match request {
-        Request::One { table, code } => match explain_one(table, code) {
-            Some(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            None => {
-                eprintln!("rdptrace: {}", unknown(table, code));
-                ExitCode::from(EXIT_ERROR)
-            }
-        },
-        Request::Pair { disc, ext: None } => match explain_one(Table::DiscReason, disc) {
-            Some(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            None => {
-                eprintln!("rdptrace: {}", unknown(Table::DiscReason, disc));
-                ExitCode::from(EXIT_ERROR)
-            }
-        },
+        Request::Pair { disc, ext: None } => explain_one(Table::DiscReason, disc)
+            .ok_or_else(|| ExplainError::Unknown(unknown(Table::DiscReason, disc)))?,
         Request::Pair {
             disc,
             ext: Some(ext),
@@ -469,13 +454,14 @@ pub fn run(args: ExplainArgs) -> ExitCode {
                 || codes::lookup(Table::ExtendedReason, ext).is_some()
                 || codes::lookup(Table::ErrorInfo, ext).is_some();
             if !known {
-                eprintln!(
-                    "rdptrace: neither error code 0x{disc:X} nor extended error code 0x{ext:X} is documented"
-                );
-                return ExitCode::from(EXIT_ERROR);
+                return Err(ExplainError::Unknown(format!(
+                    "neither error code 0x{disc:X} nor extended error code 0x{ext:X} is documented"
+                ))
+                .into());
             }
-            print!("{}", explain_pair(disc, ext));
-            ExitCode::SUCCESS
+            explain_pair(disc, ext)
         }
-    }
+    };
+    crate::report::stdout::print(&text)?;
+    Ok(ExitCode::SUCCESS)
 }

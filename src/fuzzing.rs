@@ -375,18 +375,21 @@ pub fn probe_frames(data: &[u8]) -> (Vec<Vec<u8>>, Vec<&'static str>) {
 // ---- files --------------------------------------------------------------------------------------------
 
 /// A `.rdp` file: its bytes decoded (UTF-16 or UTF-8) and parsed into a target.
-pub fn rdp_file(data: &[u8]) -> Result<crate::fleet::targets::TargetSpec, String> {
-    let text = crate::fleet::rdpfile::decode(data)?;
-    crate::fleet::rdpfile::parse(&text, "fuzz.rdp")
+pub fn rdp_file(
+    data: &[u8],
+) -> Result<crate::fleet::targets::TargetSpec, crate::fleet::rdpfile::RdpFileError> {
+    crate::fleet::rdpfile::parse_bytes(data, "fuzz.rdp")
 }
 
 /// A targets file for `probe --targets`.
-pub fn targets_file(data: &[u8]) -> Result<Vec<crate::fleet::targets::TargetSpec>, String> {
+pub fn targets_file(
+    data: &[u8],
+) -> Result<Vec<crate::fleet::targets::TargetSpec>, crate::fleet::targets::TargetsError> {
     crate::fleet::targets::read(data, "fuzz.txt")
 }
 
 /// A TOML policy for `check --policy`, and the expectations it gives each of its targets.
-pub fn policy(data: &[u8]) -> Result<Vec<String>, String> {
+pub fn policy(data: &[u8]) -> Result<Vec<String>, crate::check::policy::PolicyError> {
     let policy = crate::check::policy::Policy::parse(&String::from_utf8_lossy(data), "fuzz.toml")?;
     let mut out = Vec::new();
     for target in policy.target_names() {

@@ -8,6 +8,7 @@ pub mod cert;
 pub mod check;
 pub mod cli;
 pub mod codes;
+pub mod command;
 pub mod diagnose;
 pub mod dissect;
 pub mod explain;
@@ -21,6 +22,7 @@ pub mod replay;
 pub mod report;
 pub mod scan;
 pub mod serve;
+#[cfg(feature = "synth")]
 pub mod synth;
 pub mod trace;
 pub mod verdict;

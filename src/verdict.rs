@@ -174,3 +174,42 @@ pub struct Verdict {
     /// What to look at next.
     pub hints: Vec<String>,
 }
+
+// ---- Exit codes -----------------------------------------------------------------------------------------
+// README.md, "Exit codes": what a command that judged connections exits with. The codes that are not a
+// verdict's (1 failure to run, 2 usage, 4 expectations not met) are in `crate::command`.
+
+/// Exit code: the connection reached the active state (and the server did not end it during the watch).
+pub const EXIT_OK: u8 = 0;
+/// Exit code: no phase failed but the connection did not complete (a capture that ends early).
+pub const EXIT_INCOMPLETE: u8 = 3;
+
+impl Verdict {
+    /// [`EXIT_OK`] when the connection reached the active state, otherwise the failed phase's code
+    /// ([`phase_exit_code`]), or [`EXIT_INCOMPLETE`] when no phase failed.
+    pub fn exit_code(&self) -> u8 {
+        if self.ok {
+            return EXIT_OK;
+        }
+        self.phase.map_or(EXIT_INCOMPLETE, phase_exit_code)
+    }
+}
+
+/// The exit code of a connection that failed in `phase`: 10 for `tcp` to 21 for `active`, in the order of
+/// the connection sequence.
+pub const fn phase_exit_code(phase: PhaseName) -> u8 {
+    match phase {
+        PhaseName::Tcp => 10,
+        PhaseName::X224 => 11,
+        PhaseName::Tls => 12,
+        PhaseName::Credssp => 13,
+        PhaseName::EarlyUserAuth => 14,
+        PhaseName::McsConnect => 15,
+        PhaseName::ChannelJoin => 16,
+        PhaseName::SecureSettings => 17,
+        PhaseName::Licensing => 18,
+        PhaseName::Capabilities => 19,
+        PhaseName::Finalization => 20,
+        PhaseName::Active => 21,
+    }
+}

@@ -2,17 +2,17 @@
 //! key logs with garbage lines. Each gets a clear error or a note, and the sessions that can be read are
 //! still reported.
 
-mod common;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{TempDir, block_on};
 use rdptrace::probe::{Credentials, Password, ProbeConfig};
 use rdptrace::replay::{self, Options, Replay};
 use rdptrace::serve::{Target, TargetConfig, scenario};
 use rdptrace::trace::{EventKind, PhaseName, PhaseStatus};
 use rdptrace::verdict::Cause;
+use support::{TempDir, block_on};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

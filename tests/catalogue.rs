@@ -3,19 +3,19 @@
 //! too); every mismatch is reported at once. Then a few scenarios through the real binaries, the target in one
 //! process and the probe in another. And README.md holds the catalogue's table.
 
-mod common;
+mod support;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{BOUND, ChildGuard, block_on, serve_port};
 use rdptrace::probe::{Credentials, Password, ProbeConfig};
 use rdptrace::serve::scenario::{self, Expected, Scenario};
 use rdptrace::serve::{Target, TargetConfig, TestIdentity};
 use rdptrace::trace::{CertProblem, EventKind, Trace};
 use rdptrace::verdict::Verdict;
+use support::{BOUND, ChildGuard, block_on, rdptrace, serve_port};
 
 /// Scenarios probed at the same time.
 const PARALLEL: usize = 12;
@@ -172,7 +172,7 @@ fn every_scenario_gets_its_verdict() {
 
 /// `rdptrace serve --once` in one process, `rdptrace probe --json` in another.
 fn through_the_binaries(name: &str, probe_args: &[&str]) -> serde_json::Value {
-    let mut server = Command::new(env!("CARGO_BIN_EXE_rdptrace"))
+    let mut server = rdptrace()
         .args([
             "serve",
             "--scenario",
@@ -192,7 +192,7 @@ fn through_the_binaries(name: &str, probe_args: &[&str]) -> serde_json::Value {
     let (port, _, lines) = serve_port(stdout);
     // The rest of what the target says, read to its end so that it can say it.
     let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
-    let output = Command::new(env!("CARGO_BIN_EXE_rdptrace"))
+    let output = rdptrace()
         .args(["probe", "--json", "-u", TestIdentity::DEFAULT_USER])
         .args(probe_args)
         .arg(format!("127.0.0.1:{port}"))
@@ -267,7 +267,7 @@ fn spot_checks_through_demo() {
         } else {
             s.expected
         };
-        let output = Command::new(env!("CARGO_BIN_EXE_rdptrace"))
+        let output = rdptrace()
             .args(["demo", name, "--json"])
             .args(args)
             .env_remove("RDPTRACE_PASSWORD")

@@ -1,21 +1,11 @@
-//! `rdptrace check` against real servers: expectations that hold and that fail, and the exit codes.
+//! `rdptrace check` against real servers: expectations that hold and that fail (exit 4), and the exit codes.
 
-mod common;
-#[path = "support/peers.rs"]
-mod peers;
+mod support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::*;
-use peers::*;
-
-fn rdptrace(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rdptrace"))
-        .args(args)
-        .env_remove("RDPTRACE_PASSWORD")
-        .output()
-        .expect("run rdptrace")
-}
+use support::peers::*;
+use support::*;
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -50,7 +40,7 @@ fn expectations_on_a_tls_xrdp() {
         panic!("xrdp did not start on port {port}");
     };
     let target = format!("127.0.0.1:{port}");
-    let out = rdptrace(&[
+    let out = output(rdptrace().args([
         "check",
         &target,
         "-e",
@@ -61,7 +51,7 @@ fn expectations_on_a_tls_xrdp() {
         "no-standard-security",
         "--watch",
         "0.3",
-    ]);
+    ]));
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(verdict_line(&text, "active").starts_with("PASS"));
@@ -81,9 +71,9 @@ fn expectations_on_a_tls_xrdp() {
     assert!(rdp.contains("SSL_REQUIRED_BY_SERVER"), "{rdp}");
 
     // xrdp never selects NLA: it answers a request for TLS alone by selecting TLS.
-    let out = rdptrace(&["check", &target, "-e", "nla-required"]);
+    let out = output(rdptrace().args(["check", &target, "-e", "nla-required"]));
     let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(out.status.code(), Some(4), "{text}");
     let nla = verdict_line(&text, "nla-required");
     assert!(nla.starts_with("FAIL"), "{nla}");
     assert!(
@@ -92,26 +82,26 @@ fn expectations_on_a_tls_xrdp() {
     );
 
     // TLS 1.2 is accepted, so a minimum of 1.3 fails.
-    let out = rdptrace(&["check", &target, "-e", "tls-min=1.3"]);
-    assert_eq!(out.status.code(), Some(1));
+    let out = output(rdptrace().args(["check", &target, "-e", "tls-min=1.3"]));
+    assert_eq!(out.status.code(), Some(4));
     assert!(verdict_line(&stdout(&out), "tls-min=1.3").starts_with("FAIL"));
 
     // A Standard RDP Security request is refused in x224, with SSL_REQUIRED_BY_SERVER.
-    let out = rdptrace(&[
+    let out = output(rdptrace().args([
         "check",
         &target,
         "--security",
         "rdp",
         "-e",
         "phase=x224,neg-failure=SSL_REQUIRED_BY_SERVER",
-    ]);
+    ]));
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(verdict_line(&text, "phase=x224").starts_with("PASS"));
     assert!(verdict_line(&text, "neg-failure=SSL_REQUIRED_BY_SERVER").starts_with("PASS"));
     // ... and it sends no Set Error Info.
-    let out = rdptrace(&["check", &target, "--security", "rdp", "-e", "errinfo=0x7"]);
-    assert_eq!(out.status.code(), Some(1));
+    let out = output(rdptrace().args(["check", &target, "--security", "rdp", "-e", "errinfo=0x7"]));
+    assert_eq!(out.status.code(), Some(4));
     let line = verdict_line(&stdout(&out), "errinfo=0x7");
     assert!(line.contains("no Set Error Info"), "{line}");
 }
@@ -131,7 +121,7 @@ fn tls_min_follows_ssl_protocols() {
         panic!("xrdp did not start on port {port}");
     };
     let target = format!("127.0.0.1:{port}");
-    let out = rdptrace(&["check", &target, "-e", "tls-min=1.3", "--json"]);
+    let out = output(rdptrace().args(["check", &target, "-e", "tls-min=1.3", "--json"]));
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let doc: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(doc["schema"], "rdptrace-check/1");
@@ -174,7 +164,7 @@ fn a_policy_with_sections_and_a_junit_report() {
     std::fs::write(&path, policy).unwrap();
     let junit = dir.path().join("check.xml");
     // No targets on the command line: the policy's sections name them.
-    let out = rdptrace(&[
+    let out = output(rdptrace().args([
         "check",
         "--policy",
         path.to_str().unwrap(),
@@ -182,10 +172,10 @@ fn a_policy_with_sections_and_a_junit_report() {
         junit.to_str().unwrap(),
         "--watch",
         "0.3",
-    ]);
+    ]));
     let text = stdout(&out);
     // xrdp with security_layer=negotiate accepts Standard RDP Security.
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(out.status.code(), Some(4), "{text}");
     let failing: Vec<&str> = text.lines().filter(|l| l.starts_with("FAIL ")).collect();
     assert_eq!(failing.len(), 1, "{text}");
     assert!(
@@ -226,14 +216,14 @@ fn nla_required_holds_on_a_freerdp_server_with_nla() {
     let dir = TempDir::new("check-shadow");
     let (port, _servers) = start_shadow_nla(dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let target = format!("127.0.0.1:{port}");
-    let out = rdptrace(&[
+    let out = output(rdptrace().args([
         "check",
         &target,
         "-e",
         "nla-required",
         "-e",
         "no-standard-security",
-    ]);
+    ]));
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     let nla = verdict_line(&text, "nla-required");
@@ -242,10 +232,10 @@ fn nla_required_holds_on_a_freerdp_server_with_nla() {
 
 #[test]
 fn usage_errors() {
-    let out = rdptrace(&["check", "127.0.0.1:1", "-e", "fast"]);
+    let out = output(rdptrace().args(["check", "127.0.0.1:1", "-e", "fast"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown expectation fast"));
-    let out = rdptrace(&["check", "127.0.0.1:1"]);
+    let out = output(rdptrace().args(["check", "127.0.0.1:1"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no expectations"));
 }
@@ -257,7 +247,7 @@ fn the_whole_expectation_language_on_the_built_in_target() {
     let (_runtime, addrs, (user, password)) = built_in_targets(&["denied-connection"]);
     let target = addrs[0].to_string();
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_rdptrace"))
+        rdptrace()
             .arg("check")
             .arg(&target)
             .args(["-u", &user, "--watch", "0.3"])
@@ -277,7 +267,7 @@ fn the_whole_expectation_language_on_the_built_in_target() {
         "tls.tls_version=TLS 1.2",
     ]);
     let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(out.status.code(), Some(4), "{text}");
     let failing: Vec<&str> = text.lines().filter(|l| l.starts_with("FAIL ")).collect();
     assert_eq!(
         failing,

@@ -1,22 +1,12 @@
 //! The command line as a user runs it: exit codes, the JSON schema, and no password anywhere.
 
-mod common;
+mod support;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use common::{ChildGuard, TempDir, free_port, serve_port};
-
-fn rdptrace() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rdptrace"));
-    cmd.env_remove("RDPTRACE_PASSWORD").env_remove("RUST_LOG");
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null()).output().expect("run rdptrace")
-}
+use support::{ChildGuard, TempDir, free_port, output, rdptrace, serve_port};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -24,7 +14,7 @@ fn stdout(o: &Output) -> String {
 
 #[test]
 fn demo_shows_the_0x904_0x7_disconnect_and_exits_with_the_licensing_code() {
-    let out = run(rdptrace().arg("demo"));
+    let out = output(rdptrace().arg("demo"));
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(18), "{text}");
     assert!(text.contains("licensing        FAILED"), "{text}");
@@ -46,14 +36,14 @@ fn demo_shows_the_0x904_0x7_disconnect_and_exits_with_the_licensing_code() {
 
 #[test]
 fn demo_healthy_exits_0() {
-    let out = run(rdptrace().args(["demo", "healthy", "--watch", "0.2"]));
+    let out = output(rdptrace().args(["demo", "healthy", "--watch", "0.2"]));
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
 
 #[test]
 fn a_refused_port_exits_10() {
     let port = free_port();
-    let out = run(rdptrace().args(["probe", &format!("127.0.0.1:{port}"), "--timeout", "5"]));
+    let out = output(rdptrace().args(["probe", &format!("127.0.0.1:{port}"), "--timeout", "5"]));
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(10), "{text}");
     assert!(text.contains("cause: refused"), "{text}");
@@ -72,7 +62,7 @@ fn usage_errors_exit_2() {
         vec!["demo", "no-such-scenario"],
         vec!["no-such-command"],
     ] {
-        let out = run(rdptrace().args(&args));
+        let out = output(rdptrace().args(&args));
         assert_eq!(
             out.status.code(),
             Some(2),
@@ -84,7 +74,7 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn a_user_without_a_password_source_is_a_usage_error_not_a_hang() {
-    let out = run(rdptrace().args(["probe", "-u", "alice", "127.0.0.1:9"]));
+    let out = output(rdptrace().args(["probe", "-u", "alice", "127.0.0.1:9"]));
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("RDPTRACE_PASSWORD"), "{err}");
@@ -93,7 +83,7 @@ fn a_user_without_a_password_source_is_a_usage_error_not_a_hang() {
 /// The documented schema: every field README.md lists is there, with its type.
 #[test]
 fn json_follows_the_rdptrace_1_schema() {
-    let out = run(rdptrace().args(["demo", "--json"]));
+    let out = output(rdptrace().args(["demo", "--json"]));
     assert_eq!(out.status.code(), Some(18));
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
@@ -241,7 +231,7 @@ fn the_password_never_appears_anywhere() {
         } else {
             probe.arg("--password-file").arg(probe_pw);
         }
-        let probe_out = run(&mut probe);
+        let probe_out = output(&mut probe);
         // The target handles one connection and exits; bounded.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while std::time::Instant::now() < deadline {
@@ -254,11 +244,13 @@ fn the_password_never_appears_anywhere() {
         let mut server_stdout: String = lines.map_while(Result::ok).collect::<Vec<_>>().join("\n");
         server_stdout.push_str(&first);
         // The capture, decrypted by replay with its embedded secrets, at the most verbose level.
-        let replay_out = run(rdptrace()
-            .env("RUST_LOG", "trace")
-            .args(["-vvv", "replay", "--json"])
-            .arg(&capture));
-        let replay_text = run(rdptrace().args(["-vv", "replay"]).arg(&capture));
+        let replay_out = output(
+            rdptrace()
+                .env("RUST_LOG", "trace")
+                .args(["-vvv", "replay", "--json"])
+                .arg(&capture),
+        );
+        let replay_text = output(rdptrace().args(["-vv", "replay"]).arg(&capture));
         assert!(
             String::from_utf8_lossy(&replay_out.stdout).contains("rdptrace/1"),
             "the capture replays ({scenario})"

@@ -2,7 +2,7 @@
 //! and JUnit), `check` with JUnit, and a server that cuts NLA short at every point of it, with the key
 //! log, the capture and its decrypted replay, at the most verbose log level.
 
-mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -10,15 +10,14 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ChildGuard, TempDir, free_port, serve_port};
+use support::{ChildGuard, TempDir, free_port, rdptrace, serve_port};
 
 const MARKER: &str = "Marker-Cred-4d2a91";
 
-fn rdptrace() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rdptrace"));
-    cmd.env_remove("RDPTRACE_PASSWORD")
-        .env("RUST_LOG", "trace")
-        .stdin(Stdio::null());
+/// The binary under test, logging at the trace level.
+fn traced() -> Command {
+    let mut cmd = rdptrace();
+    cmd.env("RUST_LOG", "trace");
     cmd
 }
 
@@ -28,7 +27,7 @@ fn serve(dir: &Path, scenario: &str) -> (ChildGuard, u16, Vec<std::path::PathBuf
     let stderr = dir.join(format!("serve-{scenario}.stderr"));
     let traces = dir.join(format!("serve-{scenario}.jsonl"));
     let keylog = dir.join(format!("serve-{scenario}.keylog"));
-    let child = rdptrace()
+    let child = traced()
         .args([
             "-vvv",
             "serve",
@@ -94,7 +93,7 @@ fn fleet_mode_and_check_never_show_the_password() {
     )
     .expect("targets file");
     let junit = dir.path().join("fleet.xml");
-    let fleet = rdptrace()
+    let fleet = traced()
         .args([
             "-vvv", "probe", "--json", "--watch", "0.3", "-u", "rdptrace",
         ])
@@ -118,7 +117,7 @@ fn fleet_mode_and_check_never_show_the_password() {
     let check_junit = dir.path().join("check.xml");
     let policy = dir.path().join("policy.toml");
     std::fs::write(&policy, "active = true\ntls-min = \"1.2\"\n").expect("policy");
-    let check = rdptrace()
+    let check = traced()
         .args(["-vvv", "check", "--watch", "0.3", "-u", "rdptrace"])
         .arg(format!("127.0.0.1:{healthy}"))
         .arg(format!("127.0.0.1:{denied}"))
@@ -133,7 +132,7 @@ fn fleet_mode_and_check_never_show_the_password() {
         std::fs::read_to_string(&check_junit).is_ok_and(|x| x.contains("<testcase")),
         "the check JUnit report was written"
     );
-    let check_json = rdptrace()
+    let check_json = traced()
         .args([
             "-vvv", "check", "--json", "--watch", "0.3", "-u", "rdptrace",
         ])
@@ -235,7 +234,7 @@ fn a_server_that_cuts_nla_short_or_refuses_the_password_never_shows_it() {
         let (addr, relay) = cutting_relay(port, cut_after);
         let keylog = dir.path().join(format!("cut-{cut_after}.keylog"));
         let capture = dir.path().join(format!("cut-{cut_after}.pcapng"));
-        let probe = rdptrace()
+        let probe = traced()
             .args([
                 "-vvv",
                 "probe",
@@ -269,7 +268,7 @@ fn a_server_that_cuts_nla_short_or_refuses_the_password_never_shows_it() {
                 .unwrap_or_default()
                 .to_owned(),
         ));
-        let replay = rdptrace()
+        let replay = traced()
             .args(["-vvv", "replay", "--json"])
             .arg(&capture)
             .output()
@@ -299,7 +298,7 @@ fn a_server_that_cuts_nla_short_or_refuses_the_password_never_shows_it() {
     );
 
     // A wrong password: the server refuses it.
-    let wrong = rdptrace()
+    let wrong = traced()
         .args([
             "-vvv", "probe", "--json", "--watch", "0.3", "-u", "rdptrace",
         ])

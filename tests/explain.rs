@@ -1,12 +1,13 @@
 //! `rdptrace explain`: the text of the pure functions (snapshots), argument handling, and the built
 //! binary's output and exit codes.
 
-use std::process::{Command, Output};
+mod support;
 
 use rdptrace::codes::Table;
 use rdptrace::explain::{
     ExplainArgs, ExplainError, Request, explain_one, explain_pair, request, resolve,
 };
+use support::{output, rdptrace};
 
 fn args(codes: &[&str]) -> ExplainArgs {
     ExplainArgs {
@@ -167,16 +168,6 @@ fn argument_combinations() {
     );
 }
 
-fn rdptrace(argv: &[&str]) -> Output {
-    match Command::new(env!("CARGO_BIN_EXE_rdptrace"))
-        .args(argv)
-        .output()
-    {
-        Ok(out) => out,
-        Err(e) => panic!("cannot run rdptrace: {e}"),
-    }
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -184,7 +175,7 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn binary_explains_0x904_0x7() {
     for argv in [["explain", "0x904", "0x7"], ["explain", "2308", "7"]] {
-        let out = rdptrace(&argv);
+        let out = output(rdptrace().args(argv));
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         let stdout = text(&out.stdout);
         assert!(
@@ -198,26 +189,26 @@ fn binary_explains_0x904_0x7() {
 
 #[test]
 fn binary_looks_codes_up() {
-    let out = rdptrace(&["explain", "--errinfo", "ERRINFO_SERVER_DENIED_CONNECTION"]);
+    let out = output(rdptrace().args(["explain", "--errinfo", "ERRINFO_SERVER_DENIED_CONNECTION"]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("server denied the connection"));
-    let out = rdptrace(&["explain", "--ntstatus", "-1073741714"]);
+    let out = output(rdptrace().args(["explain", "--ntstatus", "-1073741714"]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("STATUS_ACCOUNT_RESTRICTION"));
-    let out = rdptrace(&["explain", "--tls-alert", "40"]);
+    let out = output(rdptrace().args(["explain", "--tls-alert", "40"]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("handshake_failure"));
 }
 
 #[test]
 fn binary_exit_codes() {
-    let out = rdptrace(&["explain", "--errinfo", "0x1234"]);
+    let out = output(rdptrace().args(["explain", "--errinfo", "0x1234"]));
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr).trim(),
         "rdptrace: 0x00001234 is not a documented errorInfo value"
     );
-    let out = rdptrace(&["explain", "0x1234", "0x9999"]);
+    let out = output(rdptrace().args(["explain", "0x1234", "0x9999"]));
     assert_eq!(out.status.code(), Some(1));
     for argv in [
         &["explain", "0xZZ", "0x7"][..],
@@ -225,7 +216,7 @@ fn binary_exit_codes() {
         &["explain", "--errinfo", "7", "--ntstatus", "0"][..],
         &["explain", "--no-such-flag"][..],
     ] {
-        let out = rdptrace(argv);
+        let out = output(rdptrace().args(argv));
         assert_eq!(
             out.status.code(),
             Some(2),
@@ -235,7 +226,7 @@ fn binary_exit_codes() {
         let err = text(&out.stderr);
         assert!(!err.trim().is_empty(), "{argv:?}");
     }
-    let out = rdptrace(&["explain", "0xZZ"]);
+    let out = output(rdptrace().args(["explain", "0xZZ"]));
     let err = text(&out.stderr);
     assert!(err.starts_with("rdptrace: invalid code"), "{err}");
     assert!(!err.trim_end().ends_with('.'), "{err}");

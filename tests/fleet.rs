@@ -1,31 +1,21 @@
 //! Fleet mode: targets files, .rdp files, sharding, JUnit, and runs over several real listeners.
 
-mod common;
-#[path = "support/peers.rs"]
-mod peers;
+mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::*;
-use peers::*;
 use rdptrace::check::Expectation;
 use rdptrace::fleet::{Shard, rdpfile, targets};
 use rdptrace::probe::Security;
 use rdptrace::trace::PhaseName;
+use support::peers::*;
+use support::*;
 
 fn fixture(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
         .join(path)
-}
-
-fn rdptrace(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rdptrace"))
-        .args(args)
-        .env_remove("RDPTRACE_PASSWORD")
-        .output()
-        .expect("run rdptrace")
 }
 
 /// The JSON documents of stdout, one per line.
@@ -71,8 +61,10 @@ fn a_legacy_rdp_file_asks_for_standard_security_and_names_its_gateway() {
         spec.notes[0]
     );
     let err = rdpfile::read(&fixture("rdp/bad-line.rdp")).unwrap_err();
+    assert_eq!(err.line(), Some(2));
     assert!(
-        err.ends_with("line 2: not name:type:value: screen mode id"),
+        err.to_string()
+            .ends_with("line 2: not name:type:value: screen mode id"),
         "{err}"
     );
 }
@@ -145,7 +137,7 @@ fn sharding_the_command_line_keeps_every_nth_target_in_input_order() {
         let shard = format!("{i}/3");
         let runs: Vec<Vec<String>> = (0..2)
             .map(|_| {
-                let out = rdptrace(&[
+                let out = output(rdptrace().args([
                     "probe",
                     "-T",
                     file,
@@ -154,7 +146,7 @@ fn sharding_the_command_line_keeps_every_nth_target_in_input_order() {
                     "--json",
                     "--timeout",
                     "5",
-                ]);
+                ]));
                 let mut targets: Vec<String> = json_lines(&out)
                     .iter()
                     .map(|d| d["target"].as_str().unwrap().to_owned())
@@ -215,7 +207,7 @@ fn many_targets_stream_json_lines_a_summary_junit_and_the_first_failures_exit_co
     let file = dir.path().join("targets.txt");
     std::fs::write(&file, &list).unwrap();
     let junit = dir.path().join("junit.xml");
-    let out = rdptrace(&[
+    let out = output(rdptrace().args([
         "probe",
         "--targets",
         file.to_str().unwrap(),
@@ -230,7 +222,7 @@ fn many_targets_stream_json_lines_a_summary_junit_and_the_first_failures_exit_co
         "30",
         "--phase-timeout",
         "10",
-    ]);
+    ]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let docs = json_lines(&out);
     assert_eq!(docs.len(), 6, "one document per target: {stderr}");
@@ -343,7 +335,7 @@ fn text_mode_prints_one_line_per_target_and_the_summary_on_stdout() {
     let dead = dead_ports(2);
     let a = format!("127.0.0.1:{}", dead[0]);
     let b = format!("127.0.0.1:{}", dead[1]);
-    let out = rdptrace(&["probe", &a, &b, "--timeout", "5"]);
+    let out = output(rdptrace().args(["probe", &a, &b, "--timeout", "5"]));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL ")).collect();
     assert_eq!(lines.len(), 2, "{stdout}");
@@ -380,7 +372,7 @@ fn stdin_and_rdp_files_feed_the_same_run() {
     let rdp = dir.path().join("server.rdp");
     std::fs::write(&rdp, bytes).unwrap();
     let dead = dead_ports(1)[0];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rdptrace"))
+    let mut child = rdptrace()
         .args([
             "probe",
             "-",
@@ -433,14 +425,14 @@ fn stdin_and_rdp_files_feed_the_same_run() {
 
     // In text mode the target's line says the gateway was not followed.
     let dead = format!("127.0.0.1:{dead}");
-    let out = rdptrace(&[
+    let out = output(rdptrace().args([
         "probe",
         &dead,
         "--rdp-file",
         rdp.to_str().unwrap(),
         "--watch",
         "0.3",
-    ]);
+    ]));
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
         .lines()
@@ -458,17 +450,17 @@ fn bad_input_is_a_usage_error_naming_the_line() {
     let dir = TempDir::new("fleet-bad");
     let file = dir.path().join("t.txt");
     std::fs::write(&file, "ok.example\nhost colour=blue\n").unwrap();
-    let out = rdptrace(&["probe", "-T", file.to_str().unwrap()]);
+    let out = output(rdptrace().args(["probe", "-T", file.to_str().unwrap()]));
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("t.txt:2: unknown option colour"), "{err}");
-    let out = rdptrace(&["probe", "--shard", "3/2", "127.0.0.1:1"]);
+    let out = output(rdptrace().args(["probe", "--shard", "3/2", "127.0.0.1:1"]));
     assert_eq!(out.status.code(), Some(2));
-    let out = rdptrace(&[
+    let out = output(rdptrace().args([
         "probe",
         "--rdp-file",
         fixture("rdp/bad-line.rdp").to_str().unwrap(),
-    ]);
+    ]));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
 }
@@ -490,7 +482,7 @@ fn a_targets_file_in_the_labs_syntax() {
     )
     .unwrap();
     let junit = dir.path().join("junit.xml");
-    let out = Command::new(env!("CARGO_BIN_EXE_rdptrace"))
+    let out = rdptrace()
         .args(["probe", "--json", "--junit"])
         .arg(&junit)
         .arg("-T")
@@ -538,7 +530,7 @@ fn a_targets_file_in_the_labs_syntax() {
         ),
     )
     .unwrap();
-    let out = rdptrace(&["probe", "-T", file.to_str().unwrap(), "--watch", "0.3"]);
+    let out = output(rdptrace().args(["probe", "-T", file.to_str().unwrap(), "--watch", "0.3"]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(4), "{text}");
     assert!(
@@ -560,7 +552,7 @@ fn a_password_variable_that_is_not_set_is_a_usage_error() {
         "127.0.0.1:1 user=alice password-env=FLEET_TEST_UNSET_PW\n",
     )
     .unwrap();
-    let out = rdptrace(&["probe", "-T", file.to_str().unwrap()]);
+    let out = output(rdptrace().args(["probe", "-T", file.to_str().unwrap()]));
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -568,7 +560,7 @@ fn a_password_variable_that_is_not_set_is_a_usage_error() {
         "{err}"
     );
     std::fs::write(&file, "127.0.0.1:1 user=alice password=hunter2\n").unwrap();
-    let out = rdptrace(&["probe", "-T", file.to_str().unwrap()]);
+    let out = output(rdptrace().args(["probe", "-T", file.to_str().unwrap()]));
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -3,17 +3,16 @@
 //! that names the phase, and its peak resident memory, measured by the kernel (`wait4`), stays under
 //! [`PEAK_RSS_BOUND_KIB`] (the bound ARCHITECTURE.md states).
 
-mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::TempDir;
 use ironrdp_acceptor::{Acceptor, AcceptorState, DesktopSize};
 use ironrdp_connector::Sequence as _;
 use ironrdp_core::WriteBuf;
@@ -21,6 +20,7 @@ use ironrdp_pdu::nego::SecurityProtocol;
 use ironrdp_pdu::rdp::capability_sets::{CapabilitySet, MultifragmentUpdate};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use support::{TempDir, rdptrace};
 
 /// The most resident memory the probe may use against any of these servers (ARCHITECTURE.md).
 const PEAK_RSS_BOUND_KIB: u64 = 32 * 1024;
@@ -393,7 +393,7 @@ fn wait4(pid: i32, block: bool) -> Option<(i32, libc::rusage)> {
 fn probe(addr: SocketAddr, args: &[&str], password: Option<&str>, dir: &Path) -> ProbeRun {
     let out_path = dir.join("stdout");
     let err_path = dir.join("stderr");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rdptrace"));
+    let mut cmd = rdptrace();
     cmd.env_remove("RDPTRACE_PASSWORD")
         .env("RUST_LOG", "debug")
         .args([

@@ -10,15 +10,11 @@
 //! `RDPTRACE_LAB_TARGETS=FILE` runs the expectations of FILE (a targets file, as for `rdptrace probe
 //! --targets`) against your own servers in `targets_file`, and skips the built-in lab.
 
-mod common;
-#[path = "support/lab.rs"]
-mod lab_hosts;
+mod support;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::*;
-use lab_hosts::{builtin_lines, builtin_targets, lab, skip};
 use rdptrace::check::{Expectation, Outcome};
 use rdptrace::fleet::targets::{self, Line, TargetSpec};
 use rdptrace::pdu::{AuthToken, LicenseMessage, PduInfo};
@@ -27,6 +23,8 @@ use rdptrace::probe::{Password, ProbeConfig, Security};
 use rdptrace::trace::Fact;
 use rdptrace::trace::{CloseKind, ConnectError, Deadline, EventKind, PhaseName, Side, Trace};
 use rdptrace::verdict::Verdict;
+use support::lab::{builtin_lines, builtin_targets, lab, skip};
+use support::*;
 
 /// Settings of the suite when a line does not give them: long enough for a loaded machine, short enough
 /// to bound every wait.
@@ -57,9 +55,11 @@ fn configure(
     line: &Line,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(TargetSpec, ProbeConfig), String> {
-    let spec = line.resolve(env)?;
+    let spec = line.resolve(env).map_err(|e| e.to_string())?;
     let password = env("RDPTRACE_PASSWORD").map(Password::new);
-    let cfg = rdptrace::fleet::config(&spec, &options(), password.as_ref(), env)?;
+    let cfg = options()
+        .for_target(&spec, password.as_ref(), env)
+        .map_err(|e| e.to_string())?;
     Ok((spec, cfg))
 }
 

@@ -1,16 +1,16 @@
 //! The probe against the built-in target, in one process, over loopback: the whole trace as a snapshot,
 //! the verdict, and the mstsc pair, for each scenario of the first slice.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{block_on, normalize};
 use rdptrace::probe::{Credentials, Password, ProbeConfig};
 use rdptrace::serve::{Target, TargetConfig, scenario};
 use rdptrace::trace::Fact;
 use rdptrace::trace::{PhaseName, PhaseStatus, Trace};
 use rdptrace::verdict::{Basis, Cause, Verdict};
+use support::{block_on, normalize};
 
 /// Runs `scenario` (with optional overrides) and probes it with the target's test identity.
 fn probe_scenario(name: &str, at: Option<PhaseName>, errinfo: Option<u32>) -> (Trace, Verdict) {
@@ -138,6 +138,6 @@ fn error_info_can_be_moved_to_another_phase() {
 fn the_timeline_of_the_demo() {
     let (trace, verdict) = probe_scenario("denied-connection", None, None);
     let text = rdptrace::report::text::render(&trace, &verdict, Default::default());
-    let doc = common::normalize_timeline(&text);
+    let doc = support::normalize_timeline(&text);
     insta::assert_snapshot!("denied_connection_timeline", doc);
 }

@@ -1,12 +1,10 @@
 //! Standard RDP Security end to end: the probe against the built-in target's standard-security scenario (in
 //! process, over loopback) and against Debian's xrdp at every crypt_level.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::xrdp::{start_xrdp, xrdp_available};
-use common::*;
 use rdptrace::pdu::PduInfo;
 use rdptrace::probe::{Credentials, Password, ProbeConfig, Security};
 use rdptrace::rdp_security::{Level, Method};
@@ -15,6 +13,8 @@ use rdptrace::serve::{Served, Target, TargetConfig, scenario};
 use rdptrace::trace::Fact;
 use rdptrace::trace::{EventKind, PhaseName, PhaseStatus, Trace};
 use rdptrace::verdict::{Cause, Verdict};
+use support::xrdp::{start_xrdp, xrdp_available};
+use support::*;
 
 /// The phases a connection under Standard RDP Security goes through.
 const PHASES: [PhaseName; 9] = [
@@ -253,7 +253,7 @@ fn a_set_error_info_under_rc4_is_read_and_diagnosed() {
 #[test]
 fn the_timeline_against_the_standard_security_target() {
     let (trace, verdict, _) = probe_target(StandardSecurity::DEFAULT, None);
-    let doc = common::normalize_timeline(&render(&trace, &verdict));
+    let doc = support::normalize_timeline(&render(&trace, &verdict));
     insta::assert_snapshot!("standard_security_timeline", doc);
 }
 

@@ -2,6 +2,8 @@
 //! with etherparse), and the public captures in `../shared/captures/public` checked against their ground
 //! truth.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -11,6 +13,7 @@ use rdptrace::replay::{self, Options, Replay, Session};
 use rdptrace::trace::Fact;
 use rdptrace::trace::{CloseKind, ConnectError, EventKind, PhaseName, Side, Trace};
 use rdptrace::verdict::Cause;
+use support::rdptrace;
 
 // ---- helpers ------------------------------------------------------------------------------------------
 
@@ -656,8 +659,7 @@ fn bounded_connections_evict_the_oldest_idle() {
 #[test]
 fn the_command_line() {
     let path = neg_failure_capture("cli.pcap");
-    let exe = env!("CARGO_BIN_EXE_rdptrace");
-    let out = std::process::Command::new(exe)
+    let out = rdptrace()
         .args(["replay", path.to_str().unwrap()])
         .output()
         .unwrap();
@@ -674,7 +676,7 @@ fn the_command_line() {
     );
     assert!(stdout.contains("verdict: failed in x224"));
 
-    let out = std::process::Command::new(exe)
+    let out = rdptrace()
         .args(["replay", "--json", path.to_str().unwrap()])
         .output()
         .unwrap();
@@ -689,7 +691,7 @@ fn the_command_line() {
     assert_eq!(docs[0]["origin"]["session"], 1);
     assert_eq!(docs[0]["verdict"]["cause"], "negotiation_failure");
 
-    let out = std::process::Command::new(exe)
+    let out = rdptrace()
         .args(["replay", "--session", "2", path.to_str().unwrap()])
         .output()
         .unwrap();
@@ -713,7 +715,7 @@ fn the_command_line() {
     pcap.packet(t, &tcp_frame(c, s, 7, 0, S, &[]));
     pcap.packet(t + 10, &tcp_frame(s, c, 0, 8, RA, &[]));
     let two = pcap.write("two.pcap");
-    let out = std::process::Command::new(exe)
+    let out = rdptrace()
         .args(["replay", "--session", "2", two.to_str().unwrap()])
         .output()
         .unwrap();
@@ -731,7 +733,7 @@ fn the_command_line() {
         "the exit code of a failure in tcp"
     );
 
-    let out = std::process::Command::new(exe)
+    let out = rdptrace()
         .args(["replay", "/nonexistent/capture.pcap"])
         .output()
         .unwrap();

@@ -1,16 +1,16 @@
 //! Round trip: for every scenario of the built-in target, the probe writes its session as a pcapng with
 //! the TLS secrets embedded, and `replay` of that capture gives the same phases and verdict as the probe.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{TempDir, block_on};
 use rdptrace::probe::{Credentials, Password, ProbeConfig};
 use rdptrace::serve::{Target, TargetConfig, scenario};
 use rdptrace::trace::Fact;
 use rdptrace::trace::{PhaseName, PhaseStatus, Trace};
 use rdptrace::verdict::Verdict;
+use support::{TempDir, block_on};
 
 fn statuses(trace: &Trace) -> Vec<(PhaseName, PhaseStatus)> {
     trace.phases.iter().map(|p| (p.name, p.status)).collect()

@@ -1,16 +1,13 @@
 //! `rdptrace scan` against real servers configured in known ways.
 
-mod common;
-#[path = "support/peers.rs"]
-mod peers;
+mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::*;
-use peers::*;
 use rdptrace::scan::negotiate::Answer;
 use rdptrace::scan::{ScanConfig, ScanReport, Severity};
+use support::peers::*;
+use support::*;
 
 fn scan(port: u16) -> ScanReport {
     let cfg = ScanConfig {
@@ -244,7 +241,7 @@ fn the_command_prints_json_and_exits_by_reachability() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let out = Command::new(env!("CARGO_BIN_EXE_rdptrace"))
+    let out = rdptrace()
         .args([
             "scan",
             &format!("127.0.0.1:{dead}"),
@@ -273,7 +270,7 @@ fn the_command_prints_json_and_exits_by_reachability() {
     let Some(_xrdp) = start_xrdp(dir.path(), port, &[("security_layer", "tls")]) else {
         panic!("xrdp did not start on port {port}");
     };
-    let out = Command::new(env!("CARGO_BIN_EXE_rdptrace"))
+    let out = rdptrace()
         .args(["scan", &format!("127.0.0.1:{port}"), "--no-suites"])
         .output()
         .unwrap();

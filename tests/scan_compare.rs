@@ -6,18 +6,16 @@
 //! The lab is found as in tests/lab.rs (tests/support/lab.rs); without it, or without nmap and sslscan,
 //! the test skips, and with CI set it fails.
 
-mod common;
-#[path = "support/lab.rs"]
-mod lab_hosts;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
-use lab_hosts::{lab, skip};
 use rdptrace::pdu::Negotiation;
+use support::lab::{lab, skip};
+use support::*;
 
 /// How long one run of a tool may take (nmap takes about 3 s per host, sslscan 1 s).
 const TOOL_LIMIT: Duration = Duration::from_secs(120);
@@ -655,7 +653,7 @@ fn compare(host: &Host, addr: &str) -> Result<Findings, String> {
         .rsplit_once(':')
         .ok_or_else(|| format!("{addr} is not ADDR:PORT"))?;
     let scan_text = run_bounded(
-        env!("CARGO_BIN_EXE_rdptrace"),
+        support::RDPTRACE,
         &["scan".to_owned(), "--json".to_owned(), addr.to_owned()],
     )?;
     let scan: serde_json::Value = serde_json::from_str(&scan_text)

@@ -1,16 +1,16 @@
 //! The built-in target against a real client: ironrdp-connector driven by hand over loopback. What the
 //! target sent is checked twice: in the bytes the client received, and in the target's own trace.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{BOUND, ClientRun, StopAt};
 use rdptrace::pdu::PduInfo;
 use rdptrace::serve::scenario::{self, Action, Fault, ServerPoint};
 use rdptrace::serve::{Outcome, Served, Target, TargetConfig, TestIdentity, faults};
 use rdptrace::trace::{CloseKind, EventKind, PhaseName, PhaseStatus, Side, Trace};
 use rdptrace::verdict::Cause;
+use support::{BOUND, ClientRun, StopAt};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -37,7 +37,7 @@ where
 
 async fn client_run(addr: std::net::SocketAddr, stop: StopAt) -> ClientRun {
     let id = identity();
-    common::run(addr, &id.user, id.password(), stop).await
+    support::run(addr, &id.user, id.password(), stop).await
 }
 
 /// The PDUs the server sent, with their phase, in order.
@@ -246,7 +246,7 @@ async fn wrong_password_gets_logon_failure() {
     let scenario = scenario::find("healthy").expect("in the catalogue");
     let config = TargetConfig::new(scenario);
     let (served, seen) = one(config, async |addr| {
-        common::run(addr, "rdptrace", "not the password", StopAt::Connected).await
+        support::run(addr, "rdptrace", "not the password", StopAt::Connected).await
     })
     .await;
     assert!(!seen.reached);

@@ -1,6 +1,6 @@
-//! The benchmarks' capture generator (`rdptrace synth-capture`): a small capture replays to exactly the
-//! sessions it was made of, each with the verdict of the recorded session it copies, and with the key log
-//! every bulk record is opened.
+//! The benchmarks' capture generator (`rdptrace-synth`, behind the `synth` feature: `cargo test --features
+//! synth --test synth`): a small capture replays to exactly the sessions it was made of, each with the
+//! verdict of the recorded session it copies, and with the key log every bulk record is opened.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

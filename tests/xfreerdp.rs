@@ -4,6 +4,8 @@
 //! exit code and the names it prints), the others look at single scenarios more closely. Skipped with a
 //! message when xfreerdp or Xvfb is missing and CI is unset; a failure when CI is set.
 
+mod support;
+
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use rdptrace::pdu::PduInfo;
 use rdptrace::serve::{Outcome, Served, Target, TargetConfig, TestIdentity, scenario};
 use rdptrace::trace::Fact;
 use rdptrace::trace::PhaseName;
+use support::rdptrace;
 
 /// Every wait is bounded by this; none is asserted on.
 const BOUND: Duration = Duration::from_secs(60);
@@ -121,7 +124,7 @@ fn xfreerdp_against_denied_connection() {
     .expect("the password file");
 
     // The command line, as a user runs it: one connection, the password from a file.
-    let mut server = Command::new(env!("CARGO_BIN_EXE_rdptrace"))
+    let mut server = rdptrace()
         .args([
             "serve",
             "--scenario",

@@ -1,15 +1,15 @@
 //! The probe against Debian's xrdp, started by the test from a private copy of its configuration.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::xrdp::{start_xrdp, xrdp_available};
-use common::*;
 use rdptrace::probe::{ProbeConfig, Security};
 use rdptrace::trace::Fact;
 use rdptrace::trace::{PhaseName, PhaseStatus};
 use rdptrace::verdict::Cause;
+use support::xrdp::{start_xrdp, xrdp_available};
+use support::*;
 
 fn config(port: u16, security: Security) -> ProbeConfig {
     let mut cfg = ProbeConfig::new(&format!("127.0.0.1:{port}")).unwrap();

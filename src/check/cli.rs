@@ -3,13 +3,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::policy::Policy;
+use super::policy::{Policy, PolicyError};
 use super::{Expectation, Outcome};
+use crate::command::read_password;
+use crate::command::{CliError, EXIT_UNMET};
 use crate::fleet::junit::{Case, JunitWriter};
 use crate::probe::cli::ProbeOptions;
-
-/// Exit code when an expectation does not hold.
-pub const EXIT_UNMET: u8 = 1;
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -45,21 +44,36 @@ struct Document<'a> {
     outcomes: &'a [Outcome],
 }
 
-pub fn run(args: CheckArgs) -> ExitCode {
-    let mut cli_expect = Vec::new();
-    for e in &args.expect {
-        match Expectation::parse_list(e) {
-            Ok(list) => cli_expect.extend(list),
-            Err(e) => return crate::cli::usage(e),
+/// What the command line and the policy ask for does not make a check.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckUsage {
+    /// An `--expect` the expectation language refuses.
+    #[error("{0}")]
+    Expectation(String),
+    #[error("no targets: name them, or use a policy with [targets.\"host\"] sections")]
+    NoTargets,
+    #[error("no expectations for {0}: use --expect or --policy")]
+    NoExpectations(String),
+}
+
+impl From<PolicyError> for CliError {
+    /// A policy file that cannot be read is a failure; one that says something wrong, a usage error.
+    fn from(e: PolicyError) -> Self {
+        match e {
+            PolicyError::Read { .. } => CliError::failure(e),
+            _ => CliError::usage(e),
         }
     }
-    let policy = match &args.policy {
-        Some(p) => match Policy::read(p) {
-            Ok(p) => Some(p),
-            Err(e) => return crate::cli::usage(e),
-        },
-        None => None,
-    };
+}
+
+pub fn run(args: CheckArgs) -> Result<ExitCode, CliError> {
+    let mut cli_expect = Vec::new();
+    for e in &args.expect {
+        let list =
+            Expectation::parse_list(e).map_err(|e| CliError::usage(CheckUsage::Expectation(e)))?;
+        cli_expect.extend(list);
+    }
+    let policy = args.policy.as_deref().map(Policy::read).transpose()?;
     let targets = if args.targets.is_empty() {
         policy
             .as_ref()
@@ -69,9 +83,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
         args.targets.clone()
     };
     if targets.is_empty() {
-        return crate::cli::usage(
-            "no targets: name them, or use a policy with [targets.\"host\"] sections",
-        );
+        return Err(CliError::usage(CheckUsage::NoTargets));
     }
     let mut plan = Vec::new();
     for t in &targets {
@@ -80,35 +92,29 @@ pub fn run(args: CheckArgs) -> ExitCode {
         list.retain(|x| !cli_expect.iter().any(|e| e.key() == x.key()));
         list.extend(cli_expect.iter().cloned());
         if list.is_empty() {
-            return crate::cli::usage(format!("no expectations for {t}: use --expect or --policy"));
+            return Err(CliError::usage(CheckUsage::NoExpectations(t.clone())));
         }
         plan.push((t.clone(), list));
     }
-    let password = match crate::probe::cli::read_password(
+    let password = read_password(
         args.options.user.as_deref(),
-        args.options.password_file.as_ref(),
-    ) {
-        Ok(p) => p,
-        Err(e) => return crate::cli::usage(e),
-    };
+        args.options.password_file.as_deref(),
+    )?;
     let mut configs = Vec::new();
     for (t, list) in plan {
-        match args.options.config(&t, password.as_ref()) {
-            Ok(c) => configs.push((c, list)),
-            Err(e) => return crate::cli::usage(e),
-        }
+        let cfg = args
+            .options
+            .config(&t, password.as_ref())
+            .map_err(CliError::usage)?;
+        configs.push((cfg, list));
     }
-    let mut junit = match &args.junit {
-        Some(path) => match JunitWriter::create(path, "rdptrace check") {
-            Ok(w) => Some(w),
-            Err(e) => return crate::cli::error(format!("cannot write {}: {e}", path.display())),
-        },
-        None => None,
-    };
-    let runtime = match crate::cli::runtime() {
-        Ok(r) => r,
-        Err(e) => return crate::cli::error(e),
-    };
+    let mut junit = args
+        .junit
+        .as_deref()
+        .map(|path| JunitWriter::create(path, "rdptrace check"))
+        .transpose()
+        .map_err(CliError::failure)?;
+    let runtime = crate::command::runtime()?;
     let mut all = true;
     let mut order = 0u64;
     for (cfg, list) in &configs {
@@ -122,12 +128,9 @@ pub fn run(args: CheckArgs) -> ExitCode {
                 ok,
                 outcomes: &outcomes,
             };
-            crate::fleet::stdout(&format!(
-                "{}\n",
-                serde_json::to_string(&doc).unwrap_or_default()
-            ));
+            crate::report::stdout::print(&crate::report::json_line(&doc)?)?;
         } else {
-            crate::fleet::stdout(&super::render(&cfg.target, &outcomes));
+            crate::report::stdout::print(&super::render(&cfg.target, &outcomes))?;
         }
         if let Some(w) = junit.as_mut() {
             for o in &outcomes {
@@ -143,21 +146,17 @@ pub fn run(args: CheckArgs) -> ExitCode {
                     system_out: Some(o.evidence.join("\n")).filter(|s| !s.is_empty()),
                     seconds: None,
                 };
-                if let Err(e) = w.add(order, &case) {
-                    return crate::cli::error(format!("cannot write the JUnit report: {e}"));
-                }
+                w.add(order, &case).map_err(CliError::failure)?;
                 order += 1;
             }
         }
     }
-    if let Some(w) = junit
-        && let Err(e) = w.finish()
-    {
-        return crate::cli::error(format!("cannot write the JUnit report: {e}"));
+    if let Some(w) = junit {
+        w.finish().map_err(CliError::failure)?;
     }
-    if all {
+    Ok(if all {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_UNMET)
-    }
+    })
 }

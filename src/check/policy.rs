@@ -20,10 +20,62 @@
 //! phase (`tls.tls_version` above). `expect` is a list (or a comma-separated string) of expectations as
 //! `--expect` writes them, for the `~` and `!` forms.
 
+use std::path::{Path, PathBuf};
+
 use super::Expectation;
 
 /// The entries of one table: (key, expectation, or `None` when turned off).
 pub type Entries = Vec<(String, Option<Expectation>)>;
+
+/// A policy file that cannot be read, or says something that is not a policy; each names the file, and
+/// the section where there is one (TOML syntax errors name the line and column).
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {error}")]
+    Toml {
+        file: String,
+        #[source]
+        error: toml::de::Error,
+    },
+    #[error("{file}: targets must be a table of [targets.\"host\"] sections")]
+    TargetsNotTable { file: String },
+    #[error("{file}: targets.\"{target}\" must be a section")]
+    NotSection { file: String, target: String },
+    #[error("{file}: [targets.\"{target}\"]: {error}")]
+    Target {
+        file: String,
+        target: String,
+        error: String,
+    },
+    /// A key of the top of the file (`section` `None`) or of a target's section.
+    #[error("{file}{}: {error}", section.as_ref().map(|t| format!(": [targets.\"{t}\"]")).unwrap_or_default())]
+    Entry {
+        file: String,
+        section: Option<String>,
+        #[source]
+        error: EntryError,
+    },
+}
+
+/// What is wrong with one key of a policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    #[error("unknown expectation {0} (known: {keys})", keys = super::expect::KEYS)]
+    UnknownKey(String),
+    #[error("{key} must be true, false, a string or a number, not a {kind}")]
+    NotAValue { key: String, kind: &'static str },
+    #[error("expect must be a list of strings, not a {0}")]
+    ExpectNotStrings(&'static str),
+    /// The expectation language refused it.
+    #[error("{0}")]
+    Expectation(String),
+}
 
 /// A parsed policy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,19 +86,11 @@ pub struct Policy {
     pub targets: Vec<(String, Entries)>,
 }
 
-fn entry(
-    key: &str,
-    value: &toml::Value,
-    place: &str,
-) -> Result<(String, Option<Expectation>), String> {
+fn entry(key: &str, value: &toml::Value) -> Result<(String, Option<Expectation>), EntryError> {
     let text = match value {
         toml::Value::Boolean(false) => {
-            let known = super::expect::normalize_key(key).ok_or_else(|| {
-                format!(
-                    "{place}: unknown expectation {key} (known: {})",
-                    super::expect::KEYS
-                )
-            })?;
+            let known = super::expect::normalize_key(key)
+                .ok_or_else(|| EntryError::UnknownKey(key.to_owned()))?;
             return Ok((known, None));
         }
         toml::Value::Boolean(true) => key.to_owned(),
@@ -54,45 +98,42 @@ fn entry(
         toml::Value::Integer(n) => format!("{key}={n}"),
         toml::Value::Float(f) => format!("{key}={f:.1}"),
         other => {
-            return Err(format!(
-                "{place}: {key} must be true, false, a string or a number, not a {}",
-                other.type_str()
-            ));
+            return Err(EntryError::NotAValue {
+                key: key.to_owned(),
+                kind: other.type_str(),
+            });
         }
     };
-    let e = Expectation::parse(&text).map_err(|e| format!("{place}: {e}"))?;
+    let e = Expectation::parse(&text).map_err(EntryError::Expectation)?;
     Ok((e.key(), Some(e)))
 }
 
 /// The entries of one table: the top of the file or a target's section (`targets` excluded).
-fn entries(table: &toml::Table, place: &str) -> Result<Entries, String> {
+fn entries(table: &toml::Table) -> Result<Entries, EntryError> {
     let mut out = Entries::new();
     for (key, value) in table {
         match value {
             toml::Value::Array(items) if key == "expect" => {
                 for item in items {
                     let toml::Value::String(text) = item else {
-                        return Err(format!(
-                            "{place}: expect must be a list of strings, not a {}",
-                            item.type_str()
-                        ));
+                        return Err(EntryError::ExpectNotStrings(item.type_str()));
                     };
-                    for e in Expectation::parse_list(text).map_err(|e| format!("{place}: {e}"))? {
+                    for e in Expectation::parse_list(text).map_err(EntryError::Expectation)? {
                         out.push((e.key(), Some(e)));
                     }
                 }
             }
             toml::Value::String(text) if key == "expect" => {
-                for e in Expectation::parse_list(text).map_err(|e| format!("{place}: {e}"))? {
+                for e in Expectation::parse_list(text).map_err(EntryError::Expectation)? {
                     out.push((e.key(), Some(e)));
                 }
             }
             toml::Value::Table(facts) if crate::trace::PhaseName::parse(key).is_some() => {
                 for (fact, v) in facts {
-                    out.push(entry(&format!("{key}.{fact}"), v, place)?);
+                    out.push(entry(&format!("{key}.{fact}"), v)?);
                 }
             }
-            _ => out.push(entry(key, value, place)?),
+            _ => out.push(entry(key, value)?),
         }
     }
     Ok(out)
@@ -100,41 +141,57 @@ fn entries(table: &toml::Table, place: &str) -> Result<Entries, String> {
 
 impl Policy {
     /// Parses the text of a policy file; `name` is for error messages.
-    pub fn parse(text: &str, name: &str) -> Result<Policy, String> {
-        let table: toml::Table = toml::from_str(text).map_err(|e| format!("{name}: {e}"))?;
+    pub fn parse(text: &str, name: &str) -> Result<Policy, PolicyError> {
+        let file = || name.to_owned();
+        let table: toml::Table = toml::from_str(text).map_err(|error| PolicyError::Toml {
+            file: file(),
+            error,
+        })?;
         let mut policy = Policy::default();
         let mut top = toml::Table::new();
         for (key, value) in &table {
             if key == "targets" {
                 let toml::Value::Table(targets) = value else {
-                    return Err(format!(
-                        "{name}: targets must be a table of [targets.\"host\"] sections"
-                    ));
+                    return Err(PolicyError::TargetsNotTable { file: file() });
                 };
                 for (target, section) in targets {
-                    crate::probe::split_target(target)
-                        .map_err(|e| format!("{name}: [targets.\"{target}\"]: {e}"))?;
+                    crate::probe::split_target(target).map_err(|e| PolicyError::Target {
+                        file: file(),
+                        target: target.clone(),
+                        error: e.to_string(),
+                    })?;
                     let toml::Value::Table(section) = section else {
-                        return Err(format!("{name}: targets.\"{target}\" must be a section"));
+                        return Err(PolicyError::NotSection {
+                            file: file(),
+                            target: target.clone(),
+                        });
                     };
-                    let place = format!("{name}: [targets.\"{target}\"]");
-                    policy
-                        .targets
-                        .push((target.clone(), entries(section, &place)?));
+                    let entries = entries(section).map_err(|error| PolicyError::Entry {
+                        file: file(),
+                        section: Some(target.clone()),
+                        error,
+                    })?;
+                    policy.targets.push((target.clone(), entries));
                 }
                 continue;
             }
             top.insert(key.clone(), value.clone());
         }
-        policy.global = entries(&top, name)?;
+        policy.global = entries(&top).map_err(|error| PolicyError::Entry {
+            file: file(),
+            section: None,
+            error,
+        })?;
         Ok(policy)
     }
 
     /// Reads a policy file.
-    pub fn read(path: &std::path::Path) -> Result<Policy, String> {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {name}: {e}"))?;
-        Policy::parse(&text, &name)
+    pub fn read(path: &Path) -> Result<Policy, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Policy::parse(&text, &path.display().to_string())
     }
 
     /// The expectations for `target`: the global ones, with the target's section applied.
@@ -245,24 +302,38 @@ credssp = "skipped"
                 "credssp=skipped"
             ]
         );
-        let e = Policy::parse("expect = [1]\n", "p.toml").unwrap_err();
+        let e = Policy::parse("expect = [1]\n", "p.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("list of strings"), "{e}");
-        let e = Policy::parse("tls.tls_version = [1]\n", "p.toml").unwrap_err();
+        let e = Policy::parse("tls.tls_version = [1]\n", "p.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("p.toml: tls.tls_version must be"), "{e}");
     }
 
     #[test]
     fn errors_name_the_file_and_the_key() {
-        let e = Policy::parse("speed = 3\n", "p.toml").unwrap_err();
+        let parse_err = |text: &str| Policy::parse(text, "p.toml").unwrap_err().to_string();
+        let e = parse_err("speed = 3\n");
         assert!(e.starts_with("p.toml: unknown expectation speed"), "{e}");
-        let e = Policy::parse("[targets.\"h\"]\nphase = \"nowhere\"\n", "p.toml").unwrap_err();
-        assert!(e.contains("[targets.\"h\"]: unknown phase nowhere"), "{e}");
-        let e = Policy::parse("active = [1]\n", "p.toml").unwrap_err();
+        let e = parse_err("[targets.\"h\"]\nphase = \"nowhere\"\n");
+        assert!(
+            e.starts_with("p.toml: [targets.\"h\"]: unknown phase nowhere"),
+            "{e}"
+        );
+        let e = parse_err("active = [1]\n");
         assert!(e.contains("must be true, false"), "{e}");
-        let e = Policy::parse("active = \n", "p.toml").unwrap_err();
+        // A TOML syntax error names its line.
+        let e = Policy::parse("active = true\nactive = \n", "p.toml").unwrap_err();
+        assert!(matches!(e, PolicyError::Toml { .. }), "{e}");
+        let e = e.to_string();
         assert!(e.starts_with("p.toml: "), "{e}");
-        let e = Policy::parse("colour = false\n", "p.toml").unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
+        let e = parse_err("colour = false\n");
         assert!(e.contains("unknown expectation colour"), "{e}");
+        let e = Policy::read(Path::new("/nonexistent/p.toml")).unwrap_err();
+        assert!(matches!(e, PolicyError::Read { .. }), "{e}");
         // 1.2 as a TOML float still means TLS 1.2.
         assert_eq!(
             Policy::parse("tls-min = 1.2\n", "p.toml")

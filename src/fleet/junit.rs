@@ -15,6 +15,19 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 /// The most bytes of system-out kept per case (a timeline is a few kilobytes; this bounds the spool).
 pub const MAX_SYSTEM_OUT: usize = 64 * 1024;
 
+/// The report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum JunitError {
+    #[error("cannot write {}: {source}", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write the JUnit report: {0}")]
+    Write(#[source] io::Error),
+}
+
 /// A report being written.
 pub struct JunitWriter {
     path: PathBuf,
@@ -93,7 +106,14 @@ fn xml_error(e: quick_junit::SerializeError) -> io::Error {
 
 impl JunitWriter {
     /// Starts a report at `path` with one test suite named `suite`.
-    pub fn create(path: &Path, suite: &str) -> io::Result<Self> {
+    pub fn create(path: &Path, suite: &str) -> Result<Self, JunitError> {
+        JunitWriter::open(path, suite).map_err(|source| JunitError::Create {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    fn open(path: &Path, suite: &str) -> io::Result<Self> {
         let mut spool_path = path.as_os_str().to_owned();
         spool_path.push(".partial");
         let spool_path = PathBuf::from(spool_path);
@@ -119,7 +139,11 @@ impl JunitWriter {
     }
 
     /// Adds a case; `order` decides its place in the report (input order), whatever the order of arrival.
-    pub fn add(&mut self, order: u64, case: &Case) -> io::Result<()> {
+    pub fn add(&mut self, order: u64, case: &Case) -> Result<(), JunitError> {
+        self.spool_case(order, case).map_err(JunitError::Write)
+    }
+
+    fn spool_case(&mut self, order: u64, case: &Case) -> io::Result<()> {
         let mut suite = TestSuite::new(self.suite.as_str());
         suite.add_test_case(case.to_test_case());
         let mut report = Report::new("rdptrace");
@@ -139,7 +163,11 @@ impl JunitWriter {
     }
 
     /// Writes the report and removes the spool.
-    pub fn finish(mut self) -> io::Result<()> {
+    pub fn finish(self) -> Result<(), JunitError> {
+        self.write_report().map_err(JunitError::Write)
+    }
+
+    fn write_report(mut self) -> io::Result<()> {
         self.spool.flush()?;
         let mut spool = self
             .spool

@@ -41,37 +41,114 @@
     clippy::unchecked_time_subtraction
 )]
 
+use std::path::{Path, PathBuf};
+
 use super::targets::TargetSpec;
 use crate::probe::Security;
 
+/// The largest .rdp file read: one is a few kilobytes; anything larger is clearly not one.
+const MAX_SIZE: usize = 1 << 20;
+
+/// A .rdp file that cannot be read, or does not say which server to connect to; each names the file, and
+/// the line where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum RdpFileError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: larger than 1 MiB, not a .rdp file")]
+    TooLarge { file: String },
+    #[error("{file}: {error}")]
+    Text {
+        file: String,
+        #[source]
+        error: DecodeError,
+    },
+    #[error("{file}: line {line}: {error}")]
+    Line {
+        file: String,
+        line: usize,
+        #[source]
+        error: LineError,
+    },
+    #[error("{file}: no full address:s: line")]
+    NoAddress { file: String },
+    #[error("{file}: server port {port} is not a TCP port")]
+    Port { file: String, port: i64 },
+}
+
+impl RdpFileError {
+    /// The line the error is on (1-based), when it is on one.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            RdpFileError::Line { line, .. } => Some(*line),
+            _ => None,
+        }
+    }
+}
+
+/// Bytes that are not the text of a .rdp file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("UTF-16 text with an odd number of bytes")]
+    OddLength,
+    #[error("invalid UTF-16: {0}")]
+    Utf16(#[source] core::char::DecodeUtf16Error),
+    #[error("invalid UTF-8: {0}")]
+    Utf8(#[source] std::string::FromUtf8Error),
+    #[error("neither UTF-16LE nor UTF-8 text")]
+    NotText,
+}
+
+/// What is wrong with one line of a .rdp file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    #[error("not name:type:value: {0}")]
+    NotSetting(String),
+    #[error("unknown type {kind} (s, i or b): {line}")]
+    UnknownType { kind: String, line: String },
+    #[error("{0} must be an integer (type i)")]
+    NotIntegerType(String),
+    #[error("{name} is not an integer: {value}")]
+    NotInteger { name: String, value: String },
+    /// `full address` is not `host[:port]`.
+    #[error("{0}")]
+    Target(String),
+}
+
 /// Decodes the bytes of a .rdp file: UTF-16LE with BOM, UTF-16LE without one (every other byte zero),
 /// or UTF-8 with or without BOM.
-pub fn decode(bytes: &[u8]) -> Result<String, String> {
-    let utf16 = |body: &[u8]| -> Result<String, String> {
-        if !body.len().is_multiple_of(2) {
-            return Err("UTF-16 text with an odd number of bytes".to_owned());
-        }
-        let units = body
-            .as_chunks::<2>()
-            .0
-            .iter()
-            .map(|c| u16::from_le_bytes(*c));
-        char::decode_utf16(units)
-            .collect::<Result<String, _>>()
-            .map_err(|e| format!("invalid UTF-16: {e}"))
-    };
+pub fn decode(bytes: &[u8]) -> Result<String, DecodeError> {
     if let Some(body) = bytes.strip_prefix(&[0xff, 0xfe]) {
         return utf16(body);
     }
     if let Some(body) = bytes.strip_prefix(&[0xef, 0xbb, 0xbf]) {
-        return String::from_utf8(body.to_vec()).map_err(|e| format!("invalid UTF-8: {e}"));
+        return String::from_utf8(body.to_vec()).map_err(DecodeError::Utf8);
     }
     if let [first, 0, ..] = bytes
         && *first != 0
     {
         return utf16(bytes);
     }
-    String::from_utf8(bytes.to_vec()).map_err(|_| "neither UTF-16LE nor UTF-8 text".to_owned())
+    String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::NotText)
+}
+
+/// UTF-16LE text.
+fn utf16(body: &[u8]) -> Result<String, DecodeError> {
+    if !body.len().is_multiple_of(2) {
+        return Err(DecodeError::OddLength);
+    }
+    let units = body
+        .as_chunks::<2>()
+        .0
+        .iter()
+        .map(|c| u16::from_le_bytes(*c));
+    char::decode_utf16(units)
+        .collect::<Result<String, _>>()
+        .map_err(DecodeError::Utf16)
 }
 
 /// One `name:type:value` line.
@@ -83,7 +160,8 @@ struct Setting<'a> {
     line: usize,
 }
 
-fn settings(text: &str) -> Result<Vec<Setting<'_>>, String> {
+/// The settings of the file, or the first line that is not one: (line, error).
+fn settings(text: &str) -> Result<Vec<Setting<'_>>, (usize, LineError)> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}' || c == '\0');
@@ -93,16 +171,19 @@ fn settings(text: &str) -> Result<Vec<Setting<'_>>, String> {
         let mut parts = line.splitn(3, ':');
         let (Some(name), Some(kind), Some(value)) = (parts.next(), parts.next(), parts.next())
         else {
-            return Err(format!("line {}: not name:type:value: {line}", i + 1));
+            return Err((i + 1, LineError::NotSetting(line.to_owned())));
         };
         let kind = match kind.trim() {
             "s" => 's',
             "i" => 'i',
             "b" => 'b',
             other => {
-                return Err(format!(
-                    "line {}: unknown type {other} (s, i or b): {line}",
-                    i + 1
+                return Err((
+                    i + 1,
+                    LineError::UnknownType {
+                        kind: other.to_owned(),
+                        line: line.to_owned(),
+                    },
                 ));
             }
         };
@@ -116,48 +197,58 @@ fn settings(text: &str) -> Result<Vec<Setting<'_>>, String> {
     Ok(out)
 }
 
-fn integer(s: &Setting<'_>) -> Result<i64, String> {
+fn integer(s: &Setting<'_>) -> Result<i64, LineError> {
     if s.kind != 'i' {
-        return Err(format!(
-            "line {}: {} must be an integer (type i)",
-            s.line, s.name
-        ));
+        return Err(LineError::NotIntegerType(s.name.clone()));
     }
-    s.value
-        .parse()
-        .map_err(|_| format!("line {}: {} is not an integer: {}", s.line, s.name, s.value))
+    s.value.parse().map_err(|_| LineError::NotInteger {
+        name: s.name.clone(),
+        value: s.value.to_owned(),
+    })
 }
 
 /// Parses the text of a .rdp file into the target mstsc would connect to; `name` is the file's name.
-pub fn parse(text: &str, name: &str) -> Result<TargetSpec, String> {
-    let settings = settings(text).map_err(|e| format!("{name}: {e}"))?;
-    let get = |key: &str| settings.iter().rev().find(|s| s.name == key);
-    let int = |key: &str| -> Result<Option<i64>, String> {
-        get(key)
-            .map(integer)
-            .transpose()
-            .map_err(|e| format!("{name}: {e}"))
+pub fn parse(text: &str, name: &str) -> Result<TargetSpec, RdpFileError> {
+    let at = |line: usize, error: LineError| RdpFileError::Line {
+        file: name.to_owned(),
+        line,
+        error,
     };
-    let address = get("full address")
-        .map(|s| s.value)
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| format!("{name}: no full address:s: line"))?;
-    let (host, port) = crate::probe::split_target(address).map_err(|e| {
-        format!(
-            "{name}: line {}: {e}",
-            get("full address").map_or(0, |s| s.line)
-        )
-    })?;
+    let settings = settings(text).map_err(|(line, error)| at(line, error))?;
+    let get = |key: &str| settings.iter().rev().find(|s| s.name == key);
+    let int = |key: &str| -> Result<Option<i64>, RdpFileError> {
+        get(key)
+            .map(|s| integer(s).map_err(|error| at(s.line, error)))
+            .transpose()
+    };
+    let full_address = get("full address").filter(|s| !s.value.is_empty());
+    let Some(Setting {
+        value: address,
+        line,
+        ..
+    }) = full_address
+    else {
+        return Err(RdpFileError::NoAddress {
+            file: name.to_owned(),
+        });
+    };
+    let (host, port) = crate::probe::split_target(address)
+        .map_err(|e| at(*line, LineError::Target(e.to_string())))?;
     let explicit_port = if address.starts_with('[') {
         address.contains("]:")
     } else {
         address.matches(':').count() == 1
     };
     let port = match int("server port")? {
-        Some(p) if !explicit_port => u16::try_from(p)
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| format!("{name}: server port {p} is not a TCP port"))?,
+        Some(p) if !explicit_port => {
+            u16::try_from(p)
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| RdpFileError::Port {
+                    file: name.to_owned(),
+                    port: p,
+                })?
+        }
         _ => port,
     };
     let target = if host.contains(':') {
@@ -209,15 +300,27 @@ pub fn parse(text: &str, name: &str) -> Result<TargetSpec, String> {
 }
 
 /// Reads and parses a .rdp file.
-pub fn read(path: &std::path::Path) -> Result<TargetSpec, String> {
-    let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {name}: {e}"))?;
-    // A .rdp file is a few kilobytes; refuse anything that is clearly not one.
-    if bytes.len() > 1 << 20 {
-        return Err(format!("{name}: larger than 1 MiB, not a .rdp file"));
+pub fn read(path: &Path) -> Result<TargetSpec, RdpFileError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| RdpFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_bytes(&bytes, &file)
+}
+
+/// Decodes and parses the bytes of a .rdp file named `name`.
+pub fn parse_bytes(bytes: &[u8], name: &str) -> Result<TargetSpec, RdpFileError> {
+    if bytes.len() > MAX_SIZE {
+        return Err(RdpFileError::TooLarge {
+            file: name.to_owned(),
+        });
     }
-    let text = decode(&bytes).map_err(|e| format!("{name}: {e}"))?;
-    parse(&text, &name)
+    let text = decode(bytes).map_err(|error| RdpFileError::Text {
+        file: name.to_owned(),
+        error,
+    })?;
+    parse(&text, name)
 }
 
 #[cfg(test)]
@@ -296,16 +399,27 @@ mod tests {
     #[test]
     fn bad_lines_name_their_number() {
         let e = parse("full address:s:h\nscreen mode id\n", "x.rdp").unwrap_err();
-        assert_eq!(e, "x.rdp: line 2: not name:type:value: screen mode id");
+        assert_eq!(e.line(), Some(2));
+        assert_eq!(
+            e.to_string(),
+            "x.rdp: line 2: not name:type:value: screen mode id"
+        );
         let e = parse("full address:s:h\nserver port:q:1\n", "x.rdp").unwrap_err();
-        assert!(e.contains("line 2: unknown type q"), "{e}");
+        assert!(e.to_string().contains("line 2: unknown type q"), "{e}");
         let e = parse("full address:s:h\nenablecredsspsupport:i:yes\n", "x.rdp").unwrap_err();
         assert!(
-            e.contains("line 2: enablecredsspsupport is not an integer"),
+            e.to_string()
+                .contains("line 2: enablecredsspsupport is not an integer"),
             "{e}"
         );
+        let e = parse("\nfull address:s:host:x\n", "x.rdp").unwrap_err();
+        assert_eq!(e.line(), Some(2));
+        assert!(e.to_string().starts_with("x.rdp: line 2: "), "{e}");
         let e = parse("username:s:bob\n", "x.rdp").unwrap_err();
-        assert!(e.contains("no full address"), "{e}");
+        assert_eq!(e.line(), None);
+        assert_eq!(e.to_string(), "x.rdp: no full address:s: line");
+        let e = parse("full address:s:h\nserver port:i:70000\n", "x.rdp").unwrap_err();
+        assert_eq!(e.to_string(), "x.rdp: server port 70000 is not a TCP port");
         // Unknown names are ignored.
         assert!(
             parse(

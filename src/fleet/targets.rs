@@ -51,6 +51,102 @@ use std::time::Duration;
 use crate::check::Expectation;
 use crate::probe::Security;
 
+/// A targets file that cannot be read to the end, or a line of it that is wrong; each names the line.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetsError {
+    #[error("{file}:{line}: cannot read: {source}")]
+    Read {
+        file: String,
+        line: usize,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}: {error}")]
+    Line {
+        file: String,
+        line: usize,
+        #[source]
+        error: LineError,
+    },
+    #[error("{file}:{line}: name {name} is already used at {file}:{first}")]
+    DuplicateName {
+        file: String,
+        line: usize,
+        name: String,
+        /// The line that used it first.
+        first: usize,
+    },
+}
+
+impl TargetsError {
+    /// The line the error is on (1-based).
+    pub fn line(&self) -> usize {
+        match self {
+            TargetsError::Read { line, .. }
+            | TargetsError::Line { line, .. }
+            | TargetsError::DuplicateName { line, .. } => *line,
+        }
+    }
+}
+
+/// What is wrong with one line of a targets file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    /// Not `host[:port]`.
+    #[error("{0}")]
+    Target(String),
+    #[error("unclosed double quote")]
+    UnclosedQuote,
+    #[error("the line starts with an option ({0}), not a target")]
+    OptionFirst(String),
+    #[error("{0} is not key=value")]
+    NotKeyValue(String),
+    #[error("expect: {0}")]
+    Expect(String),
+    #[error(
+        "passwords do not go in targets files: name the variable that holds it with password-env=VAR, or use RDPTRACE_PASSWORD or --password-file"
+    )]
+    Password,
+    #[error("unknown option {0} ({keys}, expect)", keys = setting_keys())]
+    UnknownOption(String),
+    /// A setting's value, its variables read or not.
+    #[error("{key}: {error}")]
+    Value {
+        key: &'static str,
+        #[source]
+        error: ValueError,
+    },
+    /// The target's own variables.
+    #[error(transparent)]
+    Expand(#[from] ExpandError),
+}
+
+/// What is wrong with the value of a setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("{0} needs a value")]
+    Empty(&'static str),
+    #[error("unknown security {0} (auto, rdp, tls, nla, nla-ex)")]
+    Security(String),
+    #[error("not yes or no: {0}")]
+    NotBool(String),
+    #[error("{0}")]
+    Seconds(String),
+    #[error(transparent)]
+    Expand(#[from] ExpandError),
+}
+
+/// A `$VAR` that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExpandError {
+    #[error("unclosed ${{ in {0}")]
+    Unclosed(String),
+    #[error("${{}} without a variable name in {0}")]
+    NoName(String),
+    #[error("${0} is not set")]
+    Unset(String),
+}
+
 /// One target and what its line or file asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TargetSpec {
@@ -120,6 +216,12 @@ const SETTINGS: [(&str, Setting); 10] = [
     ("wrong-password", Setting::WrongPassword),
 ];
 
+/// The keys of the settings, for error messages.
+fn setting_keys() -> String {
+    let keys: Vec<&str> = SETTINGS.iter().map(|(k, _)| *k).collect();
+    keys.join(", ")
+}
+
 impl Setting {
     fn key(self) -> &'static str {
         SETTINGS
@@ -130,30 +232,33 @@ impl Setting {
 }
 
 /// `auto`, `rdp`, `tls`, `nla`, `nla-ex`.
-pub fn parse_security(s: &str) -> Result<Security, String> {
-    <Security as clap::ValueEnum>::from_str(s, true)
-        .map_err(|_| format!("unknown security {s} (auto, rdp, tls, nla, nla-ex)"))
+pub fn parse_security(s: &str) -> Result<Security, ValueError> {
+    <Security as clap::ValueEnum>::from_str(s, true).map_err(|_| ValueError::Security(s.to_owned()))
 }
 
 /// `yes`, `true`, `1`; `no`, `false`, `0`.
-pub fn parse_bool(s: &str) -> Result<bool, String> {
+pub fn parse_bool(s: &str) -> Result<bool, ValueError> {
     match s.to_ascii_lowercase().as_str() {
         "true" | "yes" | "1" => Ok(true),
         "false" | "no" | "0" => Ok(false),
-        _ => Err(format!("not yes or no: {s}")),
+        _ => Err(ValueError::NotBool(s.to_owned())),
     }
 }
 
 /// Sets one setting of `spec` from its value, variables already read.
-fn apply(spec: &mut TargetSpec, setting: Setting, value: &str) -> Result<(), String> {
+fn apply(spec: &mut TargetSpec, setting: Setting, value: &str) -> Result<(), ValueError> {
     let key = setting.key();
-    let text = || -> Result<Option<String>, String> {
+    let text = || -> Result<Option<String>, ValueError> {
         if value.is_empty() {
-            return Err(format!("{key} needs a value"));
+            return Err(ValueError::Empty(key));
         }
         Ok(Some(value.to_owned()))
     };
-    let seconds = || crate::probe::cli::parse_seconds(value).map(Some);
+    let seconds = || {
+        crate::probe::cli::parse_seconds(value)
+            .map(Some)
+            .map_err(ValueError::Seconds)
+    };
     match setting {
         Setting::Name => spec.name = text()?,
         Setting::User => spec.user = text()?,
@@ -170,7 +275,7 @@ fn apply(spec: &mut TargetSpec, setting: Setting, value: &str) -> Result<(), Str
 }
 
 /// Replaces `$VAR` and `${VAR}` with values from `env`; `$$` is a `$`, a `$` without a name stays.
-pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ExpandError> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     // INVARIANT: every pass consumes at least the `$` it found.
@@ -184,7 +289,7 @@ pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, S
         let (name, tail) = if let Some(braced) = after.strip_prefix('{') {
             braced
                 .split_once('}')
-                .ok_or_else(|| format!("unclosed ${{ in {s}"))?
+                .ok_or_else(|| ExpandError::Unclosed(s.to_owned()))?
         } else {
             let end = after
                 .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
@@ -194,13 +299,13 @@ pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, S
         };
         if name.is_empty() {
             if after.starts_with('{') {
-                return Err(format!("${{}} without a variable name in {s}"));
+                return Err(ExpandError::NoName(s.to_owned()));
             }
             out.push('$');
             rest = after;
             continue;
         }
-        let value = env(name).ok_or_else(|| format!("${name} is not set"))?;
+        let value = env(name).ok_or_else(|| ExpandError::Unset(name.to_owned()))?;
         out.push_str(&value);
         rest = tail;
     }
@@ -223,7 +328,7 @@ fn variables_of(s: &str, out: &mut Vec<String>) {
 }
 
 /// Splits a line into words at blanks; double quotes hold blanks and are removed.
-fn words(line: &str) -> Result<Vec<String>, String> {
+fn words(line: &str) -> Result<Vec<String>, LineError> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;
@@ -247,7 +352,7 @@ fn words(line: &str) -> Result<Vec<String>, String> {
         }
     }
     if quoted {
-        return Err("unclosed double quote".to_owned());
+        return Err(LineError::UnclosedQuote);
     }
     if started {
         out.push(cur);
@@ -279,6 +384,8 @@ fn strip_comment(line: &str) -> &str {
 pub struct Line {
     /// `file:line`.
     pub source: String,
+    /// Its number in the file (1-based).
+    pub number: usize,
     /// `host[:port]` as written.
     pub target: String,
     /// The settings as written, in order.
@@ -308,35 +415,38 @@ impl Line {
     }
 
     /// Reads the line's variables from `env`: the target to probe.
-    pub fn resolve(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<TargetSpec, String> {
+    pub fn resolve(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<TargetSpec, LineError> {
         let target = expand(&self.target, env)?;
-        crate::probe::split_target(&target)?;
+        crate::probe::split_target(&target).map_err(|e| LineError::Target(e.to_string()))?;
         let mut spec = TargetSpec::new(&target, &self.source);
         for (setting, value) in &self.settings {
-            let value = expand(value, env).map_err(|e| format!("{}: {e}", setting.key()))?;
-            apply(&mut spec, *setting, &value).map_err(|e| format!("{}: {e}", setting.key()))?;
+            let key = setting.key();
+            expand(value, env)
+                .map_err(ValueError::from)
+                .and_then(|value| apply(&mut spec, *setting, &value))
+                .map_err(|error| LineError::Value { key, error })?;
         }
         spec.expect = self.expect.clone();
         Ok(spec)
     }
 }
 
-/// Parses one line; `None` for a blank or comment line. Values without variables are checked now.
-pub fn parse_line(line: &str, source: &str) -> Result<Option<Line>, String> {
+/// Parses line `number` of the file named `file`; `None` for a blank or comment line. Values without
+/// variables are checked now.
+pub fn parse_line(line: &str, file: &str, number: usize) -> Result<Option<Line>, LineError> {
     let words = words(strip_comment(line))?;
     let Some((target, rest)) = words.split_first() else {
         return Ok(None);
     };
     if target.contains('=') {
-        return Err(format!(
-            "the line starts with an option ({target}), not a target"
-        ));
+        return Err(LineError::OptionFirst(target.clone()));
     }
     if !target.contains('$') {
-        crate::probe::split_target(target)?;
+        crate::probe::split_target(target).map_err(|e| LineError::Target(e.to_string()))?;
     }
     let mut out = Line {
-        source: source.to_owned(),
+        source: format!("{file}:{number}"),
+        number,
         target: target.clone(),
         settings: Vec::new(),
         expect: Vec::new(),
@@ -345,26 +455,24 @@ pub fn parse_line(line: &str, source: &str) -> Result<Option<Line>, String> {
     for word in rest {
         let (key, value) = word
             .split_once('=')
-            .ok_or_else(|| format!("{word} is not key=value"))?;
+            .ok_or_else(|| LineError::NotKeyValue(word.clone()))?;
         let key = key.to_ascii_lowercase().replace('_', "-");
         match key.as_str() {
             "expect" => out
                 .expect
-                .extend(Expectation::parse_list(value).map_err(|e| format!("expect: {e}"))?),
-            "password" => {
-                return Err("passwords do not go in targets files: name the variable that holds it with password-env=VAR, or use RDPTRACE_PASSWORD or --password-file".to_owned());
-            }
+                .extend(Expectation::parse_list(value).map_err(LineError::Expect)?),
+            "password" => return Err(LineError::Password),
             _ => {
                 let setting = SETTINGS
                     .iter()
                     .find(|(k, _)| *k == key)
                     .map(|(_, s)| *s)
-                    .ok_or_else(|| {
-                        let keys: Vec<&str> = SETTINGS.iter().map(|(k, _)| *k).collect();
-                        format!("unknown option {key} ({}, expect)", keys.join(", "))
-                    })?;
+                    .ok_or(LineError::UnknownOption(key))?;
                 if !value.contains('$') {
-                    apply(&mut scratch, setting, value).map_err(|e| format!("{key}: {e}"))?;
+                    apply(&mut scratch, setting, value).map_err(|error| LineError::Value {
+                        key: setting.key(),
+                        error,
+                    })?;
                 }
                 out.settings.push((setting, value.to_owned()));
             }
@@ -374,29 +482,33 @@ pub fn parse_line(line: &str, source: &str) -> Result<Option<Line>, String> {
 }
 
 /// Parses the lines of a targets file named `name`; an error names the line. Names are unique.
-pub fn lines(reader: impl BufRead, name: &str) -> Result<Vec<Line>, String> {
+pub fn lines(reader: impl BufRead, name: &str) -> Result<Vec<Line>, TargetsError> {
     let mut out: Vec<Line> = Vec::new();
     for (i, line) in reader.lines().enumerate() {
         let n = i + 1;
-        let line = line.map_err(|e| format!("{name}:{n}: cannot read: {e}"))?;
-        let source = format!("{name}:{n}");
-        match parse_line(&line, &source) {
-            Ok(Some(line)) => {
-                if let Some(first) = line
-                    .name()
-                    .and_then(|nm| out.iter().find(|l| l.name() == Some(nm)))
-                {
-                    return Err(format!(
-                        "{source}: name {} is already used at {}",
-                        line.name().unwrap_or_default(),
-                        first.source
-                    ));
-                }
-                out.push(line);
-            }
-            Ok(None) => {}
-            Err(e) => return Err(format!("{source}: {e}")),
+        let line = line.map_err(|source| TargetsError::Read {
+            file: name.to_owned(),
+            line: n,
+            source,
+        })?;
+        let parsed = parse_line(&line, name, n).map_err(|error| TargetsError::Line {
+            file: name.to_owned(),
+            line: n,
+            error,
+        })?;
+        let Some(line) = parsed else { continue };
+        if let Some((nm, first)) = line
+            .name()
+            .and_then(|nm| Some((nm, out.iter().find(|l| l.name() == Some(nm))?)))
+        {
+            return Err(TargetsError::DuplicateName {
+                file: name.to_owned(),
+                line: n,
+                name: nm.to_owned(),
+                first: first.number,
+            });
         }
+        out.push(line);
     }
     Ok(out)
 }
@@ -408,12 +520,15 @@ pub fn process_env(name: &str) -> Option<String> {
 
 /// Reads a targets file (or stdin) to the end, its variables from the process environment; an error
 /// names the line.
-pub fn read(reader: impl BufRead, name: &str) -> Result<Vec<TargetSpec>, String> {
+pub fn read(reader: impl BufRead, name: &str) -> Result<Vec<TargetSpec>, TargetsError> {
     lines(reader, name)?
         .iter()
         .map(|l| {
-            l.resolve(&process_env)
-                .map_err(|e| format!("{}: {e}", l.source))
+            l.resolve(&process_env).map_err(|error| TargetsError::Line {
+                file: name.to_owned(),
+                line: l.number,
+                error,
+            })
         })
         .collect()
 }
@@ -467,9 +582,10 @@ mod tests {
     }
 
     fn parse(text: &str) -> Result<Vec<TargetSpec>, String> {
-        lines(text.as_bytes(), "t.txt")?
+        lines(text.as_bytes(), "t.txt")
+            .map_err(|e| e.to_string())?
             .iter()
-            .map(|l| l.resolve(&no_env))
+            .map(|l| l.resolve(&no_env).map_err(|e| e.to_string()))
             .collect()
     }
 
@@ -551,11 +667,15 @@ mod tests {
             [Expectation::Detail(Match::Contains("$HOME".to_owned()))]
         );
         let e = ls[0].resolve(&no_env).unwrap_err();
-        assert_eq!(e, "$HOST is not set");
+        assert_eq!(e, LineError::Expand(ExpandError::Unset("HOST".to_owned())));
+        assert_eq!(e.to_string(), "$HOST is not set");
         // A typed value is checked once its variable is read.
         let ls = lines("h security=$SEC\n".as_bytes(), "t.txt").unwrap();
         let e = ls[0].resolve(&|_| Some("fast".to_owned())).unwrap_err();
-        assert!(e.starts_with("security: unknown security fast"), "{e}");
+        assert!(
+            e.to_string().starts_with("security: unknown security fast"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -574,15 +694,35 @@ mod tests {
     #[test]
     fn bad_lines_name_their_number() {
         let e = read("ok.example\nhost:x\n".as_bytes(), "t.txt").unwrap_err();
-        assert!(e.starts_with("t.txt:2: bad port"), "{e}");
+        assert_eq!(e.line(), 2);
+        assert!(e.to_string().starts_with("t.txt:2: bad port"), "{e}");
         let e = read("host colour=blue\n".as_bytes(), "t.txt").unwrap_err();
-        assert!(e.contains("t.txt:1: unknown option colour"), "{e}");
+        assert!(matches!(
+            &e,
+            TargetsError::Line { line: 1, error: LineError::UnknownOption(key), .. } if key == "colour"
+        ));
+        assert!(
+            e.to_string()
+                .starts_with("t.txt:1: unknown option colour (name, user,"),
+            "{e}"
+        );
         let e = read("host password=x\n".as_bytes(), "t.txt").unwrap_err();
-        assert!(e.contains("passwords do not go"), "{e}");
+        assert!(e.to_string().contains("passwords do not go"), "{e}");
         let e = read("host expect=fast\n".as_bytes(), "t.txt").unwrap_err();
-        assert!(e.contains("unknown expectation fast"), "{e}");
+        assert!(e.to_string().contains("unknown expectation fast"), "{e}");
         let e = read("user=bob\n".as_bytes(), "t.txt").unwrap_err();
-        assert!(e.contains("not a target"), "{e}");
+        assert!(e.to_string().contains("not a target"), "{e}");
+        // A variable read after the syntax check still names its line.
+        let e = read(
+            "ok.example\n\n${RDPTRACE_TEST_NEVER_SET_VAR}\n".as_bytes(),
+            "t.txt",
+        )
+        .unwrap_err();
+        assert_eq!(e.line(), 3);
+        assert_eq!(
+            e.to_string(),
+            "t.txt:3: $RDPTRACE_TEST_NEVER_SET_VAR is not set"
+        );
         for bad in [
             "host expect=cause=no_such_cause",
             "host expect=phase=nowhere",
@@ -600,7 +740,7 @@ mod tests {
             assert!(lines(bad.as_bytes(), "t.txt").is_err(), "{bad:?} parsed");
         }
         let e = lines("h name=a\nh name=a\n".as_bytes(), "t.txt").unwrap_err();
-        assert_eq!(e, "t.txt:2: name a is already used at t.txt:1");
+        assert_eq!(e.to_string(), "t.txt:2: name a is already used at t.txt:1");
     }
 
     #[test]

@@ -1,12 +1,20 @@
-//! `rdptrace probe`: arguments, credential intake, output.
+//! `rdptrace probe`: arguments, password intake, and one target probed, judged and printed.
+//!
+//! Several targets (more than one on the command line, in targets files or .rdp files) go to
+//! [`crate::fleet`], which runs [`probe_target`] for each of them at once.
 
-use std::io::IsTerminal as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use super::{Credentials, Password, ProbeConfig, Security};
-use crate::trace::Trace;
+use crate::check::Outcome;
+use crate::command::{CliError, EXIT_UNMET, PASSWORD_ENV, read_password};
+use crate::fleet::TargetSpec;
+use crate::fleet::junit::{Case, JunitWriter};
+use crate::report::SerializeError;
+use crate::trace::{EventKind, Fact, PhaseName, Trace};
 use crate::verdict::Verdict;
 
 #[derive(Debug, clap::Args)]
@@ -69,6 +77,9 @@ pub struct OutputArgs {
     /// One JSON document (schema rdptrace/1) per line instead of the timeline.
     #[arg(long)]
     pub json: bool,
+    /// `-v` given: timelines show more.
+    #[arg(from_global)]
+    pub verbose: u8,
 }
 
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
@@ -82,33 +93,43 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v))
 }
 
-/// The password, from the file, the environment or a prompt; `None` without a user.
-pub fn read_password(
-    user: Option<&str>,
-    file: Option<&PathBuf>,
-) -> Result<Option<Password>, String> {
-    let Some(user) = user else { return Ok(None) };
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let first = text.lines().next().unwrap_or("").to_owned();
-        return Ok(Some(Password::new(first)));
-    }
-    if let Ok(p) = std::env::var("RDPTRACE_PASSWORD") {
-        return Ok(Some(Password::new(p)));
-    }
-    if std::io::stdin().is_terminal() {
-        let p = rpassword::prompt_password(format!("password for {user}: "))
-            .map_err(|e| format!("cannot read the password: {e}"))?;
-        return Ok(Some(Password::new(p)));
-    }
-    Err("a password is needed for --user: set RDPTRACE_PASSWORD, use --password-file FILE, or run on a terminal".to_owned())
+// ---- one target's configuration ----------------------------------------------------------------------
+
+/// Why a target cannot be probed as configured.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not `host[:port]`.
+    #[error("{0}")]
+    Target(String),
+    #[error("--security nla needs --user (and a password)")]
+    NlaWithoutUser,
+    #[error("the password variable {0} (password-env) is not set")]
+    PasswordEnvUnset(String),
+    #[error("user {0} needs a password: password-env=VAR, {PASSWORD_ENV} or --password-file")]
+    NoPassword(String),
+    #[error("wrong-password=yes needs a user")]
+    WrongPasswordWithoutUser,
+}
+
+/// [`ConfigError`] of the target of a line or file.
+#[derive(Debug, thiserror::Error)]
+#[error("{target} ({origin}): {error}")]
+pub struct TargetConfigError {
+    pub target: String,
+    /// Where the target came from (`argv`, `hosts.txt:12`).
+    pub origin: String,
+    #[source]
+    pub error: ConfigError,
 }
 
 impl ProbeOptions {
     /// A probe configuration for one target.
-    pub fn config(&self, target: &str, password: Option<&Password>) -> Result<ProbeConfig, String> {
-        let mut cfg = ProbeConfig::new(target)?;
+    pub fn config(
+        &self,
+        target: &str,
+        password: Option<&Password>,
+    ) -> Result<ProbeConfig, ConfigError> {
+        let mut cfg = ProbeConfig::new(target).map_err(|e| ConfigError::Target(e.to_string()))?;
         cfg.credentials = match (&self.user, password) {
             (Some(user), Some(p)) => Some(Credentials {
                 user: user.clone(),
@@ -118,7 +139,7 @@ impl ProbeOptions {
             _ => None,
         };
         if matches!(self.security, Security::Nla | Security::NlaEx) && cfg.credentials.is_none() {
-            return Err("--security nla needs --user (and a password)".to_owned());
+            return Err(ConfigError::NlaWithoutUser);
         }
         cfg.security = self.security;
         cfg.timeout = self.timeout;
@@ -130,21 +151,306 @@ impl ProbeOptions {
         cfg.embed_secrets = self.embed_secrets;
         Ok(cfg)
     }
-}
 
-/// Prints one trace and its verdict.
-pub fn print(trace: &Trace, verdict: &Verdict, output: &OutputArgs, verbose: bool) {
-    if output.json {
-        println!("{}", crate::report::json::line(trace, verdict));
-    } else {
-        print!(
-            "{}",
-            crate::report::text::render(trace, verdict, crate::report::text::Options { verbose })
-        );
+    /// The probe configuration of `spec`: these options, with what its line or file says.
+    ///
+    /// The password is the one in the line's `password-env` variable (read from `env`), else `password` (the
+    /// command line's). `wrong-password=yes` appends text to it, so that the logon certainly fails.
+    pub fn for_target(
+        &self,
+        spec: &TargetSpec,
+        password: Option<&Password>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ProbeConfig, ConfigError> {
+        let mut o = self.clone();
+        if spec.user.is_some() {
+            o.user = spec.user.clone();
+            o.domain = spec.domain.clone().or(o.domain);
+        } else if spec.domain.is_some() {
+            o.domain = spec.domain.clone();
+        }
+        if let Some(s) = spec.security {
+            o.security = s;
+        }
+        if let Some(s) = spec.strict_cert {
+            o.strict_cert = s;
+        }
+        o.timeout = spec.timeout.unwrap_or(o.timeout);
+        o.phase_timeout = spec.phase_timeout.unwrap_or(o.phase_timeout);
+        o.watch = spec.watch.unwrap_or(o.watch);
+        let mut password = match &spec.password_env {
+            Some(var) => Some(Password::new(
+                env(var).ok_or_else(|| ConfigError::PasswordEnvUnset(var.clone()))?,
+            )),
+            None => password.cloned(),
+        };
+        if let Some(user) = &o.user
+            && password.is_none()
+        {
+            return Err(ConfigError::NoPassword(user.clone()));
+        }
+        if spec.wrong_password {
+            let right = match (&o.user, &password) {
+                (Some(_), Some(p)) => p.expose(),
+                _ => return Err(ConfigError::WrongPasswordWithoutUser),
+            };
+            password = Some(Password::new(format!("{right}-not-the-password")));
+        }
+        o.config(&spec.target, password.as_ref())
     }
 }
 
-/// One target or many: see [`crate::fleet`].
-pub fn run(args: ProbeArgs) -> ExitCode {
-    crate::fleet::run(args)
+// ---- one target probed, judged and rendered -----------------------------------------------------------
+
+/// How a probed target is rendered.
+#[derive(Debug, Clone, Copy)]
+pub struct Render {
+    /// The JSON document rather than text.
+    pub json: bool,
+    /// The full timeline (rather than the one line of a fleet run).
+    pub timeline: bool,
+    pub verbose: bool,
+    /// A JUnit case is wanted (it holds the timeline).
+    pub junit: bool,
+}
+
+/// A target probed and judged, its trace already rendered and dropped.
+#[derive(Debug)]
+pub struct Probed {
+    pub spec: TargetSpec,
+    pub verdict: Verdict,
+    pub outcomes: Vec<Outcome>,
+    /// It reached the active state or, with expectations, they all hold.
+    pub passed: bool,
+    /// 0 when it passed; else [`EXIT_UNMET`] with expectations, the verdict's code without.
+    pub code: u8,
+    /// The timeline and the expectations' judgement, when [`Render::timeline`] or [`Render::junit`].
+    pub timeline: Option<String>,
+    /// The `rdptrace/1` document, with `name` and `expectations`, when [`Render::json`].
+    pub json: Option<String>,
+    pub seconds: f64,
+}
+
+/// Probes the target of `cfg`, records the notes of its line or file, judges its expectations and renders
+/// what `render` asks for.
+pub async fn probe_target(
+    cfg: ProbeConfig,
+    spec: TargetSpec,
+    render: Render,
+) -> Result<Probed, SerializeError> {
+    let started = std::time::Instant::now();
+    let mut trace = super::probe(&cfg).await;
+    add_notes(&mut trace, &spec.notes);
+    let verdict = crate::diagnose::diagnose(&trace);
+    let outcomes = if spec.expect.is_empty() {
+        Vec::new()
+    } else {
+        crate::check::evaluate(&cfg, &spec.expect, Some((&trace, &verdict))).await
+    };
+    let passed = if spec.expect.is_empty() {
+        verdict.ok
+    } else {
+        crate::check::all_hold(&outcomes)
+    };
+    let code = match (passed, spec.expect.is_empty()) {
+        (true, _) => 0,
+        (false, true) => verdict.exit_code(),
+        (false, false) => EXIT_UNMET,
+    };
+    let timeline = (render.timeline || render.junit).then(|| {
+        let mut t = crate::report::text::render(
+            &trace,
+            &verdict,
+            crate::report::text::Options {
+                verbose: render.verbose,
+            },
+        );
+        if !outcomes.is_empty() {
+            t.push('\n');
+            t.push_str(&crate::check::render(&spec.target, &outcomes));
+        }
+        t
+    });
+    let json = if render.json {
+        Some(json_document(&trace, &verdict, &spec, &outcomes)?)
+    } else {
+        None
+    };
+    Ok(Probed {
+        spec,
+        verdict,
+        outcomes,
+        passed,
+        code,
+        timeline,
+        json,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Records a .rdp file's notes (a gateway not followed) in the trace.
+fn add_notes(trace: &mut Trace, notes: &[String]) {
+    for note in notes {
+        trace.record_event_in(
+            PhaseName::Tcp,
+            0.0,
+            EventKind::Anomaly {
+                detail: note.clone(),
+            },
+        );
+        trace.fact_in(PhaseName::Tcp, Fact::GatewayNotFollowed, note.clone());
+    }
+}
+
+/// The `rdptrace/1` document of a target, with its `name` and its `expectations`, as one line.
+fn json_document(
+    trace: &Trace,
+    verdict: &Verdict,
+    spec: &TargetSpec,
+    outcomes: &[Outcome],
+) -> Result<String, SerializeError> {
+    let mut doc = crate::report::json::document(trace, verdict);
+    if let Some(map) = doc.as_object_mut() {
+        if let Some(name) = &spec.name {
+            map.insert("name".to_owned(), name.clone().into());
+        }
+        if !outcomes.is_empty() {
+            map.insert(
+                "expectations".to_owned(),
+                crate::report::json_value(outcomes)?,
+            );
+        }
+    }
+    Ok(format!("{doc}\n"))
+}
+
+impl Probed {
+    /// The target's JUnit case: the verdict's detail, or the expectations that do not hold, as its failure.
+    pub fn case(&self) -> Case {
+        Case {
+            name: self.spec.label().to_owned(),
+            classname: "rdptrace.probe".to_owned(),
+            failure: (!self.passed).then(|| {
+                let unmet: Vec<String> = self
+                    .outcomes
+                    .iter()
+                    .filter(|o| !o.holds)
+                    .map(|o| {
+                        format!(
+                            "{}: expected {}; seen {}",
+                            o.expectation, o.expected, o.seen
+                        )
+                    })
+                    .collect();
+                if unmet.is_empty() {
+                    (
+                        self.verdict.detail.clone(),
+                        self.verdict.cause.as_str().to_owned(),
+                    )
+                } else {
+                    (unmet.join("; "), "expectation".to_owned())
+                }
+            }),
+            system_out: self.timeline.clone(),
+            seconds: Some(self.seconds),
+        }
+    }
+}
+
+// ---- the command -------------------------------------------------------------------------------------
+
+/// No target was given.
+#[derive(Debug, thiserror::Error)]
+#[error("no targets: give TARGET, --targets FILE or --rdp-file FILE")]
+pub struct NoTargets;
+
+/// `rdptrace probe`: one target here, several in [`crate::fleet::run`].
+pub fn run(args: ProbeArgs) -> Result<ExitCode, CliError> {
+    let specs = crate::fleet::collect(&args.targets, &args.fleet)?;
+    if specs.is_empty() {
+        return Err(CliError::usage(NoTargets));
+    }
+    let total_input = specs.len();
+    let specs: Vec<(usize, TargetSpec)> = specs
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| args.fleet.shard.is_none_or(|s| s.keeps(*i)))
+        .collect();
+    if specs.is_empty() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "rdptrace: shard {} of {total_input} targets is empty",
+            args.fleet.shard.map(|s| s.to_string()).unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    // The command line's password serves every target with a user and no password-env of its own.
+    let first_user = specs
+        .iter()
+        .filter(|(_, s)| s.password_env.is_none())
+        .find_map(|(_, s)| s.user.clone().or_else(|| args.options.user.clone()));
+    let password = read_password(first_user.as_deref(), args.options.password_file.as_deref())?;
+    let mut jobs = Vec::with_capacity(specs.len());
+    for (position, spec) in specs {
+        let cfg = args
+            .options
+            .for_target(
+                &spec,
+                password.as_ref(),
+                &crate::fleet::targets::process_env,
+            )
+            .map_err(|error| {
+                CliError::usage(TargetConfigError {
+                    target: spec.target.clone(),
+                    origin: spec.source.clone(),
+                    error,
+                })
+            })?;
+        jobs.push((position, cfg, spec));
+    }
+    let junit = match &args.fleet.junit {
+        Some(path) => Some(JunitWriter::create(path, "rdptrace probe").map_err(CliError::failure)?),
+        None => None,
+    };
+    let runtime = crate::command::runtime()?;
+    let render = Render {
+        json: args.output.json,
+        timeline: jobs.len() == 1 || args.fleet.detail,
+        verbose: args.output.verbose > 0,
+        junit: junit.is_some(),
+    };
+    match <[_; 1]>::try_from(jobs) {
+        Ok([(position, cfg, spec)]) => {
+            // A task of its own, as in a fleet run: a panic in it is this command's failure, not a crash.
+            let probed = runtime
+                .block_on(runtime.spawn(probe_target(cfg, spec, render)))
+                .map_err(CliError::failure)??;
+            if let Some(text) = probed.json.as_ref().or(probed.timeline.as_ref()) {
+                crate::report::stdout::print(text)?;
+            }
+            if let Some(mut w) = junit {
+                w.add(position as u64, &probed.case())
+                    .map_err(CliError::failure)?;
+                w.finish().map_err(CliError::failure)?;
+            }
+            Ok(ExitCode::from(probed.code))
+        }
+        Err(jobs) => crate::fleet::run(&runtime, jobs, &args.fleet, render, junit),
+    }
+}
+
+/// Prints one trace and its verdict (`demo`).
+pub fn print(trace: &Trace, verdict: &Verdict, output: &OutputArgs) -> Result<(), CliError> {
+    if output.json {
+        crate::report::stdout::print(&format!("{}\n", crate::report::json::line(trace, verdict)))?;
+    } else {
+        crate::report::stdout::print(&crate::report::text::render(
+            trace,
+            verdict,
+            crate::report::text::Options {
+                verbose: output.verbose > 0,
+            },
+        ))?;
+    }
+    Ok(())
 }

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::{End, Options, Session};
-use crate::cli::{EXIT_ERROR, EXIT_USAGE};
+use crate::command::CliError;
 use crate::report;
+use crate::report::stdout::{Stdout, StdoutError};
 use crate::trace::PhaseName;
 
 /// Rendered timelines kept in memory before they go to a temporary file.
@@ -33,7 +34,16 @@ pub struct ReplayArgs {
     pub verbose: u8,
 }
 
-pub fn run(args: ReplayArgs) -> ExitCode {
+/// `--session N` names a session the capture does not hold.
+#[derive(Debug, thiserror::Error)]
+#[error("session {n} is not in {file} (it holds {sessions} RDP session{s})", s = if *sessions == 1 { "" } else { "s" })]
+pub struct NoSuchSession {
+    pub n: usize,
+    pub file: String,
+    pub sessions: usize,
+}
+
+pub fn run(args: ReplayArgs) -> Result<ExitCode, CliError> {
     let opts = Options {
         keylog: args.keylog.clone(),
         rsa_keys: args.rsa_keys.clone(),
@@ -41,11 +51,9 @@ pub fn run(args: ReplayArgs) -> ExitCode {
         ..Options::default()
     };
     let mut out = Output::new(args.json, args.session, args.verbose > 0);
-    let end = match super::replay_each(&args.file, &opts, &mut |s| out.session(s)) {
-        Ok(end) => end,
-        Err(e) => return crate::cli::error(e),
-    };
-    ExitCode::from(out.finish(&end))
+    let end = super::replay_each(&args.file, &opts, &mut |s| out.session(s))
+        .map_err(CliError::failure)?;
+    out.finish(end).map(ExitCode::from)
 }
 
 /// Where the timelines wait while the summary lines are still being collected: memory, then a
@@ -89,16 +97,18 @@ impl Spool {
         }
     }
 
-    fn drain_to(&mut self, out: &mut dyn Write) {
+    fn drain_to(&mut self, out: &mut dyn Write) -> std::io::Result<()> {
         if let Some((mut f, path)) = self.file.take() {
-            if f.seek(SeekFrom::Start(0)).is_ok() {
-                let _ = std::io::copy(&mut f, out);
-            }
+            let copied = f
+                .seek(SeekFrom::Start(0))
+                .and_then(|_| std::io::copy(&mut f, out));
             drop(f);
             let _ = std::fs::remove_file(&path);
+            copied?;
         }
-        let _ = out.write_all(self.memory.as_bytes());
+        let written = out.write_all(self.memory.as_bytes());
         self.memory.clear();
+        written
     }
 }
 
@@ -120,6 +130,8 @@ struct Output {
     selected: usize,
     /// The exit code of the first session that did not reach the active state.
     failed: Option<u8>,
+    /// The first error writing to stdout; nothing more is written after it.
+    error: Option<StdoutError>,
 }
 
 impl Output {
@@ -132,6 +144,7 @@ impl Output {
             timelines: Spool::default(),
             selected: 0,
             failed: None,
+            error: None,
         }
     }
 
@@ -145,12 +158,13 @@ impl Output {
         }
         self.selected += 1;
         if !s.verdict.ok && self.failed.is_none() {
-            self.failed = Some(crate::cli::exit_code(&s.verdict));
+            self.failed = Some(s.verdict.exit_code());
         }
         if self.json {
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(stdout, "{}", report::json::line(&s.trace, &s.verdict));
-            let _ = stdout.flush();
+            if self.error.is_none() {
+                let line = format!("{}\n", report::json::line(&s.trace, &s.verdict));
+                self.error = report::stdout::print(&line).err();
+            }
         } else {
             self.timelines.write("\n");
             self.timelines.write(&report::text::render(
@@ -163,42 +177,48 @@ impl Output {
         }
     }
 
-    /// Prints what waited, the notes and the error; returns the exit code.
-    fn finish(&mut self, end: &End) -> u8 {
-        let mut stdout = std::io::stdout().lock();
+    /// Prints what waited and the notes; returns the exit code, or the error that stopped the replay.
+    fn finish(&mut self, end: End) -> Result<u8, CliError> {
+        if let Some(e) = self.error.take() {
+            return Err(e.into());
+        }
         if !self.json {
-            if end.sessions == 0 {
-                let _ = writeln!(
-                    stdout,
-                    "no RDP session in {} ({} packets)",
-                    end.file, end.packets
-                );
-            }
-            for line in &self.summaries {
-                let _ = writeln!(stdout, "{line}");
-            }
-            self.timelines.drain_to(&mut stdout);
+            self.print_text(&end).map_err(StdoutError)?;
         }
-        let _ = stdout.flush();
+        let mut stderr = std::io::stderr();
         for note in &end.notes {
-            eprintln!("rdptrace: note: {note}");
+            let _ = writeln!(stderr, "rdptrace: note: {note}");
         }
-        if let Some(e) = &end.error {
-            eprintln!("rdptrace: {e}");
-            return EXIT_ERROR;
+        if let Some(e) = end.error {
+            return Err(CliError::failure(e));
         }
         if let Some(n) = self.only
             && self.selected == 0
         {
-            eprintln!(
-                "rdptrace: session {n} is not in {} (it holds {} RDP session{})",
-                end.file,
-                end.sessions,
-                if end.sessions == 1 { "" } else { "s" }
-            );
-            return EXIT_USAGE;
+            return Err(CliError::usage(NoSuchSession {
+                n,
+                file: end.file,
+                sessions: end.sessions,
+            }));
         }
-        self.failed.unwrap_or(0)
+        Ok(self.failed.unwrap_or(0))
+    }
+
+    /// The summary lines, then the timelines that waited.
+    fn print_text(&mut self, end: &End) -> std::io::Result<()> {
+        let mut out = std::io::BufWriter::new(Stdout);
+        if end.sessions == 0 {
+            writeln!(
+                out,
+                "no RDP session in {} ({} packets)",
+                end.file, end.packets
+            )?;
+        }
+        for line in &self.summaries {
+            writeln!(out, "{line}")?;
+        }
+        self.timelines.drain_to(&mut out)?;
+        out.flush()
     }
 }
 
@@ -240,7 +260,7 @@ mod tests {
         let path = spool.file.as_ref().map(|(_, p)| p.clone());
         assert!(path.is_some());
         let mut out = Vec::new();
-        spool.drain_to(&mut out);
+        spool.drain_to(&mut out).unwrap();
         assert_eq!(out.len(), 10 * (1 << 20) + 4);
         assert!(out.ends_with(b"xend\n"));
         assert!(!path.unwrap().exists());

@@ -4,11 +4,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::{ScanConfig, ScanReport};
+use crate::command::CliError;
+use crate::trace::PhaseName;
+use crate::verdict::phase_exit_code;
 
-/// Exit code when the host cannot be reached (same as a probe failing in `tcp`).
-pub const EXIT_UNREACHABLE: u8 = 10;
-/// Exit code when the host answers no X.224 Connection Request (same as a probe failing in `x224`).
-pub const EXIT_NOT_RDP: u8 = 11;
+/// Exit code when the host cannot be reached (that of a probe failing in `tcp`).
+pub const EXIT_UNREACHABLE: u8 = phase_exit_code(PhaseName::Tcp);
+/// Exit code when the host answers no X.224 Connection Request (that of a probe failing in `x224`).
+pub const EXIT_NOT_RDP: u8 = phase_exit_code(PhaseName::X224);
 
 #[derive(Debug, clap::Args)]
 pub struct ScanArgs {
@@ -52,11 +55,8 @@ pub fn exit_code(r: &ScanReport) -> u8 {
     }
 }
 
-pub fn run(args: ScanArgs) -> ExitCode {
-    let (host, port) = match crate::probe::split_target(&args.target) {
-        Ok(t) => t,
-        Err(e) => return crate::cli::usage(e),
-    };
+pub fn run(args: ScanArgs) -> Result<ExitCode, CliError> {
+    let (host, port) = crate::probe::split_target(&args.target).map_err(CliError::usage)?;
     let cfg = ScanConfig {
         host,
         port,
@@ -64,15 +64,11 @@ pub fn run(args: ScanArgs) -> ExitCode {
         concurrency: usize::from(args.concurrency),
         suites: !args.no_suites,
     };
-    let runtime = match crate::cli::runtime() {
-        Ok(r) => r,
-        Err(e) => return crate::cli::error(e),
-    };
-    let report = runtime.block_on(super::scan(&cfg));
+    let report = crate::command::runtime()?.block_on(super::scan(&cfg));
     if args.json {
-        crate::fleet::stdout(&format!("{}\n", super::report::json(&report)));
+        crate::report::stdout::print(&format!("{}\n", super::report::json(&report)))?;
     } else {
-        crate::fleet::stdout(&super::report::text(&report));
+        crate::report::stdout::print(&super::report::text(&report))?;
     }
-    ExitCode::from(exit_code(&report))
+    Ok(ExitCode::from(exit_code(&report)))
 }

@@ -9,10 +9,13 @@ use std::time::Duration;
 use tracing::info;
 
 use super::{ServeError, Served, Target, TargetConfig, TestIdentity, scenario};
+use crate::command::CliError;
+use crate::command::{PasswordError, given_password, read_password};
+use crate::report::stdout::StdoutError;
 use crate::trace::PhaseName;
 
 /// The environment variable the test password is read from.
-pub const PASSWORD_ENV: &str = "RDPTRACE_PASSWORD";
+pub use crate::command::PASSWORD_ENV;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -36,8 +39,8 @@ pub struct ServeArgs {
     /// The domain of that user (none by default).
     #[arg(long, default_value = "")]
     pub domain: String,
-    /// A file whose first line is the password the target accepts. Without it, RDPTRACE_PASSWORD; without
-    /// that, the built-in test password.
+    /// A file whose first line is the password the target accepts (an empty one is an error). Without it,
+    /// RDPTRACE_PASSWORD; without that (or empty), the built-in test password.
     #[arg(long)]
     pub password_file: Option<PathBuf>,
     /// The name in the certificate and the NTLM challenge.
@@ -109,31 +112,50 @@ fn parse_code(s: &str) -> Result<u32, String> {
 }
 
 /// The password: from the file, else the environment, else the built-in test value.
-fn password(file: Option<&Path>) -> Result<String, String> {
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the password file {}: {e}", path.display()))?;
-        let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
-        if line.is_empty() {
-            return Err(format!("the password file {} is empty", path.display()));
-        }
-        return Ok(line.to_owned());
-    }
-    match std::env::var(PASSWORD_ENV) {
-        Ok(value) if !value.is_empty() => Ok(value),
-        _ => {
+fn password(file: Option<&Path>) -> Result<String, PasswordError> {
+    match given_password(file, &crate::fleet::targets::process_env)? {
+        Some(p) => Ok(p.expose().to_owned()),
+        None => {
             info!("no password given: the target accepts the built-in test password");
             Ok(TestIdentity::DEFAULT_PASSWORD.to_owned())
         }
     }
 }
 
-fn config(args: &ServeArgs) -> Result<TargetConfig, String> {
+/// A file `serve` writes cannot be.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot open {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What stopped `serve`, once it runs.
+#[derive(Debug, thiserror::Error)]
+enum Stopped {
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(transparent)]
+    Stdout(#[from] StdoutError),
+}
+
+fn config(args: &ServeArgs) -> Result<TargetConfig, CliError> {
     let scenario = scenario::find(&args.scenario)
-        .ok_or_else(|| ServeError::UnknownScenario(args.scenario.clone()).to_string())?;
+        .ok_or_else(|| CliError::usage(ServeError::UnknownScenario(args.scenario.clone())))?;
     let mut config = TargetConfig::new(scenario)
         .with_overrides(args.at, args.errinfo)
-        .map_err(|e| e.to_string())?;
+        .map_err(CliError::usage)?;
     config.listen = args.listen;
     config.identity = TestIdentity::new(
         args.user.clone(),
@@ -148,101 +170,97 @@ fn config(args: &ServeArgs) -> Result<TargetConfig, String> {
     Ok(config)
 }
 
-pub fn serve(args: ServeArgs) -> ExitCode {
-    let config = match config(&args) {
-        Ok(config) => config,
-        Err(e) => return crate::cli::error(e),
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => return crate::cli::error(format!("cannot start the runtime: {e}")),
-    };
-    match runtime.block_on(serve_async(config, &args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => crate::cli::error(e),
-    }
+pub fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
+    let config = config(&args)?;
+    crate::command::runtime()?
+        .block_on(serve_async(config, &args))
+        .map_err(CliError::failure)?;
+    Ok(ExitCode::SUCCESS)
 }
 
-async fn serve_async(config: TargetConfig, args: &ServeArgs) -> Result<(), String> {
-    let target = Target::bind(config).await.map_err(|e| e.to_string())?;
+async fn serve_async(config: TargetConfig, args: &ServeArgs) -> Result<(), Stopped> {
+    let target = Target::bind(config).await?;
     if let Some(path) = &args.write_ca {
-        let pem = super::tls::test_ca_pem().map_err(|e| e.to_string())?;
-        std::fs::write(path, pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let pem = super::tls::test_ca_pem()?;
+        std::fs::write(path, pem).map_err(|source| FileError::Write {
+            path: path.clone(),
+            source,
+        })?;
     }
-    say(&format!(
-        "listening on {}, scenario {}; a probe must find: {}",
+    crate::report::stdout::print(&format!(
+        "listening on {}, scenario {}; a probe must find: {}\n",
         target.local_addr(),
         target.config().label(),
         target.expected().describe()
-    ));
+    ))?;
     let trace_json = args.trace_json.clone();
     if args.once {
-        let served = target.serve_one().await.map_err(|e| e.to_string())?;
+        let served = target.serve_one().await?;
         report(&served, trace_json.as_deref())?;
         return Ok(());
     }
     let (sink, mut served) = tokio::sync::mpsc::unbounded_channel::<Served>();
+    // The first connection that cannot be reported ends the target, with that error.
+    let (failed, on_failure) = tokio::sync::oneshot::channel::<()>();
     let reporter = tokio::spawn(async move {
         while let Some(done) = served.recv().await {
             if let Err(e) = report(&done, trace_json.as_deref()) {
-                let _ = crate::cli::error(e);
+                let _ = failed.send(());
+                return Err(e);
             }
         }
+        Ok(())
     });
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = on_failure => {}
+        }
     };
     let result = target.run(shutdown, Some(sink)).await;
-    let _ = reporter.await;
-    result.map_err(|e| e.to_string())
+    let reported = reporter.await;
+    result?;
+    match reported {
+        Ok(reported) => reported,
+        // The reporter panicked: its connections went unreported, which is no reason to fail the target.
+        Err(_) => Ok(()),
+    }
 }
 
-/// One line on stdout, flushed; a reader that went away (`rdptrace serve | head -1`) does not stop the target.
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
-/// One line per connection on stdout, and its trace in the JSON lines file when asked for.
-fn report(served: &Served, trace_json: Option<&Path>) -> Result<(), String> {
-    say(&format!("{}: {}", served.peer, served.outcome));
+/// One line per connection on stdout (a reader that went away, `rdptrace serve | head -1`, does not stop
+/// the target), and its trace in the JSON lines file when asked for.
+fn report(served: &Served, trace_json: Option<&Path>) -> Result<(), Stopped> {
+    crate::report::stdout::print(&format!("{}: {}\n", served.peer, served.outcome))?;
     if let Some(path) = trace_json {
         let line = crate::report::json::line(&served.trace, &served.verdict());
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        writeln!(file, "{line}").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            .map_err(|source| FileError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        writeln!(file, "{line}").map_err(|source| FileError::Write {
+            path: path.to_owned(),
+            source,
+        })?;
     }
     Ok(())
 }
 
 /// `rdptrace demo`: the built-in target on an ephemeral loopback port, in this process, and a probe of it
 /// with the target's test identity.
-pub fn demo(args: DemoArgs) -> ExitCode {
-    let Some(scenario) = scenario::find(&args.scenario) else {
-        return crate::cli::usage(ServeError::UnknownScenario(args.scenario.clone()));
-    };
-    let config = match TargetConfig::new(scenario).with_overrides(args.at, args.errinfo) {
-        Ok(c) => c,
-        Err(e) => return crate::cli::usage(e),
-    };
+pub fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
+    let scenario = scenario::find(&args.scenario)
+        .ok_or_else(|| CliError::usage(ServeError::UnknownScenario(args.scenario.clone())))?;
+    let config = TargetConfig::new(scenario)
+        .with_overrides(args.at, args.errinfo)
+        .map_err(CliError::usage)?;
     let identity = config.identity.clone();
-    let runtime = match crate::cli::runtime() {
-        Ok(r) => r,
-        Err(e) => return crate::cli::error(e),
-    };
-    let verbose = crate::cli::verbosity() > 0;
+    let runtime = crate::command::runtime()?;
     runtime.block_on(async move {
-        let target = match Target::bind(config).await {
-            Ok(t) => t,
-            Err(e) => return crate::cli::error(e),
-        };
+        let target = Target::bind(config).await.map_err(CliError::failure)?;
         let addr = target.local_addr();
         let mut options = args.probe.clone();
         // The scenario's own phase timeout (a stall, slow replies), unless --phase-timeout gives another,
@@ -264,33 +282,26 @@ pub fn demo(args: DemoArgs) -> ExitCode {
             }
             crate::probe::Password::new(identity.password().to_owned())
         } else {
-            match crate::probe::cli::read_password(
-                options.user.as_deref(),
-                options.password_file.as_ref(),
-            ) {
-                Ok(Some(p)) => p,
-                Ok(None) => crate::probe::Password::default(),
-                Err(e) => return crate::cli::usage(e),
-            }
+            read_password(options.user.as_deref(), options.password_file.as_deref())?
+                .unwrap_or_default()
         };
-        let probe_config = match options.config(&addr.to_string(), Some(&password)) {
-            Ok(c) => c,
-            Err(e) => return crate::cli::usage(e),
-        };
+        let probe_config = options
+            .config(&addr.to_string(), Some(&password))
+            .map_err(CliError::usage)?;
         if !args.output.json {
-            println!(
-                "built-in target on {addr}, scenario {}",
+            let mut header = format!(
+                "built-in target on {addr}, scenario {}\n",
                 target.config().label()
             );
             if !scenario.stands_for.is_empty() {
-                println!("  stands for: {}", scenario.stands_for);
+                header.push_str(&format!("  stands for: {}\n", scenario.stands_for));
             }
-            println!(
-                "  expected:   {}{}",
+            header.push_str(&format!(
+                "  expected:   {}{}\n\n",
                 target.expected().describe(),
                 scenario.probe.describe()
-            );
-            println!();
+            ));
+            crate::report::stdout::print(&header)?;
         }
         let server = target.clone();
         let served = tokio::spawn(async move { server.serve_one().await });
@@ -298,23 +309,22 @@ pub fn demo(args: DemoArgs) -> ExitCode {
         // The target ends its side on its own (a fault, the client's close, or its read timeout).
         let _ = tokio::time::timeout(Duration::from_secs(10), served).await;
         let verdict = crate::diagnose::diagnose(&trace);
-        crate::probe::cli::print(&trace, &verdict, &args.output, verbose);
-        ExitCode::from(crate::cli::exit_code(&verdict))
+        crate::probe::cli::print(&trace, &verdict, &args.output)?;
+        Ok(ExitCode::from(verdict.exit_code()))
     })
 }
 
-pub fn scenarios(args: ScenariosArgs) -> ExitCode {
+pub fn scenarios(args: ScenariosArgs) -> Result<ExitCode, CliError> {
     if args.json {
-        let mut out = std::io::stdout().lock();
+        let mut lines = String::new();
         for s in scenario::catalogue() {
-            if writeln!(out, "{}", scenario::to_json(s)).is_err() {
-                break;
-            }
+            lines.push_str(&format!("{}\n", scenario::to_json(s)));
         }
+        crate::report::stdout::print(&lines)?;
     } else {
-        let _ = write!(std::io::stdout().lock(), "{}", scenario::render_catalogue());
+        crate::report::stdout::print(&scenario::render_catalogue())?;
     }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The probe's phase timeout when `--phase-timeout` is not given (its default in

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use rdptrace::fleet::targets::{self, Line};
 
-use super::common::{ChildGuard, TempDir, in_ci, is_root};
+use super::{ChildGuard, TempDir, in_ci, is_root};
 
 /// How long `lab/lab up` may take here (it waits up to 20 s per host, all at once; the first run makes
 /// certificates).

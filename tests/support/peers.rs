@@ -8,9 +8,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::common::{ChildGuard, has_program, require, wait_listening};
+use super::{ChildGuard, has_program, require, wait_listening};
 
-pub use super::common::xrdp::{start_xrdp, xrdp_available};
+#[allow(unused_imports)]
+pub use super::xrdp::{start_xrdp, xrdp_available};
 
 /// Whether FreeRDP's shadow server and Xvfb can run here.
 pub fn shadow_available() -> bool {
@@ -63,7 +64,7 @@ pub fn start_shadow_nla(dir: &Path) -> Result<(u16, (ChildGuard, ChildGuard)), S
     let mut logs = String::new();
     // A port found free can be taken by another process before the server binds it: try a second one.
     for attempt in 0..2 {
-        let port = super::common::free_port();
+        let port = super::free_port();
         let log_path = dir.join(format!("shadow-{attempt}.log"));
         let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
         let log_err = log.try_clone().map_err(|e| e.to_string())?;

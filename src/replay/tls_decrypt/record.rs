@@ -45,6 +45,7 @@ impl AeadKey {
     }
 
     /// Seals `plain` (tag appended) with a 12-byte nonce.
+    #[cfg(feature = "synth")]
     fn seal(&self, nonce: &[u8; 12], aad: &[u8], plain: &[u8]) -> Option<Vec<u8>> {
         let payload = Payload { msg: plain, aad };
         match self {
@@ -260,8 +261,9 @@ impl RecordCipher {
     }
 
     /// TLS 1.3 only ([RFC 8446] 5.2): seals `content` of `content_type` as the next record, header included.
-    /// The send side of [`RecordCipher::open`], for the synthetic captures of the benchmarks; `None` for
-    /// older versions or a record over 2^14 bytes.
+    /// The send side of [`RecordCipher::open`], for the synthetic captures of the benchmarks (the `synth`
+    /// feature only); `None` for older versions or a record over 2^14 bytes.
+    #[cfg(feature = "synth")]
     pub fn seal13(&mut self, content_type: u8, content: &[u8]) -> Option<Vec<u8>> {
         let Protection::Aead13 { key, iv } = &self.protection else {
             return None;

@@ -1,16 +1,39 @@
-//! Helpers shared by the integration tests: skipping rules, child processes, ports.
+//! The one support module of the integration tests (`mod support;`): the binary under test
+//! ([`rdptrace`]), skipping rules, child processes, ports; a test client ([`client`]) and real peers
+//! ([`xrdp`], [`peers`], the lab's hosts in [`lab`]).
 
 #![allow(dead_code)]
 
 pub mod client;
+pub mod lab;
+pub mod peers;
 pub mod xrdp;
 #[allow(unused_imports)]
 pub use client::{BOUND, ClientRun, StopAt, run};
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::Child;
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+/// The path of the binary under test.
+pub const RDPTRACE: &str = env!("CARGO_BIN_EXE_rdptrace");
+
+/// The binary under test, with nothing from the environment the tests run in that would change what it
+/// does (no `RDPTRACE_PASSWORD`, no `RUST_LOG`) and stdin closed. A test adds what it needs
+/// (`.env("RDPTRACE_PASSWORD", ...)`, `.stdin(...)`).
+pub fn rdptrace() -> Command {
+    let mut cmd = Command::new(RDPTRACE);
+    cmd.env_remove("RDPTRACE_PASSWORD")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `cmd` to the end: its exit status, stdout and stderr.
+pub fn output(cmd: &mut Command) -> Output {
+    cmd.output().expect("run rdptrace")
+}
 
 /// Whether the tests run in CI, where a missing prerequisite is a failure, not a skip.
 pub fn in_ci() -> bool {
