@@ -220,7 +220,7 @@ impl Dissector {
                 Side::Client => Fact::ClientMac,
                 Side::Server => Fact::ServerMac,
             };
-            let kind = if self.state.encryption_method == crate::rdp_security::Method::FIPS {
+            let kind = if self.fips() {
                 "HMAC-SHA1 (FIPS)"
             } else if sealed.salted {
                 "salted (SEC_SECURE_CHECKSUM)"
@@ -243,6 +243,11 @@ impl Dissector {
             );
         }
         Some(opened.data)
+    }
+
+    /// [2.2.1.4.3] The server chose FIPS encryption: security headers carry the FIPS fields.
+    pub(crate) fn fips(&self) -> bool {
+        self.state.encryption_method == crate::rdp_security::Method::FIPS
     }
 
     /// Passes the server's security choice to the security sink.
