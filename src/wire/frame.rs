@@ -69,39 +69,37 @@ pub struct FrameError {
 }
 
 /// Why bytes are not a frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameErrorKind {
     /// The first byte is neither a TPKT version (3) nor a fast-path header (action bits 0).
-    #[error("not a TPKT or fast-path header")]
     NotRdp { first: u8 },
     /// The first byte is not a TPKT version (3) where only a TPKT may come.
-    #[error("not a TPKT header")]
     NotTpkt { first: u8 },
     /// [T.123] 8 A TPKT length below 7: the TPKT header (4) and the shortest X.224 TPDU header (3).
-    #[error("TPKT length shorter than a TPKT header and an X.224 header")]
     TpktTooShort { length: usize },
     /// [2.2.9.1.2] A fast-path length below the size of its own header.
-    #[error("fast-path length shorter than its header")]
     FastPathTooShort,
     /// Not a TLS record content type, or not major version 3.
-    #[error("not a TLS record header")]
     NotTlsRecord { content_type: u8, major: u8 },
     /// [RFC 8446] 5.1 A TLS record longer than [`MAX_TLS_FRAGMENT`].
-    #[error("TLS record longer than the protocol allows")]
     TlsRecordTooLong { length: usize },
     /// Not a DER SEQUENCE where a TSRequest belongs.
-    #[error("not a TSRequest")]
     NotTsRequest { tag: u8 },
     /// [X.690] 8.1.3 A length in neither the short nor a long form of up to four bytes.
-    #[error("a DER length that does not parse")]
     DerLength,
     /// A TSRequest longer than the reader's limit.
-    #[error("a TSRequest longer than rdptrace accepts")]
     TsRequestTooLong { total: usize },
     /// More bytes than the reader's limit without a whole frame ([`Framed::bounded`]).
-    #[error("a frame longer than rdptrace accepts")]
     TooLong,
 }
+
+impl fmt::Display for FrameErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for FrameErrorKind {}
 
 impl FrameErrorKind {
     /// The reason in words, as traces record it.
