@@ -11,6 +11,7 @@ use crate::codes::{self, Table};
 use crate::pdu::{CertInfo, PduInfo};
 use crate::trace::Fact;
 use crate::trace::Side;
+use crate::wire::frame::{self, Framed};
 
 /// [RFC 8446] 5.1 ContentType.
 pub const CHANGE_CIPHER_SPEC: u8 = 20;
@@ -41,15 +42,11 @@ pub fn suite_name(id: u16) -> String {
 
 /// Parses the whole handshake messages buffered for `from`.
 pub(super) fn drain_handshake(d: &mut Dissector, from: Side, decrypted: bool) {
+    // INVARIANT: each pass takes a whole message (at least its 4-byte header) out of the buffer, or stops.
     loop {
-        let buf = &d.dir(from).handshake;
-        let [_, a, b, c, ..] = **buf else {
+        let Framed::Complete(len) = frame::tls_handshake_message(&d.dir(from).handshake) else {
             return;
         };
-        let len = 4 + ((usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c));
-        if buf.len() < len {
-            return;
-        }
         let msg: Vec<u8> = d.dir(from).handshake.drain(..len).collect();
         handshake_message(d, from, &msg, decrypted);
     }

@@ -4,6 +4,7 @@
 //!   `find_size` frames them; [`tpkt`] the same without fast-path (the answer to a Connection Request);
 //! - [`tls_record`]: a TLS record ([RFC 8446] 5.1), and [`looks_like_tls_record`] for a stream that switches
 //!   to TLS where RDP framing was expected;
+//! - [`tls_handshake_message`]: a handshake message in the handshake bytes of TLS records ([RFC 8446] 4);
 //! - [`ts_request`]: a CredSSP TSRequest ([MS-CSSP] 2.2.1), a DER SEQUENCE ([X.690] 8.1);
 //! - [`fixed`]: a PDU of a known size (the Early User Authorization Result, [2.2.10.2]).
 //!
@@ -23,6 +24,8 @@ use ironrdp_pdu::tpkt::TpktHeader;
 pub const MAX_TLS_FRAGMENT: usize = (1 << 14) + 2048;
 /// [RFC 8446] 5.1 A TLS record header: content type, legacy version, length.
 pub const TLS_RECORD_HEADER: usize = 5;
+/// [RFC 8446] 4 A handshake message header: type and a 24-bit length.
+const TLS_HANDSHAKE_HEADER: usize = 4;
 
 /// [RFC 8446] 5.1 The content types a TLS record may carry: ChangeCipherSpec (20) to Heartbeat (24).
 const TLS_CONTENT_TYPES: core::ops::RangeInclusive<u8> = 20..=24;
@@ -240,6 +243,16 @@ impl<'a> TlsRecord<'a> {
             fragment,
         })
     }
+}
+
+/// [RFC 8446] 4 A handshake message in the handshake bytes of TLS records: its type, a 24-bit length, the
+/// body. (Any length is a frame; the caller bounds what it buffers.)
+pub fn tls_handshake_message(buf: &[u8]) -> Framed {
+    let [_, a, b, c, ..] = *buf else {
+        return NEED_MORE;
+    };
+    let length = (usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c);
+    whole_or_more(buf, TLS_HANDSHAKE_HEADER + length)
 }
 
 /// [MS-CSSP] 2.2.1 A TSRequest: a DER SEQUENCE ([X.690] 8.9) whose length ([X.690] 8.1.3, short form or
@@ -492,6 +505,15 @@ mod tests {
         assert_eq!(
             kind(tls_record(&[0x17, 0x03, 0x03, 0xff, 0xff])),
             FrameErrorKind::TlsRecordTooLong { length: 0xffff }
+        );
+        assert_eq!(tls_handshake_message(&[0x01, 0x00, 0x00]), NEED_MORE);
+        assert_eq!(
+            tls_handshake_message(&[0x01, 0x00, 0x00, 0x02, 0xaa]),
+            Framed::NeedMore { total: Some(6) }
+        );
+        assert_eq!(
+            tls_handshake_message(&[0x14, 0x00, 0x00, 0x01, 0xaa, 0x02]),
+            Framed::Complete(5)
         );
         assert!(looks_like_tls_record(&[0x16, 0x03, 0x01, 0x00, 0x10]));
         assert!(!looks_like_tls_record(&[0x18, 0x03, 0x01]));

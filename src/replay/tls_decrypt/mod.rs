@@ -684,14 +684,12 @@ fn extensions(ext: Option<&[u8]>) -> (bool, bool, Option<u16>) {
     out
 }
 
-/// [RFC 8446] 4 the length of the whole handshake message (header included) at the start of `buf`, once
-/// all of it is there.
+/// The length of the whole handshake message (header included) at the start of `buf`, once all of it is there.
 fn handshake_len(buf: &[u8]) -> Option<usize> {
-    let [_, a, b, c, ..] = *buf else {
-        return None;
-    };
-    let len = 4 + ((usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c));
-    (buf.len() >= len).then_some(len)
+    match crate::wire::frame::tls_handshake_message(buf) {
+        crate::wire::frame::Framed::Complete(len) => Some(len),
+        _ => None,
+    }
 }
 
 /// [RFC 5246] 7.4.7.1 The EncryptedPreMasterSecret of a ClientKeyExchange message (header included).
