@@ -1,19 +1,16 @@
 //! [MS-RDPBCGR 2.2.1.1.1] security protocol flags.
 
-use ironrdp_pdu::nego::SecurityProtocol;
-
 use super::CodeEntry;
 
-const S: &str = "MS-RDPBCGR 2.2.1.1.1";
+// [2.2.1.1.1] requestedProtocols / selectedProtocol flags.
+pub const PROTOCOL_RDP: u32 = 0x0000_0000;
+pub const PROTOCOL_SSL: u32 = 0x0000_0001;
+pub const PROTOCOL_HYBRID: u32 = 0x0000_0002;
+pub const PROTOCOL_RDSTLS: u32 = 0x0000_0004;
+pub const PROTOCOL_HYBRID_EX: u32 = 0x0000_0008;
+pub const PROTOCOL_RDSAAD: u32 = 0x0000_0010;
 
-/// The flags as the `u32` of requestedProtocols / selectedProtocol, from ironrdp's [`SecurityProtocol`] (whose
-/// empty set is PROTOCOL_RDP).
-pub const PROTOCOL_RDP: u32 = SecurityProtocol::empty().bits();
-pub const PROTOCOL_SSL: u32 = SecurityProtocol::SSL.bits();
-pub const PROTOCOL_HYBRID: u32 = SecurityProtocol::HYBRID.bits();
-pub const PROTOCOL_RDSTLS: u32 = SecurityProtocol::RDSTLS.bits();
-pub const PROTOCOL_HYBRID_EX: u32 = SecurityProtocol::HYBRID_EX.bits();
-pub const PROTOCOL_RDSAAD: u32 = SecurityProtocol::RDSAAD.bits();
+const S: &str = "MS-RDPBCGR 2.2.1.1.1";
 
 pub static ROWS: &[CodeEntry] = &[
     CodeEntry {

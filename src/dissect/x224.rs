@@ -21,8 +21,8 @@ pub const TYPE_RDP_NEG_FAILURE: u8 = 0x03;
 /// [2.2.1.1.2] RDP_NEG_CORRELATION_INFO type.
 pub const TYPE_RDP_CORRELATION_INFO: u8 = 0x06;
 
-/// [2.2.1.1.1] requestedProtocols / selectedProtocol as the `u32` the trace keeps (the flags themselves
-/// are ironrdp's `SecurityProtocol`).
+/// [2.2.1.1.1] requestedProtocols / selectedProtocol as the `u32` the trace keeps, from the code table (the
+/// dissector reads them as ironrdp's `SecurityProtocol`).
 pub use crate::codes::security_protocol::{
     PROTOCOL_HYBRID, PROTOCOL_HYBRID_EX, PROTOCOL_RDP, PROTOCOL_RDSAAD, PROTOCOL_RDSTLS,
     PROTOCOL_SSL,
@@ -297,6 +297,21 @@ pub(super) fn connection_confirm(d: &mut Dissector, from: Side, frame: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The trace keeps the flags as `u32`; the dissector reads them as ironrdp's `SecurityProtocol`.
+    #[test]
+    fn protocol_values_are_ironrdps_flags() {
+        for (value, flags) in [
+            (PROTOCOL_RDP, SecurityProtocol::empty()),
+            (PROTOCOL_SSL, SecurityProtocol::SSL),
+            (PROTOCOL_HYBRID, SecurityProtocol::HYBRID),
+            (PROTOCOL_RDSTLS, SecurityProtocol::RDSTLS),
+            (PROTOCOL_HYBRID_EX, SecurityProtocol::HYBRID_EX),
+            (PROTOCOL_RDSAAD, SecurityProtocol::RDSAAD),
+        ] {
+            assert_eq!(value, flags.bits());
+        }
+    }
 
     #[test]
     fn request_with_cookie_and_neg_req() {
