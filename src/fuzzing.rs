@@ -273,10 +273,20 @@ pub fn tcp(data: &[u8]) -> Vec<Trace> {
             })
         };
         tracker.frame(Duration::from_micros(micros), &frame);
-        traces.extend(tracker.take_finished().into_iter().map(|f| f.trace));
+        traces.extend(
+            tracker
+                .take_finished()
+                .into_iter()
+                .map(|f| f.into_trace("fuzz")),
+        );
     }
     tracker.finish();
-    traces.extend(tracker.take_finished().into_iter().map(|f| f.trace));
+    traces.extend(
+        tracker
+            .take_finished()
+            .into_iter()
+            .map(|f| f.into_trace("fuzz")),
+    );
     for t in &traces {
         let _ = settle(t);
     }

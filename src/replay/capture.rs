@@ -80,11 +80,11 @@ pub enum Format {
 
 enum Inner {
     Pcap {
-        reader: PcapReader<Box<dyn Read>>,
+        reader: PcapReader<Box<dyn Read + Send>>,
         link: u32,
     },
     PcapNg {
-        reader: PcapNgReader<Box<dyn Read>>,
+        reader: PcapNgReader<Box<dyn Read + Send>>,
         /// The last timestamp seen, for Simple Packet Blocks that have none.
         last_ts: Duration,
     },
@@ -159,7 +159,7 @@ impl Capture {
     /// Opens `path`; `wrap` may wrap the raw file reader (a progress bar counts the bytes it reads).
     pub fn open(
         path: &Path,
-        wrap: impl FnOnce(File) -> Box<dyn Read>,
+        wrap: impl FnOnce(File) -> Box<dyn Read + Send>,
     ) -> Result<Capture, CaptureError> {
         let name = path.display().to_string();
         let file = File::open(path).map_err(|e| CaptureError {
@@ -171,8 +171,8 @@ impl Capture {
     }
 
     /// Reads a capture from any reader; `name` is used in errors.
-    pub fn from_reader(name: String, raw: Box<dyn Read>) -> Result<Capture, CaptureError> {
-        let mut reader: Box<dyn BufRead> = Box::new(BufReader::new(raw));
+    pub fn from_reader(name: String, raw: Box<dyn Read + Send>) -> Result<Capture, CaptureError> {
+        let mut reader: Box<dyn BufRead + Send> = Box::new(BufReader::new(raw));
         let mut gzip = false;
         let mut kind = peek(&mut reader, &name)?;
         if kind == Magic::Gzip {
@@ -185,7 +185,7 @@ impl Capture {
             packet: None,
             detail,
         };
-        let boxed: Box<dyn Read> = Box::new(reader);
+        let boxed: Box<dyn Read + Send> = Box::new(reader);
         let (inner, format) = match kind {
             Magic::Pcap => {
                 let reader = PcapReader::with_capacity(boxed, READ_BUFFER)

@@ -1,13 +1,12 @@
 //! Which connections are RDP, from their first bytes: an X.224 Connection Request or Confirm, the RDP port,
 //! a TLS ClientHello to a server seen speaking RDP, or RDP behind a SOCKS5 handshake.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use ironrdp_pdu::tpdu::TpduCode;
 
-use super::RDP_PORT;
 use super::flows::{Conn, End, PerEnd};
+use super::{RDP_PORT, RdpServers};
 use crate::trace::Pairing;
 use crate::wire::frame::{self, Peek};
 
@@ -86,7 +85,7 @@ fn socks5(client: &[u8], server: &[u8]) -> Option<(usize, usize, String)> {
 pub(super) fn classify(
     conn: &Conn,
     data: PerEnd<&[u8]>,
-    rdp_servers: &HashSet<SocketAddr>,
+    rdp_servers: &RdpServers,
 ) -> (Decision, Option<End>) {
     // Which end is the client: the SYN's sender, else whoever sends an X.224 CR, else the end that did
     // not send an X.224 CC, else the end not on port 3389.
@@ -142,7 +141,7 @@ pub(super) fn classify(
             Some(c),
         );
     }
-    if rdp_servers.contains(&server) && frame::tls_handshake_type(cd) == Peek::Found(CLIENT_HELLO) {
+    if frame::tls_handshake_type(cd) == Peek::Found(CLIENT_HELLO) && rdp_servers.contains(&server) {
         return (
             Decision::Rdp {
                 skip: PerEnd::default(),

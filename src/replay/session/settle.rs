@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::super::tls_decrypt::Decryptor;
 use super::classify::Decision;
-use super::flows::{Conn, End, millis, round_ms};
+use super::flows::{Conn, End, Syn, millis, round_ms};
 use super::{Content, RdpSession, Shared, feed};
 use crate::dissect::Dissector;
 use crate::pdu::PduInfo;
@@ -20,18 +20,7 @@ pub(super) fn start(conn: &mut Conn, decision: Decision, shared: &Shared) {
     };
     let client_end = conn.client.unwrap_or(End::A);
     conn.client = Some(client_end);
-    let client = conn.ends[client_end];
-    let server = conn.ends[client_end.other()];
-    let mut trace = Trace::new(
-        server.to_string(),
-        Origin::Replay {
-            file: shared.file.clone(),
-            session: 0,
-        },
-    );
-    trace.started_at = rfc3339(conn.first_ts);
-    trace.set_addrs(Some(client), Some(server));
-    tcp_phase(conn, &mut trace, client, server);
+    let mut trace = Handshake::of(conn).trace(&shared.file);
     if let Some(via) = via {
         trace.fact_in(PhaseName::Tcp, Fact::Tunnel, via);
         trace.fact_in(
@@ -46,7 +35,7 @@ pub(super) fn start(conn: &mut Conn, decision: Decision, shared: &Shared) {
     }
     let mut dissector = Dissector::new(trace);
     let decrypt = shared.secrets.as_ref().map(|secrets| {
-        let d = Decryptor::new(Arc::clone(secrets));
+        let d = Decryptor::at(Arc::clone(secrets), Arc::clone(&shared.position));
         let status = d.status();
         dissector.set_tls_sink(Box::new(d));
         let randoms = secrets.rdp_client_randoms();
@@ -73,21 +62,86 @@ pub(super) fn start(conn: &mut Conn, decision: Decision, shared: &Shared) {
     conn.content = Content::Rdp(Box::new(session));
 }
 
-/// The tcp phase from what the capture holds of the handshake.
-fn tcp_phase(conn: &Conn, trace: &mut Trace, client: SocketAddr, server: SocketAddr) {
-    trace.enter(PhaseName::Tcp, 0.0);
-    match conn.syn {
-        Some(syn) => {
-            if syn.count > 0 {
-                trace.fact(Fact::SynRetransmissions, syn.count);
+/// What the capture holds of a connection's handshake and how it ended before carrying anything: the tcp
+/// phase is made of it, and a connection that carried no data is nothing more.
+#[derive(Debug, Clone)]
+pub(super) struct Handshake {
+    pub(super) client: SocketAddr,
+    pub(super) server: SocketAddr,
+    pub(super) first_ts: Duration,
+    pub(super) last_ts: Duration,
+    pub(super) last_data_ts: Duration,
+    pub(super) syn: Option<Syn>,
+    pub(super) syn_ack: Option<Duration>,
+    pub(super) handshake_ack: Option<Duration>,
+    pub(super) refused: Option<Duration>,
+    pub(super) unreachable: Option<(Duration, String)>,
+}
+
+impl Handshake {
+    pub(super) fn of(conn: &Conn) -> Handshake {
+        let client_end = conn.client.unwrap_or(End::A);
+        Handshake {
+            client: conn.ends[client_end],
+            server: conn.ends[client_end.other()],
+            first_ts: conn.first_ts,
+            last_ts: conn.last_ts,
+            last_data_ts: conn.last_data_ts,
+            syn: conn.syn,
+            syn_ack: conn.syn_ack,
+            handshake_ack: conn.handshake_ack,
+            refused: conn.refused,
+            unreachable: conn.unreachable.clone(),
+        }
+    }
+
+    fn at(&self, ts: Duration) -> crate::trace::Millis {
+        millis(ts.saturating_sub(self.first_ts))
+    }
+
+    /// The trace of the connection as it starts: addresses, start time, the tcp phase.
+    pub(super) fn trace(&self, file: &str) -> Trace {
+        let mut trace = Trace::new(
+            self.server.to_string(),
+            Origin::Replay {
+                file: file.to_owned(),
+                session: 0,
+            },
+        );
+        trace.started_at = rfc3339(self.first_ts);
+        trace.set_addrs(Some(self.client), Some(self.server));
+        self.tcp_phase(&mut trace);
+        trace
+    }
+
+    /// The tcp phase from what the capture holds of the handshake.
+    fn tcp_phase(&self, trace: &mut Trace) {
+        let (client, server) = (self.client, self.server);
+        trace.enter(PhaseName::Tcp, 0.0);
+        match self.syn {
+            Some(syn) => {
+                if syn.count > 0 {
+                    trace.fact(Fact::SynRetransmissions, syn.count);
+                }
+                if let Some(syn_ack) = self.syn_ack {
+                    // SYN to SYN-ACK is the round trip seen from the client; from anywhere else on the path
+                    // the round trip ends with the client's ACK.
+                    let syn_ts = syn.last.min(syn_ack);
+                    let rtt = self.handshake_ack.unwrap_or(syn_ack).saturating_sub(syn_ts);
+                    trace.fact(Fact::RttMs, round_ms(millis(rtt)));
+                    let at = self.at(self.handshake_ack.unwrap_or(syn_ack));
+                    trace.record_event(
+                        at,
+                        EventKind::Connected {
+                            local: client.to_string(),
+                            remote: server.to_string(),
+                        },
+                    );
+                }
             }
-            if let Some(syn_ack) = conn.syn_ack {
-                // SYN to SYN-ACK is the round trip seen from the client; from anywhere else on the path the
-                // round trip ends with the client's ACK.
-                let syn_ts = syn.last.min(syn_ack);
-                let rtt = conn.handshake_ack.unwrap_or(syn_ack).saturating_sub(syn_ts);
-                trace.fact(Fact::RttMs, round_ms(millis(rtt)));
-                let at = conn.at(conn.handshake_ack.unwrap_or(syn_ack));
+            None if self.syn_ack.is_some() => {
+                trace.fact(Fact::Handshake, "the capture starts after the client's SYN");
+                let at = self.at(self.handshake_ack.or(self.syn_ack).unwrap_or(self.first_ts));
                 trace.record_event(
                     at,
                     EventKind::Connected {
@@ -96,23 +150,77 @@ fn tcp_phase(conn: &Conn, trace: &mut Trace, client: SocketAddr, server: SocketA
                     },
                 );
             }
+            None => {
+                trace.fact(
+                    Fact::Handshake,
+                    "not in the capture (it starts in the middle of the connection)",
+                );
+            }
         }
-        None if conn.syn_ack.is_some() => {
-            trace.fact(Fact::Handshake, "the capture starts after the client's SYN");
-            let at = conn.at(conn.handshake_ack.or(conn.syn_ack).unwrap_or(conn.first_ts));
-            trace.record_event(
-                at,
-                EventKind::Connected {
-                    local: client.to_string(),
-                    remote: server.to_string(),
+    }
+
+    /// Whether the connection never got through: refused, unreachable, or a SYN never answered (and no
+    /// data seen).
+    pub(super) fn never_connected(&self, payload_seen: bool) -> bool {
+        self.refused.is_some()
+            || self.unreachable.is_some()
+            || (self.syn.is_some() && self.syn_ack.is_none() && !payload_seen)
+    }
+
+    /// Ends the trace of a connection that never got through; `false` (and the trace untouched) for one
+    /// that did.
+    pub(super) fn settle_never_connected(&self, trace: &mut Trace, payload_seen: bool) -> bool {
+        let addr = self.server.to_string();
+        if let Some(at) = self.refused {
+            trace.record_event_in(
+                PhaseName::Tcp,
+                self.at(at),
+                EventKind::ConnectFailed {
+                    addr,
+                    error: ConnectError::Refused,
                 },
             );
+            trace.finish(true);
+            return true;
         }
-        None => {
-            trace.fact(
-                Fact::Handshake,
-                "not in the capture (it starts in the middle of the connection)",
+        if let Some((at, what)) = &self.unreachable {
+            trace.record_event_in(
+                PhaseName::Tcp,
+                self.at(*at),
+                EventKind::ConnectFailed {
+                    addr,
+                    error: ConnectError::Unreachable(what.clone()),
+                },
             );
+            trace.finish(true);
+            return true;
+        }
+        if let Some(syn) = self.syn
+            && self.syn_ack.is_none()
+            && !payload_seen
+        {
+            let waited = round_ms(millis(syn.last.saturating_sub(syn.first)));
+            trace.fact_in(PhaseName::Tcp, Fact::SynSent, syn.count + 1);
+            trace.fact_in(PhaseName::Tcp, Fact::WaitedMs, waited);
+            trace.record_event_in(
+                PhaseName::Tcp,
+                self.at(syn.last),
+                EventKind::ConnectFailed {
+                    addr,
+                    error: ConnectError::TimedOut,
+                },
+            );
+            trace.finish(true);
+            return true;
+        }
+        false
+    }
+
+    /// The idle time at the end of the capture of a connection that did not close, as a fact.
+    pub(super) fn idle_at_end(&self, trace: &mut Trace) {
+        let idle = round_ms(millis(self.last_ts.saturating_sub(self.last_data_ts)));
+        if idle > 0.0 {
+            trace.fact(Fact::IdleAtCaptureEndMs, idle);
         }
     }
 }
@@ -146,9 +254,9 @@ pub(super) fn close(conn: &mut Conn, end: End, how: CloseKind, ts: Duration) {
 }
 
 /// Settles a connection's trace; `None` for connections that are not RDP.
-pub(super) fn settle(conn: Conn) -> Option<Trace> {
-    let client_end = conn.client;
-    let Content::Rdp(session) = conn.content else {
+pub(super) fn settle(mut conn: Conn) -> Option<Trace> {
+    let handshake = Handshake::of(&conn);
+    let Content::Rdp(session) = std::mem::replace(&mut conn.content, Content::NotRdp) else {
         return None;
     };
     let RdpSession {
@@ -157,56 +265,12 @@ pub(super) fn settle(conn: Conn) -> Option<Trace> {
         ..
     } = *session;
     let closed_any = conn.closed.iter().any(Option::is_some);
-    let never_connected = conn.refused.is_some()
-        || conn.unreachable.is_some()
-        || (conn.syn.is_some() && conn.syn_ack.is_none() && !conn.payload_seen);
+    let never_connected = handshake.never_connected(conn.payload_seen);
     if !closed_any && !never_connected {
         dissector.on_capture_end(millis(conn.last_ts.saturating_sub(conn.first_ts)));
     }
     let mut trace = dissector.into_trace();
-    let server = client_end.map(|c| conn.ends[c.other()]);
-    let addr = server.map(|s| s.to_string()).unwrap_or_default();
-
-    if let Some(at) = conn.refused {
-        trace.record_event_in(
-            PhaseName::Tcp,
-            millis(at.saturating_sub(conn.first_ts)),
-            EventKind::ConnectFailed {
-                addr,
-                error: ConnectError::Refused,
-            },
-        );
-        trace.finish(true);
-        return Some(trace);
-    }
-    if let Some((at, what)) = &conn.unreachable {
-        trace.record_event_in(
-            PhaseName::Tcp,
-            millis(at.saturating_sub(conn.first_ts)),
-            EventKind::ConnectFailed {
-                addr,
-                error: ConnectError::Unreachable(what.clone()),
-            },
-        );
-        trace.finish(true);
-        return Some(trace);
-    }
-    if let Some(syn) = conn.syn
-        && conn.syn_ack.is_none()
-        && !conn.payload_seen
-    {
-        let waited = round_ms(millis(syn.last.saturating_sub(syn.first)));
-        trace.fact_in(PhaseName::Tcp, Fact::SynSent, syn.count + 1);
-        trace.fact_in(PhaseName::Tcp, Fact::WaitedMs, waited);
-        trace.record_event_in(
-            PhaseName::Tcp,
-            millis(syn.last.saturating_sub(conn.first_ts)),
-            EventKind::ConnectFailed {
-                addr,
-                error: ConnectError::TimedOut,
-            },
-        );
-        trace.finish(true);
+    if handshake.settle_never_connected(&mut trace, conn.payload_seen) {
         return Some(trace);
     }
 
@@ -220,10 +284,7 @@ pub(super) fn settle(conn: Conn) -> Option<Trace> {
 
     let at_end = millis(conn.last_ts.saturating_sub(conn.first_ts));
     if !closed_any {
-        let idle = round_ms(millis(conn.last_ts.saturating_sub(conn.last_data_ts)));
-        if idle > 0.0 {
-            trace.fact(Fact::IdleAtCaptureEndMs, idle);
-        }
+        handshake.idle_at_end(&mut trace);
     }
     let reached_active = trace.phase(PhaseName::Active).start_ms.is_some();
     let first_close = trace.events().find_map(|(_, e)| match e.kind {
@@ -255,7 +316,7 @@ pub(super) fn settle(conn: Conn) -> Option<Trace> {
 }
 
 /// RFC 3339 of a time since the epoch.
-fn rfc3339(ts: Duration) -> Option<String> {
+pub(super) fn rfc3339(ts: Duration) -> Option<String> {
     let nanos = i128::try_from(ts.as_nanos()).ok()?;
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()?;
     t.format(&time::format_description::well_known::Rfc3339)
