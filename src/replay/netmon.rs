@@ -242,6 +242,8 @@ pub struct Reader<R> {
     chunk: Vec<u32>,
     chunk_first: u32,
     buf: Vec<u8>,
+    /// An error found on opening that belongs to the first frame.
+    pending: Option<NetMonError>,
     done: bool,
 }
 
@@ -287,7 +289,8 @@ impl<R: Read + Seek> Reader<R> {
             return Err(header_err(NetMonErrorKind::TableLength(h.table_len)));
         }
         let table_end = u64::from(h.table_offset) + u64::from(h.table_len);
-        let frames = if table_end <= len && u64::from(h.table_offset) >= HEADER_LEN as u64 {
+        let cut_short = table_end > len;
+        let frames = if !cut_short && u64::from(h.table_offset) >= HEADER_LEN as u64 {
             Frames::Table {
                 offset: u64::from(h.table_offset),
                 count: h.table_len / 4,
@@ -314,11 +317,15 @@ impl<R: Read + Seek> Reader<R> {
             chunk: Vec::new(),
             chunk_first: 0,
             buf: Vec::new(),
+            pending: None,
             done: false,
         };
         if let Frames::Walk { end, .. } = reader.frames {
-            let first = reader.first_frame(end)?;
-            reader.frames = Frames::Walk { next: first, end };
+            match reader.first_frame(end, cut_short) {
+                Ok(first) => reader.frames = Frames::Walk { next: first, end },
+                // The header is whole: the error is the first frame's.
+                Err(e) => reader.pending = Some(e),
+            }
         }
         Ok(reader)
     }
@@ -342,6 +349,10 @@ impl<R: Read + Seek> Reader<R> {
     pub fn next_record(&mut self) -> Option<Result<Record<'_>, NetMonError>> {
         if self.done {
             return None;
+        }
+        if let Some(e) = self.pending.take() {
+            self.done = true;
+            return Some(Err(e));
         }
         let frame = u64::from(self.next) + 1;
         let offset = match self.frames {
@@ -528,7 +539,8 @@ impl<R: Read + Seek> Reader<R> {
 
     /// Where the first frame starts when the frame table is lost: the first candidate offset holding a
     /// record that fits before `end` (and, from version 2.1 on, whose trailer names a known media type).
-    fn first_frame(&mut self, end: u64) -> Result<u64, NetMonError> {
+    /// `cut_short`: the table was lost because the file ends before it.
+    fn first_frame(&mut self, end: u64, cut_short: bool) -> Result<u64, NetMonError> {
         for at in FIRST_FRAME_CANDIDATES {
             if at >= end {
                 continue;
@@ -555,13 +567,12 @@ impl<R: Read + Seek> Reader<R> {
             }
         }
         // Nothing fits: the file was cut in its first frame, or its frames are not where they belong.
-        let room_for_a_record = end > HEADER_LEN as u64 + RECORD_HEADER_LEN as u64;
         Err(NetMonError {
             frame: Some(1),
-            kind: if room_for_a_record {
-                NetMonErrorKind::NoFirstFrame
-            } else {
+            kind: if cut_short {
                 NetMonErrorKind::Truncated
+            } else {
+                NetMonErrorKind::NoFirstFrame
             },
         })
     }
