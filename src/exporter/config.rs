@@ -32,7 +32,8 @@
     clippy::panic,
     clippy::unreachable,
     clippy::todo,
-    clippy::unimplemented
+    clippy::unimplemented,
+    clippy::unchecked_time_subtraction
 )]
 
 use std::collections::BTreeMap;

@@ -4,6 +4,19 @@
 //! [`MAX_CONNECTIONS`] connections are served at once, and at most `--max-probes` probes run at once: a
 //! probe request beyond that is answered at once with 503, never queued.
 
+// Requests from the network: no panics (see ARCHITECTURE.md, Hostile input).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::unchecked_time_subtraction
+)]
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;

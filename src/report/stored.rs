@@ -11,7 +11,8 @@
     clippy::panic,
     clippy::unreachable,
     clippy::todo,
-    clippy::unimplemented
+    clippy::unimplemented,
+    clippy::unchecked_time_subtraction
 )]
 
 use serde::Deserialize;
