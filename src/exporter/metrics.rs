@@ -216,9 +216,12 @@ impl Measured {
                         codes::lookup(Table::SecurityProtocol, *selected_protocol)
                             .map_or("other", |row| row.name),
                     ),
-                    Negotiation::None => {
-                        codes::lookup(Table::SecurityProtocol, 0).map(|row| row.name)
-                    }
+                    // No negotiation data: Standard RDP Security ([2.2.1.2]).
+                    Negotiation::None => codes::lookup(
+                        Table::SecurityProtocol,
+                        codes::security_protocol::PROTOCOL_RDP,
+                    )
+                    .map(|row| row.name),
                     Negotiation::Failure { .. } => None,
                 }
             }
