@@ -214,15 +214,10 @@ fn seconds(value: Option<f64>, default: f64, key: &'static str) -> Result<Durati
     Ok(Duration::from_secs_f64(v))
 }
 
+/// `security = "nla-ex"`: the values of `--security`.
 fn security(s: &str) -> Result<Security, ModuleError> {
-    Ok(match s.trim().to_ascii_lowercase().as_str() {
-        "auto" => Security::Auto,
-        "rdp" => Security::Rdp,
-        "tls" => Security::Tls,
-        "nla" => Security::Nla,
-        "nla-ex" | "nla_ex" => Security::NlaEx,
-        _ => return Err(ModuleError::Security(s.to_owned())),
-    })
+    <Security as clap::ValueEnum>::from_str(s.trim(), true)
+        .map_err(|_| ModuleError::Security(s.to_owned()))
 }
 
 impl Module {
@@ -414,6 +409,7 @@ timeout = 4
             ),
             ("[modules.a]\npassword = \"x\"\n", "unknown field"),
             ("[modules.a]\nsecurity = \"nla\"\n", "needs a user"),
+            ("[modules.a]\nsecurity = \"ssl\"\n", "unknown security ssl"),
             ("[modules.a]\nexpect = [\"tls-min=9\"]\n", "expect"),
             ("[modules.a]\ntimeout = 0\n", "timeout must be above 0"),
             (

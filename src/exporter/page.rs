@@ -7,14 +7,11 @@ use super::state::Recent;
 use crate::probe::Security;
 use crate::report::html::escape;
 
-fn security(s: Security) -> &'static str {
-    match s {
-        Security::Auto => "auto",
-        Security::Rdp => "rdp",
-        Security::Tls => "tls",
-        Security::Nla => "nla",
-        Security::NlaEx => "nla-ex",
-    }
+/// `nla-ex`, as `--security` and the modules write it.
+fn security(s: Security) -> String {
+    clap::ValueEnum::to_possible_value(&s)
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
 }
 
 /// The page.
