@@ -345,6 +345,16 @@ fn the_password_stays_out_and_the_format_is_prometheus_s() {
         "{}",
         served[4]
     );
+    // The last results are what `rdptrace report` reads: the two probes of the healthy target.
+    let results = dir.path().join("results.jsonl");
+    std::fs::write(&results, &served[4]).unwrap();
+    let o = output(rdptrace().arg("report").arg(&results));
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{summary}");
+    assert!(
+        summary.starts_with("summary: 2 targets, 2 passed"),
+        "{summary}"
+    );
     let (status, body) = get(exp, &format!("{probe}&password={MARKER}x"), &[]);
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("never taken from the URL"), "{body}");
