@@ -16,7 +16,7 @@ use super::super::reassembly::{Delivery, Stream};
 use super::super::tls_decrypt::Secrets;
 use super::classify::Decision;
 use super::settle::{close, settle, start};
-use super::{Content, Finished, Limits, RDP_PORT, SAME_PACKET, Shared, deliver};
+use super::{Content, Finished, Limits, RdpPorts, SAME_PACKET, Shared, deliver};
 use crate::trace::{CloseKind, EventKind, Millis, Pairing, PerSide, Side};
 
 /// One end of a connection: `A` sent the first packet seen, `B` the other (which one is the client is
@@ -159,12 +159,19 @@ impl Tracker {
                 file: file.into(),
                 secrets,
                 rdp_servers: HashSet::new(),
+                ports: RdpPorts::default(),
             },
             conns: HashMap::new(),
             next_order: 0,
             finished: Vec::new(),
             evicted: 0,
         }
+    }
+
+    /// The ports RDP listens on in this capture.
+    pub fn with_ports(mut self, ports: RdpPorts) -> Self {
+        self.shared.ports = ports;
+        self
     }
 
     /// Sessions finished so far, taken out of the tracker.
@@ -442,7 +449,7 @@ impl Tracker {
         // A connection that never carried data is RDP only by its port.
         if matches!(conn.content, Content::Undecided { .. }) {
             let server_port = conn.client.map(|c| conn.ends[c.other()].port());
-            if server_port == Some(RDP_PORT) {
+            if server_port.is_some_and(|p| self.shared.ports.contains(p)) {
                 start(
                     &mut conn,
                     Decision::Rdp {
