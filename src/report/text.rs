@@ -185,6 +185,36 @@ fn event_text(kind: &EventKind) -> Option<String> {
         EventKind::CaptureEnded => "   the capture ends here".to_owned(),
         EventKind::ClientClosed { reason } => format!("   client closed: {reason}"),
         EventKind::Anomaly { detail } => format!("!  {detail}"),
+        EventKind::KdcChosen { realm, kdc, source } => {
+            format!("   KDC for {realm}: {kdc} (from {source})")
+        }
+        EventKind::KdcNotFound { realm, tried } => {
+            format!("!! no KDC found for {realm} (tried {})", tried.join(", "))
+        }
+        EventKind::Kdc {
+            kdc,
+            addr,
+            direction,
+            message,
+        } => {
+            let (arrow, prep) = match direction {
+                crate::trace::KdcDirection::ToKdc => (">>", "to"),
+                crate::trace::KdcDirection::FromKdc => ("<<", "from"),
+            };
+            let marker = if matches!(message, crate::pdu::KrbMessage::Error(_)) {
+                "!!"
+            } else {
+                arrow
+            };
+            format!(
+                "{marker} KDC {prep} {kdc}{}: {}",
+                addr.as_ref().map(|a| format!(" ({a})")).unwrap_or_default(),
+                crate::kerberos::message::summary(message)
+            )
+        }
+        EventKind::KdcFailed { kdc, error } => format!("!! KDC {kdc}: {error}"),
+        EventKind::AuthFallback { reason } => format!("!  Negotiate falls back to NTLM: {reason}"),
+        EventKind::KerberosNotUsed { reason } => format!("!  Kerberos not used: {reason}"),
     })
 }
 
