@@ -146,7 +146,7 @@ pub static ERROR_ROWS: &[CodeEntry] = &[
     CodeEntry {
         code: KDC_ERR_CLIENT_REVOKED,
         name: "KDC_ERR_CLIENT_REVOKED",
-        meaning: "the client's credentials have been revoked (account disabled, locked out or expired)",
+        meaning: "the client's credentials have been revoked: the account is disabled, locked out or expired",
         section: E,
     },
     CodeEntry {
@@ -182,7 +182,7 @@ pub static ERROR_ROWS: &[CodeEntry] = &[
     CodeEntry {
         code: KDC_ERR_PREAUTH_FAILED,
         name: "KDC_ERR_PREAUTH_FAILED",
-        meaning: "pre-authentication information was invalid (a wrong password)",
+        meaning: "pre-authentication information was invalid, usually a wrong password",
         section: E,
     },
     CodeEntry {
@@ -278,7 +278,7 @@ pub static ERROR_ROWS: &[CodeEntry] = &[
     CodeEntry {
         code: KRB_AP_ERR_MODIFIED,
         name: "KRB_AP_ERR_MODIFIED",
-        meaning: "message stream modified (the ticket does not decrypt with the service's key)",
+        meaning: "message stream modified: the ticket does not decrypt with the service's key",
         section: E,
     },
     CodeEntry {
@@ -344,7 +344,7 @@ pub static ERROR_ROWS: &[CodeEntry] = &[
     CodeEntry {
         code: KRB_ERR_GENERIC,
         name: "KRB_ERR_GENERIC",
-        meaning: "generic error (description in e-text)",
+        meaning: "generic error, described in e-text",
         section: E,
     },
     CodeEntry {
@@ -356,19 +356,19 @@ pub static ERROR_ROWS: &[CodeEntry] = &[
     CodeEntry {
         code: 62,
         name: "KDC_ERROR_CLIENT_NOT_TRUSTED",
-        meaning: "the client's certificate is not trusted (PKINIT)",
+        meaning: "the client's certificate is not trusted, PKINIT",
         section: E,
     },
     CodeEntry {
         code: 63,
         name: "KDC_ERROR_KDC_NOT_TRUSTED",
-        meaning: "the KDC is not trusted (PKINIT)",
+        meaning: "the KDC is not trusted, PKINIT",
         section: E,
     },
     CodeEntry {
         code: 64,
         name: "KDC_ERROR_INVALID_SIG",
-        meaning: "invalid signature (PKINIT)",
+        meaning: "invalid signature, PKINIT",
         section: E,
     },
     CodeEntry {
@@ -380,7 +380,7 @@ pub static ERROR_ROWS: &[CodeEntry] = &[
     CodeEntry {
         code: 66,
         name: "KDC_ERR_CERTIFICATE_MISMATCH",
-        meaning: "certificate mismatch (PKINIT)",
+        meaning: "certificate mismatch, PKINIT",
         section: E,
     },
     CodeEntry {
@@ -392,7 +392,7 @@ pub static ERROR_ROWS: &[CodeEntry] = &[
     CodeEntry {
         code: KDC_ERR_WRONG_REALM,
         name: "KDC_ERR_WRONG_REALM",
-        meaning: "wrong realm (the request belongs to another realm's KDC)",
+        meaning: "wrong realm: the request belongs to another realm's KDC",
         section: E,
     },
     CodeEntry {
@@ -404,43 +404,43 @@ pub static ERROR_ROWS: &[CodeEntry] = &[
     CodeEntry {
         code: 70,
         name: "KDC_ERR_CANT_VERIFY_CERTIFICATE",
-        meaning: "the certificate cannot be verified (PKINIT)",
+        meaning: "the certificate cannot be verified, PKINIT",
         section: E,
     },
     CodeEntry {
         code: 71,
         name: "KDC_ERR_INVALID_CERTIFICATE",
-        meaning: "invalid certificate (PKINIT)",
+        meaning: "invalid certificate, PKINIT",
         section: E,
     },
     CodeEntry {
         code: 72,
         name: "KDC_ERR_REVOKED_CERTIFICATE",
-        meaning: "revoked certificate (PKINIT)",
+        meaning: "revoked certificate, PKINIT",
         section: E,
     },
     CodeEntry {
         code: 73,
         name: "KDC_ERR_REVOCATION_STATUS_UNKNOWN",
-        meaning: "revocation status unknown (PKINIT)",
+        meaning: "revocation status unknown, PKINIT",
         section: E,
     },
     CodeEntry {
         code: 74,
         name: "KDC_ERR_REVOCATION_STATUS_UNAVAILABLE",
-        meaning: "revocation status unavailable (PKINIT)",
+        meaning: "revocation status unavailable, PKINIT",
         section: E,
     },
     CodeEntry {
         code: 75,
         name: "KDC_ERR_CLIENT_NAME_MISMATCH",
-        meaning: "client name mismatch (PKINIT)",
+        meaning: "client name mismatch, PKINIT",
         section: E,
     },
     CodeEntry {
         code: 76,
         name: "KDC_ERR_KDC_NAME_MISMATCH",
-        meaning: "KDC name mismatch (PKINIT)",
+        meaning: "KDC name mismatch, PKINIT",
         section: E,
     },
 ];
@@ -452,25 +452,25 @@ pub static ETYPE_ROWS: &[CodeEntry] = &[
     CodeEntry {
         code: 1,
         name: "des-cbc-crc",
-        meaning: "single DES with a CRC-32 checksum (broken, disabled by default everywhere)",
+        meaning: "single DES with a CRC-32 checksum, broken and disabled by default everywhere",
         section: T,
     },
     CodeEntry {
         code: 2,
         name: "des-cbc-md4",
-        meaning: "single DES with MD4 (broken)",
+        meaning: "single DES with MD4, broken",
         section: T,
     },
     CodeEntry {
         code: 3,
         name: "des-cbc-md5",
-        meaning: "single DES with MD5 (broken, disabled by default everywhere)",
+        meaning: "single DES with MD5, broken and disabled by default everywhere",
         section: T,
     },
     CodeEntry {
         code: 16,
         name: "des3-cbc-sha1-kd",
-        meaning: "triple DES with HMAC-SHA1 (deprecated)",
+        meaning: "triple DES with HMAC-SHA1, deprecated",
         section: T,
     },
     CodeEntry {
@@ -500,13 +500,13 @@ pub static ETYPE_ROWS: &[CodeEntry] = &[
     CodeEntry {
         code: ETYPE_RC4_HMAC,
         name: "rc4-hmac",
-        meaning: "RC4 with HMAC-MD5, keyed by the NT hash (deprecated)",
+        meaning: "RC4 with HMAC-MD5, keyed by the NT hash, deprecated",
         section: T,
     },
     CodeEntry {
         code: 24,
         name: "rc4-hmac-exp",
-        meaning: "exportable RC4 with HMAC-MD5 (broken)",
+        meaning: "exportable RC4 with HMAC-MD5, broken",
         section: T,
     },
 ];

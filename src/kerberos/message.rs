@@ -383,6 +383,9 @@ pub fn summary(m: &KrbMessage) -> String {
         KrbMessage::ApRep { etype } => format!("{name} ({})", etype_name(*etype)),
         KrbMessage::Error(e) => {
             let mut s = format!("{name} {} for {}", error_name(e.code), e.server);
+            if let Some(client) = &e.client {
+                s.push_str(&format!(" (client {client})"));
+            }
             if let Some(status) = e.ntstatus {
                 s.push_str(&format!(
                     ", extended error {}",

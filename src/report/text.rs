@@ -197,18 +197,23 @@ fn event_text(kind: &EventKind) -> Option<String> {
             direction,
             message,
         } => {
-            let (arrow, prep) = match direction {
-                crate::trace::KdcDirection::ToKdc => (">>", "to"),
-                crate::trace::KdcDirection::FromKdc => ("<<", "from"),
+            let marker = match (direction, message) {
+                (_, crate::pdu::KrbMessage::Error(e))
+                    if e.code != crate::codes::kerberos::KDC_ERR_PREAUTH_REQUIRED =>
+                {
+                    "!!"
+                }
+                (crate::trace::KdcDirection::ToKdc, _) => ">>",
+                (crate::trace::KdcDirection::FromKdc, _) => "<<",
             };
-            let marker = if matches!(message, crate::pdu::KrbMessage::Error(_)) {
-                "!!"
-            } else {
-                arrow
-            };
+            // The address only when the URL names the KDC by name.
+            let via = addr
+                .as_ref()
+                .filter(|a| !kdc.contains(a.as_str()))
+                .map(|a| format!(" ({a})"))
+                .unwrap_or_default();
             format!(
-                "{marker} KDC {prep} {kdc}{}: {}",
-                addr.as_ref().map(|a| format!(" ({a})")).unwrap_or_default(),
+                "{marker} KDC {kdc}{via}: {}",
                 crate::kerberos::message::summary(message)
             )
         }
