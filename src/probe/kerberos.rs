@@ -278,9 +278,15 @@ impl Run<'_> {
             self.client_limit("the server answered the AP-REQ without a token".to_owned());
             return Err(Stop);
         };
-        let reply = spnego::negotiation(token)
-            .and_then(|n| n.inner.map(<[u8]>::to_vec))
-            .unwrap_or_else(|| token.to_vec());
+        let reply = match spnego::negotiation(token) {
+            Some(n) => n.inner.map(<[u8]>::to_vec).unwrap_or_default(),
+            None if spnego::krb_token(token).is_some() => token.to_vec(),
+            None => {
+                // Neither SPNEGO nor Kerberos: the dissector recorded it, diagnosis names it.
+                self.drain_after_error().await;
+                return Err(Stop);
+            }
+        };
         match self.step(krb, handle, spn, reply).await {
             Ok((SecurityStatus::Ok, _)) => {}
             Ok((status, _)) => {

@@ -2,7 +2,7 @@
 //! CredSSP, Negotiate's fallback to NTLM.
 
 use crate::codes::kerberos::KDC_ERR_PREAUTH_REQUIRED;
-use crate::pdu::{AuthToken, KrbErrorInfo, KrbMessage, PduInfo, SpnegoInfo};
+use crate::pdu::{AuthToken, KrbErrorInfo, KrbMessage, PduInfo, SpnegoInfo, TicketInfo};
 use crate::trace::{EventKind, KdcDirection, KdcError, Millis, Pdu, Side};
 
 /// Where a KRB-ERROR came from.
@@ -58,6 +58,13 @@ pub struct Kerberos<'t> {
     pub kerberos_at: Option<Millis>,
     /// The service principal a TGS-REQ asked for, when one was seen.
     pub tgs_server: Option<&'t str>,
+    /// The client's AP-REQ in CredSSP: when, and the ticket it carried.
+    pub ap_req: Option<(Millis, &'t TicketInfo)>,
+    /// The server's AP-REP came.
+    pub ap_rep: bool,
+    /// The server's first token after the AP-REQ, when it was neither SPNEGO nor Kerberos: when, and its
+    /// length.
+    pub odd_answer: Option<(Millis, usize)>,
 }
 
 impl<'t> Kerberos<'t> {
@@ -77,10 +84,19 @@ impl<'t> Kerberos<'t> {
             ) => {
                 self.ntlm_at.get_or_insert(pdu.at_ms);
             }
-            (Side::Client, AuthToken::Kerberos { .. }) => {
+            (Side::Client, AuthToken::Kerberos { krb, .. }) => {
                 self.kerberos_at.get_or_insert(pdu.at_ms);
+                if let Some(KrbMessage::ApReq { ticket, .. }) = krb {
+                    self.ap_req = Some((pdu.at_ms, ticket));
+                }
+            }
+            (Side::Server, AuthToken::Unknown { len }) if self.ap_req.is_some() => {
+                self.odd_answer.get_or_insert((pdu.at_ms, *len));
             }
             (Side::Server, AuthToken::Kerberos { krb, spnego, .. }) => {
+                if let Some(KrbMessage::ApRep { .. }) = krb {
+                    self.ap_rep = true;
+                }
                 if let Some(KrbMessage::Error(error)) = krb {
                     self.keep(KrbFailure {
                         at_ms: pdu.at_ms,

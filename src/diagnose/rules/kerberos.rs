@@ -226,3 +226,50 @@ pub fn kerberos_rejected(f: &Findings) -> Option<Explained> {
         .hint(["check that the server holds the key of TERMSRV/<the name the client connects to> (its keytab, or its computer account); --auth ntlm tests NTLM alone".to_owned()]),
     )
 }
+
+/// The client sent its AP-REQ and the server answered neither an AP-REP nor a KRB-ERROR: it did not accept
+/// the ticket, and said so in no way a client can read (FreeRDP's server, whose keytab has no key of the
+/// ticket's version, answers with a token that is not one and closes).
+pub fn ticket_not_accepted(f: &Findings) -> Option<Explained> {
+    let phase = f.failed?;
+    if phase != PhaseName::Credssp || f.kerberos.ap_rep || f.kerberos.error.is_some() {
+        return None;
+    }
+    let (sent, ticket) = f.kerberos.ap_req?;
+    let kvno = ticket
+        .kvno
+        .map(|k| format!(" under key version {k}"))
+        .unwrap_or_default();
+    let answer = match f.kerberos.odd_answer {
+        Some((_, len)) => {
+            format!("answered with a {len}-byte token that is neither SPNEGO nor Kerberos")
+        }
+        None if f.close.is_some_and(|c| c.by == Side::Server) => "ended the connection".to_owned(),
+        None => return None,
+    };
+    Some(
+        Explained::failed(
+            Cause::CredsspRejected,
+            phase,
+            format!(
+                "the server did not accept the Kerberos ticket for {}{kvno}: it {answer}, with no Kerberos error",
+                ticket.server
+            ),
+        )
+        .evidence([format!(
+            "{sent:.1} ms: client AP-REQ with a ticket for {}{kvno}",
+            ticket.server
+        )])
+        .evidence(
+            f.kerberos
+                .odd_answer
+                .map(|(at, len)| format!("{at:.1} ms: server TSRequest with a {len}-byte token")),
+        )
+        .evidence(f.ending_evidence())
+        .hint([format!(
+            "a server whose service key is not the KDC's key for {} (a stale keytab, a reset computer account, a duplicate SPN) cannot decrypt the ticket: compare the key version the KDC used{} with the server's (klist -k on its keytab); Windows servers answer this with KRB_AP_ERR_MODIFIED",
+            ticket.server,
+            ticket.kvno.map(|k| format!(" ({k})")).unwrap_or_default()
+        )]),
+    )
+}

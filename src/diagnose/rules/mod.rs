@@ -145,6 +145,12 @@ pub static RULES: &[Rule] = &[
         explain: kerberos::kdc_unreachable,
     },
     Rule {
+        name: "ticket_not_accepted",
+        basis: Basis::Reported,
+        spec: "[RFC 4120] 3.2.3",
+        explain: kerberos::ticket_not_accepted,
+    },
+    Rule {
         name: "kerberos_rejected",
         basis: Basis::Specified,
         spec: "[RFC 4178] 4.2.2",
