@@ -341,7 +341,7 @@ pub fn start_kdcproxy(
         ),
     )
     .map_err(|e| e.to_string())?;
-    let script = dir.join("kdcproxy.py");
+    let script = dir.join("serve_kdc_proxy.py");
     std::fs::write(
         &script,
         r#"import ssl, sys
@@ -361,6 +361,8 @@ httpd.serve_forever()
 "#,
     )
     .map_err(|e| e.to_string())?;
+    let log_path = dir.join("kdcproxy.log");
+    let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
     let mut child = Command::new("/usr/bin/python3")
         .arg(&script)
         .arg(cert)
@@ -369,7 +371,7 @@ httpd.serve_forever()
         .env("KRB5_CONFIG", &kdc.krb5_conf)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .map_err(|e| format!("python3 kdcproxy: {e}"))?;
     let stdout = child.stdout.take().ok_or("no stdout from the KDC proxy")?;
@@ -378,9 +380,11 @@ httpd.serve_forever()
     BufReader::new(stdout)
         .read_line(&mut line)
         .map_err(|e| format!("the KDC proxy: {e}"))?;
-    let port: u16 = line
-        .trim()
-        .parse()
-        .map_err(|_| format!("the KDC proxy wrote no port: {line:?}"))?;
+    let port: u16 = line.trim().parse().map_err(|_| {
+        format!(
+            "the KDC proxy wrote no port: {line:?}: {}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        )
+    })?;
     Ok((format!("https://localhost:{port}/KdcProxy"), guard))
 }
