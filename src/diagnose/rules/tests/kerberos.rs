@@ -73,7 +73,11 @@ fn connected_after_fallback() {
         "{}",
         e.detail
     );
-    assert!(e.hints.iter().any(|h| h.contains("setspn")), "{:?}", e.hints);
+    assert!(
+        e.hints.iter().any(|h| h.contains("setspn")),
+        "{:?}",
+        e.hints
+    );
 }
 
 #[test]
@@ -114,7 +118,11 @@ fn kerberos_error_from_the_kdc() {
     let (rule, e) = explained(&trace);
     assert_eq!(rule, "kerberos_error");
     assert_eq!(e.cause, Cause::KerberosError);
-    assert!(e.detail.contains("24 KDC_ERR_PREAUTH_FAILED"), "{}", e.detail);
+    assert!(
+        e.detail.contains("24 KDC_ERR_PREAUTH_FAILED"),
+        "{}",
+        e.detail
+    );
     assert!(e.hints[0].contains("password"), "{:?}", e.hints);
 }
 
@@ -139,7 +147,8 @@ fn kerberos_error_from_the_server_with_its_clock() {
     let (rule, e) = explained(&trace);
     assert_eq!(rule, "kerberos_error");
     assert!(
-        e.detail.starts_with("the server refused the client's Kerberos ticket")
+        e.detail
+            .starts_with("the server refused the client's Kerberos ticket")
             && e.detail.contains("37 KRB_AP_ERR_SKEW")
             && e.detail.contains("600 s behind"),
         "{}",
@@ -171,7 +180,11 @@ fn kdc_unreachable() {
         .failed();
     let (rule, e) = explained(&not_found);
     assert_eq!(rule, "kdc_unreachable");
-    assert!(e.detail.contains("no KDC was found for CORP.EXAMPLE"), "{}", e.detail);
+    assert!(
+        e.detail.contains("no KDC was found for CORP.EXAMPLE"),
+        "{}",
+        e.detail
+    );
 }
 
 #[test]
