@@ -48,11 +48,15 @@ pub enum Table {
     EncryptionMethod,
     /// [MS-RDPBCGR 2.2.1.4.3] encryptionLevel.
     EncryptionLevel,
+    /// [RFC 4120 7.5.9] error-code of a KRB-ERROR.
+    KerberosError,
+    /// [RFC 3961 8] Kerberos encryption types.
+    KerberosEtype,
 }
 
 impl Table {
     /// Every table, in the order [`collisions`] reports them.
-    pub const ALL: [Table; 13] = [
+    pub const ALL: [Table; 15] = [
         Table::ErrorInfo,
         Table::ExtendedReason,
         Table::DiscReason,
@@ -66,7 +70,15 @@ impl Table {
         Table::EarlyAuthResult,
         Table::EncryptionMethod,
         Table::EncryptionLevel,
+        Table::KerberosError,
+        Table::KerberosEtype,
     ];
+
+    /// Whether a number of this table is listed among the collisions of a number: the Kerberos tables are
+    /// not, their small integers are never what an RDP peer puts in an RDP field.
+    pub fn collides(self) -> bool {
+        !matches!(self, Table::KerberosError | Table::KerberosEtype)
+    }
 
     pub fn rows(self) -> &'static [CodeEntry] {
         match self {
@@ -83,6 +95,8 @@ impl Table {
             Table::EarlyAuthResult => early_user_auth::ROWS,
             Table::EncryptionMethod => encryption::METHOD_ROWS,
             Table::EncryptionLevel => encryption::LEVEL_ROWS,
+            Table::KerberosError => kerberos::ERROR_ROWS,
+            Table::KerberosEtype => kerberos::ETYPE_ROWS,
         }
     }
 
@@ -102,6 +116,8 @@ impl Table {
             Table::EarlyAuthResult => "Early User Authorization Result",
             Table::EncryptionMethod => "encryption method",
             Table::EncryptionLevel => "encryption level",
+            Table::KerberosError => "Kerberos error code",
+            Table::KerberosEtype => "Kerberos encryption type",
         }
     }
 }
@@ -125,6 +141,7 @@ pub fn lookup_name(table: Table, name: &str) -> Option<&'static CodeEntry> {
 pub fn collisions(code: u32) -> Vec<(Table, &'static CodeEntry)> {
     Table::ALL
         .into_iter()
+        .filter(|table| table.collides())
         .filter_map(|table| lookup(table, code).map(|row| (table, row)))
         .collect()
 }
@@ -181,6 +198,7 @@ pub mod dpu_reason;
 pub mod early_user_auth;
 pub mod encryption;
 pub mod error_info;
+pub mod kerberos;
 pub mod licensing;
 pub mod neg_failure;
 pub mod ntstatus;

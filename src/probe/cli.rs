@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::{Credentials, Password, ProbeConfig, Security};
+use super::{Auth, Credentials, Password, ProbeConfig, Security};
 use crate::check::Outcome;
 use crate::command::{CliError, EXIT_UNMET, PASSWORD_ENV, read_password};
 use crate::fleet::TargetSpec;
@@ -46,6 +46,14 @@ pub struct ProbeOptions {
     /// What the client requests in the X.224 negotiation.
     #[arg(long, value_enum, default_value_t = Security::Auto)]
     pub security: Security,
+    /// How NLA authenticates: negotiate (as mstsc: Kerberos when the user has a realm, user@REALM or
+    /// --domain, and a KDC is found; then NTLM), kerberos (no fallback), ntlm.
+    #[arg(long, value_enum, default_value_t = Auth::Negotiate)]
+    pub auth: Auth,
+    /// The KDC: tcp://host[:88], udp://host[:88], or an MS-KKDCP KDC proxy https://host/KdcProxy.
+    /// Default: the realm's kdc in krb5.conf (KRB5_CONFIG), then DNS SRV records (_kerberos._tcp.REALM).
+    #[arg(long, value_name = "URL", value_parser = super::kdc::parse_kdc_url)]
+    pub kdc: Option<url::Url>,
     /// Seconds for the whole probe.
     #[arg(long, value_name = "SECONDS", default_value = "20", value_parser = parse_seconds)]
     pub timeout: Duration,
@@ -109,6 +117,8 @@ pub enum ConfigError {
     NoPassword(String),
     #[error("wrong-password=yes needs a user")]
     WrongPasswordWithoutUser,
+    #[error("--auth kerberos needs a realm: a user name user@REALM, or --domain")]
+    KerberosWithoutRealm,
 }
 
 /// [`ConfigError`] of the target of a line or file.
@@ -142,6 +152,14 @@ impl ProbeOptions {
             return Err(ConfigError::NlaWithoutUser);
         }
         cfg.security = self.security;
+        cfg.auth = self.auth;
+        cfg.kdc = self.kdc.clone();
+        if self.auth == Auth::Kerberos
+            && let Some(c) = &cfg.credentials
+            && super::kerberos::realm_of(&c.user, c.domain.as_deref()).is_none()
+        {
+            return Err(ConfigError::KerberosWithoutRealm);
+        }
         cfg.timeout = self.timeout;
         cfg.phase_timeout = self.phase_timeout;
         cfg.watch = self.watch;
@@ -371,16 +389,22 @@ pub fn run(args: ProbeArgs) -> Result<ExitCode, CliError> {
         return Err(CliError::usage(NoTargets));
     }
     let total_input = specs.len();
+    let shard = crate::fleet::shard::resolve(
+        args.fleet.shard,
+        args.fleet.shard_count,
+        &crate::fleet::targets::process_env,
+    )
+    .map_err(CliError::usage)?;
     let specs: Vec<(usize, TargetSpec)> = specs
         .into_iter()
         .enumerate()
-        .filter(|(i, _)| args.fleet.shard.is_none_or(|s| s.keeps(*i)))
+        .filter(|(i, _)| shard.is_none_or(|s| s.keeps(*i)))
         .collect();
     if specs.is_empty() {
         let _ = writeln!(
             std::io::stderr(),
             "rdptrace: shard {} of {total_input} targets is empty",
-            args.fleet.shard.map(|s| s.to_string()).unwrap_or_default()
+            shard.map(|s| s.to_string()).unwrap_or_default()
         );
         return Ok(ExitCode::SUCCESS);
     }

@@ -14,6 +14,10 @@ pub mod cli;
 mod connector;
 mod credssp;
 mod io;
+pub mod kdc;
+pub mod kerberos;
+mod kkdcp;
+mod krb_compat;
 pub mod pcap;
 mod standard_security;
 mod tcp;
@@ -76,6 +80,28 @@ pub enum Security {
     NlaEx,
 }
 
+/// How NLA authenticates ([MS-CSSP] over [MS-SPNG]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Auth {
+    /// As mstsc: Kerberos when the user has a realm and a KDC is found, NTLM when Kerberos cannot be used
+    /// or fails in a way Negotiate falls back on.
+    Negotiate,
+    /// Kerberos only: no fallback to NTLM (SPNEGO package list `kerberos,!ntlm`).
+    Kerberos,
+    /// NTLM only.
+    Ntlm,
+}
+
+impl Auth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Auth::Negotiate => "negotiate",
+            Auth::Kerberos => "kerberos",
+            Auth::Ntlm => "ntlm",
+        }
+    }
+}
+
 /// How to probe.
 #[derive(Debug, Clone)]
 pub struct ProbeConfig {
@@ -85,6 +111,10 @@ pub struct ProbeConfig {
     pub port: u16,
     pub credentials: Option<Credentials>,
     pub security: Security,
+    /// How NLA authenticates.
+    pub auth: Auth,
+    /// The KDC (`--kdc`); otherwise krb5.conf, then DNS SRV records.
+    pub kdc: Option<url::Url>,
     /// The whole probe.
     pub timeout: Duration,
     /// Each wait for the server.
@@ -117,6 +147,8 @@ impl ProbeConfig {
             port,
             credentials: None,
             security: Security::Auto,
+            auth: Auth::Negotiate,
+            kdc: None,
             timeout: Duration::from_secs(20),
             phase_timeout: Duration::from_secs(5),
             watch: Duration::from_secs(2),
@@ -199,6 +231,7 @@ pub async fn probe(config: &ProbeConfig) -> Trace {
         secrets: Arc::new(Mutex::new(String::new())),
         rdp_security: None,
         client_addr: None,
+        krb_salt: None,
     };
     let failed = run.run().await;
     run.drain_tap();
@@ -242,6 +275,8 @@ struct Run<'a> {
     /// or follows a server that falls back to it.
     rdp_security: Option<ClientShim>,
     client_addr: Option<SocketAddr>,
+    /// The salt of the user's key, from the KDC's KDC_ERR_PREAUTH_REQUIRED.
+    krb_salt: Option<String>,
 }
 
 impl Run<'_> {

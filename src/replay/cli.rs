@@ -30,7 +30,7 @@ const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
-    /// The capture: pcap or pcapng, plain or gzip-compressed.
+    /// The capture: pcap or pcapng (plain or gzip-compressed), or Microsoft Network Monitor (.cap).
     pub file: PathBuf,
     /// TLS secrets in the NSS key log format (SSLKEYLOGFILE).
     #[arg(long, value_name = "FILE")]
@@ -38,6 +38,10 @@ pub struct ReplayArgs {
     /// A server's RSA private key (PEM, PKCS#1 or PKCS#8), for sessions with RSA key exchange; repeatable.
     #[arg(long = "rsa-key", value_name = "FILE")]
     pub rsa_keys: Vec<PathBuf>,
+    /// A port RDP listens on besides 3389, so that a connection to it that carried no data (refused,
+    /// unanswered) is reported too; repeatable.
+    #[arg(long = "port", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub ports: Vec<u16>,
     /// One `rdptrace/1` JSON document per session, one per line, as each session ends.
     #[arg(long)]
     pub json: bool,
@@ -69,6 +73,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, CliError> {
     let opts = Options {
         keylog: args.keylog.clone(),
         rsa_keys: args.rsa_keys.clone(),
+        ports: args.ports.clone(),
         progress: true,
         threads: args.threads.map_or(0, usize::from),
         ..Options::default()
@@ -465,6 +470,13 @@ impl Output {
         for note in &end.notes {
             let _ = writeln!(stderr, "rdptrace: note: {note}");
         }
+        if self.json && end.duplicates > 0 {
+            let _ = writeln!(
+                stderr,
+                "rdptrace: note: {}",
+                duplicates_line(end.duplicates)
+            );
+        }
         if let Some(e) = end.error {
             return Err(CliError::failure(e));
         }
@@ -499,6 +511,9 @@ impl Output {
             if let Some(line) = self.omitted.line() {
                 writeln!(out, "{line}")?;
             }
+        }
+        if end.duplicates > 0 {
+            writeln!(out, "{}", duplicates_line(end.duplicates))?;
         }
         self.timelines.drain_to(&mut out)?;
         out.flush()
@@ -556,6 +571,14 @@ fn attempt_line(a: &AttemptReport, cause: Cause) -> String {
         a.attempt.started_at().as_deref().unwrap_or("?"),
         PhaseName::Tcp.as_str(),
         cause.as_str()
+    )
+}
+
+/// How many copies of packets the duplicate filter dropped.
+fn duplicates_line(n: u64) -> String {
+    format!(
+        "{n} duplicate packet(s) dropped: the same packet (addresses, sequence numbers, IP identification, payload) captured again within {} ms",
+        super::dedupe::WINDOW.as_millis()
     )
 }
 

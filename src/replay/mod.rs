@@ -1,7 +1,10 @@
-//! Offline replay: the RDP sessions of a pcap or pcapng capture, through the same dissector and diagnosis.
+//! Offline replay: the RDP sessions of a pcap, pcapng or Network Monitor capture, through the same dissector
+//! and diagnosis.
 //!
-//! - [`capture`] reads the file packet by packet (pcap, pcapng, gzip);
+//! - [`capture`] reads the file packet by packet (pcap, pcapng, gzip; [`netmon`] for Network Monitor);
 //! - [`link`] turns a frame into a TCP segment (etherparse for IP and TCP);
+//! - [`dedupe`] drops the copies of a packet that some captures hold (pktmon, Linux on several
+//!   interfaces);
 //! - [`reassembly`] puts each direction's bytes in order and reports what is missing;
 //! - [`session`] tells RDP connections from the rest and keeps one [`crate::dissect::Dissector`] per session;
 //! - [`keylog`] and [`tls_decrypt`] open TLS records with the secrets the user gives;
@@ -27,8 +30,10 @@
 
 pub mod capture;
 pub mod cli;
+pub mod dedupe;
 pub mod keylog;
 pub mod link;
+pub mod netmon;
 pub mod order;
 pub mod reassembly;
 pub mod session;
@@ -42,8 +47,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use capture::{Capture, CaptureError, Item};
+use dedupe::Dedupe;
 use keylog::{KeyLog, Source};
-use session::{At, Attempt, Drops, Ended, Limits, Outcome, RdpServers, Tracker};
+use session::{At, Attempt, Drops, Ended, Limits, Outcome, RdpPorts, RdpServers, Tracker};
 use tls_decrypt::Secrets;
 use tracing::{debug, info};
 
@@ -61,6 +67,8 @@ pub struct Options {
     /// Server RSA private keys (PEM, PKCS#1 or PKCS#8).
     pub rsa_keys: Vec<PathBuf>,
     pub limits: Limits,
+    /// Ports RDP listens on besides 3389 (`--port`).
+    pub ports: Vec<u16>,
     /// Show a progress bar for large files when stderr is a terminal.
     pub progress: bool,
     /// Worker threads; 0 for one per core. 1 reads, follows and settles every connection on the calling
@@ -144,6 +152,8 @@ pub struct Replay {
     /// The error that stopped the reading, if one did; the sessions read until then are still there.
     pub error: Option<CaptureError>,
     pub packets: u64,
+    /// Copies of packets dropped ([`dedupe`]).
+    pub duplicates: u64,
     /// Things worth telling about the file as a whole.
     pub notes: Vec<String>,
     /// What the flow table gave up to stay within its bounds.
@@ -213,6 +223,7 @@ pub fn replay(path: &Path, opts: &Options) -> Result<Replay, ReplayError> {
         sessions,
         error: end.error,
         packets: end.packets,
+        duplicates: end.duplicates,
         notes: end.notes,
         drops: end.drops,
     })
@@ -225,6 +236,8 @@ pub struct End {
     /// The error that stopped the reading, if one did.
     pub error: Option<CaptureError>,
     pub packets: u64,
+    /// Copies of packets dropped ([`dedupe`]).
+    pub duplicates: u64,
     /// RDP sessions found (connection attempts included).
     pub sessions: usize,
     pub notes: Vec<String>,
@@ -275,6 +288,7 @@ pub fn replay_stream(
         path.display().to_string(),
         secrets,
         opts.limits,
+        &RdpPorts::new(&opts.ports),
         opts.workers(),
         each,
     );
@@ -292,10 +306,11 @@ pub fn run(
     file: String,
     secrets: Arc<Secrets>,
     limits: Limits,
+    ports: &RdpPorts,
     each: &mut dyn FnMut(Session),
 ) -> End {
     let name = file.clone();
-    run_stream(capture, file, secrets, limits, 1, &mut |r| {
+    run_stream(capture, file, secrets, limits, ports, 1, &mut |r| {
         each(r.into_session(&name))
     })
 }
@@ -307,13 +322,14 @@ pub fn run_stream(
     file: String,
     secrets: Arc<Secrets>,
     limits: Limits,
+    ports: &RdpPorts,
     workers: usize,
     each: &mut dyn FnMut(Report),
 ) -> End {
     if workers > 1 {
-        threads::run(capture, file, secrets, limits, workers, each)
+        threads::run(capture, file, secrets, limits, ports, workers, each)
     } else {
-        run_single(capture, file, secrets, limits, each)
+        run_single(capture, file, secrets, limits, ports, each)
     }
 }
 
@@ -357,6 +373,8 @@ struct ReadStats {
     unsupported: Vec<(u32, u64, u64)>,
     supported_packets: u64,
     backwards: u64,
+    /// Copies of packets dropped ([`dedupe`]).
+    duplicates: u64,
 }
 
 impl ReadStats {
@@ -382,11 +400,11 @@ impl ReadStats {
         }
     }
 
-    /// The replay's end: the notes about the file and the table's bounds.
+    /// The replay's end: the notes about the file (`capture`'s own among them) and the table's bounds.
     fn end(
         mut self,
+        capture: &Capture,
         file: String,
-        packets: u64,
         sessions: usize,
         drops: Drops,
         limits: Limits,
@@ -410,6 +428,7 @@ impl ReadStats {
                 ));
             }
         }
+        notes.append(&mut capture.notes());
         if self.secrets_blocks > 0 {
             notes.push(format!(
                 "{} TLS key log block(s) in the capture",
@@ -426,7 +445,8 @@ impl ReadStats {
         End {
             file,
             error: self.error,
-            packets,
+            packets: capture.packets(),
+            duplicates: self.duplicates,
             sessions,
             notes,
             drops,
@@ -539,6 +559,7 @@ fn run_single(
     file: String,
     secrets: Arc<Secrets>,
     limits: Limits,
+    ports: &RdpPorts,
     each: &mut dyn FnMut(Report),
 ) -> End {
     let position = order::Position::single();
@@ -549,7 +570,10 @@ fn run_single(
         Some(Arc::clone(&secrets)),
         position,
         servers,
-    );
+    )
+    .with_ports(ports.clone());
+    // Between the capture reader and the flow table: copies of a packet go no further.
+    let mut dedupe = Dedupe::new();
     let mut stats = ReadStats::default();
     let mut clock = Clock::default();
     let mut count = 0usize;
@@ -568,6 +592,9 @@ fn run_single(
                 }
                 stats.supported_packets += 1;
                 let frame = link::decode(p.link, &p.data, p.orig_len);
+                if dedupe.is_copy(p.ts, &frame) {
+                    continue;
+                }
                 let (now, tick) = clock.advance(p.ts);
                 if tick {
                     tracker.tick(p.number, now);
@@ -587,6 +614,7 @@ fn run_single(
     tracker.finish();
     hand_on(&mut tracker, &file, &mut count, each);
     stats.backwards = clock.backwards;
+    stats.duplicates = dedupe.dropped;
     let drops = tracker.drops;
-    stats.end(file, capture.packets(), count, drops, limits)
+    stats.end(&capture, file, count, drops, limits)
 }

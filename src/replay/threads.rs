@@ -21,9 +21,10 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::time::Duration;
 
 use super::capture::{Capture, Item};
+use super::dedupe::Dedupe;
 use super::link::{self, Frame, Segment};
 use super::order::{END, Position, Progress};
-use super::session::{At, Drops, Limits, RdpServers, Tracker, shard};
+use super::session::{At, Drops, Limits, RdpPorts, RdpServers, Tracker, shard};
 use super::tls_decrypt::Secrets;
 use super::{Clock, End, Key, ReadStats, Report, Settled, number, settled};
 
@@ -194,9 +195,11 @@ fn read(
     mut feeder: Feeder,
     secrets: &Secrets,
     progress: &Progress,
-) -> (ReadStats, u64) {
+) -> (ReadStats, Capture) {
     let mut stats = ReadStats::default();
     let mut clock = Clock::default();
+    // Between the capture reader and the flow table: copies of a packet go no further.
+    let mut dedupe = Dedupe::new();
     while let Some(item) = capture.next_item() {
         if feeder.broken {
             break;
@@ -222,6 +225,9 @@ fn read(
                 }
                 stats.supported_packets += 1;
                 let frame = link::decode(p.link, &p.data, p.orig_len);
+                if dedupe.is_copy(p.ts, &frame) {
+                    continue;
+                }
                 let (now, tick) = clock.advance(p.ts);
                 if tick {
                     feeder.tick(p.number, now);
@@ -241,7 +247,8 @@ fn read(
     let packets = capture.packets();
     feeder.flush(packets + 1);
     stats.backwards = clock.backwards;
-    (stats, packets)
+    stats.duplicates = dedupe.dropped;
+    (stats, capture)
 }
 
 /// Stops every wait when a worker ends early (a panic), so that the others do not wait for it forever.
@@ -298,6 +305,8 @@ fn work(
                     ack_flag: flags & ACK != 0,
                     fin: flags & FIN != 0,
                     rst: flags & RST != 0,
+                    // Used only by the duplicate filter, which the reader ran.
+                    ip_id: None,
                     payload: batch.bytes.get(*from..*to).unwrap_or_default(),
                     missing: *missing,
                 }),
@@ -353,6 +362,7 @@ pub(super) fn run(
     file: String,
     secrets: Arc<Secrets>,
     limits: Limits,
+    ports: &RdpPorts,
     workers: usize,
     each: &mut dyn FnMut(Report),
 ) -> End {
@@ -382,7 +392,7 @@ pub(super) fn run(
 
     let mut count = 0usize;
     let mut drops = Drops::default();
-    let (stats, packets) = std::thread::scope(|scope| {
+    let (stats, capture) = std::thread::scope(|scope| {
         for (me, queue) in receivers.into_iter().enumerate() {
             let position = Position::new(Arc::clone(&progress), me);
             let tracker = Tracker::with(
@@ -391,7 +401,8 @@ pub(super) fn run(
                 Some(Arc::clone(&secrets)),
                 Arc::clone(&position),
                 servers.at(position),
-            );
+            )
+            .with_ports(ports.clone());
             let results = results_tx.clone();
             let spare = spare_tx.clone();
             let progress = &progress;
@@ -413,7 +424,7 @@ pub(super) fn run(
             Err(panic) => std::panic::resume_unwind(panic),
         }
     });
-    stats.end(file, packets, count, drops, limits)
+    stats.end(&capture, file, count, drops, limits)
 }
 
 /// Numbers and hands on what the workers settled, in order: a session goes once every worker is past the

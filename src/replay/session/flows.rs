@@ -23,7 +23,7 @@ use super::super::tls_decrypt::Secrets;
 use super::attempt::Attempt;
 use super::settle::{close, settle};
 use super::table::{Id, Table};
-use super::{Content, Limits, RDP_PORT, RdpServers, SAME_PACKET, Shared, deliver};
+use super::{Content, Limits, RdpPorts, RdpServers, SAME_PACKET, Shared, deliver};
 use crate::trace::{CloseKind, EventKind, Millis, Pairing, PerSide, Side, Trace};
 
 /// One end of a connection: `A` sent the first packet seen, `B` the other (which one is the client is
@@ -411,6 +411,7 @@ impl Tracker {
                 secrets,
                 rdp_servers,
                 position,
+                ports: RdpPorts::default(),
             },
             // The connections, the tombstones (a quarter as many), one over each bound at most.
             table: Table::new(limits.max_connections + limits.max_connections / 4 + 2),
@@ -419,6 +420,12 @@ impl Tracker {
             fed: 0,
             clock: Duration::ZERO,
         }
+    }
+
+    /// The ports RDP listens on in this capture.
+    pub fn with_ports(mut self, ports: RdpPorts) -> Self {
+        self.shared.ports = ports;
+        self
     }
 
     /// Connections ended so far, taken out of the tracker.
@@ -862,7 +869,7 @@ impl Tracker {
                 .table
                 .key(id)
                 .and_then(|k| s.ends(k))
-                .filter(|(_, server)| server.port() == RDP_PORT)
+                .filter(|(_, server)| self.shared.ports.contains(server.port()))
                 .map(|(client, server)| Ended {
                     position,
                     first_ts: time(s.first),
@@ -905,7 +912,7 @@ impl Tracker {
             // A connection that never carried data is RDP only by its port.
             Content::Undecided { .. } => {
                 let server_port = conn.client.map(|c| conn.ends[c.other()].port());
-                if server_port != Some(RDP_PORT) {
+                if !server_port.is_some_and(|p| self.shared.ports.contains(p)) {
                     return None;
                 }
                 Outcome::Attempt(Box::new(Attempt::from_conn(&conn)))

@@ -40,6 +40,33 @@ pub fn started_at(ts: Duration) -> Option<String> {
 
 /// The port RDP listens on unless told otherwise.
 pub const RDP_PORT: u16 = 3389;
+
+/// The ports RDP is known to listen on in a capture: [`RDP_PORT`] and those the user names (`--port`).
+/// A connection to one of them is RDP even when it never carried a byte (a refused or unanswered
+/// connection); elsewhere a connection is RDP only by its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RdpPorts(Vec<u16>);
+
+impl RdpPorts {
+    /// [`RDP_PORT`] and `named`.
+    pub fn new(named: &[u16]) -> Self {
+        let mut ports = vec![RDP_PORT];
+        ports.extend_from_slice(named);
+        ports.sort_unstable();
+        ports.dedup();
+        RdpPorts(ports)
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        self.0.binary_search(&port).is_ok()
+    }
+}
+
+impl Default for RdpPorts {
+    fn default() -> Self {
+        RdpPorts::new(&[])
+    }
+}
 /// Connections followed at once (RDP or not); over it the least recently active are dropped.
 pub const MAX_CONNECTIONS: usize = 1 << 16;
 /// Bytes a connection may hold before rdptrace knows whether it is RDP.
@@ -109,6 +136,7 @@ struct Shared {
     rdp_servers: RdpServers,
     /// Where the worker is in the capture.
     position: Arc<Position>,
+    ports: RdpPorts,
 }
 
 /// What rdptrace knows of a connection's content.
@@ -195,8 +223,12 @@ fn deliver(
             (data, gap, *bytes > MAX_UNDECIDED)
         }
     };
-    let (mut decision, client) =
-        classify(conn, data.as_ref().map(Vec::as_slice), &shared.rdp_servers);
+    let (mut decision, client) = classify(
+        conn,
+        data.as_ref().map(Vec::as_slice),
+        &shared.rdp_servers,
+        &shared.ports,
+    );
     if decision == Decision::Wait && (over || gap) {
         decision = Decision::NotRdp;
     }

@@ -3,6 +3,7 @@
 
 mod endings;
 mod handshake;
+mod kerberos;
 mod reports;
 
 use super::{Basis, RULES};
