@@ -125,7 +125,7 @@ impl KerberosService {
     }
 
     /// sspi's acceptor configuration with the key the ticket needs.
-    fn sspi_config(&self, key: Option<Vec<u8>>) -> Option<sspi::KerberosServerConfig> {
+    fn sspi_config(&self, key: Option<Vec<u8>>) -> Option<Box<sspi::KerberosServerConfig>> {
         let key = key.or_else(|| {
             self.keys
                 .iter()
@@ -140,20 +140,20 @@ impl KerberosService {
             Some(key.into()),
         )
         .ok()?;
-        Some(sspi::KerberosServerConfig {
+        Some(Box::new(sspi::KerberosServerConfig {
             kerberos_config: sspi::KerberosConfig {
                 kdc_url: None,
                 client_computer_name: self.host_name.clone(),
             },
             server_properties: props,
-        })
+        }))
     }
 }
 
 /// What the target does with a client's first token.
 pub enum First {
     /// Hand it to sspi (with Kerberos when there is a configuration).
-    Accept(Option<sspi::KerberosServerConfig>),
+    Accept(Option<Box<sspi::KerberosServerConfig>>),
     /// Answer with this SPNEGO token (a KRB-ERROR) and close.
     Refuse(Vec<u8>),
     /// The client offers NTLM, which the target does not take: TSRequest errorCode STATUS_NTLM_BLOCKED

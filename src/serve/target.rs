@@ -945,7 +945,7 @@ impl Conn {
                         .and_then(|r| r.nego_tokens)
                         .unwrap_or_default();
                     match service.first_token(&token, &profile) {
-                        First::Accept(config) => sequence.insert(init(config)?),
+                        First::Accept(config) => sequence.insert(init(config.map(|c| *c))?),
                         First::Refuse(token) => {
                             self.send(&krb::refusal(version, Some(token), None)).await?;
                             return Err(Stop::Refused(
