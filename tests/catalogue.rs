@@ -118,8 +118,10 @@ fn differences(expected: &Expected, trace: &Trace, verdict: &Verdict) -> Vec<Str
 
 #[test]
 fn every_scenario_gets_its_verdict() {
+    // The Kerberos scenarios need a KDC: tests/kerberos_serve.rs runs them against one.
     let runs: Vec<(&'static Scenario, bool)> = scenario::catalogue()
         .iter()
+        .filter(|s| s.kerberos.is_none())
         .flat_map(|s| {
             let strict = !s.expected.cert_problems.is_empty() || s.name == "healthy";
             std::iter::once((s, false)).chain(strict.then_some((s, true)))
@@ -158,7 +160,7 @@ fn every_scenario_gets_its_verdict() {
                 ));
             }
         }
-        assert!(count >= scenario::catalogue().len());
+        assert!(count >= scenario::catalogue().len() - 5);
         mismatches.sort();
         mismatches
     });

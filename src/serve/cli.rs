@@ -65,6 +65,13 @@ pub struct ServeArgs {
     /// Seconds the target waits for each PDU of the connection sequence.
     #[arg(long, default_value_t = 30)]
     pub read_timeout: u64,
+    /// Accept Kerberos NLA with the service key of TERMSRV/<--host-name> from this MIT keytab (with --realm);
+    /// NTLM is still accepted unless the scenario refuses it.
+    #[arg(long, value_name = "FILE", requires = "realm")]
+    pub keytab: Option<PathBuf>,
+    /// The realm of the service principal in --keytab.
+    #[arg(long, value_name = "REALM", requires = "keytab")]
+    pub realm: Option<String>,
     /// Connections served at the same time; more wait in the listen queue.
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_connections: u16,
@@ -167,6 +174,14 @@ fn config(args: &ServeArgs) -> Result<TargetConfig, CliError> {
     config.idle_limit = Duration::from_secs(args.idle_limit);
     config.read_timeout = Duration::from_secs(args.read_timeout.max(1));
     config.max_connections = usize::from(args.max_connections);
+    if let (Some(keytab), Some(realm)) = (&args.keytab, &args.realm) {
+        config.kerberos = Some(
+            super::kerberos::KerberosService::from_keytab(keytab, realm, &args.host_name)
+                .map_err(CliError::usage)?,
+        );
+    } else if scenario.kerberos.is_some() {
+        return Err(CliError::usage(needs_kdc(scenario.name)));
+    }
     Ok(config)
 }
 
@@ -254,6 +269,9 @@ fn report(served: &Served, trace_json: Option<&Path>) -> Result<(), Stopped> {
 pub fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
     let scenario = scenario::find(&args.scenario)
         .ok_or_else(|| CliError::usage(ServeError::UnknownScenario(args.scenario.clone())))?;
+    if scenario.kerberos.is_some() {
+        return Err(CliError::usage(needs_kdc(scenario.name)));
+    }
     let config = TargetConfig::new(scenario)
         .with_overrides(args.at, args.errinfo)
         .map_err(CliError::usage)?;
@@ -312,6 +330,13 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
         crate::probe::cli::print(&trace, &verdict, &args.output)?;
         Ok(ExitCode::from(verdict.exit_code()))
     })
+}
+
+/// A Kerberos scenario without its service key, or in `demo`, which has no KDC.
+fn needs_kdc(name: &str) -> ServeError {
+    ServeError::Config(format!(
+        "the scenario {name} authenticates with Kerberos: it needs a KDC and the service key of TERMSRV/<--host-name> (rdptrace serve --scenario {name} --keytab FILE --realm REALM, then rdptrace probe --auth kerberos --kdc URL)"
+    ))
 }
 
 pub fn scenarios(args: ScenariosArgs) -> Result<ExitCode, CliError> {

@@ -486,6 +486,36 @@ impl CredsspProfile {
     pub const DEFAULT: CredsspProfile = CredsspProfile { version: 6 };
 }
 
+/// The Kerberos side of a scenario that authenticates with Kerberos: it needs `serve --keytab FILE --realm
+/// REALM` (the service key of `TERMSRV/<--host-name>`) and a client with a KDC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KerberosProfile {
+    /// Whether the target takes NTLM beside Kerberos (a domain that blocks NTLM does not).
+    pub ntlm: bool,
+    /// Whether the target decrypts tickets with the keytab's key or with a key that is not the KDC's.
+    pub key: ServiceKey,
+    /// How far the target's clock is from the real one, in seconds (its acceptor checks the authenticator's
+    /// time against it).
+    pub clock_offset_s: i64,
+}
+
+impl KerberosProfile {
+    pub const HEALTHY: KerberosProfile = KerberosProfile {
+        ntlm: true,
+        key: ServiceKey::Keytab,
+        clock_offset_s: 0,
+    };
+}
+
+/// The key the target decrypts tickets with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceKey {
+    /// The keytab's key for the ticket's encryption type.
+    Keytab,
+    /// A key of the same type that is not the KDC's (as a stale keytab or a reset computer account).
+    NotTheKdcs,
+}
+
 /// What the probe needs for the expected verdict to hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeProfile {
@@ -494,22 +524,39 @@ pub struct ProbeProfile {
     pub phase_timeout_ms: Option<u64>,
     /// The probe's `--security`, when the scenario stands for a client that requires something (NLA).
     pub security: Option<crate::probe::Security>,
+    /// The probe's `--auth`, when the scenario is about one package.
+    pub auth: Option<crate::probe::Auth>,
 }
 
 impl ProbeProfile {
     pub const DEFAULT: ProbeProfile = ProbeProfile {
         phase_timeout_ms: None,
         security: None,
+        auth: None,
     };
     /// One second for each answer: what the stalls and the slow replies are judged with.
     pub const IMPATIENT: ProbeProfile = ProbeProfile {
         phase_timeout_ms: Some(1000),
         security: None,
+        auth: None,
     };
     /// A client that requires NLA (`--security nla`), as mstsc does when NLA is required of the client.
     pub const REQUIRES_NLA: ProbeProfile = ProbeProfile {
         phase_timeout_ms: None,
         security: Some(crate::probe::Security::Nla),
+        auth: None,
+    };
+    /// Kerberos alone (`--auth kerberos`): no fallback to NTLM.
+    pub const KERBEROS: ProbeProfile = ProbeProfile {
+        phase_timeout_ms: None,
+        security: None,
+        auth: Some(crate::probe::Auth::Kerberos),
+    };
+    /// NTLM alone (`--auth ntlm`).
+    pub const NTLM: ProbeProfile = ProbeProfile {
+        phase_timeout_ms: None,
+        security: None,
+        auth: Some(crate::probe::Auth::Ntlm),
     };
 
     /// The settings as probe arguments say them: ` (probe with --phase-timeout 1)`.
@@ -520,6 +567,12 @@ impl ProbeProfile {
                 .map(|v| v.get_name().to_owned())
                 .unwrap_or_default();
             args.push(format!("--security {name}"));
+        }
+        if let Some(auth) = self.auth {
+            let name = clap::ValueEnum::to_possible_value(&auth)
+                .map(|v| v.get_name().to_owned())
+                .unwrap_or_default();
+            args.push(format!("--auth {name}"));
         }
         if let Some(ms) = self.phase_timeout_ms {
             args.push(format!("--phase-timeout {}", seconds(ms)));
@@ -538,6 +591,9 @@ impl ProbeProfile {
         }
         if let Some(security) = self.security {
             config.security = security;
+        }
+        if let Some(auth) = self.auth {
+            config.auth = auth;
         }
     }
 }
@@ -789,6 +845,8 @@ pub struct Scenario {
     pub probe: ProbeProfile,
     /// What xfreerdp 2.11 does, where it reports something specific.
     pub xfreerdp: Option<Xfreerdp>,
+    /// Kerberos NLA: needs `--keytab` and `--realm`, and a client with a KDC; `None` for NTLM alone.
+    pub kerberos: Option<KerberosProfile>,
 }
 
 impl Scenario {
@@ -807,6 +865,7 @@ impl Scenario {
         credssp: CredsspProfile::DEFAULT,
         probe: ProbeProfile::DEFAULT,
         xfreerdp: None,
+        kerberos: None,
     };
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ironrdp_acceptor::credssp::CredsspSequence;
 use ironrdp_acceptor::{Acceptor, AcceptorState, DesktopSize};
-use ironrdp_connector::sspi::credssp::{EarlyUserAuthResult, ServerState};
+use ironrdp_connector::sspi::credssp::{EarlyUserAuthResult, ServerState, TsRequest};
 use ironrdp_connector::sspi::{AuthIdentity, Username};
 use ironrdp_connector::{Sequence as _, ServerName};
 use ironrdp_core::WriteBuf;
@@ -31,6 +31,8 @@ use tokio_rustls::server::TlsStream;
 use tracing::{debug, info, warn};
 
 use super::faults;
+use super::kerberos::{self as krb, First, KerberosService};
+use super::scenario::KerberosProfile;
 use super::scenario::{
     Action, Expected, Fault, Protocols, REDIRECT_TARGET, RN_PROVIDER_INITIATED, Scenario,
     ServerPoint,
@@ -39,6 +41,7 @@ use super::standard_security::{self, StandardSecurity};
 use super::tap::{Tap, Tapped};
 use super::tls;
 use super::{ServeError, TestIdentity};
+use crate::codes::ntstatus::STATUS_NTLM_BLOCKED;
 use crate::dissect::MAX_FRAME;
 use crate::dissect::x224::PROTOCOL_HYBRID_EX;
 use crate::trace::{CloseKind, Deadline, EventKind, Origin, PhaseName, Side, Trace};
@@ -69,6 +72,8 @@ pub struct TargetConfig {
     pub max_connections: usize,
     /// The encryption of a scenario that accepts PROTOCOL_RDP alone ([`Protocols::RDP`]).
     pub standard_security: StandardSecurity,
+    /// Kerberos NLA: the service keys of `TERMSRV/<host_name>` (`--keytab`, `--realm`).
+    pub kerberos: Option<KerberosService>,
 }
 
 /// How long the target reads what the client sent before the connection ended under one of its writes.
@@ -101,6 +106,27 @@ impl PduHint for TlsRecordHint {
     }
 }
 
+/// [MS-CSSP] 2.2.1 frames one TSRequest (a DER SEQUENCE), before the CredSSP sequence exists.
+#[derive(Debug)]
+struct CredsspHint;
+
+const CREDSSP_HINT: CredsspHint = CredsspHint;
+
+impl PduHint for CredsspHint {
+    fn find_size(&self, bytes: &[u8]) -> ironrdp_core::DecodeResult<Option<(bool, usize)>> {
+        match TsRequest::read_length(bytes) {
+            Ok(length) => Ok(Some((true, length))),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(_) => Err(ironrdp_core::invalid_field_err(
+                "TSRequest",
+                "length",
+                "not a TSRequest",
+                Some(0),
+            )),
+        }
+    }
+}
+
 /// The host name the target uses when none is given.
 pub const DEFAULT_HOST_NAME: &str = "rdptrace-target";
 
@@ -120,6 +146,7 @@ impl TargetConfig {
             close_linger: Duration::from_secs(5),
             max_connections: 32,
             standard_security: StandardSecurity::DEFAULT,
+            kerberos: None,
         }
     }
 
@@ -874,23 +901,69 @@ impl Conn {
 
     async fn credssp_exchange(&mut self, auth: &AuthIdentity) -> Result<(), Stop> {
         let shared = self.shared.clone();
-        let mut sequence = CredsspSequence::init(
-            auth,
-            ServerName::new(shared.config.host_name.clone()),
-            shared.public_key.clone(),
-            None,
-        )
-        .map_err(|e| Stop::Failed(e.to_string()))?;
         let version = shared.config.scenario.credssp.version;
-        // INVARIANT: NTLM takes three client messages; each pass reads one or stops. The read timeout bounds
-        // each read and a peer that keeps talking ends up refused by the sequence.
+        let kerberos = shared.config.kerberos.as_ref().map(|service| {
+            (
+                service,
+                shared
+                    .config
+                    .scenario
+                    .kerberos
+                    .unwrap_or(KerberosProfile::HEALTHY),
+            )
+        });
+        let init = |krb_config| {
+            CredsspSequence::init(
+                auth,
+                ServerName::new(shared.config.host_name.clone()),
+                shared.public_key.clone(),
+                krb_config,
+            )
+            .map_err(|e| Stop::Failed(e.to_string()))
+        };
+        // With Kerberos the acceptor is made once the client's first token is read: its checks pick the key
+        // of the ticket's encryption type, or refuse.
+        let mut sequence = match kerberos {
+            Some(_) => None,
+            None => Some(init(None)?),
+        };
+        // INVARIANT: NTLM takes three client messages, Kerberos two; each pass reads one or stops. The read
+        // timeout bounds each read and a peer that keeps talking ends up refused by the sequence.
         loop {
-            let hint = match sequence.next_pdu_hint() {
-                Ok(Some(hint)) => hint,
-                Ok(None) => return Ok(()),
-                Err(e) => return Err(Stop::Refused(e.to_string())),
+            let hint = match sequence.as_ref().map(|s| s.next_pdu_hint()) {
+                None => Some(&CREDSSP_HINT as &dyn PduHint),
+                Some(Ok(Some(hint))) => Some(hint),
+                Some(Ok(None)) => return Ok(()),
+                Some(Err(e)) => return Err(Stop::Refused(e.to_string())),
             };
-            let frame = self.read_frame(Some(hint)).await?;
+            let frame = self.read_frame(hint).await?;
+            let sequence = match (sequence.as_mut(), kerberos) {
+                (Some(s), _) => s,
+                (None, Some((service, profile))) => {
+                    let token = TsRequest::from_buffer(&frame)
+                        .ok()
+                        .and_then(|r| r.nego_tokens)
+                        .unwrap_or_default();
+                    match service.first_token(&token, &profile) {
+                        First::Accept(config) => sequence.insert(init(config.map(|c| *c))?),
+                        First::Refuse(token) => {
+                            self.send(&krb::refusal(version, Some(token), None)).await?;
+                            return Err(Stop::Refused(
+                                "the client's kerberos ticket was refused".to_owned(),
+                            ));
+                        }
+                        First::RefuseNtlm => {
+                            self.send(&krb::refusal(version, None, Some(STATUS_NTLM_BLOCKED)))
+                                .await?;
+                            return Err(Stop::Refused(
+                                "the client offered ntlm, which this target does not take"
+                                    .to_owned(),
+                            ));
+                        }
+                    }
+                }
+                (None, None) => return Err(Stop::Failed("no credssp sequence".to_owned())),
+            };
             let mut request = match sequence.decode_client_message(&frame) {
                 Ok(Some(request)) => request,
                 Ok(None) => return Ok(()),

@@ -6,8 +6,9 @@
 //! hand-written entries are.
 
 use super::{
-    Action, CertName, CertProfile, CredsspProfile, Expected, Family, Fault, Group, Issuer, KeyKind,
-    ProbeProfile, Protocols, Scenario, ServerPoint, TlsProfile, Validity, Xfreerdp,
+    Action, CertName, CertProfile, CredsspProfile, Expected, Family, Fault, Group, Issuer,
+    KerberosProfile, KeyKind, ProbeProfile, Protocols, Scenario, ServerPoint, ServiceKey,
+    TlsProfile, Validity, Xfreerdp,
 };
 use crate::codes::Table;
 use crate::codes::disc_reason::{
@@ -649,6 +650,73 @@ static HAND: &[Scenario] = &[
             exit: 147,
             says: &["ERRCONNECT_CONNECT_TRANSPORT_FAILED"],
         }),
+        ..Scenario::BASE
+    },
+    // ---- NLA with Kerberos (serve --keytab FILE --realm REALM, a client with a KDC) -----------------------
+    Scenario {
+        name: "kerberos",
+        group: Group::Nla,
+        stands_for: "A domain member server: NLA with Kerberos, the ticket for TERMSRV/<host name> from the domain's KDC.",
+        wire: "takes the client's SPNEGO AP-REQ with the keytab's key of TERMSRV/<--host-name>, answers the AP-REP (sspi's Kerberos acceptor), and goes on to the active state.",
+        expected: Expected::CONNECTED,
+        probe: ProbeProfile::KERBEROS,
+        kerberos: Some(KerberosProfile::HEALTHY),
+        ..Scenario::BASE
+    },
+    Scenario {
+        name: "kerberos-ntlm-refused",
+        group: Group::Nla,
+        stands_for: "A server in a domain that blocks NTLM (\"Restrict NTLM: incoming NTLM traffic\"): a client that cannot use Kerberos (connecting by IP address, no KDC) is refused.",
+        wire: "takes Kerberos as the kerberos scenario does; answers a client's first NTLM (or SPNEGO NTLM-first) token with a TSRequest errorCode STATUS_NTLM_BLOCKED (0xC0000418), then closes.",
+        expected: Expected::failed(PhaseName::Credssp, Cause::CredsspError)
+            .mentioning(&["STATUS_NTLM_BLOCKED"]),
+        probe: ProbeProfile::NTLM,
+        kerberos: Some(KerberosProfile {
+            ntlm: false,
+            ..KerberosProfile::HEALTHY
+        }),
+        ..Scenario::BASE
+    },
+    Scenario {
+        name: "kerberos-key-mismatch",
+        group: Group::Nla,
+        stands_for: "A server whose service key is not the one the KDC encrypts its tickets with (a stale keytab, a computer account reset, a duplicate SPN on another account).",
+        wire: "decrypts the client's ticket with a key of the right type that is not the keytab's, fails, and answers a SPNEGO reject carrying KRB-ERROR KRB_AP_ERR_MODIFIED (41), then closes.",
+        expected: Expected::failed(PhaseName::Credssp, Cause::KerberosError)
+            .mentioning(&["KRB_AP_ERR_MODIFIED"]),
+        probe: ProbeProfile::KERBEROS,
+        kerberos: Some(KerberosProfile {
+            key: ServiceKey::NotTheKdcs,
+            ..KerberosProfile::HEALTHY
+        }),
+        ..Scenario::BASE
+    },
+    Scenario {
+        name: "kerberos-clock-skew",
+        group: Group::Nla,
+        stands_for: "A server whose clock is an hour off the domain's (a broken time sync), beyond Kerberos's five minutes.",
+        wire: "reads the client's authenticator with the service key and compares its time with a clock one hour ahead; answers a SPNEGO reject carrying KRB-ERROR KRB_AP_ERR_SKEW (37) with that clock's stime, then closes.",
+        expected: Expected::failed(PhaseName::Credssp, Cause::KerberosError)
+            .mentioning(&["KRB_AP_ERR_SKEW"]),
+        probe: ProbeProfile::KERBEROS,
+        kerberos: Some(KerberosProfile {
+            clock_offset_s: 3600,
+            ..KerberosProfile::HEALTHY
+        }),
+        ..Scenario::BASE
+    },
+    Scenario {
+        name: "kerberos-early-auth-denied",
+        group: Group::Nla,
+        stands_for: "A domain server with Early User Authorization where the domain user's Kerberos logon succeeds but the account may not log on remotely.",
+        wire: "completes CredSSP with Kerberos, then sends the Early User Authorization Result ACCESS_DENIED and closes.",
+        expected: Expected::failed(PhaseName::EarlyUserAuth, Cause::EarlyAuthDenied),
+        behaviour: &[fault(
+            ServerPoint::CredsspAuthenticated,
+            Action::EarlyAuthDenied,
+        )],
+        probe: ProbeProfile::KERBEROS,
+        kerberos: Some(KerberosProfile::HEALTHY),
         ..Scenario::BASE
     },
     Scenario {
