@@ -14,6 +14,7 @@ pub mod dissect;
 pub mod explain;
 pub mod fleet;
 pub mod fuzzing;
+pub mod gateway;
 pub mod mstsc;
 pub mod pdu;
 pub mod probe;

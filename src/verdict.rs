@@ -196,9 +196,12 @@ impl Verdict {
 }
 
 /// The exit code of a connection that failed in `phase`: 10 for `tcp` to 21 for `active`, in the order of
-/// the connection sequence.
+/// the connection sequence, and 7 to 9 for the RD Gateway's phases before them.
 pub const fn phase_exit_code(phase: PhaseName) -> u8 {
     match phase {
+        PhaseName::GatewayConnect => 7,
+        PhaseName::GatewayAuth => 8,
+        PhaseName::GatewayTunnel => 9,
         PhaseName::Tcp => 10,
         PhaseName::X224 => 11,
         PhaseName::Tls => 12,

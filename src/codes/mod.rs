@@ -48,11 +48,13 @@ pub enum Table {
     EncryptionMethod,
     /// [MS-RDPBCGR 2.2.1.4.3] encryptionLevel.
     EncryptionLevel,
+    /// [MS-TSGU 2.2.6] the HRESULT of an RD Gateway's answer.
+    Gateway,
 }
 
 impl Table {
     /// Every table, in the order [`collisions`] reports them.
-    pub const ALL: [Table; 13] = [
+    pub const ALL: [Table; 14] = [
         Table::ErrorInfo,
         Table::ExtendedReason,
         Table::DiscReason,
@@ -66,6 +68,7 @@ impl Table {
         Table::EarlyAuthResult,
         Table::EncryptionMethod,
         Table::EncryptionLevel,
+        Table::Gateway,
     ];
 
     pub fn rows(self) -> &'static [CodeEntry] {
@@ -83,6 +86,7 @@ impl Table {
             Table::EarlyAuthResult => early_user_auth::ROWS,
             Table::EncryptionMethod => encryption::METHOD_ROWS,
             Table::EncryptionLevel => encryption::LEVEL_ROWS,
+            Table::Gateway => gateway::ROWS,
         }
     }
 
@@ -102,6 +106,7 @@ impl Table {
             Table::EarlyAuthResult => "Early User Authorization Result",
             Table::EncryptionMethod => "encryption method",
             Table::EncryptionLevel => "encryption level",
+            Table::Gateway => "RD Gateway HRESULT",
         }
     }
 }
@@ -181,6 +186,7 @@ pub mod dpu_reason;
 pub mod early_user_auth;
 pub mod encryption;
 pub mod error_info;
+pub mod gateway;
 pub mod licensing;
 pub mod neg_failure;
 pub mod ntstatus;

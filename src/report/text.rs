@@ -170,6 +170,7 @@ fn event_text(kind: &EventKind) -> Option<String> {
         ),
         EventKind::ClientLimit { detail } => format!("!! client limit: {detail}"),
         EventKind::Redirected { detail } => format!("!! redirected: {detail}"),
+        EventKind::TunnelEnded { end } => format!("xx {end}"),
         EventKind::Gap { from, bytes } => format!(
             "!! {bytes} bytes from the {} missing from the capture",
             from.as_str()

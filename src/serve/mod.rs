@@ -18,6 +18,7 @@
 
 pub mod cli;
 pub mod faults;
+pub mod gateway;
 pub mod scenario;
 pub mod standard_security;
 pub mod tap;

@@ -157,7 +157,11 @@ impl ServerPoint {
     /// server.
     pub fn for_phase(phase: PhaseName) -> Option<ServerPoint> {
         match phase {
-            PhaseName::Tcp | PhaseName::SecureSettings => None,
+            PhaseName::GatewayConnect
+            | PhaseName::GatewayAuth
+            | PhaseName::GatewayTunnel
+            | PhaseName::Tcp
+            | PhaseName::SecureSettings => None,
             PhaseName::X224 => Some(ServerPoint::ConnectionRequest),
             PhaseName::Tls => Some(ServerPoint::ClientHello),
             PhaseName::Credssp => Some(ServerPoint::TlsEstablished),

@@ -181,14 +181,23 @@ impl<'t> Findings<'t> {
                     transition: *transition,
                 });
             }
-            PduInfo::ServerRedirection { session_id, target } => {
+            PduInfo::ServerRedirection {
+                session_id,
+                target,
+                fqdn,
+                load_balance_info,
+                ..
+            } => {
                 let on = target
                     .as_ref()
+                    .or(fqdn.as_ref())
                     .map(|t| format!(" on {t}"))
                     .unwrap_or_default();
                 pass.redirection_pdu = Some(Redirection {
                     at_ms,
                     to: format!("session {session_id}{on}"),
+                    target: target.clone().or_else(|| fqdn.clone()),
+                    load_balance_info: load_balance_info.clone(),
                 });
             }
             PduInfo::DeactivateAll => {
@@ -293,6 +302,8 @@ impl<'t> Findings<'t> {
                 self.redirection = Some(Redirection {
                     at_ms,
                     to: detail.clone(),
+                    target: None,
+                    load_balance_info: None,
                 });
             }
             _ => {}

@@ -163,8 +163,12 @@ pub struct LicenseError {
 #[derive(Debug, Clone)]
 pub struct Redirection {
     pub at_ms: Millis,
-    /// Where to: `session 3 on 192.0.2.10`.
+    /// Where to: `session 3 on 127.0.0.2`.
     pub to: String,
+    /// The target's address (or FQDN), when the PDU names one.
+    pub target: Option<String>,
+    /// The routing token the next connection carries.
+    pub load_balance_info: Option<String>,
 }
 
 /// [2.2.3.1] A Deactivate All PDU.

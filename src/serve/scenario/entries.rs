@@ -995,6 +995,9 @@ fn waiting_for(phase: PhaseName) -> &'static str {
         PhaseName::Capabilities => "the Demand Active",
         PhaseName::Finalization => "the server's finalization PDUs",
         PhaseName::Active => "the session's next update",
+        PhaseName::GatewayConnect | PhaseName::GatewayAuth | PhaseName::GatewayTunnel => {
+            "the RD Gateway"
+        }
         PhaseName::Tcp | PhaseName::SecureSettings => "the server",
     }
 }
@@ -1014,7 +1017,11 @@ fn after(phase: PhaseName) -> String {
         PhaseName::Capabilities => "after licensing, before the Demand Active",
         PhaseName::Finalization => "right after the client's Confirm Active",
         PhaseName::Active => "once the connection is active (Font Map sent)",
-        PhaseName::Tcp | PhaseName::SecureSettings => "at once",
+        PhaseName::GatewayConnect
+        | PhaseName::GatewayAuth
+        | PhaseName::GatewayTunnel
+        | PhaseName::Tcp
+        | PhaseName::SecureSettings => "at once",
     };
     what.to_owned()
 }
