@@ -57,11 +57,20 @@ pub enum Cause {
     ClientLimit,
     /// A capture ends before the connection does.
     CaptureEnded,
+    /// [MS-TSGU] 3.3.5.1 the RD Gateway answered an HTTP request with an error status (401, 403, 404, 5xx).
+    GatewayHttpError,
+    /// [MS-TSGU] 2.2.6 the RD Gateway refused the tunnel or the channel with an HRESULT (E_PROXY_*).
+    GatewayRefused,
+    /// The RD Gateway ended the tunnel while the RDP connection ran in it, without closing the channel.
+    TunnelDropped,
+    /// [MS-RDPBCGR] 3.2.5.13.1 the client was redirected again and again (a loop of brokers, or more
+    /// redirections than a client follows).
+    RedirectLoop,
 }
 
 impl Cause {
     /// Every cause, in declaration order.
-    pub const ALL: [Cause; 24] = [
+    pub const ALL: [Cause; 28] = [
         Cause::Connected,
         Cause::ResolveFailed,
         Cause::Refused,
@@ -86,6 +95,10 @@ impl Cause {
         Cause::ProtocolError,
         Cause::ClientLimit,
         Cause::CaptureEnded,
+        Cause::GatewayHttpError,
+        Cause::GatewayRefused,
+        Cause::TunnelDropped,
+        Cause::RedirectLoop,
     ];
 
     /// The cause named `s` as [`Cause::as_str`] writes it (`-` for `_` accepted).
@@ -120,6 +133,10 @@ impl Cause {
             Cause::ProtocolError => "protocol_error",
             Cause::ClientLimit => "client_limit",
             Cause::CaptureEnded => "capture_ended",
+            Cause::GatewayHttpError => "gateway_http_error",
+            Cause::GatewayRefused => "gateway_refused",
+            Cause::TunnelDropped => "tunnel_dropped",
+            Cause::RedirectLoop => "redirect_loop",
         }
     }
 }

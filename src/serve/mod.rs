@@ -16,7 +16,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod broker;
 pub mod cli;
+pub mod deployment;
 pub mod faults;
 pub mod gateway;
 pub mod scenario;

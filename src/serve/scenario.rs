@@ -12,6 +12,7 @@
 
 mod entries;
 mod render;
+mod routes;
 
 use core::fmt;
 use std::sync::LazyLock;
@@ -256,8 +257,9 @@ pub enum Action {
     Stall,
 }
 
-/// The address a redirection sends the client to: TEST-NET-1 ([RFC 5737]), which nothing answers.
-pub const REDIRECT_TARGET: &str = "192.0.2.10";
+/// The address the `redirected` scenario sends the client to: a loopback address, where a client that
+/// follows (the probe without `--no-follow`) finds nothing listening.
+pub const REDIRECT_TARGET: &str = "127.0.0.4";
 
 impl Action {
     /// Whether the connection goes on after the action.
@@ -498,22 +500,30 @@ pub struct ProbeProfile {
     pub phase_timeout_ms: Option<u64>,
     /// The probe's `--security`, when the scenario stands for a client that requires something (NLA).
     pub security: Option<crate::probe::Security>,
+    /// `false` for `--no-follow`: the scenario stands for a client that stops at a redirection.
+    pub follow: bool,
 }
 
 impl ProbeProfile {
     pub const DEFAULT: ProbeProfile = ProbeProfile {
         phase_timeout_ms: None,
         security: None,
+        follow: true,
     };
     /// One second for each answer: what the stalls and the slow replies are judged with.
     pub const IMPATIENT: ProbeProfile = ProbeProfile {
         phase_timeout_ms: Some(1000),
-        security: None,
+        ..ProbeProfile::DEFAULT
     };
     /// A client that requires NLA (`--security nla`), as mstsc does when NLA is required of the client.
     pub const REQUIRES_NLA: ProbeProfile = ProbeProfile {
-        phase_timeout_ms: None,
         security: Some(crate::probe::Security::Nla),
+        ..ProbeProfile::DEFAULT
+    };
+    /// A client that stops at a Server Redirection PDU (`--no-follow`).
+    pub const NO_FOLLOW: ProbeProfile = ProbeProfile {
+        follow: false,
+        ..ProbeProfile::DEFAULT
     };
 
     /// The settings as probe arguments say them: ` (probe with --phase-timeout 1)`.
@@ -527,6 +537,9 @@ impl ProbeProfile {
         }
         if let Some(ms) = self.phase_timeout_ms {
             args.push(format!("--phase-timeout {}", seconds(ms)));
+        }
+        if !self.follow {
+            args.push("--no-follow".to_owned());
         }
         if args.is_empty() {
             String::new()
@@ -543,6 +556,7 @@ impl ProbeProfile {
         if let Some(security) = self.security {
             config.security = security;
         }
+        config.follow_redirects = self.follow;
     }
 }
 
@@ -723,10 +737,12 @@ pub enum Group {
     ErrorInfo,
     Licensing,
     Transport,
+    Gateway,
+    Broker,
 }
 
 impl Group {
-    pub const ALL: [Group; 7] = [
+    pub const ALL: [Group; 9] = [
         Group::Baseline,
         Group::Negotiation,
         Group::Tls,
@@ -734,6 +750,8 @@ impl Group {
         Group::ErrorInfo,
         Group::Licensing,
         Group::Transport,
+        Group::Gateway,
+        Group::Broker,
     ];
 
     pub fn title(self) -> &'static str {
@@ -745,6 +763,8 @@ impl Group {
             Group::ErrorInfo => "Server error info",
             Group::Licensing => "Licensing",
             Group::Transport => "Transport and session",
+            Group::Gateway => "RD Gateway (through `rdptrace serve --gateway`)",
+            Group::Broker => "Connection broker and redirection",
         }
     }
 
@@ -757,6 +777,8 @@ impl Group {
             Group::ErrorInfo => "error_info",
             Group::Licensing => "licensing",
             Group::Transport => "transport",
+            Group::Gateway => "gateway",
+            Group::Broker => "broker",
         }
     }
 }
@@ -793,6 +815,10 @@ pub struct Scenario {
     pub probe: ProbeProfile,
     /// What xfreerdp 2.11 does, where it reports something specific.
     pub xfreerdp: Option<Xfreerdp>,
+    /// The RD Gateway in front of the target ([`crate::serve::gateway`]): the client goes through it.
+    pub gateway: Option<super::gateway::GatewayProfile>,
+    /// The target is a connection broker ([`crate::serve::broker`]).
+    pub broker: Option<super::broker::BrokerProfile>,
 }
 
 impl Scenario {
@@ -811,6 +837,8 @@ impl Scenario {
         credssp: CredsspProfile::DEFAULT,
         probe: ProbeProfile::DEFAULT,
         xfreerdp: None,
+        gateway: None,
+        broker: None,
     };
 }
 
