@@ -128,7 +128,7 @@ pub(super) static ROUTES: &[Scenario] = &[
         name: "broker",
         group: Group::Broker,
         stands_for: "An RD Connection Broker in front of a farm: it sends the user to the session host that holds the user's session.",
-        wire: "the broker (127.0.0.1) completes licensing, then sends a Server Redirection PDU: target 127.0.0.2 (the same port), session 7, a routing token (Cookie: msts=...) and the password; the session host there checks the routing token, the session in the Client Cluster Data, and completes the connection. A client that comes back to the broker with the token is forwarded to the session host.",
+        wire: "the broker (127.0.0.1) completes licensing, then sends a Server Redirection PDU: target 127.0.0.2 (the same port), session 7 and a routing token (Cookie: msts=...); the session host there checks the routing token, the session in the Client Cluster Data, and completes the connection. A client that comes back to the broker with the token is forwarded to the session host.",
         expected: Expected::CONNECTED.mentioning(&["redirected"]),
         broker: Some(BrokerProfile::Redirect),
         ..Scenario::BASE
