@@ -183,7 +183,7 @@ mod tests {
     fn the_rfc_example_accept_key() {
         assert_eq!(
             accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZRk+xOo4="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 
@@ -197,7 +197,7 @@ mod tests {
                 // Byte by byte for the short ones: a frame comes out only when whole.
                 if len < 200 {
                     for b in &wire {
-                        assert_eq!(r.pending() < wire.len(), true);
+                        assert!(r.pending() < wire.len());
                         if let Some(f) = r.next_frame().unwrap() {
                             panic!("early frame {f:?}");
                         }

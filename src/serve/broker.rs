@@ -137,10 +137,10 @@ pub fn strip_opaque_token(frame: &[u8]) -> Vec<u8> {
     if let Some(len) = out.get_mut(2..4) {
         len.copy_from_slice(&total.to_be_bytes());
     }
-    if let (Some(li), true) = (out.get(4).copied(), cut <= 255) {
-        if let Some(b) = out.get_mut(4) {
-            *b = li.saturating_sub(cut as u8);
-        }
+    if let (Some(li), true) = (out.get(4).copied(), cut <= 255)
+        && let Some(b) = out.get_mut(4)
+    {
+        *b = li.saturating_sub(cut as u8);
     }
     out
 }
@@ -157,9 +157,8 @@ impl SessionHost {
             .client_cluster_data
             .as_ref()
             .filter(|c| {
-                c.flags.contains(
-                    ironrdp_pdu::gcc::RedirectionFlags::REDIRECTED_SESSION_FIELD_VALID,
-                )
+                c.flags
+                    .contains(ironrdp_pdu::gcc::RedirectionFlags::REDIRECTED_SESSION_FIELD_VALID)
             })
             .map(|c| c.redirected_session_id);
         if session != Some(self.session_id) {
@@ -171,7 +170,9 @@ impl SessionHost {
         if let Some(cookie) = &self.cookie {
             let got = result.password_cookie.as_ref().map(|c| c.0.as_slice());
             if got != Some(cookie.as_slice()) {
-                return Err("the Client Info does not carry the broker's password cookie".to_owned());
+                return Err(
+                    "the Client Info does not carry the broker's password cookie".to_owned(),
+                );
             }
         }
         Ok(())

@@ -237,7 +237,10 @@ async fn serve_async(config: TargetConfig, args: &ServeArgs) -> Result<(), Stopp
                 }
                 else => return Ok::<(), Stopped>(()),
             };
-            if done && once && let Some(f) = failed.take() {
+            if done
+                && once
+                && let Some(f) = failed.take()
+            {
                 let _ = f.send(());
             }
         }
@@ -335,13 +338,15 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
         {
             gw.transport = args.route.gateway_transport;
             gw.auth = args.route.gateway_auth;
-            gw.credentials = probe_config.credentials.as_ref().map(|c| {
-                crate::gateway::GatewayCredentials {
-                    user: c.user.clone(),
-                    domain: c.domain.clone(),
-                    password: c.password.clone(),
-                }
-            });
+            gw.credentials =
+                probe_config
+                    .credentials
+                    .as_ref()
+                    .map(|c| crate::gateway::GatewayCredentials {
+                        user: c.user.clone(),
+                        domain: c.domain.clone(),
+                        password: c.password.clone(),
+                    });
             probe_config.gateway = Some(gw);
         }
         probe_config.follow_redirects &= scenario.probe.follow;

@@ -75,7 +75,8 @@ impl Deployment {
         let gateway_profile = scenario
             .gateway
             .or(gateway_listen.map(|_| GatewayProfile::HEALTHY));
-        let target_down = gateway_profile.is_some_and(|p| p.fault == Some(GatewayFault::TargetDown));
+        let target_down =
+            gateway_profile.is_some_and(|p| p.fault == Some(GatewayFault::TargetDown));
         let (target, address) = match scenario.broker {
             _ if target_down => {
                 // Nothing listens there: the port was free a moment ago and is free again.
@@ -130,11 +131,13 @@ impl Deployment {
                         others.push(Target::bind(host).await?);
                     }
                     BrokerProfile::Unreachable => {
+                        let third = SocketAddr::new(third_ip, port);
                         main.broker = Some(Broker {
                             redirect_to: third_ip,
-                            token: broker::msts_token(SocketAddr::new(third_ip, port)),
+                            token: broker::msts_token(third),
                             password,
-                            forward_to: None,
+                            // A client that comes back with the token is forwarded there too, and fails.
+                            forward_to: Some(third),
                             requires: None,
                         });
                     }

@@ -710,6 +710,10 @@ impl Xfreerdp {
     /// NLA, leaving once authenticated, refusing a certificate OpenSSL does not verify (the harness has it
     /// trust the target's test CA, and connects to an address the certificate names).
     pub const VERIFY: &'static [&'static str] = &["/cert:deny", "/sec:nla", "+auth-only"];
+    /// Through the scenario's gateway (the harness adds `/g:`, `/gu:` and `/gp:`): the HTTP transport, which
+    /// tries the WebSocket upgrade first in FreeRDP 2.11, NLA, any certificate, leaving once authenticated.
+    pub const GATEWAY: &'static [&'static str] =
+        &["/cert:ignore", "/sec:nla", "/gt:http", "+auth-only"];
 
     /// The arguments as one line.
     pub fn describe(&self) -> String {

@@ -30,17 +30,19 @@ use tokio::task::JoinSet;
 use tokio_rustls::server::TlsStream;
 use tracing::{debug, info, warn};
 
+use super::broker::{self, Broker, SessionHost};
 use super::faults;
 use super::scenario::{
     Action, Expected, Fault, Protocols, REDIRECT_TARGET, RN_PROVIDER_INITIATED, Scenario,
     ServerPoint,
 };
-use super::broker::{self, Broker, SessionHost};
 use super::standard_security::{self, StandardSecurity};
 use super::tap::{Tap, Tapped};
 use super::tls;
 use super::{ServeError, TestIdentity};
-use crate::codes::error_info::{ERRINFO_CB_DESTINATION_NOT_FOUND, ERRINFO_SERVER_DENIED_CONNECTION};
+use crate::codes::error_info::{
+    ERRINFO_CB_DESTINATION_NOT_FOUND, ERRINFO_SERVER_DENIED_CONNECTION,
+};
 use crate::dissect::MAX_FRAME;
 use crate::dissect::x224::PROTOCOL_HYBRID_EX;
 use crate::trace::{CloseKind, Deadline, EventKind, Origin, PhaseName, Side, Trace};
@@ -710,10 +712,12 @@ impl Conn {
         self.passed |= bit;
         debug!(peer = %self.peer, %point, "point");
         if let Some(b) = self.config().broker.clone() {
-            let missing = b
-                .requires
-                .as_ref()
-                .is_some_and(|r| !self.routing_token.as_ref().is_some_and(|t| broker::same_token(t, r)));
+            let missing = b.requires.as_ref().is_some_and(|r| {
+                !self
+                    .routing_token
+                    .as_ref()
+                    .is_some_and(|t| broker::same_token(t, r))
+            });
             if point == ServerPoint::ClientInfo && missing {
                 return Err(self
                     .act(Fault {
@@ -818,8 +822,9 @@ impl Conn {
             Action::DeactivateAll => faults::deactivate_all().map(|a| vec![a]),
             Action::Redirect => match &self.shared.config.broker {
                 Some(b) => broker::redirection(b).map(|a| vec![a]),
-                None => faults::server_redirection(REDIRECT_SESSION, REDIRECT_TARGET)
-                    .map(|a| vec![a]),
+                None => {
+                    faults::server_redirection(REDIRECT_SESSION, REDIRECT_TARGET).map(|a| vec![a])
+                }
             },
             Action::EarlyAuthDenied
             | Action::LicenseRequest

@@ -375,7 +375,10 @@ fn hop(trace: &Trace) -> Hop {
             fqdn,
             load_balance_info,
             ..
-        } => Some((target.clone().or_else(|| fqdn.clone()), load_balance_info.clone())),
+        } => Some((
+            target.clone().or_else(|| fqdn.clone()),
+            load_balance_info.clone(),
+        )),
         _ => None,
     });
     let (to, token) = redirection.unwrap_or_default();

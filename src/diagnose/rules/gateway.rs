@@ -44,11 +44,17 @@ pub fn gateway_unreachable(f: &Findings) -> Option<Explained> {
     let (cause, words) = match c.error {
         ConnectError::Refused => (
             Cause::Refused,
-            format!("the RD Gateway {gw} refused the TCP connection to {}: nothing listens there (the gateway service, or its port), or a firewall rejects it", c.addr),
+            format!(
+                "the RD Gateway {gw} refused the TCP connection to {}: nothing listens there (the gateway service, or its port), or a firewall rejects it",
+                c.addr
+            ),
         ),
         ConnectError::TimedOut => (
             Cause::TimedOut,
-            format!("the RD Gateway {gw} did not answer the TCP SYN to {}: a firewall drops it, or the gateway is down", c.addr),
+            format!(
+                "the RD Gateway {gw} did not answer the TCP SYN to {}: a firewall drops it, or the gateway is down",
+                c.addr
+            ),
         ),
         ConnectError::Unreachable(why) | ConnectError::Other(why) => (
             Cause::Unreachable,
@@ -83,9 +89,15 @@ pub fn gateway_tls(f: &Findings) -> Option<Explained> {
             Explained::failed(
                 cause,
                 phase,
-                format!("the TLS handshake with the RD Gateway {gw} failed: {}", t.error),
+                format!(
+                    "the TLS handshake with the RD Gateway {gw} failed: {}",
+                    t.error
+                ),
             )
-            .evidence([format!("{:.1} ms: TLS to the gateway: {}", t.at_ms, t.error)])
+            .evidence([format!(
+                "{:.1} ms: TLS to the gateway: {}",
+                t.at_ms, t.error
+            )])
             .hint([hint.to_owned()]),
         );
     }
@@ -145,7 +157,10 @@ pub fn gateway_http_error(f: &Findings) -> Option<Explained> {
     };
     Some(
         Explained::failed(Cause::GatewayHttpError, phase, detail)
-            .evidence([format!("{:.1} ms: gateway HTTP response {}", r.at_ms, r.summary)])
+            .evidence([format!(
+                "{:.1} ms: gateway HTTP response {}",
+                r.at_ms, r.summary
+            )])
             .hint([hint]),
     )
 }

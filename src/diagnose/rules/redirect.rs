@@ -99,9 +99,10 @@ pub fn redirect_target_unreachable(f: &Findings) -> Option<Explained> {
                 Cause::TimedOut,
                 format!("{} did not answer the TCP SYN", c.addr),
             ),
-            ConnectError::Unreachable(why) | ConnectError::Other(why) => {
-                (Cause::Unreachable, format!("{} is unreachable: {why}", c.addr))
-            }
+            ConnectError::Unreachable(why) | ConnectError::Other(why) => (
+                Cause::Unreachable,
+                format!("{} is unreachable: {why}", c.addr),
+            ),
         },
         (None, None) => return None,
     };

@@ -63,10 +63,8 @@ pub(super) async fn connection(
         if let Err(why) = skip_body(&mut conn, &req, limit).await {
             return GatewayOutcome::Failed(why);
         }
-        let verdict = match http::header(&req.headers, "Authorization") {
-            None => None,
-            Some(value) => Some(auth.step(value, profile.schemes, &shared.config.identity)),
-        };
+        let verdict = http::header(&req.headers, "Authorization")
+            .map(|value| auth.step(value, profile.schemes, &shared.config.identity));
         match verdict {
             None => {
                 let _ = unauthorized(&mut conn, profile.schemes, None, false).await;

@@ -261,7 +261,8 @@ mod tests {
         assert!(super::allowed("127.0.0.2"));
         assert!(super::allowed("::1"));
         assert!(super::allowed("localhost"));
-        assert!(!super::allowed("192.0.2.10"));
+        assert!(!super::allowed("0.0.0.0"));
+        assert!(!super::allowed("128.0.0.1"));
         assert!(!super::allowed("rdp.example.com"));
     }
 }

@@ -17,8 +17,16 @@ const fn gateway(fault: GatewayFault) -> Option<GatewayProfile> {
     Some(GatewayProfile::with_fault(fault))
 }
 
-/// xfreerdp through the gateway: WebSocket first (`/gt:http` tries the upgrade), NLA, any certificate.
-const GATEWAY_FULL: &[&str] = &["/cert:ignore", "/sec:nla", "/gt:http"];
+const fn xf(exit: i32, says: &'static [&'static str]) -> Option<Xfreerdp> {
+    Some(Xfreerdp {
+        args: Xfreerdp::GATEWAY,
+        exit,
+        says,
+    })
+}
+
+/// xfreerdp 2.11's exit code when its gateway refuses (XF_EXIT_CONN_FAILED); it prints the HRESULT's name.
+const XF_GATEWAY_REFUSED: i32 = 131;
 
 pub(super) static ROUTES: &[Scenario] = &[
     // ---- RD Gateway ----------------------------------------------------------------------------------------
@@ -29,6 +37,7 @@ pub(super) static ROUTES: &[Scenario] = &[
         wire: "the gateway answers HTTPS (a certificate of the test CA), authenticates with NTLM (or Basic), upgrades RDG_OUT_DATA to a WebSocket, creates the tunnel and the channel to the built-in target, which completes the connection.",
         expected: Expected::CONNECTED,
         gateway: Some(GatewayProfile::HEALTHY),
+        xfreerdp: xf(0, &[]),
         ..Scenario::BASE
     },
     Scenario {
@@ -41,6 +50,7 @@ pub(super) static ROUTES: &[Scenario] = &[
             websocket: false,
             ..GatewayProfile::HEALTHY
         }),
+        xfreerdp: xf(0, &[]),
         ..Scenario::BASE
     },
     Scenario {
@@ -53,6 +63,7 @@ pub(super) static ROUTES: &[Scenario] = &[
             schemes: &[Scheme::Basic],
             ..GatewayProfile::HEALTHY
         }),
+        xfreerdp: xf(133, &["ERRCONNECT_SECURITY_NEGO_CONNECT_FAILED"]),
         ..Scenario::BASE
     },
     Scenario {
@@ -60,8 +71,10 @@ pub(super) static ROUTES: &[Scenario] = &[
         group: Group::Gateway,
         stands_for: "An RD Gateway that refuses the user's credentials (a wrong password, an account it does not know).",
         wire: "the gateway answers every request with 401 Unauthorized, also after the NTLM AUTHENTICATE, and closes.",
-        expected: Expected::failed(PhaseName::GatewayAuth, Cause::GatewayHttpError).mentioning(&["401"]),
+        expected: Expected::failed(PhaseName::GatewayAuth, Cause::GatewayHttpError)
+            .mentioning(&["401"]),
         gateway: gateway(GatewayFault::AuthRefused),
+        xfreerdp: xf(155, &["ERRCONNECT_ACCESS_DENIED"]),
         ..Scenario::BASE
     },
     Scenario {
@@ -72,6 +85,7 @@ pub(super) static ROUTES: &[Scenario] = &[
         expected: Expected::failed(PhaseName::GatewayTunnel, Cause::GatewayRefused)
             .mentioning(&["E_PROXY_NAP_ACCESSDENIED", "RD CAP"]),
         gateway: gateway(GatewayFault::CapDenied),
+        xfreerdp: xf(XF_GATEWAY_REFUSED, &["E_PROXY_NAP_ACCESSDENIED"]),
         ..Scenario::BASE
     },
     Scenario {
@@ -82,6 +96,7 @@ pub(super) static ROUTES: &[Scenario] = &[
         expected: Expected::failed(PhaseName::GatewayTunnel, Cause::GatewayRefused)
             .mentioning(&["E_PROXY_RAP_ACCESSDENIED", "RD RAP"]),
         gateway: gateway(GatewayFault::RapDenied),
+        xfreerdp: xf(XF_GATEWAY_REFUSED, &["E_PROXY_RAP_ACCESSDENIED"]),
         ..Scenario::BASE
     },
     Scenario {
@@ -92,6 +107,7 @@ pub(super) static ROUTES: &[Scenario] = &[
         expected: Expected::failed(PhaseName::GatewayTunnel, Cause::GatewayRefused)
             .mentioning(&["E_PROXY_TS_CONNECTFAILED"]),
         gateway: gateway(GatewayFault::TargetDown),
+        xfreerdp: xf(XF_GATEWAY_REFUSED, &["E_PROXY_TS_CONNECTFAILED"]),
         ..Scenario::BASE
     },
     Scenario {
@@ -102,6 +118,7 @@ pub(super) static ROUTES: &[Scenario] = &[
         expected: Expected::failed(PhaseName::GatewayTunnel, Cause::GatewayRefused)
             .mentioning(&["E_PROXY_CAPABILITYMISMATCH"]),
         gateway: gateway(GatewayFault::CapabilityMismatch),
+        xfreerdp: xf(XF_GATEWAY_REFUSED, &["E_PROXY_CAPABILITYMISMATCH"]),
         ..Scenario::BASE
     },
     Scenario {
@@ -112,6 +129,7 @@ pub(super) static ROUTES: &[Scenario] = &[
         expected: Expected::failed(PhaseName::GatewayTunnel, Cause::GatewayRefused)
             .mentioning(&["E_PROXY_MAXCONNECTIONSREACHED"]),
         gateway: gateway(GatewayFault::MaxConnections),
+        xfreerdp: xf(XF_GATEWAY_REFUSED, &["E_PROXY_MAXCONNECTIONSREACHED"]),
         ..Scenario::BASE
     },
     Scenario {
@@ -121,6 +139,7 @@ pub(super) static ROUTES: &[Scenario] = &[
         wire: "the gateway tunnels to the target; when the client's second data packet arrives (its TLS ClientHello, after the X.224 exchange) it closes its connection without closing the channel.",
         expected: Expected::failed(PhaseName::Tls, Cause::TunnelDropped).mentioning(&["dropped"]),
         gateway: gateway(GatewayFault::DropMidHandshake),
+        xfreerdp: xf(143, &["ERRCONNECT_TLS_CONNECT_FAILED"]),
         ..Scenario::BASE
     },
     // ---- connection broker ---------------------------------------------------------------------------------
@@ -131,17 +150,31 @@ pub(super) static ROUTES: &[Scenario] = &[
         wire: "the broker (127.0.0.1) completes licensing, then sends a Server Redirection PDU: target 127.0.0.2 (the same port), session 7 and a routing token (Cookie: msts=...); the session host there checks the routing token, the session in the Client Cluster Data, and completes the connection. A client that comes back to the broker with the token is forwarded to the session host.",
         expected: Expected::CONNECTED.mentioning(&["redirected"]),
         broker: Some(BrokerProfile::Redirect),
+        // xfreerdp comes back to the broker with the token (it prefers the load-balance info to the target
+        // address), is forwarded, reaches the active state on the session host, and exits when the session
+        // host ends the session at its idle limit.
+        xfreerdp: Some(Xfreerdp {
+            args: Xfreerdp::FULL,
+            exit: 131,
+            says: &["Network disconnect!"],
+        }),
         ..Scenario::BASE
     },
     Scenario {
         name: "broker-unreachable",
         group: Group::Broker,
         stands_for: "A broker that sends the client to a session host the client cannot reach (an address behind NAT, a host that is down).",
-        wire: "the broker redirects to 127.0.0.3 (the same port), where nothing listens.",
+        wire: "the broker redirects to 127.0.0.3 (the same port), where nothing listens; a client that comes back to the broker with the token is not forwarded either: the broker cannot reach 127.0.0.3 and closes.",
         expected: Expected::failed(PhaseName::Tcp, Cause::Refused)
             .mstsc(DISC_SOCKET_CONNECT_FAILED, EXT_NO_INFO)
             .mentioning(&["redirected", "127.0.0.3"]),
         broker: Some(BrokerProfile::Unreachable),
+        // xfreerdp comes back to the broker with the token, which closes.
+        xfreerdp: Some(Xfreerdp {
+            args: Xfreerdp::FULL,
+            exit: 147,
+            says: &["ERRCONNECT_CONNECT_TRANSPORT_FAILED"],
+        }),
         ..Scenario::BASE
     },
     Scenario {
@@ -149,7 +182,8 @@ pub(super) static ROUTES: &[Scenario] = &[
         group: Group::Broker,
         stands_for: "Two brokers that each think the user's session is on the other.",
         wire: "the broker at 127.0.0.1 redirects to 127.0.0.2, which is a broker too and redirects back to 127.0.0.1, and so on.",
-        expected: Expected::failed(PhaseName::Capabilities, Cause::RedirectLoop).mentioning(&["loop"]),
+        expected: Expected::failed(PhaseName::Capabilities, Cause::RedirectLoop)
+            .mentioning(&["loop"]),
         broker: Some(BrokerProfile::Loop),
         ..Scenario::BASE
     },
@@ -161,12 +195,11 @@ pub(super) static ROUTES: &[Scenario] = &[
         expected: Expected::error_info(PhaseName::Licensing, ERRINFO_CB_DESTINATION_NOT_FOUND)
             .mentioning(&["load-balance info"]),
         broker: Some(BrokerProfile::NeedsLoadBalanceInfo(COLLECTION)),
+        xfreerdp: Some(Xfreerdp {
+            args: Xfreerdp::FULL,
+            exit: 131,
+            says: &["ERRINFO_CB_DESTINATION_NOT_FOUND"],
+        }),
         ..Scenario::BASE
     },
 ];
-
-/// xfreerdp's arguments for a gateway scenario, before the harness adds `/g:`, `/gu:` and `/gp:`.
-pub const XFREERDP_GATEWAY: &[&str] = GATEWAY_FULL;
-
-#[allow(dead_code)]
-const _: Option<Xfreerdp> = None;
