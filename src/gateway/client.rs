@@ -59,6 +59,9 @@ const MAX_BODY: usize = 64 * 1024;
 /// The statuses that refuse the WebSocket upgrade itself, after which mstsc tries the HTTP transport.
 const NO_WEBSOCKET: [u16; 5] = [400, 404, 405, 426, 501];
 
+/// Why Basic is not used when the TLS secrets are written.
+pub(crate) const BASIC_WITH_SECRETS: &str = "the gateway offers only Basic authentication, which would put the gateway password in the TLS session whose secrets are being written: leave out --keylog and --embed-secrets";
+
 /// Goes through the gateway phases and records them.
 pub struct Dialer<'a> {
     trace: &'a mut Trace,
@@ -72,6 +75,8 @@ pub struct Dialer<'a> {
     port: u16,
     /// [MS-TSGU] 3.3.5.1 RDG-Connection-Id: ties the OUT and IN channels of one tunnel.
     connection_id: String,
+    /// Whether Basic may be picked: not when the TLS secrets are written (the password would be in them).
+    basic: bool,
     /// Every connection to the gateway, in order.
     pub conns: Vec<OuterConn>,
     /// The bytes of those connections so far: (connection, side, time, bytes).
@@ -110,6 +115,7 @@ impl<'a> Dialer<'a> {
             resource: resource.to_owned(),
             port,
             connection_id,
+            basic: true,
             conns: Vec::new(),
             wire: Vec::new(),
         }
@@ -503,6 +509,12 @@ impl<'a> Dialer<'a> {
         }
     }
 
+    /// Never picks Basic on its own: the TLS secrets are written, and Basic would put the password in them.
+    pub(crate) fn without_basic(mut self) -> Self {
+        self.basic = false;
+        self
+    }
+
     /// The scheme to answer a 401 with: the forced one, else Negotiate, NTLM, Basic, in that order, of those
     /// offered. Records why there is none.
     fn pick(&mut self, offered: &[(String, Option<String>)]) -> Option<Scheme> {
@@ -519,8 +531,13 @@ impl<'a> Dialer<'a> {
         };
         let pick = [Scheme::Negotiate, Scheme::Ntlm, Scheme::Basic]
             .into_iter()
+            .filter(|s| self.basic || *s != Scheme::Basic)
             .find(|s| has(*s));
-        if pick.is_none() {
+        if pick.is_none() && has(Scheme::Basic) {
+            self.event(EventKind::ClientLimit {
+                detail: BASIC_WITH_SECRETS.to_owned(),
+            });
+        } else if pick.is_none() {
             let names: Vec<&str> = offered.iter().map(|(s, _)| s.as_str()).collect();
             self.event(EventKind::ClientLimit {
                 detail: format!(

@@ -92,7 +92,7 @@ impl Run<'_> {
     /// [MS-RDPBCGR] 3.2.5.3.1, 2.2.1.3.5, 2.2.1.11.1.1 what the connector sends for load balancing and
     /// redirection: the routing token in place of the cookie, the Client Cluster Data (redirection supported,
     /// as mstsc advertises it; the redirected session on a redirected connection), the password cookie.
-    pub(super) fn redirection_hooks(&self, mut connector: ClientConnector) -> ClientConnector {
+    pub(super) fn redirection_hooks(&mut self, mut connector: ClientConnector) -> ClientConnector {
         use ironrdp_pdu::gcc::{ClientClusterData, RedirectionFlags, RedirectionVersion};
         if let Some(token) = &self.cfg.load_balance_info {
             connector = connector.with_load_balance_info(token.clone());
@@ -110,9 +110,23 @@ impl Run<'_> {
             });
         }
         if let Some(cookie) = redirected.and_then(|r| r.password_cookie.clone()) {
-            connector = connector.with_redirection_password_cookie(cookie);
+            // The cookie stands for the password: it stays out of a session whose secrets are written.
+            if self.secrets_written() {
+                self.d.trace_mut().fact_in(
+                    PhaseName::SecureSettings,
+                    Fact::ClientInfoPassword,
+                    "withheld (the redirection's password cookie): the TLS secrets are being written",
+                );
+            } else {
+                connector = connector.with_redirection_password_cookie(cookie);
+            }
         }
         connector
+    }
+
+    /// Whether the TLS secrets of this connection go to a key log or into the capture.
+    pub(super) fn secrets_written(&self) -> bool {
+        self.cfg.keylog.is_some() || (self.cfg.pcap.is_some() && self.cfg.embed_secrets)
     }
 
     pub(super) fn connector_config(&self) -> ironrdp_connector::Config {
@@ -194,9 +208,7 @@ impl Run<'_> {
         connector: &mut ClientConnector,
         nla: bool,
     ) {
-        let secrets_written =
-            self.cfg.keylog.is_some() || (self.cfg.pcap.is_some() && self.cfg.embed_secrets);
-        if !secrets_written || self.cfg.credentials.is_none() {
+        if !self.secrets_written() || self.cfg.credentials.is_none() {
             return;
         }
         if let ironrdp_connector::Credentials::UsernamePassword { password, .. } =

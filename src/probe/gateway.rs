@@ -25,8 +25,7 @@ impl Run<'_> {
         &mut self,
         gw: &GatewayConfig,
     ) -> Result<(Edge, SocketAddr), Stop> {
-        let secrets_written =
-            self.cfg.keylog.is_some() || (self.cfg.pcap.is_some() && self.cfg.embed_secrets);
+        let secrets_written = self.secrets_written();
         if secrets_written && gw.auth == Some(Scheme::Basic) {
             let at = self.at();
             self.d.trace_mut().record_event(
@@ -63,6 +62,9 @@ impl Run<'_> {
                 &self.cfg.host,
                 self.cfg.port,
             );
+            if secrets_written {
+                dialer = dialer.without_basic();
+            }
             let result = dialer.run().await;
             (result, dialer.conns, dialer.wire)
         };

@@ -121,6 +121,10 @@ pub fn gateway_http_error(f: &Findings) -> Option<Explained> {
     let phase = f
         .failed
         .filter(|p| matches!(p, PhaseName::GatewayAuth | PhaseName::GatewayConnect))?;
+    // The client's own limit (a scheme it does not speak, or will not use) says more than the status.
+    if f.client_limit.is_some() {
+        return None;
+    }
     let g = f.gateway.as_ref()?;
     let r = g.last_response.filter(|r| r.status >= 400)?;
     let gw = g.address;

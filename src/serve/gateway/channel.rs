@@ -64,6 +64,14 @@ pub(super) enum Link {
 }
 
 impl Link {
+    /// The transport's name, as the probe's `gateway_transport` fact begins.
+    fn transport(&self) -> &'static str {
+        match self {
+            Link::WebSocket { .. } => "WebSocket",
+            Link::Http { .. } => "HTTP",
+        }
+    }
+
     /// The next packet from the client; `None` when it left. Cancel-safe: bytes are kept only once read.
     async fn recv(&mut self, packets: &mut PacketReader) -> io::Result<Option<Vec<u8>>> {
         let mut chunk = vec![0u8; 16 * 1024];
@@ -325,6 +333,7 @@ async fn relay(
     target: String,
 ) -> GatewayOutcome {
     let config = &shared.config;
+    let transport = link.transport();
     let mut from_target = vec![0u8; packet::MAX_DATA];
     let mut data_packets = 0u32;
     // INVARIANT: each pass moves one packet or one read, or ends; the idle limit bounds a silent tunnel.
@@ -335,7 +344,7 @@ async fn relay(
                     Ok(Some(b)) => b,
                     Ok(None) | Err(_) => {
                         let _ = tcp.shutdown().await;
-                        return GatewayOutcome::Relayed { target, end: "the client left".to_owned() };
+                        return GatewayOutcome::Relayed { target, transport, end: "the client left".to_owned() };
                     }
                 };
                 match Packet::decode(&bytes) {
@@ -345,19 +354,19 @@ async fn relay(
                             // Dropped: the sockets close without TLS close_notify or a channel close.
                             drop(link);
                             drop(tcp);
-                            return GatewayOutcome::Relayed { target, end: "dropped by the gateway (fault)".to_owned() };
+                            return GatewayOutcome::Relayed { target, transport, end: "dropped by the gateway (fault)".to_owned() };
                         }
                         if tcp.write_all(&d).await.is_err() {
                             let _ = link.send(&Packet::CloseChannel { status: ERROR_SUCCESS }.encode()).await;
                             link.close().await;
-                            return GatewayOutcome::Relayed { target, end: "the target went away".to_owned() };
+                            return GatewayOutcome::Relayed { target, transport, end: "the target went away".to_owned() };
                         }
                     }
                     Ok(Packet::CloseChannel { .. }) => {
                         let _ = link.send(&Packet::CloseChannelResponse { status: ERROR_SUCCESS }.encode()).await;
                         let _ = tcp.shutdown().await;
                         link.close().await;
-                        return GatewayOutcome::Relayed { target, end: "the client closed the channel".to_owned() };
+                        return GatewayOutcome::Relayed { target, transport, end: "the client closed the channel".to_owned() };
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -371,20 +380,20 @@ async fn relay(
                     Ok(n) if n > 0 => {
                         let data = Packet::Data(from_target.get(..n).unwrap_or_default().to_vec());
                         if link.send(&data.encode()).await.is_err() {
-                            return GatewayOutcome::Relayed { target, end: "the client went away".to_owned() };
+                            return GatewayOutcome::Relayed { target, transport, end: "the client went away".to_owned() };
                         }
                     }
                     _ => {
                         // [MS-TSGU] 3.3.5.3 the target closed: the gateway closes the channel.
                         let _ = link.send(&Packet::CloseChannel { status: ERROR_SUCCESS }.encode()).await;
                         link.close().await;
-                        return GatewayOutcome::Relayed { target, end: "the target closed".to_owned() };
+                        return GatewayOutcome::Relayed { target, transport, end: "the target closed".to_owned() };
                     }
                 }
             }
             () = tokio::time::sleep(config.idle_limit) => {
                 link.close().await;
-                return GatewayOutcome::Relayed { target, end: "the idle limit passed".to_owned() };
+                return GatewayOutcome::Relayed { target, transport, end: "the idle limit passed".to_owned() };
             }
         }
     }

@@ -98,8 +98,12 @@ impl GatewayConfig {
 pub enum GatewayOutcome {
     /// The client was refused (the HTTP status or the HRESULT, in words).
     Refused(String),
-    /// The tunnel carried a connection to the target, and ended.
-    Relayed { target: String, end: String },
+    /// The tunnel carried a connection to the target over `transport` (`WebSocket` or `HTTP`), and ended.
+    Relayed {
+        target: String,
+        transport: &'static str,
+        end: String,
+    },
     /// The connection was one half of the HTTP transport, handed to the other.
     Paired,
     /// The client went away or broke the protocol.
@@ -110,8 +114,12 @@ impl fmt::Display for GatewayOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GatewayOutcome::Refused(why) => write!(f, "gateway refused: {why}"),
-            GatewayOutcome::Relayed { target, end } => {
-                write!(f, "gateway tunnel to {target} ended: {end}")
+            GatewayOutcome::Relayed {
+                target,
+                transport,
+                end,
+            } => {
+                write!(f, "gateway tunnel ({transport}) to {target} ended: {end}")
             }
             GatewayOutcome::Paired => f.write_str("gateway IN channel joined its OUT channel"),
             GatewayOutcome::Failed(why) => write!(f, "gateway connection failed: {why}"),
