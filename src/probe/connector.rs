@@ -219,10 +219,19 @@ impl Run<'_> {
         if !nla {
             connector.config.autologon = false;
         }
+        let cookie = self
+            .cfg
+            .redirected
+            .as_ref()
+            .is_some_and(|r| r.password_cookie.is_some());
         self.d.trace_mut().fact_in(
             PhaseName::SecureSettings,
             Fact::ClientInfoPassword,
-            "withheld: the TLS secrets are being written",
+            if cookie {
+                "withheld (the password and the redirection's password cookie): the TLS secrets are being written"
+            } else {
+                "withheld: the TLS secrets are being written"
+            },
         );
     }
 

@@ -28,6 +28,7 @@ use crate::verdict::Cause;
 pub use crate::codes::dpu_reason::RN_PROVIDER_INITIATED;
 pub use entries::FAMILIES;
 pub use render::{markdown_table, render_catalogue, to_json};
+pub use routes::COLLECTION;
 
 /// A point in the server's side of the connection sequence ([1.3.1.1]) where a fault can act.
 ///
