@@ -458,3 +458,80 @@ fn xfreerdp_2_and_3_end_on_the_session_host() {
         );
     }
 }
+
+#[test]
+fn the_replay_links_the_broker_session_to_the_session_host() {
+    let dir = TempDir::new("broker-replay");
+    let pcap = dir.path().join("broker.pcapng");
+    let out = rdptrace()
+        .args(["demo", "broker", "--embed-secrets", "--pcap"])
+        .arg(&pcap)
+        .output()
+        .expect("rdptrace demo runs");
+    assert!(pcap.is_file(), "{out:?}");
+    let out = rdptrace()
+        .args(["replay", "--json"])
+        .arg(&pcap)
+        .output()
+        .expect("rdptrace replay runs");
+    let docs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(docs.len(), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    let facts = |doc: &serde_json::Value, key: &str| -> Option<String> {
+        doc["phases"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|p| p["facts"][key].as_str().map(str::to_owned))
+    };
+    let (broker, host) = (&docs[0], &docs[1]);
+    assert!(
+        broker["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("127.0.0.1:"))
+    );
+    assert!(
+        host["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("127.0.0.2:"))
+    );
+    // The Server Redirection PDU, decoded: its target and routing token.
+    let redirection = broker["phases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["pdus"].as_array().into_iter().flatten())
+        .find(|p| p["info"]["type"] == "server_redirection")
+        .cloned()
+        .expect("the Server Redirection PDU");
+    assert_eq!(redirection["info"]["target"], "127.0.0.2");
+    assert!(
+        redirection["info"]["load_balance_info"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Cookie: msts=")),
+        "{redirection}"
+    );
+    // Each names the other.
+    let host_addrs = format!(
+        "{} -> {}",
+        host["client_addr"].as_str().unwrap_or_default(),
+        host["target"].as_str().unwrap_or_default()
+    );
+    let broker_addrs = format!(
+        "{} -> {}",
+        broker["client_addr"].as_str().unwrap_or_default(),
+        broker["target"].as_str().unwrap_or_default()
+    );
+    assert!(
+        facts(broker, "followed_by").is_some_and(|f| f.starts_with(&host_addrs)),
+        "{broker}"
+    );
+    assert!(
+        facts(host, "redirected_from").is_some_and(|f| f.starts_with(&broker_addrs)),
+        "{host}"
+    );
+    assert_eq!(host["verdict"]["cause"], "connected");
+}

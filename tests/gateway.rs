@@ -748,3 +748,129 @@ fn xfreerdp_through_the_gateway_to_the_lab_xrdp() {
         "{outcomes:?}"
     );
 }
+
+// ---- captures of gateway sessions ----------------------------------------------------------------------
+
+/// `rdptrace demo SCENARIO --pcap FILE` with `extra`; the capture's path.
+fn capture_of(scenario: &str, dir: &Path, extra: &[&str]) -> std::path::PathBuf {
+    let pcap = dir.join(format!("{scenario}.pcapng"));
+    let out = rdptrace()
+        .args(["demo", scenario, "--pcap"])
+        .arg(&pcap)
+        .args(extra)
+        .output()
+        .expect("rdptrace demo runs");
+    assert!(pcap.is_file(), "no capture: {out:?}");
+    pcap
+}
+
+/// `rdptrace replay --json FILE` with `extra`: one document per session, and stderr.
+fn replay_json(pcap: &Path, extra: &[&str]) -> (Vec<serde_json::Value>, String) {
+    let out = rdptrace()
+        .args(["replay", "--json"])
+        .args(extra)
+        .arg(pcap)
+        .output()
+        .expect("rdptrace replay runs");
+    let docs = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    (docs, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn phase<'d>(doc: &'d serde_json::Value, name: &str) -> &'d serde_json::Value {
+    doc["phases"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["name"] == name))
+        .unwrap_or(&serde_json::Value::Null)
+}
+
+#[test]
+fn the_replay_reads_a_gateway_session_with_its_secrets() {
+    let dir = TempDir::new("gw-replay");
+    for (scenario, transport) in [
+        ("gateway-healthy", "WebSocket"),
+        (
+            "gateway-http-transport",
+            "HTTP (RDG_OUT_DATA and RDG_IN_DATA)",
+        ),
+    ] {
+        let pcap = capture_of(scenario, dir.path(), &["--embed-secrets"]);
+        let (docs, err) = replay_json(&pcap, &[]);
+        assert_eq!(docs.len(), 1, "{scenario}: {err}");
+        let doc = &docs[0];
+        assert_eq!(doc["verdict"]["cause"], "connected", "{scenario}: {doc}");
+        let names: Vec<&str> = doc["phases"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert_eq!(names.first(), Some(&"gateway_connect"), "{names:?}");
+        assert_eq!(
+            phase(doc, "gateway_connect")["facts"]["cert_subject"],
+            "CN=rdptrace-gateway"
+        );
+        let auth = phase(doc, "gateway_auth");
+        assert_eq!(auth["facts"]["gateway_auth_scheme"], "NTLM");
+        assert!(
+            auth["facts"]["gateway_transport"]
+                .as_str()
+                .is_some_and(|t| t.starts_with(transport)),
+            "{scenario}: {auth}"
+        );
+        let packets: Vec<&str> = phase(doc, "gateway_tunnel")["pdus"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert!(
+            packets.contains(&"HTTP_CHANNEL_RESPONSE"),
+            "{scenario}: {packets:?}"
+        );
+        // The RDP connection inside, its own TLS opened too.
+        assert_eq!(
+            phase(doc, "tls")["facts"]["cert_subject"],
+            "CN=rdptrace-target"
+        );
+        assert_eq!(phase(doc, "active")["status"], "ok");
+    }
+}
+
+#[test]
+fn the_replay_reads_a_gateway_refusal() {
+    let dir = TempDir::new("gw-replay-refused");
+    let pcap = capture_of("gateway-cap-denied", dir.path(), &["--embed-secrets"]);
+    let (docs, err) = replay_json(&pcap, &[]);
+    assert_eq!(docs.len(), 1, "{err}");
+    let v = &docs[0]["verdict"];
+    assert_eq!(v["cause"], "gateway_refused", "{v}");
+    assert_eq!(v["phase"], "gateway_tunnel", "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("E_PROXY_NAP_ACCESSDENIED")),
+        "{v}"
+    );
+}
+
+#[test]
+fn the_replay_names_what_it_cannot_read_without_the_secrets() {
+    let dir = TempDir::new("gw-replay-opaque");
+    let keylog = dir.path().join("keys.log");
+    let keylog_arg = keylog.to_str().expect("a UTF-8 path");
+    let pcap = capture_of("gateway-healthy", dir.path(), &["--keylog", keylog_arg]);
+    let (docs, err) = replay_json(&pcap, &[]);
+    assert!(docs.is_empty(), "{docs:?}");
+    assert!(
+        err.contains("RD Gateway") && err.contains("--keylog"),
+        "{err}"
+    );
+    // With the key log the probe wrote, the same capture reads.
+    let (docs, err) = replay_json(&pcap, &["--keylog", keylog_arg]);
+    assert_eq!(docs.len(), 1, "{err}");
+    assert_eq!(docs[0]["verdict"]["cause"], "connected");
+}

@@ -839,7 +839,7 @@ impl<'a> Dialer<'a> {
                     format!("{base}; a {seed}-byte seed before the first packet"),
                 );
             }
-            self.note_reply(&reply);
+            record::reply_facts(self.trace, &reply);
             if let Some(code) = reply.code()
                 && crate::codes::gateway::failed(code)
             {
@@ -927,57 +927,6 @@ impl<'a> Dialer<'a> {
         let end = log.lock().ok().and_then(|mut l| l.end.take());
         if let Some((at, end)) = end {
             self.trace.record_event(at, EventKind::TunnelEnded { end });
-        }
-    }
-
-    /// The facts of an answer.
-    fn note_reply(&mut self, reply: &Packet) {
-        match reply {
-            Packet::HandshakeResponse {
-                major,
-                minor,
-                server_version,
-                ..
-            } => self.trace.fact(
-                Fact::GatewayVersion,
-                format!("{major}.{minor}, server version {server_version}"),
-            ),
-            Packet::TunnelResponse {
-                tunnel_id,
-                caps,
-                consent,
-                ..
-            } => {
-                if let Some(id) = tunnel_id {
-                    self.trace.fact(Fact::GatewayTunnelId, *id);
-                }
-                if let Some(c) = caps {
-                    self.trace
-                        .fact(Fact::GatewayCapabilities, format!("0x{c:x}"));
-                }
-                if let Some(m) = consent {
-                    self.trace.fact(Fact::GatewayMessage, m.clone());
-                }
-            }
-            Packet::TunnelAuthResponse {
-                redirection_flags,
-                idle_timeout,
-                ..
-            } => {
-                if let Some(f) = redirection_flags {
-                    self.trace
-                        .fact(Fact::GatewayRedirectionFlags, format!("0x{f:08x}"));
-                }
-                if let Some(t) = idle_timeout {
-                    self.trace
-                        .fact(Fact::GatewayIdleTimeout, format!("{t} min"));
-                }
-            }
-            Packet::ChannelResponse {
-                channel_id: Some(id),
-                ..
-            } => self.trace.fact(Fact::GatewayChannelId, *id),
-            _ => {}
         }
     }
 }

@@ -164,6 +164,17 @@ pub fn packet_len(buf: &[u8]) -> WireResult<Option<usize>> {
     Ok(Some(len))
 }
 
+/// The longest seed a gateway sends before its first packet on the RDG_OUT_DATA channel ([MS-TSGU] 3.3.5.1:
+/// a random entity body of limited size; Windows sends 10 bytes).
+pub const MAX_SEED: usize = 100;
+
+/// [MS-TSGU] 3.3.5.1 where the gateway's first packet (its HTTP_HANDSHAKE_RESPONSE_PACKET) starts in the
+/// body of the RDG_OUT_DATA response, after the seed; `None` while it is not there.
+pub fn first_packet_at(body: &[u8]) -> Option<usize> {
+    let first = [kind::HANDSHAKE_RESPONSE as u8, 0, 0, 0];
+    body.windows(4).position(|w| w == first)
+}
+
 /// Cuts packets out of a byte stream; holds at most one packet's bytes beyond what it returned.
 #[derive(Debug, Default)]
 pub struct PacketReader {

@@ -20,7 +20,7 @@ use base64::Engine as _;
 use super::http::{self, Request, Response};
 use super::packet::Packet;
 use crate::pdu::PduInfo;
-use crate::trace::{Millis, Pdu, Side};
+use crate::trace::{Fact, Millis, Pdu, Side, Trace};
 
 /// [MS-NLMP] 2.2.1 the message an NTLM token holds: `NEGOTIATE`, `CHALLENGE`, `AUTHENTICATE`.
 fn ntlm_message(token: &str) -> Option<&'static str> {
@@ -124,6 +124,54 @@ pub fn packet_pdu(at_ms: Millis, from: Side, bytes: &[u8]) -> Option<Pdu> {
                 offset: Some(e.offset),
             },
         }),
+    }
+}
+
+/// The facts of a gateway's answer, in the current phase (the probe's and the replay's).
+pub fn reply_facts(trace: &mut Trace, reply: &Packet) {
+    match reply {
+        Packet::HandshakeResponse {
+            major,
+            minor,
+            server_version,
+            ..
+        } => trace.fact(
+            Fact::GatewayVersion,
+            format!("{major}.{minor}, server version {server_version}"),
+        ),
+        Packet::TunnelResponse {
+            tunnel_id,
+            caps,
+            consent,
+            ..
+        } => {
+            if let Some(id) = tunnel_id {
+                trace.fact(Fact::GatewayTunnelId, *id);
+            }
+            if let Some(c) = caps {
+                trace.fact(Fact::GatewayCapabilities, format!("0x{c:x}"));
+            }
+            if let Some(m) = consent {
+                trace.fact(Fact::GatewayMessage, m.clone());
+            }
+        }
+        Packet::TunnelAuthResponse {
+            redirection_flags,
+            idle_timeout,
+            ..
+        } => {
+            if let Some(f) = redirection_flags {
+                trace.fact(Fact::GatewayRedirectionFlags, format!("0x{f:08x}"));
+            }
+            if let Some(t) = idle_timeout {
+                trace.fact(Fact::GatewayIdleTimeout, format!("{t} min"));
+            }
+        }
+        Packet::ChannelResponse {
+            channel_id: Some(id),
+            ..
+        } => trace.fact(Fact::GatewayChannelId, *id),
+        _ => {}
     }
 }
 

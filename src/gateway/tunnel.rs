@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::http::{self, Dechunker};
-use super::packet::{self, MAX_DATA, Packet, PacketReader};
+use super::packet::{self, MAX_DATA, MAX_SEED, Packet, PacketReader};
 use super::websocket::{self, FrameReader};
 use crate::probe::transport::Tap;
 use crate::trace::{CloseKind, TunnelEnd};
@@ -36,9 +36,6 @@ pub type GwStream = tokio_rustls::client::TlsStream<Tap<TcpStream>>;
 
 /// The most bytes a tunnel holds decoded and not yet read.
 const MAX_INBOUND: usize = 4 << 20;
-/// The longest seed a gateway sends before its first packet on the RDG_OUT_DATA channel ([MS-TSGU] 3.3.5.1:
-/// a random entity body of limited size; Windows sends 10 bytes).
-const MAX_SEED: usize = 100;
 
 /// What the gateway did to the tunnel that is not a data packet, for the trace.
 #[derive(Debug, Default)]
@@ -265,8 +262,7 @@ impl Tunnel {
                     Some(held) => {
                         held.extend_from_slice(&plain);
                         // The first packet the gateway sends is its HTTP_HANDSHAKE_RESPONSE_PACKET.
-                        let first = [packet::kind::HANDSHAKE_RESPONSE as u8, 0, 0, 0];
-                        if let Some(at) = held.windows(4).position(|w| w == first) {
+                        if let Some(at) = packet::first_packet_at(held) {
                             body.seed = at;
                             let rest = held.split_off(at);
                             self.packets.push(&rest);

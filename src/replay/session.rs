@@ -10,8 +10,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::gateway::{GatewayConn, Tunnels, Verdict as GatewayVerdict};
 use super::link::{Frame, Segment};
 use super::reassembly::{Delivery, Stream};
+use super::redirect::Pending;
 use super::tls_decrypt::{Decryptor, Secrets, StatusHandle};
 use crate::dissect::Dissector;
 use crate::pdu::PduInfo;
@@ -127,7 +129,18 @@ enum Content {
         bytes: usize,
     },
     Rdp(Box<RdpSession>),
+    /// TLS that is not RDP: perhaps an RD Gateway's HTTPS.
+    Gateway(Box<Gateway>),
     NotRdp,
+}
+
+/// A connection to what may be an RD Gateway.
+struct Gateway {
+    conn: GatewayConn,
+    /// The tunnel it joined.
+    joined: Option<String>,
+    /// It made the tunnel: it carries the gateway's packets (the WebSocket, or the RDG_OUT_DATA channel).
+    primary: bool,
 }
 
 struct RdpSession {
@@ -212,15 +225,25 @@ impl Entry {
     }
 }
 
+/// What the connections of a capture share.
+#[derive(Default)]
+struct Shared {
+    /// Servers (address and port) seen speaking RDP, so that a later connection that starts with a TLS
+    /// ClientHello is recognised.
+    rdp_servers: HashSet<SocketAddr>,
+    /// Redirected sessions, until the client's next connection shows up.
+    redirections: Pending,
+    /// RD Gateway tunnels.
+    tunnels: Tunnels,
+}
+
 /// Follows every TCP connection of a capture.
 pub struct Tracker {
     file: String,
     limits: Limits,
     secrets: Option<Arc<Secrets>>,
     conns: HashMap<FlowKey, Entry>,
-    /// Servers (address and port) seen speaking RDP, so that a later connection that starts with a TLS
-    /// ClientHello is recognised.
-    rdp_servers: HashSet<SocketAddr>,
+    shared: Shared,
     next_order: u64,
     now: Duration,
     finished: Vec<Finished>,
@@ -235,7 +258,7 @@ impl Tracker {
             limits,
             secrets,
             conns: HashMap::new(),
-            rdp_servers: HashSet::new(),
+            shared: Shared::default(),
             next_order: 0,
             now: Duration::ZERO,
             finished: Vec::new(),
@@ -245,7 +268,10 @@ impl Tracker {
 
     /// Sessions finished so far, taken out of the tracker.
     pub fn take_finished(&mut self) -> Vec<Finished> {
-        std::mem::take(&mut self.finished)
+        self.shared.redirections.expire(self.now);
+        let mut out = std::mem::take(&mut self.finished);
+        out.append(&mut self.shared.redirections.released);
+        out
     }
 
     /// Connections followed now.
@@ -355,12 +381,12 @@ impl Tracker {
                         ts,
                         None,
                         std::mem::take(&mut out[e]),
-                        &mut self.rdp_servers,
+                        &mut self.shared,
                         &self.secrets,
                         &self.file,
                     );
                 }
-                close(conn, end, CloseKind::Rst, ts);
+                close(conn, end, CloseKind::Rst, ts, &mut self.shared);
                 ended = true;
             }
         } else if has_data || seg.fin {
@@ -377,12 +403,12 @@ impl Tracker {
                 ts,
                 in_place,
                 out,
-                &mut self.rdp_servers,
+                &mut self.shared,
                 &self.secrets,
                 &self.file,
             );
             if conn.streams[end].fin_reached() && conn.closed[end].is_none() {
-                close(conn, end, CloseKind::Fin, ts);
+                close(conn, end, CloseKind::Fin, ts, &mut self.shared);
                 if conn.closed[end.other()].is_some() {
                     ended = true;
                 }
@@ -505,6 +531,20 @@ impl Tracker {
             self.end(k);
         }
         self.conns.clear();
+        for (first_ts, order, trace) in self.shared.tunnels.finish() {
+            let finished = Finished {
+                first_ts,
+                order,
+                trace,
+            };
+            let _ = self.shared.redirections.finished(finished, self.now);
+        }
+        self.shared.redirections.release_all();
+    }
+
+    /// TLS connections that were not RDP and could not be decrypted: how many, the first one's addresses.
+    pub fn opaque_tls(&self) -> (u64, Option<String>) {
+        self.shared.tunnels.opaque.clone()
     }
 
     /// Ends a connection: flushes what it holds, settles its trace, leaves a tombstone.
@@ -530,12 +570,12 @@ impl Tracker {
                     ts,
                     None,
                     out,
-                    &mut self.rdp_servers,
+                    &mut self.shared,
                     &self.secrets,
                     &self.file,
                 );
                 if conn.streams[end].fin_reached() && conn.closed[end].is_none() {
-                    close(&mut conn, end, CloseKind::Fin, ts);
+                    close(&mut conn, end, CloseKind::Fin, ts, &mut self.shared);
                 }
             }
         }
@@ -551,17 +591,38 @@ impl Tracker {
                     },
                     &self.secrets,
                     &self.file,
+                    &mut self.shared,
                 );
             }
+        }
+        if let Content::Gateway(g) = &conn.content
+            && let Some(id) = &g.joined
+            && let Some((first_ts, order, trace)) = self.shared.tunnels.ended(id, ts)
+        {
+            let finished = Finished {
+                first_ts,
+                order,
+                trace,
+            };
+            let _ = self.shared.redirections.finished(finished, ts);
         }
         let order = conn.order;
         let first_ts = conn.first_ts;
         if let Some(trace) = settle(*conn) {
-            self.finished.push(Finished {
+            let finished = Finished {
                 first_ts,
                 order,
                 trace,
-            });
+            };
+            // A redirected session whose follower is still open: the follower learns where it came from.
+            if let Some((client, server, words)) = self.shared.redirections.finished(finished, ts)
+                && let Some(Entry::Live(next)) = self.conns.get_mut(&key(client, server))
+                && let Content::Rdp(s) = &mut next.content
+            {
+                s.dissector
+                    .trace_mut()
+                    .fact_in(PhaseName::X224, Fact::RedirectedFrom, words);
+            }
         }
     }
 }
@@ -574,6 +635,8 @@ enum Decision {
         skip: PerEnd<u64>,
         via: Option<String>,
     },
+    /// TLS to a server that is not known to speak RDP: an RD Gateway's, when its secrets say so.
+    Tls,
     NotRdp,
     Wait,
 }
@@ -726,6 +789,9 @@ fn classify(
             None => return (Decision::Wait, Some(c)),
         }
     }
+    if client_hello(cd) == Some(true) {
+        return (Decision::Tls, Some(c));
+    }
     if cd.first() == Some(&5) && cd.len() < 64 {
         // Perhaps a SOCKS5 handshake still under way.
         return (Decision::Wait, Some(c));
@@ -762,7 +828,7 @@ fn deliver(
     ts: Duration,
     in_place: Option<&[u8]>,
     out: Vec<Delivery>,
-    rdp_servers: &mut HashSet<SocketAddr>,
+    shared: &mut Shared,
     secrets: &Option<Arc<Secrets>>,
     file: &str,
 ) {
@@ -773,6 +839,13 @@ fn deliver(
     let side = conn.side_of(end);
     let (data, gap, over) = match &mut conn.content {
         Content::NotRdp => return,
+        Content::Gateway(_) => {
+            let in_place = in_place.map(|d| Delivery::Data(d.to_vec()));
+            for d in out.iter().chain(in_place.as_ref()) {
+                feed_gateway(conn, end, ts, d.into(), shared, secrets, file);
+            }
+            return;
+        }
         Content::Rdp(s) => {
             for d in &out {
                 feed(s, end, side, at, d.into());
@@ -808,7 +881,7 @@ fn deliver(
     let (mut decision, client) = classify(
         conn,
         PerEnd([data[End::A].as_slice(), data[End::B].as_slice()]),
-        rdp_servers,
+        &shared.rdp_servers,
     );
     if decision == Decision::Wait && (over || gap) {
         decision = Decision::NotRdp;
@@ -816,6 +889,23 @@ fn deliver(
     match &decision {
         Decision::Wait => {}
         Decision::NotRdp => conn.content = Content::NotRdp,
+        Decision::Tls => {
+            conn.client = client;
+            let server = conn.ends[client.unwrap_or(End::A).other()];
+            let held = match std::mem::replace(&mut conn.content, Content::NotRdp) {
+                Content::Undecided { chunks, .. } => chunks,
+                _ => Vec::new(),
+            };
+            conn.content = Content::Gateway(Box::new(Gateway {
+                conn: GatewayConn::new(server.to_string(), file, secrets.as_ref(), conn.first_ts),
+                joined: None,
+                primary: false,
+            }));
+            for (end, at, d) in &held {
+                let ts = conn.first_ts + Duration::from_secs_f64(at.max(0.0) / 1000.0);
+                feed_gateway(conn, *end, ts, d.into(), shared, secrets, file);
+            }
+        }
         Decision::Rdp { .. } => {
             conn.client = client;
             if let Some(c) = client {
@@ -823,10 +913,81 @@ fn deliver(
                 if tpkt_tpdu(&data[c], 0xe0) == Some(true)
                     || tpkt_tpdu(&data[c.other()], 0xd0) == Some(true)
                 {
-                    rdp_servers.insert(conn.ends[c.other()]);
+                    shared.rdp_servers.insert(conn.ends[c.other()]);
                 }
             }
-            decide(conn, decision, secrets, file);
+            decide(conn, decision, secrets, file, shared);
+        }
+    }
+}
+
+/// Feeds one delivery to a connection that may be an RD Gateway's; hands what it read to its tunnel.
+fn feed_gateway(
+    conn: &mut Conn,
+    end: End,
+    ts: Duration,
+    d: Piece<'_>,
+    shared: &mut Shared,
+    secrets: &Option<Arc<Secrets>>,
+    file: &str,
+) {
+    let side = conn.side_of(end);
+    let at = conn.at(ts);
+    let client_end = conn.client.unwrap_or(End::A);
+    let (client, server) = (conn.ends[client_end], conn.ends[client_end.other()]);
+    let handshake = Handshake::of(conn);
+    let (first_ts, order) = (conn.first_ts, conn.order);
+    let Content::Gateway(g) = &mut conn.content else {
+        return;
+    };
+    match d {
+        Piece::Data(v) => g.conn.on_tcp_data(side, at, v),
+        Piece::Gap(_) => g.conn.gap(ts),
+    }
+    match g.conn.verdict {
+        GatewayVerdict::Waiting => {}
+        GatewayVerdict::Other => conn.content = Content::NotRdp,
+        GatewayVerdict::Opaque => {
+            shared.tunnels.opaque(format!("{client} -> {server}"));
+            conn.content = Content::NotRdp;
+        }
+        GatewayVerdict::Gateway => {
+            if g.joined.is_none() {
+                let id = g.conn.id.clone().unwrap_or_else(|| format!("#{order}"));
+                let fresh = !shared.tunnels.has(&id);
+                let joined = if fresh {
+                    let mut trace = Trace::new(
+                        server.to_string(),
+                        Origin::Replay {
+                            file: file.to_owned(),
+                            session: 0,
+                        },
+                    );
+                    trace.started_at = rfc3339(first_ts);
+                    trace.set_addrs(Some(client), Some(server));
+                    handshake.record(&mut trace, client, server, PhaseName::GatewayConnect);
+                    shared.tunnels.create(
+                        &id,
+                        trace,
+                        &mut g.conn,
+                        first_ts,
+                        order,
+                        secrets.as_ref(),
+                    )
+                } else {
+                    shared.tunnels.join(&id)
+                };
+                if !joined {
+                    conn.content = Content::NotRdp;
+                    return;
+                }
+                g.primary = fresh;
+                g.joined = Some(id);
+            }
+            if let Some(id) = &g.joined {
+                let items = g.conn.take_items();
+                shared.tunnels.apply(id, items);
+            }
         }
     }
 }
@@ -862,7 +1023,13 @@ fn feed(s: &mut RdpSession, end: End, side: Side, at: Millis, d: Piece<'_>) {
 }
 
 /// Starts the trace of a connection found to be RDP, and feeds it what was held.
-fn decide(conn: &mut Conn, decision: Decision, secrets: &Option<Arc<Secrets>>, file: &str) {
+fn decide(
+    conn: &mut Conn,
+    decision: Decision,
+    secrets: &Option<Arc<Secrets>>,
+    file: &str,
+    shared: &mut Shared,
+) {
     let Decision::Rdp { skip, via } = decision else {
         return;
     };
@@ -879,7 +1046,7 @@ fn decide(conn: &mut Conn, decision: Decision, secrets: &Option<Arc<Secrets>>, f
     );
     trace.started_at = rfc3339(conn.first_ts);
     trace.set_addrs(Some(client), Some(server));
-    tcp_phase(conn, &mut trace, client, server);
+    Handshake::of(conn).record(&mut trace, client, server, PhaseName::Tcp);
     if let Some(via) = via {
         trace.fact_in(PhaseName::Tcp, Fact::Tunnel, via);
         trace.fact_in(
@@ -918,36 +1085,41 @@ fn decide(conn: &mut Conn, decision: Decision, secrets: &Option<Arc<Secrets>>, f
         let side = conn.side_of(*end);
         feed(&mut session, *end, side, *at, d.into());
     }
+    // The Connection Request is in: is this where a redirection of the capture sent the client?
+    shared
+        .redirections
+        .started(session.dissector.trace_mut(), client, server);
     conn.content = Content::Rdp(Box::new(session));
 }
 
-/// The tcp phase from what the capture holds of the handshake.
-fn tcp_phase(conn: &Conn, trace: &mut Trace, client: SocketAddr, server: SocketAddr) {
-    trace.enter(PhaseName::Tcp, 0.0);
-    match conn.syn {
-        Some(syn) => {
-            if syn.count > 0 {
-                trace.fact(Fact::SynRetransmissions, syn.count);
-            }
-            if let Some(syn_ack) = conn.syn_ack {
-                // SYN to SYN-ACK is the round trip seen from the client; from anywhere else on the path the
-                // round trip ends with the client's ACK.
-                let syn_ts = syn.last.min(syn_ack);
-                let rtt = conn.handshake_ack.unwrap_or(syn_ack).saturating_sub(syn_ts);
-                trace.fact(Fact::RttMs, round_ms(millis(rtt)));
-                let at = conn.at(conn.handshake_ack.unwrap_or(syn_ack));
-                trace.record_event(
-                    at,
-                    EventKind::Connected {
-                        local: client.to_string(),
-                        remote: server.to_string(),
-                    },
-                );
-            }
+/// What the capture holds of a connection's TCP handshake.
+#[derive(Debug, Clone, Copy)]
+struct Handshake {
+    first_ts: Duration,
+    syn: Option<Syn>,
+    syn_ack: Option<Duration>,
+    ack: Option<Duration>,
+}
+
+impl Handshake {
+    fn of(conn: &Conn) -> Handshake {
+        Handshake {
+            first_ts: conn.first_ts,
+            syn: conn.syn,
+            syn_ack: conn.syn_ack,
+            ack: conn.handshake_ack,
         }
-        None if conn.syn_ack.is_some() => {
-            trace.fact(Fact::Handshake, "the capture starts after the client's SYN");
-            let at = conn.at(conn.handshake_ack.or(conn.syn_ack).unwrap_or(conn.first_ts));
+    }
+
+    fn at(&self, ts: Duration) -> Millis {
+        millis(ts.saturating_sub(self.first_ts))
+    }
+
+    /// Enters `phase` (`tcp`, or `gateway_connect` for a gateway's connection) with what the capture holds
+    /// of the handshake.
+    fn record(&self, trace: &mut Trace, client: SocketAddr, server: SocketAddr, phase: PhaseName) {
+        trace.enter(phase, 0.0);
+        let connected = |trace: &mut Trace, at| {
             trace.record_event(
                 at,
                 EventKind::Connected {
@@ -955,23 +1127,51 @@ fn tcp_phase(conn: &Conn, trace: &mut Trace, client: SocketAddr, server: SocketA
                     remote: server.to_string(),
                 },
             );
-        }
-        None => {
-            trace.fact(
-                Fact::Handshake,
-                "not in the capture (it starts in the middle of the connection)",
-            );
+        };
+        match self.syn {
+            Some(syn) => {
+                if syn.count > 0 {
+                    trace.fact(Fact::SynRetransmissions, syn.count);
+                }
+                if let Some(syn_ack) = self.syn_ack {
+                    // SYN to SYN-ACK is the round trip seen from the client; from anywhere else on the path
+                    // the round trip ends with the client's ACK.
+                    let syn_ts = syn.last.min(syn_ack);
+                    let rtt = self.ack.unwrap_or(syn_ack).saturating_sub(syn_ts);
+                    trace.fact(Fact::RttMs, round_ms(millis(rtt)));
+                    connected(trace, self.at(self.ack.unwrap_or(syn_ack)));
+                }
+            }
+            None if self.syn_ack.is_some() => {
+                trace.fact(Fact::Handshake, "the capture starts after the client's SYN");
+                connected(
+                    trace,
+                    self.at(self.ack.or(self.syn_ack).unwrap_or(self.first_ts)),
+                );
+            }
+            None => {
+                trace.fact(
+                    Fact::Handshake,
+                    "not in the capture (it starts in the middle of the connection)",
+                );
+            }
         }
     }
 }
 
 /// Records a close by `end` with the facts around it.
-fn close(conn: &mut Conn, end: End, how: CloseKind, ts: Duration) {
+fn close(conn: &mut Conn, end: End, how: CloseKind, ts: Duration, shared: &mut Shared) {
     let first = conn.closed.iter().all(Option::is_none);
     conn.closed[end] = Some(how);
     let side = conn.side_of(end);
     let at = conn.at(ts);
     let idle = round_ms(millis(ts.saturating_sub(conn.last_data_ts)));
+    if let Content::Gateway(g) = &conn.content
+        && let Some(id) = &g.joined
+    {
+        shared.tunnels.closed(id, side, how, ts, g.primary);
+        return;
+    }
     let Content::Rdp(s) = &mut conn.content else {
         return;
     };
@@ -1060,19 +1260,24 @@ fn settle(conn: Conn) -> Option<Trace> {
     }
     let _ = client;
 
-    if let Some(status) = decrypt
-        && trace.phase(PhaseName::Tls).start_ms.is_some()
-    {
-        for (k, v) in super::tls_decrypt::facts(&status) {
-            trace.fact_in(PhaseName::Tls, k, v);
-        }
-    }
-
     let at_end = millis(conn.last_ts.saturating_sub(conn.first_ts));
     if !closed_any {
         let idle = round_ms(millis(conn.last_ts.saturating_sub(conn.last_data_ts)));
         if idle > 0.0 {
             trace.fact(Fact::IdleAtCaptureEndMs, idle);
+        }
+    }
+    Some(conclude(trace, decrypt, at_end))
+}
+
+/// The end of an RDP session's trace (a direct connection's, or a gateway tunnel's): the decryption's facts,
+/// the client's orderly close after the active state, the trace settled.
+pub(super) fn conclude(mut trace: Trace, decrypt: Option<StatusHandle>, at_end: Millis) -> Trace {
+    if let Some(status) = decrypt
+        && trace.phase(PhaseName::Tls).start_ms.is_some()
+    {
+        for (k, v) in super::tls_decrypt::facts(&status) {
+            trace.fact_in(PhaseName::Tls, k, v);
         }
     }
     let reached_active = trace.phase(PhaseName::Active).start_ms.is_some();
@@ -1101,7 +1306,7 @@ fn settle(conn: Conn) -> Option<Trace> {
         );
     }
     trace.finish(!(reached_active && orderly) || trace.deactivated_for_good());
-    Some(trace)
+    trace
 }
 
 /// RFC 3339 of a time since the epoch.
