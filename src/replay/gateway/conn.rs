@@ -197,7 +197,8 @@ impl GatewayConn {
         self.stage = Stage::Done;
     }
 
-    fn plaintext(&mut self, from: Side, at: Duration, data: &[u8]) {
+    /// Plaintext of the connection's TLS from `from`, in order (what the TLS layer decrypted).
+    pub fn plaintext(&mut self, from: Side, at: Duration, data: &[u8]) {
         match &mut self.stage {
             Stage::Done => {}
             Stage::WebSocket { frames } => {
