@@ -1,5 +1,18 @@
 //! What a server certificate says, and what is wrong with it, read with x509-parser.
 
+// Bytes from the wire and from files: no panics (see ARCHITECTURE.md, Rules).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::unchecked_time_subtraction
+)]
+
 use x509_parser::prelude::*;
 
 use crate::pdu::CertInfo;
@@ -165,15 +178,14 @@ fn dns_matches(pattern: &str, host: &str) -> bool {
     pattern == host
 }
 
+/// An iPAddress SAN ([RFC 5280] 4.2.1.6): four bytes for IPv4, sixteen for IPv6, hex for anything else.
 fn ip_string(bytes: &[u8]) -> String {
-    match bytes.len() {
-        4 => std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).to_string(),
-        16 => {
-            let mut a = [0u8; 16];
-            a.copy_from_slice(bytes);
-            std::net::Ipv6Addr::from(a).to_string()
-        }
-        _ => hex::encode(bytes),
+    if let Ok(v4) = <[u8; 4]>::try_from(bytes) {
+        std::net::Ipv4Addr::from(v4).to_string()
+    } else if let Ok(v6) = <[u8; 16]>::try_from(bytes) {
+        std::net::Ipv6Addr::from(v6).to_string()
+    } else {
+        hex::encode(bytes)
     }
 }
 

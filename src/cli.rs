@@ -43,6 +43,10 @@ pub enum Command {
     Check(crate::check::cli::CheckArgs),
     /// How a server is configured: protocols, RDP encryption, TLS versions and suites, certificate, NTLM.
     Scan(crate::scan::cli::ScanArgs),
+    /// A Prometheus exporter: GET /probe?target=HOST&module=NAME runs a probe and answers with metrics.
+    Exporter(crate::exporter::ExporterArgs),
+    /// Summarise stored results (rdptrace/1 JSON lines): merge shards, write JUnit and an HTML report.
+    Report(crate::report::cli::ReportArgs),
 }
 
 /// Parses the command line, runs the command, prints its error if it has one (`rdptrace: <message>` on
@@ -80,6 +84,8 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Replay(args) => crate::replay::cli::run(args),
         Command::Check(args) => crate::check::cli::run(args),
         Command::Scan(args) => crate::scan::cli::run(args),
+        Command::Exporter(args) => crate::exporter::run(args),
+        Command::Report(args) => crate::report::cli::run(args),
     }
 }
 

@@ -33,7 +33,7 @@ use crate::replay::keylog::{KeyLog, Source};
 use crate::replay::link::{Frame, Segment};
 use crate::replay::session::{Limits, Tracker};
 use crate::replay::tls_decrypt::{self, Decryptor, Secrets};
-use crate::trace::{CloseKind, Deadline, Origin, Side, Trace};
+use crate::trace::{CloseKind, Deadline, Origin, PerSide, Side, Trace};
 use crate::verdict::Verdict;
 
 /// The chunks of a multi-part input.
@@ -108,23 +108,13 @@ pub mod dissect_tag {
 
 /// A TLS record sink that answers from a queue the input fills.
 struct QueueSink {
-    queue: Arc<Mutex<[VecDeque<Option<Decrypted>>; 2]>>,
-}
-
-/// The index of a side in per-side arrays.
-///
-/// INVARIANT: 0 or 1.
-fn side_index(side: Side) -> usize {
-    match side {
-        Side::Client => 0,
-        Side::Server => 1,
-    }
+    queue: Arc<Mutex<PerSide<VecDeque<Option<Decrypted>>>>>,
 }
 
 impl TlsRecordSink for QueueSink {
     fn record(&mut self, from: Side, _record: &[u8]) -> Option<Decrypted> {
         let mut queue = self.queue.lock().ok()?;
-        queue.get_mut(side_index(from))?.pop_front().flatten()
+        queue[from].pop_front().flatten()
     }
 }
 
@@ -132,7 +122,7 @@ impl TlsRecordSink for QueueSink {
 /// the order the chunks give them (see [`dissect_tag`]). Returns the settled trace and its verdict.
 pub fn dissect(data: &[u8]) -> (Trace, Verdict) {
     let mut d = Dissector::new(Trace::new("fuzz", Origin::Probe));
-    let queue: Arc<Mutex<[VecDeque<Option<Decrypted>>; 2]>> = Arc::default();
+    let queue: Arc<Mutex<PerSide<VecDeque<Option<Decrypted>>>>> = Arc::default();
     d.set_tls_sink(Box::new(QueueSink {
         queue: Arc::clone(&queue),
     }));
@@ -154,10 +144,8 @@ pub fn dissect(data: &[u8]) -> (Trace, Verdict) {
                     content_type,
                     data: data.to_vec(),
                 });
-                if let Ok(mut q) = queue.lock()
-                    && let Some(q) = q.get_mut(side_index(side))
-                {
-                    q.push_back(answer);
+                if let Ok(mut q) = queue.lock() {
+                    q[side].push_back(answer);
                 }
             }
             _ => match body.first().copied().unwrap_or(0) % 5 {

@@ -12,6 +12,7 @@ pub mod command;
 pub mod diagnose;
 pub mod dissect;
 pub mod explain;
+pub mod exporter;
 pub mod fleet;
 pub mod fuzzing;
 pub mod gateway;

@@ -427,19 +427,13 @@ fn be16(b: &[u8], at: usize) -> Option<usize> {
 /// The TLS records of a stream that starts with one TPKT (the X.224 Connection Request or Confirm):
 /// (offset, length with header).
 fn records(stream: &[u8]) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let Some(mut at) = be16(stream, 2) else {
-        return out;
+    use crate::wire::frame;
+    let frame::Framed::Complete(at) = frame::tpkt(stream) else {
+        return Vec::new();
     };
-    while let Some(len) = be16(stream, at + 3) {
-        let total = len + 5;
-        if at + total > stream.len() {
-            break;
-        }
-        out.push((at, total));
-        at += total;
-    }
-    out
+    frame::split(stream.get(at..).unwrap_or_default(), frame::tls_record)
+        .map(|(offset, record)| (at + offset, record.len()))
+        .collect()
 }
 
 /// The cipher suite the ServerHello chose.

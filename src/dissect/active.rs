@@ -8,30 +8,20 @@
 use super::{Dissector, Sealed, capabilities, finalization, licensing, secure_settings};
 use crate::codes::{self, Table};
 use crate::pdu::PduInfo;
+use crate::rdp_security::pdu::{
+    BASIC_SECURITY_HEADER_LEN, FASTPATH_ENCRYPTED, FASTPATH_SECURE_CHECKSUM, FastPath,
+    SEC_AUTODETECT_REQ, SEC_AUTODETECT_RSP, SEC_ENCRYPT, SEC_EXCHANGE_PKT, SEC_HEARTBEAT,
+    SEC_INFO_PKT, SEC_LICENSE_PKT, SEC_REDIRECTION_PKT, SEC_SECURE_CHECKSUM, SEC_TRANSPORT_REQ,
+    SEC_TRANSPORT_RSP, SecurityHeader,
+};
 use crate::trace::Fact;
 use crate::trace::{EventKind, PhaseName, Side};
-use crate::wire::{Reader, WireError, utf16le};
+use crate::wire::{Reader, WireError, WireResult, utf16le};
 
 /// [T.125] DomainMCSPDU choices used here.
 pub const DISCONNECT_PROVIDER_ULTIMATUM: u8 = 8;
 pub const SEND_DATA_REQUEST: u8 = 25;
 pub const SEND_DATA_INDICATION: u8 = 26;
-
-/// [2.2.8.1.1.2.1] security header flags.
-pub const SEC_EXCHANGE_PKT: u16 = 0x0001;
-pub const SEC_TRANSPORT_REQ: u16 = 0x0002;
-pub const SEC_TRANSPORT_RSP: u16 = 0x0004;
-pub const SEC_ENCRYPT: u16 = 0x0008;
-pub const SEC_INFO_PKT: u16 = 0x0040;
-pub const SEC_LICENSE_PKT: u16 = 0x0080;
-/// SEC_LICENSE_ENCRYPT_CS (from the server) and SEC_LICENSE_ENCRYPT_SC (from the client) share this value.
-pub const SEC_LICENSE_ENCRYPT: u16 = 0x0200;
-pub const SEC_REDIRECTION_PKT: u16 = 0x0400;
-/// [5.3.6.1.1] The MAC is salted with the encryption count.
-pub const SEC_SECURE_CHECKSUM: u16 = 0x0800;
-pub const SEC_AUTODETECT_REQ: u16 = 0x1000;
-pub const SEC_AUTODETECT_RSP: u16 = 0x2000;
-pub const SEC_HEARTBEAT: u16 = 0x4000;
 
 /// [2.2.8.1.1.1.1] pduType values.
 pub const PDUTYPE_DEMANDACTIVEPDU: u16 = 0x1;
@@ -49,9 +39,6 @@ pub const PDUTYPE2_SHUTDOWN_DENIED: u8 = 37;
 pub const PDUTYPE2_SAVE_SESSION_INFO: u8 = 38;
 pub const PDUTYPE2_SET_ERROR_INFO_PDU: u8 = 47;
 pub const PDUTYPE2_MONITOR_LAYOUT_PDU: u8 = 55;
-
-/// [2.2.8.1.1.2.3] The FIPS security header is 16 bytes; [2.2.8.1.1.2.2] the non-FIPS one 12.
-const ENCRYPTION_METHOD_FIPS: u32 = 0x10;
 
 /// [2.2.2.3] / [T.125] Disconnect Provider Ultimatum: the reason is three bits across two bytes.
 pub(super) fn disconnect_provider_ultimatum(
@@ -91,9 +78,10 @@ pub(super) fn disconnect_provider_ultimatum(
 
 /// [2.2.9.1.2] fast-path output (server) and [2.2.8.1.2] fast-path input (client).
 pub(super) fn fast_path(d: &mut Dissector, from: Side, frame: &[u8]) {
+    // [2.2.9.1.2] The flags are the two high bits of fpOutputHeader (fpInputHeader).
     let flags = frame.first().map_or(0, |b| b >> 6);
-    let encrypted = flags & 0x2 != 0;
-    let decrypted = encrypted && fast_path_unseal(d, from, frame, flags);
+    let encrypted = flags & FASTPATH_ENCRYPTED != 0;
+    let decrypted = encrypted && fast_path_unseal(d, from, frame);
     let name = match (from, encrypted) {
         (Side::Server, false) => "Fast-Path Output",
         (Side::Server, true) => "Fast-Path Output (encrypted)",
@@ -133,34 +121,20 @@ pub(super) fn fast_path(d: &mut Dissector, from: Side, frame: &[u8]) {
 
 /// [2.2.9.1.2] / [2.2.8.1.2] An encrypted fast-path PDU through the security sink (which keeps the cipher in
 /// step); whether it decrypted.
-fn fast_path_unseal(d: &mut Dissector, from: Side, frame: &[u8], flags: u8) -> bool {
-    let mut r = Reader::new(frame);
-    let parsed = (|| {
-        r.u8("fast-path header")?;
-        if r.u8("fast-path length")? & 0x80 != 0 {
-            r.u8("fast-path length")?;
-        }
-        let mut pad = 0;
-        if d.state.encryption_method == ENCRYPTION_METHOD_FIPS {
-            // [2.2.8.1.2.1] fipsInformation.
-            r.u16_le("fips length")?;
-            r.u8("fips version")?;
-            pad = r.u8("fips padlen")?;
-        }
-        let sig = r.bytes(8, "dataSignature")?;
-        let mut signature = [0u8; 8];
-        signature.copy_from_slice(sig);
-        Ok::<_, WireError>(Sealed {
-            data: r.rest(),
-            signature,
-            salted: flags & 0x1 != 0,
-            pad,
-        })
-    })();
-    match parsed {
-        Ok(sealed) => d.unseal(from, &sealed).is_some(),
-        Err(_) => false,
-    }
+fn fast_path_unseal(d: &mut Dissector, from: Side, frame: &[u8]) -> bool {
+    let Ok(pdu) = FastPath::parse(frame, d.fips()) else {
+        return false;
+    };
+    let Some(signature) = pdu.signature else {
+        return false;
+    };
+    let sealed = Sealed {
+        data: pdu.data,
+        signature,
+        salted: pdu.flags & FASTPATH_SECURE_CHECKSUM != 0,
+        pad: pdu.fips.map_or(0, |f| f.pad),
+    };
+    d.unseal(from, &sealed).is_some()
 }
 
 /// Data on the I/O or message channel: security header, then share control PDUs.
@@ -173,89 +147,53 @@ pub(super) fn io_data(d: &mut Dissector, from: Side, frame_len: usize, data: &[u
         }
         return share_controls(d, from, frame_len, data, base);
     }
-    let mut r = Reader::with_base(data, base);
-    let Ok(flags) = r.u16_le("security header flags") else {
-        return d.decode_error(
-            from,
-            frame_len,
-            "I/O channel data",
-            WireError {
-                offset: base,
-                what: "I/O channel data shorter than a security header",
-            },
-        );
-    };
-    if r.u16_le("security header flagsHi").is_err() {
-        return d.decode_error(
-            from,
-            frame_len,
-            "I/O channel data",
-            WireError {
-                offset: base,
-                what: "I/O channel data shorter than a security header",
-            },
-        );
-    }
-    let encrypted = flags & SEC_ENCRYPT != 0;
-    let mut decrypted = None;
-    if encrypted {
-        match sealed(d, flags, &mut r) {
-            Ok(s) => decrypted = d.unseal(from, &s),
-            Err(_) => {
-                return d.decode_error(
-                    from,
-                    frame_len,
-                    "I/O channel data",
-                    WireError {
-                        offset: base,
-                        what: "encrypted data shorter than its security header",
-                    },
-                );
-            }
+    let (header, body) = match SecurityHeader::read(data, d.fips()) {
+        Ok(read) => read,
+        Err(e) => {
+            let what = if e.offset < BASIC_SECURITY_HEADER_LEN {
+                "I/O channel data shorter than a security header"
+            } else {
+                "encrypted data shorter than its security header"
+            };
+            return d.decode_error(
+                from,
+                frame_len,
+                "I/O channel data",
+                WireError { offset: base, what },
+            );
         }
-    }
+    };
+    let flags = header.flags;
+    let encrypted = flags & SEC_ENCRYPT != 0;
+    let decrypted = sealed(&header, body).and_then(|s| d.unseal(from, &s));
     if from == Side::Server && flags & SEC_AUTODETECT_REQ == 0 {
         d.settle_awaiting();
     }
-    let body_base = r.offset();
-    let body: &[u8] = decrypted.as_deref().unwrap_or(r.rest());
+    let body_base = base + (data.len() - body.len());
+    let body: &[u8] = decrypted.as_deref().unwrap_or(body);
     let plain = (!encrypted || decrypted.is_some()).then_some(body);
     d.decrypting = decrypted.is_some();
     security_pdu(d, from, frame_len, flags, body, body_base, plain);
     d.decrypting = false;
 }
 
-/// [2.2.8.1.1.2.2] / [2.2.8.1.1.2.3] The rest of an encrypted PDU's security header (the reader is past flags
-/// and flagsHi), and the encrypted data after it.
-fn sealed<'a>(d: &Dissector, flags: u16, r: &mut Reader<'a>) -> Result<Sealed<'a>, WireError> {
-    let mut pad = 0;
-    if d.state.encryption_method == ENCRYPTION_METHOD_FIPS {
-        r.u16_le("fips length")?;
-        r.u8("fips version")?;
-        pad = r.u8("fips padlen")?;
-    }
-    let sig = r.bytes(8, "dataSignature")?;
-    let mut signature = [0u8; 8];
-    signature.copy_from_slice(sig);
-    Ok(Sealed {
-        data: r.rest(),
-        signature,
-        salted: flags & SEC_SECURE_CHECKSUM != 0,
-        pad,
+/// [2.2.8.1.1.2.2] / [2.2.8.1.1.2.3] The encrypted part of a PDU whose security header says it is encrypted.
+fn sealed<'a>(header: &SecurityHeader, body: &'a [u8]) -> Option<Sealed<'a>> {
+    Some(Sealed {
+        data: body,
+        signature: header.signature?,
+        salted: header.flags & SEC_SECURE_CHECKSUM != 0,
+        pad: header.fips.map_or(0, |f| f.pad),
     })
 }
 
 /// Virtual channel data under Standard RDP Security: decrypted (to keep the cipher in step) and counted.
 pub(super) fn channel_sealed(d: &mut Dissector, from: Side, data: &[u8]) {
-    let mut r = Reader::new(data);
-    let Ok(flags) = r.u16_le("security header flags") else {
-        return;
-    };
-    if r.u16_le("security header flagsHi").is_err() || flags & SEC_ENCRYPT == 0 {
-        return;
-    }
-    if let Ok(s) = sealed(d, flags, &mut r) {
-        let _ = d.unseal(from, &s);
+    if let Ok((header, body)) = SecurityHeader::read(data, d.fips())
+        && let Some(sealed) = sealed(&header, body)
+    {
+        // Virtual channel contents are not dissected: opening them only keeps the cipher in step.
+        d.unseal(from, &sealed);
     }
 }
 
@@ -391,8 +329,11 @@ fn share_controls(d: &mut Dissector, from: Side, frame_len: usize, data: &[u8], 
         };
         if total == 0x8000 {
             // [2.2.8.1.1.1.1] flow control PDUs (flowMarker), 8 bytes, not used by current servers.
-            let _ = r.skip(8.min(r.remaining()), "flow PDU");
             d.trace.tally("Flow PDU", 8, d.now);
+            // INVARIANT: at most what remains, so this moves on by six bytes at least.
+            if r.skip(8.min(r.remaining()), "flow PDU").is_err() {
+                break;
+            }
             continue;
         }
         let total = usize::from(total);
@@ -411,17 +352,31 @@ fn share_controls(d: &mut Dissector, from: Side, frame_len: usize, data: &[u8], 
         let Ok(mut pdu) = r.sub(total, "share control PDU") else {
             return;
         };
-        let header = (|| {
-            pdu.u16_le("totalLength")?;
-            let pdu_type = pdu.u16_le("pduType")?;
-            pdu.u16_le("pduSource")?;
-            Ok::<_, WireError>(pdu_type)
-        })();
-        match header {
+        match share_control_header(&mut pdu) {
             Ok(pdu_type) => share_control(d, from, frame_len, pdu_type & 0x0f, pdu),
             Err(e) => return d.decode_error(from, frame_len, "Share Control", e),
         }
     }
+}
+
+/// [2.2.8.1.1.1.1] A share control header: totalLength, pduType, pduSource; the pduType.
+fn share_control_header(r: &mut Reader<'_>) -> WireResult<u16> {
+    r.u16_le("totalLength")?;
+    let pdu_type = r.u16_le("pduType")?;
+    r.u16_le("pduSource")?;
+    Ok(pdu_type)
+}
+
+/// [2.2.8.1.1.1.2] A share data header after the share control header: pduType2 and compressedType.
+fn share_data_header(r: &mut Reader<'_>) -> WireResult<(u8, u8)> {
+    r.u32_le("shareId")?;
+    r.u8("pad1")?;
+    r.u8("streamId")?;
+    r.u16_le("uncompressedLength")?;
+    let pdu_type2 = r.u8("pduType2")?;
+    let compressed = r.u8("compressedType")?;
+    r.u16_le("compressedLength")?;
+    Ok((pdu_type2, compressed))
 }
 
 fn share_control(
@@ -449,17 +404,7 @@ fn share_control(
         }
         PDUTYPE_SERVER_REDIR_PKT => redirection(d, from, frame_len, r),
         PDUTYPE_DATAPDU => {
-            let header = (|| {
-                r.u32_le("shareId")?;
-                r.u8("pad1")?;
-                r.u8("streamId")?;
-                r.u16_le("uncompressedLength")?;
-                let pdu_type2 = r.u8("pduType2")?;
-                let compressed = r.u8("compressedType")?;
-                r.u16_le("compressedLength")?;
-                Ok::<_, WireError>((pdu_type2, compressed))
-            })();
-            match header {
+            match share_data_header(&mut r) {
                 Ok((pdu_type2, compressed)) => {
                     if compressed & 0x20 != 0 {
                         // [2.2.8.1.1.1.2] PACKET_COMPRESSED: the body needs the bulk decompressor.

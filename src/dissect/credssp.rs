@@ -12,6 +12,9 @@ use crate::trace::Fact;
 use crate::trace::{PhaseName, Side};
 use crate::wire::{Reader, WireError, utf16le};
 
+/// [MS-CSSP] 2.2.1 A TSRequest is a DER SEQUENCE: its first byte.
+pub const TS_REQUEST_TAG: u8 = 0x30;
+
 const NTLMSSP: &[u8] = b"NTLMSSP\0";
 /// [MS-NLMP] 2.2.2.5 NTLMSSP_NEGOTIATE_UNICODE.
 const NEGOTIATE_UNICODE: u32 = 0x0000_0001;

@@ -10,7 +10,7 @@ use crate::codes::{self, Table};
 use crate::pdu::PduInfo;
 use crate::trace::Fact;
 use crate::trace::{EventKind, Side};
-use crate::wire::{Reader, WireError, utf16le};
+use crate::wire::{Reader, WireError, WireResult, utf16le};
 
 /// [2.2.1.3.1] TS_UD_HEADER types.
 pub const CS_CORE: u16 = 0xc001;
@@ -69,8 +69,81 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// The GCC user data blocks after an H.221 key: (type, block body with its header, offset).
-fn blocks<'a>(mcs: &'a [u8], key: &[u8], base: usize) -> Result<Vec<(u16, Reader<'a>)>, WireError> {
+/// [2.2.1.3] / [2.2.1.4] The H.221 key of the client's GCC user data ("Duca") and of the server's ("McDn").
+pub const CLIENT_H221_KEY: &[u8; 4] = b"Duca";
+pub const SERVER_H221_KEY: &[u8; 4] = b"McDn";
+
+/// The most GCC user data blocks one PDU may hold (there are a dozen kinds).
+pub const MAX_USER_DATA_BLOCKS: usize = 64;
+
+/// [2.2.1.3.1] One GCC user data block: its TS_UD_HEADER type, and its body after the header (offsets kept
+/// relative to the enclosing PDU).
+#[derive(Debug, Clone)]
+pub struct UserDataBlock<'a> {
+    pub kind: u16,
+    pub body: Reader<'a>,
+}
+
+/// [2.2.1.3.1] The TS_UD_HEADER blocks in `data`, which holds the blocks and nothing else: each block in
+/// turn, then an error if a block is shorter than its header or longer than what is left, or past
+/// [`MAX_USER_DATA_BLOCKS`]; nothing after an error.
+pub fn user_data_blocks(data: Reader<'_>) -> UserDataBlocks<'_> {
+    UserDataBlocks {
+        data,
+        count: 0,
+        failed: false,
+    }
+}
+
+/// The iterator of [`user_data_blocks`].
+#[derive(Debug, Clone)]
+pub struct UserDataBlocks<'a> {
+    data: Reader<'a>,
+    count: usize,
+    failed: bool,
+}
+
+impl<'a> UserDataBlocks<'a> {
+    fn block(&mut self) -> WireResult<UserDataBlock<'a>> {
+        let start = self.data.offset();
+        if self.count == MAX_USER_DATA_BLOCKS {
+            return Err(self.data.err("more than 64 GCC user data blocks"));
+        }
+        let mut header = self.data.clone();
+        let kind = header.u16_le("TS_UD_HEADER type")?;
+        let len = usize::from(header.u16_le("TS_UD_HEADER length")?);
+        if len < 4 {
+            return Err(WireError {
+                offset: start,
+                what: "GCC user data block shorter than its header",
+            });
+        }
+        let mut body = self
+            .data
+            .sub(len, "GCC user data block longer than the user data")?;
+        body.skip(4, "TS_UD_HEADER")?;
+        self.count += 1;
+        Ok(UserDataBlock { kind, body })
+    }
+}
+
+impl<'a> Iterator for UserDataBlocks<'a> {
+    type Item = WireResult<UserDataBlock<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // INVARIANT: each block consumes at least its 4-byte header, and an error ends the walk.
+        if self.failed || self.data.remaining() < 4 {
+            return None;
+        }
+        let block = self.block();
+        self.failed = block.is_err();
+        Some(block)
+    }
+}
+
+/// The GCC user data blocks after the H.221 `key` of an MCS Connect PDU, found by the key: the PER length
+/// after it bounds them (the blocks of a PDU cut short are read as far as they go).
+fn blocks<'a>(mcs: &'a [u8], key: &[u8], base: usize) -> WireResult<UserDataBlocks<'a>> {
     let pos = find(mcs, key).ok_or(WireError {
         offset: base,
         what: "no GCC user data (H.221 key) in the MCS PDU",
@@ -79,28 +152,7 @@ fn blocks<'a>(mcs: &'a [u8], key: &[u8], base: usize) -> Result<Vec<(u16, Reader
     let mut r = Reader::with_base(mcs.get(after..).unwrap_or(&[]), base + after);
     let len = r.per_length("GCC user data length")?;
     let avail = r.remaining();
-    let mut data = r.sub(len.min(avail), "GCC user data")?;
-    let mut out = Vec::new();
-    // INVARIANT: each pass consumes at least the 4-byte header or stops.
-    while data.remaining() >= 4 {
-        let start = data.offset();
-        let mut hdr = data.clone();
-        let kind = hdr.u16_le("TS_UD_HEADER type")?;
-        let block_len = usize::from(hdr.u16_le("TS_UD_HEADER length")?);
-        if block_len < 4 {
-            return Err(WireError {
-                offset: start,
-                what: "GCC user data block shorter than its header",
-            });
-        }
-        let mut block = data.sub(block_len, "GCC user data block longer than the user data")?;
-        block.skip(4, "TS_UD_HEADER")?;
-        out.push((kind, block));
-        if out.len() > 64 {
-            break;
-        }
-    }
-    Ok(out)
+    Ok(user_data_blocks(r.sub(len.min(avail), "GCC user data")?))
 }
 
 #[derive(Debug, Default)]
@@ -138,6 +190,35 @@ fn client_core(mut r: Reader<'_>, out: &mut ClientData) -> Result<(), WireError>
     Ok(())
 }
 
+/// [2.2.1.3] The client's GCC user data blocks of a Connect Initial.
+fn client_data(mcs: &[u8], base: usize, data: &mut ClientData) -> WireResult<()> {
+    for UserDataBlock { kind, body: mut b } in
+        blocks(mcs, CLIENT_H221_KEY, base)?.collect::<WireResult<Vec<_>>>()?
+    {
+        match kind {
+            CS_CORE => client_core(b, data)?,
+            CS_SECURITY => data.encryption_methods = Some(b.u32_le("encryptionMethods")?),
+            CS_CLUSTER => {
+                let flags = b.u32_le("Flags")?;
+                let session = b.u32_le("RedirectedSessionID")?;
+                if flags & REDIRECTED_SESSIONID_FIELD_VALID != 0 {
+                    data.redirected_session = Some(session);
+                }
+            }
+            CS_NET => {
+                let count = b.u32_le("channelCount")?;
+                for _ in 0..count.min(31) {
+                    let name = b.bytes(8, "CHANNEL_DEF name")?;
+                    b.u32_le("CHANNEL_DEF options")?;
+                    data.channels.push(crate::wire::ascii(name));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn connect_initial(
     d: &mut Dissector,
     from: Side,
@@ -146,37 +227,7 @@ pub(super) fn connect_initial(
     base: usize,
 ) {
     let mut data = ClientData::default();
-    let parsed = (|| {
-        for (kind, block) in blocks(mcs, b"Duca", base)? {
-            match kind {
-                CS_CORE => client_core(block, &mut data)?,
-                CS_SECURITY => {
-                    let mut b = block;
-                    data.encryption_methods = Some(b.u32_le("encryptionMethods")?);
-                }
-                CS_CLUSTER => {
-                    let mut b = block;
-                    let flags = b.u32_le("Flags")?;
-                    let session = b.u32_le("RedirectedSessionID")?;
-                    if flags & REDIRECTED_SESSIONID_FIELD_VALID != 0 {
-                        data.redirected_session = Some(session);
-                    }
-                }
-                CS_NET => {
-                    let mut b = block;
-                    let count = b.u32_le("channelCount")?;
-                    for _ in 0..count.min(31) {
-                        let name = b.bytes(8, "CHANNEL_DEF name")?;
-                        b.u32_le("CHANNEL_DEF options")?;
-                        data.channels.push(crate::wire::ascii(name));
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok::<_, WireError>(())
-    })();
-    if let Err(e) = parsed {
+    if let Err(e) = client_data(mcs, base, &mut data) {
         d.trace.record_event(
             d.now,
             EventKind::ProtocolError {
@@ -258,6 +309,70 @@ struct ServerData {
     message_channel: Option<u16>,
 }
 
+/// [2.2.1.4] The result and the server's GCC user data blocks of a Connect Response.
+fn server_data(mcs: &[u8], base: usize, data: &mut ServerData) -> WireResult<()> {
+    let mut r = Reader::with_base(mcs, base);
+    r.skip(2, "Connect-Response tag")?;
+    r.ber_length("Connect-Response length")?;
+    if r.u8("result tag")? != 0x0a {
+        return Err(r.err("Connect-Response result is not an ENUMERATED"));
+    }
+    let n = r.ber_length("result length")?;
+    let result = r.bytes(n, "result")?;
+    data.result = result.last().copied().unwrap_or(0);
+    if data.result != 0 {
+        return Ok(());
+    }
+    for UserDataBlock { kind, body: mut b } in
+        blocks(mcs, SERVER_H221_KEY, base)?.collect::<WireResult<Vec<_>>>()?
+    {
+        match kind {
+            SC_CORE => {
+                data.version = Some(b.u32_le("version")?);
+                if b.remaining() >= 4 {
+                    data.client_requested_protocols = Some(b.u32_le("clientRequestedProtocols")?);
+                }
+            }
+            SC_SECURITY => {
+                data.encryption_method = Some(b.u32_le("encryptionMethod")?);
+                data.encryption_level = Some(b.u32_le("encryptionLevel")?);
+                if b.remaining() >= 8 {
+                    let random_len = b.u32_le("serverRandomLen")? as usize;
+                    let cert_len = b.u32_le("serverCertLen")? as usize;
+                    data.server_random = b.bytes(random_len, "serverRandom")?.to_vec();
+                    if let Ok(cert) = b.clone().bytes(cert_len, "serverCertificate") {
+                        data.certificate = cert.to_vec();
+                    }
+                    if cert_len >= 4 {
+                        let version = b.u32_le("dwVersion")?;
+                        let kind = match version & 0x7fff_ffff {
+                            1 => "proprietary",
+                            2 => "x509",
+                            _ => "unknown",
+                        };
+                        let temporary = if version & 0x8000_0000 != 0 {
+                            " (temporary)"
+                        } else {
+                            ""
+                        };
+                        data.server_certificate = Some(format!("{kind}{temporary}"));
+                    }
+                }
+            }
+            SC_NET => {
+                data.io_channel = Some(b.u16_le("MCSChannelId")?);
+                let count = b.u16_le("channelCount")?;
+                for _ in 0..count.min(31) {
+                    data.channel_ids.push(b.u16_le("channelIdArray")?);
+                }
+            }
+            SC_MCS_MSGCHANNEL => data.message_channel = Some(b.u16_le("MCSChannelID")?),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn connect_response(
     d: &mut Dissector,
     from: Side,
@@ -266,68 +381,7 @@ pub(super) fn connect_response(
     base: usize,
 ) {
     let mut data = ServerData::default();
-    let parsed = (|| {
-        let mut r = Reader::with_base(mcs, base);
-        r.skip(2, "Connect-Response tag")?;
-        r.ber_length("Connect-Response length")?;
-        if r.u8("result tag")? != 0x0a {
-            return Err(r.err("Connect-Response result is not an ENUMERATED"));
-        }
-        let n = r.ber_length("result length")?;
-        let result = r.bytes(n, "result")?;
-        data.result = result.last().copied().unwrap_or(0);
-        if data.result != 0 {
-            return Ok(());
-        }
-        for (kind, mut b) in blocks(mcs, b"McDn", base)? {
-            match kind {
-                SC_CORE => {
-                    data.version = Some(b.u32_le("version")?);
-                    if b.remaining() >= 4 {
-                        data.client_requested_protocols =
-                            Some(b.u32_le("clientRequestedProtocols")?);
-                    }
-                }
-                SC_SECURITY => {
-                    data.encryption_method = Some(b.u32_le("encryptionMethod")?);
-                    data.encryption_level = Some(b.u32_le("encryptionLevel")?);
-                    if b.remaining() >= 8 {
-                        let random_len = b.u32_le("serverRandomLen")? as usize;
-                        let cert_len = b.u32_le("serverCertLen")? as usize;
-                        data.server_random = b.bytes(random_len, "serverRandom")?.to_vec();
-                        if let Ok(cert) = b.clone().bytes(cert_len, "serverCertificate") {
-                            data.certificate = cert.to_vec();
-                        }
-                        if cert_len >= 4 {
-                            let version = b.u32_le("dwVersion")?;
-                            let kind = match version & 0x7fff_ffff {
-                                1 => "proprietary",
-                                2 => "x509",
-                                _ => "unknown",
-                            };
-                            let temporary = if version & 0x8000_0000 != 0 {
-                                " (temporary)"
-                            } else {
-                                ""
-                            };
-                            data.server_certificate = Some(format!("{kind}{temporary}"));
-                        }
-                    }
-                }
-                SC_NET => {
-                    data.io_channel = Some(b.u16_le("MCSChannelId")?);
-                    let count = b.u16_le("channelCount")?;
-                    for _ in 0..count.min(31) {
-                        data.channel_ids.push(b.u16_le("channelIdArray")?);
-                    }
-                }
-                SC_MCS_MSGCHANNEL => data.message_channel = Some(b.u16_le("MCSChannelID")?),
-                _ => {}
-            }
-        }
-        Ok::<_, WireError>(())
-    })();
-    if let Err(e) = parsed {
+    if let Err(e) = server_data(mcs, base, &mut data) {
         d.trace.record_event(
             d.now,
             EventKind::ProtocolError {
@@ -444,5 +498,91 @@ fn certificate_facts(d: &mut Dissector, certificate: &[u8]) {
                 "does not verify with the Terminal Services signing key"
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(kind: u16, body: &[u8]) -> Vec<u8> {
+        let mut out = kind.to_le_bytes().to_vec();
+        out.extend_from_slice(&(body.len() as u16 + 4).to_le_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn blocks_are_walked_by_their_headers() {
+        let mut data = block(SC_CORE, &[4, 0, 8, 0]);
+        data.extend(block(SC_NET, &[0xeb, 0x03, 0, 0]));
+        let blocks: Vec<_> = user_data_blocks(Reader::with_base(&data, 100))
+            .collect::<WireResult<_>>()
+            .unwrap();
+        let kinds: Vec<(u16, &[u8], usize)> = blocks
+            .iter()
+            .map(|b| (b.kind, b.body.rest(), b.body.offset()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (SC_CORE, &[4u8, 0, 8, 0][..], 104),
+                (SC_NET, &[0xeb, 0x03, 0, 0][..], 112)
+            ]
+        );
+
+        // A block shorter than its header, and one longer than the data: errors at the block, then nothing.
+        let mut short = block(SC_CORE, &[]);
+        short.extend_from_slice(&[0x03, 0x0c, 0x02, 0x00]);
+        let walked: Vec<_> = user_data_blocks(Reader::new(&short)).collect();
+        assert_eq!(walked.len(), 2);
+        assert_eq!(
+            walked[1].as_ref().unwrap_err(),
+            &WireError {
+                offset: 4,
+                what: "GCC user data block shorter than its header"
+            }
+        );
+        let long = [0x01, 0x0c, 0x10, 0x00, 0, 0];
+        assert!(
+            user_data_blocks(Reader::new(&long))
+                .next()
+                .unwrap()
+                .is_err()
+        );
+    }
+
+    /// Both walkers stopped at 64 blocks: the dissector's quietly took a 65th, the Standard RDP Security
+    /// one refused the PDU. The one walker refuses it.
+    #[test]
+    fn more_than_64_blocks_is_an_error() {
+        let data: Vec<u8> = (0..65).flat_map(|_| block(0xc0ff, &[])).collect();
+        let walked: Vec<_> = user_data_blocks(Reader::new(&data)).collect();
+        assert_eq!(walked.len(), 65);
+        assert!(walked[..64].iter().all(Result::is_ok));
+        assert_eq!(
+            walked[64].as_ref().unwrap_err().what,
+            "more than 64 GCC user data blocks"
+        );
+    }
+
+    #[test]
+    fn a_connect_initial_with_more_than_64_blocks_is_a_protocol_error() {
+        let blocks: Vec<u8> = (0..65).flat_map(|_| block(0xc0ff, &[])).collect();
+        let mut mcs = vec![0x7f, 0x65, 0x82, 0x00, 0x00];
+        mcs.extend_from_slice(CLIENT_H221_KEY);
+        mcs.extend_from_slice(&(0x8000u16 | blocks.len() as u16).to_be_bytes());
+        mcs.extend_from_slice(&blocks);
+        let mut frame = vec![0x03, 0x00, 0x00, 0x00, 0x02, 0xf0, 0x80];
+        frame.extend_from_slice(&mcs);
+        let len = (frame.len() as u16).to_be_bytes();
+        frame[2..4].copy_from_slice(&len);
+        let mut d = Dissector::new(crate::trace::Trace::new("t", crate::trace::Origin::Probe));
+        d.on_tcp_data(Side::Client, 1.0, &frame);
+        assert!(d.trace().events().any(|(_, e)| matches!(
+            &e.kind,
+            EventKind::ProtocolError { pdu, detail, .. }
+                if pdu == "MCS Connect Initial" && detail == "more than 64 GCC user data blocks"
+        )));
     }
 }

@@ -7,7 +7,7 @@ use super::Dissector;
 use crate::pdu::PduInfo;
 use crate::trace::Fact;
 use crate::trace::{PhaseName, Side};
-use crate::wire::{Reader, WireError, utf16le};
+use crate::wire::{Reader, WireResult, utf16le};
 
 /// [2.2.1.11.1.1] INFO_UNICODE.
 const INFO_UNICODE: u32 = 0x0000_0010;
@@ -35,6 +35,42 @@ pub(super) fn security_exchange(d: &mut Dissector, from: Side, frame_len: usize,
             encrypted_random_len: len,
         },
     );
+}
+
+/// What rdptrace keeps of a TS_INFO_PACKET: never the password, only whether there was one.
+struct ClientInfo {
+    flags: u32,
+    domain: String,
+    user: String,
+    password_present: bool,
+}
+
+/// [2.2.1.11.1.1] TS_INFO_PACKET up to the user name.
+fn client_info_fields(r: &mut Reader<'_>) -> WireResult<ClientInfo> {
+    r.u32_le("CodePage")?;
+    let flags = r.u32_le("flags")?;
+    let unicode = flags & INFO_UNICODE != 0;
+    let cb_domain = usize::from(r.u16_le("cbDomain")?);
+    let cb_user = usize::from(r.u16_le("cbUserName")?);
+    let cb_password = usize::from(r.u16_le("cbPassword")?);
+    // The null terminator is not counted in the cb fields: two bytes in Unicode, one in ANSI.
+    let nul = if unicode { 2 } else { 1 };
+    let text = |b: &[u8]| {
+        if unicode {
+            utf16le(b)
+        } else {
+            crate::wire::ascii(b)
+        }
+    };
+    r.skip(4, "cbAlternateShell and cbWorkingDir")?;
+    let domain = text(r.bytes(cb_domain + nul, "Domain")?);
+    let user = text(r.bytes(cb_user + nul, "UserName")?);
+    Ok(ClientInfo {
+        flags,
+        domain,
+        user,
+        password_present: cb_password > 0,
+    })
 }
 
 /// `body` is the TS_INFO_PACKET, or `None` when it stayed encrypted; `encrypted` says whether it went encrypted.
@@ -66,30 +102,13 @@ pub(super) fn client_info(
         );
         return;
     };
-    let mut r = Reader::new(body);
-    let parsed = (|| {
-        r.u32_le("CodePage")?;
-        let flags = r.u32_le("flags")?;
-        let unicode = flags & INFO_UNICODE != 0;
-        let cb_domain = usize::from(r.u16_le("cbDomain")?);
-        let cb_user = usize::from(r.u16_le("cbUserName")?);
-        let cb_password = usize::from(r.u16_le("cbPassword")?);
-        // The null terminator is not counted in the cb fields: two bytes in Unicode, one in ANSI.
-        let nul = if unicode { 2 } else { 1 };
-        let text = |b: &[u8]| {
-            if unicode {
-                utf16le(b)
-            } else {
-                crate::wire::ascii(b)
-            }
-        };
-        r.skip(4, "cbAlternateShell and cbWorkingDir")?;
-        let domain = text(r.bytes(cb_domain + nul, "Domain")?);
-        let user = text(r.bytes(cb_user + nul, "UserName")?);
-        Ok::<_, WireError>((flags, domain, user, cb_password > 0))
-    })();
-    match parsed {
-        Ok((flags, domain, user, password_present)) => {
+    match client_info_fields(&mut Reader::new(body)) {
+        Ok(ClientInfo {
+            flags,
+            domain,
+            user,
+            password_present,
+        }) => {
             let who = if domain.is_empty() {
                 user.clone()
             } else {
@@ -127,16 +146,17 @@ pub(super) fn client_info(
     }
 }
 
+/// [2.2.14.1] / [2.2.14.2] The requestType (responseType) after the header of an Auto-Detect PDU.
+fn request_type(r: &mut Reader<'_>) -> WireResult<u16> {
+    r.u8("headerLength")?;
+    r.u8("headerTypeId")?;
+    r.u16_le("sequenceNumber")?;
+    r.u16_le("requestType")
+}
+
 /// [2.2.14.1] / [2.2.14.2] Auto-Detect Request / Response: the requestType.
 pub(super) fn auto_detect(d: &mut Dissector, from: Side, frame_len: usize, body: &[u8]) {
-    let mut r = Reader::new(body);
-    let request_type = (|| {
-        r.u8("headerLength")?;
-        r.u8("headerTypeId")?;
-        r.u16_le("sequenceNumber")?;
-        r.u16_le("requestType")
-    })()
-    .unwrap_or(0);
+    let request_type = request_type(&mut Reader::new(body)).unwrap_or(0);
     let name = match from {
         Side::Server => "Auto-Detect Request",
         Side::Client => "Auto-Detect Response",

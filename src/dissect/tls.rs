@@ -11,6 +11,7 @@ use crate::codes::{self, Table};
 use crate::pdu::{CertInfo, PduInfo};
 use crate::trace::Fact;
 use crate::trace::Side;
+use crate::wire::frame::{self, Framed};
 
 /// [RFC 8446] 5.1 ContentType.
 pub const CHANGE_CIPHER_SPEC: u8 = 20;
@@ -41,15 +42,11 @@ pub fn suite_name(id: u16) -> String {
 
 /// Parses the whole handshake messages buffered for `from`.
 pub(super) fn drain_handshake(d: &mut Dissector, from: Side, decrypted: bool) {
+    // INVARIANT: each pass takes a whole message (at least its 4-byte header) out of the buffer, or stops.
     loop {
-        let buf = &d.dir(from).handshake;
-        let [_, a, b, c, ..] = **buf else {
+        let Framed::Complete(len) = frame::tls_handshake_message(&d.dir(from).handshake) else {
             return;
         };
-        let len = 4 + ((usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c));
-        if buf.len() < len {
-            return;
-        }
         let msg: Vec<u8> = d.dir(from).handshake.drain(..len).collect();
         handshake_message(d, from, &msg, decrypted);
     }
@@ -258,25 +255,33 @@ pub fn certificate_facts(
     (summary, PduInfo::TlsCertificate { chain })
 }
 
-/// The DER certificates of a TLS 1.3 Certificate message.
+/// The DER certificates of a TLS 1.3 Certificate message; a list cut short gives the certificates before the
+/// cut.
 fn tls13_certificates(msg: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
-    let mut r = crate::wire::Reader::new(msg);
-    let _ = (|| {
-        r.skip(4, "handshake header")?;
-        let ctx = usize::from(r.u8("context length")?);
-        r.skip(ctx, "context")?;
-        let list_len = r.u24_be("list length")?;
-        let mut list = r.sub(list_len, "certificate list")?;
-        while list.remaining() > 0 {
-            let n = list.u24_be("certificate length")?;
-            out.push(list.bytes(n, "certificate")?);
-            let ext = usize::from(list.u16_be("extensions length")?);
-            list.skip(ext, "extensions")?;
-        }
-        Ok::<_, crate::wire::WireError>(())
-    })();
+    // What the error would add is where the list was cut, and the caller reports the chain it gets.
+    read_tls13_certificates(&mut crate::wire::Reader::new(msg), &mut out).unwrap_or_default();
     out
+}
+
+/// [RFC 8446] 4.4.2 Certificate: the context, then each CertificateEntry (its data and extensions).
+fn read_tls13_certificates<'a>(
+    r: &mut crate::wire::Reader<'a>,
+    out: &mut Vec<&'a [u8]>,
+) -> crate::wire::WireResult<()> {
+    r.skip(4, "handshake header")?;
+    let ctx = usize::from(r.u8("context length")?);
+    r.skip(ctx, "context")?;
+    let list_len = r.u24_be("list length")?;
+    let mut list = r.sub(list_len, "certificate list")?;
+    // INVARIANT: each pass reads at least a 3-byte length or fails.
+    while list.remaining() > 0 {
+        let n = list.u24_be("certificate length")?;
+        out.push(list.bytes(n, "certificate")?);
+        let ext = usize::from(list.u16_be("extensions length")?);
+        list.skip(ext, "extensions")?;
+    }
+    Ok(())
 }
 
 fn handshake_name(t: u8) -> &'static str {

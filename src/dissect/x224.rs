@@ -3,21 +3,14 @@
 //! Decoded by hand rather than with `ironrdp_pdu::nego`: its decoders reject malformed negotiation data
 //! outright, and a diagnostic must say which field was wrong and still report the rest.
 
+use ironrdp_pdu::nego::SecurityProtocol;
+
 use super::Dissector;
 use crate::codes::{self, Table};
 use crate::pdu::{Negotiation, PduInfo};
 use crate::trace::Fact;
 use crate::trace::{EventKind, PhaseName, Side};
 use crate::wire::{Reader, WireError, ascii};
-
-/// [X.224] 13.3 Connection Request TPDU code.
-pub const CR: u8 = 0xe0;
-/// [X.224] 13.4 Connection Confirm TPDU code.
-pub const CC: u8 = 0xd0;
-/// [X.224] 13.5 Disconnect Request TPDU code.
-pub const DR: u8 = 0x80;
-/// [X.224] 13.7 Data TPDU code.
-pub const DT: u8 = 0xf0;
 
 /// [2.2.1.1.1] RDP_NEG_REQ type.
 pub const TYPE_RDP_NEG_REQ: u8 = 0x01;
@@ -28,13 +21,15 @@ pub const TYPE_RDP_NEG_FAILURE: u8 = 0x03;
 /// [2.2.1.1.2] RDP_NEG_CORRELATION_INFO type.
 pub const TYPE_RDP_CORRELATION_INFO: u8 = 0x06;
 
-/// [2.2.1.1.1] requestedProtocols flags.
-pub const PROTOCOL_RDP: u32 = 0x0000_0000;
-pub const PROTOCOL_SSL: u32 = 0x0000_0001;
-pub const PROTOCOL_HYBRID: u32 = 0x0000_0002;
-pub const PROTOCOL_RDSTLS: u32 = 0x0000_0004;
-pub const PROTOCOL_HYBRID_EX: u32 = 0x0000_0008;
-pub const PROTOCOL_RDSAAD: u32 = 0x0000_0010;
+/// [2.2.1.1.1] requestedProtocols / selectedProtocol as the `u32` the trace keeps, from the code table (the
+/// dissector reads them as ironrdp's `SecurityProtocol`).
+pub use crate::codes::security_protocol::{
+    PROTOCOL_HYBRID, PROTOCOL_HYBRID_EX, PROTOCOL_RDP, PROTOCOL_RDSAAD, PROTOCOL_RDSTLS,
+    PROTOCOL_SSL,
+};
+
+/// [2.2.1.2] What a stream holds where only a TPKT may answer the Connection Request.
+pub const NOT_A_CONFIRM: &str = "not a TPKT header where the X.224 Connection Confirm belongs";
 
 /// [2.2.1.1] the routing token a LoadBalanceInfo makes: its text without the CR LF that ends it, when it is
 /// printable ASCII.
@@ -268,15 +263,15 @@ pub(super) fn connection_confirm(d: &mut Dissector, from: Side, frame: &[u8]) {
             selected_protocol,
             flags,
         } => {
-            d.state.selected_protocol = Some(selected_protocol);
+            let selected = SecurityProtocol::from_bits_retain(selected_protocol);
+            d.state.selected_protocol = Some(selected);
             d.trace.fact(
                 Fact::SelectedProtocol,
                 codes::protocol_names(selected_protocol),
             );
             d.trace.fact(Fact::ResponseFlags, format!("0x{flags:02x}"));
-            if selected_protocol != PROTOCOL_RDP {
-                d.client.outer = super::Outer::Tls;
-                d.server.outer = super::Outer::Tls;
+            if !selected.is_standard_rdp_security() {
+                d.outer_to_tls();
             } else {
                 d.trace.skip(PhaseName::Tls);
                 d.trace.skip(PhaseName::Credssp);
@@ -298,7 +293,7 @@ pub(super) fn connection_confirm(d: &mut Dissector, from: Side, frame: &[u8]) {
             )
         }
         Negotiation::None => {
-            d.state.selected_protocol = Some(PROTOCOL_RDP);
+            d.state.selected_protocol = Some(SecurityProtocol::empty());
             d.trace.fact(
                 Fact::SelectedProtocol,
                 "PROTOCOL_RDP (no negotiation response)",
@@ -323,6 +318,21 @@ pub(super) fn connection_confirm(d: &mut Dissector, from: Side, frame: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The trace keeps the flags as `u32`; the dissector reads them as ironrdp's `SecurityProtocol`.
+    #[test]
+    fn protocol_values_are_ironrdps_flags() {
+        for (value, flags) in [
+            (PROTOCOL_RDP, SecurityProtocol::empty()),
+            (PROTOCOL_SSL, SecurityProtocol::SSL),
+            (PROTOCOL_HYBRID, SecurityProtocol::HYBRID),
+            (PROTOCOL_RDSTLS, SecurityProtocol::RDSTLS),
+            (PROTOCOL_HYBRID_EX, SecurityProtocol::HYBRID_EX),
+            (PROTOCOL_RDSAAD, SecurityProtocol::RDSAAD),
+        ] {
+            assert_eq!(value, flags.bits());
+        }
+    }
 
     #[test]
     fn request_with_cookie_and_neg_req() {

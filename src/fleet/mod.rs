@@ -2,7 +2,8 @@
 //!
 //! Targets come from the command line, from targets files ([`targets`]), from stdin (`-`) and from .rdp
 //! files ([`rdpfile`]), in that order ([`collect`]); `--shard I/N` keeps every N-th of them before anything
-//! is probed. One target is probed by `probe` itself ([`crate::probe::cli`]); several come here ([`run`]).
+//! is probed (`--shard auto` reads I and N from the scheduler's environment: [`shard`]). One target is
+//! probed by `probe` itself ([`crate::probe::cli`]); several come here ([`run`]).
 //! Probes run as tokio tasks, at most `--concurrency` at once (a semaphore), each bounded by the probe's
 //! own deadlines (`--timeout`, `--phase-timeout`). Results stream as they finish.
 //!
@@ -13,6 +14,7 @@
 
 pub mod junit;
 pub mod rdpfile;
+pub mod shard;
 pub mod summary;
 pub mod targets;
 
@@ -53,9 +55,13 @@ pub struct FleetArgs {
     /// Write a JUnit XML report: one test case per target.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// Probe only targets I, I+N, I+2N, ... of the input (I from 1 to N), to split a run across jobs.
-    #[arg(long, value_name = "I/N", value_parser = Shard::parse)]
-    pub shard: Option<Shard>,
+    /// Probe only targets I, I+N, I+2N, ... of the input (I from 1 to N), to split a run across jobs;
+    /// `auto` takes I from the scheduler (JOB_COMPLETION_INDEX, CI_NODE_INDEX, RDPTRACE_SHARD_INDEX).
+    #[arg(long, value_name = "I/N|auto", value_parser = shard::ShardArg::parse)]
+    pub shard: Option<shard::ShardArg>,
+    /// With --shard auto: how many jobs share the targets (a Kubernetes Job's completions).
+    #[arg(long, value_name = "N", env = shard::COUNT_ENV, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub shard_count: Option<u64>,
 }
 
 /// Why the targets could not be collected.

@@ -483,16 +483,22 @@ pub fn run(args: ProbeArgs) -> Result<ExitCode, CliError> {
         return Err(CliError::usage(NoTargets));
     }
     let total_input = specs.len();
+    let shard = crate::fleet::shard::resolve(
+        args.fleet.shard,
+        args.fleet.shard_count,
+        &crate::fleet::targets::process_env,
+    )
+    .map_err(CliError::usage)?;
     let specs: Vec<(usize, TargetSpec)> = specs
         .into_iter()
         .enumerate()
-        .filter(|(i, _)| args.fleet.shard.is_none_or(|s| s.keeps(*i)))
+        .filter(|(i, _)| shard.is_none_or(|s| s.keeps(*i)))
         .collect();
     if specs.is_empty() {
         let _ = writeln!(
             std::io::stderr(),
             "rdptrace: shard {} of {total_input} targets is empty",
-            args.fleet.shard.map(|s| s.to_string()).unwrap_or_default()
+            shard.map(|s| s.to_string()).unwrap_or_default()
         );
         return Ok(ExitCode::SUCCESS);
     }

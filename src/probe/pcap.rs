@@ -15,7 +15,7 @@ use pcap_file::pcapng::blocks::section_header::SectionHeaderBlock;
 use pcap_file::pcapng::blocks::unknown::UnknownBlock;
 use pcap_file::pcapng::{Block, PcapNgWriter};
 
-use crate::trace::{CloseKind, Side};
+use crate::trace::{CloseKind, PerSide, Side};
 
 /// The most TCP payload per synthesized segment.
 const MSS: usize = 1460;
@@ -32,20 +32,13 @@ pub struct Recorder {
     server: SocketAddr,
     /// Wall-clock time of the probe's start; packet times are offsets from it.
     epoch: Duration,
-    /// Next sequence number of each side (client, server).
-    seq: [u32; 2],
+    /// Next sequence number of each side.
+    seq: PerSide<u32>,
     packets: Vec<(Duration, Vec<u8>)>,
     bytes: usize,
     /// The capture was cut at [`MAX_CAPTURE`].
     pub truncated: bool,
-    closed: [bool; 2],
-}
-
-fn idx(side: Side) -> usize {
-    match side {
-        Side::Client => 0,
-        Side::Server => 1,
-    }
+    closed: PerSide<bool>,
 }
 
 impl Recorder {
@@ -55,11 +48,11 @@ impl Recorder {
             client,
             server,
             epoch: started.duration_since(UNIX_EPOCH).unwrap_or_default(),
-            seq: [0x1000_0000, 0x5000_0000],
+            seq: PerSide::new(0x1000_0000, 0x5000_0000),
             packets: Vec::new(),
             bytes: 0,
             truncated: false,
-            closed: [false, false],
+            closed: PerSide::default(),
         }
     }
 
@@ -77,13 +70,13 @@ impl Recorder {
             return;
         }
         let (src, dst) = self.ends(from);
-        let seq = self.seq[idx(from)];
-        let ack = self.seq[idx(from.other())];
+        let seq = self.seq[from];
+        let ack = self.seq[from.other()];
         let Ok(packet) = tcp_packet(src, dst, seq, ack, flags, payload) else {
             return;
         };
         let advance = payload.len() as u32 + u32::from(flags.syn) + u32::from(flags.fin);
-        self.seq[idx(from)] = seq.wrapping_add(advance);
+        self.seq[from] = seq.wrapping_add(advance);
         self.bytes += packet.len();
         let at = Duration::from_secs_f64((at_ms.max(0.0)) / 1000.0);
         self.packets.push((self.epoch + at, packet));
@@ -98,7 +91,7 @@ impl Recorder {
 
     /// Bytes from `from`, cut into segments.
     pub fn data(&mut self, from: Side, at_ms: f64, bytes: &[u8]) {
-        if self.closed[idx(from)] {
+        if self.closed[from] {
             return;
         }
         for chunk in bytes.chunks(MSS) {
@@ -108,15 +101,15 @@ impl Recorder {
 
     /// `from` closed (FIN) or reset (RST) the connection.
     pub fn close(&mut self, from: Side, how: CloseKind, at_ms: f64) {
-        if self.closed[idx(from)] {
+        if self.closed[from] {
             return;
         }
-        self.closed[idx(from)] = true;
+        self.closed[from] = true;
         match how {
             CloseKind::Fin => self.segment(from, at_ms, Flags::FIN_ACK, &[]),
             CloseKind::Rst => {
                 self.segment(from, at_ms, Flags::RST_ACK, &[]);
-                self.closed[idx(from.other())] = true;
+                self.closed[from.other()] = true;
             }
         }
     }

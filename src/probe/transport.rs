@@ -24,7 +24,10 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, Re
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use crate::dissect::credssp::TS_REQUEST_TAG;
+use crate::dissect::x224::NOT_A_CONFIRM;
 use crate::trace::{CloseKind, Side};
+use crate::wire::frame::{self, FrameError, FrameErrorKind, Framed};
 
 /// Bytes copied off the socket, in the order they went by.
 #[derive(Debug, Default)]
@@ -233,7 +236,7 @@ impl Conn {
     }
 }
 
-/// How to cut the next frame out of the byte stream.
+/// How to cut the next frame out of the byte stream ([`crate::wire::frame`] finds where it ends).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameKind {
     /// TPKT or fast-path.
@@ -292,7 +295,6 @@ impl Framer {
                 let n = n.min(self.buf.len());
                 Ok(Some(self.buf.drain(..n).collect()))
             }
-            None if self.buf.len() > MAX_FRAME => Err("a frame longer than rdptrace accepts"),
             None => Ok(None),
         }
     }
@@ -337,69 +339,27 @@ pub fn classify(e: io::Error) -> ReadError {
 }
 
 fn frame_len(buf: &[u8], kind: FrameKind) -> Result<Option<usize>, &'static str> {
-    match kind {
-        FrameKind::Fixed(n) => Ok((buf.len() >= n).then_some(n)),
-        FrameKind::Der => {
-            let [first, _, ..] = buf else {
-                return Ok(None);
-            };
-            if *first != 0x30 {
-                // Not a TSRequest: maybe an RDP frame after all (the server moved on).
-                return frame_len(buf, FrameKind::Rdp);
-            }
-            let mut r = crate::wire::Reader::new(buf);
-            let _ = r.u8("tag");
-            match r.ber_length("length") {
-                Ok(len) => {
-                    let total = r.offset().saturating_add(len);
-                    if total > MAX_FRAME {
-                        Err("a TSRequest longer than rdptrace accepts")
-                    } else {
-                        Ok((buf.len() >= total).then_some(total))
-                    }
-                }
-                Err(_) if buf.len() < 6 => Ok(None),
-                Err(_) => Err("a DER length that does not parse"),
-            }
-        }
-        FrameKind::Tpkt => match buf.first() {
-            None => Ok(None),
-            Some(0x03) => frame_len(buf, FrameKind::Rdp),
-            Some(_) => Err("not a TPKT header where the X.224 Connection Confirm belongs"),
+    let framed = match kind {
+        FrameKind::Fixed(n) => frame::fixed(buf, n),
+        // Not a TSRequest: maybe an RDP frame after all (the server moved on).
+        FrameKind::Der => match buf {
+            [] | [_] => return Ok(None),
+            [TS_REQUEST_TAG, ..] => frame::ts_request(buf, MAX_FRAME),
+            _ => frame::rdp(buf),
         },
-        FrameKind::Rdp => {
-            let Some(&first) = buf.first() else {
-                return Ok(None);
-            };
-            if first == 0x03 {
-                let [_, _, hi, lo, ..] = *buf else {
-                    return Ok(None);
-                };
-                let len = usize::from(u16::from_be_bytes([hi, lo]));
-                if len < 7 {
-                    return Err("TPKT length shorter than a TPKT header and an X.224 header");
-                }
-                return Ok((buf.len() >= len).then_some(len));
-            }
-            if first & 0x03 == 0 {
-                let Some(&b1) = buf.get(1) else {
-                    return Ok(None);
-                };
-                let len = if b1 & 0x80 != 0 {
-                    let Some(&b2) = buf.get(2) else {
-                        return Ok(None);
-                    };
-                    (usize::from(b1 & 0x7f) << 8) | usize::from(b2)
-                } else {
-                    usize::from(b1)
-                };
-                if len < 2 {
-                    return Err("fast-path length shorter than its header");
-                }
-                return Ok((buf.len() >= len).then_some(len));
-            }
-            Err("not a TPKT or fast-path header")
-        }
+        FrameKind::Tpkt => match frame::tpkt(buf) {
+            Framed::Not(FrameError {
+                kind: FrameErrorKind::NotTpkt { .. },
+                ..
+            }) => return Err(NOT_A_CONFIRM),
+            other => other,
+        },
+        FrameKind::Rdp => frame::rdp(buf),
+    };
+    match framed.bounded(buf.len(), MAX_FRAME) {
+        Framed::Complete(n) => Ok(Some(n)),
+        Framed::NeedMore { .. } => Ok(None),
+        Framed::Not(e) => Err(e.kind.message()),
     }
 }
 

@@ -88,14 +88,17 @@ impl PublicKey {
     pub fn from_rsa(key: &RsaPublicKey) -> Result<PublicKey> {
         let exponent = key.e().to_le_bytes();
         let (low, high) = exponent.split_at(4.min(exponent.len()));
-        if high.iter().any(|&b| b != 0) || low.len() != 4 {
-            return Err(SecurityError::Unsupported(
-                "an rsa public exponent wider than 32 bits".to_owned(),
-            ));
-        }
+        let exponent = match <[u8; 4]>::try_from(low) {
+            Ok(low) if high.iter().all(|&b| b == 0) => u32::from_le_bytes(low),
+            _ => {
+                return Err(SecurityError::Unsupported(
+                    "an rsa public exponent wider than 32 bits".to_owned(),
+                ));
+            }
+        };
         Ok(PublicKey {
             modulus: trim_le(&key.n().to_le_bytes()),
-            exponent: u32::from_le_bytes([low[0], low[1], low[2], low[3]]),
+            exponent,
         })
     }
 }
@@ -103,7 +106,7 @@ impl PublicKey {
 /// Little-endian bytes without their trailing (most significant) zeros.
 fn trim_le(bytes: &[u8]) -> Vec<u8> {
     let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-    bytes[..end].to_vec()
+    bytes.get(..end).unwrap_or_default().to_vec()
 }
 
 /// [2.2.1.4.3.1] The serverCertificate of the Server Security Data.
@@ -147,7 +150,7 @@ impl ServerCertificate {
                 }
                 let blob_len = usize::from(r.u16_le("wPublicKeyBlobLen")?);
                 let key = rsa_public_key(r.bytes(blob_len, "PublicKeyBlob")?)?;
-                let signed = bytes[..r.offset()].to_vec();
+                let signed = bytes.get(..r.offset()).unwrap_or_default().to_vec();
                 if r.u16_le("wSignatureBlobType")? != BB_RSA_SIGNATURE_BLOB {
                     return Err(SecurityError::Malformed(
                         "the proprietary certificate's signature blob is not BB_RSA_SIGNATURE_BLOB"
@@ -243,7 +246,7 @@ fn rsa_public_key(blob: &[u8]) -> Result<PublicKey> {
         )));
     }
     Ok(PublicKey {
-        modulus: trim_le(&modulus[..len]),
+        modulus: trim_le(modulus.get(..len).unwrap_or_default()),
         exponent,
     })
 }
@@ -283,13 +286,15 @@ fn x509_public_key(der: &[u8]) -> Result<PublicKey> {
                     "an rsa public exponent wider than 32 bits".to_owned(),
                 ));
             }
-            let mut e = [0u8; 4];
-            e[4 - exponent.len()..].copy_from_slice(&exponent);
+            // INVARIANT: at most four bytes, so the shifts keep every bit.
+            let exponent = exponent
+                .iter()
+                .fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
             let mut modulus: Vec<u8> = rsa.modulus.to_vec();
             modulus.reverse();
             Ok(PublicKey {
                 modulus: trim_le(&modulus),
-                exponent: u32::from_be_bytes(e),
+                exponent,
             })
         }
         Ok(_) => Err(SecurityError::Unsupported(
@@ -334,8 +339,8 @@ pub fn encrypt_client_random(key: &PublicKey, random: &[u8; RANDOM_LEN]) -> Resu
 /// [5.3.4.2] The client random from the Security Exchange PDU's encryptedClientRandom.
 pub fn decrypt_client_random(key: &RsaPrivateKey, encrypted: &[u8]) -> Result<[u8; RANDOM_LEN]> {
     let len = key.size();
-    let body = encrypted.get(..len.min(encrypted.len())).unwrap_or(&[]);
-    if body.len() < len || encrypted[len..].iter().any(|&b| b != 0) {
+    let (body, padding) = encrypted.split_at(len.min(encrypted.len()));
+    if body.len() < len || padding.iter().any(|&b| b != 0) {
         return Err(SecurityError::Malformed(format!(
             "an encrypted client random of {} bytes for a {len}-byte key",
             encrypted.len()
@@ -393,11 +398,16 @@ fn signature_block(signed: &[u8]) -> [u8; 63] {
 /// [5.3.3.1.3] Verifies a proprietary certificate's signature with the Terminal Services public key.
 fn verify_proprietary(signed: &[u8], signature: &[u8]) -> bool {
     // The signature is the 64-byte value followed by 8 zero bytes.
-    if signature.len() != 72 || signature[64..].iter().any(|&b| b != 0) {
+    let Some((value, zeros)) = signature.split_first_chunk::<64>() else {
+        return false;
+    };
+    if zeros.len() != 8 || zeros.iter().any(|&b| b != 0) {
         return false;
     }
-    match modpow_le(&ts_key(false), &signature[..64], 64) {
-        Ok(m) => m[..63] == signature_block(signed) && m[63] == 0,
+    match modpow_le(&ts_key(false), value, 64) {
+        Ok(m) => m
+            .split_last()
+            .is_some_and(|(&last, block)| block == signature_block(signed).as_slice() && last == 0),
         Err(_) => false,
     }
 }

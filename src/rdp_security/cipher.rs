@@ -52,9 +52,7 @@ pub fn mac(mac_key: &[u8], data: &[u8], count: Option<u32>) -> [u8; 8] {
         .chain_update(PAD2)
         .chain_update(sha.finalize())
         .finalize();
-    let mut out = [0u8; 8];
-    out.copy_from_slice(&md5[..8]);
-    out
+    md5.first_chunk::<8>().copied().unwrap_or_default()
 }
 
 /// [5.3.6.2] MACSignature = First64Bits(HMAC-SHA1(HMACKey, Data + EncryptionCount)).
@@ -64,7 +62,12 @@ pub fn fips_mac(hmac_key: &[u8], data: &[u8], count: u32) -> [u8; 8] {
     if let Ok(mut h) = Hmac::<Sha1>::new_from_slice(hmac_key) {
         h.update(data);
         h.update(&count.to_le_bytes());
-        out.copy_from_slice(&h.finalize().into_bytes()[..8]);
+        out = h
+            .finalize()
+            .into_bytes()
+            .first_chunk::<8>()
+            .copied()
+            .unwrap_or_default();
     }
     out
 }

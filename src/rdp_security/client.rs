@@ -19,6 +19,7 @@ use super::pdu::{
     license_request_with_certificate, security_exchange, starts_with_security_header,
 };
 use super::{Level, Method, Negotiated, Result, SecurityError};
+use crate::wire::frame;
 
 /// What the server's certificate and choice were, once the Connect Response is in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,33 +79,15 @@ impl core::fmt::Debug for ClientShim {
     }
 }
 
-/// Cuts `bytes` into TPKT and fast-path frames.
+/// Cuts `bytes` (what a peer wrote, whole frames) into TPKT and fast-path frames.
 pub(crate) fn frames(bytes: &[u8]) -> Result<Vec<&[u8]>> {
-    let mut out = Vec::new();
-    let mut rest = bytes;
-    // INVARIANT: each pass removes at least the 2-byte minimum frame, or fails.
-    while !rest.is_empty() {
-        let len = match rest {
-            [0x03, _, hi, lo, ..] => usize::from(u16::from_be_bytes([*hi, *lo])),
-            [first, b1, ..] if first & 0x03 == 0 => {
-                if b1 & 0x80 != 0 {
-                    let b2 = rest.get(2).copied().unwrap_or(0);
-                    (usize::from(b1 & 0x7f) << 8) | usize::from(b2)
-                } else {
-                    usize::from(*b1)
-                }
-            }
-            _ => 0,
-        };
-        if len < 2 || len > rest.len() {
-            return Err(SecurityError::Malformed(format!(
-                "{} bytes that do not frame as tpkt or fast-path",
-                rest.len()
-            )));
-        }
-        let (frame, tail) = rest.split_at(len);
-        out.push(frame);
-        rest = tail;
+    let mut split = frame::split(bytes, frame::rdp);
+    let out: Vec<&[u8]> = split.by_ref().map(|(_, f)| f).collect();
+    if !split.rest().is_empty() {
+        return Err(SecurityError::Malformed(format!(
+            "{} bytes that do not frame as tpkt or fast-path",
+            split.rest().len()
+        )));
     }
     Ok(out)
 }
@@ -410,6 +393,20 @@ mod tests {
         assert_eq!(f[1], [0x00, 0x03, 0xaa]);
         assert!(frames(&[0x03, 0x00, 0x00, 0x09, 0x02]).is_err());
         assert!(frames(&[0xff, 0x01]).is_err());
+    }
+
+    /// A TPKT length from 2 to 6 cannot hold a TPKT header and an X.224 header: this framer took such a
+    /// "frame" (and cut the stream there) where the dissector and the probe refuse it.
+    #[test]
+    fn tpkt_lengths_below_seven_do_not_frame() {
+        for length in 2u8..7 {
+            let mut bytes = vec![0x03, 0x00, 0x00, length];
+            bytes.resize(usize::from(length).max(4), 0);
+            bytes.extend_from_slice(&[0x03, 0x00, 0x00, 0x07, 0x02, 0xf0, 0x80]);
+            assert!(frames(&bytes).is_err(), "length {length}");
+        }
+        // A fast-path length must cover its own header, here three bytes.
+        assert!(frames(&[0x00, 0x80, 0x02, 0x00, 0x02]).is_err());
     }
 
     /// A server whose X.509 certificate holds an ECDSA key: Standard RDP Security has no use for it ([5.3.4]

@@ -92,13 +92,21 @@ fn final_hash(k: &[u8], client_random: &[u8], server_random: &[u8]) -> [u8; 16] 
 
 /// [5.3.5.1] Salts the first 64 bits of a 128-bit key down to 40 or 56 bits of entropy; 128-bit keys stay whole.
 fn reduce(method: Method, key: &[u8; 16]) -> Vec<u8> {
-    let mut out = key[..method.rc4_key_len()].to_vec();
-    match method {
-        Method::Rc4Bits40 => out[..3].copy_from_slice(&SALT),
-        Method::Rc4Bits56 => out[0] = SALT[0],
-        Method::Rc4Bits128 | Method::Fips => {}
-    }
+    let mut out: Vec<u8> = key.iter().copied().take(method.rc4_key_len()).collect();
+    salt(method, &mut out);
     out
+}
+
+/// [5.3.5.1] The salt over the first bytes of a 40-bit key (three) or a 56-bit key (one).
+fn salt(method: Method, key: &mut [u8]) {
+    let salted = match method {
+        Method::Rc4Bits40 => 3,
+        Method::Rc4Bits56 => 1,
+        Method::Rc4Bits128 | Method::Fips => 0,
+    };
+    for (byte, salt) in key.iter_mut().zip(SALT).take(salted) {
+        *byte = salt;
+    }
 }
 
 fn non_fips(method: Method, client_random: &[u8; 32], server_random: &[u8; 32]) -> SessionKeys {
@@ -165,7 +173,10 @@ pub(crate) fn fips_des_key(key: &[u8; 20]) -> [u8; 24] {
         for k in 0..7 {
             let bit = i * 7 + k;
             // INVARIANT: bit < 24 * 7 = 168 = 21 bytes * 8.
-            if (bits168[bit / 8] >> (bit % 8)) & 1 != 0 {
+            if bits168
+                .get(bit / 8)
+                .is_some_and(|b| (b >> (bit % 8)) & 1 != 0)
+            {
                 v |= 1 << k;
             }
         }
@@ -180,8 +191,8 @@ pub(crate) fn fips_des_key(key: &[u8; 20]) -> [u8; 24] {
 /// [5.3.7.1] The next RC4 key of one direction after 4,096 packets: from the initial key and the current one.
 pub(crate) fn update_key(method: Method, initial: &[u8], current: &[u8]) -> Vec<u8> {
     let len = method.rc4_key_len();
-    let initial = &initial[..len.min(initial.len())];
-    let current = &current[..len.min(current.len())];
+    let initial = initial.get(..len).unwrap_or(initial);
+    let current = current.get(..len).unwrap_or(current);
     let sha = Sha1::new()
         .chain_update(initial)
         .chain_update(PAD1)
@@ -193,13 +204,11 @@ pub(crate) fn update_key(method: Method, initial: &[u8], current: &[u8]) -> Vec<
         .chain_update(sha)
         .finalize()
         .into();
-    let mut key = temp[..len].to_vec();
-    super::cipher::rc4_in_place(&temp[..len], &mut key);
-    match method {
-        Method::Rc4Bits40 => key[..3].copy_from_slice(&SALT),
-        Method::Rc4Bits56 => key[0] = SALT[0],
-        Method::Rc4Bits128 | Method::Fips => {}
-    }
+    // INVARIANT: an RC4 key is at most 16 bytes, the length of an MD5 digest.
+    let temp = temp.get(..len).unwrap_or(&temp);
+    let mut key = temp.to_vec();
+    super::cipher::rc4_in_place(temp, &mut key);
+    salt(method, &mut key);
     key
 }
 

@@ -11,6 +11,19 @@
 //!   ironrdp's connector and acceptor, like one at encryption level NONE;
 //! - [`sink`]: the dissector's view: decrypts both directions given the client random or the server's key.
 
+// Bytes from the wire and from files: no panics (see ARCHITECTURE.md, Rules).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::unchecked_time_subtraction
+)]
+
 pub mod cert;
 pub mod cipher;
 pub mod client;

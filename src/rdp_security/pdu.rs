@@ -4,14 +4,35 @@
 //!
 //! Every function reads through [`Reader`] and returns an error on short or inconsistent input.
 
-use super::{Result, SecurityError};
-use crate::wire::Reader;
+use ironrdp_pdu::tpdu::TpduCode;
+use ironrdp_pdu::tpkt::TpktHeader;
 
-pub use crate::dissect::active::{
-    SEC_AUTODETECT_REQ, SEC_AUTODETECT_RSP, SEC_ENCRYPT, SEC_EXCHANGE_PKT, SEC_HEARTBEAT,
-    SEC_INFO_PKT, SEC_LICENSE_ENCRYPT, SEC_LICENSE_PKT, SEC_REDIRECTION_PKT, SEC_SECURE_CHECKSUM,
-    SEC_TRANSPORT_REQ, SEC_TRANSPORT_RSP,
+use super::{Result, SecurityError};
+use crate::dissect::active::{SEND_DATA_INDICATION, SEND_DATA_REQUEST};
+use crate::dissect::mcs_connect::{
+    CLIENT_H221_KEY, SERVER_H221_KEY, UserDataBlock, user_data_blocks,
 };
+pub use crate::dissect::mcs_connect::{CS_SECURITY, SC_SECURITY};
+use crate::wire::{Reader, WireResult};
+
+/// [2.2.8.1.1.2.1] Security header flags.
+pub const SEC_EXCHANGE_PKT: u16 = 0x0001;
+pub const SEC_TRANSPORT_REQ: u16 = 0x0002;
+pub const SEC_TRANSPORT_RSP: u16 = 0x0004;
+pub const SEC_ENCRYPT: u16 = 0x0008;
+pub const SEC_INFO_PKT: u16 = 0x0040;
+pub const SEC_LICENSE_PKT: u16 = 0x0080;
+/// SEC_LICENSE_ENCRYPT_CS (from the server) and SEC_LICENSE_ENCRYPT_SC (from the client) share this value.
+pub const SEC_LICENSE_ENCRYPT: u16 = 0x0200;
+pub const SEC_REDIRECTION_PKT: u16 = 0x0400;
+/// [5.3.6.1.1] The MAC is salted with the encryption count.
+pub const SEC_SECURE_CHECKSUM: u16 = 0x0800;
+pub const SEC_AUTODETECT_REQ: u16 = 0x1000;
+pub const SEC_AUTODETECT_RSP: u16 = 0x2000;
+pub const SEC_HEARTBEAT: u16 = 0x4000;
+
+/// [2.2.8.1.1.2.1] A basic security header: flags and flagsHi.
+pub const BASIC_SECURITY_HEADER_LEN: usize = 4;
 
 /// The flags that name a PDU carried with a security header even at encryption level NONE ([5.3.8]).
 pub const PDU_TYPE_FLAGS: u16 = SEC_EXCHANGE_PKT
@@ -32,10 +53,6 @@ pub const FASTPATH_ENCRYPTED: u8 = 0x2;
 /// [2.2.8.1.1.2.3] TSFIPS_VERSION1.
 pub const TSFIPS_VERSION1: u8 = 0x01;
 
-/// [T.125] DomainMCSPDU choices of the Send Data PDUs.
-const SEND_DATA_REQUEST: u8 = 25;
-const SEND_DATA_INDICATION: u8 = 26;
-
 /// [2.2.8.1.1.2.3] The FIPS fields of a security header (or [2.2.8.1.2.1] fast-path fipsInformation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FipsInfo {
@@ -54,7 +71,7 @@ impl FipsInfo {
         }
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<FipsInfo> {
+    fn read(r: &mut Reader<'_>) -> WireResult<FipsInfo> {
         Ok(FipsInfo {
             length: r.u16_le("fips length")?,
             version: r.u8("fips version")?,
@@ -89,8 +106,9 @@ impl SecurityHeader {
     }
 
     /// Reads the header at the start of `data` (the FIPS form when `fips` and SEC_ENCRYPT is set); returns it
-    /// and the body after it.
-    pub fn read(data: &[u8], fips: bool) -> Result<(SecurityHeader, &[u8])> {
+    /// and the body after it. An error before [`BASIC_SECURITY_HEADER_LEN`] is data too short for any
+    /// security header; one after it, encrypted data too short for its MAC.
+    pub fn read(data: &[u8], fips: bool) -> WireResult<(SecurityHeader, &[u8])> {
         let mut r = Reader::new(data);
         let flags = r.u16_le("security header flags")?;
         let flags_hi = r.u16_le("security header flagsHi")?;
@@ -120,11 +138,8 @@ impl SecurityHeader {
     }
 }
 
-fn signature(r: &mut Reader<'_>) -> Result<[u8; 8]> {
-    let b = r.bytes(8, "dataSignature")?;
-    let mut sig = [0u8; 8];
-    sig.copy_from_slice(b);
-    Ok(sig)
+fn signature(r: &mut Reader<'_>) -> WireResult<[u8; 8]> {
+    r.array("dataSignature")
 }
 
 /// Whether I/O channel user data starts with a basic security header rather than a share control header: a
@@ -157,39 +172,31 @@ pub struct SendData<'a> {
 impl<'a> SendData<'a> {
     /// The Send Data PDU in a frame; `None` when the frame holds another PDU.
     pub fn parse(frame: &'a [u8]) -> Option<Result<SendData<'a>>> {
-        let mut r = Reader::new(frame);
-        let head = (|| {
-            if r.u8("tpkt version").ok()? != 0x03 {
-                return None;
-            }
-            r.skip(3, "tpkt").ok()?;
-            let li = usize::from(r.u8("x224 length indicator").ok()?);
-            let code = r.u8("x224 code").ok()?;
-            if code & 0xf0 != 0xf0 {
-                return None;
-            }
-            r.skip(li.checked_sub(1)?, "x224 header").ok()?;
-            let choice = r.peek_u8()? >> 2;
-            (choice == SEND_DATA_REQUEST || choice == SEND_DATA_INDICATION).then_some(choice)
-        })()?;
-        let start = r.offset();
-        let parsed = (|| {
-            r.u8("mcs choice")?;
-            let initiator = r.u16_be("initiator")?;
-            let channel = r.u16_be("channelId")?;
-            let control = r.u8("dataPriority and segmentation")?;
-            let len = r.per_length("userData length")?;
-            let data = r.bytes(len, "userData")?;
-            Ok(SendData {
-                head: &frame[..start],
-                indication: head == SEND_DATA_INDICATION,
-                initiator,
-                channel,
-                control,
-                data,
-            })
-        })();
-        Some(parsed)
+        let start = mcs_start(frame)?;
+        let choice = frame.get(start)? >> 2;
+        if choice != SEND_DATA_REQUEST && choice != SEND_DATA_INDICATION {
+            return None;
+        }
+        Some(Self::read(frame, start).map_err(SecurityError::from))
+    }
+
+    /// [T.125] 11.32 / 11.33 The Send Data PDU at `start` in `frame`.
+    fn read(frame: &'a [u8], start: usize) -> WireResult<SendData<'a>> {
+        let mut r = Reader::with_base(frame.get(start..).unwrap_or_default(), start);
+        let indication = r.u8("mcs choice")? >> 2 == SEND_DATA_INDICATION;
+        let initiator = r.u16_be("initiator")?;
+        let channel = r.u16_be("channelId")?;
+        let control = r.u8("dataPriority and segmentation")?;
+        let len = r.per_length("userData length")?;
+        let data = r.bytes(len, "userData")?;
+        Ok(SendData {
+            head: frame.get(..start).unwrap_or_default(),
+            indication,
+            initiator,
+            channel,
+            control,
+            data,
+        })
     }
 
     /// The same PDU with other user data.
@@ -210,18 +217,35 @@ impl<'a> SendData<'a> {
     }
 }
 
+/// [T.123] 8 / [X.224] 13.7 Where the MCS PDU of a TPKT holding an X.224 Data TPDU starts; `None` for another
+/// frame.
+fn mcs_start(frame: &[u8]) -> Option<usize> {
+    let mut r = Reader::new(frame);
+    if r.u8("tpkt version").ok()? != TpktHeader::VERSION {
+        return None;
+    }
+    r.skip(3, "tpkt").ok()?;
+    let li = usize::from(r.u8("x224 length indicator").ok()?);
+    if TpduCode::from(r.u8("x224 code").ok()? & 0xf0) != TpduCode::DATA {
+        return None;
+    }
+    r.skip(li.checked_sub(1)?, "x224 header").ok()?;
+    Some(r.offset())
+}
+
 /// A TPKT frame of `head` (TPKT and X.224 headers, the length rewritten) and `body`.
 fn tpkt(head: &[u8], body: &[u8]) -> Result<Vec<u8>> {
     let len = head.len() + body.len();
     let len16 = u16::try_from(len)
         .map_err(|_| SecurityError::Unsupported(format!("a {len}-byte tpkt frame")))?;
     let mut out = head.to_vec();
-    if out.len() < 4 {
+    // [T.123] 8 The length is bytes 2 and 3 of the TPKT header.
+    let Some(length) = out.get_mut(2..TpktHeader::SIZE) else {
         return Err(SecurityError::Malformed(
             "a tpkt header shorter than 4 bytes".to_owned(),
         ));
-    }
-    out[2..4].copy_from_slice(&len16.to_be_bytes());
+    };
+    length.copy_from_slice(&len16.to_be_bytes());
     out.extend_from_slice(body);
     Ok(out)
 }
@@ -381,30 +405,12 @@ pub struct McsConnect<'a> {
     after: &'a [u8],
 }
 
-/// [2.2.1.3.1] TS_UD_HEADER types used here.
-pub const CS_SECURITY: u16 = 0xc002;
-pub const SC_SECURITY: u16 = 0x0c02;
-
 impl<'a> McsConnect<'a> {
     /// Parses an MCS Connect Initial or Connect Response frame; `None` when the frame is neither.
     pub fn parse(frame: &'a [u8]) -> Option<Result<McsConnect<'a>>> {
-        let mut r = Reader::new(frame);
-        let start = (|| {
-            if r.u8("tpkt").ok()? != 0x03 {
-                return None;
-            }
-            r.skip(3, "tpkt").ok()?;
-            let li = usize::from(r.u8("li").ok()?);
-            let code = r.u8("code").ok()?;
-            if code & 0xf0 != 0xf0 {
-                return None;
-            }
-            r.skip(li.checked_sub(1)?, "x224").ok()?;
-            let rest = r.rest();
-            (rest.len() >= 2 && rest[0] == 0x7f && (rest[1] == 0x65 || rest[1] == 0x66))
-                .then_some(r.offset())
-        })()?;
-        Some(Self::parse_at(frame, start))
+        let start = mcs_start(frame)?;
+        // [T.125] 7 Connect-Initial (0x7f65) or Connect-Response (0x7f66).
+        matches!(frame.get(start..)?, [0x7f, 0x65 | 0x66, ..]).then(|| Self::parse_at(frame, start))
     }
 
     fn parse_at(frame: &'a [u8], start: usize) -> Result<McsConnect<'a>> {
@@ -433,7 +439,7 @@ impl<'a> McsConnect<'a> {
                 break (w, value, field_start);
             }
         };
-        let fields = &frame[fields_start..fields_end];
+        let fields = frame.get(fields_start..fields_end).unwrap_or_default();
         let user_base = fields_end + 1 + user_data_width;
         let mut u = Reader::with_base(user_data, user_base);
         let gcc_key = u.bytes(7, "gcc connect data key")?;
@@ -443,36 +449,23 @@ impl<'a> McsConnect<'a> {
         let ccr = u.rest();
         let key_at = ccr
             .windows(4)
-            .position(|w| w == b"Duca" || w == b"McDn")
+            .position(|w| w == CLIENT_H221_KEY || w == SERVER_H221_KEY)
             .ok_or_else(|| {
                 SecurityError::Malformed("no h.221 key in the gcc user data".to_owned())
             })?;
-        let ccr_head = &ccr[..key_at + 4];
-        let mut b = Reader::new(&ccr[key_at + 4..]);
+        let key_end = key_at + 4;
+        let ccr_head = ccr.get(..key_end).unwrap_or_default();
+        let mut b = Reader::new(ccr.get(key_end..).unwrap_or_default());
         let before = b.offset();
         let blocks_len = b.per_length("gcc user data length")?;
         let blocks_width = width(before, b.offset());
-        let mut blocks_r = b.sub(blocks_len.min(b.remaining()), "gcc user data")?;
+        let blocks_r = b.sub(blocks_len.min(b.remaining()), "gcc user data")?;
         let trailing = b.rest();
-        let mut blocks = Vec::new();
-        // INVARIANT: each pass consumes at least a 4-byte header or stops.
-        while blocks_r.remaining() >= 4 {
-            let kind = blocks_r.u16_le("TS_UD_HEADER type")?;
-            let len = usize::from(blocks_r.u16_le("TS_UD_HEADER length")?);
-            if len < 4 {
-                return Err(SecurityError::Malformed(
-                    "a gcc user data block shorter than its header".to_owned(),
-                ));
-            }
-            blocks.push((kind, blocks_r.bytes(len - 4, "gcc user data block")?));
-            if blocks.len() > 64 {
-                return Err(SecurityError::Malformed(
-                    "more than 64 gcc user data blocks".to_owned(),
-                ));
-            }
-        }
+        let blocks = user_data_blocks(blocks_r)
+            .map(|block| block.map(|UserDataBlock { kind, body }| (kind, body.rest())))
+            .collect::<core::result::Result<Vec<_>, _>>()?;
         Ok(McsConnect {
-            head: &frame[..start],
+            head: frame.get(..start).unwrap_or_default(),
             tag,
             outer_width,
             fields,
@@ -650,14 +643,17 @@ pub fn license_request_with_certificate(
     let len = u16::try_from(certificate.len()).map_err(|_| {
         SecurityError::Unsupported(format!("a {}-byte server certificate", certificate.len()))
     })?;
-    let mut out = body[..at].to_vec();
+    let mut out = body.get(..at).unwrap_or_default().to_vec();
     out.extend_from_slice(&BB_CERTIFICATE_BLOB.to_le_bytes());
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(certificate);
     out.extend_from_slice(r.rest());
     let size = u16::try_from(out.len())
         .map_err(|_| SecurityError::Unsupported(format!("a {}-byte license request", out.len())))?;
-    out[2..4].copy_from_slice(&size.to_le_bytes());
+    // INVARIANT: `out` starts with the four bytes read above (bMsgType, flags, wMsgSize).
+    if let Some(msg_size) = out.get_mut(2..4) {
+        msg_size.copy_from_slice(&size.to_le_bytes());
+    }
     Ok(Some(out))
 }
 

@@ -82,7 +82,6 @@ enum Inner {
     Pcap {
         reader: PcapReader<Box<dyn Read>>,
         link: u32,
-        snaplen: u32,
     },
     PcapNg {
         reader: PcapNgReader<Box<dyn Read>>,
@@ -195,7 +194,6 @@ impl Capture {
                 (
                     Inner::Pcap {
                         link: u32::from(header.datalink),
-                        snaplen: header.snaplen,
                         reader,
                     },
                     Format::Pcap,
@@ -258,16 +256,12 @@ impl Capture {
             return None;
         }
         let item = match &mut self.inner {
-            Inner::Pcap {
-                reader,
-                link,
-                snaplen,
-            } => {
+            Inner::Pcap { reader, link } => {
                 let resolution = reader.header().ts_resolution;
                 match reader.next_raw_packet() {
                     None => None,
                     Some(Err(e)) => Some(Err(pcap_error(&e))),
-                    Some(Ok(raw)) => Some(raw_pcap_packet(raw, *link, *snaplen, resolution)),
+                    Some(Ok(raw)) => Some(raw_pcap_packet(raw, *link, resolution)),
                 }
             }
             Inner::PcapNg { reader, last_ts } => 'block: {
@@ -362,10 +356,11 @@ impl Capture {
     }
 }
 
+/// A packet record ([pcap] 4): a packet cut by the snap length is one whose captured length is below its
+/// length on the wire, so the file's snap length itself tells nothing more.
 fn raw_pcap_packet(
     raw: pcap_file::pcap::RawPcapPacket<'_>,
     link: u32,
-    snaplen: u32,
     resolution: pcap_file::pcap::PcapTsResolution,
 ) -> Result<Item<'_>, String> {
     let nanos = match resolution {
@@ -378,7 +373,6 @@ fn raw_pcap_packet(
             raw.ts_frac
         ));
     }
-    let _ = snaplen;
     Ok(Item::Packet(Packet {
         number: 0,
         ts: Duration::from_secs(u64::from(raw.ts_sec)) + Duration::from_nanos(nanos),
@@ -391,16 +385,20 @@ fn raw_pcap_packet(
 
 /// [pcapng] 4.7: secrets type, secrets length, the secrets (padded to 32 bits), options.
 fn secrets_block(body: &[u8], endianness: Endianness) -> Result<(u32, Vec<u8>), String> {
-    let mut r = crate::wire::Reader::new(body);
-    let parsed = (|| {
-        let (kind, len) = match endianness {
-            Endianness::Little => (r.u32_le("secrets type")?, r.u32_le("secrets length")?),
-            Endianness::Big => (r.u32_be("secrets type")?, r.u32_be("secrets length")?),
-        };
-        let data = r.bytes(len as usize, "secrets data")?;
-        Ok::<_, crate::wire::WireError>((kind, data.to_vec()))
-    })();
-    parsed.map_err(|e| format!("invalid decryption secrets block: {e}"))
+    read_secrets_block(&mut crate::wire::Reader::new(body), endianness)
+        .map_err(|e| format!("invalid decryption secrets block: {e}"))
+}
+
+fn read_secrets_block(
+    r: &mut crate::wire::Reader<'_>,
+    endianness: Endianness,
+) -> crate::wire::WireResult<(u32, Vec<u8>)> {
+    let (kind, len) = match endianness {
+        Endianness::Little => (r.u32_le("secrets type")?, r.u32_le("secrets length")?),
+        Endianness::Big => (r.u32_be("secrets type")?, r.u32_be("secrets length")?),
+    };
+    let data = r.bytes(len as usize, "secrets data")?;
+    Ok((kind, data.to_vec()))
 }
 
 fn io_detail(e: &std::io::Error) -> String {

@@ -1,8 +1,14 @@
 //! Renderers: they print a trace and its verdict, and decide nothing. [`stdout`] is the one writer to
 //! standard output.
+//!
+//! Stored results read back ([`stored`]) become the summary, JUnit and the HTML page ([`html`]) of
+//! `rdptrace report` ([`cli`], the one part of this module that reads and writes files).
 
+pub mod cli;
+pub mod html;
 pub mod json;
 pub mod stdout;
+pub mod stored;
 pub mod text;
 
 /// The schema name of the JSON output; bumped when a field changes meaning or goes away.

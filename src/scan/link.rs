@@ -1,5 +1,6 @@
-//! The scan's I/O edge: one TCP connection with one deadline for everything done on it, and framing for
-//! TPKT ([T.123] 8), TLS records ([RFC 8446] 5.1) and DER TSRequests ([MS-CSSP] 2.2.1).
+//! The scan's I/O edge: one TCP connection with one deadline for everything done on it, reading TPKTs
+//! ([T.123] 8), TLS records ([RFC 8446] 5.1) and DER TSRequests ([MS-CSSP] 2.2.1) as
+//! [`crate::wire::frame`] frames them.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,7 +10,10 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use ironrdp_pdu::tpkt::TpktHeader;
+
 use crate::trace::CloseKind;
+use crate::wire::frame::{self, FrameError, FrameErrorKind, Framed, TlsRecord};
 
 /// The most bytes the scan reads for one frame or one handshake flight.
 pub const MAX_READ: usize = 256 * 1024;
@@ -43,6 +47,31 @@ impl core::fmt::Display for LinkError {
             LinkError::Garbage(e) => write!(f, "unexpected bytes: {e}"),
             LinkError::Io(e) => write!(f, "i/o error: {e}"),
         }
+    }
+}
+
+/// Why bytes are not the frame the scan waited for, in the scan's words.
+fn garbage(e: FrameError) -> String {
+    match e.kind {
+        FrameErrorKind::NotTpkt { first } | FrameErrorKind::NotRdp { first } => {
+            format!("0x{first:02x} where a TPKT header (0x03) was expected")
+        }
+        FrameErrorKind::TpktTooShort { length } => format!("TPKT length {length}"),
+        // The content type is at offset 0, the major version at 1.
+        FrameErrorKind::NotTlsRecord { content_type, .. } if e.offset == 0 => {
+            format!("0x{content_type:02x} where a TLS record was expected")
+        }
+        FrameErrorKind::NotTlsRecord { major, .. } => {
+            format!("a TLS record header with major version 0x{major:02x}")
+        }
+        FrameErrorKind::TlsRecordTooLong { length } => format!("a TLS record of {length} bytes"),
+        FrameErrorKind::NotTsRequest { tag } => {
+            format!("0x{tag:02x} where a TSRequest (0x30) was expected")
+        }
+        FrameErrorKind::TsRequestTooLong { total } => {
+            format!("a frame of {total} bytes, more than the scan reads")
+        }
+        other => other.message().to_owned(),
     }
 }
 
@@ -151,78 +180,126 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
             .ok_or_else(|| LinkError::Garbage("empty buffer".to_owned()))
     }
 
+    /// Reads one frame: at least `header` bytes first, then as many as `framing` says the frame holds.
+    async fn read_framed(
+        &mut self,
+        header: usize,
+        framing: impl Fn(&[u8]) -> Framed,
+    ) -> Result<Vec<u8>, LinkError> {
+        self.fill(header).await?;
+        // INVARIANT: each pass returns or reads at least one byte more (`fill` fails otherwise); `fill` bounds
+        // the bytes by MAX_READ and the deadline bounds the time.
+        loop {
+            match framing(&self.buf) {
+                Framed::Complete(n) => return Ok(self.take(n)),
+                Framed::NeedMore { total } => {
+                    let want = total.unwrap_or(self.buf.len().saturating_add(1));
+                    self.fill(want.max(self.buf.len().saturating_add(1)))
+                        .await?;
+                }
+                Framed::Not(e) => return Err(LinkError::Garbage(garbage(e))),
+            }
+        }
+    }
+
     /// [T.123] 8 One TPKT, header included.
     pub async fn read_tpkt(&mut self) -> Result<Vec<u8>, LinkError> {
-        self.fill(4).await?;
-        let [version, _, hi, lo, ..] = *self.buf else {
-            return Err(LinkError::Garbage("short TPKT header".to_owned()));
-        };
-        if version != 0x03 {
-            return Err(LinkError::Garbage(format!(
-                "0x{version:02x} where a TPKT header (0x03) was expected"
-            )));
-        }
-        let len = usize::from(u16::from_be_bytes([hi, lo]));
-        if len < 7 {
-            return Err(LinkError::Garbage(format!("TPKT length {len}")));
-        }
-        self.fill(len).await?;
-        Ok(self.take(len))
+        self.read_framed(TpktHeader::SIZE, frame::tpkt).await
     }
 
     /// [RFC 8446] 5.1 One TLS record: content type, legacy version, fragment.
     pub async fn read_tls_record(&mut self) -> Result<(u8, u16, Vec<u8>), LinkError> {
-        self.fill(5).await?;
-        let [kind, major, minor, hi, lo, ..] = *self.buf else {
-            return Err(LinkError::Garbage("short TLS record header".to_owned()));
-        };
-        let version = u16::from_be_bytes([major, minor]);
-        let len = usize::from(u16::from_be_bytes([hi, lo]));
-        if !(20..=24).contains(&kind) {
-            return Err(LinkError::Garbage(format!(
-                "0x{kind:02x} where a TLS record was expected"
-            )));
-        }
-        // [RFC 8446] 5.1: a record is at most 2^14 bytes plus expansion.
-        if len > (1 << 14) + 2048 {
-            return Err(LinkError::Garbage(format!("a TLS record of {len} bytes")));
-        }
-        self.fill(5 + len).await?;
-        let record = self.take(5 + len);
-        let fragment = record.get(5..).unwrap_or_default().to_vec();
-        Ok((kind, version, fragment))
+        let record = self
+            .read_framed(frame::TLS_RECORD_HEADER, frame::tls_record)
+            .await?;
+        let TlsRecord {
+            content_type,
+            version,
+            fragment,
+        } = TlsRecord::parse(&record)
+            .ok_or_else(|| LinkError::Garbage("short TLS record header".to_owned()))?;
+        Ok((content_type, version, fragment.to_vec()))
     }
 
     /// [MS-CSSP] 2.2.1 One DER TSRequest, tag and length included.
     pub async fn read_der(&mut self) -> Result<Vec<u8>, LinkError> {
-        self.fill(2).await?;
-        if self.buf.first() != Some(&0x30) {
-            return Err(LinkError::Garbage(format!(
-                "0x{:02x} where a TSRequest (0x30) was expected",
-                self.buf.first().copied().unwrap_or(0)
-            )));
-        }
-        // INVARIANT: a BER length has at most 4 length bytes after the first; two passes suffice.
-        for _ in 0..2 {
-            let mut r = crate::wire::Reader::new(&self.buf);
-            let _ = r.u8("tag");
-            match r.ber_length("length") {
-                Ok(len) => {
-                    let total = r.offset().saturating_add(len);
-                    self.fill(total).await?;
-                    return Ok(self.take(total));
-                }
-                Err(_) if self.buf.len() < 6 => self.fill(6).await?,
-                Err(e) => return Err(LinkError::Garbage(e.what.to_owned())),
-            }
-        }
-        Err(LinkError::Garbage(
-            "a DER length that does not parse".to_owned(),
-        ))
+        self.read_framed(2, |buf| frame::ts_request(buf, MAX_READ))
+            .await
     }
 
     /// Closes the sending side, ignoring errors.
     pub async fn close(&mut self) {
         let _ = tokio::time::timeout(Duration::from_millis(300), self.stream.shutdown()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A link that reads `bytes` and then the end of the stream.
+    async fn link_over(bytes: &[u8]) -> Link<tokio::io::DuplexStream> {
+        let (mut server, client) = tokio::io::duplex(4096);
+        server.write_all(bytes).await.unwrap();
+        drop(server);
+        Link::wrap(client, Instant::now() + Duration::from_secs(5))
+    }
+
+    #[tokio::test]
+    async fn frames_come_whole() {
+        let mut bytes = vec![0x03, 0x00, 0x00, 0x07, 0x02, 0xf0, 0x80];
+        bytes.extend_from_slice(&[0x16, 0x03, 0x03, 0x00, 0x02, 0x0e, 0x00]);
+        bytes.extend_from_slice(&[0x30, 0x81, 0x01, 0xaa]);
+        let mut link = link_over(&bytes).await;
+        assert_eq!(link.read_tpkt().await.unwrap(), bytes[..7]);
+        assert_eq!(
+            link.read_tls_record().await.unwrap(),
+            (0x16, 0x0303, vec![0x0e, 0x00])
+        );
+        assert_eq!(link.read_der().await.unwrap(), bytes[14..]);
+        assert_eq!(
+            link.read_der().await,
+            Err(LinkError::Closed(CloseKind::Fin))
+        );
+    }
+
+    /// The scan frames as the dissector does, and says so in its words: a DER length that does not parse is
+    /// named as such (it said "length"), and a record header whose major version is not 3 is not TLS (it was
+    /// read as a TLS record).
+    #[tokio::test]
+    async fn garbage_is_named() {
+        let cases: [(&[u8], &str); 6] = [
+            (b"SSH-2.0-", "0x53 where a TPKT header (0x03) was expected"),
+            (&[0x03, 0x00, 0x00, 0x05, 0x02], "TPKT length 5"),
+            (
+                &[0x48, 0x03, 0x01, 0x00, 0x01],
+                "0x48 where a TLS record was expected",
+            ),
+            (
+                &[0x16, 0x02, 0x00, 0x00, 0x01, 0x00],
+                "a TLS record header with major version 0x02",
+            ),
+            (
+                &[0x30, 0x85, 1, 1, 1, 1, 1],
+                "a DER length that does not parse",
+            ),
+            (
+                &[0x30, 0x84, 0x7f, 0xff, 0xff, 0xff],
+                "a frame of 2147483653 bytes, more than the scan reads",
+            ),
+        ];
+        for (i, (bytes, want)) in cases.into_iter().enumerate() {
+            let mut link = link_over(bytes).await;
+            let got = match i {
+                0 | 1 => link.read_tpkt().await.map(drop),
+                2 | 3 => link.read_tls_record().await.map(drop),
+                _ => link.read_der().await.map(drop),
+            };
+            assert_eq!(
+                got,
+                Err(LinkError::Garbage(want.to_owned())),
+                "{bytes:02x?}"
+            );
+        }
     }
 }

@@ -7,6 +7,7 @@
 
 use ironrdp_core::encode_vec;
 use ironrdp_pdu::nego::{ConnectionRequest, NegoRequestData, RequestFlags, SecurityProtocol};
+use ironrdp_pdu::tpdu::TpduCode;
 use ironrdp_pdu::x224::X224;
 use serde::Serialize;
 use tokio::net::TcpStream;
@@ -116,7 +117,7 @@ pub async fn exchange_raw(link: &mut Link<TcpStream>, requested: u32) -> (Answer
     };
     // [X.224] 13.3: the TPDU code is the high nibble of the byte after the length indicator.
     let code = frame.get(5).map(|c| c & 0xf0);
-    let answer = if code == Some(crate::dissect::x224::CC) {
+    let answer = if code == Some(u8::from(TpduCode::CONNECTION_CONFIRM)) {
         match crate::dissect::x224::decode_confirm(&frame) {
             Ok(cc) => Answer::Confirm {
                 negotiation: cc.negotiation,

@@ -111,7 +111,11 @@ impl Tap {
 
     /// The selected security protocol, once the Connection Confirm is out.
     pub fn selected_protocol(&self) -> Option<u32> {
-        self.lock().dissector.state().selected_protocol
+        self.lock()
+            .dissector
+            .state()
+            .selected_protocol
+            .map(|p| p.bits())
     }
 
     /// The phase the connection is in.

@@ -4,6 +4,7 @@
 //! [`crate::verdict::Verdict`]; [`crate::report`] renders both. Nothing in here does I/O.
 
 mod fact;
+mod per_side;
 
 use core::fmt;
 use std::net::SocketAddr;
@@ -476,6 +477,7 @@ impl fmt::Display for TunnelEnd {
 }
 
 pub use fact::Fact;
+pub use per_side::{Pairing, PerSide};
 
 /// A value in the fact list of a phase.
 pub type FactValue = serde_json::Value;

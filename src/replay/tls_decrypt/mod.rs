@@ -19,7 +19,7 @@ use tracing::debug;
 
 use super::keylog::{KeyLog, Source};
 use crate::dissect::{Decrypted, TlsRecordSink};
-use crate::trace::{Fact, FactValue, Side};
+use crate::trace::{Fact, FactValue, PerSide, Side};
 use record::RecordCipher;
 use suites::{Kx, Suite};
 
@@ -195,43 +195,6 @@ pub fn facts(status: &StatusHandle) -> Vec<(Fact, FactValue)> {
         out.push((Fact::NotDecrypted, FactValue::from(reason)));
     }
     out
-}
-
-/// A value for each side of the connection, indexed by [`Side`] (so never out of bounds).
-#[derive(Debug, Clone, Default)]
-struct PerSide<T> {
-    client: T,
-    server: T,
-}
-
-impl<T> PerSide<T> {
-    fn new(client: T, server: T) -> Self {
-        PerSide { client, server }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &T> {
-        [&self.client, &self.server].into_iter()
-    }
-}
-
-impl<T> core::ops::Index<Side> for PerSide<T> {
-    type Output = T;
-
-    fn index(&self, side: Side) -> &T {
-        match side {
-            Side::Client => &self.client,
-            Side::Server => &self.server,
-        }
-    }
-}
-
-impl<T> core::ops::IndexMut<Side> for PerSide<T> {
-    fn index_mut(&mut self, side: Side) -> &mut T {
-        match side {
-            Side::Client => &mut self.client,
-            Side::Server => &mut self.server,
-        }
-    }
 }
 
 /// The TLS decryptor of one session.
@@ -461,13 +424,7 @@ impl Decryptor {
         if self.keylog_master().is_some() {
             return;
         }
-        let mut r = crate::wire::Reader::new(msg);
-        let encrypted = (|| {
-            r.skip(4, "handshake header")?;
-            let len = usize::from(r.u16_be("EncryptedPreMasterSecret length")?);
-            r.bytes(len, "EncryptedPreMasterSecret")
-        })();
-        let Ok(encrypted) = encrypted else {
+        let Ok(encrypted) = encrypted_premaster(msg) else {
             self.rsa_failed = true;
             return;
         };
@@ -727,14 +684,20 @@ fn extensions(ext: Option<&[u8]>) -> (bool, bool, Option<u16>) {
     out
 }
 
-/// [RFC 8446] 4 the length of the whole handshake message (header included) at the start of `buf`, once
-/// all of it is there.
+/// The length of the whole handshake message (header included) at the start of `buf`, once all of it is there.
 fn handshake_len(buf: &[u8]) -> Option<usize> {
-    let [_, a, b, c, ..] = *buf else {
-        return None;
-    };
-    let len = 4 + ((usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c));
-    (buf.len() >= len).then_some(len)
+    match crate::wire::frame::tls_handshake_message(buf) {
+        crate::wire::frame::Framed::Complete(len) => Some(len),
+        _ => None,
+    }
+}
+
+/// [RFC 5246] 7.4.7.1 The EncryptedPreMasterSecret of a ClientKeyExchange message (header included).
+fn encrypted_premaster(msg: &[u8]) -> crate::wire::WireResult<&[u8]> {
+    let mut r = crate::wire::Reader::new(msg);
+    r.skip(4, "handshake header")?;
+    let len = usize::from(r.u16_be("EncryptedPreMasterSecret length")?);
+    r.bytes(len, "EncryptedPreMasterSecret")
 }
 
 impl TlsRecordSink for Decryptor {

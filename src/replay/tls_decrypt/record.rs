@@ -96,7 +96,6 @@ enum Protection {
 
 /// One direction's record protection.
 pub struct RecordCipher {
-    version: u16,
     protection: Protection,
     seq: u64,
 }
@@ -143,6 +142,7 @@ impl RecordCipher {
                 key: key.to_vec(),
                 mac,
                 mac_key: mac_key.to_vec(),
+                // [RFC 2246] 6.2.3.2 TLS 1.0 chains each IV from the record before; 1.1 and later carry it.
                 chained_iv: (version < 0x0302).then(|| iv.to_vec()),
                 encrypt_then_mac,
             },
@@ -153,11 +153,7 @@ impl RecordCipher {
             },
             _ => return None,
         };
-        Some(RecordCipher {
-            version,
-            protection,
-            seq: 0,
-        })
+        Some(RecordCipher { protection, seq: 0 })
     }
 
     /// TLS 1.3, from a traffic secret.
@@ -165,7 +161,6 @@ impl RecordCipher {
         let key = super::prf::expand_label(hash, secret, "key", &[], bulk.key_len())?;
         let iv = super::prf::expand_label(hash, secret, "iv", &[], 12)?;
         Some(RecordCipher {
-            version: 0x0304,
             protection: Protection::Aead13 {
                 key: AeadKey::new(bulk, &key)?,
                 iv: iv.try_into().ok()?,
@@ -178,7 +173,6 @@ impl RecordCipher {
     pub fn open(&mut self, header: [u8; 5], fragment: &[u8]) -> Result<Opened, OpenError> {
         let outer_type = header[0];
         let seq = self.seq;
-        let version = self.version;
         let opened = match &mut self.protection {
             Protection::Cbc {
                 bulk,
@@ -188,7 +182,6 @@ impl RecordCipher {
                 chained_iv,
                 encrypt_then_mac,
             } => open_cbc(
-                version,
                 seq,
                 header,
                 fragment,
@@ -299,7 +292,6 @@ fn aad12(seq: u64, content_type: u8, version: [u8; 2], len: usize) -> Vec<u8> {
 
 #[allow(clippy::too_many_arguments)]
 fn open_cbc(
-    version: u16,
     seq: u64,
     header: [u8; 5],
     fragment: &[u8],
@@ -404,7 +396,6 @@ fn open_cbc(
         }
         data.to_vec()
     };
-    let _ = version;
     Ok(Opened {
         content_type: header[0],
         data,

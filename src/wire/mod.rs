@@ -1,4 +1,5 @@
-//! A bounds-checked reader for wire data: every read returns an error with its offset, never panics.
+//! A bounds-checked reader for wire data: every read returns an error with its offset, never panics; and
+//! [`frame`], where each frame of a byte stream ends.
 //!
 //! ironrdp-core's `ReadCursor` panics on short input and expects its caller to check sizes first; the
 //! dissector reads whatever a peer or a capture holds, so it reads through this instead.
@@ -15,6 +16,8 @@
     clippy::unimplemented,
     clippy::unchecked_time_subtraction
 )]
+
+pub mod frame;
 
 use core::fmt;
 

@@ -1,0 +1,326 @@
+//! A session's trace: started when its connection is found to be RDP (the tcp phase from what the capture
+//! holds of the handshake), its closes, and the trace settled when the connection ends.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::super::tls_decrypt::{Decryptor, StatusHandle};
+use super::classify::Decision;
+use super::flows::{Conn, End, Syn, millis, round_ms};
+use super::{Content, RdpSession, Shared, feed};
+use crate::dissect::Dissector;
+use crate::pdu::PduInfo;
+use crate::trace::{
+    CloseKind, ConnectError, EventKind, Fact, Millis, Origin, PhaseName, Side, Trace,
+};
+
+/// Starts the trace of a connection found to be RDP, and feeds it what was held.
+pub(super) fn start(conn: &mut Conn, decision: Decision, shared: &mut Shared) {
+    let Decision::Rdp { skip, via } = decision else {
+        return;
+    };
+    let client_end = conn.client.unwrap_or(End::A);
+    conn.client = Some(client_end);
+    let client = conn.ends[client_end];
+    let server = conn.ends[client_end.other()];
+    let mut trace = Trace::new(
+        server.to_string(),
+        Origin::Replay {
+            file: shared.file.clone(),
+            session: 0,
+        },
+    );
+    trace.started_at = rfc3339(conn.first_ts);
+    trace.set_addrs(Some(client), Some(server));
+    Handshake::of(conn).record(&mut trace, client, server, PhaseName::Tcp);
+    if let Some(via) = via {
+        trace.fact_in(PhaseName::Tcp, Fact::Tunnel, via);
+        trace.fact_in(
+            PhaseName::Tcp,
+            Fact::TunnelBytes,
+            format!(
+                "{} from the client and {} from the proxy before the RDP bytes",
+                skip[client_end],
+                skip[client_end.other()]
+            ),
+        );
+    }
+    let mut dissector = Dissector::new(trace);
+    let decrypt = shared.secrets.as_ref().map(|secrets| {
+        let d = Decryptor::new(Arc::clone(secrets));
+        let status = d.status();
+        dissector.set_tls_sink(Box::new(d));
+        let randoms = secrets.rdp_client_randoms();
+        if !randoms.is_empty() {
+            dissector.set_security_sink(Box::new(
+                crate::rdp_security::sink::SessionSink::with_client_random_candidates(randoms),
+            ));
+        }
+        status
+    });
+    let mut session = RdpSession {
+        dissector,
+        decrypt,
+        skip,
+    };
+    let held = match std::mem::replace(&mut conn.content, Content::NotRdp) {
+        Content::Undecided { chunks, .. } => chunks,
+        _ => Vec::new(),
+    };
+    for (end, at, d) in &held {
+        let side = conn.side_of(*end);
+        feed(&mut session, *end, side, *at, d.into());
+    }
+    // The Connection Request is in: is this where a redirection of the capture sent the client?
+    shared
+        .redirections
+        .started(session.dissector.trace_mut(), client, server);
+    conn.content = Content::Rdp(Box::new(session));
+}
+
+/// What the capture holds of a connection's TCP handshake.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Handshake {
+    first_ts: Duration,
+    syn: Option<Syn>,
+    syn_ack: Option<Duration>,
+    ack: Option<Duration>,
+}
+
+impl Handshake {
+    pub(super) fn of(conn: &Conn) -> Handshake {
+        Handshake {
+            first_ts: conn.first_ts,
+            syn: conn.syn,
+            syn_ack: conn.syn_ack,
+            ack: conn.handshake_ack,
+        }
+    }
+
+    fn at(&self, ts: Duration) -> Millis {
+        millis(ts.saturating_sub(self.first_ts))
+    }
+
+    /// Enters `phase` (`tcp`, or `gateway_connect` for a gateway's connection) with what the capture holds
+    /// of the handshake.
+    pub(super) fn record(
+        &self,
+        trace: &mut Trace,
+        client: SocketAddr,
+        server: SocketAddr,
+        phase: PhaseName,
+    ) {
+        trace.enter(phase, 0.0);
+        let connected = |trace: &mut Trace, at| {
+            trace.record_event(
+                at,
+                EventKind::Connected {
+                    local: client.to_string(),
+                    remote: server.to_string(),
+                },
+            );
+        };
+        match self.syn {
+            Some(syn) => {
+                if syn.count > 0 {
+                    trace.fact(Fact::SynRetransmissions, syn.count);
+                }
+                if let Some(syn_ack) = self.syn_ack {
+                    // SYN to SYN-ACK is the round trip seen from the client; from anywhere else on the path
+                    // the round trip ends with the client's ACK.
+                    let syn_ts = syn.last.min(syn_ack);
+                    let rtt = self.ack.unwrap_or(syn_ack).saturating_sub(syn_ts);
+                    trace.fact(Fact::RttMs, round_ms(millis(rtt)));
+                    connected(trace, self.at(self.ack.unwrap_or(syn_ack)));
+                }
+            }
+            None if self.syn_ack.is_some() => {
+                trace.fact(Fact::Handshake, "the capture starts after the client's SYN");
+                connected(
+                    trace,
+                    self.at(self.ack.or(self.syn_ack).unwrap_or(self.first_ts)),
+                );
+            }
+            None => {
+                trace.fact(
+                    Fact::Handshake,
+                    "not in the capture (it starts in the middle of the connection)",
+                );
+            }
+        }
+    }
+}
+
+/// Records a close by `end` with the facts around it.
+pub(super) fn close(conn: &mut Conn, end: End, how: CloseKind, ts: Duration, shared: &mut Shared) {
+    let first = conn.closed.iter().all(Option::is_none);
+    conn.closed[end] = Some(how);
+    let side = conn.side_of(end);
+    let at = conn.at(ts);
+    let idle = round_ms(millis(ts.saturating_sub(conn.last_data_ts)));
+    if let Content::Gateway(g) = &conn.content
+        && let Some(id) = &g.joined
+    {
+        shared.tunnels.closed(id, side, how, ts, g.primary);
+        return;
+    }
+    let Content::Rdp(s) = &mut conn.content else {
+        return;
+    };
+    let how_word = match how {
+        CloseKind::Fin => "FIN",
+        CloseKind::Rst => "RST",
+    };
+    let trace = s.dissector.trace_mut();
+    if first {
+        trace.fact(Fact::ClosedBy, format!("{} {how_word}", side.as_str()));
+        if let Some((_, pdu)) = trace.last_pdu() {
+            let words = format!("{} from the {}", pdu.name, pdu.from.as_str());
+            trace.fact(Fact::CloseAfter, words);
+        }
+        trace.fact(Fact::IdleBeforeCloseMs, idle);
+    } else {
+        trace.fact(Fact::ThenClosedBy, format!("{} {how_word}", side.as_str()));
+    }
+    s.dissector.on_close(side, how, at);
+}
+
+/// Settles a connection's trace; `None` for connections that are not RDP.
+pub(super) fn settle(conn: Conn) -> Option<Trace> {
+    let client_end = conn.client;
+    let Content::Rdp(session) = conn.content else {
+        return None;
+    };
+    let RdpSession {
+        mut dissector,
+        decrypt,
+        ..
+    } = *session;
+    let closed_any = conn.closed.iter().any(Option::is_some);
+    let never_connected = conn.refused.is_some()
+        || conn.unreachable.is_some()
+        || (conn.syn.is_some() && conn.syn_ack.is_none() && !conn.payload_seen);
+    if !closed_any && !never_connected {
+        dissector.on_capture_end(millis(conn.last_ts.saturating_sub(conn.first_ts)));
+    }
+    let mut trace = dissector.into_trace();
+    let server = client_end.map(|c| conn.ends[c.other()]);
+    let addr = server.map(|s| s.to_string()).unwrap_or_default();
+
+    if let Some(at) = conn.refused {
+        trace.record_event_in(
+            PhaseName::Tcp,
+            millis(at.saturating_sub(conn.first_ts)),
+            EventKind::ConnectFailed {
+                addr,
+                error: ConnectError::Refused,
+            },
+        );
+        trace.finish(true);
+        return Some(trace);
+    }
+    if let Some((at, what)) = &conn.unreachable {
+        trace.record_event_in(
+            PhaseName::Tcp,
+            millis(at.saturating_sub(conn.first_ts)),
+            EventKind::ConnectFailed {
+                addr,
+                error: ConnectError::Unreachable(what.clone()),
+            },
+        );
+        trace.finish(true);
+        return Some(trace);
+    }
+    if let Some(syn) = conn.syn
+        && conn.syn_ack.is_none()
+        && !conn.payload_seen
+    {
+        let waited = round_ms(millis(syn.last.saturating_sub(syn.first)));
+        trace.fact_in(PhaseName::Tcp, Fact::SynSent, syn.count + 1);
+        trace.fact_in(PhaseName::Tcp, Fact::WaitedMs, waited);
+        trace.record_event_in(
+            PhaseName::Tcp,
+            millis(syn.last.saturating_sub(conn.first_ts)),
+            EventKind::ConnectFailed {
+                addr,
+                error: ConnectError::TimedOut,
+            },
+        );
+        trace.finish(true);
+        return Some(trace);
+    }
+
+    let at_end = millis(conn.last_ts.saturating_sub(conn.first_ts));
+    if !closed_any {
+        let idle = round_ms(millis(conn.last_ts.saturating_sub(conn.last_data_ts)));
+        if idle > 0.0 {
+            trace.fact(Fact::IdleAtCaptureEndMs, idle);
+        }
+    }
+    Some(conclude(trace, decrypt, at_end))
+}
+
+/// The end of an RDP session's trace (a direct connection's, or a gateway tunnel's): the decryption's facts,
+/// the client's orderly close after the active state, the trace settled.
+pub(in crate::replay) fn conclude(
+    mut trace: Trace,
+    decrypt: Option<StatusHandle>,
+    at_end: Millis,
+) -> Trace {
+    if let Some(status) = decrypt
+        && trace.phase(PhaseName::Tls).start_ms.is_some()
+    {
+        for (k, v) in super::super::tls_decrypt::facts(&status) {
+            trace.fact_in(PhaseName::Tls, k, v);
+        }
+    }
+    let reached_active = trace.phase(PhaseName::Active).start_ms.is_some();
+    let first_close = trace.events().find_map(|(_, e)| match e.kind {
+        EventKind::Closed { by, how } => Some((by, how)),
+        _ => None,
+    });
+    let client_disconnected = trace.pdus().any(|(_, p)| {
+        p.from == Side::Client && matches!(p.info, PduInfo::DisconnectProviderUltimatum { .. })
+    });
+    let orderly = match first_close {
+        None => true,
+        Some((Side::Client, CloseKind::Fin)) => true,
+        Some(_) => client_disconnected,
+    };
+    if reached_active && orderly && first_close.is_some() {
+        trace.record_event(
+            at_end,
+            EventKind::ClientClosed {
+                reason: if client_disconnected {
+                    "the client disconnected (Disconnect Provider Ultimatum)".to_owned()
+                } else {
+                    "the client closed the connection".to_owned()
+                },
+            },
+        );
+    }
+    trace.finish(!(reached_active && orderly) || trace.deactivated_for_good());
+    trace
+}
+
+/// RFC 3339 of a time since the epoch.
+pub(super) fn rfc3339(ts: Duration) -> Option<String> {
+    let nanos = i128::try_from(ts.as_nanos()).ok()?;
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()?;
+    t.format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_of_epoch_time() {
+        assert_eq!(
+            rfc3339(Duration::from_micros(1_193_369_794_940_913)).as_deref(),
+            Some("2007-10-26T03:36:34.940913Z")
+        );
+    }
+}
