@@ -187,6 +187,7 @@ fn replay(c: &mut Criterion) {
                     "bench".into(),
                     Arc::clone(&secrets),
                     Default::default(),
+                    &Default::default(),
                     &mut |_| n += 1,
                 );
                 n

@@ -98,6 +98,16 @@ fn init_tracing(verbose: u8) {
         _ => "rdptrace=trace,ironrdp=debug,sspi=debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // sspi and the CredSSP steps of ironrdp log what must never be logged at debug and trace level (the
+    // TSCredentials with the password, session keys, tickets): never above info, whatever RUST_LOG says.
+    let filter = [
+        "sspi=info",
+        "ironrdp_connector::credssp=info",
+        "ironrdp_acceptor::credssp=info",
+    ]
+    .iter()
+    .filter_map(|d| d.parse().ok())
+    .fold(filter, EnvFilter::add_directive);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

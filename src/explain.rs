@@ -38,6 +38,9 @@ pub struct ExplainArgs {
     /// Look up a TLS alert description.
     #[arg(long, value_name = "CODE", allow_negative_numbers = true)]
     pub tls_alert: Option<String>,
+    /// Look up a Kerberos error code of a KRB-ERROR ([RFC 4120] 7.5.9): `7` or `KDC_ERR_S_PRINCIPAL_UNKNOWN`.
+    #[arg(long, value_name = "CODE", allow_negative_numbers = true)]
+    pub krb: Option<String>,
 }
 
 /// What the command line asked for.
@@ -79,6 +82,7 @@ impl ExplainArgs {
             (Table::DiscReason, &self.disc_reason),
             (Table::ExtendedReason, &self.extended),
             (Table::TlsAlert, &self.tls_alert),
+            (Table::KerberosError, &self.krb),
         ]
         .into_iter()
         .filter_map(|(table, value)| value.as_deref().map(|v| (table, v)))
@@ -166,7 +170,9 @@ fn parse_number(text: &str) -> Result<Option<u32>, ExplainError> {
 pub fn format_code(table: Table, code: u32) -> String {
     match table {
         Table::DiscReason | Table::ExtendedReason => format!("0x{code:X} ({code})"),
-        Table::TlsAlert | Table::DpuReason => format!("{code}"),
+        Table::TlsAlert | Table::DpuReason | Table::KerberosError | Table::KerberosEtype => {
+            format!("{code}")
+        }
         _ => format!("0x{code:08X}"),
     }
 }
@@ -215,6 +221,9 @@ pub fn explain_one(table: Table, code: u32) -> Option<String> {
     );
     let _ = writeln!(out, "  meaning: {}", row.meaning);
     let _ = writeln!(out, "  defined: {}", row.section);
+    if table == Table::KerberosError {
+        kerberos_notes(&mut out, code);
+    }
     if table == Table::ExtendedReason
         && let Some(info) = codes::lookup(Table::ErrorInfo, code).filter(|_| code != 0)
     {
@@ -226,6 +235,25 @@ pub fn explain_one(table: Table, code: u32) -> Option<String> {
     }
     collisions_text(&mut out, "The same number in other tables:", code, &[table]);
     Some(out)
+}
+
+/// For an RDP logon: what the Kerberos error means and what the client shows for it.
+fn kerberos_notes(out: &mut String, code: u32) {
+    if let Some(hint) = codes::kerberos::rdp_hint(code) {
+        let _ = writeln!(out, "  for RDP: {hint}");
+    }
+    match mstsc::kerberos(code, None) {
+        Some(m) => {
+            let _ = writeln!(out, "  mstsc would show: {}", mstsc::mstsc_line(&m));
+            let _ = writeln!(out, "    basis: {}: {}", basis_word(m.basis), m.why);
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  mstsc would show: no documented disconnect code for this failure"
+            );
+        }
+    }
 }
 
 /// An extended code in exDiscReasonProtocolRangeStart..=exDiscReasonProtocolRangeEnd: the server's
@@ -412,6 +440,8 @@ fn cause_words(cause: Cause) -> &'static str {
         Cause::ClosedByServer => "the server closed the connection (FIN)",
         Cause::ResetByServer => "the connection was reset (RST)",
         Cause::CredsspRejected => "the server closed during network level authentication",
+        Cause::KerberosError => "the KDC (or the server) answered Kerberos with a KRB-ERROR",
+        Cause::KdcUnreachable => "the client could reach no KDC for its realm",
         Cause::Deactivated => "the server deactivated the session",
         _ => "the connection ended",
     }

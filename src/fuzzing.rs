@@ -29,9 +29,10 @@ use std::time::Duration;
 use crate::dissect::{Decrypted, Dissector, TlsRecordSink};
 use crate::probe::transport::{FrameKind, Framer};
 use crate::replay::capture::Capture;
+use crate::replay::dedupe::Dedupe;
 use crate::replay::keylog::{KeyLog, Source};
 use crate::replay::link::{Frame, Segment};
-use crate::replay::session::{Limits, Tracker};
+use crate::replay::session::{Limits, RdpPorts, Tracker};
 use crate::replay::tls_decrypt::{self, Decryptor, Secrets};
 use crate::trace::{CloseKind, Deadline, Origin, PerSide, Side, Trace};
 use crate::verdict::Verdict;
@@ -176,12 +177,13 @@ pub fn dissect(data: &[u8]) -> (Trace, Verdict) {
 
 // ---- captures -----------------------------------------------------------------------------------------
 
-/// The whole replay of a capture file held in memory: pcap, pcapng or gzip, link layers, TCP
-/// reassembly, sessions, the key log blocks it embeds and decryption. Returns the sessions' traces and
-/// the error that stopped the reading, if one did.
+/// The whole replay of a capture file held in memory: pcap, pcapng, gzip or Network Monitor, link
+/// layers, the duplicate filter, TCP reassembly, sessions (with 3390 named as an RDP port besides 3389),
+/// the key log blocks it embeds and decryption. Returns the sessions' traces and the error that stopped
+/// the reading, if one did.
 pub fn capture(data: &[u8]) -> (Vec<Trace>, Option<String>) {
     let reader = Box::new(std::io::Cursor::new(data.to_vec()));
-    let capture = match Capture::from_reader("fuzz".to_owned(), reader) {
+    let capture = match Capture::from_seekable("fuzz".to_owned(), reader) {
         Ok(c) => c,
         Err(e) => return (Vec::new(), Some(e.to_string())),
     };
@@ -192,6 +194,7 @@ pub fn capture(data: &[u8]) -> (Vec<Trace>, Option<String>) {
         "fuzz".to_owned(),
         secrets,
         fuzz_limits(),
+        &RdpPorts::new(&[3390]),
         &mut |s| {
             let _ = settle(&s.trace);
             traces.push(s.trace);
@@ -222,12 +225,14 @@ pub mod tcp_tag {
     pub const OTHER_PORT: u8 = 1 << 7;
 }
 
-/// Session tracking and TCP reassembly without the capture format: each chunk is one TCP segment (see
+/// The duplicate filter, session tracking and TCP reassembly without the capture format (3390 is not
+/// named as an RDP port: a connection to it is RDP by its bytes only): each chunk is one TCP segment (see
 /// [`tcp_tag`]) whose body is the sequence number (`u32` LE), the bytes the snapshot length cut
 /// (`u16` LE), the time since the previous segment in milliseconds (`i8`, so time may go backwards),
 /// then the payload. SYN, FIN and RST all set stand for an ICMP destination unreachable instead.
 pub fn tcp(data: &[u8]) -> Vec<Trace> {
     let mut tracker = Tracker::new("fuzz", fuzz_limits(), None);
+    let mut dedupe = Dedupe::new();
     let mut micros: u64 = 1_700_000_000_000_000;
     let mut traces = Vec::new();
     for (tag, body) in Chunks::new(data) {
@@ -268,11 +273,15 @@ pub fn tcp(data: &[u8]) -> Vec<Trace> {
                 ack_flag: tag & tcp_tag::ACK != 0,
                 fin: tag & tcp_tag::FIN != 0,
                 rst: tag & tcp_tag::RST != 0,
+                ip_id: None,
                 payload,
                 missing,
             })
         };
-        tracker.frame(Duration::from_micros(micros), &frame);
+        let ts = Duration::from_micros(micros);
+        if !dedupe.is_copy(ts, &frame) {
+            tracker.frame(ts, &frame);
+        }
         traces.extend(tracker.take_finished().into_iter().map(|f| f.trace));
     }
     tracker.finish();

@@ -10,9 +10,13 @@
 //! `reported` when the Windows client was observed and reported to show it, `inferred` when it follows
 //! from the documented meaning of the codes and nothing more.
 
+use crate::codes::kerberos::{
+    KDC_ERR_C_PRINCIPAL_UNKNOWN, KDC_ERR_KEY_EXPIRED, KDC_ERR_PREAUTH_FAILED,
+    KDC_ERR_PREAUTH_REQUIRED,
+};
 use crate::codes::{self, Table};
-use crate::pdu::{Negotiation, PduInfo};
-use crate::trace::{PhaseName, Side, Trace};
+use crate::pdu::{AuthToken, KrbErrorInfo, KrbMessage, Negotiation, PduInfo};
+use crate::trace::{EventKind, KdcDirection, PhaseName, Side, Trace};
 use crate::verdict::{Basis, Cause, Code, Mstsc};
 
 pub use crate::codes::disc_reason::{
@@ -22,8 +26,8 @@ pub use crate::codes::disc_reason::{
 use crate::codes::disc_reason::{
     DISC_HYBRID_REQUIRED_BY_SERVER, EXT_NO_INFO, SSL_ERR_ACCOUNT_DISABLED, SSL_ERR_ACCOUNT_EXPIRED,
     SSL_ERR_ACCOUNT_LOCKED_OUT, SSL_ERR_ACCOUNT_RESTRICTION, SSL_ERR_LOGON_FAILURE,
-    SSL_ERR_NO_SUCH_USER, SSL_ERR_PASSWORD_EXPIRED, SSL_ERR_PASSWORD_MUST_CHANGE,
-    SSL_ERR_SMARTCARD_CARD_BLOCKED, SSL_ERR_SMARTCARD_WRONG_PIN,
+    SSL_ERR_NO_AUTHENTICATING_AUTHORITY, SSL_ERR_NO_SUCH_USER, SSL_ERR_PASSWORD_EXPIRED,
+    SSL_ERR_PASSWORD_MUST_CHANGE, SSL_ERR_SMARTCARD_CARD_BLOCKED, SSL_ERR_SMARTCARD_WRONG_PIN,
 };
 use crate::codes::neg_failure::HYBRID_REQUIRED_BY_SERVER;
 use crate::codes::ntstatus::{
@@ -40,6 +44,8 @@ enum Disc {
     NegFailure,
     /// The server's TSRequest errorCode, through [`CREDSSP_STATUS_DISC`].
     CredsspStatus,
+    /// The Kerberos error that ended the logon, through [`kerberos_disc`].
+    Kerberos,
 }
 
 /// Where the extended code comes from.
@@ -86,6 +92,12 @@ struct Rule {
 /// The pending-close path of 0x904 / 0x7: a FIN, a RST, a Disconnect Provider Ultimatum or a Deactivate All
 /// with no reactivation, before the session is up and without error info.
 const WHY_PENDING_CLOSE: &str = "as reported of the Windows client: when the socket closes while the connection is still pending and no error info arrived, it fills in ERRINFO_SERVER_DENIED_CONNECTION itself";
+
+/// A client that reached no KDC.
+const WHY_NO_KDC: &str = "the client could reach no KDC, and SSL_ERR_NO_AUTHENTICATING_AUTHORITY is documented as that failure (IMsTscAxEvents::OnDisconnected); Microsoft's article on RDP authentication errors (Troubleshoot authentication errors when you use RDP to connect to Azure VM) reports the dialog \"An authentication error has occurred. The Local Security Authority cannot be contacted\" when the domain controller cannot be reached";
+
+/// A Kerberos error that names the same failure as an SSL_ERR disconnect reason.
+const WHY_KERBEROS: &str = "the Kerberos error names the same failure as the documented SSL_ERR disconnect reason ([RFC 4120] 7.5.9, [MS-KILE] 2.2.1 for the NTSTATUS a Windows KDC adds; IMsTscAxEvents::OnDisconnected); that the client maps one to the other is not documented";
 
 static RULES: &[Rule] = &[
     Rule {
@@ -209,6 +221,22 @@ static RULES: &[Rule] = &[
         why: "the server's TSRequest errorCode matches the documented SSL_ERR disconnect reason of the same failure by name ([MS-CSSP] 2.2.1; IMsTscAxEvents::OnDisconnected); that the client maps one to the other is not documented",
     },
     Rule {
+        cause: Cause::KdcUnreachable,
+        when: When::Any,
+        disc_reason: Disc::Fixed(SSL_ERR_NO_AUTHENTICATING_AUTHORITY),
+        extended: Extended::Fixed(EXT_NO_INFO),
+        basis: Basis::Inferred,
+        why: WHY_NO_KDC,
+    },
+    Rule {
+        cause: Cause::KerberosError,
+        when: When::Any,
+        disc_reason: Disc::Kerberos,
+        extended: Extended::Fixed(EXT_NO_INFO),
+        basis: Basis::Inferred,
+        why: WHY_KERBEROS,
+    },
+    Rule {
         cause: Cause::LicenseError,
         when: When::Any,
         disc_reason: Disc::Fixed(DISC_LICENSING_FAILED),
@@ -241,6 +269,79 @@ static CREDSSP_STATUS_DISC: &[(u32, u32)] = &[
         SSL_ERR_SMARTCARD_CARD_BLOCKED,
     ),
 ];
+
+/// [RFC 4120] 7.5.9 a Kerberos error to the SSL_ERR discReason documented for the same failure; the NTSTATUS of
+/// a Windows KDC's extended error ([MS-KILE] 2.2.1), when there is one, through [`CREDSSP_STATUS_DISC`].
+static KERBEROS_DISC: &[(u32, u32)] = &[
+    (KDC_ERR_PREAUTH_FAILED, SSL_ERR_LOGON_FAILURE),
+    (KDC_ERR_C_PRINCIPAL_UNKNOWN, SSL_ERR_NO_SUCH_USER),
+    (KDC_ERR_KEY_EXPIRED, SSL_ERR_PASSWORD_EXPIRED),
+];
+
+/// The discReason for a Kerberos failure, where one names the same failure.
+fn kerberos_disc(code: u32, ntstatus: Option<u32>) -> Option<u32> {
+    ntstatus
+        .and_then(|status| mapped(CREDSSP_STATUS_DISC, status))
+        .or_else(|| mapped(KERBEROS_DISC, code))
+}
+
+/// The pair for a Kerberos failure of this code (and the NTSTATUS of the KDC's extended error), when one is
+/// documented; for `rdptrace explain --krb`.
+pub fn kerberos(code: u32, ntstatus: Option<u32>) -> Option<Mstsc> {
+    let disc = kerberos_disc(code, ntstatus)?;
+    Some(pair(disc, EXT_NO_INFO, Basis::Inferred, WHY_KERBEROS))
+}
+
+/// The Kerberos error that ended the logon: the last KRB-ERROR from a KDC or in the server's TSRequests,
+/// with the NTSTATUS of its extended error.
+pub fn kerberos_failure(trace: &Trace) -> Option<(u32, Option<u32>)> {
+    let mut last: Option<(f64, u32, Option<u32>)> = None;
+    let mut keep = |at: f64, e: &KrbErrorInfo| {
+        if last.is_none_or(|(t, _, _)| at >= t) {
+            last = Some((at, e.code, e.ntstatus));
+        }
+    };
+    for (_, event) in trace.events() {
+        if let EventKind::Kdc {
+            direction: KdcDirection::FromKdc,
+            message: KrbMessage::Error(e),
+            ..
+        } = &event.kind
+            && e.code != KDC_ERR_PREAUTH_REQUIRED
+        {
+            keep(event.at_ms, e);
+        }
+    }
+    for (_, pdu) in trace.pdus().filter(|(_, p)| p.from == Side::Server) {
+        if let PduInfo::TsRequest {
+            token:
+                Some(AuthToken::Kerberos {
+                    krb: Some(KrbMessage::Error(e)),
+                    ..
+                }),
+            ..
+        } = &pdu.info
+        {
+            keep(pdu.at_ms, e);
+        }
+    }
+    last.map(|(_, code, status)| (code, status))
+}
+
+fn pair(disc: u32, extended: u32, basis: Basis, why: &str) -> Mstsc {
+    Mstsc {
+        disc_reason: Code {
+            code: disc,
+            name: codes::meaning(Table::DiscReason, disc).to_owned(),
+        },
+        extended: Code {
+            code: extended,
+            name: extended_meaning(extended).to_owned(),
+        },
+        basis,
+        why: why.to_owned(),
+    }
+}
 
 fn mapped(table: &[(u32, u32)], code: u32) -> Option<u32> {
     table
@@ -285,23 +386,16 @@ pub fn translate(
         Disc::Fixed(code) => code,
         Disc::NegFailure => mapped(NEG_FAILURE_DISC, neg_failure(trace)?)?,
         Disc::CredsspStatus => mapped(CREDSSP_STATUS_DISC, credssp_status(trace)?)?,
+        Disc::Kerberos => {
+            let (code, status) = kerberos_failure(trace)?;
+            kerberos_disc(code, status)?
+        }
     };
     let extended = match rule.extended {
         Extended::ErrorInfo => error_info?,
         Extended::Fixed(code) => code,
     };
-    Some(Mstsc {
-        disc_reason: Code {
-            code: disc_reason,
-            name: codes::meaning(Table::DiscReason, disc_reason).to_owned(),
-        },
-        extended: Code {
-            code: extended,
-            name: extended_meaning(extended).to_owned(),
-        },
-        basis: rule.basis,
-        why: rule.why.to_owned(),
-    })
+    Some(pair(disc_reason, extended, rule.basis, rule.why))
 }
 
 /// The meaning of an extended code: its ExtendedDisconnectReasonCode row, else the errorInfo of the same
@@ -334,6 +428,10 @@ pub fn paths(disc: u32, ext: u32) -> Vec<Path> {
             Disc::Fixed(code) => code == disc,
             Disc::NegFailure => NEG_FAILURE_DISC.iter().any(|(_, d)| *d == disc),
             Disc::CredsspStatus => CREDSSP_STATUS_DISC.iter().any(|(_, d)| *d == disc),
+            Disc::Kerberos => {
+                KERBEROS_DISC.iter().any(|(_, d)| *d == disc)
+                    || CREDSSP_STATUS_DISC.iter().any(|(_, d)| *d == disc)
+            }
         };
         let (ext_matches, from_error_info) = match rule.extended {
             Extended::ErrorInfo => (

@@ -227,14 +227,133 @@ pub enum AuthToken {
     /// SPNEGO wrapping (Negotiate), with the mechanism if it could be told.
     Spnego {
         mechanism: Option<String>,
+        /// [RFC 4178] 4.2 the SPNEGO token itself, when it decodes.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        spnego: Option<SpnegoInfo>,
     },
     /// A Kerberos token (AP-REQ, AP-REP, ...).
     Kerberos {
         message: String,
+        /// [RFC 4178] 4.2 the SPNEGO token around it, when there is one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        spnego: Option<SpnegoInfo>,
+        /// The Kerberos message, decoded as far as it goes in clear.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        krb: Option<KrbMessage>,
     },
     Unknown {
         len: usize,
     },
+}
+
+/// [RFC 4178] 4.2 A SPNEGO token: the offer (negTokenInit) or an answer (negTokenResp).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpnegoInfo {
+    /// `negTokenInit` or `negTokenResp`.
+    pub token: String,
+    /// [RFC 4178] 4.2.1 mechTypes, most preferred first, by name (`Kerberos`, `MS Kerberos`, `NTLM`, ...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mech_types: Vec<String>,
+    /// [RFC 4178] 4.2.2 negState: `accept-completed`, `accept-incomplete`, `reject`, `request-mic`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub neg_state: Option<String>,
+    /// [RFC 4178] 4.2.2 supportedMech: the mechanism the acceptor chose.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supported_mech: Option<String>,
+}
+
+/// A principal: `TERMSRV/rdp01.corp.example@CORP.EXAMPLE` ([RFC 4120] 6.2, name components joined by `/`).
+pub type Principal = String;
+
+/// [RFC 4120] 5 A Kerberos message, as far as it can be read in clear: names, realms, encryption types, key
+/// versions, codes. Never a key, a ticket's or an authenticator's ciphertext, or a timestamp that proves
+/// the password.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "msg")]
+pub enum KrbMessage {
+    /// [RFC 4120] 5.4.1 AS-REQ: the client asks for a ticket-granting ticket.
+    AsReq(KdcRequest),
+    /// [RFC 4120] 5.4.2 AS-REP.
+    AsRep(KdcReply),
+    /// [RFC 4120] 5.4.1 TGS-REQ: the client asks for a service ticket.
+    TgsReq(KdcRequest),
+    /// [RFC 4120] 5.4.2 TGS-REP.
+    TgsRep(KdcReply),
+    /// [RFC 4120] 5.5.1 AP-REQ: the service ticket and an authenticator, to the server.
+    ApReq {
+        ticket: TicketInfo,
+        /// ap-options MUTUAL-REQUIRED: the client wants an AP-REP.
+        mutual_required: bool,
+    },
+    /// [RFC 4120] 5.5.2 AP-REP: the server proves it could decrypt the ticket.
+    ApRep { etype: i32 },
+    /// [RFC 4120] 5.9.1 KRB-ERROR.
+    Error(KrbErrorInfo),
+    /// User-to-user: the client asks the server for its TGT (draft-swift-win2k-krb-user2user, KERB-TGT-REQUEST).
+    TgtReq { server: Option<Principal> },
+    /// User-to-user: the server's TGT (draft-swift-win2k-krb-user2user, KERB-TGT-REPLY).
+    TgtRep { ticket: TicketInfo },
+}
+
+/// [RFC 4120] 5.4.1 KDC-REQ, in clear.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KdcRequest {
+    /// cname@realm (AS-REQ only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<Principal>,
+    /// sname@realm: `krbtgt/REALM@REALM` for a TGT, `TERMSRV/host@REALM` for RDP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<Principal>,
+    /// [RFC 3961] 8 the encryption types the client accepts, in its order of preference.
+    pub etypes: Vec<i32>,
+    /// [RFC 4120] 7.5.2 the padata-types it sends (2: PA-ENC-TIMESTAMP, pre-authentication).
+    pub pa_types: Vec<i32>,
+}
+
+/// [RFC 4120] 5.4.2 KDC-REP, in clear.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KdcReply {
+    pub client: Principal,
+    pub ticket: TicketInfo,
+    /// The encryption type of the part only the client can decrypt.
+    pub etype: i32,
+}
+
+/// [RFC 4120] 5.3 A ticket, in clear: for whom and under which key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TicketInfo {
+    /// sname@realm.
+    pub server: Principal,
+    /// [RFC 3961] 8 the encryption type of the service key the ticket is encrypted with.
+    pub etype: i32,
+    /// The version of that key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kvno: Option<u32>,
+}
+
+/// [RFC 4120] 5.9.1 KRB-ERROR.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KrbErrorInfo {
+    /// [RFC 4120] 7.5.9 error-code.
+    pub code: u32,
+    /// The service the error is about (sname@realm).
+    pub server: Principal,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<Principal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e_text: Option<String>,
+    /// stime: the clock of whoever sent the error, RFC 3339.
+    pub stime: String,
+    /// How far that clock is ahead of the one that received the error (the probe's, or the capture's
+    /// timestamps), in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_offset_s: Option<f64>,
+    /// [MS-KILE] 2.2.1 the NTSTATUS of a KERB-EXT-ERROR in e-data, when the KDC gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ntstatus: Option<u32>,
+    /// [RFC 4120] 5.2.7.5 the encryption types the KDC offers in PA-ETYPE-INFO2 (KDC_ERR_PREAUTH_REQUIRED).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub etypes: Vec<i32>,
 }
 
 /// What an NTLM CHALLENGE tells about the server ([MS-NLMP] 2.2.2.1 AV_PAIR, 2.2.2.10 VERSION).

@@ -39,6 +39,11 @@ pub enum Cause {
     CredsspError,
     /// The server ended the connection during CredSSP without an errorCode.
     CredsspRejected,
+    /// [RFC 4120] 5.9.1 Kerberos failed with a KRB-ERROR (from the KDC, or the server's in CredSSP) and
+    /// nothing took its place.
+    KerberosError,
+    /// No KDC could be found or reached for the client's realm, and nothing took Kerberos's place.
+    KdcUnreachable,
     /// [2.2.10.2] Early User Authorization Result: access denied.
     EarlyAuthDenied,
     /// [2.2.5.1.1] The server sent a Set Error Info PDU.
@@ -70,7 +75,7 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, in declaration order.
-    pub const ALL: [Cause; 28] = [
+    pub const ALL: [Cause; 30] = [
         Cause::Connected,
         Cause::ResolveFailed,
         Cause::Refused,
@@ -86,6 +91,8 @@ impl Cause {
         Cause::CertificateRejected,
         Cause::CredsspError,
         Cause::CredsspRejected,
+        Cause::KerberosError,
+        Cause::KdcUnreachable,
         Cause::EarlyAuthDenied,
         Cause::ServerErrorInfo,
         Cause::LicenseError,
@@ -124,6 +131,8 @@ impl Cause {
             Cause::CertificateRejected => "certificate_rejected",
             Cause::CredsspError => "credssp_error",
             Cause::CredsspRejected => "credssp_rejected",
+            Cause::KerberosError => "kerberos_error",
+            Cause::KdcUnreachable => "kdc_unreachable",
             Cause::EarlyAuthDenied => "early_auth_denied",
             Cause::ServerErrorInfo => "server_error_info",
             Cause::LicenseError => "license_error",

@@ -285,5 +285,16 @@ fn the_password_never_appears_anywhere() {
             !all.contains(&utf16),
             "the password leaked as UTF-16 ({scenario})"
         );
+        // A library's debug print of the UTF-16LE bytes: `[77, 0, 97, 0, ...]`.
+        let decimal = MARKER
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .map(|b| b.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        assert!(
+            !all.contains(&decimal),
+            "the password leaked as printed bytes ({scenario})"
+        );
     }
 }

@@ -74,6 +74,75 @@ fn assert_no_password(all: &str, what: &str) {
         !all.contains(&utf16),
         "{what}: the password leaked as UTF-16"
     );
+    // A library's debug print of the UTF-16LE bytes (`[77, 0, 97, 0, ...]`), as sspi logs its TSCredentials.
+    let decimal = MARKER
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .map(|b| b.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    assert!(
+        !all.contains(&decimal),
+        "{what}: the password leaked as printed bytes"
+    );
+}
+
+/// Kerberos NLA against a real KDC and FreeRDP 3 with the marker password, at the most verbose log level,
+/// with JSON, a capture with its TLS secrets and a key log: the password is nowhere, and no credential
+/// cache is written.
+#[test]
+fn kerberos_never_shows_the_password_nor_writes_a_credential_cache() {
+    use support::kerberos::{
+        HOST, Kdc, REALM, SPN, USER, kdc_available, shadow3_available, start_shadow3,
+    };
+    if !kdc_available() || !shadow3_available() {
+        return;
+    }
+    let dir = TempDir::new("credentials-kerberos");
+    let kdc = Kdc::start(dir.path()).expect("the KDC starts");
+    kdc.kadmin(&format!("cpw -pw {MARKER} {USER}"))
+        .expect("the marker password");
+    let keytab = dir.path().join("termsrv.keytab");
+    kdc.ktadd(SPN, &keytab).expect("the service key");
+    let (port, _shadow) = start_shadow3(dir.path(), &kdc, &keytab).expect("the shadow server");
+    let capture = dir.path().join("kerberos.pcapng");
+    let keylog = dir.path().join("kerberos.keylog");
+    let ccache = dir.path().join("ccache");
+    let mut runs = Vec::new();
+    for (auth, password) in [("kerberos", MARKER), ("negotiate", "Wrong-Marker-77aa")] {
+        let out = traced()
+            .args(["-vvv", "probe", "--json", "--watch", "0.3", "--auth", auth])
+            .args(["--kdc", &format!("tcp://127.0.0.1:{}", kdc.port)])
+            .args(["-u", USER, "-d", REALM])
+            .arg("--pcap")
+            .arg(&capture)
+            .arg("--embed-secrets")
+            .arg("--keylog")
+            .arg(&keylog)
+            .arg(format!("{HOST}:{port}"))
+            .env("RDPTRACE_PASSWORD", password)
+            .env("KRB5CCNAME", format!("FILE:{}", ccache.display()))
+            .output()
+            .expect("the probe runs");
+        runs.push(out);
+    }
+    assert_eq!(
+        runs[0].status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&runs[0].stderr)
+    );
+    let all = everything(&runs.iter().collect::<Vec<_>>(), &[capture, keylog]);
+    assert_no_password(&all, "kerberos");
+    assert!(
+        !all.contains("Wrong-Marker-77aa"),
+        "the wrong password leaked"
+    );
+    assert!(
+        all.contains("AS-REQ") || all.contains("as_req"),
+        "the KDC exchange is in the output"
+    );
+    assert!(!ccache.exists(), "a credential cache was written");
 }
 
 #[test]

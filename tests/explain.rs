@@ -19,6 +19,7 @@ fn args(codes: &[&str]) -> ExplainArgs {
         disc_reason: None,
         extended: None,
         tls_alert: None,
+        krb: None,
     }
 }
 

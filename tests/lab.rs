@@ -19,7 +19,7 @@ use rdptrace::check::{Expectation, Outcome};
 use rdptrace::fleet::targets::{self, Line, TargetSpec};
 use rdptrace::pdu::{AuthToken, LicenseMessage, PduInfo};
 use rdptrace::probe::cli::ProbeOptions;
-use rdptrace::probe::{Password, ProbeConfig, Security};
+use rdptrace::probe::{Auth, Password, ProbeConfig, Security};
 use rdptrace::trace::Fact;
 use rdptrace::trace::{CloseKind, ConnectError, Deadline, EventKind, PhaseName, Side, Trace};
 use rdptrace::verdict::Verdict;
@@ -39,6 +39,8 @@ fn options() -> ProbeOptions {
         domain: None,
         password_file: None,
         security: Security::Auto,
+        auth: Auth::Negotiate,
+        kdc: None,
         timeout: DEFAULT_TIMEOUT,
         phase_timeout: DEFAULT_PHASE_TIMEOUT,
         watch: DEFAULT_WATCH,

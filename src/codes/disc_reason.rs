@@ -29,6 +29,7 @@ pub const SSL_ERR_ACCOUNT_LOCKED_OUT: u32 = 0xD07;
 pub const SSL_ERR_ACCOUNT_EXPIRED: u32 = 0xE07;
 pub const SSL_ERR_PASSWORD_EXPIRED: u32 = 0xF07;
 pub const SSL_ERR_PASSWORD_MUST_CHANGE: u32 = 0x1207;
+pub const SSL_ERR_NO_AUTHENTICATING_AUTHORITY: u32 = 0x1807;
 pub const SSL_ERR_SMARTCARD_WRONG_PIN: u32 = 0x1C07;
 pub const SSL_ERR_SMARTCARD_CARD_BLOCKED: u32 = 0x2207;
 
@@ -298,7 +299,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: "mstscax IMsTscAxEvents::OnDisconnected",
     },
     CodeEntry {
-        code: 0x1807,
+        code: SSL_ERR_NO_AUTHENTICATING_AUTHORITY,
         name: "SSL_ERR_NO_AUTHENTICATING_AUTHORITY",
         meaning: "no authority could be contacted for authentication",
         section: "mstscax IMsTscAxEvents::OnDisconnected",

@@ -50,11 +50,15 @@ pub enum Table {
     EncryptionLevel,
     /// [MS-TSGU 2.2.6] the HRESULT of an RD Gateway's answer.
     Gateway,
+    /// [RFC 4120 7.5.9] error-code of a KRB-ERROR.
+    KerberosError,
+    /// [RFC 3961 8] Kerberos encryption types.
+    KerberosEtype,
 }
 
 impl Table {
     /// Every table, in the order [`collisions`] reports them.
-    pub const ALL: [Table; 14] = [
+    pub const ALL: [Table; 16] = [
         Table::ErrorInfo,
         Table::ExtendedReason,
         Table::DiscReason,
@@ -69,7 +73,15 @@ impl Table {
         Table::EncryptionMethod,
         Table::EncryptionLevel,
         Table::Gateway,
+        Table::KerberosError,
+        Table::KerberosEtype,
     ];
+
+    /// Whether a number of this table is listed among the collisions of a number: the Kerberos tables are
+    /// not, their small integers are never what an RDP peer puts in an RDP field.
+    pub fn collides(self) -> bool {
+        !matches!(self, Table::KerberosError | Table::KerberosEtype)
+    }
 
     pub fn rows(self) -> &'static [CodeEntry] {
         match self {
@@ -87,6 +99,8 @@ impl Table {
             Table::EncryptionMethod => encryption::METHOD_ROWS,
             Table::EncryptionLevel => encryption::LEVEL_ROWS,
             Table::Gateway => gateway::ROWS,
+            Table::KerberosError => kerberos::ERROR_ROWS,
+            Table::KerberosEtype => kerberos::ETYPE_ROWS,
         }
     }
 
@@ -107,6 +121,8 @@ impl Table {
             Table::EncryptionMethod => "encryption method",
             Table::EncryptionLevel => "encryption level",
             Table::Gateway => "RD Gateway HRESULT",
+            Table::KerberosError => "Kerberos error code",
+            Table::KerberosEtype => "Kerberos encryption type",
         }
     }
 }
@@ -130,6 +146,7 @@ pub fn lookup_name(table: Table, name: &str) -> Option<&'static CodeEntry> {
 pub fn collisions(code: u32) -> Vec<(Table, &'static CodeEntry)> {
     Table::ALL
         .into_iter()
+        .filter(|table| table.collides())
         .filter_map(|table| lookup(table, code).map(|row| (table, row)))
         .collect()
 }
@@ -187,6 +204,7 @@ pub mod early_user_auth;
 pub mod encryption;
 pub mod error_info;
 pub mod gateway;
+pub mod kerberos;
 pub mod licensing;
 pub mod neg_failure;
 pub mod ntstatus;

@@ -7,7 +7,8 @@ use sspi::credssp::TsRequest;
 
 use super::Dissector;
 use crate::codes::{self, Table};
-use crate::pdu::{AuthToken, NtlmChallengeInfo, PduInfo};
+use crate::kerberos::{message, spnego};
+use crate::pdu::{AuthToken, KrbMessage, NtlmChallengeInfo, PduInfo, SpnegoInfo};
 use crate::trace::Fact;
 use crate::trace::{PhaseName, Side};
 use crate::wire::{Reader, WireError, utf16le};
@@ -107,9 +108,18 @@ pub(super) fn ts_request(d: &mut Dissector, from: Side, frame: &[u8]) {
             }
         }
         Some(AuthToken::NtlmNegotiate) => d.trace.fact(Fact::AuthPackage, "NTLM"),
-        Some(AuthToken::Kerberos { .. }) => d.trace.fact(Fact::AuthPackage, "Kerberos"),
-        Some(AuthToken::Spnego { mechanism: Some(m) }) => {
-            d.trace.fact(Fact::AuthPackage, format!("Negotiate ({m})"))
+        Some(AuthToken::Kerberos { spnego, krb, .. }) => {
+            d.trace.fact(Fact::AuthPackage, "Kerberos");
+            note_spnego(d, from, spnego.as_ref());
+            note_kerberos(d, krb.as_ref());
+        }
+        Some(AuthToken::Spnego {
+            mechanism, spnego, ..
+        }) => {
+            if let Some(m) = mechanism {
+                d.trace.fact(Fact::AuthPackage, format!("Negotiate ({m})"));
+            }
+            note_spnego(d, from, spnego.as_ref());
         }
         _ => {}
     }
@@ -133,6 +143,42 @@ pub(super) fn ts_request(d: &mut Dissector, from: Side, frame: &[u8]) {
     }
 }
 
+/// The client's SPNEGO offer and the server's choice, as facts.
+fn note_spnego(d: &mut Dissector, from: Side, spnego: Option<&SpnegoInfo>) {
+    let Some(info) = spnego else { return };
+    if from == Side::Client && !info.mech_types.is_empty() {
+        d.trace.fact(Fact::SpnegoMechs, info.mech_types.join(", "));
+    }
+    if let Some(mech) = &info.supported_mech {
+        d.trace.fact(Fact::SpnegoSelected, mech.clone());
+    }
+}
+
+/// What a Kerberos token inside CredSSP names: the service principal of the client's ticket, the error.
+fn note_kerberos(d: &mut Dissector, krb: Option<&KrbMessage>) {
+    match krb {
+        Some(KrbMessage::ApReq { ticket, .. }) => d.trace.fact(Fact::Spn, ticket.server.clone()),
+        Some(KrbMessage::Error(e)) => d
+            .trace
+            .fact(Fact::KerberosError, message::error_name(e.code)),
+        _ => {}
+    }
+}
+
+fn spnego_summary(info: &SpnegoInfo) -> String {
+    let mut s = format!("SPNEGO {}", info.token);
+    if !info.mech_types.is_empty() {
+        s.push_str(&format!(" [{}]", info.mech_types.join(", ")));
+    }
+    if let Some(state) = &info.neg_state {
+        s.push_str(&format!(" {state}"));
+    }
+    if let Some(mech) = &info.supported_mech {
+        s.push_str(&format!(" ({mech})"));
+    }
+    s
+}
+
 fn token_summary(t: &AuthToken) -> String {
     match t {
         AuthToken::NtlmNegotiate => "NTLM NEGOTIATE".to_owned(),
@@ -154,26 +200,78 @@ fn token_summary(t: &AuthToken) -> String {
                 .unwrap_or_default(),
             user.as_deref().unwrap_or("?")
         ),
-        AuthToken::Spnego { mechanism } => format!(
+        AuthToken::Spnego {
+            mechanism,
+            spnego: None,
+        } => format!(
             "SPNEGO{}",
             mechanism
                 .as_ref()
                 .map(|m| format!(" ({m})"))
                 .unwrap_or_default()
         ),
-        AuthToken::Kerberos { message } => format!("Kerberos {message}"),
+        AuthToken::Spnego {
+            spnego: Some(info), ..
+        } => spnego_summary(info),
+        AuthToken::Kerberos {
+            message,
+            spnego,
+            krb,
+        } => {
+            let inner = match krb {
+                Some(m) => format!("Kerberos {}", message::summary(m)),
+                None => format!("Kerberos {message}"),
+            };
+            match spnego {
+                Some(info) => format!("{}, {inner}", spnego_summary(info)),
+                None => inner,
+            }
+        }
         AuthToken::Unknown { len } => format!("{len}-byte token"),
     }
 }
 
-/// Classifies a negoToken: a bare NTLM message, or SPNEGO around NTLM or Kerberos.
+/// Classifies a negoToken: a bare NTLM message, SPNEGO around NTLM or Kerberos, or a Kerberos token.
 pub fn auth_token(token: &[u8]) -> AuthToken {
     if token.starts_with(NTLMSSP) {
         return ntlm(token).unwrap_or(AuthToken::Unknown { len: token.len() });
     }
+    if let Some(neg) = spnego::negotiation(token) {
+        match neg.inner {
+            Some(inner) if inner.starts_with(NTLMSSP) => {
+                return ntlm(inner).unwrap_or(AuthToken::Spnego {
+                    mechanism: Some("NTLM".to_owned()),
+                    spnego: Some(neg.info),
+                });
+            }
+            Some(inner) => {
+                if let Some(AuthToken::Kerberos { message, krb, .. }) = kerberos(inner) {
+                    return AuthToken::Kerberos {
+                        message,
+                        spnego: Some(neg.info),
+                        krb,
+                    };
+                }
+            }
+            None => {}
+        }
+        let mechanism = neg
+            .info
+            .supported_mech
+            .clone()
+            .or_else(|| neg.info.mech_types.first().cloned());
+        return AuthToken::Spnego {
+            mechanism,
+            spnego: Some(neg.info),
+        };
+    }
+    if let Some(k) = kerberos(token) {
+        return k;
+    }
     if let Some(ntlm_message) = find(token, NTLMSSP).and_then(|pos| token.get(pos..)) {
         return ntlm(ntlm_message).unwrap_or(AuthToken::Spnego {
             mechanism: Some("NTLM".to_owned()),
+            spnego: None,
         });
     }
     if find(token, KRB5_OID).is_some()
@@ -183,6 +281,8 @@ pub fn auth_token(token: &[u8]) -> AuthToken {
     {
         return AuthToken::Kerberos {
             message: kerberos_message(token).to_owned(),
+            spnego: None,
+            krb: None,
         };
     }
     if matches!(token.first(), Some(0x60 | 0xa0 | 0xa1)) {
@@ -191,9 +291,31 @@ pub fn auth_token(token: &[u8]) -> AuthToken {
         } else {
             None
         };
-        return AuthToken::Spnego { mechanism };
+        return AuthToken::Spnego {
+            mechanism,
+            spnego: None,
+        };
     }
     AuthToken::Unknown { len: token.len() }
+}
+
+/// A Kerberos GSS-API token ([RFC 4121] 4.1) or a bare Kerberos message, decoded as far as it goes.
+fn kerberos(token: &[u8]) -> Option<AuthToken> {
+    let (message_bytes, tok_name) = match spnego::krb_token(token) {
+        Some(t) => (t.message, spnego::tok_id_name(t.tok_id)),
+        None if message::looks_like_message(token) => (token, None),
+        None => return None,
+    };
+    let krb = message::parse(message_bytes).ok();
+    let name = match &krb {
+        Some(m) => message::name(m),
+        None => tok_name.unwrap_or("token"),
+    };
+    Some(AuthToken::Kerberos {
+        message: name.to_owned(),
+        spnego: None,
+        krb,
+    })
 }
 
 /// The Kerberos message in a token, told by the first application tag after the mechanism OID.

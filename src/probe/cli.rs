@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::{Credentials, Password, ProbeConfig, Security};
+use super::{Auth, Credentials, Password, ProbeConfig, Security};
 use crate::check::Outcome;
 use crate::command::{CliError, EXIT_UNMET, PASSWORD_ENV, read_gateway_password, read_password};
 use crate::fleet::TargetSpec;
@@ -49,6 +49,14 @@ pub struct ProbeOptions {
     /// What the client requests in the X.224 negotiation.
     #[arg(long, value_enum, default_value_t = Security::Auto)]
     pub security: Security,
+    /// How NLA authenticates: negotiate (as mstsc: Kerberos when the user has a realm, user@REALM or
+    /// --domain, and a KDC is found; then NTLM), kerberos (no fallback), ntlm.
+    #[arg(long, value_enum, default_value_t = Auth::Negotiate)]
+    pub auth: Auth,
+    /// The KDC: tcp://host[:88], udp://host[:88], or an MS-KKDCP KDC proxy https://host/KdcProxy.
+    /// Default: the realm's kdc in krb5.conf (KRB5_CONFIG), then DNS SRV records (_kerberos._tcp.REALM).
+    #[arg(long, value_name = "URL", value_parser = super::kdc::parse_kdc_url)]
+    pub kdc: Option<url::Url>,
     /// Seconds for the whole probe.
     #[arg(long, value_name = "SECONDS", default_value = "20", value_parser = parse_seconds)]
     pub timeout: Duration,
@@ -221,6 +229,8 @@ pub enum ConfigError {
     WrongPasswordWithoutUser,
     #[error(transparent)]
     Route(#[from] RouteError),
+    #[error("--auth kerberos needs a realm: a user name user@REALM, or --domain")]
+    KerberosWithoutRealm,
 }
 
 /// [`ConfigError`] of the target of a line or file.
@@ -254,6 +264,14 @@ impl ProbeOptions {
             return Err(ConfigError::NlaWithoutUser);
         }
         cfg.security = self.security;
+        cfg.auth = self.auth;
+        cfg.kdc = self.kdc.clone();
+        if self.auth == Auth::Kerberos
+            && let Some(c) = &cfg.credentials
+            && super::kerberos::realm_of(&c.user, c.domain.as_deref()).is_none()
+        {
+            return Err(ConfigError::KerberosWithoutRealm);
+        }
         cfg.timeout = self.timeout;
         cfg.phase_timeout = self.phase_timeout;
         cfg.watch = self.watch;

@@ -1,4 +1,5 @@
-//! [MS-CSSP] CredSSP (NLA) over the TLS session, with sspi's NTLM.
+//! [MS-CSSP] CredSSP (NLA) over the TLS session: with sspi's NTLM here, with Kerberos in [`super::kerberos`]
+//! when the plan says so.
 
 use ironrdp_connector::credssp::CredsspSequence;
 use ironrdp_connector::sspi::credssp::ClientState;
@@ -7,6 +8,7 @@ use ironrdp_connector::{ClientConnector, ConnectorError, ConnectorErrorKind, Ser
 use ironrdp_core::WriteBuf;
 use ironrdp_pdu::nego::SecurityProtocol;
 
+use super::kerberos::Plan;
 use super::transport::FrameKind;
 use super::{Run, Stop};
 use crate::trace::EventKind;
@@ -19,6 +21,17 @@ impl Run<'_> {
         selected: SecurityProtocol,
         public_key: Vec<u8>,
     ) -> Result<(), Stop> {
+        if let Plan::Kerberos {
+            realm,
+            spn,
+            fallback,
+        } = self.plan()
+            && let Some(done) = self
+                .credssp_kerberos(connector, selected, &public_key, &realm, &spn, fallback)
+                .await
+        {
+            return done;
+        }
         let init = CredsspSequence::init(
             connector.config.credentials.clone(),
             connector.config.domain.as_deref(),
@@ -47,7 +60,9 @@ impl Run<'_> {
                         self.d.trace_mut().record_event(
                             at,
                             EventKind::ClientLimit {
-                                detail: "Kerberos needs a KDC, which rdptrace does not contact; use NTLM (a local or domain account name with the server's or the domain's name as --domain)".to_owned(),
+                                detail:
+                                    "sspi's NTLM asked to reach the network, which NTLM never needs"
+                                        .to_owned(),
                             },
                         );
                         return Err(Stop);

@@ -15,6 +15,10 @@ mod connector;
 mod credssp;
 mod gateway;
 mod io;
+pub mod kdc;
+pub mod kerberos;
+mod kkdcp;
+mod krb_compat;
 pub mod pcap;
 pub mod redirect;
 mod standard_security;
@@ -78,6 +82,28 @@ pub enum Security {
     NlaEx,
 }
 
+/// How NLA authenticates ([MS-CSSP] over [MS-SPNG]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Auth {
+    /// As mstsc: Kerberos when the user has a realm and a KDC is found, NTLM when Kerberos cannot be used
+    /// or fails in a way Negotiate falls back on.
+    Negotiate,
+    /// Kerberos only: no fallback to NTLM (SPNEGO package list `kerberos,!ntlm`).
+    Kerberos,
+    /// NTLM only.
+    Ntlm,
+}
+
+impl Auth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Auth::Negotiate => "negotiate",
+            Auth::Kerberos => "kerberos",
+            Auth::Ntlm => "ntlm",
+        }
+    }
+}
+
 /// How to probe.
 #[derive(Debug, Clone)]
 pub struct ProbeConfig {
@@ -87,6 +113,10 @@ pub struct ProbeConfig {
     pub port: u16,
     pub credentials: Option<Credentials>,
     pub security: Security,
+    /// How NLA authenticates.
+    pub auth: Auth,
+    /// The KDC (`--kdc`); otherwise krb5.conf, then DNS SRV records.
+    pub kdc: Option<url::Url>,
     /// The whole probe.
     pub timeout: Duration,
     /// Each wait for the server.
@@ -129,6 +159,8 @@ impl ProbeConfig {
             port,
             credentials: None,
             security: Security::Auto,
+            auth: Auth::Negotiate,
+            kdc: None,
             timeout: Duration::from_secs(20),
             phase_timeout: Duration::from_secs(5),
             watch: Duration::from_secs(2),
@@ -237,6 +269,7 @@ pub(crate) async fn probe_once(config: &ProbeConfig) -> Once {
         client_addr: None,
         gateway: None,
         redirection: None,
+        krb_salt: None,
     };
     let failed = run.run().await;
     run.drain_tap();
@@ -368,6 +401,8 @@ struct Run<'a> {
     gateway: Option<gateway::GatewayState>,
     /// The Server Redirection PDU that ended the connection.
     redirection: Option<Box<ironrdp_pdu::rdp::server_redirection::ServerRedirectionPdu>>,
+    /// The salt of the user's key, from the KDC's KDC_ERR_PREAUTH_REQUIRED.
+    krb_salt: Option<String>,
 }
 
 impl Run<'_> {

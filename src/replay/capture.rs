@@ -1,11 +1,13 @@
-//! Reading capture files packet by packet: pcap and pcapng (pcap-file), plain or gzip-compressed (flate2).
+//! Reading capture files packet by packet: pcap and pcapng (pcap-file), plain or gzip-compressed (flate2),
+//! and Microsoft Network Monitor 2.x files ([`super::netmon`]).
 //!
 //! The format is told by the file's magic number, never by its name. Nothing is read ahead beyond the
-//! reader's buffer, so memory does not grow with the file.
+//! reader's buffer (and, for Network Monitor files, a chunk of the frame table), so memory does not grow
+//! with the file.
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{BufRead, BufReader, ErrorKind, Read};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,6 +15,8 @@ use pcap_file::pcap::{PcapReadError, PcapReader};
 use pcap_file::pcapng::blocks::Block;
 use pcap_file::pcapng::{PcapNgReadError, PcapNgReader};
 use pcap_file::{DataLink, Endianness};
+
+use super::netmon::{self, Media, NetMonError};
 
 /// [pcapng] 4.7 Decryption Secrets Block type.
 const DECRYPTION_SECRETS_BLOCK: u32 = 0x0000_000a;
@@ -22,11 +26,20 @@ pub const SECRETS_TLS_KEY_LOG: u32 = 0x544c_534b;
 /// Bytes the reader buffers at most: one block or packet record must fit (pcap-file's own default is 8 MB).
 const READ_BUFFER: usize = 1 << 22;
 
+/// A reader that can also seek: Network Monitor files are read through their frame table.
+pub trait ReadSeek: Read + Seek {}
+
+impl<T: Read + Seek> ReadSeek for T {}
+
+/// Bytes the Network Monitor reader buffers.
+const NETMON_BUFFER: usize = 1 << 16;
+
 /// An error reading a capture, with the file and, once packets were read, the packet number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureError {
     pub file: String,
-    /// The 1-based number of the packet being read when the error happened.
+    /// The 1-based number of the packet being read when the error happened (in a Network Monitor file,
+    /// the frame number, metadata frames included, as Network Monitor and Wireshark number them).
     pub packet: Option<u64>,
     pub detail: String,
 }
@@ -66,8 +79,9 @@ pub enum Item<'a> {
         kind: u32,
         data: Vec<u8>,
     },
-    /// A pcapng block that is neither (section header, interface description, statistics...). It is
-    /// yielded rather than skipped inside [`Capture::next_item`] so that a packet can borrow the reader.
+    /// A pcapng block that is neither (section header, interface description, statistics...), or a
+    /// Network Monitor frame without network traffic (counted for [`Capture::notes`]). It is yielded
+    /// rather than skipped inside [`Capture::next_item`] so that a packet can borrow the reader.
     Other,
 }
 
@@ -76,6 +90,7 @@ pub enum Item<'a> {
 pub enum Format {
     Pcap,
     PcapNg,
+    NetMon,
 }
 
 enum Inner {
@@ -88,6 +103,55 @@ enum Inner {
         /// The last timestamp seen, for Simple Packet Blocks that have none.
         last_ts: Duration,
     },
+    NetMon {
+        reader: netmon::Reader<BufReader<Box<dyn ReadSeek>>>,
+        skipped: Skipped,
+    },
+}
+
+/// Network Monitor frames skipped, for the notes.
+#[derive(Debug, Default)]
+struct Skipped {
+    /// Frames of Network Monitor's own records: how many, the first one's number, what they held.
+    metadata: Option<(u64, u64, Vec<&'static str>)>,
+    /// Frames of media types rdptrace does not read: (media type, frames, the first one's number).
+    /// Bounded: there are at most 65536 media types.
+    unsupported: Vec<(u16, u64, u64)>,
+}
+
+impl Skipped {
+    fn add(&mut self, frame: u64, media: Media, code: u16) {
+        match media {
+            Media::Metadata(what) => {
+                let (n, _, kinds) = self.metadata.get_or_insert((0, frame, Vec::new()));
+                *n += 1;
+                if !kinds.contains(&what) {
+                    kinds.push(what);
+                }
+            }
+            _ => match self.unsupported.iter_mut().find(|(c, _, _)| *c == code) {
+                Some((_, n, _)) => *n += 1,
+                None => self.unsupported.push((code, 1, frame)),
+            },
+        }
+    }
+
+    fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if let Some((n, first, kinds)) = &self.metadata {
+            notes.push(format!(
+                "{n} frame(s) skipped, the first is frame {first}: Network Monitor's own records ({}), not network traffic",
+                kinds.join(", ")
+            ));
+        }
+        for (code, n, first) in &self.unsupported {
+            notes.push(format!(
+                "{n} frame(s) skipped, the first is frame {first}: {} is not supported",
+                netmon::media_name(*code)
+            ));
+        }
+        notes
+    }
 }
 
 /// A capture file opened for reading.
@@ -129,7 +193,7 @@ fn magic(head: &[u8]) -> Magic {
         | [0xa1, 0xb2, 0x3c, 0x4d, ..]
         | [0x4d, 0x3c, 0xb2, 0xa1, ..] => Magic::Pcap,
         [0x0a, 0x0d, 0x0d, 0x0a, ..] => Magic::PcapNg,
-        [b'G', b'M', b'B', b'U', ..] => Magic::NetMon,
+        [a, b, c, d, ..] if [*a, *b, *c, *d] == netmon::MAGIC => Magic::NetMon,
         _ => Magic::Other,
     }
 }
@@ -159,7 +223,7 @@ impl Capture {
     /// Opens `path`; `wrap` may wrap the raw file reader (a progress bar counts the bytes it reads).
     pub fn open(
         path: &Path,
-        wrap: impl FnOnce(File) -> Box<dyn Read>,
+        wrap: impl FnOnce(File) -> Box<dyn ReadSeek>,
     ) -> Result<Capture, CaptureError> {
         let name = path.display().to_string();
         let file = File::open(path).map_err(|e| CaptureError {
@@ -167,10 +231,44 @@ impl Capture {
             packet: None,
             detail: format!("cannot open: {e}"),
         })?;
-        Self::from_reader(name, wrap(file))
+        Self::from_seekable(name, wrap(file))
     }
 
-    /// Reads a capture from any reader; `name` is used in errors.
+    /// Reads a capture from a reader that can seek (a file): any format, Network Monitor included; `name`
+    /// is used in errors.
+    pub fn from_seekable(
+        name: String,
+        mut raw: Box<dyn ReadSeek>,
+    ) -> Result<Capture, CaptureError> {
+        let err = |detail: String| CaptureError {
+            file: name.clone(),
+            packet: None,
+            detail,
+        };
+        let mut head = [0u8; 4];
+        let got = read_up_to(&mut raw, &mut head).map_err(|e| err(format!("cannot read: {e}")))?;
+        raw.seek(SeekFrom::Start(0))
+            .map_err(|e| err(format!("cannot read: {e}")))?;
+        if got < head.len() || magic(&head) != Magic::NetMon {
+            return Self::from_reader(name, raw);
+        }
+        let reader = netmon::Reader::open(BufReader::with_capacity(NETMON_BUFFER, raw))
+            .map_err(|e| netmon_error(&name, e))?;
+        Ok(Capture {
+            file: name,
+            inner: Inner::NetMon {
+                reader,
+                skipped: Skipped::default(),
+            },
+            format: Format::NetMon,
+            gzip: false,
+            packets: 0,
+            done: false,
+        })
+    }
+
+    /// Reads a capture from any reader (pcap and pcapng, plain or gzip-compressed); `name` is used in
+    /// errors.
     pub fn from_reader(name: String, raw: Box<dyn Read>) -> Result<Capture, CaptureError> {
         let mut reader: Box<dyn BufRead> = Box::new(BufReader::new(raw));
         let mut gzip = false;
@@ -211,9 +309,11 @@ impl Capture {
                 )
             }
             Magic::NetMon => {
-                return Err(err(
-                    "a Microsoft Network Monitor capture, which rdptrace does not read; convert it with `editcap -F pcapng`".to_owned(),
-                ));
+                return Err(err(if gzip {
+                    "a gzip-compressed Network Monitor capture: its frame table is at its end, so rdptrace reads it only uncompressed (gunzip it first)".to_owned()
+                } else {
+                    "a Network Monitor capture read from a stream: its frame table is at its end, so rdptrace reads it only from a file".to_owned()
+                }));
             }
             Magic::Gzip => {
                 return Err(err("a gzip file inside a gzip file".to_owned()));
@@ -247,6 +347,29 @@ impl Capture {
     /// Packets read so far.
     pub fn packets(&self) -> u64 {
         self.packets
+    }
+
+    /// What is worth telling about the file as a whole once it was read (Network Monitor frames that
+    /// hold no network traffic or one rdptrace does not read; how frame times were found).
+    pub fn notes(&self) -> Vec<String> {
+        let Inner::NetMon { reader, skipped } = &self.inner else {
+            return Vec::new();
+        };
+        let mut notes = skipped.notes();
+        if reader.table_lost() {
+            notes.push(
+                "the Network Monitor frame table is missing (the file was cut short): frames were read in file order"
+                    .to_owned(),
+            );
+        }
+        if reader.local_times() && self.packets > 0 {
+            let v = reader.version();
+            notes.push(format!(
+                "a Network Monitor {}.{} file holds the capturing machine's local time without its time zone: times are shown as if it were UTC",
+                v.major, v.minor
+            ));
+        }
+        notes
     }
 
     /// The next packet, secrets block or other block; `None` at the end of the file. After an error,
@@ -332,6 +455,33 @@ impl Capture {
                     },
                 }
             }
+            Inner::NetMon { reader, skipped } => match reader.next_record() {
+                None => None,
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(netmon_error(&self.file, e)));
+                }
+                Some(Ok(netmon::Record::Skipped { frame, media, code })) => {
+                    skipped.add(frame, media, code);
+                    Some(Ok(Item::Other))
+                }
+                Some(Ok(netmon::Record::Packet {
+                    frame,
+                    ts,
+                    link,
+                    data,
+                    orig_len,
+                })) => {
+                    self.packets += 1;
+                    return Some(Ok(Item::Packet(Packet {
+                        number: frame,
+                        ts,
+                        link,
+                        data: Cow::Borrowed(data),
+                        orig_len,
+                    })));
+                }
+            },
         };
         match item {
             None => {
@@ -354,6 +504,29 @@ impl Capture {
             Some(Ok(secrets)) => Some(Ok(secrets)),
         }
     }
+}
+
+/// A Network Monitor error as a capture error naming the frame.
+fn netmon_error(file: &str, e: NetMonError) -> CaptureError {
+    CaptureError {
+        file: file.to_owned(),
+        packet: e.frame,
+        detail: e.kind.to_string(),
+    }
+}
+
+/// Reads as many bytes as `buf` holds or the reader has.
+fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(buf.get_mut(got..).unwrap_or_default()) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// A packet record ([pcap] 4): a packet cut by the snap length is one whose captured length is below its

@@ -16,7 +16,7 @@ const SPOOL_MEMORY: usize = 8 << 20;
 
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
-    /// The capture: pcap or pcapng, plain or gzip-compressed.
+    /// The capture: pcap or pcapng (plain or gzip-compressed), or Microsoft Network Monitor (.cap).
     pub file: PathBuf,
     /// TLS secrets in the NSS key log format (SSLKEYLOGFILE).
     #[arg(long, value_name = "FILE")]
@@ -24,6 +24,10 @@ pub struct ReplayArgs {
     /// A server's RSA private key (PEM, PKCS#1 or PKCS#8), for sessions with RSA key exchange; repeatable.
     #[arg(long = "rsa-key", value_name = "FILE")]
     pub rsa_keys: Vec<PathBuf>,
+    /// A port RDP listens on besides 3389, so that a connection to it that carried no data (refused,
+    /// unanswered) is reported too; repeatable.
+    #[arg(long = "port", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub ports: Vec<u16>,
     /// One `rdptrace/1` JSON document per session, one per line, as each session ends.
     #[arg(long)]
     pub json: bool,
@@ -47,6 +51,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, CliError> {
     let opts = Options {
         keylog: args.keylog.clone(),
         rsa_keys: args.rsa_keys.clone(),
+        ports: args.ports.clone(),
         progress: true,
         ..Options::default()
     };
@@ -189,6 +194,13 @@ impl Output {
         for note in &end.notes {
             let _ = writeln!(stderr, "rdptrace: note: {note}");
         }
+        if self.json && end.duplicates > 0 {
+            let _ = writeln!(
+                stderr,
+                "rdptrace: note: {}",
+                duplicates_line(end.duplicates)
+            );
+        }
         if let Some(e) = end.error {
             return Err(CliError::failure(e));
         }
@@ -217,9 +229,20 @@ impl Output {
         for line in &self.summaries {
             writeln!(out, "{line}")?;
         }
+        if end.duplicates > 0 {
+            writeln!(out, "{}", duplicates_line(end.duplicates))?;
+        }
         self.timelines.drain_to(&mut out)?;
         out.flush()
     }
+}
+
+/// How many copies of packets the duplicate filter dropped.
+fn duplicates_line(n: u64) -> String {
+    format!(
+        "{n} duplicate packet(s) dropped: the same packet (addresses, sequence numbers, IP identification, payload) captured again within {} ms",
+        super::dedupe::WINDOW.as_millis()
+    )
 }
 
 /// `#1   client -> server  start  last phase  cause`.

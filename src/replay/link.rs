@@ -53,6 +53,9 @@ pub struct Segment<'a> {
     pub ack_flag: bool,
     pub fin: bool,
     pub rst: bool,
+    /// The IPv4 identification (none in IPv6): copies of one packet share it, a retransmission normally
+    /// gets a new one.
+    pub ip_id: Option<u16>,
     pub payload: &'a [u8],
     /// Payload bytes the capture did not keep (the snapshot length cut the packet).
     pub missing: u32,
@@ -101,16 +104,18 @@ pub fn decode(link: u32, data: &[u8], orig_len: u32) -> Frame<'_> {
     let Some(net) = &sliced.net else {
         return Frame::Other;
     };
-    let (src_ip, dst_ip, payload) = match net {
+    let (src_ip, dst_ip, payload, ip_id) = match net {
         LaxNetSlice::Ipv4(ip) => (
             IpAddr::V4(ip.header().source_addr()),
             IpAddr::V4(ip.header().destination_addr()),
             ip.payload(),
+            Some(ip.header().identification()),
         ),
         LaxNetSlice::Ipv6(ip) => (
             IpAddr::V6(ip.header().source_addr()),
             IpAddr::V6(ip.header().destination_addr()),
             ip.payload(),
+            None,
         ),
         LaxNetSlice::Arp(_) => return Frame::Other,
     };
@@ -133,6 +138,7 @@ pub fn decode(link: u32, data: &[u8], orig_len: u32) -> Frame<'_> {
                 ack_flag: tcp.ack(),
                 fin: tcp.fin(),
                 rst: tcp.rst(),
+                ip_id,
                 payload: tcp.payload(),
                 missing,
             })

@@ -1,7 +1,10 @@
-//! Offline replay: the RDP sessions of a pcap or pcapng capture, through the same dissector and diagnosis.
+//! Offline replay: the RDP sessions of a pcap, pcapng or Network Monitor capture, through the same dissector
+//! and diagnosis.
 //!
-//! - [`capture`] reads the file packet by packet (pcap, pcapng, gzip);
+//! - [`capture`] reads the file packet by packet (pcap, pcapng, gzip; [`netmon`] for Network Monitor);
 //! - [`link`] turns a frame into a TCP segment (etherparse for IP and TCP);
+//! - [`dedupe`] drops the copies of a packet that some captures hold (pktmon, Linux on several
+//!   interfaces);
 //! - [`reassembly`] puts each direction's bytes in order and reports what is missing;
 //! - [`session`] tells RDP connections from the rest and keeps one [`crate::dissect::Dissector`] per session;
 //! - [`keylog`] and [`tls_decrypt`] open TLS records with the secrets the user gives.
@@ -21,9 +24,11 @@
 
 pub mod capture;
 pub mod cli;
+pub mod dedupe;
 pub mod gateway;
 pub mod keylog;
 pub mod link;
+pub mod netmon;
 pub mod reassembly;
 pub mod redirect;
 pub mod session;
@@ -34,8 +39,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use capture::{Capture, CaptureError, Item};
+use dedupe::Dedupe;
 use keylog::{KeyLog, Source};
-use session::{Limits, Tracker};
+use session::{Limits, RdpPorts, Tracker};
 use tls_decrypt::Secrets;
 use tracing::{debug, info};
 
@@ -53,6 +59,8 @@ pub struct Options {
     /// Server RSA private keys (PEM, PKCS#1 or PKCS#8).
     pub rsa_keys: Vec<PathBuf>,
     pub limits: Limits,
+    /// Ports RDP listens on besides 3389 (`--port`).
+    pub ports: Vec<u16>,
     /// Show a progress bar for large files when stderr is a terminal.
     pub progress: bool,
 }
@@ -74,6 +82,8 @@ pub struct Replay {
     /// The error that stopped the reading, if one did; the sessions read until then are still there.
     pub error: Option<CaptureError>,
     pub packets: u64,
+    /// Copies of packets dropped ([`dedupe`]).
+    pub duplicates: u64,
     /// Things worth telling about the file as a whole.
     pub notes: Vec<String>,
 }
@@ -141,6 +151,7 @@ pub fn replay(path: &Path, opts: &Options) -> Result<Replay, ReplayError> {
         sessions,
         error: end.error,
         packets: end.packets,
+        duplicates: end.duplicates,
         notes: end.notes,
     })
 }
@@ -152,6 +163,8 @@ pub struct End {
     /// The error that stopped the reading, if one did.
     pub error: Option<CaptureError>,
     pub packets: u64,
+    /// Copies of packets dropped ([`dedupe`]).
+    pub duplicates: u64,
     /// RDP sessions found.
     pub sessions: usize,
     pub notes: Vec<String>,
@@ -190,6 +203,7 @@ pub fn replay_each(
         path.display().to_string(),
         secrets,
         opts.limits,
+        &RdpPorts::new(&opts.ports),
         each,
     );
     secrets_notes.append(&mut end.notes);
@@ -229,9 +243,13 @@ pub fn run(
     file: String,
     secrets: Arc<Secrets>,
     limits: Limits,
+    ports: &RdpPorts,
     each: &mut dyn FnMut(Session),
 ) -> End {
-    let mut tracker = Tracker::new(file.clone(), limits, Some(Arc::clone(&secrets)));
+    let mut tracker =
+        Tracker::new(file.clone(), limits, Some(Arc::clone(&secrets))).with_ports(ports.clone());
+    // Between the capture reader and the flow table: copies of a packet go no further.
+    let mut dedupe = Dedupe::new();
     let mut error = None;
     let mut notes = Vec::new();
     let mut secrets_blocks = 0usize;
@@ -269,6 +287,9 @@ pub fn run(
                 }
                 supported_packets += 1;
                 let frame = link::decode(p.link, &p.data, p.orig_len);
+                if dedupe.is_copy(p.ts, &frame) {
+                    continue;
+                }
                 tracker.frame(p.ts, &frame);
                 hand_on(&mut tracker, &file, &mut count, each);
             }
@@ -294,6 +315,7 @@ pub fn run(
             ));
         }
     }
+    notes.append(&mut capture.notes());
     if secrets_blocks > 0 {
         notes.push(format!(
             "{secrets_blocks} TLS key log block(s) in the capture"
@@ -318,6 +340,7 @@ pub fn run(
         file,
         error,
         packets: capture.packets(),
+        duplicates: dedupe.dropped,
         sessions: count,
         notes,
     }

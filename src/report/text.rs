@@ -199,6 +199,41 @@ fn event_text(kind: &EventKind) -> Option<String> {
         EventKind::CaptureEnded => "   the capture ends here".to_owned(),
         EventKind::ClientClosed { reason } => format!("   client closed: {reason}"),
         EventKind::Anomaly { detail } => format!("!  {detail}"),
+        EventKind::KdcChosen { realm, kdc, source } => {
+            format!("   KDC for {realm}: {kdc} (from {source})")
+        }
+        EventKind::KdcNotFound { realm, tried } => {
+            format!("!! no KDC found for {realm} (tried {})", tried.join(", "))
+        }
+        EventKind::Kdc {
+            kdc,
+            addr,
+            direction,
+            message,
+        } => {
+            let marker = match (direction, message) {
+                (_, crate::pdu::KrbMessage::Error(e))
+                    if e.code != crate::codes::kerberos::KDC_ERR_PREAUTH_REQUIRED =>
+                {
+                    "!!"
+                }
+                (crate::trace::KdcDirection::ToKdc, _) => ">>",
+                (crate::trace::KdcDirection::FromKdc, _) => "<<",
+            };
+            // The address only when the URL names the KDC by name.
+            let via = addr
+                .as_ref()
+                .filter(|a| !kdc.contains(a.as_str()))
+                .map(|a| format!(" ({a})"))
+                .unwrap_or_default();
+            format!(
+                "{marker} KDC {kdc}{via}: {}",
+                crate::kerberos::message::summary(message)
+            )
+        }
+        EventKind::KdcFailed { kdc, error } => format!("!! KDC {kdc}: {error}"),
+        EventKind::AuthFallback { reason } => format!("!  Negotiate falls back to NTLM: {reason}"),
+        EventKind::KerberosNotUsed { reason } => format!("!  Kerberos not used: {reason}"),
     })
 }
 

@@ -95,6 +95,24 @@ facts! {
     NtlmDnsDomain = "ntlm_dns_domain";
     NtlmDnsTree = "ntlm_dns_tree";
     NtlmOsVersion = "ntlm_os_version", shown;
+    /// [RFC 4178] the mechanisms the client offered in SPNEGO, and the one the server chose.
+    SpnegoMechs = "spnego_mechs", shown;
+    SpnegoSelected = "spnego_selected", shown;
+    /// The client's requested packages: `negotiate`, `kerberos` (no fallback) or `ntlm`.
+    AuthRequested = "auth_requested", shown;
+    /// The service principal of the Kerberos exchange: `TERMSRV/host@REALM`.
+    Spn = "spn", shown;
+    /// The realm of the client's Kerberos principal.
+    Realm = "realm";
+    /// The KDC used, and how it was found.
+    Kdc = "kdc", shown;
+    KdcSource = "kdc_source", shown;
+    /// [RFC 4120] 7.5.9 the last Kerberos error, by number and name.
+    KerberosError = "kerberos_error", shown;
+    /// Negotiate tried Kerberos and fell back to NTLM: why.
+    AuthFallback = "auth_fallback", shown;
+    /// [MS-CSSP] 2.2.1.2 the credential type of the client's authInfo, when it could be decrypted.
+    CredentialType = "credential_type", shown;
     // early_user_auth
     AuthorizationResult = "authorization_result", shown;
     // mcs_connect

@@ -435,6 +435,102 @@ pub enum EventKind {
     ClientClosed { reason: String },
     /// Something worth a look that does not stop the connection.
     Anomaly { detail: String },
+    /// The KDC the client uses for a realm, and how it was found.
+    KdcChosen {
+        realm: String,
+        kdc: String,
+        source: KdcSource,
+    },
+    /// No KDC was found for a realm.
+    KdcNotFound { realm: String, tried: Vec<String> },
+    /// [RFC 4120] 7.2 a Kerberos message to or from a KDC (UDP, TCP or an [MS-KKDCP] KDC proxy).
+    Kdc {
+        kdc: String,
+        /// The address the message went to or came from, when the KDC was reached directly.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        addr: Option<String>,
+        direction: KdcDirection,
+        message: crate::pdu::KrbMessage,
+    },
+    /// A KDC could not be reached, or its answer could not be read.
+    KdcFailed { kdc: String, error: KdcError },
+    /// Negotiate gave up on Kerberos and went on with NTLM ([MS-SPNG] 3.1.5.1): why.
+    AuthFallback { reason: String },
+    /// Kerberos is not tried for this target (or cannot work): why.
+    KerberosNotUsed { reason: String },
+}
+
+/// Where the KDC of a realm came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum KdcSource {
+    /// `--kdc`.
+    Option,
+    /// A `kdc` line of `[realms]` in a krb5.conf.
+    Krb5Conf { path: String },
+    /// [RFC 4120] 7.2.3.2 a DNS SRV record.
+    DnsSrv { name: String, server: String },
+    /// A capture: the address the client sent its requests to.
+    Capture,
+}
+
+impl fmt::Display for KdcSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KdcSource::Option => f.write_str("--kdc"),
+            KdcSource::Krb5Conf { path } => write!(f, "krb5.conf ({path})"),
+            KdcSource::DnsSrv { name, server } => write!(f, "DNS SRV {name} (from {server})"),
+            KdcSource::Capture => f.write_str("the capture"),
+        }
+    }
+}
+
+/// Which way a KDC message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KdcDirection {
+    ToKdc,
+    FromKdc,
+}
+
+/// Why a KDC could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum KdcError {
+    /// The KDC's name did not resolve.
+    ResolveFailed(String),
+    /// The TCP connect was refused (or, over UDP, an ICMP port unreachable came back).
+    Refused,
+    /// No answer before the deadline.
+    TimedOut,
+    /// No route, or an ICMP unreachable.
+    Unreachable(String),
+    /// The KDC closed the connection without an answer.
+    Closed,
+    /// [MS-KKDCP] the KDC proxy answered with this HTTP status.
+    HttpStatus(u16),
+    /// The TLS handshake with the KDC proxy failed.
+    Tls(String),
+    /// The answer is not a Kerberos message (or a KDC proxy message).
+    Malformed(String),
+    /// Any other failure of the socket.
+    Io(String),
+}
+
+impl fmt::Display for KdcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KdcError::ResolveFailed(e) => write!(f, "the KDC's name did not resolve: {e}"),
+            KdcError::Refused => f.write_str("connection refused"),
+            KdcError::TimedOut => f.write_str("no answer"),
+            KdcError::Unreachable(e) => write!(f, "unreachable: {e}"),
+            KdcError::Closed => f.write_str("the KDC closed the connection without answering"),
+            KdcError::HttpStatus(s) => write!(f, "the KDC proxy answered HTTP {s}"),
+            KdcError::Tls(e) => write!(f, "TLS with the KDC proxy failed: {e}"),
+            KdcError::Malformed(e) => write!(f, "the answer is not a Kerberos message: {e}"),
+            KdcError::Io(e) => f.write_str(e),
+        }
+    }
 }
 
 /// How an RD Gateway ended the tunnel that carried a connection.

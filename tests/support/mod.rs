@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod kerberos;
 pub mod lab;
 pub mod peers;
 pub mod xrdp;

@@ -43,6 +43,7 @@ impl<'t> Findings<'t> {
             credssp_server_version: None,
             credssp_auth_sent: false,
             early_auth: None,
+            kerberos: super::Kerberos::default(),
             error_info: None,
             license_error: None,
             redirection: None,
@@ -122,6 +123,7 @@ impl<'t> Findings<'t> {
     fn note_pdu(&mut self, pass: &mut Pass, seen: Seen<'t>) {
         let pdu = seen.pdu;
         let at_ms = pdu.at_ms;
+        self.kerberos.note_pdu(pdu);
         match pdu.from {
             Side::Server => keep_later(&mut self.last_server_pdu, seen),
             Side::Client => keep_later(&mut self.last_client_pdu, seen),
@@ -273,6 +275,7 @@ impl<'t> Findings<'t> {
     }
 
     fn note_event(&mut self, phase: PhaseName, at_ms: Millis, kind: &'t EventKind) {
+        self.kerberos.note_event(at_ms, kind);
         match kind {
             EventKind::Gap { from, bytes } => {
                 let g = self.gaps.get_or_insert(Gaps {

@@ -4,6 +4,9 @@
 //! filled in by [`Findings::gather`] (in `gather.rs`), rather than walking the trace itself.
 
 mod gather;
+mod kerberos;
+
+pub use kerberos::{KdcFailure, KdcNotFound, Kerberos, KrbFailure, KrbFrom};
 
 use crate::codes::{self, Table};
 use crate::trace::{CloseKind, ConnectError, Deadline, Millis, Pdu, PhaseName, Side};
@@ -53,6 +56,8 @@ pub struct Findings<'t> {
     /// The client sent its NTLM AUTHENTICATE or its credentials (TSRequest authInfo).
     pub credssp_auth_sent: bool,
     pub early_auth: Option<EarlyAuth>,
+    /// Kerberos: the KDC's answers and failures, the server's Kerberos tokens, the fallback to NTLM.
+    pub kerberos: Kerberos<'t>,
 
     // ---- what the server reported ----
     /// The last nonzero Set Error Info.

@@ -6,8 +6,11 @@
 //! per file of rules): a minimal trace that it explains, which no rule before it in the table takes.
 //!
 //! Files by what the rules read: `handshake.rs` (the name, TCP, X.224, TLS, and the connected verdict),
-//! `reports.rs` (a code or PDU of the server that ends the connection), `endings.rs` (no report: a PDU that
-//! does not decode, a silence, a close, a trace that ends open).
+//! `kerberos.rs` (the KDC's and the server's Kerberos answers, Negotiate's fallback to NTLM), `reports.rs`
+//! (a code or PDU of the server that ends the connection), `endings.rs` (no report: a PDU that does not
+//! decode, a silence, a close, a trace that ends open), `gateway.rs` (the RD Gateway out of reach, refusing
+//! or ending the tunnel), `redirect.rs` (a broker without load-balance info, a redirection loop, a
+//! redirection to a target out of reach).
 //!
 //! Adding a rule: write its function beside those that read the same things, put it in [`RULES`] where
 //! its evidence ranks (more specific evidence first), give it a test, and add to [`Findings`] what it
@@ -16,6 +19,7 @@
 mod endings;
 mod gateway;
 mod handshake;
+mod kerberos;
 mod redirect;
 mod reports;
 
@@ -42,12 +46,15 @@ pub struct Rule {
 /// The rules, in priority order: the first that speaks gives the verdict.
 ///
 /// The order, and why:
-/// 1. A connection that reached the active state and stayed there: nothing failed.
+/// 1. A connection that reached the active state and stayed there: nothing failed (after a fallback from
+///    Kerberos to NTLM, which the verdict says).
 /// 2. Failures before the server is reached: the RD Gateway's (out of reach, its TLS, an HTTP error, an
 ///    HRESULT that refuses the tunnel or the channel, an end without an answer), a redirection to a target
 ///    that cannot be reached, the name, the TCP connect: nothing else can have happened.
 /// 3. What the server said, from the earliest phase on: RDP_NEG_FAILURE, the client's own limits, TLS
-///    alerts and failures, the TSRequest errorCode, the Early User Authorization Result, Set Error Info,
+///    alerts and failures, Kerberos (a failure that NTLM after it did not repair, a KRB-ERROR, no KDC, a
+///    SPNEGO reject: the Kerberos error is more specific than the errorCode or the close that may follow
+///    it), the TSRequest errorCode, the Early User Authorization Result, Set Error Info,
 ///    licensing errors, redirection, Deactivate All, the Disconnect Provider Ultimatum. A code beats a
 ///    close: a server that reports and then closes is explained by its report. Set Error Info comes before
 ///    the ultimatum that follows it ([1.3.1.4.3]); a broker's code to a client without load-balance info
@@ -61,6 +68,12 @@ pub struct Rule {
 ///
 /// When no rule speaks, `endings::unrecorded` says so.
 pub static RULES: &[Rule] = &[
+    Rule {
+        name: "connected_after_fallback",
+        basis: Basis::Specified,
+        spec: "[MS-RDPBCGR] 2.2.1.22, [MS-SPNG] 3.1.5.1",
+        explain: kerberos::connected_after_fallback,
+    },
     Rule {
         name: "connected",
         basis: Basis::Specified,
@@ -156,6 +169,36 @@ pub static RULES: &[Rule] = &[
         basis: Basis::Inferred,
         spec: "",
         explain: handshake::tls_failed,
+    },
+    Rule {
+        name: "kerberos_fallback_refused",
+        basis: Basis::Inferred,
+        spec: "[MS-SPNG] 3.1.5.1, [MS-CSSP] 2.2.1",
+        explain: kerberos::fallback_refused,
+    },
+    Rule {
+        name: "kerberos_error",
+        basis: Basis::Specified,
+        spec: "[RFC 4120] 5.9.1, 7.5.9",
+        explain: kerberos::kerberos_error,
+    },
+    Rule {
+        name: "kdc_unreachable",
+        basis: Basis::Inferred,
+        spec: "[RFC 4120] 7.2",
+        explain: kerberos::kdc_unreachable,
+    },
+    Rule {
+        name: "ticket_not_accepted",
+        basis: Basis::Reported,
+        spec: "[RFC 4120] 3.2.3",
+        explain: kerberos::ticket_not_accepted,
+    },
+    Rule {
+        name: "kerberos_rejected",
+        basis: Basis::Specified,
+        spec: "[RFC 4178] 4.2.2",
+        explain: kerberos::kerberos_rejected,
     },
     Rule {
         name: "credssp_error",

@@ -1,4 +1,4 @@
-//! Which connections are RDP, from their first bytes: an X.224 Connection Request or Confirm, the RDP port,
+//! Which connections are RDP, from their first bytes: an X.224 Connection Request or Confirm, an RDP port,
 //! a TLS ClientHello to a server seen speaking RDP, or RDP behind a SOCKS5 handshake; and which are TLS to
 //! something else (perhaps an RD Gateway).
 
@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use ironrdp_pdu::tpdu::TpduCode;
 
-use super::RDP_PORT;
+use super::RdpPorts;
 use super::flows::{Conn, End, PerEnd};
 use crate::trace::Pairing;
 use crate::wire::frame::{self, Peek};
@@ -90,9 +90,10 @@ pub(super) fn classify(
     conn: &Conn,
     data: PerEnd<&[u8]>,
     rdp_servers: &HashSet<SocketAddr>,
+    ports: &RdpPorts,
 ) -> (Decision, Option<End>) {
     // Which end is the client: the SYN's sender, else whoever sends an X.224 CR, else the end that did
-    // not send an X.224 CC, else the end not on port 3389.
+    // not send an X.224 CC, else the end not on an RDP port.
     let mut client = conn
         .client
         .or_else(|| {
@@ -107,9 +108,9 @@ pub(super) fn classify(
                 .map(End::other)
         });
     if client.is_none() {
-        if conn.ends[End::B].port() == RDP_PORT {
+        if ports.contains(conn.ends[End::B].port()) {
             client = Some(End::A);
-        } else if conn.ends[End::A].port() == RDP_PORT {
+        } else if ports.contains(conn.ends[End::A].port()) {
             client = Some(End::B);
         }
     }
@@ -136,7 +137,7 @@ pub(super) fn classify(
             Some(c),
         );
     }
-    if server.port() == RDP_PORT {
+    if ports.contains(server.port()) {
         return (
             Decision::Rdp {
                 skip: PerEnd::default(),

@@ -18,7 +18,7 @@ use super::super::redirect::Pending;
 use super::super::tls_decrypt::Secrets;
 use super::classify::Decision;
 use super::settle::{close, settle, start};
-use super::{Content, Finished, Limits, RDP_PORT, SAME_PACKET, Shared, deliver};
+use super::{Content, Finished, Limits, RdpPorts, SAME_PACKET, Shared, deliver};
 use crate::trace::{CloseKind, EventKind, Fact, Millis, Pairing, PerSide, PhaseName, Side};
 
 /// One end of a connection: `A` sent the first packet seen, `B` the other (which one is the client is
@@ -165,6 +165,7 @@ impl Tracker {
                 rdp_servers: HashSet::new(),
                 redirections: Pending::default(),
                 tunnels: Tunnels::default(),
+                ports: RdpPorts::default(),
             },
             now: Duration::ZERO,
             conns: HashMap::new(),
@@ -172,6 +173,12 @@ impl Tracker {
             finished: Vec::new(),
             evicted: 0,
         }
+    }
+
+    /// The ports RDP listens on in this capture.
+    pub fn with_ports(mut self, ports: RdpPorts) -> Self {
+        self.shared.ports = ports;
+        self
     }
 
     /// Sessions finished so far, taken out of the tracker.
@@ -467,7 +474,7 @@ impl Tracker {
         // A connection that never carried data is RDP only by its port.
         if matches!(conn.content, Content::Undecided { .. }) {
             let server_port = conn.client.map(|c| conn.ends[c.other()].port());
-            if server_port == Some(RDP_PORT) {
+            if server_port.is_some_and(|p| self.shared.ports.contains(p)) {
                 start(
                     &mut conn,
                     Decision::Rdp {

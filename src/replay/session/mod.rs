@@ -34,6 +34,33 @@ pub(super) use self::settle::conclude;
 
 /// The port RDP listens on unless told otherwise.
 pub const RDP_PORT: u16 = 3389;
+
+/// The ports RDP is known to listen on in a capture: [`RDP_PORT`] and those the user names (`--port`).
+/// A connection to one of them is RDP even when it never carried a byte (a refused or unanswered
+/// connection); elsewhere a connection is RDP only by its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RdpPorts(Vec<u16>);
+
+impl RdpPorts {
+    /// [`RDP_PORT`] and `named`.
+    pub fn new(named: &[u16]) -> Self {
+        let mut ports = vec![RDP_PORT];
+        ports.extend_from_slice(named);
+        ports.sort_unstable();
+        ports.dedup();
+        RdpPorts(ports)
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        self.0.binary_search(&port).is_ok()
+    }
+}
+
+impl Default for RdpPorts {
+    fn default() -> Self {
+        RdpPorts::new(&[])
+    }
+}
 /// Connections followed at once (RDP or not); over it the least recently active are dropped.
 pub const MAX_CONNECTIONS: usize = 1 << 16;
 /// Bytes a connection may hold before rdptrace knows whether it is RDP.
@@ -79,6 +106,7 @@ struct Shared {
     redirections: Pending,
     /// RD Gateway tunnels.
     tunnels: Tunnels,
+    ports: RdpPorts,
 }
 
 /// What rdptrace knows of a connection's content.
@@ -183,8 +211,12 @@ fn deliver(
             (data, gap, *bytes > MAX_UNDECIDED)
         }
     };
-    let (mut decision, client) =
-        classify(conn, data.as_ref().map(Vec::as_slice), &shared.rdp_servers);
+    let (mut decision, client) = classify(
+        conn,
+        data.as_ref().map(Vec::as_slice),
+        &shared.rdp_servers,
+        &shared.ports,
+    );
     if decision == Decision::Wait && (over || gap) {
         decision = Decision::NotRdp;
     }
