@@ -33,6 +33,7 @@ const TARGETS: &[(&str, Entry)] = &[
     ("rdp_file", |d| drop(fuzzing::rdp_file(d))),
     ("targets_file", |d| drop(fuzzing::targets_file(d))),
     ("policy", |d| drop(fuzzing::policy(d))),
+    ("gateway", |d| drop(fuzzing::gateway(d))),
 ];
 
 fn fixtures() -> PathBuf {
@@ -403,4 +404,21 @@ fn regression_inputs_keep_their_meaning() {
         .expect("read the HTTP frames");
     let (_, errors) = fuzzing::probe_frames(&data);
     assert_eq!(errors.len(), 1, "{errors:?}");
+}
+
+/// The gateway seeds (a WebSocket tunnel, the HTTP transport with its seed) reach the gateway's answer.
+#[test]
+fn the_gateway_seeds_reach_the_handshake_response() {
+    let seeds = files(&fixtures().join("fuzz-seeds").join("gateway"));
+    assert!(seeds.len() >= 2);
+    for file in seeds {
+        let trace = fuzzing::gateway(&std::fs::read(&file).expect("read the seed"));
+        assert!(
+            trace
+                .pdus()
+                .any(|(_, p)| p.name == "HTTP_HANDSHAKE_RESPONSE_PACKET"),
+            "{}",
+            file.display()
+        );
+    }
 }

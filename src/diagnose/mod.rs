@@ -31,6 +31,34 @@ pub fn diagnose(trace: &Trace) -> Verdict {
         mut hints,
     } = rules::explain(&findings);
 
+    if !findings.hops.is_empty() {
+        // [MS-RDPBCGR] 3.2.5.13.1 the verdict is on the whole: the connections that led here come first.
+        let hops: Vec<String> = findings
+            .hops
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                format!(
+                    "hop {}: {} redirected the client to {}{}",
+                    i + 1,
+                    h.server,
+                    h.to.as_deref().unwrap_or("the same server"),
+                    h.token
+                        .as_deref()
+                        .map(|t| format!(" (routing token {t})"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        evidence.splice(0..0, hops);
+        if cause == Cause::Connected {
+            let from: Vec<&str> = findings.hops.iter().map(|h| h.server.as_str()).collect();
+            detail.push_str(&format!(
+                ", after {} redirected the client here",
+                from.join(" and then ")
+            ));
+        }
+    }
     let error_info = findings.error_info.map(|e| Code {
         code: e.code,
         name: codes::name(Table::ErrorInfo, e.code),

@@ -167,6 +167,8 @@ pub struct Dissector {
     awaiting: Option<PhaseName>,
     /// Encrypted records from the client that nobody could decrypt (to tell a TLS 1.3 handshake's end).
     client_opaque_records: u32,
+    /// TLS only ([`Dissector::tls_only`]): the decrypted application data, kept for the caller.
+    plaintext: Option<Vec<(Side, Millis, Vec<u8>)>>,
 }
 
 impl Dissector {
@@ -185,7 +187,28 @@ impl Dissector {
             plaintext_external: false,
             awaiting: None,
             client_opaque_records: 0,
+            plaintext: None,
         }
+    }
+
+    /// TLS that carries something other than RDP (the HTTPS of an RD Gateway): records are framed from the
+    /// first byte, the handshake dissected (in the `tls` phase of `trace`) and, with a sink, decrypted; the
+    /// plaintext of the application data waits for [`Dissector::take_plaintext`].
+    pub fn tls_only(trace: Trace) -> Self {
+        let mut d = Dissector::new(trace);
+        for side in [Side::Client, Side::Server] {
+            d.dir(side).outer = Outer::Tls;
+        }
+        d.plaintext = Some(Vec::new());
+        d
+    }
+
+    /// The application data decrypted since the last call, in stream order (TLS only).
+    pub fn take_plaintext(&mut self) -> Vec<(Side, Millis, Vec<u8>)> {
+        self.plaintext
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// The caller decrypts TLS itself and feeds the plaintext (the live probe and the built-in target):

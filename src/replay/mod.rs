@@ -25,10 +25,12 @@
 pub mod capture;
 pub mod cli;
 pub mod dedupe;
+pub mod gateway;
 pub mod keylog;
 pub mod link;
 pub mod netmon;
 pub mod reassembly;
+pub mod redirect;
 pub mod session;
 pub mod tls_decrypt;
 
@@ -317,6 +319,15 @@ pub fn run(
     if secrets_blocks > 0 {
         notes.push(format!(
             "{secrets_blocks} TLS key log block(s) in the capture"
+        ));
+    }
+    let (opaque, first) = tracker.opaque_tls();
+    if count == 0 && opaque > 0 {
+        // [MS-TSGU] an RD Gateway carries the RDP connection inside HTTPS: without its secrets it looks like
+        // any other TLS.
+        notes.push(format!(
+            "{opaque} TLS connection(s) that are not RDP could not be decrypted (the first: {}); if one is an RD Gateway's (RDP inside HTTPS), give its TLS secrets (--keylog, or a capture with a decryption secrets block) to read the gateway exchange and the RDP connection in it",
+            first.unwrap_or_default()
         ));
     }
     if tracker.evicted > 0 {

@@ -16,9 +16,22 @@ pub struct Options {
 /// The timeline of one trace, then its verdict.
 pub fn render(trace: &Trace, verdict: &Verdict, opts: Options) -> String {
     let mut out = String::new();
+    // A connection that followed redirections: every hop, each with its own phases, then the last one.
+    let hops = trace.hops.len() + 1;
+    for (i, hop) in trace.hops.iter().enumerate() {
+        let _ = writeln!(out, "hop {} of {hops}: {}", i + 1, header(hop));
+        let _ = writeln!(out);
+        for phase in hop.shown_phases() {
+            render_phase(&mut out, phase, opts);
+        }
+        let _ = writeln!(out);
+    }
+    if hops > 1 {
+        let _ = write!(out, "hop {hops} of {hops}: ");
+    }
     let _ = writeln!(out, "{}", header(trace));
     let _ = writeln!(out);
-    for phase in &trace.phases {
+    for phase in trace.shown_phases() {
         render_phase(&mut out, phase, opts);
     }
     let _ = writeln!(out);
@@ -170,6 +183,7 @@ fn event_text(kind: &EventKind) -> Option<String> {
         ),
         EventKind::ClientLimit { detail } => format!("!! client limit: {detail}"),
         EventKind::Redirected { detail } => format!("!! redirected: {detail}"),
+        EventKind::TunnelEnded { end } => format!("xx {end}"),
         EventKind::Gap { from, bytes } => format!(
             "!! {bytes} bytes from the {} missing from the capture",
             from.as_str()

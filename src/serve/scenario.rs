@@ -12,6 +12,7 @@
 
 mod entries;
 mod render;
+mod routes;
 
 use core::fmt;
 use std::sync::LazyLock;
@@ -27,6 +28,7 @@ use crate::verdict::Cause;
 pub use crate::codes::dpu_reason::RN_PROVIDER_INITIATED;
 pub use entries::FAMILIES;
 pub use render::{markdown_table, render_catalogue, to_json};
+pub use routes::COLLECTION;
 
 /// A point in the server's side of the connection sequence ([1.3.1.1]) where a fault can act.
 ///
@@ -157,7 +159,11 @@ impl ServerPoint {
     /// server.
     pub fn for_phase(phase: PhaseName) -> Option<ServerPoint> {
         match phase {
-            PhaseName::Tcp | PhaseName::SecureSettings => None,
+            PhaseName::GatewayConnect
+            | PhaseName::GatewayAuth
+            | PhaseName::GatewayTunnel
+            | PhaseName::Tcp
+            | PhaseName::SecureSettings => None,
             PhaseName::X224 => Some(ServerPoint::ConnectionRequest),
             PhaseName::Tls => Some(ServerPoint::ClientHello),
             PhaseName::Credssp => Some(ServerPoint::TlsEstablished),
@@ -252,8 +258,9 @@ pub enum Action {
     Stall,
 }
 
-/// The address a redirection sends the client to: TEST-NET-1 ([RFC 5737]), which nothing answers.
-pub const REDIRECT_TARGET: &str = "192.0.2.10";
+/// The address the `redirected` scenario sends the client to: a loopback address, where a client that
+/// follows (the probe without `--no-follow`) finds nothing listening.
+pub const REDIRECT_TARGET: &str = "127.0.0.4";
 
 impl Action {
     /// Whether the connection goes on after the action.
@@ -526,6 +533,8 @@ pub struct ProbeProfile {
     pub security: Option<crate::probe::Security>,
     /// The probe's `--auth`, when the scenario is about one package.
     pub auth: Option<crate::probe::Auth>,
+    /// `false` for `--no-follow`: the scenario stands for a client that stops at a redirection.
+    pub follow: bool,
 }
 
 impl ProbeProfile {
@@ -533,30 +542,32 @@ impl ProbeProfile {
         phase_timeout_ms: None,
         security: None,
         auth: None,
+        follow: true,
     };
     /// One second for each answer: what the stalls and the slow replies are judged with.
     pub const IMPATIENT: ProbeProfile = ProbeProfile {
         phase_timeout_ms: Some(1000),
-        security: None,
-        auth: None,
+        ..ProbeProfile::DEFAULT
     };
     /// A client that requires NLA (`--security nla`), as mstsc does when NLA is required of the client.
     pub const REQUIRES_NLA: ProbeProfile = ProbeProfile {
-        phase_timeout_ms: None,
         security: Some(crate::probe::Security::Nla),
-        auth: None,
+        ..ProbeProfile::DEFAULT
     };
     /// Kerberos alone (`--auth kerberos`): no fallback to NTLM.
     pub const KERBEROS: ProbeProfile = ProbeProfile {
-        phase_timeout_ms: None,
-        security: None,
         auth: Some(crate::probe::Auth::Kerberos),
+        ..ProbeProfile::DEFAULT
     };
     /// NTLM alone (`--auth ntlm`).
     pub const NTLM: ProbeProfile = ProbeProfile {
-        phase_timeout_ms: None,
-        security: None,
         auth: Some(crate::probe::Auth::Ntlm),
+        ..ProbeProfile::DEFAULT
+    };
+    /// A client that stops at a Server Redirection PDU (`--no-follow`).
+    pub const NO_FOLLOW: ProbeProfile = ProbeProfile {
+        follow: false,
+        ..ProbeProfile::DEFAULT
     };
 
     /// The settings as probe arguments say them: ` (probe with --phase-timeout 1)`.
@@ -577,6 +588,9 @@ impl ProbeProfile {
         if let Some(ms) = self.phase_timeout_ms {
             args.push(format!("--phase-timeout {}", seconds(ms)));
         }
+        if !self.follow {
+            args.push("--no-follow".to_owned());
+        }
         if args.is_empty() {
             String::new()
         } else {
@@ -595,6 +609,7 @@ impl ProbeProfile {
         if let Some(auth) = self.auth {
             config.auth = auth;
         }
+        config.follow_redirects = self.follow;
     }
 }
 
@@ -748,6 +763,10 @@ impl Xfreerdp {
     /// NLA, leaving once authenticated, refusing a certificate OpenSSL does not verify (the harness has it
     /// trust the target's test CA, and connects to an address the certificate names).
     pub const VERIFY: &'static [&'static str] = &["/cert:deny", "/sec:nla", "+auth-only"];
+    /// Through the scenario's gateway (the harness adds `/g:`, `/gu:` and `/gp:`): the HTTP transport, which
+    /// tries the WebSocket upgrade first in FreeRDP 2.11, NLA, any certificate, leaving once authenticated.
+    pub const GATEWAY: &'static [&'static str] =
+        &["/cert:ignore", "/sec:nla", "/gt:http", "+auth-only"];
 
     /// The arguments as one line.
     pub fn describe(&self) -> String {
@@ -775,10 +794,12 @@ pub enum Group {
     ErrorInfo,
     Licensing,
     Transport,
+    Gateway,
+    Broker,
 }
 
 impl Group {
-    pub const ALL: [Group; 7] = [
+    pub const ALL: [Group; 9] = [
         Group::Baseline,
         Group::Negotiation,
         Group::Tls,
@@ -786,6 +807,8 @@ impl Group {
         Group::ErrorInfo,
         Group::Licensing,
         Group::Transport,
+        Group::Gateway,
+        Group::Broker,
     ];
 
     pub fn title(self) -> &'static str {
@@ -797,6 +820,8 @@ impl Group {
             Group::ErrorInfo => "Server error info",
             Group::Licensing => "Licensing",
             Group::Transport => "Transport and session",
+            Group::Gateway => "RD Gateway (through `rdptrace serve --gateway`)",
+            Group::Broker => "Connection broker and redirection",
         }
     }
 
@@ -809,6 +834,8 @@ impl Group {
             Group::ErrorInfo => "error_info",
             Group::Licensing => "licensing",
             Group::Transport => "transport",
+            Group::Gateway => "gateway",
+            Group::Broker => "broker",
         }
     }
 }
@@ -847,6 +874,10 @@ pub struct Scenario {
     pub xfreerdp: Option<Xfreerdp>,
     /// Kerberos NLA: needs `--keytab` and `--realm`, and a client with a KDC; `None` for NTLM alone.
     pub kerberos: Option<KerberosProfile>,
+    /// The RD Gateway in front of the target ([`crate::serve::gateway`]): the client goes through it.
+    pub gateway: Option<super::gateway::GatewayProfile>,
+    /// The target is a connection broker ([`crate::serve::broker`]).
+    pub broker: Option<super::broker::BrokerProfile>,
 }
 
 impl Scenario {
@@ -866,6 +897,8 @@ impl Scenario {
         probe: ProbeProfile::DEFAULT,
         xfreerdp: None,
         kerberos: None,
+        gateway: None,
+        broker: None,
     };
 }
 

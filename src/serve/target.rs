@@ -30,6 +30,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::server::TlsStream;
 use tracing::{debug, info, warn};
 
+use super::broker::{self, Broker, SessionHost};
 use super::faults;
 use super::kerberos::{self as krb, First, KerberosService};
 use super::scenario::KerberosProfile;
@@ -42,6 +43,9 @@ use super::tap::{Tap, Tapped};
 use super::tls;
 use super::{ServeError, TestIdentity};
 use crate::codes::ntstatus::STATUS_NTLM_BLOCKED;
+use crate::codes::error_info::{
+    ERRINFO_CB_DESTINATION_NOT_FOUND, ERRINFO_SERVER_DENIED_CONNECTION,
+};
 use crate::dissect::MAX_FRAME;
 use crate::dissect::x224::PROTOCOL_HYBRID_EX;
 use crate::trace::{CloseKind, Deadline, EventKind, Origin, PhaseName, Side, Trace};
@@ -74,6 +78,10 @@ pub struct TargetConfig {
     pub standard_security: StandardSecurity,
     /// Kerberos NLA: the service keys of `TERMSRV/<host_name>` (`--keytab`, `--realm`).
     pub kerberos: Option<KerberosService>,
+    /// The target is a connection broker: it redirects its clients after licensing.
+    pub broker: Option<Broker>,
+    /// The target is the session host of a broker: it checks what redirected clients send.
+    pub session_host: Option<SessionHost>,
 }
 
 /// How long the target reads what the client sent before the connection ended under one of its writes.
@@ -147,6 +155,8 @@ impl TargetConfig {
             max_connections: 32,
             standard_security: StandardSecurity::DEFAULT,
             kerberos: None,
+            broker: None,
+            session_host: None,
         }
     }
 
@@ -262,6 +272,9 @@ pub enum Outcome {
     Refused { phase: PhaseName, reason: String },
     /// A socket error.
     Failed { phase: PhaseName, error: String },
+    /// [MS-RDPBCGR] 1.3.8 a broker's client came back with its routing token and was forwarded to the
+    /// session host.
+    Forwarded { to: SocketAddr },
 }
 
 impl fmt::Display for Outcome {
@@ -275,6 +288,7 @@ impl fmt::Display for Outcome {
             Outcome::IdleLimit => f.write_str("the idle limit passed"),
             Outcome::Refused { phase, reason } => write!(f, "refused in {phase}: {reason}"),
             Outcome::Failed { phase, error } => write!(f, "failed in {phase}: {error}"),
+            Outcome::Forwarded { to } => write!(f, "forwarded to the session host {to}"),
         }
     }
 }
@@ -447,6 +461,8 @@ enum Stop {
     IdleLimit,
     Refused(String),
     Failed(String),
+    /// The connection was forwarded to a session host, to its end.
+    Forwarded(SocketAddr),
 }
 
 /// The socket, in clear or under TLS.
@@ -469,6 +485,8 @@ struct Conn {
     passed: u32,
     /// Standard RDP Security between the socket and the acceptor, when the scenario encrypts under it.
     rdp_security: Option<crate::rdp_security::server::ServerShim>,
+    /// [2.2.1.1] the routing token of the client's Connection Request.
+    routing_token: Option<String>,
 }
 
 async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) -> Served {
@@ -509,6 +527,7 @@ async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) -> Served
         buf: Vec::new(),
         passed: 0,
         rdp_security,
+        routing_token: None,
     };
     let mut acceptor = new_acceptor(&shared.config);
     let stop = match conn.sequence(&mut acceptor).await {
@@ -632,6 +651,16 @@ impl Conn {
 
         // [2.2.1.1] Connection Request, then [2.2.1.2] Connection Confirm (or RDP_NEG_FAILURE).
         let request = self.read_frame(acceptor.next_pdu_hint()).await?;
+        self.routing_token = crate::dissect::x224::decode_request(&request)
+            .ok()
+            .and_then(|r| r.routing_token);
+        if let Some(b) = &self.config().broker
+            && let (Some(to), Some(token)) = (b.forward_to, &self.routing_token)
+            && broker::same_token(token, &b.token)
+        {
+            return Err(self.forward(&request, to).await);
+        }
+        let request = broker::strip_opaque_token(&request);
         self.step(acceptor, &request).await?;
         self.point(ServerPoint::ConnectionRequest).await?;
         self.step(acceptor, &[]).await?;
@@ -660,7 +689,18 @@ impl Conn {
         // INVARIANT: every step moves the acceptor on or reads a frame (bounded by the read timeout), and
         // the acceptor's sequence is finite, so this loop ends.
         loop {
-            if acceptor.get_result().is_some() {
+            if let Some(result) = acceptor.get_result() {
+                if let Some(host) = &self.config().session_host
+                    && let Err(why) = host.check(&result)
+                {
+                    info!(peer = %self.peer, %why, "the session host refuses the client");
+                    return Err(self
+                        .act(Fault {
+                            at: ServerPoint::Active,
+                            action: Action::ErrorInfo(ERRINFO_SERVER_DENIED_CONNECTION),
+                        })
+                        .await);
+                }
                 break;
             }
             let input = match acceptor.next_pdu_hint() {
@@ -698,6 +738,30 @@ impl Conn {
         }
         self.passed |= bit;
         debug!(peer = %self.peer, %point, "point");
+        if let Some(b) = self.config().broker.clone() {
+            let missing = b.requires.as_ref().is_some_and(|r| {
+                !self
+                    .routing_token
+                    .as_ref()
+                    .is_some_and(|t| broker::same_token(t, r))
+            });
+            if point == ServerPoint::ClientInfo && missing {
+                return Err(self
+                    .act(Fault {
+                        at: point,
+                        action: Action::ErrorInfo(ERRINFO_CB_DESTINATION_NOT_FOUND),
+                    })
+                    .await);
+            }
+            if point == ServerPoint::Licensed {
+                return Err(self
+                    .act(Fault {
+                        at: point,
+                        action: Action::Redirect,
+                    })
+                    .await);
+            }
+        }
         let faults: Vec<Fault> = self
             .shared
             .config
@@ -783,9 +847,12 @@ impl Conn {
                 faults::license_error(code, transition).map(|a| vec![a])
             }
             Action::DeactivateAll => faults::deactivate_all().map(|a| vec![a]),
-            Action::Redirect => {
-                faults::server_redirection(REDIRECT_SESSION, REDIRECT_TARGET).map(|a| vec![a])
-            }
+            Action::Redirect => match &self.shared.config.broker {
+                Some(b) => broker::redirection(b).map(|a| vec![a]),
+                None => {
+                    faults::server_redirection(REDIRECT_SESSION, REDIRECT_TARGET).map(|a| vec![a])
+                }
+            },
             Action::EarlyAuthDenied
             | Action::LicenseRequest
             | Action::Slow(_)
@@ -828,6 +895,29 @@ impl Conn {
             }
         }
         Stop::Fault(fault)
+    }
+
+    /// [MS-RDPBCGR] 1.3.8 forwards the connection to the session host: the Connection Request, then every
+    /// byte both ways, until one side ends or the idle limit passes.
+    async fn forward(&mut self, request: &[u8], to: SocketAddr) -> Stop {
+        let limit = self.config().read_timeout;
+        let mut tcp = match tokio::time::timeout(limit, TcpStream::connect(to)).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => return Stop::Failed(format!("cannot forward to {to}: {e}")),
+            Err(_) => return Stop::Failed(format!("cannot forward to {to}: no answer")),
+        };
+        let _ = tcp.set_nodelay(true);
+        info!(peer = %self.peer, %to, "forwarding to the session host");
+        let idle = self.config().idle_limit;
+        let Io::Plain(tapped) = &mut self.io else {
+            return Stop::Failed("forwarding needs the plain connection".to_owned());
+        };
+        if tcp.write_all(request).await.is_err() {
+            return Stop::Failed(format!("{to} went away"));
+        }
+        let _ = tokio::time::timeout(idle, tokio::io::copy_bidirectional(tapped, &mut tcp)).await;
+        self.io = Io::Closed;
+        Stop::Forwarded(to)
     }
 
     // ---- TLS and CredSSP ----------------------------------------------------------------------------------
@@ -1239,6 +1329,7 @@ impl Conn {
                 self.close().await;
                 Outcome::Failed { phase, error }
             }
+            Stop::Forwarded(to) => Outcome::Forwarded { to },
         }
     }
 }

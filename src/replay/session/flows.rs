@@ -11,13 +11,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::super::gateway::Tunnels;
 use super::super::link::{Frame, Segment};
 use super::super::reassembly::{Delivery, Stream};
+use super::super::redirect::Pending;
 use super::super::tls_decrypt::Secrets;
 use super::classify::Decision;
 use super::settle::{close, settle, start};
 use super::{Content, Finished, Limits, RdpPorts, SAME_PACKET, Shared, deliver};
-use crate::trace::{CloseKind, EventKind, Millis, Pairing, PerSide, Side};
+use crate::trace::{CloseKind, EventKind, Fact, Millis, Pairing, PerSide, PhaseName, Side};
 
 /// One end of a connection: `A` sent the first packet seen, `B` the other (which one is the client is
 /// learnt later, from the handshake or the bytes).
@@ -147,6 +149,8 @@ pub struct Tracker {
     conns: HashMap<FlowKey, Entry>,
     next_order: u64,
     finished: Vec<Finished>,
+    /// The time of the latest packet.
+    now: Duration,
     /// Connections dropped to stay within the bound.
     pub evicted: u64,
 }
@@ -159,8 +163,11 @@ impl Tracker {
                 file: file.into(),
                 secrets,
                 rdp_servers: HashSet::new(),
+                redirections: Pending::default(),
+                tunnels: Tunnels::default(),
                 ports: RdpPorts::default(),
             },
+            now: Duration::ZERO,
             conns: HashMap::new(),
             next_order: 0,
             finished: Vec::new(),
@@ -176,7 +183,15 @@ impl Tracker {
 
     /// Sessions finished so far, taken out of the tracker.
     pub fn take_finished(&mut self) -> Vec<Finished> {
-        std::mem::take(&mut self.finished)
+        self.shared.redirections.expire(self.now);
+        let mut out = std::mem::take(&mut self.finished);
+        out.append(&mut self.shared.redirections.released);
+        out
+    }
+
+    /// TLS connections that were not RDP and could not be decrypted: how many, the first one's addresses.
+    pub fn opaque_tls(&self) -> (u64, Option<String>) {
+        self.shared.tunnels.opaque.clone()
     }
 
     /// Connections followed now.
@@ -186,6 +201,7 @@ impl Tracker {
 
     /// One decoded frame captured at `ts`.
     pub fn frame(&mut self, ts: Duration, frame: &Frame<'_>) {
+        self.now = self.now.max(ts);
         match frame {
             Frame::Tcp(seg) => self.segment(ts, seg),
             Frame::Unreachable {
@@ -288,7 +304,7 @@ impl Tracker {
                         &mut self.shared,
                     );
                 }
-                close(conn, end, CloseKind::Rst, ts);
+                close(conn, end, CloseKind::Rst, ts, &mut self.shared);
                 ended = true;
             }
         } else if has_data || seg.fin {
@@ -301,7 +317,7 @@ impl Tracker {
                 conn.streams[end].segment(seg.seq, seg.payload, seg.missing, seg.fin, &mut out);
             deliver(conn, end, ts, in_place, out, &mut self.shared);
             if conn.streams[end].fin_reached() && conn.closed[end].is_none() {
-                close(conn, end, CloseKind::Fin, ts);
+                close(conn, end, CloseKind::Fin, ts, &mut self.shared);
                 if conn.closed[end.other()].is_some() {
                     ended = true;
                 }
@@ -421,6 +437,15 @@ impl Tracker {
             self.end(k);
         }
         self.conns.clear();
+        for (first_ts, order, trace) in self.shared.tunnels.finish() {
+            let finished = Finished {
+                first_ts,
+                order,
+                trace,
+            };
+            let _ = self.shared.redirections.finished(finished, self.now);
+        }
+        self.shared.redirections.release_all();
     }
 
     /// Ends a connection: flushes what it holds, settles its trace, leaves a tombstone.
@@ -442,7 +467,7 @@ impl Tracker {
                 conn.streams[end].flush(&mut out);
                 deliver(&mut conn, end, ts, None, out, &mut self.shared);
                 if conn.streams[end].fin_reached() && conn.closed[end].is_none() {
-                    close(&mut conn, end, CloseKind::Fin, ts);
+                    close(&mut conn, end, CloseKind::Fin, ts, &mut self.shared);
                 }
             }
         }
@@ -456,18 +481,38 @@ impl Tracker {
                         skip: PerEnd::default(),
                         via: None,
                     },
-                    &self.shared,
+                    &mut self.shared,
                 );
             }
+        }
+        if let Content::Gateway(g) = &conn.content
+            && let Some(id) = &g.joined
+            && let Some((first_ts, order, trace)) = self.shared.tunnels.ended(id, ts)
+        {
+            let finished = Finished {
+                first_ts,
+                order,
+                trace,
+            };
+            let _ = self.shared.redirections.finished(finished, ts);
         }
         let order = conn.order;
         let first_ts = conn.first_ts;
         if let Some(trace) = settle(*conn) {
-            self.finished.push(Finished {
+            let finished = Finished {
                 first_ts,
                 order,
                 trace,
-            });
+            };
+            // A redirected session whose follower is still open: the follower learns where it came from.
+            if let Some((client, server, words)) = self.shared.redirections.finished(finished, ts)
+                && let Some(Entry::Live(next)) = self.conns.get_mut(&key(client, server))
+                && let Content::Rdp(s) = &mut next.content
+            {
+                s.dissector
+                    .trace_mut()
+                    .fact_in(PhaseName::X224, Fact::RedirectedFrom, words);
+            }
         }
     }
 }

@@ -5,16 +5,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::super::tls_decrypt::Decryptor;
+use super::super::tls_decrypt::{Decryptor, StatusHandle};
 use super::classify::Decision;
-use super::flows::{Conn, End, millis, round_ms};
+use super::flows::{Conn, End, Syn, millis, round_ms};
 use super::{Content, RdpSession, Shared, feed};
 use crate::dissect::Dissector;
 use crate::pdu::PduInfo;
-use crate::trace::{CloseKind, ConnectError, EventKind, Fact, Origin, PhaseName, Side, Trace};
+use crate::trace::{
+    CloseKind, ConnectError, EventKind, Fact, Millis, Origin, PhaseName, Side, Trace,
+};
 
 /// Starts the trace of a connection found to be RDP, and feeds it what was held.
-pub(super) fn start(conn: &mut Conn, decision: Decision, shared: &Shared) {
+pub(super) fn start(conn: &mut Conn, decision: Decision, shared: &mut Shared) {
     let Decision::Rdp { skip, via } = decision else {
         return;
     };
@@ -31,7 +33,7 @@ pub(super) fn start(conn: &mut Conn, decision: Decision, shared: &Shared) {
     );
     trace.started_at = rfc3339(conn.first_ts);
     trace.set_addrs(Some(client), Some(server));
-    tcp_phase(conn, &mut trace, client, server);
+    Handshake::of(conn).record(&mut trace, client, server, PhaseName::Tcp);
     if let Some(via) = via {
         trace.fact_in(PhaseName::Tcp, Fact::Tunnel, via);
         trace.fact_in(
@@ -70,36 +72,47 @@ pub(super) fn start(conn: &mut Conn, decision: Decision, shared: &Shared) {
         let side = conn.side_of(*end);
         feed(&mut session, *end, side, *at, d.into());
     }
+    // The Connection Request is in: is this where a redirection of the capture sent the client?
+    shared
+        .redirections
+        .started(session.dissector.trace_mut(), client, server);
     conn.content = Content::Rdp(Box::new(session));
 }
 
-/// The tcp phase from what the capture holds of the handshake.
-fn tcp_phase(conn: &Conn, trace: &mut Trace, client: SocketAddr, server: SocketAddr) {
-    trace.enter(PhaseName::Tcp, 0.0);
-    match conn.syn {
-        Some(syn) => {
-            if syn.count > 0 {
-                trace.fact(Fact::SynRetransmissions, syn.count);
-            }
-            if let Some(syn_ack) = conn.syn_ack {
-                // SYN to SYN-ACK is the round trip seen from the client; from anywhere else on the path the
-                // round trip ends with the client's ACK.
-                let syn_ts = syn.last.min(syn_ack);
-                let rtt = conn.handshake_ack.unwrap_or(syn_ack).saturating_sub(syn_ts);
-                trace.fact(Fact::RttMs, round_ms(millis(rtt)));
-                let at = conn.at(conn.handshake_ack.unwrap_or(syn_ack));
-                trace.record_event(
-                    at,
-                    EventKind::Connected {
-                        local: client.to_string(),
-                        remote: server.to_string(),
-                    },
-                );
-            }
+/// What the capture holds of a connection's TCP handshake.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Handshake {
+    first_ts: Duration,
+    syn: Option<Syn>,
+    syn_ack: Option<Duration>,
+    ack: Option<Duration>,
+}
+
+impl Handshake {
+    pub(super) fn of(conn: &Conn) -> Handshake {
+        Handshake {
+            first_ts: conn.first_ts,
+            syn: conn.syn,
+            syn_ack: conn.syn_ack,
+            ack: conn.handshake_ack,
         }
-        None if conn.syn_ack.is_some() => {
-            trace.fact(Fact::Handshake, "the capture starts after the client's SYN");
-            let at = conn.at(conn.handshake_ack.or(conn.syn_ack).unwrap_or(conn.first_ts));
+    }
+
+    fn at(&self, ts: Duration) -> Millis {
+        millis(ts.saturating_sub(self.first_ts))
+    }
+
+    /// Enters `phase` (`tcp`, or `gateway_connect` for a gateway's connection) with what the capture holds
+    /// of the handshake.
+    pub(super) fn record(
+        &self,
+        trace: &mut Trace,
+        client: SocketAddr,
+        server: SocketAddr,
+        phase: PhaseName,
+    ) {
+        trace.enter(phase, 0.0);
+        let connected = |trace: &mut Trace, at| {
             trace.record_event(
                 at,
                 EventKind::Connected {
@@ -107,23 +120,51 @@ fn tcp_phase(conn: &Conn, trace: &mut Trace, client: SocketAddr, server: SocketA
                     remote: server.to_string(),
                 },
             );
-        }
-        None => {
-            trace.fact(
-                Fact::Handshake,
-                "not in the capture (it starts in the middle of the connection)",
-            );
+        };
+        match self.syn {
+            Some(syn) => {
+                if syn.count > 0 {
+                    trace.fact(Fact::SynRetransmissions, syn.count);
+                }
+                if let Some(syn_ack) = self.syn_ack {
+                    // SYN to SYN-ACK is the round trip seen from the client; from anywhere else on the path
+                    // the round trip ends with the client's ACK.
+                    let syn_ts = syn.last.min(syn_ack);
+                    let rtt = self.ack.unwrap_or(syn_ack).saturating_sub(syn_ts);
+                    trace.fact(Fact::RttMs, round_ms(millis(rtt)));
+                    connected(trace, self.at(self.ack.unwrap_or(syn_ack)));
+                }
+            }
+            None if self.syn_ack.is_some() => {
+                trace.fact(Fact::Handshake, "the capture starts after the client's SYN");
+                connected(
+                    trace,
+                    self.at(self.ack.or(self.syn_ack).unwrap_or(self.first_ts)),
+                );
+            }
+            None => {
+                trace.fact(
+                    Fact::Handshake,
+                    "not in the capture (it starts in the middle of the connection)",
+                );
+            }
         }
     }
 }
 
 /// Records a close by `end` with the facts around it.
-pub(super) fn close(conn: &mut Conn, end: End, how: CloseKind, ts: Duration) {
+pub(super) fn close(conn: &mut Conn, end: End, how: CloseKind, ts: Duration, shared: &mut Shared) {
     let first = conn.closed.iter().all(Option::is_none);
     conn.closed[end] = Some(how);
     let side = conn.side_of(end);
     let at = conn.at(ts);
     let idle = round_ms(millis(ts.saturating_sub(conn.last_data_ts)));
+    if let Content::Gateway(g) = &conn.content
+        && let Some(id) = &g.joined
+    {
+        shared.tunnels.closed(id, side, how, ts, g.primary);
+        return;
+    }
     let Content::Rdp(s) = &mut conn.content else {
         return;
     };
@@ -210,19 +251,28 @@ pub(super) fn settle(conn: Conn) -> Option<Trace> {
         return Some(trace);
     }
 
-    if let Some(status) = decrypt
-        && trace.phase(PhaseName::Tls).start_ms.is_some()
-    {
-        for (k, v) in super::super::tls_decrypt::facts(&status) {
-            trace.fact_in(PhaseName::Tls, k, v);
-        }
-    }
-
     let at_end = millis(conn.last_ts.saturating_sub(conn.first_ts));
     if !closed_any {
         let idle = round_ms(millis(conn.last_ts.saturating_sub(conn.last_data_ts)));
         if idle > 0.0 {
             trace.fact(Fact::IdleAtCaptureEndMs, idle);
+        }
+    }
+    Some(conclude(trace, decrypt, at_end))
+}
+
+/// The end of an RDP session's trace (a direct connection's, or a gateway tunnel's): the decryption's facts,
+/// the client's orderly close after the active state, the trace settled.
+pub(in crate::replay) fn conclude(
+    mut trace: Trace,
+    decrypt: Option<StatusHandle>,
+    at_end: Millis,
+) -> Trace {
+    if let Some(status) = decrypt
+        && trace.phase(PhaseName::Tls).start_ms.is_some()
+    {
+        for (k, v) in super::super::tls_decrypt::facts(&status) {
+            trace.fact_in(PhaseName::Tls, k, v);
         }
     }
     let reached_active = trace.phase(PhaseName::Active).start_ms.is_some();
@@ -251,11 +301,11 @@ pub(super) fn settle(conn: Conn) -> Option<Trace> {
         );
     }
     trace.finish(!(reached_active && orderly) || trace.deactivated_for_good());
-    Some(trace)
+    trace
 }
 
 /// RFC 3339 of a time since the epoch.
-fn rfc3339(ts: Duration) -> Option<String> {
+pub(super) fn rfc3339(ts: Duration) -> Option<String> {
     let nanos = i128::try_from(ts.as_nanos()).ok()?;
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()?;
     t.format(&time::format_description::well_known::Rfc3339)

@@ -819,11 +819,12 @@ static HAND: &[Scenario] = &[
     Scenario {
         name: "redirected",
         group: Group::Transport,
-        stands_for: "An RD Connection Broker sending the client to the session host that holds its session.",
-        wire: "after licensing, instead of the Demand Active, sends a Server Redirection PDU (session 7, target 192.0.2.10), then waits for the client to leave.",
+        stands_for: "An RD Connection Broker sending the client to the session host that holds its session, seen by a client that stops there (--no-follow; the broker scenarios follow).",
+        wire: "after licensing, instead of the Demand Active, sends a Server Redirection PDU (session 7, target 127.0.0.4), then waits for the client to leave.",
         expected: Expected::failed(PhaseName::Capabilities, Cause::Redirected)
-            .mentioning(&["192.0.2.10"]),
+            .mentioning(&["127.0.0.4"]),
         behaviour: &[fault(ServerPoint::Licensed, Action::Redirect)],
+        probe: ProbeProfile::NO_FOLLOW,
         ..Scenario::BASE
     },
     Scenario {
@@ -861,9 +862,15 @@ fn leak_faults(faults: Vec<Fault>) -> &'static [Fault] {
 pub(super) fn build() -> Vec<Scenario> {
     let mut generated = errinfo_family();
     generated.extend(transport_families());
-    let mut all = Vec::with_capacity(HAND.len() + generated.len());
+    let mut all = Vec::with_capacity(HAND.len() + generated.len() + super::routes::ROUTES.len());
     for group in Group::ALL {
         all.extend(HAND.iter().filter(|s| s.group == group).copied());
+        all.extend(
+            super::routes::ROUTES
+                .iter()
+                .filter(|s| s.group == group)
+                .copied(),
+        );
         all.extend(generated.iter().filter(|s| s.group == group).copied());
     }
     all
@@ -1063,6 +1070,9 @@ fn waiting_for(phase: PhaseName) -> &'static str {
         PhaseName::Capabilities => "the Demand Active",
         PhaseName::Finalization => "the server's finalization PDUs",
         PhaseName::Active => "the session's next update",
+        PhaseName::GatewayConnect | PhaseName::GatewayAuth | PhaseName::GatewayTunnel => {
+            "the RD Gateway"
+        }
         PhaseName::Tcp | PhaseName::SecureSettings => "the server",
     }
 }
@@ -1082,7 +1092,11 @@ fn after(phase: PhaseName) -> String {
         PhaseName::Capabilities => "after licensing, before the Demand Active",
         PhaseName::Finalization => "right after the client's Confirm Active",
         PhaseName::Active => "once the connection is active (Font Map sent)",
-        PhaseName::Tcp | PhaseName::SecureSettings => "at once",
+        PhaseName::GatewayConnect
+        | PhaseName::GatewayAuth
+        | PhaseName::GatewayTunnel
+        | PhaseName::Tcp
+        | PhaseName::SecureSettings => "at once",
     };
     what.to_owned()
 }
