@@ -41,6 +41,7 @@ fn options() -> ProbeOptions {
         security: Security::Auto,
         auth: Auth::Negotiate,
         kdc: None,
+        tls_max: Default::default(),
         timeout: DEFAULT_TIMEOUT,
         phase_timeout: DEFAULT_PHASE_TIMEOUT,
         watch: DEFAULT_WATCH,

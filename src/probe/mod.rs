@@ -122,6 +122,8 @@ pub struct ProbeConfig {
     /// How long to watch the session once it is active.
     pub watch: Duration,
     pub strict_cert: bool,
+    /// The highest TLS version the client offers.
+    pub tls_max: TlsMax,
     /// Append the TLS secrets to this file (NSS key log format).
     pub keylog: Option<PathBuf>,
     /// Write the session as a pcapng file here.
@@ -132,6 +134,17 @@ pub struct ProbeConfig {
     /// Under Standard RDP Security, sign with the salted MAC ([5.3.6.1.1]) as FreeRDP does, not the plain one
     /// every server checks (see [`ClientShim::with_salted_mac`]).
     pub salted_mac: bool,
+}
+
+/// The highest TLS version the probe offers (`--tls-max`): a client limited to TLS 1.2 meets a server as
+/// older clients and some gateways do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum TlsMax {
+    #[value(name = "1.2")]
+    Tls12,
+    #[default]
+    #[value(name = "1.3")]
+    Tls13,
 }
 
 /// The default RDP port.
@@ -153,6 +166,7 @@ impl ProbeConfig {
             phase_timeout: Duration::from_secs(5),
             watch: Duration::from_secs(2),
             strict_cert: false,
+            tls_max: TlsMax::Tls13,
             keylog: None,
             pcap: None,
             embed_secrets: false,
