@@ -157,6 +157,17 @@ pub enum PduInfo {
     ChannelData { channel_id: u16 },
     /// A PDU encrypted with Standard RDP Security that rdptrace cannot read.
     Encrypted,
+    /// A PDU nobody decrypted, named from the size, direction and order of the encrypted records
+    /// ([`crate::infer`]).
+    Inferred {
+        step: crate::infer::Step,
+        /// The record's number among the encrypted records after the TLS handshake (from 1).
+        record: u32,
+        /// The record's plaintext length.
+        plaintext: crate::infer::record::Span,
+        /// The PDU goes on in the next record.
+        split: bool,
+    },
     /// Bytes that did not decode as what was expected here.
     Undecoded {
         detail: String,
@@ -401,6 +412,7 @@ impl PduInfo {
                 | PduInfo::DisconnectProviderUltimatum { .. }
                 | PduInfo::ServerRedirection { .. }
                 | PduInfo::Undecoded { .. }
+                | PduInfo::Inferred { .. }
         )
     }
 }

@@ -140,6 +140,8 @@ facts! {
     Finalization = "finalization";
     SaveSessionInfo = "save_session_info";
     RedirectedTo = "redirected_to", shown;
+    /// The phase's PDUs were named from the sizes of encrypted records ([`crate::infer`]).
+    Inferred = "inferred", shown;
     /// Standard RDP Security: the PDUs were read encrypted.
     Encrypted = "encrypted", shown;
     // the probe

@@ -629,6 +629,9 @@ pub struct Trace {
     pub request: Request,
     /// INVARIANT: one entry per [`PhaseName`], in [`PhaseName::ALL`] order.
     pub phases: Vec<Phase>,
+    /// What the sizes of the records nobody could decrypt show (replay without secrets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inference: Option<crate::infer::Inference>,
     /// The phase the connection is in (the last one that saw something).
     #[serde(skip)]
     current: PhaseName,
@@ -644,6 +647,7 @@ impl Trace {
             server_addr: None,
             request: Request::default(),
             phases: PhaseName::ALL.into_iter().map(Phase::new).collect(),
+            inference: None,
             current: PhaseName::Tcp,
         }
     }
