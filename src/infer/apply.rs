@@ -5,7 +5,7 @@
 
 use super::{Inference, Outcome, Step};
 use crate::pdu::PduInfo;
-use crate::trace::{Event, Fact, Millis, Pdu, PhaseName, Trace};
+use crate::trace::{Event, EventKind, Fact, Millis, Pdu, PhaseName, Trace};
 
 /// Puts the first reading of `inference` (the earliest phase) into `trace`.
 pub fn apply(trace: &mut Trace, inference: &Inference) {
@@ -81,7 +81,37 @@ pub fn apply(trace: &mut Trace, inference: &Inference) {
                 .find(|(at, _)| *at <= e.at_ms)
                 .map_or(parked, |(_, p)| *p)
         };
+        if matches!(e.kind, EventKind::Closed { .. }) && phase != parked {
+            move_close_facts(trace, parked, phase, e.at_ms);
+        }
         trace.record_event_in(phase, e.at_ms, e.kind);
+    }
+}
+
+/// The facts the producer wrote about the close in the phase it waited in go with the close, and the PDU
+/// the close came after is the last one the reading names before it.
+fn move_close_facts(trace: &mut Trace, from: PhaseName, to: PhaseName, at_ms: Millis) {
+    for key in [Fact::ClosedBy, Fact::ThenClosedBy, Fact::IdleBeforeCloseMs] {
+        if let Some(value) = trace.phase_mut(from).facts.take(key) {
+            trace.fact_in(to, key, value);
+        }
+    }
+    if trace.phase_mut(from).facts.take(Fact::CloseAfter).is_some() {
+        let last = trace
+            .pdus()
+            .filter(|(_, p)| p.at_ms <= at_ms)
+            .last()
+            .map(|(_, p)| {
+                let inferred = if matches!(p.info, PduInfo::Inferred { .. }) {
+                    " (inferred)"
+                } else {
+                    ""
+                };
+                format!("{} from the {}{inferred}", p.name, p.from.as_str())
+            });
+        if let Some(words) = last {
+            trace.fact_in(to, Fact::CloseAfter, words);
+        }
     }
 }
 

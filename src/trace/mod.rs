@@ -505,6 +505,12 @@ impl Facts {
         self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
+    /// Removes a fact and gives its value.
+    pub fn take(&mut self, key: Fact) -> Option<FactValue> {
+        let i = self.0.iter().position(|(k, _)| *k == key)?;
+        Some(self.0.remove(i).1)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (Fact, &FactValue)> {
         self.0.iter().map(|(k, v)| (*k, v))
     }
