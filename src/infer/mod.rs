@@ -27,6 +27,8 @@ pub mod matcher;
 pub mod record;
 pub mod script;
 pub mod sizes;
+#[cfg(test)]
+mod tests;
 
 use serde::Serialize;
 

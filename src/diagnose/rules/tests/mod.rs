@@ -3,6 +3,7 @@
 
 mod endings;
 mod handshake;
+mod inferred;
 mod kerberos;
 mod reports;
 
