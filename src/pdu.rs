@@ -191,6 +191,17 @@ pub enum PduInfo {
     ChannelData { channel_id: u16 },
     /// A PDU encrypted with Standard RDP Security that rdptrace cannot read.
     Encrypted,
+    /// A PDU nobody decrypted, named from the size, direction and order of the encrypted records
+    /// ([`crate::infer`]).
+    Inferred {
+        step: crate::infer::Step,
+        /// The record's number among the encrypted records after the TLS handshake (from 1).
+        record: u32,
+        /// The record's plaintext length.
+        plaintext: crate::infer::record::Span,
+        /// The PDU goes on in the next record.
+        split: bool,
+    },
     /// Bytes that did not decode as what was expected here.
     Undecoded {
         detail: String,
@@ -437,6 +448,7 @@ impl PduInfo {
                 | PduInfo::HttpResponse { .. }
                 | PduInfo::GatewayPacket { code: Some(_), .. }
                 | PduInfo::Undecoded { .. }
+                | PduInfo::Inferred { .. }
         )
     }
 }

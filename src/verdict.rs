@@ -176,10 +176,18 @@ pub enum Basis {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mstsc {
     pub disc_reason: Code,
-    pub extended: Code,
+    /// `None`: the extended code is the errorInfo of a Set Error Info the trace holds encrypted ([2.2.5.1.1]).
+    pub extended: Option<Code>,
     pub basis: Basis,
     /// One sentence: why this pair.
     pub why: String,
+}
+
+impl Mstsc {
+    /// The extended code, when the trace shows it.
+    pub fn extended_code(&self) -> Option<u32> {
+        self.extended.as_ref().map(|e| e.code)
+    }
 }
 
 /// The verdict on one trace.
@@ -199,6 +207,26 @@ pub struct Verdict {
     pub evidence: Vec<String>,
     /// What to look at next.
     pub hints: Vec<String>,
+    /// When the evidence fits several causes, the pair mstsc would show for each (and `mstsc` is `None`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mstsc_either: Vec<Mstsc>,
+    /// The verdict rests on the sizes of encrypted records nobody decrypted ([`crate::infer`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inferred: Option<Inferred>,
+}
+
+/// How a verdict inferred from encrypted records stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Inferred {
+    /// Encrypted records read after the TLS handshake (or after the Client Info, under Standard RDP
+    /// Security).
+    pub records: u32,
+    /// The plaintext lengths were exact (AEAD or stream ciphers) rather than known to a cipher block.
+    pub exact: bool,
+    /// The records fit the connection sequence; `false`: they fit nothing rdptrace knows.
+    pub explained: bool,
+    /// The phases the readings of the records end in: more than one when they fit several places.
+    pub phases: Vec<PhaseName>,
 }
 
 // ---- Exit codes -----------------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ fn differences(expected: &Expected, trace: &Trace, verdict: &Verdict) -> Vec<Str
     let mstsc = verdict
         .mstsc
         .as_ref()
-        .map(|m| (m.disc_reason.code, m.extended.code));
+        .map(|m| (m.disc_reason.code, m.extended_code().unwrap_or(u32::MAX)));
     if mstsc != expected.mstsc {
         out.push(format!("mstsc {mstsc:x?} (expected {:x?})", expected.mstsc));
     }

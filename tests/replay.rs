@@ -748,16 +748,11 @@ fn the_command_line() {
 
 /// The RSA keys published with each capture (keys/, see MANIFEST.md).
 fn keys_for(file: &str) -> Vec<&'static str> {
-    match file {
-        "wireshark-wiki/win2k19-joined.eth.pcapng"
-        | "wireshark-wiki/win2k19-joined.cap"
-        | "wireshark-wiki/TSRemoteGuardCreds.eth.pcapng"
-        | "wireshark-wiki/TSRemoteGuardCreds.cap"
-        | "wireshark-wiki/freerdp-client-krb5.pcapng" => vec!["wireshark-wiki-ws-credssp.key"],
-        "wireshark-wiki/rdp-ssl.pcap.gz" => vec!["wireshark-wiki-rdp-ssl.key"],
-        "freerdp-old/rdp_tls_ntlmssp_access_denied.pcap" => vec!["freerdp-old-server.key"],
-        _ => Vec::new(),
-    }
+    support::PUBLIC_KEYS
+        .iter()
+        .filter(|(f, _)| *f == file)
+        .map(|(_, key)| *key)
+        .collect()
 }
 
 fn replay_public(dir: &Path, file: &str, with_keys: bool) -> Replay {

@@ -26,7 +26,7 @@ fn essence(v: &Verdict) -> String {
         v.error_info.as_ref().map(|c| c.code),
         v.mstsc
             .as_ref()
-            .map(|m| (m.disc_reason.code, m.extended.code))
+            .map(|m| (m.disc_reason.code, m.extended_code().unwrap_or(u32::MAX)))
     )
 }
 

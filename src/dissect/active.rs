@@ -82,6 +82,10 @@ pub(super) fn fast_path(d: &mut Dissector, from: Side, frame: &[u8]) {
     let flags = frame.first().map_or(0, |b| b >> 6);
     let encrypted = flags & FASTPATH_ENCRYPTED != 0;
     let decrypted = encrypted && fast_path_unseal(d, from, frame);
+    if encrypted && !decrypted {
+        // The header and the MAC aside, its size does not matter: only session data is fast-path.
+        d.infer_sealed(from, frame.len().saturating_sub(8).max(1), true);
+    }
     let name = match (from, encrypted) {
         (Side::Server, false) => "Fast-Path Output",
         (Side::Server, true) => "Fast-Path Output (encrypted)",
@@ -172,10 +176,27 @@ pub(super) fn io_data(d: &mut Dissector, from: Side, frame_len: usize, data: &[u
     let body_base = base + (data.len() - body.len());
     let body: &[u8] = decrypted.as_deref().unwrap_or(body);
     let plain = (!encrypted || decrypted.is_some()).then_some(body);
+    if plain.is_none() && flags & SEALED_BY_FLAGS == 0 {
+        // The plaintext length: the frame without the security header and the FIPS padding.
+        let pad = header.fips.map_or(0, |f| usize::from(f.pad));
+        let header_len = data.len() - body.len();
+        d.infer_sealed(from, frame_len.saturating_sub(header_len + pad), false);
+    }
     d.decrypting = decrypted.is_some();
     security_pdu(d, from, frame_len, flags, body, body_base, plain);
     d.decrypting = false;
 }
+
+/// Security header flags that say what an encrypted PDU is without opening it: those are not share control
+/// PDUs of the connection sequence, and the inference does not read them.
+const SEALED_BY_FLAGS: u16 = SEC_INFO_PKT
+    | SEC_LICENSE_PKT
+    | SEC_AUTODETECT_REQ
+    | SEC_AUTODETECT_RSP
+    | SEC_TRANSPORT_REQ
+    | SEC_TRANSPORT_RSP
+    | SEC_HEARTBEAT
+    | SEC_REDIRECTION_PKT;
 
 /// [2.2.8.1.1.2.2] / [2.2.8.1.1.2.3] The encrypted part of a PDU whose security header says it is encrypted.
 fn sealed<'a>(header: &SecurityHeader, body: &'a [u8]) -> Option<Sealed<'a>> {

@@ -34,9 +34,10 @@ pub mod channel_join;
 pub mod credssp;
 pub mod early_user_auth;
 pub mod finalization;
+mod inference;
 pub mod licensing;
 pub mod mcs_connect;
-pub mod records;
+mod records;
 mod routing;
 pub mod secure_settings;
 mod streams;
@@ -118,6 +119,8 @@ pub struct ConnState {
     pub selected_protocol: Option<SecurityProtocol>,
     /// TLS version the ServerHello chose (`0x0303` for 1.2, `0x0304` for 1.3).
     pub tls_version: Option<u16>,
+    /// The cipher suite the ServerHello chose.
+    pub cipher_suite: Option<u16>,
     pub io_channel: Option<u16>,
     pub message_channel: Option<u16>,
     pub user_channel: Option<u16>,
@@ -169,11 +172,14 @@ pub struct Dissector {
     client_opaque_records: u32,
     /// TLS only ([`Dissector::tls_only`]): the decrypted application data, kept for the caller.
     plaintext: Option<Vec<(Side, Millis, Vec<u8>)>>,
+    /// The sizes of the records nobody decrypted, read for what they show ([`crate::infer`]).
+    inference: Option<crate::infer::Recorder>,
 }
 
 impl Dissector {
     pub fn new(trace: Trace) -> Self {
         Dissector {
+            inference: None,
             trace,
             dirs: PerSide::new(Direction::new(), Direction::new()),
             state: ConnState::default(),
@@ -309,7 +315,12 @@ impl Dissector {
         &mut self.trace
     }
 
-    pub fn into_trace(self) -> Trace {
+    /// The trace, with what the encrypted records show put into it ([`crate::infer::apply`]).
+    pub fn into_trace(mut self) -> Trace {
+        if let Some(inference) = self.inference.as_ref().map(|r| r.conclude()) {
+            crate::infer::apply::apply(&mut self.trace, &inference);
+            self.trace.inference = Some(inference);
+        }
         self.trace
     }
 

@@ -112,6 +112,7 @@ impl Dissector {
 
     /// A record nobody opened. Every one of them comes through here, in stream order.
     pub(super) fn opaque_record(&mut self, record: OpaqueRecord) {
+        self.infer_record(record);
         let OpaqueRecord {
             from,
             content_type,

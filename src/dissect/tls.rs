@@ -135,6 +135,7 @@ fn handshake_message(d: &mut Dissector, from: Side, msg: &[u8], decrypted: bool)
             }
             let suite = hello.cipher.0;
             d.state.tls_version = Some(version);
+            d.state.cipher_suite = Some(suite);
             d.trace.fact(Fact::TlsVersion, version_name(version));
             d.trace.fact(Fact::CipherSuite, suite_name(suite));
             if version == TLS13 {

@@ -69,6 +69,9 @@ pub struct ProbeOptions {
     /// Fail the TLS phase when the certificate has a problem (expired, self-signed, wrong name, weak key).
     #[arg(long)]
     pub strict_cert: bool,
+    /// The highest TLS version to offer: 1.2 tries the server as a client without TLS 1.3 does.
+    #[arg(long, value_name = "VERSION", default_value = "1.3")]
+    pub tls_max: crate::probe::TlsMax,
     /// Append the TLS secrets of the session to this file (NSS key log format, for Wireshark). The
     /// password is then kept out of the Client Info PDU.
     #[arg(long, value_name = "FILE")]
@@ -276,6 +279,7 @@ impl ProbeOptions {
         cfg.phase_timeout = self.phase_timeout;
         cfg.watch = self.watch;
         cfg.strict_cert = self.strict_cert;
+        cfg.tls_max = self.tls_max;
         cfg.keylog = self.keylog.clone();
         cfg.pcap = self.pcap.clone();
         cfg.embed_secrets = self.embed_secrets;

@@ -37,19 +37,21 @@ impl Run<'_> {
             return Err(Stop);
         }
         let keep = self.cfg.embed_secrets.then(|| self.secrets.clone());
-        let tls = match super::tls::client_config(self.cfg.keylog.as_ref(), keep) {
-            Ok(c) => c,
-            Err(e) => {
-                let at = self.at();
-                self.d.trace_mut().record_event(
-                    at,
-                    EventKind::ClientLimit {
-                        detail: format!("cannot set up TLS: {e}"),
-                    },
-                );
-                return Err(Stop);
-            }
-        };
+        // --tls-max is about the RDP server; the gateway's HTTPS offers every version.
+        let tls =
+            match super::tls::client_config(self.cfg.keylog.as_ref(), keep, super::TlsMax::Tls13) {
+                Ok(c) => c,
+                Err(e) => {
+                    let at = self.at();
+                    self.d.trace_mut().record_event(
+                        at,
+                        EventKind::ClientLimit {
+                            detail: format!("cannot set up TLS: {e}"),
+                        },
+                    );
+                    return Err(Stop);
+                }
+            };
         let clock = self.clock();
         let (result, conns, wire) = {
             let mut dialer = Dialer::new(

@@ -124,6 +124,8 @@ pub struct ProbeConfig {
     /// How long to watch the session once it is active.
     pub watch: Duration,
     pub strict_cert: bool,
+    /// The highest TLS version the client offers.
+    pub tls_max: TlsMax,
     /// Append the TLS secrets to this file (NSS key log format).
     pub keylog: Option<PathBuf>,
     /// Write the session as a pcapng file here.
@@ -146,6 +148,17 @@ pub struct ProbeConfig {
     pub follow_redirects: bool,
 }
 
+/// The highest TLS version the probe offers (`--tls-max`): a client limited to TLS 1.2 meets a server as
+/// older clients and some gateways do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum TlsMax {
+    #[value(name = "1.2")]
+    Tls12,
+    #[default]
+    #[value(name = "1.3")]
+    Tls13,
+}
+
 /// The default RDP port.
 pub const DEFAULT_PORT: u16 = 3389;
 
@@ -165,6 +178,7 @@ impl ProbeConfig {
             phase_timeout: Duration::from_secs(5),
             watch: Duration::from_secs(2),
             strict_cert: false,
+            tls_max: TlsMax::Tls13,
             keylog: None,
             pcap: None,
             embed_secrets: false,

@@ -255,12 +255,14 @@ fn render_verdict(out: &mut String, v: &Verdict) {
     match &v.mstsc {
         Some(m) => {
             let _ = writeln!(out, "mstsc would show: {}", mstsc_line(m));
-            let basis = match m.basis {
-                Basis::Specified => "specified",
-                Basis::Inferred => "inferred",
-                Basis::Reported => "reported",
-            };
-            let _ = writeln!(out, "  basis: {basis}: {}", m.why);
+            let _ = writeln!(out, "  basis: {}: {}", basis_word(m.basis), m.why);
+        }
+        None if !v.mstsc_either.is_empty() => {
+            let _ = writeln!(out, "mstsc would show one of (the evidence fits each):");
+            for m in &v.mstsc_either {
+                let _ = writeln!(out, "  {}", mstsc_line(m));
+                let _ = writeln!(out, "    basis: {}: {}", basis_word(m.basis), m.why);
+            }
         }
         None if !v.ok => {
             let _ = writeln!(
@@ -272,5 +274,13 @@ fn render_verdict(out: &mut String, v: &Verdict) {
     }
     for h in &v.hints {
         let _ = writeln!(out, "hint: {h}");
+    }
+}
+
+fn basis_word(basis: Basis) -> &'static str {
+    match basis {
+        Basis::Specified => "specified",
+        Basis::Inferred => "inferred",
+        Basis::Reported => "reported",
     }
 }

@@ -42,10 +42,10 @@ use super::standard_security::{self, StandardSecurity};
 use super::tap::{Tap, Tapped};
 use super::tls;
 use super::{ServeError, TestIdentity};
-use crate::codes::ntstatus::STATUS_NTLM_BLOCKED;
 use crate::codes::error_info::{
     ERRINFO_CB_DESTINATION_NOT_FOUND, ERRINFO_SERVER_DENIED_CONNECTION,
 };
+use crate::codes::ntstatus::STATUS_NTLM_BLOCKED;
 use crate::dissect::MAX_FRAME;
 use crate::dissect::x224::PROTOCOL_HYBRID_EX;
 use crate::trace::{CloseKind, Deadline, EventKind, Origin, PhaseName, Side, Trace};

@@ -171,6 +171,8 @@ facts! {
     RedirectedFrom = "redirected_from", shown;
     /// The connection the client made where it was redirected (a session of the same capture).
     FollowedBy = "followed_by", shown;
+    /// The phase's PDUs were named from the sizes of encrypted records ([`crate::infer`]).
+    Inferred = "inferred", shown;
     /// Standard RDP Security: the PDUs were read encrypted.
     Encrypted = "encrypted", shown;
     // the probe

@@ -597,6 +597,12 @@ impl Facts {
         self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
+    /// Removes a fact and gives its value.
+    pub fn take(&mut self, key: Fact) -> Option<FactValue> {
+        let i = self.0.iter().position(|(k, _)| *k == key)?;
+        Some(self.0.remove(i).1)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (Fact, &FactValue)> {
         self.0.iter().map(|(k, v)| (*k, v))
     }
@@ -736,6 +742,8 @@ pub struct Trace {
     /// Redirection PDUs to get here (a connection broker, then the session host): each one's own trace.
     /// This trace is the last hop's, and the verdict is on the whole.
     pub hops: Vec<Trace>,
+    /// What the sizes of the records nobody could decrypt show (replay without secrets).
+    pub inference: Option<crate::infer::Inference>,
     /// The phase the connection is in (the last one that saw something).
     current: PhaseName,
 }
@@ -753,6 +761,8 @@ impl Serialize for Trace {
             server_addr: &'a Option<String>,
             request: &'a Request,
             phases: Vec<&'a Phase>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            inference: &'a Option<crate::infer::Inference>,
             #[serde(skip_serializing_if = "<[Trace]>::is_empty")]
             hops: &'a [Trace],
         }
@@ -769,6 +779,7 @@ impl Serialize for Trace {
                 .iter()
                 .filter(|p| gateway || !p.name.is_gateway())
                 .collect(),
+            inference: &self.inference,
             hops: &self.hops,
         }
         .serialize(serializer)
@@ -786,6 +797,7 @@ impl Trace {
             request: Request::default(),
             phases: PhaseName::EVERY.into_iter().map(Phase::new).collect(),
             hops: Vec::new(),
+            inference: None,
             current: PhaseName::Tcp,
         }
     }

@@ -25,6 +25,16 @@ pub fn shadow_available() -> bool {
 /// The SAM file holds one user whose hashes are zeros: the tests only go as far as the server's NTLM
 /// CHALLENGE. On failure, the error holds what the servers wrote.
 pub fn start_shadow_nla(dir: &Path) -> Result<(u16, (ChildGuard, ChildGuard)), String> {
+    start_shadow(dir, "freerdp-shadow-cli", &["/sec:nla"])
+}
+
+/// Starts Xvfb on a free display and the shadow server `program` (freerdp-shadow-cli, or
+/// freerdp-shadow-cli3 of FreeRDP 3) with `args` on a free port, as [`start_shadow_nla`] does.
+pub fn start_shadow(
+    dir: &Path,
+    program: &str,
+    args: &[&str],
+) -> Result<(u16, (ChildGuard, ChildGuard)), String> {
     let mut xvfb = Command::new("Xvfb")
         .args([
             "-displayfd",
@@ -68,16 +78,16 @@ pub fn start_shadow_nla(dir: &Path) -> Result<(u16, (ChildGuard, ChildGuard)), S
         let log_path = dir.join(format!("shadow-{attempt}.log"));
         let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
         let log_err = log.try_clone().map_err(|e| e.to_string())?;
-        let shadow = Command::new("freerdp-shadow-cli")
+        let shadow = Command::new(program)
             .arg(format!("/port:{port}"))
-            .arg("/sec:nla")
+            .args(args)
             .arg(format!("/sam-file:{}", sam.display()))
             .env("DISPLAY", format!(":{display}"))
             .env("HOME", &home)
             .stdout(log)
             .stderr(log_err)
             .spawn()
-            .map_err(|e| format!("cannot start freerdp-shadow-cli: {e}"))?;
+            .map_err(|e| format!("cannot start {program}: {e}"))?;
         let shadow = ChildGuard(shadow);
         if wait_listening(port, Duration::from_secs(20)) {
             return Ok((port, (xvfb, shadow)));
@@ -85,9 +95,7 @@ pub fn start_shadow_nla(dir: &Path) -> Result<(u16, (ChildGuard, ChildGuard)), S
         drop(shadow);
         logs.push_str(&std::fs::read_to_string(&log_path).unwrap_or_default());
     }
-    Err(format!(
-        "freerdp-shadow-cli did not listen; it wrote:\n{logs}"
-    ))
+    Err(format!("{program} did not listen; it wrote:\n{logs}"))
 }
 
 /// The built-in target playing each of `scenarios` on its own loopback port, for as long as the returned

@@ -2,9 +2,9 @@
 
 use super::{
     ClientLimit, Close, ConnectFailure, CredsspError, Deactivation, EarlyAuth, ErrorInfo, Findings,
-    Gaps, Gateway, GatewayRefusal, Hop, HttpStatus, IncompleteFrame, LicenseError, NegFailure,
-    ProtocolError, Redirection, ResolveFailure, Seen, ServerHello, Timeout, TlsAlert, TlsFailure,
-    Ultimatum,
+    Gaps, Gateway, GatewayRefusal, Hop, HttpStatus, IncompleteFrame, Inferred, InferredPdu,
+    LicenseError, NegFailure, ProtocolError, Redirection, ResolveFailure, Seen, ServerHello,
+    Timeout, TlsAlert, TlsFailure, Ultimatum,
 };
 use crate::codes::licensing::STATUS_VALID_CLIENT;
 use crate::pdu::{AuthToken, LicenseMessage, Negotiation, PduInfo};
@@ -68,7 +68,29 @@ impl<'t> Findings<'t> {
             last_server_pdu: None,
             last_client_pdu: None,
             last_non_tls_pdu: None,
+            inferred: None,
         };
+        f.inferred = trace.inference.as_ref().map(|inference| {
+            let (phases, mut endings) = match &inference.outcome {
+                crate::infer::Outcome::Explained { readings } => (
+                    inference.phases(),
+                    readings.iter().map(|r| r.server_end).collect::<Vec<_>>(),
+                ),
+                _ => (Vec::new(), Vec::new()),
+            };
+            endings.sort();
+            endings.dedup();
+            Inferred {
+                inference,
+                phases,
+                endings,
+                set_error_info: None,
+                ultimatum: None,
+                credssp_error: None,
+                early_auth: None,
+                license_final: None,
+            }
+        });
         let mut pass = Pass::default();
         for phase in &trace.phases {
             if phase.status == PhaseStatus::Failed && pass.failed_phase.is_none() {
@@ -207,6 +229,30 @@ impl<'t> Findings<'t> {
                     self.credssp_server_version
                         .map_or(*version, |v| v.min(*version)),
                 );
+            }
+            PduInfo::Inferred {
+                step, plaintext, ..
+            } => {
+                use crate::infer::Step;
+                let seen = Some(InferredPdu {
+                    at_ms,
+                    plaintext: *plaintext,
+                });
+                if let Some(i) = self.inferred.as_mut() {
+                    match (pdu.from, step) {
+                        (Side::Server, Step::SetErrorInfo) => i.set_error_info = seen,
+                        (Side::Server, Step::Ultimatum) => i.ultimatum = seen,
+                        (Side::Server, Step::TsRequestError) => i.credssp_error = seen,
+                        (Side::Server, Step::EarlyUserAuth) => i.early_auth = seen,
+                        (Side::Server, Step::LicenseFinal) => i.license_final = seen,
+                        _ => {}
+                    }
+                }
+                if pdu.from == Side::Client
+                    && matches!(step, Step::NtlmAuthenticate | Step::AuthInfo)
+                {
+                    self.credssp_auth_sent = true;
+                }
             }
             // From the client: its NTLM AUTHENTICATE, or its credentials.
             PduInfo::TsRequest {

@@ -99,11 +99,52 @@ pub struct Findings<'t> {
     /// The client's X.224 Connection Request carried a routing token (load-balance info).
     pub routing_token_sent: bool,
 
+    // ---- encrypted records nobody decrypted ----
+    /// What the sizes of the encrypted records show ([`crate::infer`]), when the trace has them.
+    pub inferred: Option<Inferred<'t>>,
+
     // ---- the last PDUs, by time ----
     pub last_server_pdu: Option<Seen<'t>>,
     pub last_client_pdu: Option<Seen<'t>>,
     /// The last PDU that is not part of the TLS layer (handshake messages, alerts, undecrypted records).
     pub last_non_tls_pdu: Option<Seen<'t>>,
+}
+
+/// The readings of the encrypted records ([`crate::infer`]) and the PDUs the trace shows from the first.
+#[derive(Debug)]
+pub struct Inferred<'t> {
+    pub inference: &'t crate::infer::Inference,
+    /// The phases the readings end in, earliest first: more than one when the records fit several places.
+    pub phases: Vec<PhaseName>,
+    /// How the readings say the server ended, without repeats.
+    pub endings: Vec<crate::infer::ServerEnd>,
+    /// The inferred PDUs the rules name, by what they are: the last of each.
+    pub set_error_info: Option<InferredPdu>,
+    pub ultimatum: Option<InferredPdu>,
+    pub credssp_error: Option<InferredPdu>,
+    pub early_auth: Option<InferredPdu>,
+    /// [2.2.1.12.1.3] The server's last licensing PDU that ends licensing (a Licensing Error Message or a
+    /// license).
+    pub license_final: Option<InferredPdu>,
+}
+
+/// An inferred PDU: when, and how long the record was.
+#[derive(Debug, Clone, Copy)]
+pub struct InferredPdu {
+    pub at_ms: Millis,
+    pub plaintext: crate::infer::record::Span,
+}
+
+impl Inferred<'_> {
+    /// Every reading says the server ended the connection this way.
+    pub fn all_end(&self, f: impl Fn(crate::infer::ServerEnd) -> bool) -> bool {
+        !self.endings.is_empty() && self.endings.iter().all(|e| f(*e))
+    }
+
+    /// Some readings say so and others do not.
+    pub fn some_end(&self, f: impl Fn(crate::infer::ServerEnd) -> bool) -> bool {
+        self.endings.iter().any(|e| f(*e)) && !self.all_end(f)
+    }
 }
 
 /// [2.2.1.2.2] The server's RDP_NEG_FAILURE.

@@ -19,9 +19,12 @@
 mod endings;
 mod gateway;
 mod handshake;
+mod inferred;
 mod kerberos;
 mod redirect;
 mod reports;
+
+pub use inferred::SETTLE;
 
 use super::Explained;
 use super::findings::Findings;
@@ -60,8 +63,11 @@ pub struct Rule {
 ///    the ultimatum that follows it ([1.3.1.4.3]); a broker's code to a client without load-balance info
 ///    before Set Error Info in general; redirections without end before a redirection; then a tunnel the
 ///    gateway ended while the connection ran in it.
+///    What the sizes of encrypted records show comes right after the code it stands for (a record the size
+///    of a Set Error Info after the Set Error Info read in the clear), with the code left unknown.
 /// 4. What the client could not read (a PDU that does not decode), then what a client that requires its
-///    protocols refuses in the negotiation.
+///    protocols refuses in the negotiation; encrypted records that fit no connection sequence, which leave
+///    how far the connection got unknown.
 /// 5. Silences and closes without a report, the most specific first (a close during CredSSP right after
 ///    the credentials; a client that gave up waiting; the client's close; the server's).
 /// 6. Traces that end before the connection does.
@@ -207,6 +213,12 @@ pub static RULES: &[Rule] = &[
         explain: reports::credssp_error,
     },
     Rule {
+        name: "inferred_credssp_error",
+        basis: Basis::Inferred,
+        spec: "[MS-CSSP] 2.2.1",
+        explain: inferred::inferred_credssp_error,
+    },
+    Rule {
         name: "early_auth_denied",
         basis: Basis::Specified,
         spec: "[MS-RDPBCGR] 2.2.10.2",
@@ -219,10 +231,28 @@ pub static RULES: &[Rule] = &[
         explain: redirect::broker_without_load_balance_info,
     },
     Rule {
+        name: "inferred_early_auth_denied",
+        basis: Basis::Inferred,
+        spec: "[MS-RDPBCGR] 2.2.10.2",
+        explain: inferred::inferred_early_auth_denied,
+    },
+    Rule {
         name: "server_error_info",
         basis: Basis::Specified,
         spec: "[MS-RDPBCGR] 2.2.5.1.1",
         explain: reports::server_error_info,
+    },
+    Rule {
+        name: "inferred_server_error_info",
+        basis: Basis::Inferred,
+        spec: "[MS-RDPBCGR] 2.2.5.1.1",
+        explain: inferred::inferred_server_error_info,
+    },
+    Rule {
+        name: "inferred_report_unsure",
+        basis: Basis::Inferred,
+        spec: "[MS-RDPBCGR] 2.2.5.1.1",
+        explain: inferred::inferred_report_unsure,
     },
     Rule {
         name: "license_error",
@@ -235,6 +265,12 @@ pub static RULES: &[Rule] = &[
         basis: Basis::Inferred,
         spec: "[MS-RDPBCGR] 3.2.5.13.1",
         explain: redirect::redirect_loop,
+    },
+    Rule {
+        name: "inferred_license_then_close",
+        basis: Basis::Inferred,
+        spec: "[MS-RDPBCGR] 2.2.1.12.1.3",
+        explain: inferred::inferred_license_then_close,
     },
     Rule {
         name: "redirected",
@@ -261,6 +297,12 @@ pub static RULES: &[Rule] = &[
         explain: gateway::tunnel_ended,
     },
     Rule {
+        name: "inferred_ultimatum",
+        basis: Basis::Inferred,
+        spec: "[MS-RDPBCGR] 2.2.2.3",
+        explain: inferred::inferred_ultimatum,
+    },
+    Rule {
         name: "protocol_error",
         basis: Basis::Inferred,
         spec: "",
@@ -271,6 +313,12 @@ pub static RULES: &[Rule] = &[
         basis: Basis::Specified,
         spec: "[MS-RDPBCGR] 3.3.5.3.2",
         explain: handshake::negotiation_mismatch,
+    },
+    Rule {
+        name: "inferred_unexplained",
+        basis: Basis::Inferred,
+        spec: "",
+        explain: inferred::inferred_unexplained,
     },
     Rule {
         name: "timed_out",
@@ -325,7 +373,15 @@ pub fn first(f: &Findings) -> Option<(&'static Rule, Explained)> {
 
 /// The verdict of the first rule that speaks, or `endings::unrecorded`.
 pub fn explain(f: &Findings) -> Explained {
-    first(f).map_or_else(|| endings::unrecorded(f), |(_, e)| e)
+    explain_by(f).1
+}
+
+/// The verdict and the name of the rule that gave it (`unrecorded` when none spoke).
+pub fn explain_by(f: &Findings) -> (&'static str, Explained) {
+    first(f).map_or_else(
+        || ("unrecorded", endings::unrecorded(f)),
+        |(rule, e)| (rule.name, e),
+    )
 }
 
 /// After a SYN that was never answered.

@@ -280,9 +280,17 @@ pub(in crate::replay) fn conclude(
         EventKind::Closed { by, how } => Some((by, how)),
         _ => None,
     });
-    let client_disconnected = trace.pdus().any(|(_, p)| {
-        p.from == Side::Client && matches!(p.info, PduInfo::DisconnectProviderUltimatum { .. })
+    // The client's Disconnect Provider Ultimatum, read (false) or known by its size (true).
+    let client_ultimatum = trace.pdus().find_map(|(_, p)| match p.info {
+        _ if p.from != Side::Client => None,
+        PduInfo::DisconnectProviderUltimatum { .. } => Some(false),
+        PduInfo::Inferred {
+            step: crate::infer::Step::Ultimatum,
+            ..
+        } => Some(true),
+        _ => None,
     });
+    let client_disconnected = client_ultimatum.is_some();
     let orderly = match first_close {
         None => true,
         Some((Side::Client, CloseKind::Fin)) => true,
@@ -292,10 +300,10 @@ pub(in crate::replay) fn conclude(
         trace.record_event(
             at_end,
             EventKind::ClientClosed {
-                reason: if client_disconnected {
-                    "the client disconnected (Disconnect Provider Ultimatum)".to_owned()
-                } else {
-                    "the client closed the connection".to_owned()
+                reason: match client_ultimatum {
+                    Some(false) => "the client disconnected (Disconnect Provider Ultimatum)".to_owned(),
+                    Some(true) => "the client disconnected (a record the size of a Disconnect Provider Ultimatum, inferred)".to_owned(),
+                    None => "the client closed the connection".to_owned(),
                 },
             },
         );

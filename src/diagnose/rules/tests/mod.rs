@@ -4,6 +4,7 @@
 mod endings;
 mod gateway;
 mod handshake;
+mod inferred;
 mod kerberos;
 mod redirect;
 mod reports;
