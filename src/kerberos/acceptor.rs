@@ -273,7 +273,7 @@ mod tests {
             KrbMessage::Error(e) => {
                 assert_eq!(e.code, KRB_AP_ERR_SKEW);
                 assert_eq!(e.server, "TERMSRV/host.example@EXAMPLE");
-                assert_eq!(e.stime, "2023-11-14 23:13:20 UTC");
+                assert_eq!(e.stime, "2023-11-14T23:13:20Z");
             }
             other => panic!("{other:?}"),
         }
