@@ -427,13 +427,18 @@ impl Tracker {
 
     /// The capture is over: every connection still open ends here.
     pub fn finish(&mut self) {
-        let keys: Vec<FlowKey> = self
+        // In the order the connections started: a broker's session ends before the session it sent the
+        // client to, which is then still open to learn where it came from.
+        let mut keys: Vec<(u64, FlowKey)> = self
             .conns
             .iter()
-            .filter(|(_, e)| matches!(e, Entry::Live(_)))
-            .map(|(k, _)| *k)
+            .filter_map(|(k, e)| match e {
+                Entry::Live(c) => Some((c.order, *k)),
+                Entry::Gone(_) => None,
+            })
             .collect();
-        for k in keys {
+        keys.sort_unstable();
+        for (_, k) in keys {
             self.end(k);
         }
         self.conns.clear();
