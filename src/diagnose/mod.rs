@@ -150,15 +150,22 @@ fn inferred(
                 others.join(" or the ")
             ));
         }
-        evidence.push(format!(
-            "{} encrypted records after the TLS handshake, read for their sizes ({})",
-            basis.records,
-            if basis.exact {
-                "exact plaintext lengths"
-            } else {
-                "plaintext lengths to within a cipher block"
-            }
-        ));
+        evidence.push(if basis.standard_security {
+            format!(
+                "{} PDUs encrypted with Standard RDP Security, read for their sizes (exact lengths)",
+                basis.records
+            )
+        } else {
+            format!(
+                "{} encrypted records after the TLS handshake, read for their sizes ({})",
+                basis.records,
+                if basis.exact {
+                    "exact plaintext lengths"
+                } else {
+                    "plaintext lengths to within a cipher block"
+                }
+            )
+        });
         let settle = rules::SETTLE.to_owned();
         if !hints.contains(&settle) {
             hints.push(settle);

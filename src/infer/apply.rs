@@ -126,6 +126,12 @@ fn summary(plaintext: super::record::Span, split: bool) -> String {
 /// What the readings rest on, as the timeline shows it.
 pub fn basis_text(inference: &Inference) -> String {
     let b = &inference.basis;
+    if b.standard_security {
+        return format!(
+            "from the sizes, directions and order of {} PDUs encrypted with Standard RDP Security: each one's length exactly (framed in the clear)",
+            b.records
+        );
+    }
     let how = if b.exact {
         "each record's plaintext length exactly (AEAD)"
     } else {

@@ -191,6 +191,7 @@ impl Recorder {
             exact: self.overhead.exact(),
             misfits: self.misfits,
             renegotiations: self.renegotiations,
+            standard_security: matches!(self.matchers.first(), Some((Inner::Standard { .. }, _))),
         };
         if records == 0 {
             return Inference {
@@ -448,6 +449,9 @@ pub struct Basis {
     pub misfits: u32,
     /// Encrypted handshake records after the handshake.
     pub renegotiations: u32,
+    /// The records are PDUs under Standard RDP Security ([5.3]), framed in the clear, not TLS records.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub standard_security: bool,
 }
 
 fn is_zero(n: &usize) -> bool {

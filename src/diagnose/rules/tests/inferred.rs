@@ -26,6 +26,7 @@ fn readings(trace: &mut Trace, ends: &[(PhaseName, ServerEnd)]) {
             exact: true,
             misfits: 0,
             renegotiations: 0,
+            standard_security: false,
         },
         outcome: Outcome::Explained {
             readings: ends
@@ -179,6 +180,7 @@ fn inferred_unexplained() {
             exact: true,
             misfits: 1,
             renegotiations: 0,
+            standard_security: false,
         },
         outcome: Outcome::Unexplained {
             record: 1,
