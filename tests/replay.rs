@@ -1358,7 +1358,8 @@ fn undecrypted_sessions_say_why() {
             rdptrace::trace::PhaseStatus::Ok
         );
         assert_eq!(first_close(t), Some((Side::Client, CloseKind::Fin)));
-        assert_eq!(s.verdict.phase, Some(PhaseName::Credssp));
+        // What follows the handshake is read from the sizes of the records, and said to be.
+        assert!(s.verdict.inferred.is_some(), "{:?}", s.verdict);
     }
     // ECDHE: a server key cannot help.
     let r = replay_public(&dir, "ndpi/rdp_over_tls.pcap", false);
