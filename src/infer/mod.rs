@@ -485,9 +485,25 @@ pub enum Outcome {
 
 impl Inference {
     /// The phases the readings end in, without repeats, earliest first.
+    ///
+    /// A reading that stops at a phase boundary right after a PDU of the client, which could have gone on to
+    /// the next phase by itself (its Confirm Active, then its Synchronize), ends in the next phase or at the
+    /// end of the client's: both are named, as a decrypted trace puts the end in the phase of the last PDU.
     pub fn phases(&self) -> Vec<PhaseName> {
         let mut out: Vec<PhaseName> = match &self.outcome {
-            Outcome::Explained { readings } => readings.iter().map(|r| r.phase).collect(),
+            Outcome::Explained { readings } => readings
+                .iter()
+                .flat_map(|r| {
+                    let boundary = r
+                        .steps
+                        .last()
+                        .filter(|_| r.more == 0 && r.server_end == ServerEnd::None)
+                        .filter(|s| s.from == Side::Client && !s.step.is_ending())
+                        .map(|s| s.step.phase())
+                        .filter(|p| *p < r.phase);
+                    std::iter::once(r.phase).chain(boundary)
+                })
+                .collect(),
             _ => Vec::new(),
         };
         out.sort();
