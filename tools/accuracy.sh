@@ -31,23 +31,28 @@ for addrs, k in keyed.items():
     p = plain.get(addrs)
     if p is None:
         print(source, 'differ', capture, 'missing without secrets'); continue
-    open_phases = {p['phase']} | set((p.get('inferred') or {}).get('phases', []))
+    # A verdict's phase is null once the connection reached the active state; the readings say "active".
+    phase = lambda v: v['phase'] or 'active'
+    open_phases = {phase(p)} | set((p.get('inferred') or {}).get('phases', []))
     either = bool(p.get('mstsc_either'))
     sei_k, sei_p = k['cause'] == 'server_error_info', p['cause'] == 'server_error_info'
-    ok = k['phase'] in open_phases and (sei_k == sei_p or (sei_k and either)) \
+    ok = phase(k) in open_phases and (sei_k == sei_p or (sei_k and either)) \
         and not (k['ok'] and not p['ok'] and len(open_phases) == 1)
     verdict = 'differ' if not ok else ('open' if len(open_phases) > 1 or either else 'agree')
-    print(source, verdict, capture, f"keyed {k['phase']}/{k['cause']}, plain {sorted(map(str, open_phases))}/{p['cause']}")
+    print(source, verdict, capture, f"keyed {phase(k)}/{k['cause']}, plain {sorted(map(str, open_phases))}/{p['cause']}")
 EOF
 }
 
 {
-  mapfile -t scenarios < <("$bin" scenarios --json | python3 -c 'import json,sys; [print(s["name"]) for s in json.load(sys.stdin)]')
+  mapfile -t scenarios < <("$bin" scenarios --json | python3 -c 'import json,sys; [print(json.loads(l)["name"]) for l in sys.stdin if l.strip()]')
   for security in auto nla tls; do
     for tls in 1.3 1.2; do
       dir="$work/serve-$security-$tls"
       mkdir -p "$dir"
       for s in "${scenarios[@]}"; do
+        # Through the built-in RD Gateway the RDP session is inside the gateway's HTTPS: without secrets the
+        # replay names that connection but does not read the RDP inside it.
+        case $s in gateway-*) continue ;; esac
         "$bin" demo "$s" --security "$security" --tls-max "$tls" \
           --pcap "$dir/$s.pcapng" --keylog "$dir/$s.keys" >/dev/null 2>&1
         [ -s "$dir/$s.keys" ] && compare "serve/$security/tls$tls" "$dir/$s.pcapng" --keylog "$dir/$s.keys"
