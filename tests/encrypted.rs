@@ -196,9 +196,13 @@ fn freerdp3_shadow_server_without_the_key_log_agrees() {
         return;
     }
     let dir = TempDir::new("encrypted-shadow3");
-    let (port, _servers) =
-        support::peers::start_shadow(dir.path(), "freerdp-shadow-cli3", &["/sec:tls", "-auth"])
-            .unwrap_or_else(|e| panic!("{e}"));
+    let (port, _servers) = support::peers::start_shadow(
+        dir.path(),
+        "freerdp-shadow-cli3",
+        &["/sec:tls", "-auth"],
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let mut problems = Vec::new();
     for tls in [TlsMax::Tls13, TlsMax::Tls12] {
         let mut cfg = ProbeConfig::new(&format!("127.0.0.1:{port}")).expect("an address");

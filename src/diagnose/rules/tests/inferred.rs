@@ -18,17 +18,26 @@ fn record(step: Step, record: u32, len: u32) -> PduInfo {
     }
 }
 
-/// The readings the inference kept: where each ends and how the server ended.
-fn readings(trace: &mut Trace, ends: &[(PhaseName, ServerEnd)]) {
+/// What the inference concluded from `records` TLS records with exact plaintext lengths.
+fn concluded(trace: &mut Trace, records: u32, outcome: Outcome) {
     trace.inference = Some(Inference {
         basis: InferBasis {
-            records: 12,
+            records,
             exact: true,
-            misfits: 0,
+            misfits: u32::from(matches!(outcome, Outcome::Unexplained { .. })),
             renegotiations: 0,
             standard_security: false,
         },
-        outcome: Outcome::Explained {
+        outcome,
+    });
+}
+
+/// The readings the inference kept: where each ends and how the server ended.
+fn readings(trace: &mut Trace, ends: &[(PhaseName, ServerEnd)]) {
+    concluded(
+        trace,
+        12,
+        Outcome::Explained {
             readings: ends
                 .iter()
                 .map(|(phase, server_end)| Reading {
@@ -40,7 +49,7 @@ fn readings(trace: &mut Trace, ends: &[(PhaseName, ServerEnd)]) {
                 })
                 .collect(),
         },
-    });
+    );
 }
 
 #[test]
@@ -174,21 +183,16 @@ fn inferred_unexplained() {
         .enter(PhaseName::Credssp)
         .closed(Side::Server, CloseKind::Rst)
         .failed();
-    trace.inference = Some(Inference {
-        basis: InferBasis {
-            records: 1,
-            exact: true,
-            misfits: 1,
-            renegotiations: 0,
-            standard_security: false,
-        },
-        outcome: Outcome::Unexplained {
+    concluded(
+        &mut trace,
+        1,
+        Outcome::Unexplained {
             record: 1,
             from: Side::Client,
             plaintext: Span::exact(3),
             at_ms: 4.0,
         },
-    });
+    );
     let (rule, e) = explained(&trace);
     assert_eq!(rule, "inferred_unexplained");
     assert_eq!(e.cause, Cause::ResetByServer);
