@@ -142,3 +142,14 @@ fn tls13_padding_is_not_read_as_other_pdus() {
         Outcome::Nothing => panic!("{i:?}"),
     }
 }
+
+#[test]
+fn a_stop_right_after_the_clients_confirm_active_names_both_phases() {
+    // Through the Client Confirm Active: the client could go on to its Synchronize by itself, so the end is
+    // in capabilities (where a decrypted trace puts it) or at the start of finalization.
+    let p = phases(&read(&HEALTHY[..16]));
+    assert!(
+        p.contains(&PhaseName::Capabilities) && p.contains(&PhaseName::Finalization),
+        "{p:?}"
+    );
+}
