@@ -85,6 +85,8 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 /// The environment variable a password is read from (`probe`, `check`, `demo`, and the password the
 /// built-in target accepts in `serve`).
 pub const PASSWORD_ENV: &str = "RDPTRACE_PASSWORD";
+/// The environment variable the RD Gateway password (`--gateway-user`) is read from.
+pub const GATEWAY_PASSWORD_ENV: &str = "RDPTRACE_GATEWAY_PASSWORD";
 
 /// Why there is no password.
 #[derive(Debug, thiserror::Error)]
@@ -103,13 +105,19 @@ pub enum PasswordError {
         "a password is needed for --user: set {PASSWORD_ENV}, use --password-file FILE, or run on a terminal"
     )]
     Needed,
+    #[error(
+        "a password is needed for --gateway-user: set {GATEWAY_PASSWORD_ENV}, use --gateway-password-file FILE, or run on a terminal"
+    )]
+    GatewayNeeded,
 }
 
 impl From<PasswordError> for CliError {
     fn from(e: PasswordError) -> Self {
         match e {
             PasswordError::Read { .. } | PasswordError::Prompt(_) => CliError::failure(e),
-            PasswordError::Empty(_) | PasswordError::Needed => CliError::usage(e),
+            PasswordError::Empty(_) | PasswordError::Needed | PasswordError::GatewayNeeded => {
+                CliError::usage(e)
+            }
         }
     }
 }
@@ -125,6 +133,15 @@ pub fn given_password(
     file: Option<&Path>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Password>, PasswordError> {
+    given_secret(file, PASSWORD_ENV, env)
+}
+
+/// [`given_password`] for any variable: the first line of `file`, else the variable `var` of `env`.
+fn given_secret(
+    file: Option<&Path>,
+    var: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Password>, PasswordError> {
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).map_err(|source| PasswordError::Read {
             path: path.to_owned(),
@@ -136,9 +153,30 @@ pub fn given_password(
         }
         return Ok(Some(Password::new(first.to_owned())));
     }
-    Ok(env(PASSWORD_ENV)
-        .filter(|p| !p.is_empty())
-        .map(Password::new))
+    Ok(env(var).filter(|p| !p.is_empty()).map(Password::new))
+}
+
+/// The RD Gateway password for `user` (`--gateway-user`), by the same rules as [`read_password`]: the first
+/// line of `file` (`--gateway-password-file`), else `RDPTRACE_GATEWAY_PASSWORD`, else a prompt on a
+/// terminal; `None` without a gateway user.
+pub fn read_gateway_password(
+    user: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Option<Password>, PasswordError> {
+    let Some(user) = user else { return Ok(None) };
+    if let Some(p) = given_secret(
+        file,
+        GATEWAY_PASSWORD_ENV,
+        &crate::fleet::targets::process_env,
+    )? {
+        return Ok(Some(p));
+    }
+    if std::io::stdin().is_terminal() {
+        let p = rpassword::prompt_password(format!("gateway password for {user}: "))
+            .map_err(PasswordError::Prompt)?;
+        return Ok(Some(Password::new(p)));
+    }
+    Err(PasswordError::GatewayNeeded)
 }
 
 /// The password for `user`: [`given_password`] with the process environment, else a prompt on a

@@ -379,6 +379,67 @@ pub fn probe_frames(data: &[u8]) -> (Vec<Vec<u8>>, Vec<&'static str>) {
     (frames, errors)
 }
 
+/// The plaintext of an RD Gateway connection, both ways, as the replay reads it once its TLS is open: each
+/// chunk is bytes from the client (even tag) or the gateway (odd tag); HTTP heads and bodies, WebSocket
+/// frames, the HTTP transport's body and seed, MS-TSGU packets, then the RDP connection their data packets
+/// carry. Returns the tunnel's trace.
+pub fn gateway(data: &[u8]) -> Trace {
+    use crate::replay::gateway::{GatewayConn, Tunnels};
+    let position = crate::replay::order::Position::single();
+    let mut conn = GatewayConn::new(
+        "127.0.0.1:443".to_owned(),
+        "fuzz",
+        None,
+        &position,
+        Duration::ZERO,
+    );
+    let mut tunnels = Tunnels::default();
+    let mut joined = false;
+    for (i, (tag, body)) in Chunks::new(data).enumerate() {
+        let side = if tag % 2 == 0 {
+            Side::Client
+        } else {
+            Side::Server
+        };
+        let at = Duration::from_millis(u64::try_from(i).unwrap_or(u64::MAX));
+        conn.plaintext(side, at, body);
+        if !joined && conn.verdict == crate::replay::gateway::Verdict::Gateway {
+            let trace = Trace::new(
+                "127.0.0.1:443",
+                Origin::Replay {
+                    file: "fuzz".to_owned(),
+                    session: 1,
+                },
+            );
+            joined = tunnels.create("fuzz", trace, &mut conn, Duration::ZERO, 0, None);
+        }
+        if joined {
+            tunnels.apply("fuzz", conn.take_items());
+        }
+    }
+    if joined {
+        tunnels.closed(
+            "fuzz",
+            Side::Server,
+            CloseKind::Fin,
+            Duration::from_secs(1),
+            true,
+        );
+    }
+    tunnels
+        .ended("fuzz", Duration::from_secs(1))
+        .map(|(_, _, t)| t)
+        .unwrap_or_else(|| {
+            Trace::new(
+                "127.0.0.1:443",
+                Origin::Replay {
+                    file: "fuzz".to_owned(),
+                    session: 1,
+                },
+            )
+        })
+}
+
 // ---- files --------------------------------------------------------------------------------------------
 
 /// A `.rdp` file: its bytes decoded (UTF-16 or UTF-8) and parsed into a target.

@@ -15,6 +15,8 @@ pub mod explain;
 pub mod exporter;
 pub mod fleet;
 pub mod fuzzing;
+pub mod gateway;
+pub mod infer;
 pub mod kerberos;
 pub mod mstsc;
 pub mod pdu;

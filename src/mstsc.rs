@@ -99,6 +99,9 @@ const WHY_NO_KDC: &str = "the client could reach no KDC, and SSL_ERR_NO_AUTHENTI
 /// A Kerberos error that names the same failure as an SSL_ERR disconnect reason.
 const WHY_KERBEROS: &str = "the Kerberos error names the same failure as the documented SSL_ERR disconnect reason ([RFC 4120] 7.5.9, [MS-KILE] 2.2.1 for the NTSTATUS a Windows KDC adds; IMsTscAxEvents::OnDisconnected); that the client maps one to the other is not documented";
 
+/// The Set Error Info path of 0x904 when the errorInfo is encrypted.
+const WHY_ENCRYPTED_ERROR_INFO: &str = "the server sent a record the size of a Set Error Info PDU before it closed; mstsc shows its errorInfo as the extended code ([MS-RDPBCGR] 2.2.5.1.1) and the close as discReason 0x904, and the errorInfo is inside the encryption";
+
 static RULES: &[Rule] = &[
     Rule {
         cause: Cause::ServerErrorInfo,
@@ -289,7 +292,7 @@ fn kerberos_disc(code: u32, ntstatus: Option<u32>) -> Option<u32> {
 /// documented; for `rdptrace explain --krb`.
 pub fn kerberos(code: u32, ntstatus: Option<u32>) -> Option<Mstsc> {
     let disc = kerberos_disc(code, ntstatus)?;
-    Some(pair(disc, EXT_NO_INFO, Basis::Inferred, WHY_KERBEROS))
+    Some(pair(disc, Some(EXT_NO_INFO), Basis::Inferred, WHY_KERBEROS))
 }
 
 /// The Kerberos error that ended the logon: the last KRB-ERROR from a KDC or in the server's TSRequests,
@@ -328,16 +331,16 @@ pub fn kerberos_failure(trace: &Trace) -> Option<(u32, Option<u32>)> {
     last.map(|(_, code, status)| (code, status))
 }
 
-fn pair(disc: u32, extended: u32, basis: Basis, why: &str) -> Mstsc {
+fn pair(disc: u32, extended: Option<u32>, basis: Basis, why: &str) -> Mstsc {
     Mstsc {
         disc_reason: Code {
             code: disc,
             name: codes::meaning(Table::DiscReason, disc).to_owned(),
         },
-        extended: Code {
-            code: extended,
-            name: extended_meaning(extended).to_owned(),
-        },
+        extended: extended.map(|code| Code {
+            code,
+            name: extended_meaning(code).to_owned(),
+        }),
         basis,
         why: why.to_owned(),
     }
@@ -391,11 +394,16 @@ pub fn translate(
             kerberos_disc(code, status)?
         }
     };
-    let extended = match rule.extended {
-        Extended::ErrorInfo => error_info?,
-        Extended::Fixed(code) => code,
+    let (extended, basis, why) = match (rule.extended, error_info) {
+        (Extended::ErrorInfo, Some(code)) => (Some(code), rule.basis, rule.why),
+        // A Set Error Info known only by its size: mstsc shows its code, which the encryption hides.
+        (Extended::ErrorInfo, None) if cause == Cause::ServerErrorInfo => {
+            (None, Basis::Inferred, WHY_ENCRYPTED_ERROR_INFO)
+        }
+        (Extended::ErrorInfo, None) => return None,
+        (Extended::Fixed(code), _) => (Some(code), rule.basis, rule.why),
     };
-    Some(pair(disc_reason, extended, rule.basis, rule.why))
+    Some(pair(disc_reason, extended, basis, why))
 }
 
 /// The meaning of an extended code: its ExtendedDisconnectReasonCode row, else the errorInfo of the same
@@ -470,12 +478,26 @@ pub fn paths(disc: u32, ext: u32) -> Vec<Path> {
     out
 }
 
+/// "0x904/0x7", or "0x904/(encrypted errorInfo)" when the extended code is inside the encryption.
+pub fn pair_text(m: &Mstsc) -> String {
+    match &m.extended {
+        Some(e) => format!("0x{:x}/0x{:x}", m.disc_reason.code, e.code),
+        None => format!("0x{:x}/(encrypted errorInfo)", m.disc_reason.code),
+    }
+}
+
 /// "Error code 0x904 (socket closed), Extended error code 0x7 (server denied the connection)".
 pub fn mstsc_line(m: &Mstsc) -> String {
-    format!(
-        "Error code 0x{:x} ({}), Extended error code 0x{:x} ({})",
-        m.disc_reason.code, m.disc_reason.name, m.extended.code, m.extended.name
-    )
+    match &m.extended {
+        Some(e) => format!(
+            "Error code 0x{:x} ({}), Extended error code 0x{:x} ({})",
+            m.disc_reason.code, m.disc_reason.name, e.code, e.name
+        ),
+        None => format!(
+            "Error code 0x{:x} ({}), Extended error code: the errorInfo of the server's Set Error Info (encrypted here)",
+            m.disc_reason.code, m.disc_reason.name
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -501,7 +523,11 @@ mod tests {
     }
 
     fn pair(m: &Mstsc) -> (u32, u32, Basis) {
-        (m.disc_reason.code, m.extended.code, m.basis)
+        (
+            m.disc_reason.code,
+            m.extended_code().unwrap_or(u32::MAX),
+            m.basis,
+        )
     }
 
     fn tr(cause: Cause, phase: PhaseName, error_info: Option<u32>) -> Option<(u32, u32, Basis)> {
@@ -530,10 +556,24 @@ mod tests {
             Some(0x10C9),
         )
         .expect("a rule for Set Error Info");
-        assert_eq!(m.extended.code, 0x10C9);
-        assert_eq!(m.extended.name, "unknown pduType2 in a share data header");
-        // Without the value there is nothing to show.
-        assert_eq!(tr(Cause::ServerErrorInfo, PhaseName::Active, None), None);
+        let e = m.extended.as_ref().expect("an extended code");
+        assert_eq!(e.code, 0x10C9);
+        assert_eq!(e.name, "unknown pduType2 in a share data header");
+        // Without the value (a Set Error Info known only by its size): 0x904 and the errorInfo, encrypted.
+        let m = translate(
+            &empty(),
+            Cause::ServerErrorInfo,
+            Some(PhaseName::Licensing),
+            None,
+        )
+        .expect("a pair without the value");
+        assert_eq!((m.disc_reason.code, m.extended_code()), (0x904, None));
+        assert_eq!(m.basis, Basis::Inferred);
+        assert!(
+            mstsc_line(&m).contains("encrypted here"),
+            "{}",
+            mstsc_line(&m)
+        );
     }
 
     #[test]

@@ -140,11 +140,45 @@ pub enum PduInfo {
     SaveSessionInfo { info_type: u32 },
     /// [2.2.2.3] MCS Disconnect Provider Ultimatum PDU ([T.125] 11.15): the reason, 0 to 4.
     DisconnectProviderUltimatum { reason: u8 },
-    /// [2.2.13.1] Server Redirection PDU.
+    /// [2.2.13.1] Server Redirection PDU. The password (cookie) it may carry is never kept, only whether it
+    /// was there.
     ServerRedirection {
         session_id: u32,
+        /// TargetNetAddress.
         target: Option<String>,
+        /// RedirFlags.
+        #[serde(skip_serializing_if = "is_zero")]
+        flags: u32,
+        /// LoadBalanceInfo, the routing token of the next connection (printable, or hex).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        load_balance_info: Option<String>,
+        /// TargetFQDN.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        fqdn: Option<String>,
+        /// UserName, when the PDU carries one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+        /// A Password field (a cookie for the next connection) was present.
+        #[serde(skip_serializing_if = "core::ops::Not::not")]
+        password_cookie: bool,
     },
+    /// [RFC 9112] 3 An HTTP request to an RD Gateway ([MS-TSGU] 3.3.5.1): `RDG_OUT_DATA`, `RDG_IN_DATA`. The
+    /// credentials of its Authorization header are never kept, only their scheme.
+    HttpRequest {
+        method: String,
+        auth_scheme: Option<String>,
+        /// [RFC 6455] 4.1 it asks for a WebSocket upgrade.
+        upgrade: bool,
+    },
+    /// [RFC 9112] 4 An HTTP response of an RD Gateway.
+    HttpResponse {
+        status: u16,
+        /// The schemes of its WWW-Authenticate headers.
+        auth_offered: Vec<String>,
+    },
+    /// [MS-TSGU] 2.2.10 A packet of the HTTP transport: its type ([MS-TSGU] 2.2.5.3.3) and the HRESULT it
+    /// carries, for the packets that carry one.
+    GatewayPacket { packet_type: u16, code: Option<u32> },
     /// [2.2.15.1] Initiate Multitransport Request PDU.
     MultitransportRequest { protocol: u32 },
     /// [2.2.8.1.1.1.1] Share Data PDU of another type.
@@ -157,6 +191,17 @@ pub enum PduInfo {
     ChannelData { channel_id: u16 },
     /// A PDU encrypted with Standard RDP Security that rdptrace cannot read.
     Encrypted,
+    /// A PDU nobody decrypted, named from the size, direction and order of the encrypted records
+    /// ([`crate::infer`]).
+    Inferred {
+        step: crate::infer::Step,
+        /// The record's number among the encrypted records after the TLS handshake (from 1).
+        record: u32,
+        /// The record's plaintext length.
+        plaintext: crate::infer::record::Span,
+        /// The PDU goes on in the next record.
+        split: bool,
+    },
     /// Bytes that did not decode as what was expected here.
     Undecoded {
         detail: String,
@@ -400,7 +445,15 @@ impl PduInfo {
                 | PduInfo::DemandActive { .. }
                 | PduInfo::DisconnectProviderUltimatum { .. }
                 | PduInfo::ServerRedirection { .. }
+                | PduInfo::HttpResponse { .. }
+                | PduInfo::GatewayPacket { code: Some(_), .. }
                 | PduInfo::Undecoded { .. }
+                | PduInfo::Inferred { .. }
         )
     }
+}
+
+/// For `skip_serializing_if`.
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }

@@ -62,11 +62,20 @@ pub enum Cause {
     ClientLimit,
     /// A capture ends before the connection does.
     CaptureEnded,
+    /// [MS-TSGU] 3.3.5.1 the RD Gateway answered an HTTP request with an error status (401, 403, 404, 5xx).
+    GatewayHttpError,
+    /// [MS-TSGU] 2.2.6 the RD Gateway refused the tunnel or the channel with an HRESULT (E_PROXY_*).
+    GatewayRefused,
+    /// The RD Gateway ended the tunnel while the RDP connection ran in it, without closing the channel.
+    TunnelDropped,
+    /// [MS-RDPBCGR] 3.2.5.13.1 the client was redirected again and again (a loop of brokers, or more
+    /// redirections than a client follows).
+    RedirectLoop,
 }
 
 impl Cause {
     /// Every cause, in declaration order.
-    pub const ALL: [Cause; 26] = [
+    pub const ALL: [Cause; 30] = [
         Cause::Connected,
         Cause::ResolveFailed,
         Cause::Refused,
@@ -93,6 +102,10 @@ impl Cause {
         Cause::ProtocolError,
         Cause::ClientLimit,
         Cause::CaptureEnded,
+        Cause::GatewayHttpError,
+        Cause::GatewayRefused,
+        Cause::TunnelDropped,
+        Cause::RedirectLoop,
     ];
 
     /// The cause named `s` as [`Cause::as_str`] writes it (`-` for `_` accepted).
@@ -129,6 +142,10 @@ impl Cause {
             Cause::ProtocolError => "protocol_error",
             Cause::ClientLimit => "client_limit",
             Cause::CaptureEnded => "capture_ended",
+            Cause::GatewayHttpError => "gateway_http_error",
+            Cause::GatewayRefused => "gateway_refused",
+            Cause::TunnelDropped => "tunnel_dropped",
+            Cause::RedirectLoop => "redirect_loop",
         }
     }
 }
@@ -159,10 +176,18 @@ pub enum Basis {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mstsc {
     pub disc_reason: Code,
-    pub extended: Code,
+    /// `None`: the extended code is the errorInfo of a Set Error Info the trace holds encrypted ([2.2.5.1.1]).
+    pub extended: Option<Code>,
     pub basis: Basis,
     /// One sentence: why this pair.
     pub why: String,
+}
+
+impl Mstsc {
+    /// The extended code, when the trace shows it.
+    pub fn extended_code(&self) -> Option<u32> {
+        self.extended.as_ref().map(|e| e.code)
+    }
 }
 
 /// The verdict on one trace.
@@ -182,6 +207,26 @@ pub struct Verdict {
     pub evidence: Vec<String>,
     /// What to look at next.
     pub hints: Vec<String>,
+    /// When the evidence fits several causes, the pair mstsc would show for each (and `mstsc` is `None`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mstsc_either: Vec<Mstsc>,
+    /// The verdict rests on the sizes of encrypted records nobody decrypted ([`crate::infer`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inferred: Option<Inferred>,
+}
+
+/// How a verdict inferred from encrypted records stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Inferred {
+    /// Encrypted records read after the TLS handshake (or after the Client Info, under Standard RDP
+    /// Security).
+    pub records: u32,
+    /// The plaintext lengths were exact (AEAD or stream ciphers) rather than known to a cipher block.
+    pub exact: bool,
+    /// The records fit the connection sequence; `false`: they fit nothing rdptrace knows.
+    pub explained: bool,
+    /// The phases the readings of the records end in: more than one when they fit several places.
+    pub phases: Vec<PhaseName>,
 }
 
 // ---- Exit codes -----------------------------------------------------------------------------------------
@@ -205,9 +250,12 @@ impl Verdict {
 }
 
 /// The exit code of a connection that failed in `phase`: 10 for `tcp` to 21 for `active`, in the order of
-/// the connection sequence.
+/// the connection sequence, and 7 to 9 for the RD Gateway's phases before them.
 pub const fn phase_exit_code(phase: PhaseName) -> u8 {
     match phase {
+        PhaseName::GatewayConnect => 7,
+        PhaseName::GatewayAuth => 8,
+        PhaseName::GatewayTunnel => 9,
         PhaseName::Tcp => 10,
         PhaseName::X224 => 11,
         PhaseName::Tls => 12,

@@ -10,9 +10,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdptrace::probe::{Credentials, Password, ProbeConfig};
+use rdptrace::serve::deployment::Deployment;
 use rdptrace::serve::scenario::{self, Expected, Scenario};
-use rdptrace::serve::{Target, TargetConfig, TestIdentity};
+use rdptrace::serve::{TargetConfig, TestIdentity};
 use rdptrace::trace::{CertProblem, EventKind, Trace};
 use rdptrace::verdict::Verdict;
 use support::{BOUND, ChildGuard, block_on, rdptrace, serve_port};
@@ -23,18 +23,20 @@ const PARALLEL: usize = 12;
 /// The probe's timeout for each answer when the scenario does not ask for another.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs one scenario and probes it with the target's test identity, as `rdptrace demo` does.
+/// Runs one scenario (its target, and its gateway or second target) and probes it with the target's test
+/// identity, as `rdptrace demo` does.
 async fn probe(s: &'static Scenario, strict_cert: bool) -> (Trace, Verdict) {
-    let config = TargetConfig::new(s);
-    let identity = config.identity.clone();
-    let target = Target::bind(config).await.expect("the target binds");
-    let addr = target.local_addr();
-    let server = tokio::spawn(async move { target.serve_one().await });
-    let mut cfg = ProbeConfig::new(&addr.to_string()).expect("a target address");
-    cfg.credentials = Some(Credentials {
-        user: identity.user.clone(),
-        domain: None,
-        password: Password::new(identity.password().to_owned()),
+    let deployment = Deployment::bind(TargetConfig::new(s), None)
+        .await
+        .expect("the scenario binds");
+    let mut cfg = deployment.probe_config().expect("a probe configuration");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        deployment
+            .run_for(BOUND, async {
+                let _ = stopped.await;
+            })
+            .await
     });
     cfg.timeout = Duration::from_secs(40);
     cfg.phase_timeout = PHASE_TIMEOUT;
@@ -42,7 +44,8 @@ async fn probe(s: &'static Scenario, strict_cert: bool) -> (Trace, Verdict) {
     cfg.watch = Duration::from_millis(500);
     cfg.strict_cert = strict_cert;
     let trace = rdptrace::probe::probe(&cfg).await;
-    // The target ends its side by itself once the probe has left; its outcome is not what is tested here.
+    // The servers' outcomes are not what is tested here.
+    let _ = stop.send(());
     let _ = tokio::time::timeout(BOUND, server).await;
     let verdict = rdptrace::diagnose::diagnose(&trace);
     (trace, verdict)
@@ -92,7 +95,7 @@ fn differences(expected: &Expected, trace: &Trace, verdict: &Verdict) -> Vec<Str
     let mstsc = verdict
         .mstsc
         .as_ref()
-        .map(|m| (m.disc_reason.code, m.extended.code));
+        .map(|m| (m.disc_reason.code, m.extended_code().unwrap_or(u32::MAX)));
     if mstsc != expected.mstsc {
         out.push(format!("mstsc {mstsc:x?} (expected {:x?})", expected.mstsc));
     }
@@ -118,8 +121,10 @@ fn differences(expected: &Expected, trace: &Trace, verdict: &Verdict) -> Vec<Str
 
 #[test]
 fn every_scenario_gets_its_verdict() {
+    // The Kerberos scenarios need a KDC: tests/kerberos_serve.rs runs them against one.
     let runs: Vec<(&'static Scenario, bool)> = scenario::catalogue()
         .iter()
+        .filter(|s| s.kerberos.is_none())
         .flat_map(|s| {
             let strict = !s.expected.cert_problems.is_empty() || s.name == "healthy";
             std::iter::once((s, false)).chain(strict.then_some((s, true)))
@@ -158,7 +163,7 @@ fn every_scenario_gets_its_verdict() {
                 ));
             }
         }
-        assert!(count >= scenario::catalogue().len());
+        assert!(count >= scenario::catalogue().len() - 5);
         mismatches.sort();
         mismatches
     });

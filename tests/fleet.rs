@@ -54,12 +54,9 @@ fn a_legacy_rdp_file_asks_for_standard_security_and_names_its_gateway() {
     assert_eq!(spec.domain, None);
     assert_eq!(spec.security, Some(Security::Rdp));
     assert_eq!(spec.strict_cert, Some(true));
-    assert_eq!(spec.notes.len(), 1);
-    assert!(
-        spec.notes[0].contains("gw.example.com"),
-        "{}",
-        spec.notes[0]
-    );
+    // Its gateway is followed (gatewayusagemethod 1), with nothing to note.
+    assert_eq!(spec.gateway.as_deref(), Some("gw.example.com"));
+    assert!(spec.notes.is_empty(), "{:?}", spec.notes);
     let err = rdpfile::read(&fixture("rdp/bad-line.rdp")).unwrap_err();
     assert_eq!(err.line(), Some(2));
     assert!(
@@ -361,9 +358,10 @@ fn stdin_and_rdp_files_feed_the_same_run() {
     let Some(_xrdp) = start_xrdp(dir.path(), port, &[("security_layer", "tls")]) else {
         panic!("xrdp did not start on port {port}");
     };
-    // An .rdp file as mstsc writes it, pointing at the real server, through a gateway.
+    // An .rdp file as mstsc writes it, pointing at the real server, with a gateway it bypasses for local
+    // addresses (gatewayusagemethod 4): the connection is direct.
     let text = format!(
-        "full address:s:127.0.0.1:{port}\r\nenablecredsspsupport:i:0\r\ngatewayhostname:s:gw.example.com\r\ngatewayusagemethod:i:1\r\n"
+        "full address:s:127.0.0.1:{port}\r\nenablecredsspsupport:i:0\r\ngatewayhostname:s:gw.example.com\r\ngatewayusagemethod:i:4\r\n"
     );
     let mut bytes = vec![0xff, 0xfe];
     for u in text.encode_utf16() {
@@ -404,26 +402,13 @@ fn stdin_and_rdp_files_feed_the_same_run() {
         via_rdp["request"]["requested_protocols"], 1,
         "enablecredsspsupport:i:0: SSL alone"
     );
-    let tcp = &via_rdp["phases"][0];
-    assert!(
-        tcp["facts"]["gateway_not_followed"]
-            .as_str()
-            .is_some_and(|s| s.contains("gw.example.com")),
-        "{tcp}"
-    );
-    assert!(
-        tcp["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["event"] == "anomaly"
-                && e["detail"].as_str().unwrap().contains("gw.example.com")),
-        "{tcp}"
-    );
+    // The gateway is bypassed: the connection is direct, the trace has no gateway phase.
+    assert_eq!(via_rdp["phases"][0]["name"], "tcp");
+    assert!(via_rdp["request"].get("gateway").is_none(), "{via_rdp}");
     // Stdin came first in input order, and it failed: its exit code decides.
     assert_eq!(out.status.code(), Some(10));
 
-    // In text mode the target's line says the gateway was not followed.
+    // In text mode the target's line is that of a direct connection.
     let dead = format!("127.0.0.1:{dead}");
     let out = output(rdptrace().args([
         "probe",
@@ -439,10 +424,7 @@ fn stdin_and_rdp_files_feed_the_same_run() {
         .find(|l| l.contains(&format!("127.0.0.1:{port} ")))
         .unwrap_or_else(|| panic!("no line for the .rdp target:\n{text}"));
     assert!(line.starts_with("ok "), "{line}");
-    assert!(
-        line.contains("note: the .rdp file names RD Gateway gw.example.com"),
-        "{line}"
-    );
+    assert!(!line.contains("gw.example.com"), "{line}");
 }
 
 #[test]

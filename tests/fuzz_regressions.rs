@@ -6,6 +6,8 @@
 //!   to still mean what they meant (a seed replays to the capture's verdict). Regenerate them with
 //!   `RDPTRACE_WRITE_FUZZ_SEEDS=1 cargo test --test fuzz_regressions`.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -33,6 +35,7 @@ const TARGETS: &[(&str, Entry)] = &[
     ("rdp_file", |d| drop(fuzzing::rdp_file(d))),
     ("targets_file", |d| drop(fuzzing::targets_file(d))),
     ("policy", |d| drop(fuzzing::policy(d))),
+    ("gateway", |d| drop(fuzzing::gateway(d))),
 ];
 
 fn fixtures() -> PathBuf {
@@ -192,6 +195,10 @@ fn side_bit(side: Side) -> u8 {
     }
 }
 
+/// The dissect target's seed of a capture whose records nobody decrypts (`fixtures/fuzz-seeds/dissect/
+/// <capture>-opaque`), which takes the fuzzer into the inference from record sizes.
+const OPAQUE: &str = "dissect-opaque";
+
 /// The seeds of every target derived from one fixture capture.
 fn seeds_of(path: &Path) -> Vec<(&'static str, Vec<u8>)> {
     let (segs, keylog_text) = read_fixture(path);
@@ -205,6 +212,8 @@ fn seeds_of(path: &Path) -> Vec<(&'static str, Vec<u8>)> {
     }));
 
     let mut dissect = Vec::new();
+    // The same session with every record left undecrypted: the inference from record sizes reads it.
+    let mut opaque = Vec::new();
     let mut tcp = Vec::new();
     let mut tls = chunk(tls_tag::KEYLOG, keylog_text.as_bytes());
     let mut frames = Vec::new();
@@ -249,6 +258,7 @@ fn seeds_of(path: &Path) -> Vec<(&'static str, Vec<u8>)> {
                     })
                     .unwrap_or_default();
                 dissect.extend(chunk(dissect_tag::SINK | bit, &answer_bytes));
+                opaque.extend(chunk(dissect_tag::SINK | bit, &[]));
                 tls.extend(chunk(
                     if *from == Side::Client {
                         tls_tag::CLIENT
@@ -270,16 +280,19 @@ fn seeds_of(path: &Path) -> Vec<(&'static str, Vec<u8>)> {
                 }
             }
             dissect.extend(chunk(dissect_tag::TCP | side_bit(side), &s.payload));
+            opaque.extend(chunk(dissect_tag::TCP | side_bit(side), &s.payload));
             if new.is_empty() && s.from_server {
                 // Bytes in clear before TLS: the Connection Confirm, a TPKT alone.
                 frames.extend(chunk(3, &s.payload));
             }
         }
         if s.fin || s.rst {
-            dissect.extend(chunk(
-                dissect_tag::EVENT | side_bit(side),
-                &[if s.rst { 1 } else { 0 }],
-            ));
+            for seed in [&mut dissect, &mut opaque] {
+                seed.extend(chunk(
+                    dissect_tag::EVENT | side_bit(side),
+                    &[if s.rst { 1 } else { 0 }],
+                ));
+            }
             d.on_close(
                 side,
                 if s.rst {
@@ -293,6 +306,7 @@ fn seeds_of(path: &Path) -> Vec<(&'static str, Vec<u8>)> {
     }
     vec![
         ("dissect", dissect),
+        (OPAQUE, opaque),
         ("tcp", tcp),
         ("tls_records", tls),
         ("keylog", keylog_text.into_bytes()),
@@ -315,7 +329,12 @@ fn seeds_derived_from_the_fixture_captures_mean_what_the_captures_mean() {
         let replay = rdptrace::replay::replay(path, &Default::default()).expect("replay");
         let expected = &replay.sessions[0].verdict;
         for (target, seed) in seeds_of(path) {
-            let file = fixtures().join("fuzz-seeds").join(target).join(stem);
+            let file = match target {
+                OPAQUE => fixtures()
+                    .join("fuzz-seeds/dissect")
+                    .join(format!("{stem}-opaque")),
+                _ => fixtures().join("fuzz-seeds").join(target).join(stem),
+            };
             if write {
                 std::fs::create_dir_all(file.parent().unwrap()).unwrap();
                 std::fs::write(&file, &seed).unwrap();
@@ -345,6 +364,33 @@ fn seeds_derived_from_the_fixture_captures_mean_what_the_captures_mean() {
                                 "{stem}: {}",
                                 verdict.detail
                             );
+                        }
+                    }
+                }
+                OPAQUE => {
+                    // Without secrets, the sizes of the records give the capture's answer.
+                    for input in [&seed, &committed] {
+                        let (trace, verdict) = fuzzing::dissect(input);
+                        assert!(
+                            trace
+                                .inference
+                                .as_ref()
+                                .is_some_and(|i| i.basis.records > 5),
+                            "{stem}: {:?}",
+                            trace.inference
+                        );
+                        // As for the keyed seed: the fuzz target settles no close as the replay does,
+                        // so a healthy session is one that reached the active state.
+                        if expected.ok {
+                            assert!(
+                                trace.phase(PhaseName::Active).start_ms.is_some(),
+                                "{stem}: {}",
+                                verdict.detail
+                            );
+                        } else if let Some(why) =
+                            support::agreement::disagreement(expected, &verdict)
+                        {
+                            panic!("{stem}: {why}");
                         }
                     }
                 }
@@ -403,4 +449,21 @@ fn regression_inputs_keep_their_meaning() {
         .expect("read the HTTP frames");
     let (_, errors) = fuzzing::probe_frames(&data);
     assert_eq!(errors.len(), 1, "{errors:?}");
+}
+
+/// The gateway seeds (a WebSocket tunnel, the HTTP transport with its seed) reach the gateway's answer.
+#[test]
+fn the_gateway_seeds_reach_the_handshake_response() {
+    let seeds = files(&fixtures().join("fuzz-seeds").join("gateway"));
+    assert!(seeds.len() >= 2);
+    for file in seeds {
+        let trace = fuzzing::gateway(&std::fs::read(&file).expect("read the seed"));
+        assert!(
+            trace
+                .pdus()
+                .any(|(_, p)| p.name == "HTTP_HANDSHAKE_RESPONSE_PACKET"),
+            "{}",
+            file.display()
+        );
+    }
 }

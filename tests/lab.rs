@@ -41,6 +41,7 @@ fn options() -> ProbeOptions {
         security: Security::Auto,
         auth: Auth::Negotiate,
         kdc: None,
+        tls_max: Default::default(),
         timeout: DEFAULT_TIMEOUT,
         phase_timeout: DEFAULT_PHASE_TIMEOUT,
         watch: DEFAULT_WATCH,
@@ -227,6 +228,48 @@ const TESTED: &[&str] = &[
     "net-data-reset",
     "net-blackhole",
 ];
+
+/// The real servers of the lab (xrdp, FreeRDP's shadow server, weston) and the network faults that end a
+/// session in the middle, each probed with the probe's capture and key log: the replay without the key log
+/// agrees with the replay with it (tests/support/agreement.rs), as for the built-in target in
+/// tests/encrypted.rs.
+#[test]
+fn replayed_without_their_key_logs_the_real_servers_agree() {
+    let Some(lab) = lab() else { return };
+    let dir = TempDir::new("lab-encrypted");
+    let mut problems = Vec::new();
+    let mut compared = 0;
+    for name in TESTED.iter().filter(|n| {
+        ["xrdp", "shadow", "weston", "net-ok", "net-data-reset"]
+            .iter()
+            .any(|p| n.starts_with(p))
+    }) {
+        let Ok((_, mut cfg)) = configure(lab.line(name), &|n| lab.var(n)) else {
+            skip(&format!(
+                "{name}: not configured; `lab/lab status` says which hosts are up"
+            ));
+            continue;
+        };
+        let file = name.replace('/', "-");
+        let pcap = dir.path().join(format!("{file}.pcapng"));
+        let keys = dir.path().join(format!("{file}.keys"));
+        cfg.pcap = Some(pcap.clone());
+        cfg.keylog = Some(keys.clone());
+        let _ = block_on(rdptrace::probe::probe(&cfg));
+        if std::fs::metadata(&keys).map_or(true, |m| m.len() == 0) {
+            // Standard RDP Security or no TLS at all: nothing encrypted with a key log to compare.
+            continue;
+        }
+        compared += 1;
+        let opts = rdptrace::replay::Options {
+            keylog: Some(keys),
+            ..Default::default()
+        };
+        problems.extend(support::agreement::compare(name, &pcap, &opts).1);
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(compared >= 8, "{compared} lab sessions compared");
+}
 
 #[test]
 fn lab_targets_parse_and_every_line_has_a_test() {

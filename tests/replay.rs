@@ -757,16 +757,11 @@ fn the_command_line() {
 
 /// The RSA keys published with each capture (keys/, see MANIFEST.md).
 fn keys_for(file: &str) -> Vec<&'static str> {
-    match file {
-        "wireshark-wiki/win2k19-joined.eth.pcapng"
-        | "wireshark-wiki/win2k19-joined.cap"
-        | "wireshark-wiki/TSRemoteGuardCreds.eth.pcapng"
-        | "wireshark-wiki/TSRemoteGuardCreds.cap"
-        | "wireshark-wiki/freerdp-client-krb5.pcapng" => vec!["wireshark-wiki-ws-credssp.key"],
-        "wireshark-wiki/rdp-ssl.pcap.gz" => vec!["wireshark-wiki-rdp-ssl.key"],
-        "freerdp-old/rdp_tls_ntlmssp_access_denied.pcap" => vec!["freerdp-old-server.key"],
-        _ => Vec::new(),
-    }
+    support::PUBLIC_KEYS
+        .iter()
+        .filter(|(f, _)| *f == file)
+        .map(|(_, key)| *key)
+        .collect()
 }
 
 fn replay_public(dir: &Path, file: &str, with_keys: bool) -> Replay {
@@ -1372,7 +1367,8 @@ fn undecrypted_sessions_say_why() {
             rdptrace::trace::PhaseStatus::Ok
         );
         assert_eq!(first_close(t), Some((Side::Client, CloseKind::Fin)));
-        assert_eq!(s.verdict.phase, Some(PhaseName::Credssp));
+        // What follows the handshake is read from the sizes of the records, and said to be.
+        assert!(s.verdict.inferred.is_some(), "{:?}", s.verdict);
     }
     // ECDHE: a server key cannot help.
     let r = replay_public(&dir, "ndpi/rdp_over_tls.pcap", false);

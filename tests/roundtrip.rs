@@ -26,7 +26,7 @@ fn essence(v: &Verdict) -> String {
         v.error_info.as_ref().map(|c| c.code),
         v.mstsc
             .as_ref()
-            .map(|m| (m.disc_reason.code, m.extended.code))
+            .map(|m| (m.disc_reason.code, m.extended_code().unwrap_or(u32::MAX)))
     )
 }
 
@@ -66,10 +66,15 @@ fn replay_of_the_probe_capture_agrees_with_the_probe_for_every_scenario() {
     let mut checked = 0;
     block_on(async {
         // Bounded concurrency: the scenarios that stall wait for the probe's deadlines.
-        for chunk in scenario::catalogue().chunks(8) {
+        // The Kerberos scenarios need a KDC (tests/kerberos_serve.rs).
+        let scenarios: Vec<&'static scenario::Scenario> = scenario::catalogue()
+            .iter()
+            .filter(|s| s.kerberos.is_none())
+            .collect();
+        for chunk in scenarios.chunks(8) {
             let runs: Vec<_> = chunk
                 .iter()
-                .map(|s| {
+                .map(|&s| {
                     let dir = dir.path().to_path_buf();
                     tokio::spawn(async move { (s.name, probe_with_capture(s, &dir).await) })
                 })

@@ -483,14 +483,13 @@ fn netmon_fuzz_seeds_mean_what_the_fixtures_mean() {
         let (traces, error) = rdptrace::fuzzing::capture(seed);
         assert_eq!(error, None);
         assert_eq!(traces.len(), 1);
-        // No secrets in a Network Monitor file: the verdict without them.
+        // No secrets in a Network Monitor file: the verdict without them, from the sizes of the records,
+        // agrees with the one the key log of the pcapng gives.
         let blind = rdptrace::diagnose::diagnose(&traces[0]);
-        assert_eq!(
-            blind.phase,
-            Some(PhaseName::Credssp),
-            "{name}: {}",
-            blind.detail
-        );
+        assert!(blind.inferred.is_some(), "{name}: {}", blind.detail);
+        if let Some(why) = support::agreement::disagreement(&expected.sessions[0].verdict, &blind) {
+            panic!("{name}: {why}");
+        }
         assert_eq!(
             expected.sessions[0].trace.client_addr,
             traces[0].client_addr

@@ -417,8 +417,11 @@ fn the_error_info_is_read_before_the_reset_is_recorded(point: Point) {
                 || v.error_info.as_ref().map(|c| c.code) != Some(denied_connection())
                 || !v.phase.is_some_and(|p| point.phases().contains(&p))
                 || v.mstsc.as_ref().is_none_or(|m| {
-                    (m.disc_reason.code, m.extended.code, m.basis)
-                        != (DISC_SOCKET_CLOSED, denied_connection(), Basis::Specified)
+                    (
+                        m.disc_reason.code,
+                        m.extended_code().unwrap_or(u32::MAX),
+                        m.basis,
+                    ) != (DISC_SOCKET_CLOSED, denied_connection(), Basis::Specified)
                 })
         })
         .map(line)
@@ -443,12 +446,15 @@ fn a_discarded_error_info_is_not_claimed(point: Point) {
                 || v.cause != Cause::ResetByServer
                 || v.error_info.is_some()
                 || v.mstsc.as_ref().is_none_or(|m| {
-                    (m.disc_reason.code, m.extended.code, m.basis)
-                        != (
-                            DISC_SOCKET_CLOSED,
-                            EXT_SERVER_DENIED_CONNECTION,
-                            Basis::Reported,
-                        )
+                    (
+                        m.disc_reason.code,
+                        m.extended_code().unwrap_or(u32::MAX),
+                        m.basis,
+                    ) != (
+                        DISC_SOCKET_CLOSED,
+                        EXT_SERVER_DENIED_CONNECTION,
+                        Basis::Reported,
+                    )
                 })
         })
         .map(|r| line(&r.verdict))

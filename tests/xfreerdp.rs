@@ -13,6 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use rdptrace::pdu::PduInfo;
+use rdptrace::serve::deployment::Deployment;
 use rdptrace::serve::{Outcome, Served, Target, TargetConfig, TestIdentity, scenario};
 use rdptrace::trace::Fact;
 use rdptrace::trace::PhaseName;
@@ -305,8 +306,9 @@ struct XfreerdpRun {
     output: String,
 }
 
-/// Runs the target in-process for `scenario` (serving every connection xfreerdp makes: it retries some
-/// failures) and xfreerdp against it, with the scenario's arguments, trusting the target's test CA.
+/// Runs the scenario in-process for `scenario` (its target, and its gateway or second target; serving every
+/// connection xfreerdp makes: it retries some failures) and xfreerdp against it, with the scenario's
+/// arguments (and `/g:`, `/gu:`, `/gp:` for its gateway), trusting the target's test CA.
 fn xfreerdp_run(
     s: &'static scenario::Scenario,
     x: &scenario::Xfreerdp,
@@ -320,17 +322,19 @@ fn xfreerdp_run(
     config.host_name = "127.0.0.1".to_owned();
     config.idle_limit = Duration::from_secs(20);
     config.read_timeout = Duration::from_secs(20);
-    let target = runtime
-        .block_on(Target::bind(config))
-        .expect("the target binds");
-    let port = target.local_addr().port();
+    let deployment = runtime
+        .block_on(Deployment::bind(config, None))
+        .expect("the scenario binds");
+    let address = deployment.address;
+    let gateway = deployment.gateway.as_ref().map(|g| g.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = runtime.spawn(async move {
-        target
+        deployment
             .run(
                 async {
                     let _ = stopped.await;
                 },
+                None,
                 None,
             )
             .await
@@ -339,11 +343,19 @@ fn xfreerdp_run(
     let out_path = home.join("xfreerdp.out");
     let out = std::fs::File::create(&out_path).expect("an output file");
     let err = out.try_clone().expect("the output file twice");
-    let mut child = Command::new("xfreerdp")
-        .arg(format!("/v:127.0.0.1:{port}"))
+    let mut command = Command::new("xfreerdp");
+    command
+        .arg(format!("/v:{address}"))
         .arg(format!("/u:{}", id.user))
         // A test-only value for a test server; the target itself never takes it from argv.
-        .arg(format!("/p:{}", id.password()))
+        .arg(format!("/p:{}", id.password()));
+    if let Some(gw) = gateway {
+        command
+            .arg(format!("/g:{gw}"))
+            .arg(format!("/gu:{}", id.user))
+            .arg(format!("/gp:{}", id.password()));
+    }
+    let mut child = command
         .args(x.args)
         .arg("/log-level:INFO")
         .env("DISPLAY", display)

@@ -167,11 +167,15 @@ pub fn judge_probe(
             let got = verdict
                 .mstsc
                 .as_ref()
-                .map(|m| (m.disc_reason.code, m.extended.code));
+                .and_then(|m| Some((m.disc_reason.code, m.extended_code()?)));
             let seen = match &verdict.mstsc {
                 Some(m) => format!(
-                    "mstsc would show 0x{:x}/0x{:x} ({} / {})",
-                    m.disc_reason.code, m.extended.code, m.disc_reason.name, m.extended.name
+                    "mstsc would show {} ({} / {})",
+                    crate::mstsc::pair_text(m),
+                    m.disc_reason.name,
+                    m.extended
+                        .as_ref()
+                        .map_or("the errorInfo inside the encryption", |e| e.name.as_str())
                 ),
                 None => format!("no mstsc pair; the probe {}", verdict_phrase(verdict)),
             };

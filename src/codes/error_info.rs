@@ -6,6 +6,9 @@ use super::CodeEntry;
 pub const ERRINFO_RPC_INITIATED_DISCONNECT: u32 = 0x0000_0001;
 pub const ERRINFO_DISCONNECTED_BY_OTHERCONNECTION: u32 = 0x0000_0005;
 pub const ERRINFO_SERVER_DENIED_CONNECTION: u32 = 0x0000_0007;
+/// [2.2.5.1.1] a connection broker found no target for the connection (the built-in broker that needs a
+/// collection's load-balance info sends it).
+pub const ERRINFO_CB_DESTINATION_NOT_FOUND: u32 = 0x0000_0400;
 pub const ERRINFO_RPC_INITIATED_DISCONNECT_BYUSER: u32 = 0x0000_000B;
 pub const ERRINFO_LOGOFF_BY_USER: u32 = 0x0000_000C;
 pub const ERRINFO_SERVER_SHUTDOWN: u32 = 0x0000_0019;
@@ -207,7 +210,7 @@ pub static ROWS: &[CodeEntry] = &[
         section: S,
     },
     CodeEntry {
-        code: 0x0000_0400,
+        code: ERRINFO_CB_DESTINATION_NOT_FOUND,
         name: "ERRINFO_CB_DESTINATION_NOT_FOUND",
         meaning: "connection broker: target endpoint not found",
         section: S,

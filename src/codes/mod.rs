@@ -48,6 +48,8 @@ pub enum Table {
     EncryptionMethod,
     /// [MS-RDPBCGR 2.2.1.4.3] encryptionLevel.
     EncryptionLevel,
+    /// [MS-TSGU 2.2.6] the HRESULT of an RD Gateway's answer.
+    Gateway,
     /// [RFC 4120 7.5.9] error-code of a KRB-ERROR.
     KerberosError,
     /// [RFC 3961 8] Kerberos encryption types.
@@ -56,7 +58,7 @@ pub enum Table {
 
 impl Table {
     /// Every table, in the order [`collisions`] reports them.
-    pub const ALL: [Table; 15] = [
+    pub const ALL: [Table; 16] = [
         Table::ErrorInfo,
         Table::ExtendedReason,
         Table::DiscReason,
@@ -70,6 +72,7 @@ impl Table {
         Table::EarlyAuthResult,
         Table::EncryptionMethod,
         Table::EncryptionLevel,
+        Table::Gateway,
         Table::KerberosError,
         Table::KerberosEtype,
     ];
@@ -95,6 +98,7 @@ impl Table {
             Table::EarlyAuthResult => early_user_auth::ROWS,
             Table::EncryptionMethod => encryption::METHOD_ROWS,
             Table::EncryptionLevel => encryption::LEVEL_ROWS,
+            Table::Gateway => gateway::ROWS,
             Table::KerberosError => kerberos::ERROR_ROWS,
             Table::KerberosEtype => kerberos::ETYPE_ROWS,
         }
@@ -116,6 +120,7 @@ impl Table {
             Table::EarlyAuthResult => "Early User Authorization Result",
             Table::EncryptionMethod => "encryption method",
             Table::EncryptionLevel => "encryption level",
+            Table::Gateway => "RD Gateway HRESULT",
             Table::KerberosError => "Kerberos error code",
             Table::KerberosEtype => "Kerberos encryption type",
         }
@@ -198,6 +203,7 @@ pub mod dpu_reason;
 pub mod early_user_auth;
 pub mod encryption;
 pub mod error_info;
+pub mod gateway;
 pub mod kerberos;
 pub mod licensing;
 pub mod neg_failure;

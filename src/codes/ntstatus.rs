@@ -15,6 +15,7 @@ pub const STATUS_PASSWORD_MUST_CHANGE: u32 = 0xC000_0224;
 pub const STATUS_ACCOUNT_LOCKED_OUT: u32 = 0xC000_0234;
 pub const STATUS_SMARTCARD_WRONG_PIN: u32 = 0xC000_0380;
 pub const STATUS_SMARTCARD_CARD_BLOCKED: u32 = 0xC000_0381;
+pub const STATUS_NTLM_BLOCKED: u32 = 0xC000_0418;
 
 const S: &str = "MS-ERREF 2.3.1";
 
@@ -311,6 +312,12 @@ pub static ROWS: &[CodeEntry] = &[
         code: 0xC000_0413,
         name: "STATUS_AUTHENTICATION_FIREWALL_FAILED",
         meaning: "an authentication firewall does not allow this account",
+        section: S,
+    },
+    CodeEntry {
+        code: STATUS_NTLM_BLOCKED,
+        name: "STATUS_NTLM_BLOCKED",
+        meaning: "NTLM is blocked (a \"Restrict NTLM\" policy): the logon needs Kerberos",
         section: S,
     },
     CodeEntry {

@@ -23,14 +23,52 @@ use findings::Findings;
 /// The verdict on a trace.
 pub fn diagnose(trace: &Trace) -> Verdict {
     let findings = Findings::gather(trace);
+    let (rule, explained) = rules::explain_by(&findings);
     let Explained {
         cause,
         phase,
         mut detail,
         mut evidence,
         mut hints,
-    } = rules::explain(&findings);
+        either,
+    } = explained;
+    let inferred = inferred(
+        &findings,
+        rule,
+        phase,
+        &mut detail,
+        &mut evidence,
+        &mut hints,
+    );
 
+    if !findings.hops.is_empty() {
+        // [MS-RDPBCGR] 3.2.5.13.1 the verdict is on the whole: the connections that led here come first.
+        let hops: Vec<String> = findings
+            .hops
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                format!(
+                    "hop {}: {} redirected the client to {}{}",
+                    i + 1,
+                    h.server,
+                    h.to.as_deref().unwrap_or("the same server"),
+                    h.token
+                        .as_deref()
+                        .map(|t| format!(" (routing token {t})"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        evidence.splice(0..0, hops);
+        if cause == Cause::Connected {
+            let from: Vec<&str> = findings.hops.iter().map(|h| h.server.as_str()).collect();
+            detail.push_str(&format!(
+                ", after {} redirected the client here",
+                from.join(" and then ")
+            ));
+        }
+    }
     let error_info = findings.error_info.map(|e| Code {
         code: e.code,
         name: codes::name(Table::ErrorInfo, e.code),
@@ -60,7 +98,15 @@ pub fn diagnose(trace: &Trace) -> Verdict {
         }
         hints.push("capture again with whole packets and no drops (tcpdump -s 0, and a capture on the client or the server rather than a span port); every byte of the connection sequence is needed to follow it".to_owned());
     }
-    let mstsc = mstsc::translate(trace, cause, phase, findings.error_info.map(|e| e.code));
+    let mut mstsc = mstsc::translate(trace, cause, phase, findings.error_info.map(|e| e.code));
+    // The evidence fits more than one cause: each has its pair, and none is given as the one.
+    let mstsc_either: Vec<_> = either
+        .iter()
+        .filter_map(|(cause, phase)| mstsc::translate(trace, *cause, Some(*phase), None))
+        .collect();
+    if !either.is_empty() {
+        mstsc = None;
+    }
     Verdict {
         ok: cause == Cause::Connected,
         phase,
@@ -70,7 +116,67 @@ pub fn diagnose(trace: &Trace) -> Verdict {
         mstsc,
         evidence,
         hints,
+        inferred,
+        mstsc_either,
     }
+}
+
+/// What a verdict that rests on the sizes of encrypted records gets ([`crate::infer`]): the basis, the other
+/// places the records fit, what would settle it.
+fn inferred(
+    findings: &Findings<'_>,
+    rule: &str,
+    phase: Option<PhaseName>,
+    detail: &mut String,
+    evidence: &mut Vec<String>,
+    hints: &mut Vec<String>,
+) -> Option<crate::verdict::Inferred> {
+    let i = findings.inferred.as_ref()?;
+    let basis = &i.inference.basis;
+    let explained = matches!(i.inference.outcome, crate::infer::Outcome::Explained { .. });
+    if explained {
+        if !rule.starts_with("inferred_") {
+            detail.push_str(" (inferred from the sizes of the encrypted records)");
+        }
+        let others: Vec<String> = i
+            .phases
+            .iter()
+            .filter(|p| Some(**p) != phase && !(phase.is_none() && **p == PhaseName::Active))
+            .map(|p| p.to_string())
+            .collect();
+        if !others.is_empty() && !rule.starts_with("inferred_") {
+            detail.push_str(&format!(
+                "; the encrypted records fit more than one place: it may as well have ended in the {} phase",
+                others.join(" or the ")
+            ));
+        }
+        evidence.push(if basis.standard_security {
+            format!(
+                "{} PDUs encrypted with Standard RDP Security, read for their sizes (exact lengths)",
+                basis.records
+            )
+        } else {
+            format!(
+                "{} encrypted records after the TLS handshake, read for their sizes ({})",
+                basis.records,
+                if basis.exact {
+                    "exact plaintext lengths"
+                } else {
+                    "plaintext lengths to within a cipher block"
+                }
+            )
+        });
+        let settle = rules::SETTLE.to_owned();
+        if !hints.contains(&settle) {
+            hints.push(settle);
+        }
+    }
+    Some(crate::verdict::Inferred {
+        records: basis.records,
+        exact: basis.exact,
+        explained,
+        phases: i.phases.clone(),
+    })
 }
 
 /// A verdict as a rule gives it, before what every verdict gets.
@@ -86,6 +192,9 @@ pub struct Explained {
     pub evidence: Vec<String>,
     /// What to look at next.
     pub hints: Vec<String>,
+    /// The causes the evidence fits equally, each in its phase: the pair mstsc would show is then one of
+    /// theirs, and the verdict gives each rather than one.
+    pub either: Vec<(Cause, PhaseName)>,
 }
 
 impl Explained {
@@ -96,6 +205,7 @@ impl Explained {
             detail: detail.into(),
             evidence: Vec::new(),
             hints: Vec::new(),
+            either: Vec::new(),
         }
     }
 
@@ -107,6 +217,12 @@ impl Explained {
     /// With more lines of evidence (an `Option` adds one or none).
     pub fn evidence(mut self, lines: impl IntoIterator<Item = String>) -> Self {
         self.evidence.extend(lines);
+        self
+    }
+
+    /// The evidence fits these causes as well as this one.
+    pub fn either(mut self, causes: impl IntoIterator<Item = (Cause, PhaseName)>) -> Self {
+        self.either.extend(causes);
         self
     }
 

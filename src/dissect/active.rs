@@ -82,6 +82,10 @@ pub(super) fn fast_path(d: &mut Dissector, from: Side, frame: &[u8]) {
     let flags = frame.first().map_or(0, |b| b >> 6);
     let encrypted = flags & FASTPATH_ENCRYPTED != 0;
     let decrypted = encrypted && fast_path_unseal(d, from, frame);
+    if encrypted && !decrypted {
+        // The header and the MAC aside, its size does not matter: only session data is fast-path.
+        d.infer_sealed(from, frame.len().saturating_sub(8).max(1), true);
+    }
     let name = match (from, encrypted) {
         (Side::Server, false) => "Fast-Path Output",
         (Side::Server, true) => "Fast-Path Output (encrypted)",
@@ -172,10 +176,27 @@ pub(super) fn io_data(d: &mut Dissector, from: Side, frame_len: usize, data: &[u
     let body_base = base + (data.len() - body.len());
     let body: &[u8] = decrypted.as_deref().unwrap_or(body);
     let plain = (!encrypted || decrypted.is_some()).then_some(body);
+    if plain.is_none() && flags & SEALED_BY_FLAGS == 0 {
+        // The plaintext length: the frame without the security header and the FIPS padding.
+        let pad = header.fips.map_or(0, |f| usize::from(f.pad));
+        let header_len = data.len() - body.len();
+        d.infer_sealed(from, frame_len.saturating_sub(header_len + pad), false);
+    }
     d.decrypting = decrypted.is_some();
     security_pdu(d, from, frame_len, flags, body, body_base, plain);
     d.decrypting = false;
 }
+
+/// Security header flags that say what an encrypted PDU is without opening it: those are not share control
+/// PDUs of the connection sequence, and the inference does not read them.
+const SEALED_BY_FLAGS: u16 = SEC_INFO_PKT
+    | SEC_LICENSE_PKT
+    | SEC_AUTODETECT_REQ
+    | SEC_AUTODETECT_RSP
+    | SEC_TRANSPORT_REQ
+    | SEC_TRANSPORT_RSP
+    | SEC_HEARTBEAT
+    | SEC_REDIRECTION_PKT;
 
 /// [2.2.8.1.1.2.2] / [2.2.8.1.1.2.3] The encrypted part of a PDU whose security header says it is encrypted.
 fn sealed<'a>(header: &SecurityHeader, body: &'a [u8]) -> Option<Sealed<'a>> {
@@ -247,6 +268,11 @@ fn security_pdu(
             PduInfo::ServerRedirection {
                 session_id: 0,
                 target: None,
+                flags: 0,
+                load_balance_info: None,
+                fqdn: None,
+                user: None,
+                password_cookie: false,
             },
         );
         d.trace.record_event(
@@ -518,43 +544,104 @@ fn redirection(d: &mut Dissector, from: Side, frame_len: usize, mut r: Reader<'_
     redirection_packet(d, from, frame_len, r);
 }
 
-/// [2.2.13.1] The session id and target address of an RDP_SERVER_REDIRECTION_PACKET.
-fn redirection_target(r: &mut Reader<'_>) -> WireResult<(u32, Option<String>)> {
-    r.u16_le("Flags")?;
-    r.u16_le("Length")?;
-    let session_id = r.u32_le("SessionID")?;
-    let redir_flags = r.u32_le("RedirFlags")?;
-    let mut target = None;
-    // [2.2.13.1] LB_TARGET_NET_ADDRESS: the target address comes first.
-    if redir_flags & 0x1 != 0 {
-        let len = r.u32_le("TargetNetAddressLength")? as usize;
-        target = Some(utf16le(r.bytes(len, "TargetNetAddress")?));
-    }
-    Ok((session_id, target))
-}
-
-/// [2.2.13.1] RDP_SERVER_REDIRECTION_PACKET.
+/// [2.2.13.1] RDP_SERVER_REDIRECTION_PACKET: the target, the routing token of the next connection, the user;
+/// of the password (a cookie for the target) only whether it was there.
 fn redirection_packet(d: &mut Dissector, from: Side, frame_len: usize, mut r: Reader<'_>) {
-    match redirection_target(&mut r) {
-        Ok((session_id, target)) => {
-            let detail = format!(
-                "session {session_id}{}",
-                target
-                    .as_ref()
-                    .map(|t| format!(", target {t}"))
-                    .unwrap_or_default()
-            );
+    let parsed = (|| {
+        r.u16_le("Flags")?;
+        r.u16_le("Length")?;
+        let session_id = r.u32_le("SessionID")?;
+        let flags = r.u32_le("RedirFlags")?;
+        let mut info = Redirect {
+            session_id,
+            flags,
+            ..Redirect::default()
+        };
+        // [2.2.13.1] the optional fields, in this order, each a 32-bit length and its bytes.
+        let mut field = |bit: u32, what: &'static str| -> Result<Option<&[u8]>, WireError> {
+            if flags & bit == 0 {
+                return Ok(None);
+            }
+            let len = r.u32_le(what)? as usize;
+            r.bytes(len, what).map(Some)
+        };
+        info.target = field(LB_TARGET_NET_ADDRESS, "TargetNetAddress")?.map(utf16le);
+        info.load_balance_info = field(LB_LOAD_BALANCE_INFO, "LoadBalanceInfo")?.map(lb_text);
+        let user = field(LB_USERNAME, "UserName")?.map(utf16le);
+        let domain = field(LB_DOMAIN, "Domain")?.map(utf16le);
+        info.password_cookie = field(LB_PASSWORD, "Password")?.is_some();
+        info.fqdn = field(LB_TARGET_FQDN, "TargetFQDN")?.map(utf16le);
+        info.user = match (domain, user) {
+            (Some(d), Some(u)) if !d.is_empty() => Some(format!("{d}\\{u}")),
+            (_, u) => u,
+        };
+        Ok::<_, WireError>(info)
+    })();
+    match parsed {
+        Ok(info) => {
+            let mut detail = format!("session {}", info.session_id);
+            if let Some(t) = info.target.as_ref().or(info.fqdn.as_ref()) {
+                detail.push_str(&format!(", target {t}"));
+            }
             d.trace.fact(Fact::RedirectedTo, detail.clone());
+            let mut summary = detail.clone();
+            if let Some(lb) = &info.load_balance_info {
+                d.trace.fact(Fact::RedirectLoadBalanceInfo, lb.clone());
+                summary.push_str(&format!(", routing token {lb}"));
+            }
+            if info.password_cookie {
+                summary.push_str(", password cookie (not shown)");
+            }
+            if info.flags & LB_NOREDIRECT != 0 {
+                summary.push_str(", informational (LB_NOREDIRECT)");
+            }
             d.pdu(
                 from,
                 frame_len,
                 "Server Redirection",
-                detail.clone(),
-                PduInfo::ServerRedirection { session_id, target },
+                summary,
+                PduInfo::ServerRedirection {
+                    session_id: info.session_id,
+                    target: info.target,
+                    flags: info.flags,
+                    load_balance_info: info.load_balance_info,
+                    fqdn: info.fqdn,
+                    user: info.user,
+                    password_cookie: info.password_cookie,
+                },
             );
             d.trace
                 .record_event(d.now, EventKind::Redirected { detail });
         }
         Err(e) => d.decode_error(from, frame_len, "Server Redirection", e),
+    }
+}
+
+// [2.2.13.1] RedirFlags.
+const LB_TARGET_NET_ADDRESS: u32 = 0x0000_0001;
+const LB_LOAD_BALANCE_INFO: u32 = 0x0000_0002;
+const LB_USERNAME: u32 = 0x0000_0004;
+const LB_DOMAIN: u32 = 0x0000_0008;
+const LB_PASSWORD: u32 = 0x0000_0010;
+const LB_NOREDIRECT: u32 = 0x0000_0080;
+const LB_TARGET_FQDN: u32 = 0x0000_0100;
+
+/// What a Server Redirection Packet says, as the trace keeps it.
+#[derive(Default)]
+struct Redirect {
+    session_id: u32,
+    flags: u32,
+    target: Option<String>,
+    load_balance_info: Option<String>,
+    fqdn: Option<String>,
+    user: Option<String>,
+    password_cookie: bool,
+}
+
+/// LoadBalanceInfo as text: its printable bytes without the CR LF that ends a routing token, else hex.
+fn lb_text(bytes: &[u8]) -> String {
+    match super::x224::routing_token(bytes) {
+        Some(t) => t,
+        None => format!("0x{}", hex::encode(bytes)),
     }
 }

@@ -62,6 +62,21 @@ pub fn message_name(m: &LicenseMessage) -> &'static str {
     }
 }
 
+/// The step of the encrypted-record inference a licensing message read in the clear is.
+fn known_step(m: &LicenseMessage) -> Option<crate::infer::Step> {
+    use crate::infer::Step;
+    match m {
+        LicenseMessage::LicenseRequest => Some(Step::LicenseRequest),
+        LicenseMessage::PlatformChallenge => Some(Step::PlatformChallenge),
+        LicenseMessage::NewLicense | LicenseMessage::UpgradeLicense => Some(Step::LicenseFinal),
+        LicenseMessage::ErrorAlert { .. } => Some(Step::LicenseFinal),
+        LicenseMessage::LicenseInfo
+        | LicenseMessage::NewLicenseRequest
+        | LicenseMessage::PlatformChallengeResponse => Some(Step::LicenseClient),
+        LicenseMessage::Other { .. } => None,
+    }
+}
+
 /// `body` is the licensing PDU, or `None` when it was encrypted.
 pub(super) fn license(d: &mut Dissector, from: Side, frame_len: usize, body: Option<&[u8]>) {
     if d.trace.current() < PhaseName::Licensing {
@@ -116,6 +131,7 @@ pub(super) fn license(d: &mut Dissector, from: Side, frame_len: usize, body: Opt
                     ..
                 }
         );
+    d.infer_known(from, known_step(&message));
     d.pdu(from, frame_len, name, summary, PduInfo::License { message });
     if over {
         d.await_server_in(PhaseName::Capabilities);

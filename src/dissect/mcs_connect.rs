@@ -16,6 +16,10 @@ use crate::wire::{Reader, WireError, WireResult, utf16le};
 pub const CS_CORE: u16 = 0xc001;
 pub const CS_SECURITY: u16 = 0xc002;
 pub const CS_NET: u16 = 0xc003;
+/// [2.2.1.3.5] Client Cluster Data.
+pub const CS_CLUSTER: u16 = 0xc004;
+/// [2.2.1.3.5] REDIRECTED_SESSIONID_FIELD_VALID.
+const REDIRECTED_SESSIONID_FIELD_VALID: u32 = 0x0000_0002;
 pub const SC_CORE: u16 = 0x0c01;
 pub const SC_SECURITY: u16 = 0x0c02;
 pub const SC_NET: u16 = 0x0c03;
@@ -162,6 +166,8 @@ struct ClientData {
     requested_protocols: Option<u32>,
     encryption_methods: Option<u32>,
     channels: Vec<String>,
+    /// [2.2.1.3.5] the session a redirected client asks for.
+    redirected_session: Option<u32>,
 }
 
 fn client_core(mut r: Reader<'_>, out: &mut ClientData) -> Result<(), WireError> {
@@ -192,6 +198,13 @@ fn client_data(mcs: &[u8], base: usize, data: &mut ClientData) -> WireResult<()>
         match kind {
             CS_CORE => client_core(b, data)?,
             CS_SECURITY => data.encryption_methods = Some(b.u32_le("encryptionMethods")?),
+            CS_CLUSTER => {
+                let flags = b.u32_le("Flags")?;
+                let session = b.u32_le("RedirectedSessionID")?;
+                if flags & REDIRECTED_SESSIONID_FIELD_VALID != 0 {
+                    data.redirected_session = Some(session);
+                }
+            }
             CS_NET => {
                 let count = b.u32_le("channelCount")?;
                 for _ in 0..count.min(31) {
@@ -229,6 +242,10 @@ pub(super) fn connect_initial(
     if let Some(name) = &data.client_name {
         summary.push(format!("client {name}"));
         d.trace.fact(Fact::ClientName, name.clone());
+    }
+    if let Some(session) = data.redirected_session {
+        summary.push(format!("redirected to session {session}"));
+        d.trace.fact(Fact::RedirectedSessionId, session);
     }
     if let Some(build) = data.client_build {
         summary.push(format!("build {build}"));

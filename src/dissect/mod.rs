@@ -34,9 +34,10 @@ pub mod channel_join;
 pub mod credssp;
 pub mod early_user_auth;
 pub mod finalization;
+mod inference;
 pub mod licensing;
 pub mod mcs_connect;
-pub mod records;
+mod records;
 mod routing;
 pub mod secure_settings;
 mod streams;
@@ -118,6 +119,8 @@ pub struct ConnState {
     pub selected_protocol: Option<SecurityProtocol>,
     /// TLS version the ServerHello chose (`0x0303` for 1.2, `0x0304` for 1.3).
     pub tls_version: Option<u16>,
+    /// The cipher suite the ServerHello chose.
+    pub cipher_suite: Option<u16>,
     pub io_channel: Option<u16>,
     pub message_channel: Option<u16>,
     pub user_channel: Option<u16>,
@@ -167,11 +170,16 @@ pub struct Dissector {
     awaiting: Option<PhaseName>,
     /// Encrypted records from the client that nobody could decrypt (to tell a TLS 1.3 handshake's end).
     client_opaque_records: u32,
+    /// TLS only ([`Dissector::tls_only`]): the decrypted application data, kept for the caller.
+    plaintext: Option<Vec<(Side, Millis, Vec<u8>)>>,
+    /// The sizes of the records nobody decrypted, read for what they show ([`crate::infer`]).
+    inference: Option<crate::infer::Recorder>,
 }
 
 impl Dissector {
     pub fn new(trace: Trace) -> Self {
         Dissector {
+            inference: None,
             trace,
             dirs: PerSide::new(Direction::new(), Direction::new()),
             state: ConnState::default(),
@@ -185,7 +193,28 @@ impl Dissector {
             plaintext_external: false,
             awaiting: None,
             client_opaque_records: 0,
+            plaintext: None,
         }
+    }
+
+    /// TLS that carries something other than RDP (the HTTPS of an RD Gateway): records are framed from the
+    /// first byte, the handshake dissected (in the `tls` phase of `trace`) and, with a sink, decrypted; the
+    /// plaintext of the application data waits for [`Dissector::take_plaintext`].
+    pub fn tls_only(trace: Trace) -> Self {
+        let mut d = Dissector::new(trace);
+        for side in [Side::Client, Side::Server] {
+            d.dir(side).outer = Outer::Tls;
+        }
+        d.plaintext = Some(Vec::new());
+        d
+    }
+
+    /// The application data decrypted since the last call, in stream order (TLS only).
+    pub fn take_plaintext(&mut self) -> Vec<(Side, Millis, Vec<u8>)> {
+        self.plaintext
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// The caller decrypts TLS itself and feeds the plaintext (the live probe and the built-in target):
@@ -286,7 +315,12 @@ impl Dissector {
         &mut self.trace
     }
 
-    pub fn into_trace(self) -> Trace {
+    /// The trace, with what the encrypted records show put into it ([`crate::infer::apply`]).
+    pub fn into_trace(mut self) -> Trace {
+        if let Some(inference) = self.inference.as_ref().map(|r| r.conclude()) {
+            crate::infer::apply::apply(&mut self.trace, &inference);
+            self.trace.inference = Some(inference);
+        }
         self.trace
     }
 

@@ -91,7 +91,10 @@ impl Dissector {
             tls::ALERT => tls::alert(self, from, payload, decrypted),
             // INVARIANT: application data comes here opened only (`tls_record` sends every application data
             // record to the sink).
-            tls::APPLICATION_DATA => self.on_plaintext(from, self.now, payload),
+            tls::APPLICATION_DATA => match self.plaintext.as_mut() {
+                Some(out) => out.push((from, self.now, payload.to_vec())),
+                None => self.on_plaintext(from, self.now, payload),
+            },
             other => {
                 self.pdu(
                     from,
@@ -109,6 +112,7 @@ impl Dissector {
 
     /// A record nobody opened. Every one of them comes through here, in stream order.
     pub(super) fn opaque_record(&mut self, record: OpaqueRecord) {
+        self.infer_record(record);
         let OpaqueRecord {
             from,
             content_type,

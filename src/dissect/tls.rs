@@ -135,6 +135,7 @@ fn handshake_message(d: &mut Dissector, from: Side, msg: &[u8], decrypted: bool)
             }
             let suite = hello.cipher.0;
             d.state.tls_version = Some(version);
+            d.state.cipher_suite = Some(suite);
             d.trace.fact(Fact::TlsVersion, version_name(version));
             d.trace.fact(Fact::CipherSuite, suite_name(suite));
             if version == TLS13 {
@@ -201,7 +202,7 @@ fn handshake_message(d: &mut Dissector, from: Side, msg: &[u8], decrypted: bool)
     }
 }
 
-/// Records a certificate chain (from the wire, or from the client's own TLS stack for TLS 1.3).
+/// Records a certificate chain: the facts of its leaf in the current phase, and a Certificate PDU.
 pub fn record_certificates(
     d: &mut Dissector,
     from: Side,
@@ -209,11 +210,22 @@ pub fn record_certificates(
     chain: Vec<CertInfo>,
     source: &str,
 ) {
+    let (summary, info) = certificate_facts(&mut d.trace, chain, source);
+    d.pdu(from, len, "TLS Certificate", summary, info);
+}
+
+/// The facts of a chain's leaf, set on the trace's current phase; returns the Certificate PDU's summary and
+/// content (the probe's gateway connection records it itself).
+pub fn certificate_facts(
+    trace: &mut crate::trace::Trace,
+    chain: Vec<CertInfo>,
+    source: &str,
+) -> (String, PduInfo) {
     if let Some(leaf) = chain.first() {
-        d.trace.fact(Fact::CertSubject, leaf.subject.clone());
-        d.trace.fact(Fact::CertIssuer, leaf.issuer.clone());
-        d.trace.fact(Fact::CertNotAfter, leaf.not_after.clone());
-        d.trace.fact(
+        trace.fact(Fact::CertSubject, leaf.subject.clone());
+        trace.fact(Fact::CertIssuer, leaf.issuer.clone());
+        trace.fact(Fact::CertNotAfter, leaf.not_after.clone());
+        trace.fact(
             Fact::CertKey,
             format!(
                 "{} {}",
@@ -226,9 +238,9 @@ pub fn record_certificates(
             .to_owned(),
         );
         if !leaf.sans.is_empty() {
-            d.trace.fact(Fact::CertSans, leaf.sans.join(", "));
+            trace.fact(Fact::CertSans, leaf.sans.join(", "));
         }
-        d.trace.fact(Fact::CertSelfSigned, leaf.self_signed);
+        trace.fact(Fact::CertSelfSigned, leaf.self_signed);
     }
     let summary = format!(
         "{} certificate{}: {}{}",
@@ -241,13 +253,7 @@ pub fn record_certificates(
             format!(" ({source})")
         }
     );
-    d.pdu(
-        from,
-        len,
-        "TLS Certificate",
-        summary,
-        PduInfo::TlsCertificate { chain },
-    );
+    (summary, PduInfo::TlsCertificate { chain })
 }
 
 /// The DER certificates of a TLS 1.3 Certificate message; a list cut short gives the certificates before the

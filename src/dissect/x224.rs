@@ -31,6 +31,15 @@ pub use crate::codes::security_protocol::{
 /// [2.2.1.2] What a stream holds where only a TPKT may answer the Connection Request.
 pub const NOT_A_CONFIRM: &str = "not a TPKT header where the X.224 Connection Confirm belongs";
 
+/// [2.2.1.1] the routing token a LoadBalanceInfo makes: its text without the CR LF that ends it, when it is
+/// printable ASCII.
+pub fn routing_token(bytes: &[u8]) -> Option<String> {
+    let text = bytes.strip_suffix(b"\r\n").unwrap_or(bytes);
+    let text = text.strip_suffix(b"\0").unwrap_or(text);
+    (!text.is_empty() && text.iter().all(|b| (0x20..0x7f).contains(b)))
+        .then(|| String::from_utf8_lossy(text).into_owned())
+}
+
 /// A decoded Connection Request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionRequest {
@@ -84,6 +93,18 @@ pub fn decode_request(frame: &[u8]) -> Result<ConnectionRequest, WireError> {
                 consumed = rest.len();
             }
         }
+    }
+    // [2.2.1.1] a routing token need not start with "Cookie: ": a client passes the load-balance info it was
+    // given as it is (`tsv://MS Terminal Services Plugin.1.<collection>`), ended by CR LF.
+    if consumed == 0
+        && rest.first().is_some_and(|b| (0x20..0x7f).contains(b))
+        && let Some(end) = rest.windows(2).position(|w| w == b"\r\n")
+        && rest
+            .get(..end)
+            .is_some_and(|line| line.iter().all(|b| (0x20..0x7f).contains(b)))
+    {
+        out.routing_token = Some(ascii(rest.get(..end).unwrap_or_default()));
+        consumed = end + 2;
     }
     tpdu.skip(consumed, "cookie")?;
     if tpdu.remaining() >= 8 && tpdu.peek_u8() == Some(TYPE_RDP_NEG_REQ) {

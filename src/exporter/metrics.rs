@@ -160,11 +160,14 @@ fn mstsc_label(verdict: &Verdict) -> String {
     } else {
         "unknown".to_owned()
     };
-    let ext = m.extended.code;
-    let ext = if known(Table::ExtendedReason, ext) || known(Table::ErrorInfo, ext) || ext == 0 {
-        format!("0x{ext:x}")
-    } else {
-        "unknown".to_owned()
+    // An encrypted Set Error Info: the extended code exists but is hidden.
+    let ext = match m.extended_code() {
+        Some(ext)
+            if known(Table::ExtendedReason, ext) || known(Table::ErrorInfo, ext) || ext == 0 =>
+        {
+            format!("0x{ext:x}")
+        }
+        _ => "unknown".to_owned(),
     };
     format!("{disc}/{ext}")
 }

@@ -207,10 +207,7 @@ fn one_line(spec: &TargetSpec, verdict: &Verdict, outcomes: &[Outcome], passed: 
             verdict.detail
         ));
         if let Some(m) = &verdict.mstsc {
-            s.push_str(&format!(
-                "  (mstsc 0x{:x}/0x{:x})",
-                m.disc_reason.code, m.extended.code
-            ));
+            s.push_str(&format!("  (mstsc {})", crate::mstsc::pair_text(m)));
         }
     }
     if !outcomes.is_empty() {

@@ -13,7 +13,10 @@
 //! | `negotiate security layer:i:0`   | no negotiation of the security layer (see below)                  |
 //! | `authentication level:i:1`       | `--strict-cert`: do not connect when the server is not authenticated |
 //! | `authentication level:i:0,2,3`   | certificate problems recorded, not fatal (mstsc connects or warns) |
-//! | `gatewayhostname:s:GW`           | not followed: recorded in the trace and the output (see below)    |
+//! | `gatewayhostname:s:GW[:port]`    | the RD Gateway to go through (`--gateway`), unless `gatewayusagemethod` says not to |
+//! | `gatewayusagemethod:i:N`         | 0 and 4: no gateway; 1, 2, 3 (or absent): through the gateway      |
+//! | `gatewaycredentialssource:i:N`   | 0: NTLM, 2: Negotiate, 3: Basic (`--gateway-auth`); 4 (or absent): what the gateway offers |
+//! | `loadbalanceinfo:s:TOKEN`        | the routing token of the X.224 request (`--load-balance-info`)    |
 //!
 //! `enablecredsspsupport` and `negotiate security layer` together decide the X.224 request:
 //!
@@ -24,9 +27,11 @@
 //! | 1       | 0         | PROTOCOL_HYBRID (`nla`)          | the client does not negotiate and uses NLA (the NegotiateSecurityLayer property of the Remote Desktop ActiveX control) |
 //! | 0       | 0         | PROTOCOL_RDP (`rdp`)             | neither NLA nor a negotiated TLS layer: Standard RDP Security ([MS-RDPBCGR] 5.3) |
 //!
-//! A gateway (`gatewayhostname` set and `gatewayusagemethod` not 0) means mstsc would tunnel through
-//! RD Gateway ([MS-TSGU]); rdptrace connects to the server directly and says so, since what it sees then
-//! may differ from what mstsc sees through the gateway.
+//! A gateway (`gatewayhostname` set and `gatewayusagemethod` not 0 or 4) means mstsc tunnels through RD
+//! Gateway ([MS-TSGU]), and so does rdptrace, with the gateway credentials of the command line or, as mstsc
+//! uses them by default, the credentials of the connection. With `gatewayusagemethod:i:2` mstsc tries a
+//! direct connection first; rdptrace goes through the gateway and notes it. Smart card (1) and cookie (5)
+//! credential sources are not rdptrace's: it uses what the gateway offers and notes it.
 
 // Bytes from the wire and from files: no panics (see ARCHITECTURE.md, Rules).
 #![deny(
@@ -287,14 +292,30 @@ pub fn parse(text: &str, name: &str) -> Result<TargetSpec, RdpFileError> {
         .filter(|v| !v.is_empty())
     {
         let usage = int("gatewayusagemethod")?;
-        if usage != Some(0) {
-            spec.notes.push(format!(
-                "the .rdp file names RD Gateway {gw}{}; rdptrace does not follow gateways and connected to {target} directly",
-                usage
-                    .map(|u| format!(" (gatewayusagemethod {u})"))
-                    .unwrap_or_default()
-            ));
+        if !matches!(usage, Some(0) | Some(4)) {
+            spec.gateway = Some(gw.to_owned());
+            if usage == Some(2) {
+                spec.notes.push(format!(
+                    "the .rdp file says to use RD Gateway {gw} when a direct connection cannot be made (gatewayusagemethod 2); rdptrace went through the gateway"
+                ));
+            }
+            match int("gatewaycredentialssource")? {
+                Some(0) => spec.gateway_auth = Some(crate::gateway::Scheme::Ntlm),
+                Some(2) => spec.gateway_auth = Some(crate::gateway::Scheme::Negotiate),
+                Some(3) => spec.gateway_auth = Some(crate::gateway::Scheme::Basic),
+                Some(source @ (1 | 5)) => spec.notes.push(format!(
+                    "the .rdp file asks for {} gateway credentials (gatewaycredentialssource {source}), which rdptrace does not have; it used what the gateway offers",
+                    if source == 1 { "smart card" } else { "cookie-based" }
+                )),
+                _ => {}
+            }
         }
+    }
+    if let Some(lb) = get("loadbalanceinfo")
+        .map(|s| s.value)
+        .filter(|v| !v.is_empty())
+    {
+        spec.load_balance_info = Some(lb.to_owned());
     }
     Ok(spec)
 }
@@ -387,13 +408,52 @@ mod tests {
         assert_eq!(s.target, "[2001:db8::1]:3390");
         let s = parse("full address:s:h\ngatewayhostname:s:gw.example.com\ngatewayusagemethod:i:1\nauthentication level:i:1\n", "d.rdp").unwrap();
         assert_eq!(s.strict_cert, Some(true));
-        assert!(s.notes[0].contains("gw.example.com"), "{:?}", s.notes);
+        assert_eq!(s.gateway.as_deref(), Some("gw.example.com"));
+        assert!(s.notes.is_empty(), "{:?}", s.notes);
         let s = parse(
             "full address:s:h\ngatewayhostname:s:gw.example.com\ngatewayusagemethod:i:0\n",
             "e.rdp",
         )
         .unwrap();
         assert!(s.notes.is_empty());
+        assert_eq!(s.gateway, None);
+    }
+
+    /// The gateway settings of a farm's .rdp file, as RD Web Access writes them.
+    #[test]
+    fn gateways_credential_sources_and_load_balance_info() {
+        let s = parse(
+            "full address:s:broker.corp.example\ngatewayhostname:s:rdg.corp.example:8443\ngatewayusagemethod:i:2\ngatewaycredentialssource:i:3\nloadbalanceinfo:s:tsv://MS Terminal Services Plugin.1.Desktops\n",
+            "farm.rdp",
+        )
+        .unwrap();
+        assert_eq!(s.gateway.as_deref(), Some("rdg.corp.example:8443"));
+        assert_eq!(s.gateway_auth, Some(crate::gateway::Scheme::Basic));
+        assert_eq!(
+            s.load_balance_info.as_deref(),
+            Some("tsv://MS Terminal Services Plugin.1.Desktops")
+        );
+        assert!(s.notes[0].contains("gatewayusagemethod 2"), "{:?}", s.notes);
+        for (source, scheme) in [
+            (0, Some(crate::gateway::Scheme::Ntlm)),
+            (2, Some(crate::gateway::Scheme::Negotiate)),
+            (4, None),
+        ] {
+            let s = parse(
+                &format!(
+                    "full address:s:h\ngatewayhostname:s:gw\ngatewaycredentialssource:i:{source}\n"
+                ),
+                "g.rdp",
+            )
+            .unwrap();
+            assert_eq!(s.gateway_auth, scheme, "{source}");
+        }
+        let s = parse(
+            "full address:s:h\ngatewayhostname:s:gw\ngatewayusagemethod:i:4\n",
+            "h.rdp",
+        )
+        .unwrap();
+        assert_eq!(s.gateway, None);
     }
 
     #[test]

@@ -168,8 +168,14 @@ pub struct TargetSpec {
     /// Log on with a password that is certainly wrong (a negative test).
     pub wrong_password: bool,
     pub expect: Vec<Expectation>,
-    /// Facts to record in the trace (a gateway the probe does not follow).
+    /// Facts to record in the trace (what a .rdp file asks for that the probe does differently).
     pub notes: Vec<String>,
+    /// The RD Gateway to go through (a .rdp file's `gatewayhostname`).
+    pub gateway: Option<String>,
+    /// The gateway authentication a .rdp file asks for (`gatewaycredentialssource`).
+    pub gateway_auth: Option<crate::gateway::Scheme>,
+    /// The routing token of the X.224 request (a .rdp file's `loadbalanceinfo`).
+    pub load_balance_info: Option<String>,
 }
 
 impl TargetSpec {

@@ -19,6 +19,7 @@
     clippy::unchecked_time_subtraction
 )]
 
+pub mod acceptor;
 pub mod der;
 pub mod dns;
 pub mod keytab;

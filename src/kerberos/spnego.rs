@@ -21,7 +21,7 @@ pub const NEGOEX_OID: &str = "1.3.6.1.4.1.311.2.2.30";
 /// The content bytes of the OIDs the probe offers ([X.690] 8.19).
 const SPNEGO_OID_BYTES: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x02];
 const MS_KRB5_OID_BYTES: &[u8] = &[0x2a, 0x86, 0x48, 0x82, 0xf7, 0x12, 0x01, 0x02, 0x02];
-const KRB5_OID_BYTES: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02];
+pub const KRB5_OID_BYTES: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02];
 
 /// [RFC 4178] 4.2.1 an InitialContextToken with a negTokenInit that offers the Kerberos mechanisms (the
 /// Microsoft OID first, as Windows clients order them) and carries the first Kerberos token.

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use super::{Auth, Credentials, Password, ProbeConfig, Security};
 use crate::check::Outcome;
-use crate::command::{CliError, EXIT_UNMET, PASSWORD_ENV, read_password};
+use crate::command::{CliError, EXIT_UNMET, PASSWORD_ENV, read_gateway_password, read_password};
 use crate::fleet::TargetSpec;
 use crate::fleet::junit::{Case, JunitWriter};
+use crate::gateway::{GatewayConfig, GatewayCredentials, Scheme, TransportChoice};
 use crate::report::SerializeError;
 use crate::trace::{EventKind, Fact, PhaseName, Trace};
 use crate::verdict::Verdict;
@@ -24,6 +25,8 @@ pub struct ProbeArgs {
     pub targets: Vec<String>,
     #[command(flatten)]
     pub options: ProbeOptions,
+    #[command(flatten)]
+    pub route: RouteArgs,
     #[command(flatten)]
     pub fleet: crate::fleet::FleetArgs,
     #[command(flatten)]
@@ -66,6 +69,9 @@ pub struct ProbeOptions {
     /// Fail the TLS phase when the certificate has a problem (expired, self-signed, wrong name, weak key).
     #[arg(long)]
     pub strict_cert: bool,
+    /// The highest TLS version to offer: 1.2 tries the server as a client without TLS 1.3 does.
+    #[arg(long, value_name = "VERSION", default_value = "1.3")]
+    pub tls_max: crate::probe::TlsMax,
     /// Append the TLS secrets of the session to this file (NSS key log format, for Wireshark). The
     /// password is then kept out of the Client Info PDU.
     #[arg(long, value_name = "FILE")]
@@ -77,6 +83,113 @@ pub struct ProbeOptions {
     /// The password is then kept out of the Client Info PDU.
     #[arg(long, requires = "pcap")]
     pub embed_secrets: bool,
+}
+
+/// How to reach the target: through an RD Gateway, with a load balancer's routing token, following
+/// redirections or not. Shared by `probe` and `demo`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RouteArgs {
+    /// Go through this RD Gateway ([MS-TSGU]): https://gw.example[:port] (port 443 by default). A .rdp file's
+    /// gatewayhostname sets it too.
+    #[arg(long, value_name = "URL")]
+    pub gateway: Option<String>,
+    /// The gateway user (DOMAIN\user or user@domain). Its password comes from RDPTRACE_GATEWAY_PASSWORD,
+    /// --gateway-password-file, or a prompt on a terminal; never from the command line. Without it, the
+    /// gateway gets --user and its password, as mstsc uses them by default.
+    #[arg(long, value_name = "USER")]
+    pub gateway_user: Option<String>,
+    /// Read the gateway password from this file (first line).
+    #[arg(long, value_name = "FILE")]
+    pub gateway_password_file: Option<PathBuf>,
+    /// The gateway transport: auto tries WebSocket, then HTTP (RDG_OUT_DATA and RDG_IN_DATA), as mstsc
+    /// does; rpc (RPC over HTTP) is not implemented.
+    #[arg(long, value_enum, value_name = "TRANSPORT", default_value_t = TransportChoice::Auto)]
+    pub gateway_transport: TransportChoice,
+    /// The gateway authentication; by default the first the gateway offers of Negotiate, NTLM, Basic (a
+    /// .rdp file's gatewaycredentialssource sets it too).
+    #[arg(long, value_enum, value_name = "SCHEME")]
+    pub gateway_auth: Option<Scheme>,
+    /// The routing token of the X.224 Connection Request, in place of the cookie: a farm's load-balance info
+    /// (tsv://MS Terminal Services Plugin.1.<collection>); a .rdp file's loadbalanceinfo sets it too.
+    #[arg(long, value_name = "TOKEN")]
+    pub load_balance_info: Option<String>,
+    /// Stop at a Server Redirection PDU instead of following it (the probe follows at most 3 connections).
+    #[arg(long)]
+    pub no_follow: bool,
+}
+
+/// Why a route cannot be taken as given.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error(transparent)]
+    Gateway(#[from] crate::gateway::GatewayAddressError),
+    #[error(
+        "--gateway-transport rpc: rdptrace does not implement RPC over HTTP ([MS-TSGU] 3.1); use websocket or http"
+    )]
+    Rpc,
+    #[error("--load-balance-info {0:?} is not printable ASCII text of 1 to 238 characters")]
+    LoadBalanceInfo(String),
+}
+
+impl RouteArgs {
+    /// Whether a gateway password is needed: a gateway user, and a gateway (given, or from a .rdp file).
+    pub fn gateway_password_needed(&self, specs: &[TargetSpec]) -> Option<&str> {
+        let gateway = self.gateway.is_some() || specs.iter().any(|s| s.gateway.is_some());
+        self.gateway_user.as_deref().filter(|_| gateway)
+    }
+
+    /// Applies the route to a configuration: the command line's settings over those of the target's .rdp
+    /// file. `gateway_password` goes with `--gateway-user`; without a gateway user the gateway gets the
+    /// connection's credentials.
+    pub fn apply(
+        &self,
+        cfg: &mut ProbeConfig,
+        spec: Option<&TargetSpec>,
+        gateway_password: Option<&Password>,
+    ) -> Result<(), RouteError> {
+        if self.gateway_transport == TransportChoice::Rpc {
+            return Err(RouteError::Rpc);
+        }
+        let gateway = self
+            .gateway
+            .as_deref()
+            .or_else(|| spec.and_then(|s| s.gateway.as_deref()));
+        if let Some(url) = gateway {
+            let mut gw = GatewayConfig::new(url)?;
+            gw.transport = self.gateway_transport;
+            gw.auth = self
+                .gateway_auth
+                .or_else(|| spec.and_then(|s| s.gateway_auth));
+            gw.credentials = match (&self.gateway_user, gateway_password) {
+                (Some(user), Some(p)) => Some(GatewayCredentials {
+                    user: user.clone(),
+                    domain: None,
+                    password: p.clone(),
+                }),
+                _ => cfg.credentials.as_ref().map(|c| GatewayCredentials {
+                    user: c.user.clone(),
+                    domain: c.domain.clone(),
+                    password: c.password.clone(),
+                }),
+            };
+            cfg.gateway = Some(gw);
+        }
+        let lb = self
+            .load_balance_info
+            .clone()
+            .or_else(|| spec.and_then(|s| s.load_balance_info.clone()));
+        if let Some(token) = &lb {
+            let printable = !token.is_empty()
+                && token.len() <= 238
+                && token.bytes().all(|b| (0x20..0x7f).contains(&b));
+            if !printable {
+                return Err(RouteError::LoadBalanceInfo(token.clone()));
+            }
+        }
+        cfg.load_balance_info = lb;
+        cfg.follow_redirects = !self.no_follow;
+        Ok(())
+    }
 }
 
 /// How to print: shared by the commands that print traces.
@@ -117,6 +230,8 @@ pub enum ConfigError {
     NoPassword(String),
     #[error("wrong-password=yes needs a user")]
     WrongPasswordWithoutUser,
+    #[error(transparent)]
+    Route(#[from] RouteError),
     #[error("--auth kerberos needs a realm: a user name user@REALM, or --domain")]
     KerberosWithoutRealm,
 }
@@ -164,6 +279,7 @@ impl ProbeOptions {
         cfg.phase_timeout = self.phase_timeout;
         cfg.watch = self.watch;
         cfg.strict_cert = self.strict_cert;
+        cfg.tls_max = self.tls_max;
         cfg.keylog = self.keylog.clone();
         cfg.pcap = self.pcap.clone();
         cfg.embed_secrets = self.embed_secrets;
@@ -306,7 +422,7 @@ pub async fn probe_target(
     })
 }
 
-/// Records a .rdp file's notes (a gateway not followed) in the trace.
+/// Records a .rdp file's notes (what it asks for that the probe does otherwise) in the trace.
 fn add_notes(trace: &mut Trace, notes: &[String]) {
     for note in notes {
         trace.record_event_in(
@@ -316,7 +432,7 @@ fn add_notes(trace: &mut Trace, notes: &[String]) {
                 detail: note.clone(),
             },
         );
-        trace.fact_in(PhaseName::Tcp, Fact::GatewayNotFollowed, note.clone());
+        trace.fact_in(PhaseName::Tcp, Fact::RdpFileNote, note.clone());
     }
 }
 
@@ -414,22 +530,31 @@ pub fn run(args: ProbeArgs) -> Result<ExitCode, CliError> {
         .filter(|(_, s)| s.password_env.is_none())
         .find_map(|(_, s)| s.user.clone().or_else(|| args.options.user.clone()));
     let password = read_password(first_user.as_deref(), args.options.password_file.as_deref())?;
+    let just_specs: Vec<TargetSpec> = specs.iter().map(|(_, s)| s.clone()).collect();
+    let gateway_password = read_gateway_password(
+        args.route.gateway_password_needed(&just_specs),
+        args.route.gateway_password_file.as_deref(),
+    )?;
     let mut jobs = Vec::with_capacity(specs.len());
     for (position, spec) in specs {
-        let cfg = args
+        let config_error = |error: ConfigError| {
+            CliError::usage(TargetConfigError {
+                target: spec.target.clone(),
+                origin: spec.source.clone(),
+                error,
+            })
+        };
+        let mut cfg = args
             .options
             .for_target(
                 &spec,
                 password.as_ref(),
                 &crate::fleet::targets::process_env,
             )
-            .map_err(|error| {
-                CliError::usage(TargetConfigError {
-                    target: spec.target.clone(),
-                    origin: spec.source.clone(),
-                    error,
-                })
-            })?;
+            .map_err(config_error)?;
+        args.route
+            .apply(&mut cfg, Some(&spec), gateway_password.as_ref())
+            .map_err(|e| config_error(e.into()))?;
         jobs.push((position, cfg, spec));
     }
     let junit = match &args.fleet.junit {

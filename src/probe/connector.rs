@@ -11,7 +11,7 @@ use ironrdp_core::WriteBuf;
 use ironrdp_pdu::nego::SecurityProtocol;
 use tracing::{debug, info};
 
-use super::transport::{Conn, FrameKind, ReadError, Tap};
+use super::transport::{Conn, Edge, FrameKind, ReadError, Tap};
 use super::{Run, Security, Stop};
 use crate::pdu::PduInfo;
 use crate::trace::{EventKind, Fact, PhaseName, Side};
@@ -21,11 +21,18 @@ impl Run<'_> {
         if self.cfg.security == Security::Rdp {
             self.enable_standard_security()?;
         }
-        let (stream, local) = self.connect().await?;
+        let (edge, local) = match self.cfg.gateway.clone() {
+            Some(gw) => self.through_gateway(&gw).await?,
+            None => {
+                let (stream, local) = self.connect().await?;
+                (Edge::Tcp(stream), local)
+            }
+        };
         self.client_addr = Some(local);
-        self.conn = Conn::Plain(Tap::new(stream, self.tap.clone(), self.start));
+        self.conn = Conn::Plain(Tap::new(edge, self.tap.clone(), self.start));
 
-        let mut connector = ClientConnector::new(self.connector_config(), local);
+        let mut connector =
+            self.redirection_hooks(ClientConnector::new(self.connector_config(), local));
         let mut buf = WriteBuf::new();
         let requested = self.cfg.requested_protocols();
         let written = connector.initiate_with_security_protocol(requested, &mut buf);
@@ -63,8 +70,10 @@ impl Run<'_> {
             if let ClientConnectorState::Connected { .. } = connector.state {
                 break;
             }
-            if let ClientConnectorState::Redirected { .. } = connector.state {
-                // The dissector recorded the Server Redirection PDU.
+            if let ClientConnectorState::Redirected { redirection } = &connector.state {
+                // The dissector recorded the Server Redirection PDU; the PDU itself (its password cookie
+                // included) is kept only for the next connection.
+                self.redirection = Some(redirection.clone());
                 self.leave("the server redirected the client").await;
                 return Err(Stop);
             }
@@ -78,6 +87,46 @@ impl Run<'_> {
         }
         info!(target = %self.cfg.target, "connected");
         self.watch().await
+    }
+
+    /// [MS-RDPBCGR] 3.2.5.3.1, 2.2.1.3.5, 2.2.1.11.1.1 what the connector sends for load balancing and
+    /// redirection: the routing token in place of the cookie, the Client Cluster Data (redirection supported,
+    /// as mstsc advertises it; the redirected session on a redirected connection), the password cookie.
+    pub(super) fn redirection_hooks(&mut self, mut connector: ClientConnector) -> ClientConnector {
+        use ironrdp_pdu::gcc::{ClientClusterData, RedirectionFlags, RedirectionVersion};
+        if let Some(token) = &self.cfg.load_balance_info {
+            connector = connector.with_load_balance_info(token.clone());
+        }
+        let redirected = self.cfg.redirected.as_ref();
+        if self.cfg.follow_redirects || redirected.is_some() {
+            let mut flags = RedirectionFlags::REDIRECTION_SUPPORTED;
+            if redirected.is_some() {
+                flags |= RedirectionFlags::REDIRECTED_SESSION_FIELD_VALID;
+            }
+            connector = connector.with_cluster_data(ClientClusterData {
+                flags,
+                redirection_version: RedirectionVersion::V6,
+                redirected_session_id: redirected.map_or(0, |r| r.session_id),
+            });
+        }
+        if let Some(cookie) = redirected.and_then(|r| r.password_cookie.clone()) {
+            // The cookie stands for the password: it stays out of a session whose secrets are written.
+            if self.secrets_written() {
+                self.d.trace_mut().fact_in(
+                    PhaseName::SecureSettings,
+                    Fact::ClientInfoPassword,
+                    "withheld (the redirection's password cookie): the TLS secrets are being written",
+                );
+            } else {
+                connector = connector.with_redirection_password_cookie(cookie);
+            }
+        }
+        connector
+    }
+
+    /// Whether the TLS secrets of this connection go to a key log or into the capture.
+    pub(super) fn secrets_written(&self) -> bool {
+        self.cfg.keylog.is_some() || (self.cfg.pcap.is_some() && self.cfg.embed_secrets)
     }
 
     pub(super) fn connector_config(&self) -> ironrdp_connector::Config {
@@ -159,9 +208,7 @@ impl Run<'_> {
         connector: &mut ClientConnector,
         nla: bool,
     ) {
-        let secrets_written =
-            self.cfg.keylog.is_some() || (self.cfg.pcap.is_some() && self.cfg.embed_secrets);
-        if !secrets_written || self.cfg.credentials.is_none() {
+        if !self.secrets_written() || self.cfg.credentials.is_none() {
             return;
         }
         if let ironrdp_connector::Credentials::UsernamePassword { password, .. } =
@@ -172,10 +219,19 @@ impl Run<'_> {
         if !nla {
             connector.config.autologon = false;
         }
+        let cookie = self
+            .cfg
+            .redirected
+            .as_ref()
+            .is_some_and(|r| r.password_cookie.is_some());
         self.d.trace_mut().fact_in(
             PhaseName::SecureSettings,
             Fact::ClientInfoPassword,
-            "withheld: the TLS secrets are being written",
+            if cookie {
+                "withheld (the password and the redirection's password cookie): the TLS secrets are being written"
+            } else {
+                "withheld: the TLS secrets are being written"
+            },
         );
     }
 
@@ -209,7 +265,7 @@ impl Run<'_> {
         let local = self
             .client_addr
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let mut fresh = ClientConnector::new(config, local);
+        let mut fresh = self.redirection_hooks(ClientConnector::new(config, local));
         // The request this connector would send is already on the wire; only its state matters.
         let mut scratch = WriteBuf::new();
         if let Err(e) =

@@ -138,7 +138,8 @@ impl Run<'_> {
         }
     }
 
-    /// Feeds what the tap copied off the socket to the dissector.
+    /// Feeds what the tap copied off the socket (or the gateway's tunnel) to the dissector; a capture gets
+    /// the bytes of the socket, or those of the gateway's connections.
     pub(super) fn drain_tap(&mut self) {
         let chunks = match self.tap.lock() {
             Ok(mut log) => log.drain(),
@@ -150,6 +151,7 @@ impl Run<'_> {
             }
             self.d.on_tcp_data(side, at, &bytes);
         }
+        self.drain_gateway();
     }
 
     /// Feeds a frame read off the connection to the dissector (plaintext first), then the raw bytes.

@@ -13,14 +13,16 @@
 pub mod cli;
 mod connector;
 mod credssp;
+mod gateway;
 mod io;
 pub mod kdc;
 pub mod kerberos;
 mod kkdcp;
 mod krb_compat;
 pub mod pcap;
+pub mod redirect;
 mod standard_security;
-mod tcp;
+pub(crate) mod tcp;
 pub mod tls;
 pub mod transport;
 
@@ -122,6 +124,8 @@ pub struct ProbeConfig {
     /// How long to watch the session once it is active.
     pub watch: Duration,
     pub strict_cert: bool,
+    /// The highest TLS version the client offers.
+    pub tls_max: TlsMax,
     /// Append the TLS secrets to this file (NSS key log format).
     pub keylog: Option<PathBuf>,
     /// Write the session as a pcapng file here.
@@ -132,6 +136,27 @@ pub struct ProbeConfig {
     /// Under Standard RDP Security, sign with the salted MAC ([5.3.6.1.1]) as FreeRDP does, not the plain one
     /// every server checks (see [`ClientShim::with_salted_mac`]).
     pub salted_mac: bool,
+    /// Go through this RD Gateway ([MS-TSGU]).
+    pub gateway: Option<crate::gateway::GatewayConfig>,
+    /// [2.2.1.1] the routing token of the X.224 Connection Request, in place of the cookie: the
+    /// collection's load-balance info (`tsv://MS Terminal Services Plugin.1.<collection>`), or the
+    /// LoadBalanceInfo of a Server Redirection PDU.
+    pub load_balance_info: Option<String>,
+    /// What a Server Redirection PDU gave for this connection (the session, the password cookie).
+    pub redirected: Option<redirect::Redirected>,
+    /// Follow Server Redirection PDUs (at most [`redirect::MAX_HOPS`] connections); `--no-follow` clears it.
+    pub follow_redirects: bool,
+}
+
+/// The highest TLS version the probe offers (`--tls-max`): a client limited to TLS 1.2 meets a server as
+/// older clients and some gateways do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum TlsMax {
+    #[value(name = "1.2")]
+    Tls12,
+    #[default]
+    #[value(name = "1.3")]
+    Tls13,
 }
 
 /// The default RDP port.
@@ -153,11 +178,16 @@ impl ProbeConfig {
             phase_timeout: Duration::from_secs(5),
             watch: Duration::from_secs(2),
             strict_cert: false,
+            tls_max: TlsMax::Tls13,
             keylog: None,
             pcap: None,
             embed_secrets: false,
             client_name: "rdptrace".to_owned(),
             salted_mac: false,
+            gateway: None,
+            load_balance_info: None,
+            redirected: None,
+            follow_redirects: true,
         })
     }
 
@@ -205,8 +235,26 @@ pub fn split_target(target: &str) -> Result<(String, u16), String> {
     }
 }
 
-/// Probes one target. Never fails: whatever happens is in the trace.
+/// Probes one target, following Server Redirection PDUs when the configuration says so. Never fails: whatever
+/// happens is in the trace.
 pub async fn probe(config: &ProbeConfig) -> Trace {
+    redirect::follow(config).await
+}
+
+/// One connection probed: its trace, the Server Redirection PDU that ended it (when one did), and what
+/// `--pcap` gets of it.
+pub(crate) struct Once {
+    pub trace: Trace,
+    pub redirection: Option<Box<ironrdp_pdu::rdp::server_redirection::ServerRedirectionPdu>>,
+    pub capture: Option<pcap::Recorder>,
+    /// The TLS secrets, for `--embed-secrets`.
+    pub secrets: String,
+    /// When the run ended, ms since its start.
+    pub ended_at: f64,
+}
+
+/// Probes one connection. Never fails: whatever happens is in the trace.
+pub(crate) async fn probe_once(config: &ProbeConfig) -> Once {
     let start = Instant::now();
     let started_wall = std::time::SystemTime::now();
     let mut trace = Trace::new(format!("{}:{}", config.host, config.port), Origin::Probe);
@@ -216,6 +264,8 @@ pub async fn probe(config: &ProbeConfig) -> Trace {
     trace.request.domain = config.credentials.as_ref().and_then(|c| c.domain.clone());
     trace.request.strict_cert = config.strict_cert;
     trace.request.requested_protocols = Some(config.requested_protocols().bits());
+    trace.request.gateway = config.gateway.as_ref().map(|g| g.address());
+    trace.request.load_balance_info = config.load_balance_info.clone();
     let mut d = Dissector::new(trace);
     d.set_plaintext_external(true);
     let mut run = Run {
@@ -231,6 +281,8 @@ pub async fn probe(config: &ProbeConfig) -> Trace {
         secrets: Arc::new(Mutex::new(String::new())),
         rdp_security: None,
         client_addr: None,
+        gateway: None,
+        redirection: None,
         krb_salt: None,
     };
     let failed = run.run().await;
@@ -240,16 +292,100 @@ pub async fn probe(config: &ProbeConfig) -> Trace {
     if let Some(r) = run.recorder.as_mut() {
         r.close(Side::Client, CloseKind::Fin, at);
     }
-    run.write_capture();
+    if let Some(r) = run.gateway_capture(at) {
+        run.recorder = Some(r);
+    }
+    let secrets = if config.embed_secrets {
+        run.secrets.lock().map(|s| s.clone()).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let capture = run.recorder.take();
+    let redirection = run.redirection.take();
     let mut trace = run.d.into_trace();
     trace.finish(failed);
-    trace
+    Once {
+        trace,
+        redirection,
+        capture: capture.filter(|_| config.pcap.is_some()),
+        secrets,
+        ended_at: at,
+    }
+}
+
+/// Writes `--pcap` (every connection of the probe in one file); a failure is recorded in the trace.
+pub(crate) fn write_capture(
+    config: &ProbeConfig,
+    trace: &mut Trace,
+    capture: Option<&pcap::Recorder>,
+    secrets: &str,
+    at: f64,
+) {
+    let (Some(path), Some(recorder)) = (&config.pcap, capture) else {
+        return;
+    };
+    let secrets = config.embed_secrets.then_some(secrets);
+    let written = recorder.write(path, secrets);
+    if recorder.truncated {
+        trace.record_event(
+            at,
+            EventKind::Anomaly {
+                detail: format!("the capture was cut at {} MB", pcap::MAX_CAPTURE >> 20),
+            },
+        );
+    }
+    if let Err(e) = written {
+        trace.record_event(at, EventKind::Anomaly { detail: e });
+    }
 }
 
 fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+/// A probe's clock: the time of what it records, and the deadline of each wait (`--phase-timeout` for each
+/// answer, within `--timeout` for the whole probe).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    pub start: Instant,
+    pub tokio_start: tokio::time::Instant,
+    pub timeout: Duration,
+    pub phase_timeout: Duration,
+}
+
+impl Clock {
+    /// Milliseconds since the start.
+    pub fn at(&self) -> f64 {
+        self.start.elapsed().as_secs_f64() * 1000.0
+    }
+
+    /// The end of the whole probe.
+    pub fn end(&self) -> tokio::time::Instant {
+        self.tokio_start + self.timeout
+    }
+
+    /// The deadline for the next wait, and which one it is.
+    pub fn deadline(&self) -> (tokio::time::Instant, Deadline) {
+        let total = self.end();
+        let phase = tokio::time::Instant::now() + self.phase_timeout;
+        if phase <= total {
+            (
+                phase,
+                Deadline::Phase {
+                    seconds: self.phase_timeout.as_secs_f64(),
+                },
+            )
+        } else {
+            (
+                total,
+                Deadline::Total {
+                    seconds: self.timeout.as_secs_f64(),
+                },
+            )
+        }
+    }
 }
 
 /// Why the run stopped early; what happened is already recorded.
@@ -275,6 +411,10 @@ struct Run<'a> {
     /// or follows a server that falls back to it.
     rdp_security: Option<ClientShim>,
     client_addr: Option<SocketAddr>,
+    /// The gateway's connections, when the run goes through one.
+    gateway: Option<gateway::GatewayState>,
+    /// The Server Redirection PDU that ended the connection.
+    redirection: Option<Box<ironrdp_pdu::rdp::server_redirection::ServerRedirectionPdu>>,
     /// The salt of the user's key, from the KDC's KDC_ERR_PREAUTH_REQUIRED.
     krb_salt: Option<String>,
 }
@@ -289,55 +429,21 @@ impl Run<'_> {
     }
 
     fn at(&self) -> f64 {
-        self.start.elapsed().as_secs_f64() * 1000.0
+        self.clock().at()
     }
 
     /// The deadline for the next wait, and which one it is.
     fn deadline(&self) -> (tokio::time::Instant, Deadline) {
-        let total = self.tokio_start + self.cfg.timeout;
-        let phase = tokio::time::Instant::now() + self.cfg.phase_timeout;
-        if phase <= total {
-            (
-                phase,
-                Deadline::Phase {
-                    seconds: self.cfg.phase_timeout.as_secs_f64(),
-                },
-            )
-        } else {
-            (
-                total,
-                Deadline::Total {
-                    seconds: self.cfg.timeout.as_secs_f64(),
-                },
-            )
-        }
+        self.clock().deadline()
     }
 
-    /// Writes `--pcap`; a failure is recorded in the trace.
-    fn write_capture(&mut self) {
-        let (Some(path), Some(recorder)) = (&self.cfg.pcap, &self.recorder) else {
-            return;
-        };
-        let secrets = if self.cfg.embed_secrets {
-            self.secrets.lock().map(|s| s.clone()).ok()
-        } else {
-            None
-        };
-        let at = self.at();
-        let truncated = recorder.truncated;
-        let written = recorder.write(path, secrets.as_deref());
-        if truncated {
-            self.d.trace_mut().record_event(
-                at,
-                EventKind::Anomaly {
-                    detail: format!("the capture was cut at {} MB", pcap::MAX_CAPTURE >> 20),
-                },
-            );
-        }
-        if let Err(e) = written {
-            self.d
-                .trace_mut()
-                .record_event(at, EventKind::Anomaly { detail: e });
+    /// The run's clock and deadlines.
+    fn clock(&self) -> Clock {
+        Clock {
+            start: self.start,
+            tokio_start: self.tokio_start,
+            timeout: self.cfg.timeout,
+            phase_timeout: self.cfg.phase_timeout,
         }
     }
 }

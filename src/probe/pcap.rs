@@ -114,6 +114,14 @@ impl Recorder {
         }
     }
 
+    /// Takes in the packets of another connection (a gateway's second channel), in time order.
+    pub fn merge(&mut self, other: &Recorder) {
+        self.truncated |= other.truncated;
+        self.bytes += other.bytes;
+        self.packets.extend(other.packets.iter().cloned());
+        self.packets.sort_by_key(|(ts, _)| *ts);
+    }
+
     /// Writes the capture; `secrets` (NSS key log lines) go into a Decryption Secrets Block first.
     pub fn write(&self, path: &Path, secrets: Option<&str>) -> Result<(), String> {
         let file = std::fs::File::create(path)

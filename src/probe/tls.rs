@@ -156,10 +156,15 @@ impl rustls::KeyLog for KeyLogTo {
 pub fn client_config(
     keylog: Option<&PathBuf>,
     keep: Option<Arc<Mutex<String>>>,
+    tls_max: super::TlsMax,
 ) -> std::io::Result<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions: &[&rustls::SupportedProtocolVersion] = match tls_max {
+        super::TlsMax::Tls13 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        super::TlsMax::Tls12 => &[&rustls::version::TLS12],
+    };
     let mut config = ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .with_protocol_versions(versions)
         .map_err(std::io::Error::other)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(RecordingVerifier { provider }))
@@ -215,7 +220,7 @@ impl Run<'_> {
             );
         }
         let keep = self.cfg.embed_secrets.then(|| self.secrets.clone());
-        let config = match client_config(self.cfg.keylog.as_ref(), keep) {
+        let config = match client_config(self.cfg.keylog.as_ref(), keep, self.cfg.tls_max) {
             Ok(c) => c,
             Err(e) => {
                 let at = self.at();

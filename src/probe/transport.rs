@@ -136,10 +136,58 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
     }
 }
 
-/// The connection: plain TCP until the security upgrade, TLS after it.
+/// What the RDP connection runs on: a TCP connection to the target, or the tunnel of an RD Gateway. The
+/// probe's every byte goes through here; nothing above it knows which.
+pub enum Edge {
+    Tcp(TcpStream),
+    Tunnel(Box<crate::gateway::tunnel::Tunnel>),
+}
+
+impl AsyncRead for Edge {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Edge::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Edge::Tunnel(t) => Pin::new(t.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Edge {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Edge::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Edge::Tunnel(t) => Pin::new(t.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Edge::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Edge::Tunnel(t) => Pin::new(t.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Edge::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Edge::Tunnel(t) => Pin::new(t.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The connection: plain until the security upgrade, TLS after it, on a TCP connection or a gateway's
+/// tunnel.
 pub enum Conn {
-    Plain(Tap<TcpStream>),
-    Tls(Box<TlsStream<Tap<TcpStream>>>),
+    Plain(Tap<Edge>),
+    Tls(Box<TlsStream<Tap<Edge>>>),
     /// Moved out during the TLS handshake.
     Gone,
 }

@@ -596,9 +596,9 @@ pub fn summary_line(s: &Session) -> String {
     )
 }
 
-/// The last phase that saw anything.
+/// The last phase that saw anything (a gateway's phases included).
 pub fn last_phase(t: &crate::trace::Trace) -> PhaseName {
-    PhaseName::ALL
+    PhaseName::EVERY
         .into_iter()
         .rev()
         .find(|p| t.phase(*p).start_ms.is_some())

@@ -29,7 +29,11 @@
 )]
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
+
+/// A fast hash with a seed of its own per process: SipHash over every payload cost more than reading the
+/// capture, and a random seed keeps a crafted capture from putting its segments in one bucket.
+type Fast = foldhash::fast::RandomState;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -58,9 +62,7 @@ struct Key {
 }
 
 impl Key {
-    fn of(seg: &Segment<'_>) -> Key {
-        let mut h = DefaultHasher::new();
-        seg.payload.hash(&mut h);
+    fn of(seg: &Segment<'_>, state: &Fast) -> Key {
         Key {
             src: seg.src,
             dst: seg.dst,
@@ -73,7 +75,7 @@ impl Key {
             ip_id: seg.ip_id,
             len: seg.payload.len(),
             missing: seg.missing,
-            payload: h.finish(),
+            payload: state.hash_one(seg.payload),
         }
     }
 }
@@ -82,12 +84,14 @@ impl Key {
 #[derive(Debug, Default)]
 pub struct Dedupe {
     /// When each remembered segment was last seen, and the number of that sighting.
-    last_seen: HashMap<Key, (Duration, u64)>,
+    last_seen: HashMap<Key, (Duration, u64), Fast>,
     /// Every sighting remembered, in the order they came (time, key, number), to forget the old ones.
     order: VecDeque<(Duration, Key, u64)>,
     sightings: u64,
     /// Copies dropped so far.
     pub dropped: u64,
+    /// The payload hash (one seed for the whole capture).
+    payloads: Fast,
 }
 
 impl Dedupe {
@@ -102,7 +106,7 @@ impl Dedupe {
             return false;
         };
         self.forget_before(ts);
-        let key = Key::of(seg);
+        let key = Key::of(seg, &self.payloads);
         let copy = self
             .last_seen
             .get(&key)

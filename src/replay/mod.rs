@@ -31,12 +31,15 @@
 pub mod capture;
 pub mod cli;
 pub mod dedupe;
+pub mod gateway;
 pub mod keylog;
 pub mod link;
 pub mod netmon;
 pub mod order;
 pub mod reassembly;
+pub mod redirect;
 pub mod session;
+mod shard;
 mod summary;
 mod threads;
 pub mod tls_decrypt;
@@ -121,6 +124,9 @@ impl AttemptReport {
 }
 
 /// What a replay reports, in order.
+// One is made, handed on and dropped at a time: boxing the larger variant would only add an allocation
+// per session.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Report {
     Session(Session),
@@ -375,9 +381,20 @@ struct ReadStats {
     backwards: u64,
     /// Copies of packets dropped ([`dedupe`]).
     duplicates: u64,
+    /// TLS connections that were not RDP and could not be decrypted: how many, the first one's addresses.
+    opaque: (u64, Option<String>),
 }
 
 impl ReadStats {
+    /// A worker's opaque TLS connections ([`Tracker::opaque_tls`]), added to the others'; the first in
+    /// capture order is not known across workers, so the first one reported is kept.
+    fn opaque(&mut self, (n, first): (u64, Option<String>)) {
+        self.opaque.0 += n;
+        if self.opaque.1.is_none() {
+            self.opaque.1 = first;
+        }
+    }
+
     /// A packet of an unsupported link type.
     fn unsupported(&mut self, link: u32, number: u64) {
         // Skipped, not fatal: a pcapng may hold other interfaces rdptrace can read.
@@ -439,6 +456,15 @@ impl ReadStats {
             notes.push(format!(
                 "{} packet(s) are timed before a packet ahead of them in the file (the capture is not in time order); idle timeouts follow the latest time seen",
                 self.backwards
+            ));
+        }
+        if sessions == 0 && self.opaque.0 > 0 {
+            // [MS-TSGU] an RD Gateway carries the RDP connection inside HTTPS: without its secrets it looks
+            // like any other TLS.
+            notes.push(format!(
+                "{} TLS connection(s) that are not RDP could not be decrypted (the first: {}); if one is an RD Gateway's (RDP inside HTTPS), give its TLS secrets (--keylog, or a capture with a decryption secrets block) to read the gateway exchange and the RDP connection in it",
+                self.opaque.0,
+                self.opaque.1.as_deref().unwrap_or_default()
             ));
         }
         notes.extend(drop_notes(&drops, limits));
@@ -615,6 +641,7 @@ fn run_single(
     hand_on(&mut tracker, &file, &mut count, each);
     stats.backwards = clock.backwards;
     stats.duplicates = dedupe.dropped;
+    stats.opaque(tracker.opaque_tls());
     let drops = tracker.drops;
     stats.end(&capture, file, count, drops, limits)
 }

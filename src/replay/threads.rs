@@ -2,7 +2,7 @@
 //! merging what the workers settle back into capture order.
 //!
 //! - The reader reads the file and decodes each frame down to its TCP segment; it hands the segment to the
-//!   worker its flow key names ([`session::shard`]), in batches. Every batch closes a window of packets for
+//!   worker of its client ([`super::shard`]), in batches. Every batch closes a window of packets for
 //!   every worker at once (a worker with nothing in the window gets an empty batch), carrying the clock's
 //!   ticks of that window, so that each worker settles idle connections at the same packets as a replay on
 //!   one thread would.
@@ -24,7 +24,8 @@ use super::capture::{Capture, Item};
 use super::dedupe::Dedupe;
 use super::link::{self, Frame, Segment};
 use super::order::{END, Position, Progress};
-use super::session::{At, Drops, Limits, RdpPorts, RdpServers, Tracker, shard};
+use super::session::{At, Drops, Limits, RdpPorts, RdpServers, Tracker};
+use super::shard::Sharder;
 use super::tls_decrypt::Secrets;
 use super::{Clock, End, Key, ReadStats, Report, Settled, number, settled};
 
@@ -89,7 +90,8 @@ struct Message {
     worker: usize,
     settled: Vec<(Key, Settled)>,
     upto: u64,
-    finished: Option<Drops>,
+    /// At the end of the worker's share: what its flow table dropped, its opaque TLS connections.
+    finished: Option<(Drops, (u64, Option<String>))>,
 }
 
 /// The reader's side of the workers' queues.
@@ -101,6 +103,7 @@ struct Feeder {
     bytes: usize,
     /// A worker went away (it panicked): reading stops.
     broken: bool,
+    sharder: Sharder,
 }
 
 impl Feeder {
@@ -134,10 +137,11 @@ impl Feeder {
     }
 
     fn frame(&mut self, at: At, frame: &Frame<'_>) {
-        let workers = self.batches.len();
         let (w, owned) = match frame {
             Frame::Tcp(seg) => {
-                let w = shard(seg.src, seg.dst, workers);
+                let w = self
+                    .sharder
+                    .segment(seg.src, seg.dst, seg.syn, seg.ack_flag);
                 let Some(b) = self.batches.get_mut(w) else {
                     return;
                 };
@@ -168,7 +172,7 @@ impl Feeder {
                 reporter,
                 what,
             } => (
-                shard(*src, *dst, workers),
+                self.sharder.of(*src, *dst),
                 Owned::Unreachable {
                     src: *src,
                     dst: *dst,
@@ -352,7 +356,7 @@ fn work(
         worker: me,
         settled: settled_now,
         upto: END,
-        finished: Some(tracker.drops),
+        finished: Some((tracker.drops, tracker.opaque_tls())),
     });
 }
 
@@ -388,11 +392,13 @@ pub(super) fn run(
         packets: 0,
         bytes: 0,
         broken: false,
+        sharder: Sharder::new(workers),
     };
 
     let mut count = 0usize;
     let mut drops = Drops::default();
-    let (stats, capture) = std::thread::scope(|scope| {
+    let mut opaque = Vec::new();
+    let (mut stats, capture) = std::thread::scope(|scope| {
         for (me, queue) in receivers.into_iter().enumerate() {
             let position = Position::new(Arc::clone(&progress), me);
             let tracker = Tracker::with(
@@ -418,12 +424,23 @@ pub(super) fn run(
                 read(capture, feeder, secrets, progress)
             })
         };
-        merge(&results, workers, &file, &mut count, &mut drops, each);
+        merge(
+            &results,
+            workers,
+            &file,
+            &mut count,
+            &mut drops,
+            &mut opaque,
+            each,
+        );
         match reader.join() {
             Ok(read) => read,
             Err(panic) => std::panic::resume_unwind(panic),
         }
     });
+    for o in opaque {
+        stats.opaque(o);
+    }
     stats.end(&capture, file, count, drops, limits)
 }
 
@@ -435,6 +452,7 @@ fn merge(
     file: &str,
     count: &mut usize,
     drops: &mut Drops,
+    opaque: &mut Vec<(u64, Option<String>)>,
     each: &mut dyn FnMut(Report),
 ) {
     let mut queues: Vec<VecDeque<(Key, Settled)>> = (0..workers).map(|_| VecDeque::new()).collect();
@@ -462,8 +480,9 @@ fn merge(
         if let Some(d) = done.get_mut(m.worker) {
             *d = m.upto;
         }
-        if let Some(d) = m.finished {
+        if let Some((d, o)) = m.finished {
             drops.add(&d);
+            opaque.push(o);
             if let Some(f) = finished.get_mut(m.worker) {
                 *f = true;
             }

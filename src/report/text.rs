@@ -16,9 +16,22 @@ pub struct Options {
 /// The timeline of one trace, then its verdict.
 pub fn render(trace: &Trace, verdict: &Verdict, opts: Options) -> String {
     let mut out = String::new();
+    // A connection that followed redirections: every hop, each with its own phases, then the last one.
+    let hops = trace.hops.len() + 1;
+    for (i, hop) in trace.hops.iter().enumerate() {
+        let _ = writeln!(out, "hop {} of {hops}: {}", i + 1, header(hop));
+        let _ = writeln!(out);
+        for phase in hop.shown_phases() {
+            render_phase(&mut out, phase, opts);
+        }
+        let _ = writeln!(out);
+    }
+    if hops > 1 {
+        let _ = write!(out, "hop {hops} of {hops}: ");
+    }
     let _ = writeln!(out, "{}", header(trace));
     let _ = writeln!(out);
-    for phase in &trace.phases {
+    for phase in trace.shown_phases() {
         render_phase(&mut out, phase, opts);
     }
     let _ = writeln!(out);
@@ -170,6 +183,7 @@ fn event_text(kind: &EventKind) -> Option<String> {
         ),
         EventKind::ClientLimit { detail } => format!("!! client limit: {detail}"),
         EventKind::Redirected { detail } => format!("!! redirected: {detail}"),
+        EventKind::TunnelEnded { end } => format!("xx {end}"),
         EventKind::Gap { from, bytes } => format!(
             "!! {bytes} bytes from the {} missing from the capture",
             from.as_str()
@@ -241,12 +255,14 @@ fn render_verdict(out: &mut String, v: &Verdict) {
     match &v.mstsc {
         Some(m) => {
             let _ = writeln!(out, "mstsc would show: {}", mstsc_line(m));
-            let basis = match m.basis {
-                Basis::Specified => "specified",
-                Basis::Inferred => "inferred",
-                Basis::Reported => "reported",
-            };
-            let _ = writeln!(out, "  basis: {basis}: {}", m.why);
+            let _ = writeln!(out, "  basis: {}: {}", basis_word(m.basis), m.why);
+        }
+        None if !v.mstsc_either.is_empty() => {
+            let _ = writeln!(out, "mstsc would show one of (the evidence fits each):");
+            for m in &v.mstsc_either {
+                let _ = writeln!(out, "  {}", mstsc_line(m));
+                let _ = writeln!(out, "    basis: {}: {}", basis_word(m.basis), m.why);
+            }
         }
         None if !v.ok => {
             let _ = writeln!(
@@ -258,5 +274,13 @@ fn render_verdict(out: &mut String, v: &Verdict) {
     }
     for h in &v.hints {
         let _ = writeln!(out, "hint: {h}");
+    }
+}
+
+fn basis_word(basis: Basis) -> &'static str {
+    match basis {
+        Basis::Specified => "specified",
+        Basis::Inferred => "inferred",
+        Basis::Reported => "reported",
     }
 }

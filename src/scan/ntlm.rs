@@ -61,7 +61,7 @@ pub async fn tls_session(ep: &Endpoint, request: u32) -> Result<Session, String>
         _ => return Err(answer.text()),
     };
     let (stream, _, deadline) = link.into_parts();
-    let config = crate::probe::tls::client_config(None, None)
+    let config = crate::probe::tls::client_config(None, None, crate::probe::TlsMax::Tls13)
         .map_err(|e| format!("cannot set up TLS: {e}"))?;
     let name = crate::probe::tls::server_name(&ep.host)
         .ok_or_else(|| format!("{} is not a valid TLS server name", ep.host))?;

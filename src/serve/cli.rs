@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use tracing::info;
 
-use super::{ServeError, Served, Target, TargetConfig, TestIdentity, scenario};
+use super::deployment::Deployment;
+use super::gateway::GatewayOutcome;
+use super::{ServeError, Served, TargetConfig, TestIdentity, scenario};
 use crate::command::CliError;
 use crate::command::{PasswordError, given_password, read_password};
 use crate::report::stdout::StdoutError;
@@ -65,9 +67,21 @@ pub struct ServeArgs {
     /// Seconds the target waits for each PDU of the connection sequence.
     #[arg(long, default_value_t = 30)]
     pub read_timeout: u64,
+    /// Accept Kerberos NLA with the service key of TERMSRV/<--host-name> from this MIT keytab (with --realm);
+    /// NTLM is still accepted unless the scenario refuses it.
+    #[arg(long, value_name = "FILE", requires = "realm")]
+    pub keytab: Option<PathBuf>,
+    /// The realm of the service principal in --keytab.
+    #[arg(long, value_name = "REALM", requires = "keytab")]
+    pub realm: Option<String>,
     /// Connections served at the same time; more wait in the listen queue.
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_connections: u16,
+    /// Put an RD Gateway in front of the target, listening here (HTTPS with a certificate of the target's
+    /// test CA; WebSocket and HTTP transports; NTLM and Basic for the target's user). The gateway scenarios
+    /// bring their own gateway, on any loopback port unless this names one. It relays to loopback targets only.
+    #[arg(long, value_name = "ADDR")]
+    pub gateway: Option<SocketAddr>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,6 +105,8 @@ pub struct DemoArgs {
     pub errinfo: Option<u32>,
     #[command(flatten)]
     pub probe: crate::probe::cli::ProbeOptions,
+    #[command(flatten)]
+    pub route: crate::probe::cli::RouteArgs,
     #[command(flatten)]
     pub output: crate::probe::cli::OutputArgs,
 }
@@ -167,6 +183,14 @@ fn config(args: &ServeArgs) -> Result<TargetConfig, CliError> {
     config.idle_limit = Duration::from_secs(args.idle_limit);
     config.read_timeout = Duration::from_secs(args.read_timeout.max(1));
     config.max_connections = usize::from(args.max_connections);
+    if let (Some(keytab), Some(realm)) = (&args.keytab, &args.realm) {
+        config.kerberos = Some(
+            super::kerberos::KerberosService::from_keytab(keytab, realm, &args.host_name)
+                .map_err(CliError::usage)?,
+        );
+    } else if scenario.kerberos.is_some() {
+        return Err(CliError::usage(needs_kdc(scenario.name)));
+    }
     Ok(config)
 }
 
@@ -179,7 +203,9 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
 }
 
 async fn serve_async(config: TargetConfig, args: &ServeArgs) -> Result<(), Stopped> {
-    let target = Target::bind(config).await?;
+    let expected = config.expected.describe();
+    let label = config.label();
+    let deployment = Deployment::bind(config, args.gateway).await?;
     if let Some(path) = &args.write_ca {
         let pem = super::tls::test_ca_pem()?;
         std::fs::write(path, pem).map_err(|source| FileError::Write {
@@ -187,29 +213,52 @@ async fn serve_async(config: TargetConfig, args: &ServeArgs) -> Result<(), Stopp
             source,
         })?;
     }
-    crate::report::stdout::print(&format!(
-        "listening on {}, scenario {}; a probe must find: {}\n",
-        target.local_addr(),
-        target.config().label(),
-        target.expected().describe()
-    ))?;
-    let trace_json = args.trace_json.clone();
-    if args.once {
-        let served = target.serve_one().await?;
-        report(&served, trace_json.as_deref())?;
-        return Ok(());
+    let mut lines = format!(
+        "listening on {}, scenario {label}; a probe must find: {expected}\n",
+        deployment.address
+    );
+    for other in &deployment.others {
+        lines.push_str(&format!(
+            "second target on {} (the broker's redirections go there)\n",
+            other.local_addr()
+        ));
     }
+    if let Some(url) = deployment.gateway_url() {
+        lines.push_str(&format!(
+            "gateway on {url}: probe with --gateway {url} (the target's user and password)\n"
+        ));
+    }
+    crate::report::stdout::print(&lines)?;
+    let trace_json = args.trace_json.clone();
     let (sink, mut served) = tokio::sync::mpsc::unbounded_channel::<Served>();
-    // The first connection that cannot be reported ends the target, with that error.
+    let (gw_sink, mut gw_served) =
+        tokio::sync::mpsc::unbounded_channel::<(SocketAddr, GatewayOutcome)>();
+    // The first connection that cannot be reported ends the target, with that error; with --once, the first
+    // connection that ends (at the target, or refused by the gateway) ends it too.
     let (failed, on_failure) = tokio::sync::oneshot::channel::<()>();
+    let once = args.once;
     let reporter = tokio::spawn(async move {
-        while let Some(done) = served.recv().await {
-            if let Err(e) = report(&done, trace_json.as_deref()) {
-                let _ = failed.send(());
-                return Err(e);
+        let mut failed = Some(failed);
+        // INVARIANT: each pass takes one report; the channels close when the servers stop.
+        loop {
+            let done = tokio::select! {
+                Some(done) = served.recv() => {
+                    report(&done, trace_json.as_deref())?;
+                    true
+                }
+                Some((peer, outcome)) = gw_served.recv() => {
+                    crate::report::stdout::print(&format!("{peer}: {outcome}\n"))?;
+                    !matches!(outcome, GatewayOutcome::Paired | GatewayOutcome::Relayed { .. })
+                }
+                else => return Ok::<(), Stopped>(()),
+            };
+            if done
+                && once
+                && let Some(f) = failed.take()
+            {
+                let _ = f.send(());
             }
         }
-        Ok(())
     });
     let shutdown = async {
         tokio::select! {
@@ -217,7 +266,7 @@ async fn serve_async(config: TargetConfig, args: &ServeArgs) -> Result<(), Stopp
             _ = on_failure => {}
         }
     };
-    let result = target.run(shutdown, Some(sink)).await;
+    let result = deployment.run(shutdown, Some(sink), Some(gw_sink)).await;
     let reported = reporter.await;
     result?;
     match reported {
@@ -254,14 +303,21 @@ fn report(served: &Served, trace_json: Option<&Path>) -> Result<(), Stopped> {
 pub fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
     let scenario = scenario::find(&args.scenario)
         .ok_or_else(|| CliError::usage(ServeError::UnknownScenario(args.scenario.clone())))?;
+    if scenario.kerberos.is_some() {
+        return Err(CliError::usage(needs_kdc(scenario.name)));
+    }
     let config = TargetConfig::new(scenario)
         .with_overrides(args.at, args.errinfo)
         .map_err(CliError::usage)?;
     let identity = config.identity.clone();
     let runtime = crate::command::runtime()?;
     runtime.block_on(async move {
-        let target = Target::bind(config).await.map_err(CliError::failure)?;
-        let addr = target.local_addr();
+        let label = config.label();
+        let expected = config.expected.describe();
+        let deployment = Deployment::bind(config, None)
+            .await
+            .map_err(CliError::failure)?;
+        let addr = deployment.address;
         let mut options = args.probe.clone();
         // The scenario's own phase timeout (a stall, slow replies), unless --phase-timeout gives another,
         // and the security the client it stands for requires, unless --security gives another.
@@ -285,33 +341,74 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
             read_password(options.user.as_deref(), options.password_file.as_deref())?
                 .unwrap_or_default()
         };
-        let probe_config = options
+        let mut probe_config = options
             .config(&addr.to_string(), Some(&password))
             .map_err(CliError::usage)?;
+        args.route
+            .apply(&mut probe_config, None, None)
+            .map_err(CliError::usage)?;
+        // The scenario's gateway, with the probe's credentials and the transport and scheme asked for.
+        if let Some(mut gw) = deployment
+            .probe_config()
+            .map_err(CliError::failure)?
+            .gateway
+            .filter(|_| args.route.gateway.is_none())
+        {
+            gw.transport = args.route.gateway_transport;
+            gw.auth = args.route.gateway_auth;
+            gw.credentials =
+                probe_config
+                    .credentials
+                    .as_ref()
+                    .map(|c| crate::gateway::GatewayCredentials {
+                        user: c.user.clone(),
+                        domain: c.domain.clone(),
+                        password: c.password.clone(),
+                    });
+            probe_config.gateway = Some(gw);
+        }
+        probe_config.follow_redirects &= scenario.probe.follow;
         if !args.output.json {
-            let mut header = format!(
-                "built-in target on {addr}, scenario {}\n",
-                target.config().label()
-            );
+            let mut header = format!("built-in target on {addr}, scenario {label}\n");
+            if let Some(url) = deployment.gateway_url() {
+                header.push_str(&format!("  through:    the built-in RD Gateway at {url}\n"));
+            }
             if !scenario.stands_for.is_empty() {
                 header.push_str(&format!("  stands for: {}\n", scenario.stands_for));
             }
             header.push_str(&format!(
-                "  expected:   {}{}\n\n",
-                target.expected().describe(),
+                "  expected:   {expected}{}\n\n",
                 scenario.probe.describe()
             ));
             crate::report::stdout::print(&header)?;
         }
-        let server = target.clone();
-        let served = tokio::spawn(async move { server.serve_one().await });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let servers = deployment.clone();
+        let running = tokio::spawn(async move {
+            servers
+                .run(
+                    async {
+                        let _ = stopped.await;
+                    },
+                    None,
+                    None,
+                )
+                .await
+        });
         let trace = crate::probe::probe(&probe_config).await;
-        // The target ends its side on its own (a fault, the client's close, or its read timeout).
-        let _ = tokio::time::timeout(Duration::from_secs(10), served).await;
+        let _ = stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
         let verdict = crate::diagnose::diagnose(&trace);
         crate::probe::cli::print(&trace, &verdict, &args.output)?;
         Ok(ExitCode::from(verdict.exit_code()))
     })
+}
+
+/// A Kerberos scenario without its service key, or in `demo`, which has no KDC.
+fn needs_kdc(name: &str) -> ServeError {
+    ServeError::Config(format!(
+        "the scenario {name} authenticates with Kerberos: it needs a KDC and the service key of TERMSRV/<--host-name> (rdptrace serve --scenario {name} --keytab FILE --realm REALM, then rdptrace probe --auth kerberos --kdc URL)"
+    ))
 }
 
 pub fn scenarios(args: ScenariosArgs) -> Result<ExitCode, CliError> {

@@ -393,10 +393,23 @@ pub fn deactivate_all() -> Result<Vec<u8>, EncodeError> {
 
 /// [2.2.13.3.1] Enhanced Security Server Redirection PDU: session `session_id`, target address `target`.
 pub fn server_redirection(session_id: u32, target: &str) -> Result<Vec<u8>, EncodeError> {
+    server_redirection_with(session_id, target, None, None)
+}
+
+/// [2.2.13.3.1] Enhanced Security Server Redirection PDU with a LoadBalanceInfo (the routing token of the
+/// next connection) and a Password.
+pub fn server_redirection_with(
+    session_id: u32,
+    target: &str,
+    load_balance_info: Option<Vec<u8>>,
+    password: Option<Vec<u8>>,
+) -> Result<Vec<u8>, EncodeError> {
     let pdu = ShareControlHeader {
         share_control_pdu: ShareControlPdu::ServerRedirect(ServerRedirectionPdu {
             session_id,
             target_net_address: Some(target.to_owned()),
+            load_balance_info,
+            password,
             ..ServerRedirectionPdu::default()
         }),
         pdu_source: IO_CHANNEL_ID,
@@ -647,11 +660,11 @@ mod tests {
             matches!(pdus.as_slice(), [PduInfo::DeactivateAll]),
             "{pdus:?}"
         );
-        let pdus = dissect(&server_redirection(7, "192.0.2.10").expect("encodes"));
+        let pdus = dissect(&server_redirection(7, "127.0.0.2").expect("encodes"));
         assert!(
             matches!(
                 pdus.as_slice(),
-                [PduInfo::ServerRedirection { session_id: 7, target: Some(t) }] if t == "192.0.2.10"
+                [PduInfo::ServerRedirection { session_id: 7, target: Some(t), .. }] if t == "127.0.0.2"
             ),
             "{pdus:?}"
         );

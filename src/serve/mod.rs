@@ -16,8 +16,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod broker;
 pub mod cli;
+pub mod deployment;
 pub mod faults;
+pub mod gateway;
+pub mod kerberos;
 pub mod scenario;
 pub mod standard_security;
 pub mod tap;

@@ -12,6 +12,7 @@
 
 mod entries;
 mod render;
+mod routes;
 
 use core::fmt;
 use std::sync::LazyLock;
@@ -27,6 +28,7 @@ use crate::verdict::Cause;
 pub use crate::codes::dpu_reason::RN_PROVIDER_INITIATED;
 pub use entries::FAMILIES;
 pub use render::{markdown_table, render_catalogue, to_json};
+pub use routes::COLLECTION;
 
 /// A point in the server's side of the connection sequence ([1.3.1.1]) where a fault can act.
 ///
@@ -157,7 +159,11 @@ impl ServerPoint {
     /// server.
     pub fn for_phase(phase: PhaseName) -> Option<ServerPoint> {
         match phase {
-            PhaseName::Tcp | PhaseName::SecureSettings => None,
+            PhaseName::GatewayConnect
+            | PhaseName::GatewayAuth
+            | PhaseName::GatewayTunnel
+            | PhaseName::Tcp
+            | PhaseName::SecureSettings => None,
             PhaseName::X224 => Some(ServerPoint::ConnectionRequest),
             PhaseName::Tls => Some(ServerPoint::ClientHello),
             PhaseName::Credssp => Some(ServerPoint::TlsEstablished),
@@ -252,8 +258,9 @@ pub enum Action {
     Stall,
 }
 
-/// The address a redirection sends the client to: TEST-NET-1 ([RFC 5737]), which nothing answers.
-pub const REDIRECT_TARGET: &str = "192.0.2.10";
+/// The address the `redirected` scenario sends the client to: a loopback address, where a client that
+/// follows (the probe without `--no-follow`) finds nothing listening.
+pub const REDIRECT_TARGET: &str = "127.0.0.4";
 
 impl Action {
     /// Whether the connection goes on after the action.
@@ -486,6 +493,36 @@ impl CredsspProfile {
     pub const DEFAULT: CredsspProfile = CredsspProfile { version: 6 };
 }
 
+/// The Kerberos side of a scenario that authenticates with Kerberos: it needs `serve --keytab FILE --realm
+/// REALM` (the service key of `TERMSRV/<--host-name>`) and a client with a KDC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KerberosProfile {
+    /// Whether the target takes NTLM beside Kerberos (a domain that blocks NTLM does not).
+    pub ntlm: bool,
+    /// Whether the target decrypts tickets with the keytab's key or with a key that is not the KDC's.
+    pub key: ServiceKey,
+    /// How far the target's clock is from the real one, in seconds (its acceptor checks the authenticator's
+    /// time against it).
+    pub clock_offset_s: i64,
+}
+
+impl KerberosProfile {
+    pub const HEALTHY: KerberosProfile = KerberosProfile {
+        ntlm: true,
+        key: ServiceKey::Keytab,
+        clock_offset_s: 0,
+    };
+}
+
+/// The key the target decrypts tickets with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceKey {
+    /// The keytab's key for the ticket's encryption type.
+    Keytab,
+    /// A key of the same type that is not the KDC's (as a stale keytab or a reset computer account).
+    NotTheKdcs,
+}
+
 /// What the probe needs for the expected verdict to hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeProfile {
@@ -494,22 +531,43 @@ pub struct ProbeProfile {
     pub phase_timeout_ms: Option<u64>,
     /// The probe's `--security`, when the scenario stands for a client that requires something (NLA).
     pub security: Option<crate::probe::Security>,
+    /// The probe's `--auth`, when the scenario is about one package.
+    pub auth: Option<crate::probe::Auth>,
+    /// `false` for `--no-follow`: the scenario stands for a client that stops at a redirection.
+    pub follow: bool,
 }
 
 impl ProbeProfile {
     pub const DEFAULT: ProbeProfile = ProbeProfile {
         phase_timeout_ms: None,
         security: None,
+        auth: None,
+        follow: true,
     };
     /// One second for each answer: what the stalls and the slow replies are judged with.
     pub const IMPATIENT: ProbeProfile = ProbeProfile {
         phase_timeout_ms: Some(1000),
-        security: None,
+        ..ProbeProfile::DEFAULT
     };
     /// A client that requires NLA (`--security nla`), as mstsc does when NLA is required of the client.
     pub const REQUIRES_NLA: ProbeProfile = ProbeProfile {
-        phase_timeout_ms: None,
         security: Some(crate::probe::Security::Nla),
+        ..ProbeProfile::DEFAULT
+    };
+    /// Kerberos alone (`--auth kerberos`): no fallback to NTLM.
+    pub const KERBEROS: ProbeProfile = ProbeProfile {
+        auth: Some(crate::probe::Auth::Kerberos),
+        ..ProbeProfile::DEFAULT
+    };
+    /// NTLM alone (`--auth ntlm`).
+    pub const NTLM: ProbeProfile = ProbeProfile {
+        auth: Some(crate::probe::Auth::Ntlm),
+        ..ProbeProfile::DEFAULT
+    };
+    /// A client that stops at a Server Redirection PDU (`--no-follow`).
+    pub const NO_FOLLOW: ProbeProfile = ProbeProfile {
+        follow: false,
+        ..ProbeProfile::DEFAULT
     };
 
     /// The settings as probe arguments say them: ` (probe with --phase-timeout 1)`.
@@ -521,8 +579,17 @@ impl ProbeProfile {
                 .unwrap_or_default();
             args.push(format!("--security {name}"));
         }
+        if let Some(auth) = self.auth {
+            let name = clap::ValueEnum::to_possible_value(&auth)
+                .map(|v| v.get_name().to_owned())
+                .unwrap_or_default();
+            args.push(format!("--auth {name}"));
+        }
         if let Some(ms) = self.phase_timeout_ms {
             args.push(format!("--phase-timeout {}", seconds(ms)));
+        }
+        if !self.follow {
+            args.push("--no-follow".to_owned());
         }
         if args.is_empty() {
             String::new()
@@ -539,6 +606,10 @@ impl ProbeProfile {
         if let Some(security) = self.security {
             config.security = security;
         }
+        if let Some(auth) = self.auth {
+            config.auth = auth;
+        }
+        config.follow_redirects = self.follow;
     }
 }
 
@@ -692,6 +763,10 @@ impl Xfreerdp {
     /// NLA, leaving once authenticated, refusing a certificate OpenSSL does not verify (the harness has it
     /// trust the target's test CA, and connects to an address the certificate names).
     pub const VERIFY: &'static [&'static str] = &["/cert:deny", "/sec:nla", "+auth-only"];
+    /// Through the scenario's gateway (the harness adds `/g:`, `/gu:` and `/gp:`): the HTTP transport, which
+    /// tries the WebSocket upgrade first in FreeRDP 2.11, NLA, any certificate, leaving once authenticated.
+    pub const GATEWAY: &'static [&'static str] =
+        &["/cert:ignore", "/sec:nla", "/gt:http", "+auth-only"];
 
     /// The arguments as one line.
     pub fn describe(&self) -> String {
@@ -719,10 +794,12 @@ pub enum Group {
     ErrorInfo,
     Licensing,
     Transport,
+    Gateway,
+    Broker,
 }
 
 impl Group {
-    pub const ALL: [Group; 7] = [
+    pub const ALL: [Group; 9] = [
         Group::Baseline,
         Group::Negotiation,
         Group::Tls,
@@ -730,6 +807,8 @@ impl Group {
         Group::ErrorInfo,
         Group::Licensing,
         Group::Transport,
+        Group::Gateway,
+        Group::Broker,
     ];
 
     pub fn title(self) -> &'static str {
@@ -741,6 +820,8 @@ impl Group {
             Group::ErrorInfo => "Server error info",
             Group::Licensing => "Licensing",
             Group::Transport => "Transport and session",
+            Group::Gateway => "RD Gateway (through `rdptrace serve --gateway`)",
+            Group::Broker => "Connection broker and redirection",
         }
     }
 
@@ -753,6 +834,8 @@ impl Group {
             Group::ErrorInfo => "error_info",
             Group::Licensing => "licensing",
             Group::Transport => "transport",
+            Group::Gateway => "gateway",
+            Group::Broker => "broker",
         }
     }
 }
@@ -789,6 +872,12 @@ pub struct Scenario {
     pub probe: ProbeProfile,
     /// What xfreerdp 2.11 does, where it reports something specific.
     pub xfreerdp: Option<Xfreerdp>,
+    /// Kerberos NLA: needs `--keytab` and `--realm`, and a client with a KDC; `None` for NTLM alone.
+    pub kerberos: Option<KerberosProfile>,
+    /// The RD Gateway in front of the target ([`crate::serve::gateway`]): the client goes through it.
+    pub gateway: Option<super::gateway::GatewayProfile>,
+    /// The target is a connection broker ([`crate::serve::broker`]).
+    pub broker: Option<super::broker::BrokerProfile>,
 }
 
 impl Scenario {
@@ -807,6 +896,9 @@ impl Scenario {
         credssp: CredsspProfile::DEFAULT,
         probe: ProbeProfile::DEFAULT,
         xfreerdp: None,
+        kerberos: None,
+        gateway: None,
+        broker: None,
     };
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ironrdp_acceptor::credssp::CredsspSequence;
 use ironrdp_acceptor::{Acceptor, AcceptorState, DesktopSize};
-use ironrdp_connector::sspi::credssp::{EarlyUserAuthResult, ServerState};
+use ironrdp_connector::sspi::credssp::{EarlyUserAuthResult, ServerState, TsRequest};
 use ironrdp_connector::sspi::{AuthIdentity, Username};
 use ironrdp_connector::{Sequence as _, ServerName};
 use ironrdp_core::WriteBuf;
@@ -30,7 +30,10 @@ use tokio::task::JoinSet;
 use tokio_rustls::server::TlsStream;
 use tracing::{debug, info, warn};
 
+use super::broker::{self, Broker, SessionHost};
 use super::faults;
+use super::kerberos::{self as krb, First, KerberosService};
+use super::scenario::KerberosProfile;
 use super::scenario::{
     Action, Expected, Fault, Protocols, REDIRECT_TARGET, RN_PROVIDER_INITIATED, Scenario,
     ServerPoint,
@@ -39,6 +42,10 @@ use super::standard_security::{self, StandardSecurity};
 use super::tap::{Tap, Tapped};
 use super::tls;
 use super::{ServeError, TestIdentity};
+use crate::codes::error_info::{
+    ERRINFO_CB_DESTINATION_NOT_FOUND, ERRINFO_SERVER_DENIED_CONNECTION,
+};
+use crate::codes::ntstatus::STATUS_NTLM_BLOCKED;
 use crate::dissect::MAX_FRAME;
 use crate::dissect::x224::PROTOCOL_HYBRID_EX;
 use crate::trace::{CloseKind, Deadline, EventKind, Origin, PhaseName, Side, Trace};
@@ -69,6 +76,12 @@ pub struct TargetConfig {
     pub max_connections: usize,
     /// The encryption of a scenario that accepts PROTOCOL_RDP alone ([`Protocols::RDP`]).
     pub standard_security: StandardSecurity,
+    /// Kerberos NLA: the service keys of `TERMSRV/<host_name>` (`--keytab`, `--realm`).
+    pub kerberos: Option<KerberosService>,
+    /// The target is a connection broker: it redirects its clients after licensing.
+    pub broker: Option<Broker>,
+    /// The target is the session host of a broker: it checks what redirected clients send.
+    pub session_host: Option<SessionHost>,
 }
 
 /// How long the target reads what the client sent before the connection ended under one of its writes.
@@ -101,6 +114,27 @@ impl PduHint for TlsRecordHint {
     }
 }
 
+/// [MS-CSSP] 2.2.1 frames one TSRequest (a DER SEQUENCE), before the CredSSP sequence exists.
+#[derive(Debug)]
+struct CredsspHint;
+
+const CREDSSP_HINT: CredsspHint = CredsspHint;
+
+impl PduHint for CredsspHint {
+    fn find_size(&self, bytes: &[u8]) -> ironrdp_core::DecodeResult<Option<(bool, usize)>> {
+        match TsRequest::read_length(bytes) {
+            Ok(length) => Ok(Some((true, length))),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(_) => Err(ironrdp_core::invalid_field_err(
+                "TSRequest",
+                "length",
+                "not a TSRequest",
+                Some(0),
+            )),
+        }
+    }
+}
+
 /// The host name the target uses when none is given.
 pub const DEFAULT_HOST_NAME: &str = "rdptrace-target";
 
@@ -120,6 +154,9 @@ impl TargetConfig {
             close_linger: Duration::from_secs(5),
             max_connections: 32,
             standard_security: StandardSecurity::DEFAULT,
+            kerberos: None,
+            broker: None,
+            session_host: None,
         }
     }
 
@@ -235,6 +272,9 @@ pub enum Outcome {
     Refused { phase: PhaseName, reason: String },
     /// A socket error.
     Failed { phase: PhaseName, error: String },
+    /// [MS-RDPBCGR] 1.3.8 a broker's client came back with its routing token and was forwarded to the
+    /// session host.
+    Forwarded { to: SocketAddr },
 }
 
 impl fmt::Display for Outcome {
@@ -248,6 +288,7 @@ impl fmt::Display for Outcome {
             Outcome::IdleLimit => f.write_str("the idle limit passed"),
             Outcome::Refused { phase, reason } => write!(f, "refused in {phase}: {reason}"),
             Outcome::Failed { phase, error } => write!(f, "failed in {phase}: {error}"),
+            Outcome::Forwarded { to } => write!(f, "forwarded to the session host {to}"),
         }
     }
 }
@@ -420,6 +461,8 @@ enum Stop {
     IdleLimit,
     Refused(String),
     Failed(String),
+    /// The connection was forwarded to a session host, to its end.
+    Forwarded(SocketAddr),
 }
 
 /// The socket, in clear or under TLS.
@@ -442,6 +485,8 @@ struct Conn {
     passed: u32,
     /// Standard RDP Security between the socket and the acceptor, when the scenario encrypts under it.
     rdp_security: Option<crate::rdp_security::server::ServerShim>,
+    /// [2.2.1.1] the routing token of the client's Connection Request.
+    routing_token: Option<String>,
 }
 
 async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) -> Served {
@@ -482,6 +527,7 @@ async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) -> Served
         buf: Vec::new(),
         passed: 0,
         rdp_security,
+        routing_token: None,
     };
     let mut acceptor = new_acceptor(&shared.config);
     let stop = match conn.sequence(&mut acceptor).await {
@@ -605,6 +651,16 @@ impl Conn {
 
         // [2.2.1.1] Connection Request, then [2.2.1.2] Connection Confirm (or RDP_NEG_FAILURE).
         let request = self.read_frame(acceptor.next_pdu_hint()).await?;
+        self.routing_token = crate::dissect::x224::decode_request(&request)
+            .ok()
+            .and_then(|r| r.routing_token);
+        if let Some(b) = &self.config().broker
+            && let (Some(to), Some(token)) = (b.forward_to, &self.routing_token)
+            && broker::same_token(token, &b.token)
+        {
+            return Err(self.forward(&request, to).await);
+        }
+        let request = broker::strip_opaque_token(&request);
         self.step(acceptor, &request).await?;
         self.point(ServerPoint::ConnectionRequest).await?;
         self.step(acceptor, &[]).await?;
@@ -633,7 +689,18 @@ impl Conn {
         // INVARIANT: every step moves the acceptor on or reads a frame (bounded by the read timeout), and
         // the acceptor's sequence is finite, so this loop ends.
         loop {
-            if acceptor.get_result().is_some() {
+            if let Some(result) = acceptor.get_result() {
+                if let Some(host) = &self.config().session_host
+                    && let Err(why) = host.check(&result)
+                {
+                    info!(peer = %self.peer, %why, "the session host refuses the client");
+                    return Err(self
+                        .act(Fault {
+                            at: ServerPoint::Active,
+                            action: Action::ErrorInfo(ERRINFO_SERVER_DENIED_CONNECTION),
+                        })
+                        .await);
+                }
                 break;
             }
             let input = match acceptor.next_pdu_hint() {
@@ -671,6 +738,30 @@ impl Conn {
         }
         self.passed |= bit;
         debug!(peer = %self.peer, %point, "point");
+        if let Some(b) = self.config().broker.clone() {
+            let missing = b.requires.as_ref().is_some_and(|r| {
+                !self
+                    .routing_token
+                    .as_ref()
+                    .is_some_and(|t| broker::same_token(t, r))
+            });
+            if point == ServerPoint::ClientInfo && missing {
+                return Err(self
+                    .act(Fault {
+                        at: point,
+                        action: Action::ErrorInfo(ERRINFO_CB_DESTINATION_NOT_FOUND),
+                    })
+                    .await);
+            }
+            if point == ServerPoint::Licensed {
+                return Err(self
+                    .act(Fault {
+                        at: point,
+                        action: Action::Redirect,
+                    })
+                    .await);
+            }
+        }
         let faults: Vec<Fault> = self
             .shared
             .config
@@ -756,9 +847,12 @@ impl Conn {
                 faults::license_error(code, transition).map(|a| vec![a])
             }
             Action::DeactivateAll => faults::deactivate_all().map(|a| vec![a]),
-            Action::Redirect => {
-                faults::server_redirection(REDIRECT_SESSION, REDIRECT_TARGET).map(|a| vec![a])
-            }
+            Action::Redirect => match &self.shared.config.broker {
+                Some(b) => broker::redirection(b).map(|a| vec![a]),
+                None => {
+                    faults::server_redirection(REDIRECT_SESSION, REDIRECT_TARGET).map(|a| vec![a])
+                }
+            },
             Action::EarlyAuthDenied
             | Action::LicenseRequest
             | Action::Slow(_)
@@ -801,6 +895,29 @@ impl Conn {
             }
         }
         Stop::Fault(fault)
+    }
+
+    /// [MS-RDPBCGR] 1.3.8 forwards the connection to the session host: the Connection Request, then every
+    /// byte both ways, until one side ends or the idle limit passes.
+    async fn forward(&mut self, request: &[u8], to: SocketAddr) -> Stop {
+        let limit = self.config().read_timeout;
+        let mut tcp = match tokio::time::timeout(limit, TcpStream::connect(to)).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => return Stop::Failed(format!("cannot forward to {to}: {e}")),
+            Err(_) => return Stop::Failed(format!("cannot forward to {to}: no answer")),
+        };
+        let _ = tcp.set_nodelay(true);
+        info!(peer = %self.peer, %to, "forwarding to the session host");
+        let idle = self.config().idle_limit;
+        let Io::Plain(tapped) = &mut self.io else {
+            return Stop::Failed("forwarding needs the plain connection".to_owned());
+        };
+        if tcp.write_all(request).await.is_err() {
+            return Stop::Failed(format!("{to} went away"));
+        }
+        let _ = tokio::time::timeout(idle, tokio::io::copy_bidirectional(tapped, &mut tcp)).await;
+        self.io = Io::Closed;
+        Stop::Forwarded(to)
     }
 
     // ---- TLS and CredSSP ----------------------------------------------------------------------------------
@@ -874,23 +991,69 @@ impl Conn {
 
     async fn credssp_exchange(&mut self, auth: &AuthIdentity) -> Result<(), Stop> {
         let shared = self.shared.clone();
-        let mut sequence = CredsspSequence::init(
-            auth,
-            ServerName::new(shared.config.host_name.clone()),
-            shared.public_key.clone(),
-            None,
-        )
-        .map_err(|e| Stop::Failed(e.to_string()))?;
         let version = shared.config.scenario.credssp.version;
-        // INVARIANT: NTLM takes three client messages; each pass reads one or stops. The read timeout bounds
-        // each read and a peer that keeps talking ends up refused by the sequence.
+        let kerberos = shared.config.kerberos.as_ref().map(|service| {
+            (
+                service,
+                shared
+                    .config
+                    .scenario
+                    .kerberos
+                    .unwrap_or(KerberosProfile::HEALTHY),
+            )
+        });
+        let init = |krb_config| {
+            CredsspSequence::init(
+                auth,
+                ServerName::new(shared.config.host_name.clone()),
+                shared.public_key.clone(),
+                krb_config,
+            )
+            .map_err(|e| Stop::Failed(e.to_string()))
+        };
+        // With Kerberos the acceptor is made once the client's first token is read: its checks pick the key
+        // of the ticket's encryption type, or refuse.
+        let mut sequence = match kerberos {
+            Some(_) => None,
+            None => Some(init(None)?),
+        };
+        // INVARIANT: NTLM takes three client messages, Kerberos two; each pass reads one or stops. The read
+        // timeout bounds each read and a peer that keeps talking ends up refused by the sequence.
         loop {
-            let hint = match sequence.next_pdu_hint() {
-                Ok(Some(hint)) => hint,
-                Ok(None) => return Ok(()),
-                Err(e) => return Err(Stop::Refused(e.to_string())),
+            let hint = match sequence.as_ref().map(|s| s.next_pdu_hint()) {
+                None => Some(&CREDSSP_HINT as &dyn PduHint),
+                Some(Ok(Some(hint))) => Some(hint),
+                Some(Ok(None)) => return Ok(()),
+                Some(Err(e)) => return Err(Stop::Refused(e.to_string())),
             };
-            let frame = self.read_frame(Some(hint)).await?;
+            let frame = self.read_frame(hint).await?;
+            let sequence = match (sequence.as_mut(), kerberos) {
+                (Some(s), _) => s,
+                (None, Some((service, profile))) => {
+                    let token = TsRequest::from_buffer(&frame)
+                        .ok()
+                        .and_then(|r| r.nego_tokens)
+                        .unwrap_or_default();
+                    match service.first_token(&token, &profile) {
+                        First::Accept(config) => sequence.insert(init(config.map(|c| *c))?),
+                        First::Refuse(token) => {
+                            self.send(&krb::refusal(version, Some(token), None)).await?;
+                            return Err(Stop::Refused(
+                                "the client's kerberos ticket was refused".to_owned(),
+                            ));
+                        }
+                        First::RefuseNtlm => {
+                            self.send(&krb::refusal(version, None, Some(STATUS_NTLM_BLOCKED)))
+                                .await?;
+                            return Err(Stop::Refused(
+                                "the client offered ntlm, which this target does not take"
+                                    .to_owned(),
+                            ));
+                        }
+                    }
+                }
+                (None, None) => return Err(Stop::Failed("no credssp sequence".to_owned())),
+            };
             let mut request = match sequence.decode_client_message(&frame) {
                 Ok(Some(request)) => request,
                 Ok(None) => return Ok(()),
@@ -1166,6 +1329,7 @@ impl Conn {
                 self.close().await;
                 Outcome::Failed { phase, error }
             }
+            Stop::Forwarded(to) => Outcome::Forwarded { to },
         }
     }
 }

@@ -68,7 +68,12 @@ pub fn certificate(
                 Ipv4Addr::LOCALHOST.to_string(),
                 Ipv6Addr::LOCALHOST.to_string(),
             ];
-            if let Some(ip) = listen.filter(|ip| !ip.is_unspecified() && !ip.is_loopback()) {
+            // A loopback address other than 127.0.0.1 (a broker's session host at 127.0.0.2) is named too.
+            if let Some(ip) = listen.filter(|ip| {
+                !ip.is_unspecified()
+                    && *ip != IpAddr::V4(Ipv4Addr::LOCALHOST)
+                    && *ip != IpAddr::V6(Ipv6Addr::LOCALHOST)
+            }) {
                 names.push(ip.to_string());
             }
             (host, names)

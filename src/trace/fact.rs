@@ -34,6 +34,29 @@ macro_rules! facts {
 }
 
 facts! {
+    // gateway_connect, gateway_auth, gateway_tunnel
+    /// The RD Gateway the connection went through, as the user named it.
+    Gateway = "gateway", shown;
+    /// The schemes of the gateway's WWW-Authenticate headers.
+    GatewayAuthOffered = "gateway_auth_offered", shown;
+    /// The scheme the client authenticated with.
+    GatewayAuthScheme = "gateway_auth_scheme", shown;
+    /// WebSocket, or the HTTP transport (RDG_OUT_DATA and RDG_IN_DATA).
+    GatewayTransport = "gateway_transport", shown;
+    /// The status of the gateway's last HTTP response.
+    HttpStatus = "http_status", shown;
+    GatewayVersion = "gateway_version";
+    GatewayCapabilities = "gateway_capabilities";
+    GatewayTunnelId = "gateway_tunnel_id";
+    GatewayIdleTimeout = "gateway_idle_timeout";
+    GatewayRedirectionFlags = "gateway_redirection_flags";
+    GatewayChannelId = "gateway_channel_id";
+    /// The resource and port the client asked the gateway to connect to.
+    GatewayTarget = "gateway_target", shown;
+    /// The HRESULT of the gateway's answer that ended the tunnel setup.
+    GatewayCode = "gateway_code", shown;
+    /// A consent or service message of the gateway.
+    GatewayMessage = "gateway_message", shown;
     // x224
     Cookie = "cookie", shown;
     RoutingToken = "routing_token";
@@ -101,6 +124,8 @@ facts! {
     ServerSelectedProtocol = "server_selected_protocol";
     ClientEncryptionMethods = "client_encryption_methods";
     ClientChannels = "client_channels";
+    /// [2.2.1.3.5] Client Cluster Data: the session a redirected client asks for.
+    RedirectedSessionId = "redirected_session_id", shown;
     McsResult = "mcs_result";
     ServerRdpVersion = "server_rdp_version", shown;
     EchoedProtocols = "echoed_protocols";
@@ -140,11 +165,20 @@ facts! {
     Finalization = "finalization";
     SaveSessionInfo = "save_session_info";
     RedirectedTo = "redirected_to", shown;
+    /// [2.2.13.1] The LoadBalanceInfo of a Server Redirection PDU: the routing token of the next connection.
+    RedirectLoadBalanceInfo = "redirect_load_balance_info", shown;
+    /// The connection that redirected the client here (the hop before, or a session of the same capture).
+    RedirectedFrom = "redirected_from", shown;
+    /// The connection the client made where it was redirected (a session of the same capture).
+    FollowedBy = "followed_by", shown;
+    /// The phase's PDUs were named from the sizes of encrypted records ([`crate::infer`]).
+    Inferred = "inferred", shown;
     /// Standard RDP Security: the PDUs were read encrypted.
     Encrypted = "encrypted", shown;
     // the probe
     Fallback = "fallback", shown;
-    GatewayNotFollowed = "gateway_not_followed";
+    /// What a .rdp file asks for that the probe does otherwise.
+    RdpFileNote = "rdp_file_note";
     // the replay's TCP view
     Handshake = "handshake", shown;
     SynSent = "syn_sent", shown;

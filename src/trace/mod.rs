@@ -13,10 +13,24 @@ use serde::{Serialize, Serializer};
 
 use crate::pdu::PduInfo;
 
-/// The phases of the RDP connection sequence, in wire order ([MS-RDPBCGR] 1.3.1.1).
+/// The phases of a connection, in wire order: those of an RD Gateway ([MS-TSGU] 3.3.5) when the connection
+/// goes through one, then those of the RDP connection sequence ([MS-RDPBCGR] 1.3.1.1).
+///
+/// The gateway phases are phases of the same connection (the verdict names them, exit codes order them, the
+/// catalogue expects them); a trace that does not go through a gateway never serialises them, so its JSON is
+/// what it was before they existed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PhaseName {
+    /// [MS-TSGU] 3.3.5.1 Name resolution, the TCP handshake and the TLS handshake to the RD Gateway, with its
+    /// certificate.
+    GatewayConnect,
+    /// [MS-TSGU] 3.3.5.1 The HTTP authentication to the gateway (NTLM, Negotiate, Basic) and the transport it
+    /// grants: a WebSocket upgrade, or the RDG_OUT_DATA and RDG_IN_DATA channels.
+    GatewayAuth,
+    /// [MS-TSGU] 3.3.5.2 The handshake, tunnel creation, tunnel authorization and channel creation to the
+    /// target server.
+    GatewayTunnel,
     /// Name resolution and the TCP handshake.
     Tcp,
     /// [2.2.1.1] / [2.2.1.2] X.224 Connection Request and Confirm with RDP_NEG_REQ / RSP / FAILURE.
@@ -44,7 +58,33 @@ pub enum PhaseName {
 }
 
 impl PhaseName {
-    /// Every phase, in wire order.
+    /// The gateway phases, in wire order.
+    pub const GATEWAY: [PhaseName; 3] = [
+        PhaseName::GatewayConnect,
+        PhaseName::GatewayAuth,
+        PhaseName::GatewayTunnel,
+    ];
+
+    /// Every phase, gateway phases first, in wire order: the phases a [`Trace`] holds.
+    pub const EVERY: [PhaseName; 15] = [
+        PhaseName::GatewayConnect,
+        PhaseName::GatewayAuth,
+        PhaseName::GatewayTunnel,
+        PhaseName::Tcp,
+        PhaseName::X224,
+        PhaseName::Tls,
+        PhaseName::Credssp,
+        PhaseName::EarlyUserAuth,
+        PhaseName::McsConnect,
+        PhaseName::ChannelJoin,
+        PhaseName::SecureSettings,
+        PhaseName::Licensing,
+        PhaseName::Capabilities,
+        PhaseName::Finalization,
+        PhaseName::Active,
+    ];
+
+    /// Every phase of the RDP connection sequence, in wire order.
     pub const ALL: [PhaseName; 12] = [
         PhaseName::Tcp,
         PhaseName::X224,
@@ -60,8 +100,19 @@ impl PhaseName {
         PhaseName::Active,
     ];
 
+    /// Whether this is a phase of the RD Gateway.
+    pub fn is_gateway(self) -> bool {
+        matches!(
+            self,
+            PhaseName::GatewayConnect | PhaseName::GatewayAuth | PhaseName::GatewayTunnel
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
+            PhaseName::GatewayConnect => "gateway_connect",
+            PhaseName::GatewayAuth => "gateway_auth",
+            PhaseName::GatewayTunnel => "gateway_tunnel",
             PhaseName::Tcp => "tcp",
             PhaseName::X224 => "x224",
             PhaseName::Tls => "tls",
@@ -79,7 +130,7 @@ impl PhaseName {
 
     pub fn parse(s: &str) -> Option<PhaseName> {
         let s = s.trim().to_ascii_lowercase().replace('-', "_");
-        PhaseName::ALL.into_iter().find(|p| p.as_str() == s)
+        PhaseName::EVERY.into_iter().find(|p| p.as_str() == s)
     }
 
     fn index(self) -> usize {
@@ -367,6 +418,8 @@ pub enum EventKind {
     ClientLimit { detail: String },
     /// The server asked the client to connect elsewhere.
     Redirected { detail: String },
+    /// The RD Gateway ended the tunnel that carried the connection.
+    TunnelEnded { end: TunnelEnd },
     /// A part of the stream is missing from a capture.
     Gap { from: Side, bytes: u64 },
     /// Bytes at the end of a stream that never made a whole frame (a peer that is not an RDP server, or a
@@ -480,6 +533,45 @@ impl fmt::Display for KdcError {
     }
 }
 
+/// How an RD Gateway ended the tunnel that carried a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum TunnelEnd {
+    /// [MS-TSGU] 2.2.10.23 an HTTP_CLOSE_PACKET (PKT_TYPE_CLOSE_CHANNEL) with its statusCode: the gateway
+    /// closed the channel, when the target server closed its side or for a reason the code gives.
+    ChannelClose { status: u32 },
+    /// [RFC 6455] 5.5.1 a WebSocket Close frame, with its status code when it has one.
+    WebSocketClose { code: Option<u16> },
+    /// The gateway's connection ended (a FIN, or a reset) without closing the channel first.
+    Dropped { how: CloseKind },
+}
+
+impl fmt::Display for TunnelEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TunnelEnd::ChannelClose { status } => write!(
+                f,
+                "the gateway closed the channel (HTTP_CLOSE_PACKET, statusCode {})",
+                crate::codes::Display(crate::codes::Table::Gateway, *status)
+            ),
+            TunnelEnd::WebSocketClose { code: Some(code) } => {
+                write!(f, "the gateway sent a WebSocket Close frame (code {code})")
+            }
+            TunnelEnd::WebSocketClose { code: None } => {
+                f.write_str("the gateway sent a WebSocket Close frame")
+            }
+            TunnelEnd::Dropped { how } => write!(
+                f,
+                "the gateway's connection ended ({}) without closing the channel",
+                match how {
+                    CloseKind::Fin => "FIN",
+                    CloseKind::Rst => "RST",
+                }
+            ),
+        }
+    }
+}
+
 pub use fact::Fact;
 pub use per_side::{Pairing, PerSide};
 
@@ -503,6 +595,12 @@ impl Facts {
 
     pub fn get(&self, key: Fact) -> Option<&FactValue> {
         self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// Removes a fact and gives its value.
+    pub fn take(&mut self, key: Fact) -> Option<FactValue> {
+        let i = self.0.iter().position(|(k, _)| *k == key)?;
+        Some(self.0.remove(i).1)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (Fact, &FactValue)> {
@@ -606,6 +704,13 @@ pub struct Request {
     pub user: Option<String>,
     pub domain: Option<String>,
     pub strict_cert: bool,
+    /// The RD Gateway the connection goes through (`https://gw.example:443`), when it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// The routing token of the X.224 Connection Request: the load-balance info of the collection, or of a
+    /// Server Redirection PDU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_balance_info: Option<String>,
 }
 
 /// Bound on PDUs kept per phase; the rest are tallied. A hostile or chatty peer must not grow a trace
@@ -617,7 +722,11 @@ pub const MAX_DECISIVE_EXTRA: usize = 64;
 pub const MAX_EVENTS_PER_PHASE: usize = 256;
 
 /// A whole connection, phase by phase.
-#[derive(Debug, Clone, Serialize)]
+///
+/// It serialises (JSON `rdptrace/1`) with the gateway phases only when the connection went through a
+/// gateway, and with `hops` only when it followed a redirection: the document of a direct connection is
+/// what it was before either existed.
+#[derive(Debug, Clone)]
 pub struct Trace {
     /// What the user pointed rdptrace at (`host:port`, or the server address of a capture).
     pub target: String,
@@ -627,11 +736,54 @@ pub struct Trace {
     pub client_addr: Option<String>,
     pub server_addr: Option<String>,
     pub request: Request,
-    /// INVARIANT: one entry per [`PhaseName`], in [`PhaseName::ALL`] order.
+    /// INVARIANT: one entry per [`PhaseName`], in [`PhaseName::EVERY`] order.
     pub phases: Vec<Phase>,
+    /// [MS-RDPBCGR] 3.2.5.13.1 The connections before this one, in order, when the client followed Server
+    /// Redirection PDUs to get here (a connection broker, then the session host): each one's own trace.
+    /// This trace is the last hop's, and the verdict is on the whole.
+    pub hops: Vec<Trace>,
+    /// What the sizes of the records nobody could decrypt show (replay without secrets).
+    pub inference: Option<crate::infer::Inference>,
     /// The phase the connection is in (the last one that saw something).
-    #[serde(skip)]
     current: PhaseName,
+}
+
+impl Serialize for Trace {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// The serialised view: the fields in their order, the gateway phases of a gateway connection only,
+        /// the hops when there are some.
+        #[derive(Serialize)]
+        struct View<'a> {
+            target: &'a str,
+            origin: &'a Origin,
+            started_at: &'a Option<String>,
+            client_addr: &'a Option<String>,
+            server_addr: &'a Option<String>,
+            request: &'a Request,
+            phases: Vec<&'a Phase>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            inference: &'a Option<crate::infer::Inference>,
+            #[serde(skip_serializing_if = "<[Trace]>::is_empty")]
+            hops: &'a [Trace],
+        }
+        let gateway = self.through_gateway();
+        View {
+            target: &self.target,
+            origin: &self.origin,
+            started_at: &self.started_at,
+            client_addr: &self.client_addr,
+            server_addr: &self.server_addr,
+            request: &self.request,
+            phases: self
+                .phases
+                .iter()
+                .filter(|p| gateway || !p.name.is_gateway())
+                .collect(),
+            inference: &self.inference,
+            hops: &self.hops,
+        }
+        .serialize(serializer)
+    }
 }
 
 impl Trace {
@@ -643,9 +795,28 @@ impl Trace {
             client_addr: None,
             server_addr: None,
             request: Request::default(),
-            phases: PhaseName::ALL.into_iter().map(Phase::new).collect(),
+            phases: PhaseName::EVERY.into_iter().map(Phase::new).collect(),
+            hops: Vec::new(),
+            inference: None,
             current: PhaseName::Tcp,
         }
+    }
+
+    /// Whether the connection went through an RD Gateway: one was asked for, or a gateway phase saw
+    /// something.
+    pub fn through_gateway(&self) -> bool {
+        self.request.gateway.is_some()
+            || PhaseName::GATEWAY
+                .into_iter()
+                .any(|p| self.phase(p).start_ms.is_some())
+    }
+
+    /// The phases to show: the gateway phases only for a connection through a gateway.
+    pub fn shown_phases(&self) -> impl Iterator<Item = &Phase> {
+        let gateway = self.through_gateway();
+        self.phases
+            .iter()
+            .filter(move |p| gateway || !p.name.is_gateway())
     }
 
     pub fn set_addrs(&mut self, client: Option<SocketAddr>, server: Option<SocketAddr>) {

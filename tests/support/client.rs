@@ -155,7 +155,8 @@ async fn tls(
     tcp: TcpStream,
 ) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, Vec<u8>), String> {
     // The probe's own TLS client: it records the chain and checks the handshake signatures.
-    let config = rdptrace::probe::tls::client_config(None, None).map_err(|e| e.to_string())?;
+    let config = rdptrace::probe::tls::client_config(None, None, Default::default())
+        .map_err(|e| e.to_string())?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let name = TlsName::try_from("rdptrace-target").map_err(|e| e.to_string())?;
     let stream = connector

@@ -176,36 +176,6 @@ impl Kdc {
     }
 }
 
-/// Starts Xvfb on a free display; its guard and the display number.
-pub fn start_xvfb() -> Result<(ChildGuard, u32), String> {
-    let mut xvfb = Command::new("Xvfb")
-        .args([
-            "-displayfd",
-            "1",
-            "-screen",
-            "0",
-            "1024x768x24",
-            "-noreset",
-            "-nolisten",
-            "tcp",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start Xvfb: {e}"))?;
-    let stdout = xvfb.stdout.take().ok_or("no stdout from Xvfb")?;
-    let guard = ChildGuard(xvfb);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .map_err(|e| format!("Xvfb: {e}"))?;
-    let display = line
-        .trim()
-        .parse::<u32>()
-        .map_err(|_| format!("Xvfb wrote no display number: {line:?}"))?;
-    Ok((guard, display))
-}
-
 /// FreeRDP 3's shadow server with NLA and `keytab` on a free port, as a Kerberos acceptor of [`REALM`];
 /// its port and guards.
 pub fn start_shadow3(
@@ -213,38 +183,16 @@ pub fn start_shadow3(
     kdc: &Kdc,
     keytab: &Path,
 ) -> Result<(u16, (ChildGuard, ChildGuard)), String> {
-    let (xvfb, display) = start_xvfb()?;
-    let home = dir.join("shadow-home");
-    std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
-    let mut logs = String::new();
-    for attempt in 0..2 {
-        let port = free_port();
-        let log_path = dir.join(format!("shadow3-{attempt}.log"));
-        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
-        let log_err = log.try_clone().map_err(|e| e.to_string())?;
-        let shadow = Command::new("freerdp-shadow-cli3")
-            .arg(format!("/port:{port}"))
-            .arg("/sec:nla")
-            .arg(format!("/keytab:{}", keytab.display()))
-            .env("DISPLAY", format!(":{display}"))
-            .env("HOME", &home)
-            .env("KRB5_CONFIG", &kdc.krb5_conf)
-            .env("KRB5_KTNAME", keytab)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .map_err(|e| format!("cannot start freerdp-shadow-cli3: {e}"))?;
-        let shadow = ChildGuard(shadow);
-        if wait_listening(port, Duration::from_secs(20)) {
-            return Ok((port, (xvfb, shadow)));
-        }
-        drop(shadow);
-        logs.push_str(&std::fs::read_to_string(&log_path).unwrap_or_default());
-    }
-    Err(format!(
-        "freerdp-shadow-cli3 did not listen; it wrote:\n{logs}"
-    ))
+    let keytab_arg = format!("/keytab:{}", keytab.display());
+    super::peers::start_shadow(
+        dir,
+        "freerdp-shadow-cli3",
+        &["/sec:nla", &keytab_arg],
+        &[
+            ("KRB5_CONFIG", kdc.krb5_conf.as_os_str()),
+            ("KRB5_KTNAME", keytab.as_os_str()),
+        ],
+    )
 }
 
 /// A test certification authority and a certificate it issued for `localhost` and 127.0.0.1 (openssl):

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod agreement;
 pub mod client;
 pub mod kerberos;
 pub mod lab;
@@ -46,6 +47,39 @@ pub fn shared_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared");
     dir.is_dir().then_some(dir)
 }
+
+/// The public captures of `../shared/captures/public` with the RSA key published with each (`keys/`, see
+/// its MANIFEST.md).
+pub const PUBLIC_KEYS: &[(&str, &str)] = &[
+    (
+        "wireshark-wiki/win2k19-joined.eth.pcapng",
+        "wireshark-wiki-ws-credssp.key",
+    ),
+    (
+        "wireshark-wiki/win2k19-joined.cap",
+        "wireshark-wiki-ws-credssp.key",
+    ),
+    (
+        "wireshark-wiki/TSRemoteGuardCreds.eth.pcapng",
+        "wireshark-wiki-ws-credssp.key",
+    ),
+    (
+        "wireshark-wiki/TSRemoteGuardCreds.cap",
+        "wireshark-wiki-ws-credssp.key",
+    ),
+    (
+        "wireshark-wiki/freerdp-client-krb5.pcapng",
+        "wireshark-wiki-ws-credssp.key",
+    ),
+    (
+        "wireshark-wiki/rdp-ssl.pcap.gz",
+        "wireshark-wiki-rdp-ssl.key",
+    ),
+    (
+        "freerdp-old/rdp_tls_ntlmssp_access_denied.pcap",
+        "freerdp-old-server.key",
+    ),
+];
 
 /// Skips the test (returns `false`) when `what` is missing, unless CI is set, where it panics.
 pub fn require(present: bool, what: &str) -> bool {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -25,6 +26,18 @@ pub fn shadow_available() -> bool {
 /// The SAM file holds one user whose hashes are zeros: the tests only go as far as the server's NTLM
 /// CHALLENGE. On failure, the error holds what the servers wrote.
 pub fn start_shadow_nla(dir: &Path) -> Result<(u16, (ChildGuard, ChildGuard)), String> {
+    let sam = dir.join("sam");
+    std::fs::write(
+        &sam,
+        "u:::00000000000000000000000000000000:00000000000000000000000000000000:::\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let sam_file = format!("/sam-file:{}", sam.display());
+    start_shadow(dir, "freerdp-shadow-cli", &["/sec:nla", &sam_file], &[])
+}
+
+/// Starts Xvfb on a free display; its guard and the display number.
+pub fn start_xvfb() -> Result<(ChildGuard, u32), String> {
     let mut xvfb = Command::new("Xvfb")
         .args([
             "-displayfd",
@@ -43,7 +56,7 @@ pub fn start_shadow_nla(dir: &Path) -> Result<(u16, (ChildGuard, ChildGuard)), S
         .spawn()
         .map_err(|e| format!("cannot start Xvfb: {e}"))?;
     let stdout = xvfb.stdout.take().ok_or("no stdout from Xvfb")?;
-    let xvfb = ChildGuard(xvfb);
+    let guard = ChildGuard(xvfb);
     let mut line = String::new();
     // Xvfb writes the display number once it is ready.
     BufReader::new(stdout)
@@ -53,31 +66,39 @@ pub fn start_shadow_nla(dir: &Path) -> Result<(u16, (ChildGuard, ChildGuard)), S
         .trim()
         .parse::<u32>()
         .map_err(|_| format!("Xvfb wrote no display number: {line:?}"))?;
-    let sam = dir.join("sam");
-    std::fs::write(
-        &sam,
-        "u:::00000000000000000000000000000000:00000000000000000000000000000000:::\n",
-    )
-    .map_err(|e| e.to_string())?;
-    let home = dir.join("home");
+    Ok((guard, display))
+}
+
+/// Starts Xvfb on a free display and the shadow server `program` (freerdp-shadow-cli, or
+/// freerdp-shadow-cli3 of FreeRDP 3) on a free port with `args` and the environment variables `env`;
+/// returns the port. On failure, the error holds what the server wrote.
+pub fn start_shadow(
+    dir: &Path,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &OsStr)],
+) -> Result<(u16, (ChildGuard, ChildGuard)), String> {
+    let (xvfb, display) = start_xvfb()?;
+    let home = dir.join(format!("{program}-home"));
     std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
     let mut logs = String::new();
     // A port found free can be taken by another process before the server binds it: try a second one.
     for attempt in 0..2 {
         let port = super::free_port();
-        let log_path = dir.join(format!("shadow-{attempt}.log"));
+        let log_path = dir.join(format!("{program}-{attempt}.log"));
         let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
         let log_err = log.try_clone().map_err(|e| e.to_string())?;
-        let shadow = Command::new("freerdp-shadow-cli")
+        let shadow = Command::new(program)
             .arg(format!("/port:{port}"))
-            .arg("/sec:nla")
-            .arg(format!("/sam-file:{}", sam.display()))
+            .args(args)
             .env("DISPLAY", format!(":{display}"))
             .env("HOME", &home)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
             .spawn()
-            .map_err(|e| format!("cannot start freerdp-shadow-cli: {e}"))?;
+            .map_err(|e| format!("cannot start {program}: {e}"))?;
         let shadow = ChildGuard(shadow);
         if wait_listening(port, Duration::from_secs(20)) {
             return Ok((port, (xvfb, shadow)));
@@ -85,9 +106,7 @@ pub fn start_shadow_nla(dir: &Path) -> Result<(u16, (ChildGuard, ChildGuard)), S
         drop(shadow);
         logs.push_str(&std::fs::read_to_string(&log_path).unwrap_or_default());
     }
-    Err(format!(
-        "freerdp-shadow-cli did not listen; it wrote:\n{logs}"
-    ))
+    Err(format!("{program} did not listen; it wrote:\n{logs}"))
 }
 
 /// The built-in target playing each of `scenarios` on its own loopback port, for as long as the returned

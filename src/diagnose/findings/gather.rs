@@ -2,8 +2,9 @@
 
 use super::{
     ClientLimit, Close, ConnectFailure, CredsspError, Deactivation, EarlyAuth, ErrorInfo, Findings,
-    Gaps, IncompleteFrame, LicenseError, NegFailure, ProtocolError, Redirection, ResolveFailure,
-    Seen, ServerHello, Timeout, TlsAlert, TlsFailure, Ultimatum,
+    Gaps, Gateway, GatewayRefusal, Hop, HttpStatus, IncompleteFrame, Inferred, InferredPdu,
+    LicenseError, NegFailure, ProtocolError, Redirection, ResolveFailure, Seen, ServerHello,
+    Timeout, TlsAlert, TlsFailure, Ultimatum,
 };
 use crate::codes::licensing::STATUS_VALID_CLIENT;
 use crate::pdu::{AuthToken, LicenseMessage, Negotiation, PduInfo};
@@ -23,6 +24,7 @@ impl<'t> Findings<'t> {
     /// Walks the trace once: each phase, its PDUs, then its events.
     pub fn gather(trace: &'t Trace) -> Self {
         let mut f = Findings {
+            target: &trace.target,
             failed: None,
             current: trace.current(),
             reached_active: false,
@@ -57,14 +59,52 @@ impl<'t> Findings<'t> {
             capture_ended: false,
             incomplete_server_frame: None,
             gaps: None,
+            gateway: trace.request.gateway.as_deref().map(|address| Gateway {
+                address,
+                ..Gateway::default()
+            }),
+            hops: trace.hops.iter().map(hop).collect(),
+            routing_token_sent: false,
             last_server_pdu: None,
             last_client_pdu: None,
             last_non_tls_pdu: None,
+            inferred: None,
         };
+        f.inferred = trace.inference.as_ref().map(|inference| {
+            let (phases, mut endings) = match &inference.outcome {
+                crate::infer::Outcome::Explained { readings } => (
+                    inference.phases(),
+                    readings.iter().map(|r| r.server_end).collect::<Vec<_>>(),
+                ),
+                _ => (Vec::new(), Vec::new()),
+            };
+            endings.sort();
+            endings.dedup();
+            Inferred {
+                inference,
+                phases,
+                endings,
+                set_error_info: None,
+                ultimatum: None,
+                credssp_error: None,
+                early_auth: None,
+                license_final: None,
+            }
+        });
         let mut pass = Pass::default();
         for phase in &trace.phases {
             if phase.status == PhaseStatus::Failed && pass.failed_phase.is_none() {
                 pass.failed_phase = Some(phase.name);
+            }
+            if phase.name == PhaseName::GatewayTunnel
+                && let Some(g) = f.gateway.as_mut()
+            {
+                g.target = fact_words(phase, Fact::GatewayTarget);
+            }
+            if phase.name == PhaseName::GatewayAuth
+                && let Some(g) = f.gateway.as_mut()
+            {
+                g.offered = fact_words(phase, Fact::GatewayAuthOffered);
             }
             match phase.name {
                 PhaseName::X224 => {
@@ -117,6 +157,37 @@ impl<'t> Findings<'t> {
             keep_later(&mut self.last_non_tls_pdu, seen);
         }
         match &pdu.info {
+            PduInfo::X224ConnectionRequest { routing_token, .. } => {
+                self.routing_token_sent |= routing_token.is_some();
+            }
+            PduInfo::HttpRequest { auth_scheme, .. } => {
+                if let Some(g) = self.gateway.as_mut() {
+                    g.credentials_sent |= auth_scheme.is_some();
+                }
+            }
+            PduInfo::HttpResponse { status, .. } => {
+                if let Some(g) = self.gateway.as_mut() {
+                    g.last_response = Some(HttpStatus {
+                        at_ms,
+                        status: *status,
+                        summary: &pdu.summary,
+                    });
+                }
+            }
+            PduInfo::GatewayPacket {
+                packet_type,
+                code: Some(code),
+            } if pdu.from == Side::Server && crate::codes::gateway::failed(*code) => {
+                if let Some(g) = self.gateway.as_mut()
+                    && g.refusal.is_none()
+                {
+                    g.refusal = Some(GatewayRefusal {
+                        at_ms,
+                        packet_type: *packet_type,
+                        code: *code,
+                    });
+                }
+            }
             PduInfo::X224ConnectionConfirm { negotiation } => match negotiation {
                 Negotiation::Failure { code } => {
                     self.neg_failure = Some(NegFailure { at_ms, code: *code });
@@ -159,6 +230,30 @@ impl<'t> Findings<'t> {
                         .map_or(*version, |v| v.min(*version)),
                 );
             }
+            PduInfo::Inferred {
+                step, plaintext, ..
+            } => {
+                use crate::infer::Step;
+                let seen = Some(InferredPdu {
+                    at_ms,
+                    plaintext: *plaintext,
+                });
+                if let Some(i) = self.inferred.as_mut() {
+                    match (pdu.from, step) {
+                        (Side::Server, Step::SetErrorInfo) => i.set_error_info = seen,
+                        (Side::Server, Step::Ultimatum) => i.ultimatum = seen,
+                        (Side::Server, Step::TsRequestError) => i.credssp_error = seen,
+                        (Side::Server, Step::EarlyUserAuth) => i.early_auth = seen,
+                        (Side::Server, Step::LicenseFinal) => i.license_final = seen,
+                        _ => {}
+                    }
+                }
+                if pdu.from == Side::Client
+                    && matches!(step, Step::NtlmAuthenticate | Step::AuthInfo)
+                {
+                    self.credssp_auth_sent = true;
+                }
+            }
             // From the client: its NTLM AUTHENTICATE, or its credentials.
             PduInfo::TsRequest {
                 token, auth_info, ..
@@ -183,14 +278,23 @@ impl<'t> Findings<'t> {
                     transition: *transition,
                 });
             }
-            PduInfo::ServerRedirection { session_id, target } => {
+            PduInfo::ServerRedirection {
+                session_id,
+                target,
+                fqdn,
+                load_balance_info,
+                ..
+            } => {
                 let on = target
                     .as_ref()
+                    .or(fqdn.as_ref())
                     .map(|t| format!(" on {t}"))
                     .unwrap_or_default();
                 pass.redirection_pdu = Some(Redirection {
                     at_ms,
                     to: format!("session {session_id}{on}"),
+                    target: target.clone().or_else(|| fqdn.clone()),
+                    load_balance_info: load_balance_info.clone(),
                 });
             }
             PduInfo::DeactivateAll => {
@@ -276,6 +380,13 @@ impl<'t> Findings<'t> {
                 self.resolve_failure = Some(ResolveFailure { at_ms, host, error });
             }
             EventKind::ClientClosed { .. } => self.client_closed = true,
+            EventKind::TunnelEnded { end } => {
+                if let Some(g) = self.gateway.as_mut()
+                    && g.tunnel_end.is_none()
+                {
+                    g.tunnel_end = Some((at_ms, *end));
+                }
+            }
             EventKind::TlsEstablished { .. } => self.tls_established = true,
             EventKind::CertificateProblem { problem, detail } => {
                 self.cert_problems
@@ -296,10 +407,34 @@ impl<'t> Findings<'t> {
                 self.redirection = Some(Redirection {
                     at_ms,
                     to: detail.clone(),
+                    target: None,
+                    load_balance_info: None,
                 });
             }
             _ => {}
         }
+    }
+}
+
+/// What a hop's trace says of the redirection that ended it.
+fn hop(trace: &Trace) -> Hop {
+    let redirection = trace.pdus().find_map(|(_, p)| match &p.info {
+        PduInfo::ServerRedirection {
+            target,
+            fqdn,
+            load_balance_info,
+            ..
+        } => Some((
+            target.clone().or_else(|| fqdn.clone()),
+            load_balance_info.clone(),
+        )),
+        _ => None,
+    });
+    let (to, token) = redirection.unwrap_or_default();
+    Hop {
+        server: trace.target.clone(),
+        to,
+        token,
     }
 }
 

@@ -15,6 +15,8 @@ use crate::trace::{CloseKind, ConnectError, Deadline, Millis, Pdu, PhaseName, Si
 #[derive(Debug)]
 pub struct Findings<'t> {
     // ---- where the trace stands ----
+    /// The target of the trace (`host:port`).
+    pub target: &'t str,
     /// The phase that failed: the trace's failed phase, or `active` for a session deactivated and never
     /// reactivated. `None` for a trace that did not fail.
     pub failed: Option<PhaseName>,
@@ -89,11 +91,60 @@ pub struct Findings<'t> {
     /// Bytes the capture misses.
     pub gaps: Option<Gaps>,
 
+    // ---- the RD Gateway, the broker ----
+    /// What the RD Gateway said, when the connection went through one.
+    pub gateway: Option<Gateway<'t>>,
+    /// The connections before this one, which redirected the client here, in order.
+    pub hops: Vec<Hop>,
+    /// The client's X.224 Connection Request carried a routing token (load-balance info).
+    pub routing_token_sent: bool,
+
+    // ---- encrypted records nobody decrypted ----
+    /// What the sizes of the encrypted records show ([`crate::infer`]), when the trace has them.
+    pub inferred: Option<Inferred<'t>>,
+
     // ---- the last PDUs, by time ----
     pub last_server_pdu: Option<Seen<'t>>,
     pub last_client_pdu: Option<Seen<'t>>,
     /// The last PDU that is not part of the TLS layer (handshake messages, alerts, undecrypted records).
     pub last_non_tls_pdu: Option<Seen<'t>>,
+}
+
+/// The readings of the encrypted records ([`crate::infer`]) and the PDUs the trace shows from the first.
+#[derive(Debug)]
+pub struct Inferred<'t> {
+    pub inference: &'t crate::infer::Inference,
+    /// The phases the readings end in, earliest first: more than one when the records fit several places.
+    pub phases: Vec<PhaseName>,
+    /// How the readings say the server ended, without repeats.
+    pub endings: Vec<crate::infer::ServerEnd>,
+    /// The inferred PDUs the rules name, by what they are: the last of each.
+    pub set_error_info: Option<InferredPdu>,
+    pub ultimatum: Option<InferredPdu>,
+    pub credssp_error: Option<InferredPdu>,
+    pub early_auth: Option<InferredPdu>,
+    /// [2.2.1.12.1.3] The server's last licensing PDU that ends licensing (a Licensing Error Message or a
+    /// license).
+    pub license_final: Option<InferredPdu>,
+}
+
+/// An inferred PDU: when, and how long the record was.
+#[derive(Debug, Clone, Copy)]
+pub struct InferredPdu {
+    pub at_ms: Millis,
+    pub plaintext: crate::infer::record::Span,
+}
+
+impl Inferred<'_> {
+    /// Every reading says the server ended the connection this way.
+    pub fn all_end(&self, f: impl Fn(crate::infer::ServerEnd) -> bool) -> bool {
+        !self.endings.is_empty() && self.endings.iter().all(|e| f(*e))
+    }
+
+    /// Some readings say so and others do not.
+    pub fn some_end(&self, f: impl Fn(crate::infer::ServerEnd) -> bool) -> bool {
+        self.endings.iter().any(|e| f(*e)) && !self.all_end(f)
+    }
 }
 
 /// [2.2.1.2.2] The server's RDP_NEG_FAILURE.
@@ -168,8 +219,60 @@ pub struct LicenseError {
 #[derive(Debug, Clone)]
 pub struct Redirection {
     pub at_ms: Millis,
-    /// Where to: `session 3 on 192.0.2.10`.
+    /// Where to: `session 3 on 127.0.0.2`.
     pub to: String,
+    /// The target's address (or FQDN), when the PDU names one.
+    pub target: Option<String>,
+    /// The routing token the next connection carries.
+    pub load_balance_info: Option<String>,
+}
+
+/// [MS-TSGU] what the RD Gateway of the connection said.
+#[derive(Debug, Clone, Default)]
+pub struct Gateway<'t> {
+    /// `https://host:port`.
+    pub address: &'t str,
+    /// The gateway's last HTTP response.
+    pub last_response: Option<HttpStatus<'t>>,
+    /// The client sent credentials (an Authorization header).
+    pub credentials_sent: bool,
+    /// The schemes the gateway offered, in words.
+    pub offered: Option<&'t str>,
+    /// [MS-TSGU] 2.2.6 the first answer with a failing HRESULT.
+    pub refusal: Option<GatewayRefusal>,
+    /// How the gateway ended the tunnel.
+    pub tunnel_end: Option<(Millis, crate::trace::TunnelEnd)>,
+    /// The target the channel was to go to.
+    pub target: Option<&'t str>,
+}
+
+/// An HTTP response of the gateway.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpStatus<'t> {
+    pub at_ms: Millis,
+    pub status: u16,
+    /// Its summary, as the trace has it.
+    pub summary: &'t str,
+}
+
+/// [MS-TSGU] 2.2.10 an answer of the gateway with a failing HRESULT.
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayRefusal {
+    pub at_ms: Millis,
+    /// [MS-TSGU] 2.2.5.3.3 the packet type.
+    pub packet_type: u16,
+    pub code: u32,
+}
+
+/// [MS-RDPBCGR] 3.2.5.13.1 a connection that redirected the client to the next one.
+#[derive(Debug, Clone)]
+pub struct Hop {
+    /// The server it connected to.
+    pub server: String,
+    /// Where it was sent: the PDU's target, when it named one.
+    pub to: Option<String>,
+    /// The routing token it gave.
+    pub token: Option<String>,
 }
 
 /// [2.2.3.1] A Deactivate All PDU.

@@ -8,16 +8,23 @@
 //! Files by what the rules read: `handshake.rs` (the name, TCP, X.224, TLS, and the connected verdict),
 //! `kerberos.rs` (the KDC's and the server's Kerberos answers, Negotiate's fallback to NTLM), `reports.rs`
 //! (a code or PDU of the server that ends the connection), `endings.rs` (no report: a PDU that does not
-//! decode, a silence, a close, a trace that ends open).
+//! decode, a silence, a close, a trace that ends open), `gateway.rs` (the RD Gateway out of reach, refusing
+//! or ending the tunnel), `redirect.rs` (a broker without load-balance info, a redirection loop, a
+//! redirection to a target out of reach).
 //!
 //! Adding a rule: write its function beside those that read the same things, put it in [`RULES`] where
 //! its evidence ranks (more specific evidence first), give it a test, and add to [`Findings`] what it
 //! needs that is not there yet.
 
 mod endings;
+mod gateway;
 mod handshake;
+mod inferred;
 mod kerberos;
+mod redirect;
 mod reports;
+
+pub use inferred::SETTLE;
 
 use super::Explained;
 use super::findings::Findings;
@@ -44,16 +51,23 @@ pub struct Rule {
 /// The order, and why:
 /// 1. A connection that reached the active state and stayed there: nothing failed (after a fallback from
 ///    Kerberos to NTLM, which the verdict says).
-/// 2. Failures before the server is reached (the name, the TCP connect): nothing else can have happened.
+/// 2. Failures before the server is reached: the RD Gateway's (out of reach, its TLS, an HTTP error, an
+///    HRESULT that refuses the tunnel or the channel, an end without an answer), a redirection to a target
+///    that cannot be reached, the name, the TCP connect: nothing else can have happened.
 /// 3. What the server said, from the earliest phase on: RDP_NEG_FAILURE, the client's own limits, TLS
 ///    alerts and failures, Kerberos (a failure that NTLM after it did not repair, a KRB-ERROR, no KDC, a
 ///    SPNEGO reject: the Kerberos error is more specific than the errorCode or the close that may follow
 ///    it), the TSRequest errorCode, the Early User Authorization Result, Set Error Info,
 ///    licensing errors, redirection, Deactivate All, the Disconnect Provider Ultimatum. A code beats a
 ///    close: a server that reports and then closes is explained by its report. Set Error Info comes before
-///    the ultimatum that follows it ([1.3.1.4.3]).
+///    the ultimatum that follows it ([1.3.1.4.3]); a broker's code to a client without load-balance info
+///    before Set Error Info in general; redirections without end before a redirection; then a tunnel the
+///    gateway ended while the connection ran in it.
+///    What the sizes of encrypted records show comes right after the code it stands for (a record the size
+///    of a Set Error Info after the Set Error Info read in the clear), with the code left unknown.
 /// 4. What the client could not read (a PDU that does not decode), then what a client that requires its
-///    protocols refuses in the negotiation.
+///    protocols refuses in the negotiation; encrypted records that fit no connection sequence, which leave
+///    how far the connection got unknown.
 /// 5. Silences and closes without a report, the most specific first (a close during CredSSP right after
 ///    the credentials; a client that gave up waiting; the client's close; the server's).
 /// 6. Traces that end before the connection does.
@@ -71,6 +85,42 @@ pub static RULES: &[Rule] = &[
         basis: Basis::Specified,
         spec: "[MS-RDPBCGR] 2.2.1.22",
         explain: handshake::connected,
+    },
+    Rule {
+        name: "gateway_unreachable",
+        basis: Basis::Inferred,
+        spec: "[MS-TSGU] 3.3.5.1",
+        explain: gateway::gateway_unreachable,
+    },
+    Rule {
+        name: "gateway_tls",
+        basis: Basis::Inferred,
+        spec: "[MS-TSGU] 3.3.5.1",
+        explain: gateway::gateway_tls,
+    },
+    Rule {
+        name: "gateway_http_error",
+        basis: Basis::Specified,
+        spec: "[MS-TSGU] 3.3.5.1",
+        explain: gateway::gateway_http_error,
+    },
+    Rule {
+        name: "gateway_refused",
+        basis: Basis::Specified,
+        spec: "[MS-TSGU] 2.2.6, 2.2.10",
+        explain: gateway::gateway_refused,
+    },
+    Rule {
+        name: "gateway_ended",
+        basis: Basis::Inferred,
+        spec: "",
+        explain: gateway::gateway_ended,
+    },
+    Rule {
+        name: "redirect_target_unreachable",
+        basis: Basis::Inferred,
+        spec: "[MS-RDPBCGR] 3.2.5.13.1",
+        explain: redirect::redirect_target_unreachable,
     },
     Rule {
         name: "resolve_failed",
@@ -163,10 +213,28 @@ pub static RULES: &[Rule] = &[
         explain: reports::credssp_error,
     },
     Rule {
+        name: "inferred_credssp_error",
+        basis: Basis::Inferred,
+        spec: "[MS-CSSP] 2.2.1",
+        explain: inferred::inferred_credssp_error,
+    },
+    Rule {
         name: "early_auth_denied",
         basis: Basis::Specified,
         spec: "[MS-RDPBCGR] 2.2.10.2",
         explain: reports::early_auth_denied,
+    },
+    Rule {
+        name: "broker_without_load_balance_info",
+        basis: Basis::Inferred,
+        spec: "[MS-RDPBCGR] 2.2.5.1.1, 3.2.5.3.1",
+        explain: redirect::broker_without_load_balance_info,
+    },
+    Rule {
+        name: "inferred_early_auth_denied",
+        basis: Basis::Inferred,
+        spec: "[MS-RDPBCGR] 2.2.10.2",
+        explain: inferred::inferred_early_auth_denied,
     },
     Rule {
         name: "server_error_info",
@@ -175,10 +243,34 @@ pub static RULES: &[Rule] = &[
         explain: reports::server_error_info,
     },
     Rule {
+        name: "inferred_server_error_info",
+        basis: Basis::Inferred,
+        spec: "[MS-RDPBCGR] 2.2.5.1.1",
+        explain: inferred::inferred_server_error_info,
+    },
+    Rule {
+        name: "inferred_report_unsure",
+        basis: Basis::Inferred,
+        spec: "[MS-RDPBCGR] 2.2.5.1.1",
+        explain: inferred::inferred_report_unsure,
+    },
+    Rule {
         name: "license_error",
         basis: Basis::Specified,
         spec: "[MS-RDPBCGR] 2.2.1.12.1.3",
         explain: reports::license_error,
+    },
+    Rule {
+        name: "redirect_loop",
+        basis: Basis::Inferred,
+        spec: "[MS-RDPBCGR] 3.2.5.13.1",
+        explain: redirect::redirect_loop,
+    },
+    Rule {
+        name: "inferred_license_then_close",
+        basis: Basis::Inferred,
+        spec: "[MS-RDPBCGR] 2.2.1.12.1.3",
+        explain: inferred::inferred_license_then_close,
     },
     Rule {
         name: "redirected",
@@ -199,6 +291,18 @@ pub static RULES: &[Rule] = &[
         explain: reports::ultimatum,
     },
     Rule {
+        name: "tunnel_ended",
+        basis: Basis::Inferred,
+        spec: "[MS-TSGU] 3.3.5.3",
+        explain: gateway::tunnel_ended,
+    },
+    Rule {
+        name: "inferred_ultimatum",
+        basis: Basis::Inferred,
+        spec: "[MS-RDPBCGR] 2.2.2.3",
+        explain: inferred::inferred_ultimatum,
+    },
+    Rule {
         name: "protocol_error",
         basis: Basis::Inferred,
         spec: "",
@@ -209,6 +313,12 @@ pub static RULES: &[Rule] = &[
         basis: Basis::Specified,
         spec: "[MS-RDPBCGR] 3.3.5.3.2",
         explain: handshake::negotiation_mismatch,
+    },
+    Rule {
+        name: "inferred_unexplained",
+        basis: Basis::Inferred,
+        spec: "",
+        explain: inferred::inferred_unexplained,
     },
     Rule {
         name: "timed_out",
@@ -263,7 +373,15 @@ pub fn first(f: &Findings) -> Option<(&'static Rule, Explained)> {
 
 /// The verdict of the first rule that speaks, or `endings::unrecorded`.
 pub fn explain(f: &Findings) -> Explained {
-    first(f).map_or_else(|| endings::unrecorded(f), |(_, e)| e)
+    explain_by(f).1
+}
+
+/// The verdict and the name of the rule that gave it (`unrecorded` when none spoke).
+pub fn explain_by(f: &Findings) -> (&'static str, Explained) {
+    first(f).map_or_else(
+        || ("unrecorded", endings::unrecorded(f)),
+        |(rule, e)| (rule.name, e),
+    )
 }
 
 /// After a SYN that was never answered.

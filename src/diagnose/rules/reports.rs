@@ -116,11 +116,17 @@ pub fn redirected(f: &Findings) -> Option<Explained> {
             Cause::Redirected,
             phase,
             format!(
-                "the server redirected the client to {}; rdptrace does not follow redirections",
+                "the server redirected the client to {}; the connection there is not in this trace",
                 r.to
             ),
         )
-        .evidence([format!("{:.1} ms: server redirection to {}", r.at_ms, r.to)]),
+        .evidence([format!("{:.1} ms: server redirection to {}", r.at_ms, r.to)])
+        .evidence(
+            r.load_balance_info
+                .as_ref()
+                .map(|lb| format!("the next connection's routing token: {lb}")),
+        )
+        .hint(["a connection broker sends the client on to the session host: the probe follows the redirection unless --no-follow; a capture may hold the next connection as another session".to_owned()]),
     )
 }
 

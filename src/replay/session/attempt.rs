@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::flows::{Conn, Syn, millis};
 use super::settle::{Handshake, rfc3339};
 use crate::dissect::Dissector;
-use crate::trace::Trace;
+use crate::trace::{PhaseName, Trace};
 
 /// How an attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -140,7 +140,7 @@ impl Attempt {
     /// connection that never carried a byte.
     pub fn trace(&self, file: &str, session: usize) -> Trace {
         let h = &self.handshake;
-        let mut trace = h.trace(file);
+        let mut trace = h.trace(file, PhaseName::Tcp);
         if let crate::trace::Origin::Replay { session: n, .. } = &mut trace.origin {
             *n = session;
         }

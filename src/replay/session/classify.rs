@@ -1,5 +1,6 @@
 //! Which connections are RDP, from their first bytes: an X.224 Connection Request or Confirm, an RDP port,
-//! a TLS ClientHello to a server seen speaking RDP, or RDP behind a SOCKS5 handshake.
+//! a TLS ClientHello to a server seen speaking RDP, or RDP behind a SOCKS5 handshake; and which are TLS to
+//! something else (perhaps an RD Gateway).
 
 use std::net::SocketAddr;
 
@@ -34,6 +35,8 @@ pub(super) enum Decision {
         skip: PerEnd<u64>,
         via: Option<String>,
     },
+    /// TLS to a server not known to speak RDP: an RD Gateway's, when its secrets say so.
+    Tls,
     NotRdp,
     Wait,
 }
@@ -163,6 +166,9 @@ pub(super) fn classify(
             Peek::Found(_) | Peek::Not => return (Decision::NotRdp, Some(c)),
             Peek::NeedMore => return (Decision::Wait, Some(c)),
         }
+    }
+    if frame::tls_handshake_type(cd) == Peek::Found(CLIENT_HELLO) {
+        return (Decision::Tls, Some(c));
     }
     if cd.first() == Some(&5) && cd.len() < 64 {
         // Perhaps a SOCKS5 handshake still under way.

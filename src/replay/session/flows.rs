@@ -16,15 +16,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::super::gateway::Tunnels;
 use super::super::link::{Frame, Segment};
 use super::super::order::{END, Position};
 use super::super::reassembly::{Delivery, Stream};
+use super::super::redirect::Pending;
 use super::super::tls_decrypt::Secrets;
 use super::attempt::Attempt;
 use super::settle::{close, settle};
 use super::table::{Id, Table};
 use super::{Content, Limits, RdpPorts, RdpServers, SAME_PACKET, Shared, deliver};
-use crate::trace::{CloseKind, EventKind, Millis, Pairing, PerSide, Side, Trace};
+use crate::trace::{CloseKind, EventKind, Fact, Millis, Pairing, PerSide, PhaseName, Side, Trace};
 
 /// One end of a connection: `A` sent the first packet seen, `B` the other (which one is the client is
 /// learnt later, from the handshake or the bytes).
@@ -118,16 +120,6 @@ fn key(a: SocketAddr, b: SocketAddr) -> FlowKey {
     endpoint(lo, first);
     endpoint(hi, second);
     FlowKey(k)
-}
-
-/// The worker of `n` a packet between `a` and `b` goes to: the same for both directions, and the same
-/// from run to run (FNV-1a of the flow key).
-pub fn shard(a: SocketAddr, b: SocketAddr, n: usize) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in key(a, b).0 {
-        h = (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (h % n.max(1) as u64) as usize
 }
 
 /// The client's SYN, as the capture saw it.
@@ -367,6 +359,21 @@ pub struct Ended {
 }
 
 impl Ended {
+    /// The trace of a session (an attempt has none until it is reported).
+    pub fn trace(&self) -> Option<&Trace> {
+        match &self.outcome {
+            Outcome::Session { trace, .. } => Some(trace),
+            Outcome::Attempt(_) => None,
+        }
+    }
+
+    pub fn trace_mut(&mut self) -> Option<&mut Trace> {
+        match &mut self.outcome {
+            Outcome::Session { trace, .. } => Some(trace),
+            Outcome::Attempt(_) => None,
+        }
+    }
+
     /// Its trace (an attempt's built now), numbered 0.
     pub fn into_trace(self, file: &str) -> Trace {
         match self.outcome {
@@ -411,6 +418,8 @@ impl Tracker {
                 secrets,
                 rdp_servers,
                 position,
+                redirections: Pending::default(),
+                tunnels: Tunnels::default(),
                 ports: RdpPorts::default(),
             },
             // The connections, the tombstones (a quarter as many), one over each bound at most.
@@ -428,9 +437,23 @@ impl Tracker {
         self
     }
 
-    /// Connections ended so far, taken out of the tracker.
+    /// Connections ended so far, taken out of the tracker; redirected sessions held for longer than their
+    /// wait are let go now, at the worker's position.
     pub fn take_finished(&mut self) -> Vec<Ended> {
-        std::mem::take(&mut self.ended)
+        let now = self.clock;
+        self.shared.redirections.expire(now);
+        let position = self.shared.position.now();
+        let mut out = std::mem::take(&mut self.ended);
+        for mut e in self.shared.redirections.released.drain(..) {
+            e.position = e.position.max(position);
+            out.push(e);
+        }
+        out
+    }
+
+    /// TLS connections that were not RDP and could not be decrypted: how many, the first one's addresses.
+    pub fn opaque_tls(&self) -> (u64, Option<String>) {
+        self.shared.tunnels.opaque.clone()
     }
 
     /// Connections followed now.
@@ -665,7 +688,7 @@ impl Tracker {
                         &mut self.shared,
                     );
                 }
-                close(conn, end, CloseKind::Rst, ts);
+                close(conn, end, CloseKind::Rst, ts, &mut self.shared);
                 ended = true;
             }
         } else if has_data || seg.fin {
@@ -678,7 +701,7 @@ impl Tracker {
                 conn.streams[end].segment(seg.seq, seg.payload, seg.missing, seg.fin, &mut out);
             deliver(conn, end, ts, in_place, out, &mut self.shared);
             if conn.streams[end].fin_reached() && conn.closed[end].is_none() {
-                close(conn, end, CloseKind::Fin, ts);
+                close(conn, end, CloseKind::Fin, ts, &mut self.shared);
                 if conn.closed[end.other()].is_some() {
                     ended = true;
                 }
@@ -847,6 +870,19 @@ impl Tracker {
             self.end(id, END, Gone::Ended);
         }
         self.table = Table::new(0);
+        // Gateway tunnels whose connections never ended in the capture.
+        for (first_ts, order, trace) in self.shared.tunnels.finish() {
+            self.redirect_or_end(Ended {
+                position: END,
+                first_ts,
+                order,
+                outcome: Outcome::Session {
+                    trace: Box::new(trace),
+                    data: true,
+                },
+            });
+        }
+        self.shared.redirections.release_all();
     }
 
     /// Ends a connection at `position`: flushes what it holds, settles it, leaves a tombstone.
@@ -891,7 +927,25 @@ impl Tracker {
             self.table.touch(id, GONE);
             self.bound_tombstones();
         }
-        self.ended.extend(ended);
+        if let Some(e) = ended {
+            self.redirect_or_end(e);
+        }
+    }
+
+    /// A connection settled: held while it waits for the connection its redirection sent the client to,
+    /// else reported. When that connection is still open, it learns where it came from.
+    fn redirect_or_end(&mut self, e: Ended) {
+        let Some((client, server, words)) = self.shared.redirections.finished(e, self.clock) else {
+            return;
+        };
+        if let Some(id) = self.table.find(&key(client, server))
+            && let Some(Entry::Live(next)) = self.table.get_mut(id)
+            && let Content::Rdp(s) = &mut next.content
+        {
+            s.dissector
+                .trace_mut()
+                .fact_in(PhaseName::X224, Fact::RedirectedFrom, words);
+        }
     }
 
     /// Flushes what a connection holds and settles it.
@@ -903,9 +957,23 @@ impl Tracker {
                 conn.streams[end].flush(&mut out);
                 deliver(&mut conn, end, ts, None, out, &mut self.shared);
                 if conn.streams[end].fin_reached() && conn.closed[end].is_none() {
-                    close(&mut conn, end, CloseKind::Fin, ts);
+                    close(&mut conn, end, CloseKind::Fin, ts, &mut self.shared);
                 }
             }
+        }
+        if let Content::Gateway(g) = &conn.content
+            && let Some(id) = &g.joined
+            && let Some((first_ts, order, trace)) = self.shared.tunnels.ended(id, ts)
+        {
+            self.redirect_or_end(Ended {
+                position,
+                first_ts,
+                order,
+                outcome: Outcome::Session {
+                    trace: Box::new(trace),
+                    data: true,
+                },
+            });
         }
         let (order, first_ts) = (conn.order, conn.first_ts);
         let outcome = match &conn.content {
@@ -917,7 +985,7 @@ impl Tracker {
                 }
                 Outcome::Attempt(Box::new(Attempt::from_conn(&conn)))
             }
-            Content::NotRdp => return None,
+            Content::NotRdp | Content::Gateway(_) => return None,
             Content::Rdp(_) => {
                 let data = conn.payload_seen;
                 Outcome::Session {
@@ -940,7 +1008,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_and_shards_do_not_depend_on_the_direction() {
+    fn keys_do_not_depend_on_the_direction() {
         let a: SocketAddr = "10.0.0.1:50000".parse().unwrap();
         let b: SocketAddr = "10.0.0.2:3389".parse().unwrap();
         let v6: SocketAddr = "[::ffff:10.0.0.1]:50000".parse().unwrap();
@@ -950,9 +1018,5 @@ mod tests {
             key(v6, b),
             "an IPv4-mapped IPv6 address is not the IPv4 one"
         );
-        for n in 1..5 {
-            assert_eq!(shard(a, b, n), shard(b, a, n));
-            assert!(shard(a, b, n) < n);
-        }
     }
 }

@@ -14,6 +14,7 @@
 mod attempt;
 mod classify;
 mod flows;
+mod gateway;
 mod settle;
 mod table;
 
@@ -24,19 +25,22 @@ use std::time::Duration;
 use self::classify::{Decision, classify, speaks_rdp};
 use self::flows::{Conn, End, PerEnd};
 use self::settle::start;
+use super::gateway::{GatewayConn, Tunnels};
 use super::order::{Learned, Position};
 use super::reassembly::Delivery;
+use super::redirect::Pending;
 use super::tls_decrypt::{Secrets, StatusHandle};
 use crate::dissect::Dissector;
 use crate::trace::{Millis, Side};
 
 pub use self::attempt::{Attempt, AttemptKind, Shape};
-pub use self::flows::{At, Drops, Ended, GONE_TIMEOUT, Outcome, SYN_TIMEOUT, Tracker, shard};
+pub use self::flows::{At, Drops, Ended, GONE_TIMEOUT, Outcome, SYN_TIMEOUT, Tracker};
 
 /// RFC 3339 of a time since the epoch, as a trace's `started_at`.
 pub fn started_at(ts: Duration) -> Option<String> {
     settle::rfc3339(ts)
 }
+pub(super) use self::settle::conclude;
 
 /// The port RDP listens on unless told otherwise.
 pub const RDP_PORT: u16 = 3389;
@@ -136,6 +140,10 @@ struct Shared {
     rdp_servers: RdpServers,
     /// Where the worker is in the capture.
     position: Arc<Position>,
+    /// Redirected sessions, until the client's next connection shows up.
+    redirections: Pending,
+    /// RD Gateway tunnels.
+    tunnels: Tunnels,
     ports: RdpPorts,
 }
 
@@ -147,7 +155,18 @@ enum Content {
         bytes: usize,
     },
     Rdp(Box<RdpSession>),
+    /// TLS that is not RDP: perhaps an RD Gateway's HTTPS.
+    Gateway(Box<Gateway>),
     NotRdp,
+}
+
+/// A connection to what may be an RD Gateway.
+struct Gateway {
+    conn: GatewayConn,
+    /// The tunnel it joined.
+    joined: Option<String>,
+    /// It made the tunnel: it carries the gateway's packets (the WebSocket, or the RDG_OUT_DATA channel).
+    primary: bool,
 }
 
 /// An RDP connection: its dissector (and so its trace), and what it holds for it.
@@ -191,6 +210,13 @@ fn deliver(
     let side = conn.side_of(end);
     let (data, gap, over) = match &mut conn.content {
         Content::NotRdp => return,
+        Content::Gateway(_) => {
+            let in_place = in_place.map(|d| Delivery::Data(d.to_vec()));
+            for d in out.iter().chain(in_place.as_ref()) {
+                gateway::feed(conn, end, ts, d.into(), shared);
+            }
+            return;
+        }
         Content::Rdp(s) => {
             for d in &out {
                 feed(s, end, side, at, d.into());
@@ -235,6 +261,10 @@ fn deliver(
     match &decision {
         Decision::Wait => {}
         Decision::NotRdp => conn.content = Content::NotRdp,
+        Decision::Tls => {
+            conn.client = client;
+            gateway::start(conn, shared);
+        }
         Decision::Rdp { .. } => {
             conn.client = client;
             if let Some(c) = client {

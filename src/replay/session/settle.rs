@@ -5,22 +5,26 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::super::tls_decrypt::Decryptor;
+use super::super::tls_decrypt::{Decryptor, StatusHandle};
 use super::classify::Decision;
 use super::flows::{Conn, End, Syn, millis, round_ms};
 use super::{Content, RdpSession, Shared, feed};
 use crate::dissect::Dissector;
 use crate::pdu::PduInfo;
-use crate::trace::{CloseKind, ConnectError, EventKind, Fact, Origin, PhaseName, Side, Trace};
+use crate::trace::{
+    CloseKind, ConnectError, EventKind, Fact, Millis, Origin, PhaseName, Side, Trace,
+};
 
 /// Starts the trace of a connection found to be RDP, and feeds it what was held.
-pub(super) fn start(conn: &mut Conn, decision: Decision, shared: &Shared) {
+pub(super) fn start(conn: &mut Conn, decision: Decision, shared: &mut Shared) {
     let Decision::Rdp { skip, via } = decision else {
         return;
     };
     let client_end = conn.client.unwrap_or(End::A);
     conn.client = Some(client_end);
-    let mut trace = Handshake::of(conn).trace(&shared.file);
+    let handshake = Handshake::of(conn);
+    let (client, server) = (handshake.client, handshake.server);
+    let mut trace = handshake.trace(&shared.file, PhaseName::Tcp);
     if let Some(via) = via {
         trace.fact_in(PhaseName::Tcp, Fact::Tunnel, via);
         trace.fact_in(
@@ -59,6 +63,10 @@ pub(super) fn start(conn: &mut Conn, decision: Decision, shared: &Shared) {
         let side = conn.side_of(*end);
         feed(&mut session, *end, side, *at, d.into());
     }
+    // The Connection Request is in: is this where a redirection of the capture sent the client?
+    shared
+        .redirections
+        .started(session.dissector.trace_mut(), client, server);
     conn.content = Content::Rdp(Box::new(session));
 }
 
@@ -99,8 +107,9 @@ impl Handshake {
         millis(ts.saturating_sub(self.first_ts))
     }
 
-    /// The trace of the connection as it starts: addresses, start time, the tcp phase.
-    pub(super) fn trace(&self, file: &str) -> Trace {
+    /// The trace of the connection as it starts: addresses, start time, and `phase` (`tcp`, or
+    /// `gateway_connect` for a gateway's connection) with what the capture holds of the handshake.
+    pub(super) fn trace(&self, file: &str, phase: PhaseName) -> Trace {
         let mut trace = Trace::new(
             self.server.to_string(),
             Origin::Replay {
@@ -110,14 +119,14 @@ impl Handshake {
         );
         trace.started_at = rfc3339(self.first_ts);
         trace.set_addrs(Some(self.client), Some(self.server));
-        self.tcp_phase(&mut trace);
+        self.first_phase(&mut trace, phase);
         trace
     }
 
-    /// The tcp phase from what the capture holds of the handshake.
-    fn tcp_phase(&self, trace: &mut Trace) {
+    /// The connection's first phase from what the capture holds of the handshake.
+    fn first_phase(&self, trace: &mut Trace, phase: PhaseName) {
         let (client, server) = (self.client, self.server);
-        trace.enter(PhaseName::Tcp, 0.0);
+        trace.enter(phase, 0.0);
         match self.syn {
             Some(syn) => {
                 if syn.count > 0 {
@@ -226,12 +235,18 @@ impl Handshake {
 }
 
 /// Records a close by `end` with the facts around it.
-pub(super) fn close(conn: &mut Conn, end: End, how: CloseKind, ts: Duration) {
+pub(super) fn close(conn: &mut Conn, end: End, how: CloseKind, ts: Duration, shared: &mut Shared) {
     let first = conn.closed.iter().all(Option::is_none);
     conn.closed[end] = Some(how);
     let side = conn.side_of(end);
     let at = conn.at(ts);
     let idle = round_ms(millis(ts.saturating_sub(conn.last_data_ts)));
+    if let Content::Gateway(g) = &conn.content
+        && let Some(id) = &g.joined
+    {
+        shared.tunnels.closed(id, side, how, ts, g.primary);
+        return;
+    }
     let Content::Rdp(s) = &mut conn.content else {
         return;
     };
@@ -274,6 +289,20 @@ pub(super) fn settle(mut conn: Conn) -> Option<Trace> {
         return Some(trace);
     }
 
+    let at_end = millis(conn.last_ts.saturating_sub(conn.first_ts));
+    if !closed_any {
+        handshake.idle_at_end(&mut trace);
+    }
+    Some(conclude(trace, decrypt, at_end))
+}
+
+/// The end of an RDP session's trace (a direct connection's, or a gateway tunnel's): the decryption's facts,
+/// the client's orderly close after the active state, the trace settled.
+pub(in crate::replay) fn conclude(
+    mut trace: Trace,
+    decrypt: Option<StatusHandle>,
+    at_end: Millis,
+) -> Trace {
     if let Some(status) = decrypt
         && trace.phase(PhaseName::Tls).start_ms.is_some()
     {
@@ -281,19 +310,22 @@ pub(super) fn settle(mut conn: Conn) -> Option<Trace> {
             trace.fact_in(PhaseName::Tls, k, v);
         }
     }
-
-    let at_end = millis(conn.last_ts.saturating_sub(conn.first_ts));
-    if !closed_any {
-        handshake.idle_at_end(&mut trace);
-    }
     let reached_active = trace.phase(PhaseName::Active).start_ms.is_some();
     let first_close = trace.events().find_map(|(_, e)| match e.kind {
         EventKind::Closed { by, how } => Some((by, how)),
         _ => None,
     });
-    let client_disconnected = trace.pdus().any(|(_, p)| {
-        p.from == Side::Client && matches!(p.info, PduInfo::DisconnectProviderUltimatum { .. })
+    // The client's Disconnect Provider Ultimatum, read (false) or known by its size (true).
+    let client_ultimatum = trace.pdus().find_map(|(_, p)| match p.info {
+        _ if p.from != Side::Client => None,
+        PduInfo::DisconnectProviderUltimatum { .. } => Some(false),
+        PduInfo::Inferred {
+            step: crate::infer::Step::Ultimatum,
+            ..
+        } => Some(true),
+        _ => None,
     });
+    let client_disconnected = client_ultimatum.is_some();
     let orderly = match first_close {
         None => true,
         Some((Side::Client, CloseKind::Fin)) => true,
@@ -303,16 +335,16 @@ pub(super) fn settle(mut conn: Conn) -> Option<Trace> {
         trace.record_event(
             at_end,
             EventKind::ClientClosed {
-                reason: if client_disconnected {
-                    "the client disconnected (Disconnect Provider Ultimatum)".to_owned()
-                } else {
-                    "the client closed the connection".to_owned()
+                reason: match client_ultimatum {
+                    Some(false) => "the client disconnected (Disconnect Provider Ultimatum)".to_owned(),
+                    Some(true) => "the client disconnected (a record the size of a Disconnect Provider Ultimatum, inferred)".to_owned(),
+                    None => "the client closed the connection".to_owned(),
                 },
             },
         );
     }
     trace.finish(!(reached_active && orderly) || trace.deactivated_for_good());
-    Some(trace)
+    trace
 }
 
 /// RFC 3339 of a time since the epoch.

@@ -6,8 +6,9 @@
 //! hand-written entries are.
 
 use super::{
-    Action, CertName, CertProfile, CredsspProfile, Expected, Family, Fault, Group, Issuer, KeyKind,
-    ProbeProfile, Protocols, Scenario, ServerPoint, TlsProfile, Validity, Xfreerdp,
+    Action, CertName, CertProfile, CredsspProfile, Expected, Family, Fault, Group, Issuer,
+    KerberosProfile, KeyKind, ProbeProfile, Protocols, Scenario, ServerPoint, ServiceKey,
+    TlsProfile, Validity, Xfreerdp,
 };
 use crate::codes::Table;
 use crate::codes::disc_reason::{
@@ -651,6 +652,73 @@ static HAND: &[Scenario] = &[
         }),
         ..Scenario::BASE
     },
+    // ---- NLA with Kerberos (serve --keytab FILE --realm REALM, a client with a KDC) -----------------------
+    Scenario {
+        name: "kerberos",
+        group: Group::Nla,
+        stands_for: "A domain member server: NLA with Kerberos, the ticket for TERMSRV/<host name> from the domain's KDC.",
+        wire: "takes the client's SPNEGO AP-REQ with the keytab's key of TERMSRV/<--host-name>, answers the AP-REP (sspi's Kerberos acceptor), and goes on to the active state.",
+        expected: Expected::CONNECTED,
+        probe: ProbeProfile::KERBEROS,
+        kerberos: Some(KerberosProfile::HEALTHY),
+        ..Scenario::BASE
+    },
+    Scenario {
+        name: "kerberos-ntlm-refused",
+        group: Group::Nla,
+        stands_for: "A server in a domain that blocks NTLM (\"Restrict NTLM: incoming NTLM traffic\"): a client that cannot use Kerberos (connecting by IP address, no KDC) is refused.",
+        wire: "takes Kerberos as the kerberos scenario does; answers a client's first NTLM (or SPNEGO NTLM-first) token with a TSRequest errorCode STATUS_NTLM_BLOCKED (0xC0000418), then closes.",
+        expected: Expected::failed(PhaseName::Credssp, Cause::CredsspError)
+            .mentioning(&["STATUS_NTLM_BLOCKED"]),
+        probe: ProbeProfile::NTLM,
+        kerberos: Some(KerberosProfile {
+            ntlm: false,
+            ..KerberosProfile::HEALTHY
+        }),
+        ..Scenario::BASE
+    },
+    Scenario {
+        name: "kerberos-key-mismatch",
+        group: Group::Nla,
+        stands_for: "A server whose service key is not the one the KDC encrypts its tickets with (a stale keytab, a computer account reset, a duplicate SPN on another account).",
+        wire: "decrypts the client's ticket with a key of the right type that is not the keytab's, fails, and answers a SPNEGO reject carrying KRB-ERROR KRB_AP_ERR_MODIFIED (41), then closes.",
+        expected: Expected::failed(PhaseName::Credssp, Cause::KerberosError)
+            .mentioning(&["KRB_AP_ERR_MODIFIED"]),
+        probe: ProbeProfile::KERBEROS,
+        kerberos: Some(KerberosProfile {
+            key: ServiceKey::NotTheKdcs,
+            ..KerberosProfile::HEALTHY
+        }),
+        ..Scenario::BASE
+    },
+    Scenario {
+        name: "kerberos-clock-skew",
+        group: Group::Nla,
+        stands_for: "A server whose clock is an hour off the domain's (a broken time sync), beyond Kerberos's five minutes.",
+        wire: "reads the client's authenticator with the service key and compares its time with a clock one hour ahead; answers a SPNEGO reject carrying KRB-ERROR KRB_AP_ERR_SKEW (37) with that clock's stime, then closes.",
+        expected: Expected::failed(PhaseName::Credssp, Cause::KerberosError)
+            .mentioning(&["KRB_AP_ERR_SKEW"]),
+        probe: ProbeProfile::KERBEROS,
+        kerberos: Some(KerberosProfile {
+            clock_offset_s: 3600,
+            ..KerberosProfile::HEALTHY
+        }),
+        ..Scenario::BASE
+    },
+    Scenario {
+        name: "kerberos-early-auth-denied",
+        group: Group::Nla,
+        stands_for: "A domain server with Early User Authorization where the domain user's Kerberos logon succeeds but the account may not log on remotely.",
+        wire: "completes CredSSP with Kerberos, then sends the Early User Authorization Result ACCESS_DENIED and closes.",
+        expected: Expected::failed(PhaseName::EarlyUserAuth, Cause::EarlyAuthDenied),
+        behaviour: &[fault(
+            ServerPoint::CredsspAuthenticated,
+            Action::EarlyAuthDenied,
+        )],
+        probe: ProbeProfile::KERBEROS,
+        kerberos: Some(KerberosProfile::HEALTHY),
+        ..Scenario::BASE
+    },
     Scenario {
         name: "credssp-version-2",
         group: Group::Nla,
@@ -751,11 +819,12 @@ static HAND: &[Scenario] = &[
     Scenario {
         name: "redirected",
         group: Group::Transport,
-        stands_for: "An RD Connection Broker sending the client to the session host that holds its session.",
-        wire: "after licensing, instead of the Demand Active, sends a Server Redirection PDU (session 7, target 192.0.2.10), then waits for the client to leave.",
+        stands_for: "An RD Connection Broker sending the client to the session host that holds its session, seen by a client that stops there (--no-follow; the broker scenarios follow).",
+        wire: "after licensing, instead of the Demand Active, sends a Server Redirection PDU (session 7, target 127.0.0.4), then waits for the client to leave.",
         expected: Expected::failed(PhaseName::Capabilities, Cause::Redirected)
-            .mentioning(&["192.0.2.10"]),
+            .mentioning(&["127.0.0.4"]),
         behaviour: &[fault(ServerPoint::Licensed, Action::Redirect)],
+        probe: ProbeProfile::NO_FOLLOW,
         ..Scenario::BASE
     },
     Scenario {
@@ -793,9 +862,15 @@ fn leak_faults(faults: Vec<Fault>) -> &'static [Fault] {
 pub(super) fn build() -> Vec<Scenario> {
     let mut generated = errinfo_family();
     generated.extend(transport_families());
-    let mut all = Vec::with_capacity(HAND.len() + generated.len());
+    let mut all = Vec::with_capacity(HAND.len() + generated.len() + super::routes::ROUTES.len());
     for group in Group::ALL {
         all.extend(HAND.iter().filter(|s| s.group == group).copied());
+        all.extend(
+            super::routes::ROUTES
+                .iter()
+                .filter(|s| s.group == group)
+                .copied(),
+        );
         all.extend(generated.iter().filter(|s| s.group == group).copied());
     }
     all
@@ -995,6 +1070,9 @@ fn waiting_for(phase: PhaseName) -> &'static str {
         PhaseName::Capabilities => "the Demand Active",
         PhaseName::Finalization => "the server's finalization PDUs",
         PhaseName::Active => "the session's next update",
+        PhaseName::GatewayConnect | PhaseName::GatewayAuth | PhaseName::GatewayTunnel => {
+            "the RD Gateway"
+        }
         PhaseName::Tcp | PhaseName::SecureSettings => "the server",
     }
 }
@@ -1014,7 +1092,11 @@ fn after(phase: PhaseName) -> String {
         PhaseName::Capabilities => "after licensing, before the Demand Active",
         PhaseName::Finalization => "right after the client's Confirm Active",
         PhaseName::Active => "once the connection is active (Font Map sent)",
-        PhaseName::Tcp | PhaseName::SecureSettings => "at once",
+        PhaseName::GatewayConnect
+        | PhaseName::GatewayAuth
+        | PhaseName::GatewayTunnel
+        | PhaseName::Tcp
+        | PhaseName::SecureSettings => "at once",
     };
     what.to_owned()
 }

@@ -51,6 +51,9 @@ fn block(s: &Scenario) -> String {
     if let Some(x) = &s.xfreerdp {
         out.push_str(&format!("  xfreerdp:   {}\n", x.describe()));
     }
+    if s.kerberos.is_some() {
+        out.push_str("  kerberos:   serve --keytab FILE --realm REALM, a probe with --kdc\n");
+    }
     out
 }
 
@@ -84,7 +87,16 @@ pub fn to_json(s: &Scenario) -> serde_json::Value {
         "probe": {
             "phase_timeout_ms": s.probe.phase_timeout_ms,
             "security": s.probe.security.and_then(|v| clap::ValueEnum::to_possible_value(&v)).map(|v| v.get_name().to_owned()),
+            "auth": s.probe.auth.and_then(|v| clap::ValueEnum::to_possible_value(&v)).map(|v| v.get_name().to_owned()),
         },
+        "kerberos": s.kerberos.map(|k| serde_json::json!({
+            "ntlm": k.ntlm,
+            "service_key": match k.key {
+                super::ServiceKey::Keytab => "keytab",
+                super::ServiceKey::NotTheKdcs => "not_the_kdcs",
+            },
+            "clock_offset_s": k.clock_offset_s,
+        })),
         "faults": faults,
         "protocols": codes::protocol_names(s.protocols.0),
         "credssp_version": s.credssp.version,

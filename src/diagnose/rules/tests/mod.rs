@@ -2,8 +2,11 @@
 //! the table takes. Traces are built the way a producer fills them ([`Build`]).
 
 mod endings;
+mod gateway;
 mod handshake;
+mod inferred;
 mod kerberos;
+mod redirect;
 mod reports;
 
 use super::{Basis, RULES};
@@ -24,6 +27,22 @@ impl Build {
     /// A trace in the tcp phase.
     pub fn new() -> Self {
         let mut trace = Trace::new("192.0.2.1:3389", Origin::Probe);
+        trace.enter(PhaseName::Tcp, 0.0);
+        Build { trace, at_ms: 0.0 }
+    }
+
+    /// A trace of a connection through the RD Gateway at `url`, in its first phase.
+    pub fn through(url: &str) -> Self {
+        let mut trace = Trace::new("127.0.0.1:3389", Origin::Probe);
+        trace.request.gateway = Some(url.to_owned());
+        trace.enter(PhaseName::GatewayConnect, 0.0);
+        Build { trace, at_ms: 0.0 }
+    }
+
+    /// A trace of the connection that follows `hops` (the earlier connections, each redirected), to `target`.
+    pub fn after(hops: Vec<Trace>, target: &str) -> Self {
+        let mut trace = Trace::new(target, Origin::Probe);
+        trace.hops = hops;
         trace.enter(PhaseName::Tcp, 0.0);
         Build { trace, at_ms: 0.0 }
     }

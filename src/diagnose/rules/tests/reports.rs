@@ -115,7 +115,12 @@ fn redirected() {
             "Server Redirection",
             PduInfo::ServerRedirection {
                 session_id: 3,
-                target: Some("192.0.2.10".to_owned()),
+                target: Some("127.0.0.4".to_owned()),
+                flags: 0,
+                load_balance_info: None,
+                fqdn: None,
+                user: None,
+                password_cookie: false,
             },
         )
         .event(EventKind::Redirected {
@@ -128,7 +133,7 @@ fn redirected() {
     // The PDU, not the event, says where to.
     assert!(
         e.detail
-            .starts_with("the server redirected the client to session 3 on 192.0.2.10;"),
+            .starts_with("the server redirected the client to session 3 on 127.0.0.4;"),
         "{}",
         e.detail
     );

@@ -1,0 +1,211 @@
+//! The gateway exchange as the trace keeps it: one [`Pdu`] per HTTP head and per packet of the HTTP
+//! transport, made the same way by the probe (what it sent and read) and the replay (what a capture holds).
+//! Authorization headers are kept by scheme only.
+
+// Bytes from the wire and from files: no panics (see ARCHITECTURE.md, Rules).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::unchecked_time_subtraction
+)]
+
+use base64::Engine as _;
+
+use super::http::{self, Request, Response};
+use super::packet::Packet;
+use crate::pdu::PduInfo;
+use crate::trace::{Fact, Millis, Pdu, Side, Trace};
+
+/// [MS-NLMP] 2.2.1 the message an NTLM token holds: `NEGOTIATE`, `CHALLENGE`, `AUTHENTICATE`.
+fn ntlm_message(token: &str) -> Option<&'static str> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(token.trim())
+        .ok()?;
+    // Inside SPNEGO (Negotiate) the NTLM message is somewhere in the DER: find its signature.
+    let at = bytes.windows(8).position(|w| w == b"NTLMSSP\0")?;
+    match bytes.get(at + 8) {
+        Some(1) => Some("NEGOTIATE"),
+        Some(2) => Some("CHALLENGE"),
+        Some(3) => Some("AUTHENTICATE"),
+        _ => None,
+    }
+}
+
+/// The PDU of a request head of `len` bytes.
+pub fn request_pdu(at_ms: Millis, len: usize, req: &Request) -> Pdu {
+    let auth = http::header(&req.headers, "Authorization").map(http::authorization);
+    let upgrade = http::has_token(&req.headers, "Upgrade", "websocket");
+    let mut summary = format!("{} {}", req.method, req.uri);
+    if let Some((scheme, token)) = auth {
+        match ntlm_message(token) {
+            Some(m) => summary.push_str(&format!(", {scheme} {m}")),
+            None => summary.push_str(&format!(", {scheme} credentials (not shown)")),
+        }
+    }
+    if upgrade {
+        summary.push_str(", WebSocket upgrade");
+    }
+    if http::header(&req.headers, "Transfer-Encoding").is_some_and(|v| v.contains("chunked")) {
+        summary.push_str(", chunked body");
+    }
+    Pdu {
+        at_ms,
+        from: Side::Client,
+        len,
+        name: "HTTP request".to_owned(),
+        summary,
+        info: PduInfo::HttpRequest {
+            method: req.method.clone(),
+            auth_scheme: auth.map(|(s, _)| s.to_owned()),
+            upgrade,
+        },
+    }
+}
+
+/// The PDU of a response head of `len` bytes.
+pub fn response_pdu(at_ms: Millis, len: usize, resp: &Response) -> Pdu {
+    let offered: Vec<String> = http::challenges(&resp.headers)
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    let mut summary = format!("{} {}", resp.status, resp.reason);
+    let challenge = http::challenges(&resp.headers)
+        .into_iter()
+        .find_map(|(_, t)| t.and_then(|t| ntlm_message(&t)));
+    match challenge {
+        Some(m) => summary.push_str(&format!(", {m}")),
+        None if !offered.is_empty() => {
+            summary.push_str(&format!(", offers {}", offered.join(", ")));
+        }
+        None => {}
+    }
+    Pdu {
+        at_ms,
+        from: Side::Server,
+        len,
+        name: "HTTP response".to_owned(),
+        summary,
+        info: PduInfo::HttpResponse {
+            status: resp.status,
+            auth_offered: offered,
+        },
+    }
+}
+
+/// The PDU of one packet of the HTTP transport (`None` for data packets, which carry the RDP connection).
+pub fn packet_pdu(at_ms: Millis, from: Side, bytes: &[u8]) -> Option<Pdu> {
+    match Packet::decode(bytes) {
+        Ok(Packet::Data(_)) => None,
+        Ok(p) => Some(Pdu {
+            at_ms,
+            from,
+            len: bytes.len(),
+            name: p.name().to_owned(),
+            summary: p.summary(),
+            info: PduInfo::GatewayPacket {
+                packet_type: p.packet_type(),
+                code: p.code(),
+            },
+        }),
+        Err(e) => Some(Pdu {
+            at_ms,
+            from,
+            len: bytes.len(),
+            name: "HTTP transport packet".to_owned(),
+            summary: format!("does not decode: {e}"),
+            info: PduInfo::Undecoded {
+                detail: e.to_string(),
+                offset: Some(e.offset),
+            },
+        }),
+    }
+}
+
+/// The facts of a gateway's answer, in the current phase (the probe's and the replay's).
+pub fn reply_facts(trace: &mut Trace, reply: &Packet) {
+    match reply {
+        Packet::HandshakeResponse {
+            major,
+            minor,
+            server_version,
+            ..
+        } => trace.fact(
+            Fact::GatewayVersion,
+            format!("{major}.{minor}, server version {server_version}"),
+        ),
+        Packet::TunnelResponse {
+            tunnel_id,
+            caps,
+            consent,
+            ..
+        } => {
+            if let Some(id) = tunnel_id {
+                trace.fact(Fact::GatewayTunnelId, *id);
+            }
+            if let Some(c) = caps {
+                trace.fact(Fact::GatewayCapabilities, format!("0x{c:x}"));
+            }
+            if let Some(m) = consent {
+                trace.fact(Fact::GatewayMessage, m.clone());
+            }
+        }
+        Packet::TunnelAuthResponse {
+            redirection_flags,
+            idle_timeout,
+            ..
+        } => {
+            if let Some(f) = redirection_flags {
+                trace.fact(Fact::GatewayRedirectionFlags, format!("0x{f:08x}"));
+            }
+            if let Some(t) = idle_timeout {
+                trace.fact(Fact::GatewayIdleTimeout, format!("{t} min"));
+            }
+        }
+        Packet::ChannelResponse {
+            channel_id: Some(id),
+            ..
+        } => trace.fact(Fact::GatewayChannelId, *id),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_is_kept_by_scheme() {
+        let negotiate = crate::scan::ntlm::negotiate_message();
+        let token = base64::engine::general_purpose::STANDARD.encode(negotiate);
+        let req = Request {
+            method: "RDG_OUT_DATA".to_owned(),
+            uri: "/remoteDesktopGateway/".to_owned(),
+            headers: vec![
+                ("Authorization".to_owned(), format!("NTLM {token}")),
+                ("Upgrade".to_owned(), "websocket".to_owned()),
+            ],
+        };
+        let pdu = request_pdu(1.0, 100, &req);
+        assert_eq!(
+            pdu.summary,
+            "RDG_OUT_DATA /remoteDesktopGateway/, NTLM NEGOTIATE, WebSocket upgrade"
+        );
+        let basic = Request {
+            headers: vec![(
+                "Authorization".to_owned(),
+                format!("Basic {}", http::basic("u", "marker-secret")),
+            )],
+            ..req
+        };
+        let pdu = request_pdu(1.0, 100, &basic);
+        let json = serde_json::to_string(&pdu).unwrap();
+        assert!(!json.contains(&http::basic("u", "marker-secret")), "{json}");
+        assert!(pdu.summary.contains("Basic credentials (not shown)"));
+    }
+}
