@@ -1970,3 +1970,46 @@ fn damaged_captures_never_panic() {
     }
     assert!(runs >= 80);
 }
+
+/// More connections open at once than the flow table holds: the unanswered SYNs give way, never a session
+/// that carried data, and the notes say how many went and of which kind.
+#[test]
+fn over_the_limit_the_unanswered_syns_go_first_and_are_counted() {
+    let path = tmp("limit.pcap");
+    support::flood::flood(&path, 30_000, false);
+    for threads in [1, 2] {
+        let r = replay::replay(
+            &path,
+            &Options {
+                limits: rdptrace::replay::session::Limits {
+                    max_connections: 1_000,
+                    ..rdptrace::replay::session::Limits::default()
+                },
+                threads,
+                ..Options::default()
+            },
+        )
+        .expect("replay");
+        let with_data: Vec<_> = r
+            .sessions
+            .iter()
+            .filter(|s| s.trace.phases.iter().any(|p| p.bytes_in > 0))
+            .collect();
+        assert_eq!(with_data.len(), 2, "threads {threads}");
+        assert!(
+            with_data.iter().any(|s| s.verdict.ok),
+            "the healthy session is whole (threads {threads})"
+        );
+        assert!(r.drops.unanswered > 0, "{:?}", r.drops);
+        assert_eq!(r.drops.sessions, 0, "{:?}", r.drops);
+        let notes = r.notes.join("\n");
+        assert!(
+            notes.contains("unanswered connection attempt(s) were settled before their timeout"),
+            "{notes}"
+        );
+        assert!(
+            !notes.contains("RDP session"),
+            "no session was cut: {notes}"
+        );
+    }
+}

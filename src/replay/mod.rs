@@ -504,8 +504,14 @@ fn drop_notes(d: &Drops, limits: Limits) -> Vec<String> {
     }
     if d.sessions > 0 {
         notes.push(format!(
-            "{} RDP session(s) were settled before their end to stay within {max} open connections: each is reported with what was read until then; {} later packet(s) of theirs were not read",
-            d.sessions, d.late_packets
+            "{} RDP session(s) were settled before their end to stay within {max} open connections: each is reported with what was read until then",
+            d.sessions
+        ));
+    }
+    if d.late_packets > 0 {
+        notes.push(format!(
+            "{} later packet(s) of the connections settled early were not read",
+            d.late_packets
         ));
     }
     notes

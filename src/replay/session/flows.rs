@@ -289,7 +289,8 @@ impl SynOnly {
 enum Gone {
     /// It ended (or was idle past its timeout, or was not RDP).
     Ended,
-    /// An RDP session settled early to make room: its later packets are counted, not read.
+    /// A connection with data, or one that may carry some later, settled early to make room: its later
+    /// packets are counted, not read.
     Settled,
     /// An unanswered SYN settled early to make room leaves no tombstone: under such a load a tombstone
     /// would not last until a copy of the SYN comes again.
@@ -322,7 +323,8 @@ pub struct Drops {
     pub undecided: u64,
     /// RDP sessions settled before their end (reported with what was read until then).
     pub sessions: u64,
-    /// Later packets of those sessions, not read.
+    /// Later packets of the connections settled early (sessions, and connections without data yet), not
+    /// read.
     pub late_packets: u64,
 }
 
@@ -422,8 +424,8 @@ impl Tracker {
                 tunnels: Tunnels::default(),
                 ports: RdpPorts::default(),
             },
-            // The connections, the tombstones (a quarter as many), one over each bound at most.
-            table: Table::new(limits.max_connections + limits.max_connections / 4 + 2),
+            // The connections, the tombstones (as many), one over each bound at most.
+            table: Table::new(2 * limits.max_connections + 2),
             ended: Vec::new(),
             drops: Drops::default(),
             fed: 0,
@@ -818,9 +820,8 @@ impl Tracker {
                 }
             }
             let gone = match list {
-                RDP => Gone::Settled,
                 SYN => Gone::Forgotten,
-                _ => Gone::Ended,
+                _ => Gone::Settled,
             };
             self.end(id, position, gone);
         }
@@ -841,9 +842,11 @@ impl Tracker {
         self.make_room(position);
     }
 
-    /// Keeps the tombstones within a quarter of the connections' bound, the oldest going first.
+    /// Keeps the tombstones within the connections' bound, the oldest going first: as many as there can be
+    /// connections settled early while their peers are still open, so that the later packets of one do not
+    /// open a connection in the middle of its stream.
     fn bound_tombstones(&mut self) {
-        let max = (self.limits.max_connections / 4).max(1);
+        let max = self.limits.max_connections.max(1);
         while self.table.len_of(GONE) > max {
             let Some(id) = self.table.oldest(GONE) else {
                 return;
