@@ -131,7 +131,7 @@ fn bounded_by(run: &Run, what: &str, max_kib: u64) {
 #[test]
 fn a_flood_is_one_line_and_the_sessions_in_it_are_whole() {
     let path = dir().join("flood.pcap");
-    flood(&path, 200_000, false);
+    flood(&path, 200_000, false, 0, false);
     let file = path.to_str().expect("path");
     let mut outputs = Vec::new();
     for threads in ["1", "2"] {
@@ -163,7 +163,7 @@ fn a_flood_is_one_line_and_the_sessions_in_it_are_whole() {
 #[test]
 fn a_flood_as_json_is_a_document_per_connection() {
     let path = dir().join("flood-json.pcap");
-    flood(&path, 200_000, false);
+    flood(&path, 200_000, false, 0, false);
     let run = replay(&[path.to_str().expect("path"), "--json"], &["\"pdus\":[{"]);
     bounded(&run, "json");
     assert_eq!(run.line_count, 200_002, "{}", run.stderr);
@@ -201,7 +201,7 @@ fn a_flood_as_json_is_a_document_per_connection() {
 #[test]
 fn time_going_backwards_is_noted_and_changes_nothing_else() {
     let path = dir().join("backwards.pcap");
-    flood(&path, 20_000, true);
+    flood(&path, 20_000, true, 0, false);
     let run = replay(&[path.to_str().expect("path")], &[]);
     bounded(&run, "backwards");
     let text = run.lines.join("\n");

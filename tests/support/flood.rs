@@ -118,28 +118,71 @@ const HEALTHY: &str = "healthy.pcapng";
 const DENIED: &str = "denied-connection.pcapng";
 
 /// Writes `syns` unanswered SYNs to [`SERVER`] from as many sources, 10 µs apart, with the healthy
-/// fixture a third of the way in and the denied one at two thirds; `backwards` makes every other SYN
-/// an hour older than the one before it.
-pub fn flood(path: &Path, syns: u32, backwards: bool) -> u64 {
-    let mut pcap = Pcap::create(path);
-    let mut t = Duration::from_secs(1_700_000_000);
-    for n in 0..syns {
-        if n == syns / 3 || n == 2 * syns / 3 {
-            let name = if n == syns / 3 { HEALTHY } else { DENIED };
-            for (at, data) in fixture(name) {
-                pcap.packet(t + at, &data);
-            }
-            t += Duration::from_secs(1);
+/// fixture a third of the way in and the denied one at two thirds, `between` SYNs after each of their
+/// packets; `backwards` makes every other SYN an hour older than the one before it; `answered` makes
+/// each SYN a whole handshake (SYN, SYN-ACK, ACK) of a connection that then carries nothing.
+pub fn flood(path: &Path, syns: u32, backwards: bool, between: u32, answered: bool) -> u64 {
+    let mut f = Flood {
+        pcap: Pcap::create(path),
+        t: Duration::from_secs(1_700_000_000),
+        written: 0,
+        syns,
+        backwards,
+        answered,
+    };
+    for (name, at) in [(HEALTHY, syns / 3), (DENIED, 2 * syns / 3)] {
+        while f.written < at {
+            f.syn();
         }
-        let ts = if backwards && n % 2 == 1 {
-            t.saturating_sub(Duration::from_secs(3600))
-        } else {
-            t
-        };
-        pcap.packet(ts, &tcp(source(n), SERVER, n, 0, Flags::Syn, &[]));
-        t += Duration::from_micros(10);
+        let base = f.t;
+        for (offset, data) in fixture(name) {
+            f.t = f.t.max(base + offset);
+            f.pcap.packet(f.t, &data);
+            for _ in 0..between {
+                f.syn();
+            }
+        }
+        f.t += Duration::from_secs(1);
     }
-    let packets = pcap.packets;
-    pcap.finish();
+    while f.written < syns {
+        f.syn();
+    }
+    let packets = f.pcap.packets;
+    f.pcap.finish();
     packets
+}
+
+struct Flood {
+    pcap: Pcap,
+    t: Duration,
+    written: u32,
+    syns: u32,
+    backwards: bool,
+    answered: bool,
+}
+
+impl Flood {
+    /// The next SYN of the flood, if any are left.
+    fn syn(&mut self) {
+        if self.written >= self.syns {
+            return;
+        }
+        let n = self.written;
+        let ts = if self.backwards && n % 2 == 1 {
+            self.t.saturating_sub(Duration::from_secs(3600))
+        } else {
+            self.t
+        };
+        let client = source(n);
+        self.pcap
+            .packet(ts, &tcp(client, SERVER, n, 0, Flags::Syn, &[]));
+        if self.answered {
+            let answer = tcp(SERVER, client, 7, n.wrapping_add(1), Flags::SynAck, &[]);
+            self.pcap.packet(ts, &answer);
+            let ack = tcp(client, SERVER, n.wrapping_add(1), 8, Flags::Ack, &[]);
+            self.pcap.packet(ts, &ack);
+        }
+        self.t += Duration::from_micros(10);
+        self.written += 1;
+    }
 }
