@@ -140,16 +140,19 @@ pub struct Learned<K, V> {
 
 #[derive(Debug)]
 struct Table<K, V> {
-    map: HashMap<K, Vec<(u64, V)>>,
+    map: HashMap<K, Vec<(u64, V)>, foldhash::fast::RandomState>,
     /// The latest position a key of `map` was first learned at (when the table is full).
     latest: u64,
 }
 
-impl<K: Eq + Hash + Clone, V: Clone> Learned<K, V> {
+/// Versions of one key kept at most (the oldest gives way).
+const MAX_VERSIONS: usize = 64;
+
+impl<K: Eq + Hash + Clone, V: Clone + PartialEq> Learned<K, V> {
     pub fn new(limit: usize) -> Self {
         Learned {
             inner: Mutex::new(Table {
-                map: HashMap::new(),
+                map: HashMap::default(),
                 latest: 0,
             }),
             limit,
@@ -162,8 +165,20 @@ impl<K: Eq + Hash + Clone, V: Clone> Learned<K, V> {
             return;
         };
         if let Some(versions) = t.map.get_mut(&key) {
-            versions.push((position, value));
-            versions.sort_by_key(|(at, _)| *at);
+            // INVARIANT: `versions` is in the order of positions, with no value twice in a row.
+            let i = versions.partition_point(|(at, _)| *at < position);
+            // The value it has just before `position` already: learning it again changes nothing (a
+            // server that speaks RDP in every one of a brute force's sessions is learnt once).
+            if i > 0 && versions.get(i - 1).is_some_and(|(_, v)| *v == value) {
+                return;
+            }
+            if versions.get(i).is_some_and(|(_, v)| *v == value) {
+                versions.remove(i);
+            }
+            versions.insert(i, (position, value));
+            if versions.len() > MAX_VERSIONS {
+                versions.remove(0);
+            }
             return;
         }
         if t.map.len() >= self.limit {
@@ -229,6 +244,20 @@ mod tests {
         assert_eq!(l.get(&at, &1), Some("b"));
         l.learn(END, 2, "end");
         assert_eq!(l.get(&at, &2), None, "not before the end");
+    }
+
+    #[test]
+    fn a_value_learnt_again_is_kept_once() {
+        let l = Learned::new(4);
+        for at in 1..=10_000u64 {
+            l.learn(at * 10, 1, ());
+        }
+        l.learn(5, 1, ());
+        let t = l.inner.lock().unwrap();
+        assert_eq!(t.map.get(&1).map(Vec::len), Some(1), "{:?}", t.map);
+        drop(t);
+        assert_eq!(l.get_before(6, &1), Some(()));
+        assert_eq!(l.get_before(5, &1), None);
     }
 
     #[test]

@@ -35,7 +35,7 @@ const EMPTY: List = List {
 
 /// `N` lists of entries, each from the least to the most recently touched.
 pub(super) struct Table<K, V, const N: usize> {
-    map: HashMap<K, Id>,
+    map: HashMap<K, Id, foldhash::fast::RandomState>,
     /// INVARIANT: `nodes[i]` is `Some` exactly when `i` is in `map` (and in one list), `None` when it is in
     /// `free`.
     nodes: Vec<Option<Node<K, V>>>,
@@ -49,7 +49,7 @@ impl<K: Eq + Hash + Clone, V, const N: usize> Table<K, V, N> {
     /// small working set stays small in the caches.
     pub(super) fn new(capacity: usize) -> Self {
         Table {
-            map: HashMap::new(),
+            map: HashMap::default(),
             nodes: Vec::with_capacity(capacity),
             free: Vec::new(),
             lists: [EMPTY; N],
