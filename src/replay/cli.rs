@@ -179,7 +179,7 @@ fn json_head(out: &mut Vec<u8>, file: &str, index: usize, a: &Attempt) {
 
 /// Attempt reports by shape.
 struct Memo {
-    map: HashMap<Shape, Rendered>,
+    map: HashMap<Shape, Rendered, foldhash::fast::RandomState>,
     /// The capture's name as a JSON string.
     file_json: String,
 }
@@ -304,7 +304,7 @@ impl Output {
                 buf: Vec::new(),
             },
             memo: Memo {
-                map: HashMap::new(),
+                map: HashMap::default(),
                 file_json: serde_json::to_string(&args.file.display().to_string())
                     .unwrap_or_default(),
             },
