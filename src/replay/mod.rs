@@ -624,12 +624,14 @@ fn run_single(
                 }
                 stats.supported_packets += 1;
                 let frame = link::decode(p.link, &p.data, p.orig_len);
-                if dedupe.is_copy(p.ts, &frame) {
-                    continue;
-                }
+                // The clock, then the duplicate filter, as the reader and a worker of the threaded
+                // replay do them.
                 let (now, tick) = clock.advance(p.ts);
                 if tick {
                     tracker.tick(p.number, now);
+                }
+                if dedupe.is_copy(p.ts, &frame) {
+                    continue;
                 }
                 tracker.packet(
                     At {

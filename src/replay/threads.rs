@@ -30,9 +30,9 @@ use super::tls_decrypt::Secrets;
 use super::{Clock, End, Key, ReadStats, Report, Settled, number, settled};
 
 /// A batch is handed on once the window holds this many packets...
-const WINDOW_PACKETS: usize = 1024;
+const WINDOW_PACKETS: usize = 4096;
 /// ... or this many bytes of payload.
-const WINDOW_BYTES: usize = 1 << 18;
+const WINDOW_BYTES: usize = 1 << 20;
 /// Batches waiting for each worker.
 const QUEUE: usize = 4;
 /// Messages (one per batch) waiting for the merger.
@@ -53,6 +53,7 @@ enum Owned {
         seq: u32,
         ack: u32,
         flags: u8,
+        ip_id: Option<u16>,
         from: usize,
         to: usize,
         missing: u32,
@@ -90,8 +91,18 @@ struct Message {
     worker: usize,
     settled: Vec<(Key, Settled)>,
     upto: u64,
-    /// At the end of the worker's share: what its flow table dropped, its opaque TLS connections.
-    finished: Option<(Drops, (u64, Option<String>))>,
+    /// At the end of the worker's share.
+    finished: Option<WorkerEnd>,
+}
+
+/// What a worker tells at the end of its share.
+struct WorkerEnd {
+    /// What its flow table dropped.
+    drops: Drops,
+    /// Its opaque TLS connections ([`Tracker::opaque_tls`]).
+    opaque: (u64, Option<String>),
+    /// Copies of packets it dropped.
+    duplicates: u64,
 }
 
 /// The reader's side of the workers' queues.
@@ -160,6 +171,7 @@ impl Feeder {
                         seq: seg.seq,
                         ack: seg.ack,
                         flags,
+                        ip_id: seg.ip_id,
                         from,
                         to: b.bytes.len(),
                         missing: seg.missing,
@@ -202,8 +214,6 @@ fn read(
 ) -> (ReadStats, Capture) {
     let mut stats = ReadStats::default();
     let mut clock = Clock::default();
-    // Between the capture reader and the flow table: copies of a packet go no further.
-    let mut dedupe = Dedupe::new();
     while let Some(item) = capture.next_item() {
         if feeder.broken {
             break;
@@ -229,9 +239,6 @@ fn read(
                 }
                 stats.supported_packets += 1;
                 let frame = link::decode(p.link, &p.data, p.orig_len);
-                if dedupe.is_copy(p.ts, &frame) {
-                    continue;
-                }
                 let (now, tick) = clock.advance(p.ts);
                 if tick {
                     feeder.tick(p.number, now);
@@ -251,7 +258,6 @@ fn read(
     let packets = capture.packets();
     feeder.flush(packets + 1);
     stats.backwards = clock.backwards;
-    stats.duplicates = dedupe.dropped;
     (stats, capture)
 }
 
@@ -277,6 +283,8 @@ fn work(
 ) {
     let _guard = StopOnPanic(progress);
     let mut settled_now = Vec::new();
+    // Between the reader and the flow table: copies of a packet go no further.
+    let mut dedupe = Dedupe::new();
     let take = |tracker: &mut Tracker, into: &mut Vec<(Key, Settled)>| {
         into.extend(tracker.take_finished().into_iter().map(settled));
     };
@@ -297,6 +305,7 @@ fn work(
                     seq,
                     ack,
                     flags,
+                    ip_id,
                     from,
                     to,
                     missing,
@@ -309,8 +318,7 @@ fn work(
                     ack_flag: flags & ACK != 0,
                     fin: flags & FIN != 0,
                     rst: flags & RST != 0,
-                    // Used only by the duplicate filter, which the reader ran.
-                    ip_id: None,
+                    ip_id: *ip_id,
                     payload: batch.bytes.get(*from..*to).unwrap_or_default(),
                     missing: *missing,
                 }),
@@ -326,6 +334,10 @@ fn work(
                     what: what.clone(),
                 },
             };
+            // Copies of a packet are of one connection, so one worker sees them all.
+            if dedupe.is_copy(at.ts, &frame) {
+                continue;
+            }
             tracker.packet(*at, &frame);
             take(&mut tracker, &mut settled_now);
         }
@@ -356,7 +368,11 @@ fn work(
         worker: me,
         settled: settled_now,
         upto: END,
-        finished: Some((tracker.drops, tracker.opaque_tls())),
+        finished: Some(WorkerEnd {
+            drops: tracker.drops,
+            opaque: tracker.opaque_tls(),
+            duplicates: dedupe.dropped,
+        }),
     });
 }
 
@@ -397,7 +413,7 @@ pub(super) fn run(
 
     let mut count = 0usize;
     let mut drops = Drops::default();
-    let mut opaque = Vec::new();
+    let mut ends = Vec::new();
     let (mut stats, capture) = std::thread::scope(|scope| {
         for (me, queue) in receivers.into_iter().enumerate() {
             let position = Position::new(Arc::clone(&progress), me);
@@ -424,22 +440,16 @@ pub(super) fn run(
                 read(capture, feeder, secrets, progress)
             })
         };
-        merge(
-            &results,
-            workers,
-            &file,
-            &mut count,
-            &mut drops,
-            &mut opaque,
-            each,
-        );
+        merge(&results, workers, &file, &mut count, &mut ends, each);
         match reader.join() {
             Ok(read) => read,
             Err(panic) => std::panic::resume_unwind(panic),
         }
     });
-    for o in opaque {
-        stats.opaque(o);
+    for e in ends {
+        drops.add(&e.drops);
+        stats.opaque(e.opaque);
+        stats.duplicates += e.duplicates;
     }
     stats.end(&capture, file, count, drops, limits)
 }
@@ -451,8 +461,7 @@ fn merge(
     workers: usize,
     file: &str,
     count: &mut usize,
-    drops: &mut Drops,
-    opaque: &mut Vec<(u64, Option<String>)>,
+    ends: &mut Vec<WorkerEnd>,
     each: &mut dyn FnMut(Report),
 ) {
     let mut queues: Vec<VecDeque<(Key, Settled)>> = (0..workers).map(|_| VecDeque::new()).collect();
@@ -480,9 +489,8 @@ fn merge(
         if let Some(d) = done.get_mut(m.worker) {
             *d = m.upto;
         }
-        if let Some((d, o)) = m.finished {
-            drops.add(&d);
-            opaque.push(o);
+        if let Some(end) = m.finished {
+            ends.push(end);
             if let Some(f) = finished.get_mut(m.worker) {
                 *f = true;
             }
