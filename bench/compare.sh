@@ -4,6 +4,10 @@
 #   replay --keylog  vs  tshark ... -o tls.keylog_file:KEYS (the same capture, decrypted)
 #   probe   vs  xfreerdp +auth-only                          (rdptrace serve, healthy, on loopback)
 #   fleet: probe --targets with 100/300/1000 targets at once, and 10,000 targets
+#   scale: replay of a flood of 1,000,000 unanswered SYNs and of 100,000 short failed NLA attempts (text and
+#          --json)  vs  tshark -r FILE -q -z conv,tcp (the comparable work: every connection, one line each)
+#   threads: replay of the bulk capture on one worker thread and on one per core, with and without the key
+#          log; openssl speed -evp aes-256-gcm for the decryption's cost per byte (BENCHMARKS.md)
 # Wall time, CPU time (user+sys) and peak resident memory of each, from /usr/bin/time; the results as
 # Markdown on stdout and in $OUT/results.md, raw rows in $OUT/results.tsv. See BENCHMARKS.md.
 #
@@ -25,7 +29,9 @@ BIG_FLEET=${BIG_FLEET:-10000}
 PORT=${PORT:-43390}
 DISPLAY_NUM=${DISPLAY_NUM:-97}
 CORE=${CORE:-1}               # the replay runs pinned to this core (taskset), both tools
-ONLY=${ONLY:-"replay probe fleet"}
+FLOOD=${FLOOD:-1000000}        # unanswered SYNs of the flood capture
+SHORT=${SHORT:-100000}         # failed NLA attempts of the short-sessions capture
+ONLY=${ONLY:-"replay scale threads probe fleet"}
 # The built-in target's published test password (src/serve/mod.rs): never on a command line.
 export RDPTRACE_PASSWORD=rdptrace-test-only
 
@@ -55,6 +61,25 @@ measure() {
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$group" "$name" "$wall" "$cpu" "$user" "$sys" "$rss" "$code" >>"$TSV"
   printf '%-28s wall %6ss cpu %6ss rss %7s KB exit %s\n' "$name" "$wall" "$cpu" "$rss" "$code" >&2
   rm -f "$t"
+}
+
+# measure_quiet GROUP NAME CMD...: as measure, stdout counted in lines, not kept (a flood's JSON is large).
+measure_quiet() {
+  local group=$1 name=$2
+  shift 2
+  local t=$OUT/time.$$
+  local code=0
+  /usr/bin/time -f '%e %U %S %M' -o "$t" "$@" 2>"$OUT/$name.err" | wc -l >"$OUT/$name.lines" || code=$?
+  read -r wall user sys rss < <(tail -n 1 "$t")
+  cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$group" "$name" "$wall" "$cpu" "$user" "$sys" "$rss" "$code" >>"$TSV"
+  printf '%-28s wall %6ss cpu %6ss rss %7s KB lines %s\n' "$name" "$wall" "$cpu" "$rss" "$(cat "$OUT/$name.lines")" >&2
+  rm -f "$t"
+}
+
+synth() {
+  [ -x "$SYNTH" ] || cargo build --release --locked --features synth --bin rdptrace-synth
+  "$SYNTH" "$@"
 }
 
 wait_port() {
@@ -87,6 +112,51 @@ if [[ " $ONLY " == *" replay "* ]]; then
   # tshark 4.0 does not hand an RDP stream to TLS after the Connection Confirm: -d says it is TLS.
   measure replay-keylog "tshark-rdp-keylog" taskset -c "$CORE" tshark -r "$CAP" -d tcp.port==3389,tls \
     -o "tls.keylog_file:$KEYS" -Y rdp
+fi
+
+# ---- scale: floods and short sessions -----------------------------------------------------------------
+if [[ " $ONLY " == *" scale "* ]]; then
+  FLOOD_CAP=$OUT/flood-$FLOOD.pcapng
+  SHORT_CAP=$OUT/short-$SHORT.pcapng
+  # The flood with two real sessions in it (a healthy one, a refused logon), so that they must be found.
+  [ -s "$FLOOD_CAP" ] || synth "$FLOOD_CAP" --flood "$FLOOD" --sessions 2 --template healthy \
+    --template nla-logon-failure --bulk 0-0 >"$OUT/flood.json"
+  # Brute force: every attempt to one server, a real NLA handshake refused.
+  [ -s "$SHORT_CAP" ] || synth "$SHORT_CAP" --sessions "$SHORT" --template nla-logon-failure --one-server \
+    --bulk 0-0 --concurrent 256 >"$OUT/short.json"
+  for cap in "$FLOOD_CAP" "$SHORT_CAP"; do
+    g=$(basename "$cap" .pcapng)
+    cat "$cap" >/dev/null
+    for i in $(seq 1 "$REPEAT"); do
+      measure_quiet "$g" "rdptrace-text-$i" taskset -c "$CORE" "$BIN" replay "$cap" --threads 1
+      measure_quiet "$g" "rdptrace-json-$i" taskset -c "$CORE" "$BIN" replay "$cap" --threads 1 --json
+      measure_quiet "$g" "rdptrace-threads-$i" "$BIN" replay "$cap"
+    done
+    measure_quiet "$g" "tshark-conv-tcp" taskset -c "$CORE" tshark -r "$cap" -q -z conv,tcp
+  done
+fi
+
+# ---- threads: the bulk capture on one worker and on one per core ----------------------------------------
+if [[ " $ONLY " == *" threads "* ]]; then
+  CAP=$OUT/replay-$SIZE.pcapng
+  KEYS=$OUT/replay-$SIZE.keys
+  if [ ! -s "$CAP" ] || [ ! -s "$KEYS" ]; then
+    synth "$CAP" --size "$SIZE" --keylog "$KEYS" >"$OUT/replay-$SIZE.json"
+  fi
+  cat "$CAP" >/dev/null
+  for i in $(seq 1 "$REPEAT"); do
+    measure threads "rdptrace-threads1-$i" "$BIN" replay "$CAP" --threads 1
+    measure threads "rdptrace-threadsN-$i" "$BIN" replay "$CAP"
+    measure threads-keylog "rdptrace-threads1-keylog-$i" "$BIN" replay "$CAP" --threads 1 --keylog "$KEYS"
+    measure threads-keylog "rdptrace-threadsN-keylog-$i" "$BIN" replay "$CAP" --keylog "$KEYS"
+  done
+  # AES-256-GCM on one core, the fastest implementation here (OpenSSL's, with AES-NI where the CPU has it):
+  # bytes per second on 16 KiB blocks (TLS records are up to 16 KiB), and the bytes the replay decrypts.
+  openssl speed -evp aes-256-gcm -bytes 16384 -seconds 3 2>/dev/null |
+    awk '/^aes-256-gcm/ { v = $NF; sub(/k$/, "", v); printf "%.0f\n", v * 1000 }' >"$OUT/aes-gcm.bytes-per-s"
+  stat -c %s "$CAP" >"$OUT/replay-$SIZE.bytes"
+  printf 'aes\taes-256-gcm-bytes-per-s\t%s\t0\t0\t0\t0\t0\n' "$(cat "$OUT/aes-gcm.bytes-per-s")" >>"$TSV"
+  printf 'aes\tcapture-bytes\t%s\t0\t0\t0\t0\t0\n' "$(cat "$OUT/replay-$SIZE.bytes")" >>"$TSV"
 fi
 
 # ---- the target for the probes ------------------------------------------------------------------------

@@ -7,7 +7,11 @@ from collections import OrderedDict
 
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 groups = OrderedDict()
+aes = {}
 for group, name, wall, cpu, user, sys_, rss, code in rows:
+    if group == "aes":
+        aes[name] = float(wall)
+        continue
     tool = re.sub(r"-\d+$", "", name)
     groups.setdefault(group, OrderedDict()).setdefault(tool, []).append(
         (float(wall), float(cpu), int(rss), int(code))
@@ -38,3 +42,35 @@ for group, tools in groups.items():
             wb, cb, mb = med[(group, b)]
             r = lambda x, y: f"{y / x:.1f}x" if x > 0 else "n/a"
             print(f"| {group}: {b} / {a} | {r(wa, wb)} | {r(ca, cb)} | {r(ma, mb)} |")
+
+def median_of(group, tool):
+    return med.get((group, tool))
+
+speedups = []
+for group in ("threads", "threads-keylog"):
+    suffix = "-keylog" if group.endswith("keylog") else ""
+    one = median_of(group, f"rdptrace-threads1{suffix}")
+    many = median_of(group, f"rdptrace-threadsN{suffix}")
+    if one and many and many[0] > 0:
+        speedups.append(f"| {group}: one worker / one per core | {one[0] / many[0]:.2f}x |")
+if speedups:
+    print()
+    print("| threaded replay (wall time) | speedup |")
+    print("|---|---|")
+    print("\n".join(speedups))
+
+rate, size = aes.get("aes-256-gcm-bytes-per-s"), aes.get("capture-bytes")
+if rate and size:
+    gcm = size / rate
+    print()
+    print(f"AES-256-GCM (openssl speed, one core): {rate / 1e9:.2f} GB/s; the capture's {size / 1e9:.2f} GB in {gcm:.2f} s.")
+    print()
+    print("| decryption cost | CPU s with the key log | CPU s without + AES-GCM of the bytes | ratio |")
+    print("|---|---|---|---|")
+    for suffix in ("1", "N"):
+        k = median_of("threads-keylog", f"rdptrace-threads{suffix}-keylog")
+        n = median_of("threads", f"rdptrace-threads{suffix}")
+        if k and n:
+            floor = n[1] + gcm
+            label = "one worker" if suffix == "1" else "one per core"
+            print(f"| {label} | {k[1]:.2f} | {floor:.2f} | {k[1] / floor:.2f}x |")

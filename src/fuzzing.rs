@@ -282,10 +282,20 @@ pub fn tcp(data: &[u8]) -> Vec<Trace> {
         if !dedupe.is_copy(ts, &frame) {
             tracker.frame(ts, &frame);
         }
-        traces.extend(tracker.take_finished().into_iter().map(|f| f.trace));
+        traces.extend(
+            tracker
+                .take_finished()
+                .into_iter()
+                .map(|f| f.into_trace("fuzz")),
+        );
     }
     tracker.finish();
-    traces.extend(tracker.take_finished().into_iter().map(|f| f.trace));
+    traces.extend(
+        tracker
+            .take_finished()
+            .into_iter()
+            .map(|f| f.into_trace("fuzz")),
+    );
     for t in &traces {
         let _ = settle(t);
     }
@@ -375,7 +385,14 @@ pub fn probe_frames(data: &[u8]) -> (Vec<Vec<u8>>, Vec<&'static str>) {
 /// carry. Returns the tunnel's trace.
 pub fn gateway(data: &[u8]) -> Trace {
     use crate::replay::gateway::{GatewayConn, Tunnels};
-    let mut conn = GatewayConn::new("127.0.0.1:443".to_owned(), "fuzz", None, Duration::ZERO);
+    let position = crate::replay::order::Position::single();
+    let mut conn = GatewayConn::new(
+        "127.0.0.1:443".to_owned(),
+        "fuzz",
+        None,
+        &position,
+        Duration::ZERO,
+    );
     let mut tunnels = Tunnels::default();
     let mut joined = false;
     for (i, (tag, body)) in Chunks::new(data).enumerate() {

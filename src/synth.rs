@@ -149,8 +149,18 @@ pub struct Options {
     pub secrets: Secrets,
     /// Sessions in progress at once (their packets interleave).
     pub concurrent: usize,
-    /// Bulk bytes of a session that reaches the active state: drawn between these two.
+    /// Bulk bytes of a session that reaches the active state: drawn between these two; `(0, 0)` for none.
     pub bulk: (u64, u64),
+    /// Only these templates (by name), each with its usual weight; all when empty.
+    pub templates: Vec<String>,
+    /// Stop after this many sessions (whatever their size), instead of at `size`.
+    pub sessions: Option<u64>,
+    /// SYNs to [`FLOOD_SERVER`] from as many sources, never answered (a scan or a flood), spread among the
+    /// sessions.
+    pub flood: u64,
+    /// Every session to one server (192.168.0.1:3389), as a brute force would be; otherwise each has its
+    /// own.
+    pub one_server: bool,
 }
 
 impl Default for Options {
@@ -161,8 +171,23 @@ impl Default for Options {
             secrets: Secrets::None,
             concurrent: 64,
             bulk: (1 << 20, 4 << 20),
+            templates: Vec::new(),
+            sessions: None,
+            flood: 0,
+            one_server: false,
         }
     }
+}
+
+/// Where the SYNs of a flood go.
+pub const FLOOD_SERVER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 3389);
+
+/// The source of the `n`th SYN of a flood: 11.0.0.0 and on, a port of its own.
+fn flood_source(n: u64) -> SocketAddrV4 {
+    SocketAddrV4::new(
+        Ipv4Addr::from(0x0b00_0000u32.wrapping_add(n as u32)),
+        1024 + (n % 60_000) as u16,
+    )
 }
 
 /// What was generated.
@@ -179,6 +204,8 @@ pub struct Manifest {
     pub bulk_updates: u64,
     /// TLS records sealed by the generator (bulk, and the template's records moved after it).
     pub records_sealed: u64,
+    /// Unanswered SYNs of the flood.
+    pub flood_syns: u64,
     pub file_bytes: u64,
 }
 
@@ -651,6 +678,11 @@ impl<W: Write> Out<W> {
 }
 
 impl Run<'_> {
+    /// Template packets still to send (bulk records not counted).
+    fn packets_left(&self) -> u64 {
+        self.t.packets.len().saturating_sub(self.next) as u64
+    }
+
     /// Sends `bytes` from `from` in segments.
     fn data<W: Write>(
         &mut self,
@@ -780,20 +812,35 @@ pub fn generate(path: &Path, opts: &Options) -> Result<Manifest, SynthError> {
         _ => None,
     };
     let mut rng = StdRng::seed_from_u64(opts.seed);
-    let total_weight: u32 = templates.iter().map(|t| t.weight).sum();
+    for name in &opts.templates {
+        if !templates.iter().any(|t| &t.name == name) {
+            return Err(SynthError::Template {
+                name: name.clone(),
+                detail: "no such template".to_owned(),
+            });
+        }
+    }
+    let chosen = |t: &Template| opts.templates.is_empty() || opts.templates.contains(&t.name);
+    let weight = |t: &Template| if chosen(t) { t.weight } else { 0 };
+    let total_weight: u32 = templates.iter().map(weight).sum();
     let mut planned = 0u64;
     let mut started = 0u32;
     let mut runs: Vec<Run<'_>> = Vec::new();
+    let mut flood_left = opts.flood;
+    let more = |planned: u64, started: u32| match opts.sessions {
+        Some(n) => u64::from(started) < n,
+        None => planned < opts.size,
+    };
     loop {
-        while planned < opts.size && runs.len() < opts.concurrent.max(1) {
+        while more(planned, started) && runs.len() < opts.concurrent.max(1) && total_weight > 0 {
             let mut pick = rng.random_range(0..total_weight.max(1));
             let mut index = 0;
             for (i, t) in templates.iter().enumerate() {
-                if pick < t.weight {
+                if pick < weight(t) {
                     index = i;
                     break;
                 }
-                pick -= t.weight;
+                pick -= weight(t);
             }
             let Some(t) = templates.get(index) else { break };
             if let Some((_, n)) = out.m.sessions.get_mut(index) {
@@ -813,7 +860,7 @@ pub fn generate(path: &Path, opts: &Options) -> Result<Manifest, SynthError> {
                     text.push_str(&format!("{label} {random} {secret}\n"));
                 }
             }
-            let bulk = match &t.bulk {
+            let bulk = match t.bulk.as_ref().filter(|_| opts.bulk != (0, 0)) {
                 Some(plan) => {
                     let (lo, hi) = opts.bulk;
                     let bytes = rng.random_range(lo.min(hi)..=hi.max(lo));
@@ -875,7 +922,11 @@ pub fn generate(path: &Path, opts: &Options) -> Result<Manifest, SynthError> {
                 _ => {}
             }
             let client_ip = Ipv4Addr::from(0x0a00_0000u32 + started);
-            let server_ip = Ipv4Addr::new(192, 168, (started >> 8) as u8 % 16, started as u8);
+            let server_ip = if opts.one_server {
+                Ipv4Addr::new(192, 168, 0, 1)
+            } else {
+                Ipv4Addr::new(192, 168, (started >> 8) as u8 % 16, started as u8)
+            };
             let port = 49152 + (started % 16000) as u16;
             runs.push(Run {
                 t,
@@ -891,6 +942,21 @@ pub fn generate(path: &Path, opts: &Options) -> Result<Manifest, SynthError> {
                 next: 0,
                 bulk,
             });
+        }
+        // The flood's SYNs among the sessions' packets, spread over the whole capture.
+        let left: u64 = runs.iter().map(Run::packets_left).sum();
+        if flood_left > 0
+            && (runs.is_empty() || rng.random_range(0..flood_left + left) < flood_left)
+        {
+            let n = opts.flood - flood_left;
+            flood_left -= 1;
+            let flags = Flags {
+                syn: true,
+                ..Flags::default()
+            };
+            out.packet(flood_source(n), FLOOD_SERVER, rng.random(), 0, flags, &[])?;
+            out.m.flood_syns += 1;
+            continue;
         }
         if runs.is_empty() {
             break;

@@ -638,6 +638,8 @@ fn bounded_connections_evict_the_oldest_idle() {
             max_connections: 4,
             max_pending: 1 << 20,
         },
+        // The bound is shared among the workers: one worker keeps it as given.
+        threads: 1,
         ..Options::default()
     };
     let r = read(&path, &opts);
@@ -653,7 +655,14 @@ fn bounded_connections_evict_the_oldest_idle() {
         .map(|s| s.index)
         .collect();
     assert_eq!(evicted, vec![1, 2]);
-    assert!(r.notes.iter().any(|n| n.contains("dropped")));
+    assert_eq!(r.drops.sessions, 2, "{:?}", r.drops);
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.starts_with("2 RDP session(s) were settled before their end")),
+        "{:?}",
+        r.notes
+    );
 }
 
 #[test]
@@ -1960,4 +1969,48 @@ fn damaged_captures_never_panic() {
         }
     }
     assert!(runs >= 80);
+}
+
+/// More connections open at once than the flow table holds (connections that carry nothing, opened all
+/// through two real sessions): those give way, never a session that carried data, and the notes say how
+/// many went and of which kind.
+#[test]
+fn over_the_limit_the_connections_without_data_go_first_and_are_counted() {
+    let path = tmp("limit.pcap");
+    support::flood::flood(&path, 30_000, false, 500, true);
+    for threads in [1, 2] {
+        let r = replay::replay(
+            &path,
+            &Options {
+                limits: rdptrace::replay::session::Limits {
+                    max_connections: 1_000,
+                    ..rdptrace::replay::session::Limits::default()
+                },
+                threads,
+                ..Options::default()
+            },
+        )
+        .expect("replay");
+        let with_data: Vec<_> = r
+            .sessions
+            .iter()
+            .filter(|s| s.trace.phases.iter().any(|p| p.bytes_in > 0))
+            .collect();
+        assert_eq!(with_data.len(), 2, "threads {threads}");
+        assert!(
+            with_data.iter().any(|s| s.verdict.ok),
+            "the healthy session is whole (threads {threads})"
+        );
+        assert!(r.drops.no_data > 0, "{:?}", r.drops);
+        assert_eq!(r.drops.sessions, 0, "{:?}", r.drops);
+        let notes = r.notes.join("\n");
+        assert!(
+            notes.contains("connection(s) that carried no data were settled early"),
+            "{notes}"
+        );
+        assert!(
+            !notes.contains("RDP session"),
+            "no session was cut: {notes}"
+        );
+    }
 }

@@ -31,6 +31,7 @@ fn generated_matches_templates(secrets: Secrets, dir: &std::path::Path) {
         secrets: secrets.clone(),
         concurrent: 8,
         bulk: (32 << 10, 96 << 10),
+        ..synth::Options::default()
     };
     let manifest = synth::generate(&capture, &opts).expect("generate");
     assert!(manifest.total_sessions() > 10, "{manifest:?}");
@@ -117,6 +118,7 @@ fn generation_is_deterministic() {
         secrets: Secrets::Embedded,
         concurrent: 4,
         bulk: (32 << 10, 64 << 10),
+        ..synth::Options::default()
     };
     synth::generate(&d.join("a.pcapng"), &opts).expect("generate");
     synth::generate(&d.join("b.pcapng"), &opts).expect("generate");

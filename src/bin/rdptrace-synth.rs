@@ -35,9 +35,21 @@ struct Args {
     /// Sessions in progress at once.
     #[arg(long, default_value_t = 64)]
     concurrent: usize,
-    /// Bulk bytes of an active session, drawn between MIN and MAX (suffixes K, M, G).
+    /// Bulk bytes of an active session, drawn between MIN and MAX (suffixes K, M, G); 0-0 for none.
     #[arg(long, value_name = "MIN-MAX", default_value = "1M-4M", value_parser = parse_range)]
     bulk: (u64, u64),
+    /// Only sessions of this template (repeatable): healthy, nla-logon-failure, refused, ...
+    #[arg(long = "template", value_name = "NAME")]
+    templates: Vec<String>,
+    /// Stop after this many sessions, whatever their size (instead of --size).
+    #[arg(long, value_name = "N")]
+    sessions: Option<u64>,
+    /// Add N SYNs to 10.0.0.1:3389 from N sources, never answered (a scan or a flood).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    flood: u64,
+    /// Every session to one server (192.168.0.1:3389), as a brute force would be.
+    #[arg(long)]
+    one_server: bool,
 }
 
 /// Why no capture was written.
@@ -84,6 +96,10 @@ fn run(args: Args) -> Result<(), Error> {
         secrets,
         concurrent: args.concurrent,
         bulk: args.bulk,
+        templates: args.templates,
+        sessions: args.sessions,
+        flood: args.flood,
+        one_server: args.one_server,
     };
     let manifest = synth::generate(&args.out, &opts)?;
     rdptrace::report::stdout::print(&rdptrace::report::json_line(&manifest)?)?;

@@ -266,7 +266,8 @@ impl Matcher {
         // Readings far costlier than the best are dropped: the verdict reads the cheapest only, and a reading
         // this much costlier would need the best ones to die first, which they do within a few records.
         let best = next.first().map_or(0, |h| h.cost);
-        let mut seen: std::collections::HashSet<(Place, Place)> = std::collections::HashSet::new();
+        let mut seen: std::collections::HashSet<(Place, Place), foldhash::fast::RandomState> =
+            std::collections::HashSet::default();
         let mut kept: Vec<Hypothesis> = Vec::with_capacity(next.len().min(MAX_HYPOTHESES));
         for h in next {
             if kept.len() >= MAX_HYPOTHESES || h.cost > best.saturating_add(COST_MARGIN) {

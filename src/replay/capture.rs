@@ -27,9 +27,9 @@ pub const SECRETS_TLS_KEY_LOG: u32 = 0x544c_534b;
 const READ_BUFFER: usize = 1 << 22;
 
 /// A reader that can also seek: Network Monitor files are read through their frame table.
-pub trait ReadSeek: Read + Seek {}
+pub trait ReadSeek: Read + Seek + Send {}
 
-impl<T: Read + Seek> ReadSeek for T {}
+impl<T: Read + Seek + Send> ReadSeek for T {}
 
 /// Bytes the Network Monitor reader buffers.
 const NETMON_BUFFER: usize = 1 << 16;
@@ -95,11 +95,11 @@ pub enum Format {
 
 enum Inner {
     Pcap {
-        reader: PcapReader<Box<dyn Read>>,
+        reader: PcapReader<Box<dyn Read + Send>>,
         link: u32,
     },
     PcapNg {
-        reader: PcapNgReader<Box<dyn Read>>,
+        reader: PcapNgReader<Box<dyn Read + Send>>,
         /// The last timestamp seen, for Simple Packet Blocks that have none.
         last_ts: Duration,
     },
@@ -269,8 +269,8 @@ impl Capture {
 
     /// Reads a capture from any reader (pcap and pcapng, plain or gzip-compressed); `name` is used in
     /// errors.
-    pub fn from_reader(name: String, raw: Box<dyn Read>) -> Result<Capture, CaptureError> {
-        let mut reader: Box<dyn BufRead> = Box::new(BufReader::new(raw));
+    pub fn from_reader(name: String, raw: Box<dyn Read + Send>) -> Result<Capture, CaptureError> {
+        let mut reader: Box<dyn BufRead + Send> = Box::new(BufReader::new(raw));
         let mut gzip = false;
         let mut kind = peek(&mut reader, &name)?;
         if kind == Magic::Gzip {
@@ -283,7 +283,7 @@ impl Capture {
             packet: None,
             detail,
         };
-        let boxed: Box<dyn Read> = Box::new(reader);
+        let boxed: Box<dyn Read + Send> = Box::new(reader);
         let (inner, format) = match kind {
             Magic::Pcap => {
                 let reader = PcapReader::with_capacity(boxed, READ_BUFFER)

@@ -1,18 +1,32 @@
-//! `rdptrace replay`.
+//! `rdptrace replay`: the text report (the sessions grouped by outcome, then the timelines of the failed
+//! ones, [`super::summary`]) or one JSON document per session, streamed.
 
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Seek as _, SeekFrom, Write};
+use std::io::{BufWriter, Seek as _, SeekFrom, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use super::{End, Options, Session};
+use super::session::{Attempt, Shape};
+use super::summary::{self, Member, Started, Summary, thousands};
+use super::{AttemptReport, End, Options, Report, Session};
 use crate::command::CliError;
 use crate::report;
 use crate::report::stdout::{Stdout, StdoutError};
 use crate::trace::PhaseName;
+use crate::verdict::Cause;
 
 /// Rendered timelines kept in memory before they go to a temporary file.
 const SPOOL_MEMORY: usize = 8 << 20;
+/// Timelines printed at most without `--all` (the failed sessions that carried data)...
+pub const TIMELINES: usize = 20;
+/// ... and at most this many of one outcome.
+pub const TIMELINES_PER_OUTCOME: usize = 5;
+/// Attempt reports remembered by shape.
+const MEMO: usize = 4096;
+/// Streamed JSON reaches stdout at least this often.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
@@ -32,8 +46,16 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub json: bool,
     /// Only this session's timeline (the number in the summary; sessions are numbered as they end).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "all")]
     pub session: Option<usize>,
+    /// Every session in the summary and every timeline (by default sessions are grouped by outcome and
+    /// only the timelines of some failed sessions that carried data are printed).
+    #[arg(long)]
+    pub all: bool,
+    /// Worker threads (connections are shared among them by their addresses); 1 reads on one thread.
+    /// Default: one per core.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
     #[arg(from_global)]
     pub verbose: u8,
 }
@@ -53,10 +75,11 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, CliError> {
         rsa_keys: args.rsa_keys.clone(),
         ports: args.ports.clone(),
         progress: true,
+        threads: args.threads.map_or(0, usize::from),
         ..Options::default()
     };
-    let mut out = Output::new(args.json, args.session, args.verbose > 0);
-    let end = super::replay_each(&args.file, &opts, &mut |s| out.session(s))
+    let mut out = Output::new(&args);
+    let end = super::replay_stream(&args.file, &opts, &mut |r| out.report(r))
         .map_err(CliError::failure)?;
     out.finish(end).map(ExitCode::from)
 }
@@ -125,13 +148,141 @@ impl Drop for Spool {
     }
 }
 
+/// What an attempt's report comes to, made once for every attempt of the same shape.
+#[derive(Debug, Clone)]
+struct Rendered {
+    ok: bool,
+    code: u8,
+    cause: Cause,
+    /// The JSON document after the fields that tell attempts apart (client, start, number), when it has
+    /// been made; `Some(None)` when the document did not start as expected (then it is made every time).
+    tail: Option<Option<String>>,
+}
+
+/// The first fields of an attempt's JSON document: those that tell attempts of one shape apart. `file` is
+/// the capture's name as a JSON string. Addresses and RFC 3339 times need no escaping in JSON.
+fn json_head(out: &mut Vec<u8>, file: &str, index: usize, a: &Attempt) {
+    let _ = write!(
+        out,
+        r#"{{"schema":"{}","target":"{}","origin":{{"kind":"replay","file":{file},"session":{index}}},"started_at":"#,
+        report::SCHEMA,
+        a.server(),
+    );
+    match a.started_at() {
+        Some(t) => {
+            let _ = write!(out, r#""{t}""#);
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    let _ = write!(out, r#","client_addr":"{}""#, a.client());
+}
+
+/// Attempt reports by shape.
+struct Memo {
+    map: HashMap<Shape, Rendered, foldhash::fast::RandomState>,
+    /// The capture's name as a JSON string.
+    file_json: String,
+}
+
+impl Memo {
+    /// What `a` comes to; with `json`, its document is written to `out`.
+    fn get(
+        &mut self,
+        file: &str,
+        a: &AttemptReport,
+        json: Option<&mut Vec<u8>>,
+    ) -> (bool, u8, Cause) {
+        let shape = a.attempt.shape();
+        let hit = self.map.get(&shape);
+        let ready = hit.is_some_and(|r| json.is_none() || r.tail.is_some());
+        if let (true, Some(r)) = (ready, hit) {
+            if let Some(out) = json {
+                match &r.tail {
+                    Some(Some(tail)) => {
+                        json_head(out, &self.file_json, a.index, &a.attempt);
+                        out.extend_from_slice(tail.as_bytes());
+                    }
+                    _ => {
+                        let s = a.session(file);
+                        out.extend_from_slice(report::json::line(&s.trace, &s.verdict).as_bytes());
+                    }
+                }
+            }
+            return (r.ok, r.code, r.cause);
+        }
+        let s = a.session(file);
+        let v = &s.verdict;
+        let mut r = Rendered {
+            ok: v.ok,
+            code: v.exit_code(),
+            cause: v.cause,
+            tail: None,
+        };
+        if let Some(out) = json {
+            let doc = report::json::line(&s.trace, v);
+            let mut head = Vec::new();
+            json_head(&mut head, &self.file_json, a.index, &a.attempt);
+            r.tail = Some(
+                doc.as_bytes()
+                    .strip_prefix(head.as_slice())
+                    .map(|t| String::from_utf8_lossy(t).into_owned()),
+            );
+            out.extend_from_slice(doc.as_bytes());
+        }
+        if self.map.len() >= MEMO {
+            self.map.clear();
+        }
+        let summary = (r.ok, r.code, r.cause);
+        self.map.insert(shape, r);
+        summary
+    }
+}
+
+/// Timelines left out of the text report, by kind.
+#[derive(Debug, Default)]
+struct Omitted {
+    failed: u64,
+    ok: u64,
+    attempts: u64,
+    /// Sessions without data that are not attempts (a close and nothing else).
+    no_data: u64,
+}
+
+/// Standard output for the JSON lines: buffered, and flushed now and then so that it streams.
+struct Lines {
+    out: BufWriter<Stdout>,
+    flushed: Instant,
+    buf: Vec<u8>,
+}
+
+impl Lines {
+    fn write(&mut self) -> std::io::Result<()> {
+        self.buf.push(b'\n');
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        if self.flushed.elapsed() >= FLUSH_EVERY {
+            self.out.flush()?;
+            self.flushed = Instant::now();
+        }
+        Ok(())
+    }
+}
+
 /// What `replay` prints, built as the sessions end.
 struct Output {
+    file: String,
     json: bool,
+    all: bool,
     only: Option<usize>,
     verbose: bool,
-    summaries: Vec<String>,
+    lines: Lines,
+    memo: Memo,
+    summary: Summary,
+    /// With `--all`: every summary line.
+    flat: Spool,
     timelines: Spool,
+    shown: usize,
+    omitted: Omitted,
     selected: usize,
     /// The exit code of the first session that did not reach the active state.
     failed: Option<u8>,
@@ -140,50 +291,175 @@ struct Output {
 }
 
 impl Output {
-    fn new(json: bool, only: Option<usize>, verbose: bool) -> Self {
+    fn new(args: &ReplayArgs) -> Self {
         Output {
-            json,
-            only,
-            verbose,
-            summaries: Vec::new(),
+            file: args.file.display().to_string(),
+            json: args.json,
+            all: args.all,
+            only: args.session,
+            verbose: args.verbose > 0,
+            lines: Lines {
+                out: BufWriter::with_capacity(1 << 16, Stdout),
+                flushed: Instant::now(),
+                buf: Vec::new(),
+            },
+            memo: Memo {
+                map: HashMap::default(),
+                file_json: serde_json::to_string(&args.file.display().to_string())
+                    .unwrap_or_default(),
+            },
+            summary: Summary::default(),
+            flat: Spool::default(),
             timelines: Spool::default(),
+            shown: 0,
+            omitted: Omitted::default(),
             selected: 0,
             failed: None,
             error: None,
         }
     }
 
-    fn session(&mut self, s: Session) {
-        let selected = self.only.is_none_or(|n| n == s.index);
-        if !self.json {
-            self.summaries.push(summary_line(&s));
+    fn fail(&mut self, ok: bool, code: u8) {
+        if !ok && self.failed.is_none() {
+            self.failed = Some(code);
         }
+    }
+
+    fn report(&mut self, r: Report) {
+        let index = r.index();
+        let selected = self.only.is_none_or(|n| n == index);
+        if self.json {
+            if selected {
+                self.selected += 1;
+                self.json_line(r);
+            }
+            return;
+        }
+        if self.all {
+            let s = r.into_session(&self.file);
+            self.flat.write(&summary_line(&s));
+            self.flat.write("\n");
+            self.selected += 1;
+            self.fail(s.verdict.ok, s.verdict.exit_code());
+            self.timeline(&s);
+            return;
+        }
+        let (group, show) = self.group(&r);
         if !selected {
             return;
         }
         self.selected += 1;
-        if !s.verdict.ok && self.failed.is_none() {
-            self.failed = Some(s.verdict.exit_code());
+        if self.only.is_some() {
+            let s = r.into_session(&self.file);
+            self.fail(s.verdict.ok, s.verdict.exit_code());
+            self.timeline(&s);
+            return;
         }
-        if self.json {
-            if self.error.is_none() {
-                let line = format!("{}\n", report::json::line(&s.trace, &s.verdict));
-                self.error = report::stdout::print(&line).err();
+        match r {
+            Report::Session(s) => {
+                self.fail(s.verdict.ok, s.verdict.exit_code());
+                if show
+                    && self.shown < TIMELINES
+                    && self.summary.shown(group) < TIMELINES_PER_OUTCOME
+                {
+                    self.shown += 1;
+                    self.summary.count_shown(group);
+                    self.timeline(&s);
+                } else if !s.data {
+                    self.omitted.no_data += 1;
+                } else if s.verdict.ok {
+                    self.omitted.ok += 1;
+                } else {
+                    self.omitted.failed += 1;
+                }
             }
-        } else {
-            self.timelines.write("\n");
-            self.timelines.write(&report::text::render(
-                &s.trace,
-                &s.verdict,
-                report::text::Options {
-                    verbose: self.verbose,
-                },
-            ));
+            Report::Attempt(a) => {
+                if self.failed.is_none() {
+                    let (ok, code, _) = self.memo.get(&self.file, &a, None);
+                    self.fail(ok, code);
+                }
+                self.omitted.attempts += 1;
+            }
         }
+    }
+
+    /// Adds a session to its group in the summary; its group, and whether its timeline is one shown by
+    /// default (a failed session that carried data).
+    fn group(&mut self, r: &Report) -> (usize, bool) {
+        match r {
+            Report::Session(s) => {
+                let outcome = summary::Outcome::Session {
+                    ok: s.verdict.ok,
+                    phase: last_phase(&s.trace),
+                    cause: s.verdict.cause,
+                };
+                let member = Member {
+                    index: s.index,
+                    client: s.trace.client_addr.as_deref().and_then(|a| a.parse().ok()),
+                    server: s.trace.server_addr.as_deref().and_then(|a| a.parse().ok()),
+                    started: Started::Text(s.trace.started_at.clone()),
+                };
+                let g = self.summary.add(outcome, member, || summary_line(s));
+                (g, s.data && !s.verdict.ok)
+            }
+            Report::Attempt(a) => {
+                let outcome = summary::Outcome::Attempt(a.attempt.kind());
+                let member = Member {
+                    index: a.index,
+                    client: Some(a.attempt.client()),
+                    server: Some(a.attempt.server()),
+                    started: Started::Time(a.attempt.first_ts()),
+                };
+                let (file, memo) = (&self.file, &mut self.memo);
+                let g = self.summary.add(outcome, member, || {
+                    let (_, _, cause) = memo.get(file, a, None);
+                    attempt_line(a, cause)
+                });
+                (g, false)
+            }
+        }
+    }
+
+    fn json_line(&mut self, r: Report) {
+        if self.error.is_some() {
+            return;
+        }
+        let mut buf = std::mem::take(&mut self.lines.buf);
+        match r {
+            Report::Session(s) => {
+                self.fail(s.verdict.ok, s.verdict.exit_code());
+                buf.extend_from_slice(report::json::line(&s.trace, &s.verdict).as_bytes());
+            }
+            Report::Attempt(a) => {
+                let (ok, code, _) = self.memo.get(&self.file, &a, Some(&mut buf));
+                self.fail(ok, code);
+            }
+        }
+        self.lines.buf = buf;
+        if let Err(e) = self.lines.write() {
+            self.error = Some(StdoutError(e));
+        }
+    }
+
+    fn timeline(&mut self, s: &Session) {
+        self.timelines.write("\n");
+        self.timelines.write(&report::text::render(
+            &s.trace,
+            &s.verdict,
+            report::text::Options {
+                verbose: self.verbose,
+            },
+        ));
     }
 
     /// Prints what waited and the notes; returns the exit code, or the error that stopped the replay.
     fn finish(&mut self, end: End) -> Result<u8, CliError> {
+        if self.json
+            && self.error.is_none()
+            && let Err(e) = self.lines.out.flush()
+        {
+            self.error = Some(StdoutError(e));
+        }
         if let Some(e) = self.error.take() {
             return Err(e.into());
         }
@@ -216,9 +492,9 @@ impl Output {
         Ok(self.failed.unwrap_or(0))
     }
 
-    /// The summary lines, then the timelines that waited.
+    /// The summary, then the timelines that waited.
     fn print_text(&mut self, end: &End) -> std::io::Result<()> {
-        let mut out = std::io::BufWriter::new(Stdout);
+        let mut out = BufWriter::new(Stdout);
         if end.sessions == 0 {
             writeln!(
                 out,
@@ -226,8 +502,15 @@ impl Output {
                 end.file, end.packets
             )?;
         }
-        for line in &self.summaries {
-            writeln!(out, "{line}")?;
+        if self.all {
+            self.flat.drain_to(&mut out)?;
+        } else {
+            for line in self.summary.lines() {
+                writeln!(out, "{line}")?;
+            }
+            if let Some(line) = self.omitted.line() {
+                writeln!(out, "{line}")?;
+            }
         }
         if end.duplicates > 0 {
             writeln!(out, "{}", duplicates_line(end.duplicates))?;
@@ -235,6 +518,60 @@ impl Output {
         self.timelines.drain_to(&mut out)?;
         out.flush()
     }
+}
+
+impl Omitted {
+    /// What the text report left out, if anything.
+    fn line(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        let mut part = |n: u64, one: &str, many: &str| {
+            if n > 0 {
+                parts.push(format!(
+                    "{} {}",
+                    thousands(n),
+                    if n == 1 { one } else { many }
+                ));
+            }
+        };
+        part(self.failed, "more failed session", "more failed sessions");
+        part(
+            self.ok,
+            "session that reached the active state",
+            "sessions that reached the active state",
+        );
+        part(
+            self.no_data,
+            "session that carried no data",
+            "sessions that carried no data",
+        );
+        part(
+            self.attempts,
+            "connection attempt that carried no data",
+            "connection attempts that carried no data",
+        );
+        let list = match parts.as_slice() {
+            [] => return None,
+            [one] => one.clone(),
+            [init @ .., last] => format!("{} and {last}", init.join(", ")),
+        };
+        Some(format!(
+            "not shown: the timelines of {list} (--session N shows one, --all every one)"
+        ))
+    }
+}
+
+/// The summary line of an attempt, as [`summary_line`] makes it of the attempt's session (whose last phase
+/// is always tcp).
+fn attempt_line(a: &AttemptReport, cause: Cause) -> String {
+    format!(
+        "#{:<3} {} -> {}  {}  {:<16} {}",
+        a.index,
+        a.attempt.client(),
+        a.attempt.server(),
+        a.attempt.started_at().as_deref().unwrap_or("?"),
+        PhaseName::Tcp.as_str(),
+        cause.as_str()
+    )
 }
 
 /// How many copies of packets the duplicate filter dropped.

@@ -19,7 +19,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::session::Finished;
+use super::session::Ended;
 use crate::pdu::PduInfo;
 use crate::trace::{Fact, PhaseName, Side, Trace};
 
@@ -31,7 +31,7 @@ const MAX_HELD: usize = 1024;
 /// A redirected session waiting for the client's next connection.
 #[derive(Debug)]
 struct Held {
-    finished: Finished,
+    finished: Ended,
     client: IpAddr,
     /// The session's addresses, in words.
     addrs: String,
@@ -59,7 +59,7 @@ pub struct Pending {
     held: Vec<Held>,
     started: Vec<Started>,
     /// Sessions ready to be handed on (linked, or waited for long enough).
-    pub released: Vec<Finished>,
+    pub released: Vec<Ended>,
 }
 
 /// Whether a connection from `client` to `server` with routing token `sent` is where a redirection to
@@ -132,20 +132,23 @@ impl Pending {
     /// redirection nobody followed yet, else ready at once.
     pub fn finished(
         &mut self,
-        mut f: Finished,
+        mut f: Ended,
         ended: Duration,
     ) -> Option<(SocketAddr, SocketAddr, String)> {
-        let client = f
-            .trace
+        let Some(trace) = f.trace() else {
+            self.released.push(f);
+            return None;
+        };
+        let client = trace
             .client_addr
             .as_deref()
             .and_then(|a| a.parse::<SocketAddr>().ok())
             .map(|a| a.ip());
-        let (Some((target, token)), Some(client)) = (redirection(&f.trace), client) else {
+        let (Some((target, token)), Some(client)) = (redirection(trace), client) else {
             self.released.push(f);
             return None;
         };
-        let there = addrs(&f.trace);
+        let there = addrs(trace);
         let found = self.started.iter().position(|s| {
             follows(
                 client,
@@ -158,9 +161,10 @@ impl Pending {
         });
         if let Some(i) = found {
             let s = self.started.remove(i);
-            let phase = redirection_phase(&f.trace);
-            f.trace
-                .fact_in(phase, Fact::FollowedBy, followed_by(&s.addrs));
+            if let Some(trace) = f.trace_mut() {
+                let phase = redirection_phase(trace);
+                trace.fact_in(phase, Fact::FollowedBy, followed_by(&s.addrs));
+            }
             self.released.push(f);
             return Some((s.client, s.server, redirected_from(&there)));
         }
@@ -212,10 +216,10 @@ impl Pending {
             return;
         };
         let mut h = self.held.remove(i);
-        let phase = redirection_phase(&h.finished.trace);
-        h.finished
-            .trace
-            .fact_in(phase, Fact::FollowedBy, followed_by(&here));
+        if let Some(t) = h.finished.trace_mut() {
+            let phase = redirection_phase(t);
+            t.fact_in(phase, Fact::FollowedBy, followed_by(&here));
+        }
         trace.fact_in(
             PhaseName::X224,
             Fact::RedirectedFrom,

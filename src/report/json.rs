@@ -24,9 +24,15 @@ pub fn document(trace: &Trace, verdict: &Verdict) -> serde_json::Value {
     .unwrap_or_else(|e| serde_json::json!({ "schema": SCHEMA, "error": e.to_string() }))
 }
 
-/// One line of JSON (for JSON lines output).
+/// One line of JSON (for JSON lines output): the same text as [`document`]'s, written straight from the
+/// trace rather than through a `serde_json::Value`.
 pub fn line(trace: &Trace, verdict: &Verdict) -> String {
-    document(trace, verdict).to_string()
+    serde_json::to_string(&Document {
+        schema: SCHEMA,
+        trace,
+        verdict,
+    })
+    .unwrap_or_else(|_| document(trace, verdict).to_string())
 }
 
 /// Indented JSON.

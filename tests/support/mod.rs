@@ -6,6 +6,7 @@
 
 pub mod agreement;
 pub mod client;
+pub mod flood;
 pub mod kerberos;
 pub mod lab;
 pub mod peers;

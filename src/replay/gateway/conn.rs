@@ -11,6 +11,7 @@ use crate::gateway::http::{self, Dechunker, RDG_IN_DATA, RDG_OUT_DATA, Request, 
 use crate::gateway::packet::{self, MAX_SEED, PacketReader};
 use crate::gateway::websocket::{self, FrameReader};
 use crate::pdu::PduInfo;
+use crate::replay::order::Position;
 use crate::replay::tls_decrypt::{Decryptor, Secrets, StatusHandle};
 use crate::trace::{Millis, Origin, Side, Trace};
 
@@ -122,6 +123,7 @@ impl GatewayConn {
         server: String,
         file: &str,
         secrets: Option<&Arc<Secrets>>,
+        position: &Arc<Position>,
         first_ts: Duration,
     ) -> Self {
         let trace = Trace::new(
@@ -133,7 +135,7 @@ impl GatewayConn {
         );
         let mut outer = Dissector::tls_only(trace);
         let decrypt = secrets.map(|s| {
-            let d = Decryptor::new(Arc::clone(s));
+            let d = Decryptor::at(Arc::clone(s), Arc::clone(position));
             let status = d.status();
             outer.set_tls_sink(Box::new(d));
             status
@@ -458,7 +460,13 @@ mod tests {
     use super::*;
 
     fn conn() -> GatewayConn {
-        GatewayConn::new("127.0.0.1:443".to_owned(), "test", None, Duration::ZERO)
+        GatewayConn::new(
+            "127.0.0.1:443".to_owned(),
+            "test",
+            None,
+            &Position::single(),
+            Duration::ZERO,
+        )
     }
 
     #[test]

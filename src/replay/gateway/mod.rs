@@ -28,6 +28,7 @@ use std::time::Duration;
 pub use conn::{GatewayConn, Item, Verdict};
 pub use tunnel::Tunnel;
 
+use super::order::Position;
 use super::tls_decrypt::{Decryptor, Secrets};
 use crate::trace::{CloseKind, Side, Trace};
 
@@ -57,13 +58,13 @@ impl Tunnels {
         conn: &mut GatewayConn,
         first_ts: Duration,
         order: u64,
-        secrets: Option<&Arc<Secrets>>,
+        secrets: Option<(&Arc<Secrets>, &Arc<Position>)>,
     ) -> bool {
         if self.open.len() >= MAX_TUNNELS {
             return false;
         }
-        let inner = secrets.map(|s| {
-            let d = Decryptor::new(Arc::clone(s));
+        let inner = secrets.map(|(s, position)| {
+            let d = Decryptor::at(Arc::clone(s), Arc::clone(position));
             let status = d.status();
             (
                 Box::new(d) as Box<dyn crate::dissect::TlsRecordSink>,

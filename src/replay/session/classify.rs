@@ -2,13 +2,12 @@
 //! a TLS ClientHello to a server seen speaking RDP, or RDP behind a SOCKS5 handshake; and which are TLS to
 //! something else (perhaps an RD Gateway).
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use ironrdp_pdu::tpdu::TpduCode;
 
-use super::RdpPorts;
 use super::flows::{Conn, End, PerEnd};
+use super::{RdpPorts, RdpServers};
 use crate::trace::Pairing;
 use crate::wire::frame::{self, Peek};
 
@@ -89,7 +88,7 @@ fn socks5(client: &[u8], server: &[u8]) -> Option<(usize, usize, String)> {
 pub(super) fn classify(
     conn: &Conn,
     data: PerEnd<&[u8]>,
-    rdp_servers: &HashSet<SocketAddr>,
+    rdp_servers: &RdpServers,
     ports: &RdpPorts,
 ) -> (Decision, Option<End>) {
     // Which end is the client: the SYN's sender, else whoever sends an X.224 CR, else the end that did
@@ -146,7 +145,7 @@ pub(super) fn classify(
             Some(c),
         );
     }
-    if rdp_servers.contains(&server) && frame::tls_handshake_type(cd) == Peek::Found(CLIENT_HELLO) {
+    if frame::tls_handshake_type(cd) == Peek::Found(CLIENT_HELLO) && rdp_servers.contains(&server) {
         return (
             Decision::Rdp {
                 skip: PerEnd::default(),

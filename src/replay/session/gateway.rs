@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use super::flows::{Conn, End};
-use super::settle::{Handshake, rfc3339};
+use super::settle::Handshake;
 use super::{Content, Gateway, Piece, Shared};
 use crate::replay::gateway::{GatewayConn, Verdict};
-use crate::trace::{Origin, PhaseName, Trace};
+use crate::trace::PhaseName;
 
 /// Makes the connection a possible gateway connection, and feeds it what was held.
 pub(super) fn start(conn: &mut Conn, shared: &mut Shared) {
@@ -23,6 +23,7 @@ pub(super) fn start(conn: &mut Conn, shared: &mut Shared) {
             server.to_string(),
             &shared.file,
             shared.secrets.as_ref(),
+            &shared.position,
             conn.first_ts,
         ),
         joined: None,
@@ -61,23 +62,14 @@ pub(super) fn feed(conn: &mut Conn, end: End, ts: Duration, d: Piece<'_>, shared
                 let id = g.conn.id.clone().unwrap_or_else(|| format!("#{order}"));
                 let fresh = !shared.tunnels.has(&id);
                 let joined = if fresh {
-                    let mut trace = Trace::new(
-                        server.to_string(),
-                        Origin::Replay {
-                            file: shared.file.clone(),
-                            session: 0,
-                        },
-                    );
-                    trace.started_at = rfc3339(first_ts);
-                    trace.set_addrs(Some(client), Some(server));
-                    handshake.record(&mut trace, client, server, PhaseName::GatewayConnect);
+                    let trace = handshake.trace(&shared.file, PhaseName::GatewayConnect);
                     shared.tunnels.create(
                         &id,
                         trace,
                         &mut g.conn,
                         first_ts,
                         order,
-                        shared.secrets.as_ref(),
+                        shared.secrets.as_ref().map(|s| (s, &shared.position)),
                     )
                 } else {
                     shared.tunnels.join(&id)

@@ -7,14 +7,17 @@
 //!   in a bounded buffer; then they go to the session's dissector;
 //! - [`classify`]: what the first bytes say;
 //! - [`settle`]: a session's trace, started when the connection is found to be RDP (the tcp phase from the
-//!   handshake, the rest from the dissector), its closes, and the trace settled when the connection ends.
+//!   handshake, the rest from the dissector), its closes, and the trace settled when the connection ends;
+//! - [`attempt`]: a connection to the RDP port that carried no data, settled without a dissector;
+//! - [`table`]: the map under the flow table, whose every operation is O(1).
 
+mod attempt;
 mod classify;
 mod flows;
 mod gateway;
 mod settle;
+mod table;
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,13 +26,20 @@ use self::classify::{Decision, classify, speaks_rdp};
 use self::flows::{Conn, End, PerEnd};
 use self::settle::start;
 use super::gateway::{GatewayConn, Tunnels};
+use super::order::{Learned, Position};
 use super::reassembly::Delivery;
 use super::redirect::Pending;
 use super::tls_decrypt::{Secrets, StatusHandle};
 use crate::dissect::Dissector;
-use crate::trace::{Millis, Side, Trace};
+use crate::trace::{Millis, Side};
 
-pub use self::flows::Tracker;
+pub use self::attempt::{Attempt, AttemptKind, Shape};
+pub use self::flows::{At, Drops, Ended, GONE_TIMEOUT, Outcome, SYN_TIMEOUT, Tracker};
+
+/// RFC 3339 of a time since the epoch, as a trace's `started_at`.
+pub fn started_at(ts: Duration) -> Option<String> {
+    settle::rfc3339(ts)
+}
 pub(super) use self::settle::conclude;
 
 /// The port RDP listens on unless told otherwise.
@@ -84,24 +94,52 @@ impl Default for Limits {
     }
 }
 
-/// One RDP session read from the capture, finished.
+/// Servers (address and port) seen speaking RDP, so that a later connection to one of them that starts
+/// with a TLS ClientHello is recognised; shared by the workers of a threaded replay, each reading it as of
+/// the packet it handles.
 #[derive(Debug, Clone)]
-pub struct Finished {
-    /// Time of the session's first packet since the Unix epoch.
-    pub first_ts: Duration,
-    /// Creation order, to keep the order stable for sessions that start in the same microsecond.
-    pub order: u64,
-    pub trace: Trace,
+pub struct RdpServers {
+    learned: Arc<Learned<SocketAddr, ()>>,
+    at: Arc<Position>,
 }
 
-/// What every session of one capture shares.
+/// Servers remembered at most.
+const MAX_RDP_SERVERS: usize = 1 << 16;
+
+impl RdpServers {
+    pub fn new(at: Arc<Position>) -> RdpServers {
+        RdpServers {
+            learned: Arc::new(Learned::new(MAX_RDP_SERVERS)),
+            at,
+        }
+    }
+
+    /// The same servers, read from another worker's position.
+    pub fn at(&self, at: Arc<Position>) -> RdpServers {
+        RdpServers {
+            learned: Arc::clone(&self.learned),
+            at,
+        }
+    }
+
+    fn insert(&self, server: SocketAddr) {
+        self.learned.learn(self.at.now(), server, ());
+    }
+
+    /// Whether `server` was seen speaking RDP before the packet handled now.
+    pub(super) fn contains(&self, server: &SocketAddr) -> bool {
+        self.learned.get(&self.at, server).is_some()
+    }
+}
+
+/// What every session of one worker shares.
 struct Shared {
     /// The capture's name, for the traces.
     file: String,
     secrets: Option<Arc<Secrets>>,
-    /// Servers (address and port) seen speaking RDP, so that a later connection that starts with a TLS
-    /// ClientHello is recognised.
-    rdp_servers: HashSet<SocketAddr>,
+    rdp_servers: RdpServers,
+    /// Where the worker is in the capture.
+    position: Arc<Position>,
     /// Redirected sessions, until the client's next connection shows up.
     redirections: Pending,
     /// RD Gateway tunnels.

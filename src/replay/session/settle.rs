@@ -22,18 +22,9 @@ pub(super) fn start(conn: &mut Conn, decision: Decision, shared: &mut Shared) {
     };
     let client_end = conn.client.unwrap_or(End::A);
     conn.client = Some(client_end);
-    let client = conn.ends[client_end];
-    let server = conn.ends[client_end.other()];
-    let mut trace = Trace::new(
-        server.to_string(),
-        Origin::Replay {
-            file: shared.file.clone(),
-            session: 0,
-        },
-    );
-    trace.started_at = rfc3339(conn.first_ts);
-    trace.set_addrs(Some(client), Some(server));
-    Handshake::of(conn).record(&mut trace, client, server, PhaseName::Tcp);
+    let handshake = Handshake::of(conn);
+    let (client, server) = (handshake.client, handshake.server);
+    let mut trace = handshake.trace(&shared.file, PhaseName::Tcp);
     if let Some(via) = via {
         trace.fact_in(PhaseName::Tcp, Fact::Tunnel, via);
         trace.fact_in(
@@ -48,7 +39,7 @@ pub(super) fn start(conn: &mut Conn, decision: Decision, shared: &mut Shared) {
     }
     let mut dissector = Dissector::new(trace);
     let decrypt = shared.secrets.as_ref().map(|secrets| {
-        let d = Decryptor::new(Arc::clone(secrets));
+        let d = Decryptor::at(Arc::clone(secrets), Arc::clone(&shared.position));
         let status = d.status();
         dissector.set_tls_sink(Box::new(d));
         let randoms = secrets.rdp_client_randoms();
@@ -79,48 +70,63 @@ pub(super) fn start(conn: &mut Conn, decision: Decision, shared: &mut Shared) {
     conn.content = Content::Rdp(Box::new(session));
 }
 
-/// What the capture holds of a connection's TCP handshake.
-#[derive(Debug, Clone, Copy)]
+/// What the capture holds of a connection's handshake and how it ended before carrying anything: the tcp
+/// phase is made of it, and a connection that carried no data is nothing more.
+#[derive(Debug, Clone)]
 pub(super) struct Handshake {
-    first_ts: Duration,
-    syn: Option<Syn>,
-    syn_ack: Option<Duration>,
-    ack: Option<Duration>,
+    pub(super) client: SocketAddr,
+    pub(super) server: SocketAddr,
+    pub(super) first_ts: Duration,
+    pub(super) last_ts: Duration,
+    pub(super) last_data_ts: Duration,
+    pub(super) syn: Option<Syn>,
+    pub(super) syn_ack: Option<Duration>,
+    pub(super) handshake_ack: Option<Duration>,
+    pub(super) refused: Option<Duration>,
+    pub(super) unreachable: Option<(Duration, String)>,
 }
 
 impl Handshake {
     pub(super) fn of(conn: &Conn) -> Handshake {
+        let client_end = conn.client.unwrap_or(End::A);
         Handshake {
+            client: conn.ends[client_end],
+            server: conn.ends[client_end.other()],
             first_ts: conn.first_ts,
+            last_ts: conn.last_ts,
+            last_data_ts: conn.last_data_ts,
             syn: conn.syn,
             syn_ack: conn.syn_ack,
-            ack: conn.handshake_ack,
+            handshake_ack: conn.handshake_ack,
+            refused: conn.refused,
+            unreachable: conn.unreachable.clone(),
         }
     }
 
-    fn at(&self, ts: Duration) -> Millis {
+    fn at(&self, ts: Duration) -> crate::trace::Millis {
         millis(ts.saturating_sub(self.first_ts))
     }
 
-    /// Enters `phase` (`tcp`, or `gateway_connect` for a gateway's connection) with what the capture holds
-    /// of the handshake.
-    pub(super) fn record(
-        &self,
-        trace: &mut Trace,
-        client: SocketAddr,
-        server: SocketAddr,
-        phase: PhaseName,
-    ) {
+    /// The trace of the connection as it starts: addresses, start time, and `phase` (`tcp`, or
+    /// `gateway_connect` for a gateway's connection) with what the capture holds of the handshake.
+    pub(super) fn trace(&self, file: &str, phase: PhaseName) -> Trace {
+        let mut trace = Trace::new(
+            self.server.to_string(),
+            Origin::Replay {
+                file: file.to_owned(),
+                session: 0,
+            },
+        );
+        trace.started_at = rfc3339(self.first_ts);
+        trace.set_addrs(Some(self.client), Some(self.server));
+        self.first_phase(&mut trace, phase);
+        trace
+    }
+
+    /// The connection's first phase from what the capture holds of the handshake.
+    fn first_phase(&self, trace: &mut Trace, phase: PhaseName) {
+        let (client, server) = (self.client, self.server);
         trace.enter(phase, 0.0);
-        let connected = |trace: &mut Trace, at| {
-            trace.record_event(
-                at,
-                EventKind::Connected {
-                    local: client.to_string(),
-                    remote: server.to_string(),
-                },
-            );
-        };
         match self.syn {
             Some(syn) => {
                 if syn.count > 0 {
@@ -130,16 +136,27 @@ impl Handshake {
                     // SYN to SYN-ACK is the round trip seen from the client; from anywhere else on the path
                     // the round trip ends with the client's ACK.
                     let syn_ts = syn.last.min(syn_ack);
-                    let rtt = self.ack.unwrap_or(syn_ack).saturating_sub(syn_ts);
+                    let rtt = self.handshake_ack.unwrap_or(syn_ack).saturating_sub(syn_ts);
                     trace.fact(Fact::RttMs, round_ms(millis(rtt)));
-                    connected(trace, self.at(self.ack.unwrap_or(syn_ack)));
+                    let at = self.at(self.handshake_ack.unwrap_or(syn_ack));
+                    trace.record_event(
+                        at,
+                        EventKind::Connected {
+                            local: client.to_string(),
+                            remote: server.to_string(),
+                        },
+                    );
                 }
             }
             None if self.syn_ack.is_some() => {
                 trace.fact(Fact::Handshake, "the capture starts after the client's SYN");
-                connected(
-                    trace,
-                    self.at(self.ack.or(self.syn_ack).unwrap_or(self.first_ts)),
+                let at = self.at(self.handshake_ack.or(self.syn_ack).unwrap_or(self.first_ts));
+                trace.record_event(
+                    at,
+                    EventKind::Connected {
+                        local: client.to_string(),
+                        remote: server.to_string(),
+                    },
                 );
             }
             None => {
@@ -148,6 +165,71 @@ impl Handshake {
                     "not in the capture (it starts in the middle of the connection)",
                 );
             }
+        }
+    }
+
+    /// Whether the connection never got through: refused, unreachable, or a SYN never answered (and no
+    /// data seen).
+    pub(super) fn never_connected(&self, payload_seen: bool) -> bool {
+        self.refused.is_some()
+            || self.unreachable.is_some()
+            || (self.syn.is_some() && self.syn_ack.is_none() && !payload_seen)
+    }
+
+    /// Ends the trace of a connection that never got through; `false` (and the trace untouched) for one
+    /// that did.
+    pub(super) fn settle_never_connected(&self, trace: &mut Trace, payload_seen: bool) -> bool {
+        let addr = self.server.to_string();
+        if let Some(at) = self.refused {
+            trace.record_event_in(
+                PhaseName::Tcp,
+                self.at(at),
+                EventKind::ConnectFailed {
+                    addr,
+                    error: ConnectError::Refused,
+                },
+            );
+            trace.finish(true);
+            return true;
+        }
+        if let Some((at, what)) = &self.unreachable {
+            trace.record_event_in(
+                PhaseName::Tcp,
+                self.at(*at),
+                EventKind::ConnectFailed {
+                    addr,
+                    error: ConnectError::Unreachable(what.clone()),
+                },
+            );
+            trace.finish(true);
+            return true;
+        }
+        if let Some(syn) = self.syn
+            && self.syn_ack.is_none()
+            && !payload_seen
+        {
+            let waited = round_ms(millis(syn.last.saturating_sub(syn.first)));
+            trace.fact_in(PhaseName::Tcp, Fact::SynSent, syn.count + 1);
+            trace.fact_in(PhaseName::Tcp, Fact::WaitedMs, waited);
+            trace.record_event_in(
+                PhaseName::Tcp,
+                self.at(syn.last),
+                EventKind::ConnectFailed {
+                    addr,
+                    error: ConnectError::TimedOut,
+                },
+            );
+            trace.finish(true);
+            return true;
+        }
+        false
+    }
+
+    /// The idle time at the end of the capture of a connection that did not close, as a fact.
+    pub(super) fn idle_at_end(&self, trace: &mut Trace) {
+        let idle = round_ms(millis(self.last_ts.saturating_sub(self.last_data_ts)));
+        if idle > 0.0 {
+            trace.fact(Fact::IdleAtCaptureEndMs, idle);
         }
     }
 }
@@ -187,9 +269,9 @@ pub(super) fn close(conn: &mut Conn, end: End, how: CloseKind, ts: Duration, sha
 }
 
 /// Settles a connection's trace; `None` for connections that are not RDP.
-pub(super) fn settle(conn: Conn) -> Option<Trace> {
-    let client_end = conn.client;
-    let Content::Rdp(session) = conn.content else {
+pub(super) fn settle(mut conn: Conn) -> Option<Trace> {
+    let handshake = Handshake::of(&conn);
+    let Content::Rdp(session) = std::mem::replace(&mut conn.content, Content::NotRdp) else {
         return None;
     };
     let RdpSession {
@@ -198,65 +280,18 @@ pub(super) fn settle(conn: Conn) -> Option<Trace> {
         ..
     } = *session;
     let closed_any = conn.closed.iter().any(Option::is_some);
-    let never_connected = conn.refused.is_some()
-        || conn.unreachable.is_some()
-        || (conn.syn.is_some() && conn.syn_ack.is_none() && !conn.payload_seen);
+    let never_connected = handshake.never_connected(conn.payload_seen);
     if !closed_any && !never_connected {
         dissector.on_capture_end(millis(conn.last_ts.saturating_sub(conn.first_ts)));
     }
     let mut trace = dissector.into_trace();
-    let server = client_end.map(|c| conn.ends[c.other()]);
-    let addr = server.map(|s| s.to_string()).unwrap_or_default();
-
-    if let Some(at) = conn.refused {
-        trace.record_event_in(
-            PhaseName::Tcp,
-            millis(at.saturating_sub(conn.first_ts)),
-            EventKind::ConnectFailed {
-                addr,
-                error: ConnectError::Refused,
-            },
-        );
-        trace.finish(true);
-        return Some(trace);
-    }
-    if let Some((at, what)) = &conn.unreachable {
-        trace.record_event_in(
-            PhaseName::Tcp,
-            millis(at.saturating_sub(conn.first_ts)),
-            EventKind::ConnectFailed {
-                addr,
-                error: ConnectError::Unreachable(what.clone()),
-            },
-        );
-        trace.finish(true);
-        return Some(trace);
-    }
-    if let Some(syn) = conn.syn
-        && conn.syn_ack.is_none()
-        && !conn.payload_seen
-    {
-        let waited = round_ms(millis(syn.last.saturating_sub(syn.first)));
-        trace.fact_in(PhaseName::Tcp, Fact::SynSent, syn.count + 1);
-        trace.fact_in(PhaseName::Tcp, Fact::WaitedMs, waited);
-        trace.record_event_in(
-            PhaseName::Tcp,
-            millis(syn.last.saturating_sub(conn.first_ts)),
-            EventKind::ConnectFailed {
-                addr,
-                error: ConnectError::TimedOut,
-            },
-        );
-        trace.finish(true);
+    if handshake.settle_never_connected(&mut trace, conn.payload_seen) {
         return Some(trace);
     }
 
     let at_end = millis(conn.last_ts.saturating_sub(conn.first_ts));
     if !closed_any {
-        let idle = round_ms(millis(conn.last_ts.saturating_sub(conn.last_data_ts)));
-        if idle > 0.0 {
-            trace.fact(Fact::IdleAtCaptureEndMs, idle);
-        }
+        handshake.idle_at_end(&mut trace);
     }
     Some(conclude(trace, decrypt, at_end))
 }

@@ -8,7 +8,6 @@ pub mod prf;
 pub mod record;
 pub mod suites;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tls_parser::{
@@ -18,6 +17,7 @@ use tls_parser::{
 use tracing::debug;
 
 use super::keylog::{KeyLog, Source};
+use super::order::{Learned, Position};
 use crate::dissect::{Decrypted, TlsRecordSink};
 use crate::trace::{Fact, FactValue, PerSide, Side};
 use record::RecordCipher;
@@ -47,17 +47,23 @@ const CHANGE_CIPHER_SPEC: u8 = 20;
 const HANDSHAKE: u8 = 22;
 const APPLICATION_DATA: u8 = 23;
 
-/// Session ID to master secret and the source that found it.
-type SessionCache = HashMap<Vec<u8>, (Vec<u8>, String)>;
+/// Session ID to master secret and the source that found it, as of a position in the capture: a session
+/// resumed on one worker reads what another one learned before it.
+type SessionCache = Learned<Vec<u8>, (Vec<u8>, String)>;
 
 /// The secrets of a replay, shared by its sessions.
-#[derive(Default)]
 pub struct Secrets {
     keylog: Mutex<KeyLog>,
     /// Server RSA keys with the name of the file each came from.
     rsa: Vec<(String, rsa::RsaPrivateKey)>,
     /// Master secrets by session ID, with what found them.
-    sessions: Mutex<SessionCache>,
+    sessions: SessionCache,
+}
+
+impl Default for Secrets {
+    fn default() -> Self {
+        Secrets::new(KeyLog::new())
+    }
 }
 
 impl core::fmt::Debug for Secrets {
@@ -86,7 +92,7 @@ impl Secrets {
         Secrets {
             keylog: Mutex::new(keylog),
             rsa: Vec::new(),
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Learned::new(MAX_SESSIONS),
         }
     }
 
@@ -130,23 +136,19 @@ impl Secrets {
         self.keylog.lock().map(|k| !k.is_empty()).unwrap_or(false)
     }
 
-    fn remember_session(&self, id: &[u8], master: &[u8], source: &str) {
+    fn remember_session(&self, at: &Position, id: &[u8], master: &[u8], source: &str) {
         if id.is_empty() {
             return;
         }
-        if let Ok(mut s) = self.sessions.lock() {
-            if s.len() >= MAX_SESSIONS && !s.contains_key(id) {
-                return;
-            }
-            s.insert(id.to_vec(), (master.to_vec(), source.to_owned()));
-        }
+        self.sessions
+            .learn(at.now(), id.to_vec(), (master.to_vec(), source.to_owned()));
     }
 
-    fn session(&self, id: &[u8]) -> Option<(Vec<u8>, String)> {
+    fn session(&self, at: &Position, id: &[u8]) -> Option<(Vec<u8>, String)> {
         if id.is_empty() {
             return None;
         }
-        self.sessions.lock().ok()?.get(id).cloned()
+        self.sessions.get(at, &id.to_vec())
     }
 }
 
@@ -200,6 +202,8 @@ pub fn facts(status: &StatusHandle) -> Vec<(Fact, FactValue)> {
 /// The TLS decryptor of one session.
 pub struct Decryptor {
     secrets: Arc<Secrets>,
+    /// Where the replay is, for the sessions other connections remember.
+    position: Arc<Position>,
     status: StatusHandle,
     /// Handshake bytes in clear, per side (client, server), not yet parsed into messages.
     clear: PerSide<Vec<u8>>,
@@ -231,9 +235,16 @@ pub struct Decryptor {
 }
 
 impl Decryptor {
+    /// A decryptor for a replay on one thread.
     pub fn new(secrets: Arc<Secrets>) -> Self {
+        Decryptor::at(secrets, Position::single())
+    }
+
+    /// A decryptor for a session of the worker at `position`.
+    pub fn at(secrets: Arc<Secrets>, position: Arc<Position>) -> Self {
         Decryptor {
             secrets,
+            position,
             status: StatusHandle::default(),
             clear: PerSide::default(),
             inner: PerSide::default(),
@@ -441,8 +452,12 @@ impl Decryptor {
             }
             debug!(key = %label, "premaster secret decrypted");
             let source = format!("RSA key {label}");
-            self.secrets
-                .remember_session(&self.server_session_id, &master, &source);
+            self.secrets.remember_session(
+                &self.position,
+                &self.server_session_id,
+                &master,
+                &source,
+            );
             self.set_source(&source);
             self.master = Some(master);
             return;
@@ -492,14 +507,20 @@ impl Decryptor {
         }
         if let Some((m, source)) = self.keylog_master() {
             self.set_source(source.as_str());
-            self.secrets
-                .remember_session(&self.server_session_id, &m, source.as_str());
+            self.secrets.remember_session(
+                &self.position,
+                &self.server_session_id,
+                &m,
+                source.as_str(),
+            );
             self.master = Some(m.clone());
             return Some(m);
         }
         if !self.key_exchange_seen
             && self.server_session_id == self.client_session_id
-            && let Some((m, source)) = self.secrets.session(&self.server_session_id)
+            && let Some((m, source)) = self
+                .secrets
+                .session(&self.position, &self.server_session_id)
         {
             self.set_source(&format!("{source}, session resumed"));
             self.master = Some(m.clone());

@@ -1,0 +1,129 @@
+//! Which worker of a threaded replay ([`super::threads`]) a packet goes to: every packet of a connection
+//! to the same one, and every connection of one client to the same one, so that what links connections
+//! (a broker's redirection and the client's next connection, [`super::redirect`]; the two channels of an
+//! RD Gateway's HTTP transport, [`super::gateway`]) is seen by one worker.
+//!
+//! A connection goes by its client's address. The client is the end that sent the SYN; servers are
+//! learnt from the SYNs (and SYN-ACKs) seen. A connection whose SYN is not in the capture, between ends
+//! none of which is a known server, goes by the end with the higher port (an ephemeral port above the
+//! server's, as a rule), and that choice is kept for it, so that a server learnt later does not move it.
+//! Both memories are bounded; past their bounds a connection may be decided again, by the same rules.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+
+type Fast = foldhash::fast::RandomState;
+
+/// Servers remembered at most (a scan of more addresses than this has nothing to link).
+const MAX_SERVERS: usize = 65_536;
+/// Connections decided by their ports remembered at most.
+const MAX_GUESSED: usize = 65_536;
+
+/// The reader's memory of who is the server.
+#[derive(Debug)]
+pub struct Sharder {
+    workers: usize,
+    servers: HashSet<SocketAddr, Fast>,
+    /// Connections decided without a known server: their two ends, the lower first, and their worker.
+    guessed: HashMap<(SocketAddr, SocketAddr), usize, Fast>,
+}
+
+impl Sharder {
+    pub fn new(workers: usize) -> Sharder {
+        Sharder {
+            workers: workers.max(1),
+            servers: HashSet::default(),
+            guessed: HashMap::default(),
+        }
+    }
+
+    /// The worker of a TCP segment from `src` to `dst` with flags `syn` and `ack`.
+    pub fn segment(&mut self, src: SocketAddr, dst: SocketAddr, syn: bool, ack: bool) -> usize {
+        if syn && self.servers.len() < MAX_SERVERS {
+            self.servers.insert(if ack { src } else { dst });
+        }
+        self.of(src, dst)
+    }
+
+    /// The worker of a packet between `a` and `b` (either way).
+    pub fn of(&mut self, a: SocketAddr, b: SocketAddr) -> usize {
+        let ends = if a <= b { (a, b) } else { (b, a) };
+        if !self.guessed.is_empty()
+            && let Some(w) = self.guessed.get(&ends)
+        {
+            return *w;
+        }
+        if self.servers.contains(&b) {
+            return self.hash(a.ip());
+        }
+        if self.servers.contains(&a) {
+            return self.hash(b.ip());
+        }
+        let client = if a.port() >= b.port() { a } else { b };
+        let w = self.hash(client.ip());
+        if self.guessed.len() < MAX_GUESSED {
+            self.guessed.insert(ends, w);
+        }
+        w
+    }
+
+    /// FNV-1a of an address (IPv4 as IPv4-mapped IPv6): the same from run to run.
+    fn hash(&self, ip: IpAddr) -> usize {
+        let bytes = match ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in bytes {
+            h = (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        // INVARIANT: `workers` is at least 1, and the result below it fits a usize.
+        (h % self.workers as u64) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_clients_connections_go_to_one_worker() {
+        for n in 1..6 {
+            let mut s = Sharder::new(n);
+            let client = addr("127.0.0.1:42332");
+            let broker = addr("127.0.0.1:45489");
+            let host = addr("127.0.0.2:40000");
+            let w = s.segment(client, broker, true, false);
+            assert!(w < n);
+            assert_eq!(s.segment(broker, client, true, true), w);
+            assert_eq!(s.segment(client, broker, false, true), w);
+            // The session host listens on a port below the client's next one, and above it.
+            assert_eq!(s.segment(addr("127.0.0.1:42400"), host, true, false), w);
+            assert_eq!(
+                s.segment(
+                    addr("127.0.0.1:39000"),
+                    addr("127.0.0.3:41000"),
+                    true,
+                    false
+                ),
+                w
+            );
+        }
+    }
+
+    #[test]
+    fn a_connection_seen_before_its_server_keeps_its_worker() {
+        let mut s = Sharder::new(7);
+        // The capture starts in the middle: the server's port is the higher one, so the guess is wrong.
+        let (client, server) = (addr("10.0.0.5:1500"), addr("10.0.0.9:50000"));
+        let first = s.segment(server, client, false, true);
+        // A SYN of another client then shows the server for what it is.
+        let _ = s.segment(addr("10.0.0.6:40000"), server, true, false);
+        assert_eq!(s.segment(client, server, false, true), first);
+        assert_eq!(s.segment(server, client, false, true), first);
+    }
+}

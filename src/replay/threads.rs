@@ -1,0 +1,507 @@
+//! The replay on several threads: a reader, a worker per share of the connections, and the caller's thread
+//! merging what the workers settle back into capture order.
+//!
+//! - The reader reads the file and decodes each frame down to its TCP segment; it hands the segment to the
+//!   worker of its client ([`super::shard`]), in batches. Every batch closes a window of packets for
+//!   every worker at once (a worker with nothing in the window gets an empty batch), carrying the clock's
+//!   ticks of that window, so that each worker settles idle connections at the same packets as a replay on
+//!   one thread would.
+//! - Each worker runs a [`Tracker`] over its share, diagnoses what it settles, and sends it on with its
+//!   place in the order: the packet it ended at, then its start. After each batch it says how far it is.
+//! - The caller's thread keeps what came in until every worker is past its place, then numbers and hands
+//!   it on: the sessions come out in the order the replay on one thread gives them.
+//!
+//! A Decryption Secrets Block waits until every worker has handled the packets before it, as it would be
+//! read on one thread ([`order`]).
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::time::Duration;
+
+use super::capture::{Capture, Item};
+use super::dedupe::Dedupe;
+use super::link::{self, Frame, Segment};
+use super::order::{END, Position, Progress};
+use super::session::{At, Drops, Limits, RdpPorts, RdpServers, Tracker};
+use super::shard::Sharder;
+use super::tls_decrypt::Secrets;
+use super::{Clock, End, Key, ReadStats, Report, Settled, number, settled};
+
+/// A batch is handed on once the window holds this many packets...
+const WINDOW_PACKETS: usize = 4096;
+/// ... or this many bytes of payload.
+const WINDOW_BYTES: usize = 1 << 20;
+/// Batches waiting for each worker.
+const QUEUE: usize = 4;
+/// Messages (one per batch) waiting for the merger.
+const RESULTS: usize = 16;
+
+/// Segment flags, packed.
+const SYN: u8 = 1;
+const ACK: u8 = 2;
+const FIN: u8 = 4;
+const RST: u8 = 8;
+
+/// A frame as a worker gets it: the segment's fields, its payload in the batch's bytes.
+#[derive(Debug)]
+enum Owned {
+    Tcp {
+        src: SocketAddr,
+        dst: SocketAddr,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        ip_id: Option<u16>,
+        from: usize,
+        to: usize,
+        missing: u32,
+    },
+    Unreachable {
+        src: SocketAddr,
+        dst: SocketAddr,
+        reporter: IpAddr,
+        what: String,
+    },
+}
+
+/// One worker's share of a window of packets.
+#[derive(Debug, Default)]
+struct Batch {
+    /// Every packet before this position is in this batch or an earlier one.
+    upto: u64,
+    /// The clock's ticks in the window: (position, clock).
+    ticks: Vec<(u64, Duration)>,
+    packets: Vec<(At, Owned)>,
+    bytes: Vec<u8>,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.ticks.clear();
+        self.packets.clear();
+        self.bytes.clear();
+    }
+}
+
+/// What a worker tells the merger after each batch: what it settled in it, in order, and that it has sent
+/// everything it settled before `upto`; at the end, with what its table gave up.
+struct Message {
+    worker: usize,
+    settled: Vec<(Key, Settled)>,
+    upto: u64,
+    /// At the end of the worker's share.
+    finished: Option<WorkerEnd>,
+}
+
+/// What a worker tells at the end of its share.
+struct WorkerEnd {
+    /// What its flow table dropped.
+    drops: Drops,
+    /// Its opaque TLS connections ([`Tracker::opaque_tls`]).
+    opaque: (u64, Option<String>),
+    /// Copies of packets it dropped.
+    duplicates: u64,
+}
+
+/// The reader's side of the workers' queues.
+struct Feeder {
+    queues: Vec<SyncSender<Batch>>,
+    batches: Vec<Batch>,
+    spare: Receiver<Batch>,
+    packets: usize,
+    bytes: usize,
+    /// A worker went away (it panicked): reading stops.
+    broken: bool,
+    sharder: Sharder,
+}
+
+impl Feeder {
+    fn batch(&mut self) -> Batch {
+        let mut b = self.spare.try_recv().unwrap_or_default();
+        b.clear();
+        b
+    }
+
+    /// Hands every worker its share of the window, up to `upto`.
+    fn flush(&mut self, upto: u64) {
+        for w in 0..self.queues.len() {
+            let fresh = self.batch();
+            let Some(slot) = self.batches.get_mut(w) else {
+                continue;
+            };
+            let mut b = std::mem::replace(slot, fresh);
+            b.upto = upto;
+            if self.queues.get(w).is_none_or(|q| q.send(b).is_err()) {
+                self.broken = true;
+            }
+        }
+        self.packets = 0;
+        self.bytes = 0;
+    }
+
+    fn tick(&mut self, position: u64, clock: Duration) {
+        for b in &mut self.batches {
+            b.ticks.push((position, clock));
+        }
+    }
+
+    fn frame(&mut self, at: At, frame: &Frame<'_>) {
+        let (w, owned) = match frame {
+            Frame::Tcp(seg) => {
+                let w = self
+                    .sharder
+                    .segment(seg.src, seg.dst, seg.syn, seg.ack_flag);
+                let Some(b) = self.batches.get_mut(w) else {
+                    return;
+                };
+                let from = b.bytes.len();
+                b.bytes.extend_from_slice(seg.payload);
+                self.bytes += seg.payload.len();
+                let flags = (u8::from(seg.syn) * SYN)
+                    | (u8::from(seg.ack_flag) * ACK)
+                    | (u8::from(seg.fin) * FIN)
+                    | (u8::from(seg.rst) * RST);
+                (
+                    w,
+                    Owned::Tcp {
+                        src: seg.src,
+                        dst: seg.dst,
+                        seq: seg.seq,
+                        ack: seg.ack,
+                        flags,
+                        ip_id: seg.ip_id,
+                        from,
+                        to: b.bytes.len(),
+                        missing: seg.missing,
+                    },
+                )
+            }
+            Frame::Unreachable {
+                src,
+                dst,
+                reporter,
+                what,
+            } => (
+                self.sharder.of(*src, *dst),
+                Owned::Unreachable {
+                    src: *src,
+                    dst: *dst,
+                    reporter: *reporter,
+                    what: what.clone(),
+                },
+            ),
+            Frame::Other => return,
+        };
+        if let Some(b) = self.batches.get_mut(w) {
+            b.packets.push((at, owned));
+        }
+        self.packets += 1;
+    }
+
+    fn full(&self) -> bool {
+        self.packets >= WINDOW_PACKETS || self.bytes >= WINDOW_BYTES
+    }
+}
+
+/// Reads the capture and feeds the workers; returns what it tells about the file.
+fn read(
+    mut capture: Capture,
+    mut feeder: Feeder,
+    secrets: &Secrets,
+    progress: &Progress,
+) -> (ReadStats, Capture) {
+    let mut stats = ReadStats::default();
+    let mut clock = Clock::default();
+    while let Some(item) = capture.next_item() {
+        if feeder.broken {
+            break;
+        }
+        match item {
+            Err(e) => {
+                stats.error = Some(e);
+                break;
+            }
+            Ok(Item::Secrets { kind, data }) => {
+                // As on one thread: the packets before the block are read without its secrets, those after
+                // it with them.
+                let next = capture.packets() + 1;
+                feeder.flush(next);
+                progress.wait_for_all(next);
+                stats.secrets(secrets, kind, &data);
+            }
+            Ok(Item::Other) => {}
+            Ok(Item::Packet(p)) => {
+                if !link::supported(p.link) {
+                    stats.unsupported(p.link, p.number);
+                    continue;
+                }
+                stats.supported_packets += 1;
+                let frame = link::decode(p.link, &p.data, p.orig_len);
+                let (now, tick) = clock.advance(p.ts);
+                if tick {
+                    feeder.tick(p.number, now);
+                }
+                let at = At {
+                    position: p.number,
+                    ts: p.ts,
+                    clock: now,
+                };
+                feeder.frame(at, &frame);
+                if feeder.full() {
+                    feeder.flush(p.number + 1);
+                }
+            }
+        }
+    }
+    let packets = capture.packets();
+    feeder.flush(packets + 1);
+    stats.backwards = clock.backwards;
+    (stats, capture)
+}
+
+/// Stops every wait when a worker ends early (a panic), so that the others do not wait for it forever.
+struct StopOnPanic<'a>(&'a Progress);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.stop();
+        }
+    }
+}
+
+/// One worker: its share of the connections, from the batches to the merger.
+fn work(
+    me: usize,
+    mut tracker: Tracker,
+    queue: Receiver<Batch>,
+    spare: Sender<Batch>,
+    results: SyncSender<Message>,
+    progress: &Progress,
+) {
+    let _guard = StopOnPanic(progress);
+    let mut settled_now = Vec::new();
+    // Between the reader and the flow table: copies of a packet go no further.
+    let mut dedupe = Dedupe::new();
+    let take = |tracker: &mut Tracker, into: &mut Vec<(Key, Settled)>| {
+        into.extend(tracker.take_finished().into_iter().map(settled));
+    };
+    while let Ok(mut batch) = queue.recv() {
+        let mut ticks = batch.ticks.iter().peekable();
+        for (at, owned) in &batch.packets {
+            while let Some(&&(position, clock)) = ticks.peek() {
+                if position > at.position {
+                    break;
+                }
+                tracker.tick(position, clock);
+                ticks.next();
+            }
+            let frame = match owned {
+                Owned::Tcp {
+                    src,
+                    dst,
+                    seq,
+                    ack,
+                    flags,
+                    ip_id,
+                    from,
+                    to,
+                    missing,
+                } => Frame::Tcp(Segment {
+                    src: *src,
+                    dst: *dst,
+                    seq: *seq,
+                    ack: *ack,
+                    syn: flags & SYN != 0,
+                    ack_flag: flags & ACK != 0,
+                    fin: flags & FIN != 0,
+                    rst: flags & RST != 0,
+                    ip_id: *ip_id,
+                    payload: batch.bytes.get(*from..*to).unwrap_or_default(),
+                    missing: *missing,
+                }),
+                Owned::Unreachable {
+                    src,
+                    dst,
+                    reporter,
+                    what,
+                } => Frame::Unreachable {
+                    src: *src,
+                    dst: *dst,
+                    reporter: *reporter,
+                    what: what.clone(),
+                },
+            };
+            // Copies of a packet are of one connection, so one worker sees them all.
+            if dedupe.is_copy(at.ts, &frame) {
+                continue;
+            }
+            tracker.packet(*at, &frame);
+            take(&mut tracker, &mut settled_now);
+        }
+        for &(position, clock) in ticks {
+            tracker.tick(position, clock);
+        }
+        take(&mut tracker, &mut settled_now);
+        // In the order the replay on one thread hands them on.
+        settled_now.sort_unstable_by_key(|(key, _)| *key);
+        progress.advance(me, batch.upto);
+        let message = Message {
+            worker: me,
+            settled: std::mem::take(&mut settled_now),
+            upto: batch.upto,
+            finished: None,
+        };
+        if results.send(message).is_err() {
+            return;
+        }
+        batch.clear();
+        let _ = spare.send(batch);
+    }
+    // The capture is over.
+    tracker.finish();
+    take(&mut tracker, &mut settled_now);
+    settled_now.sort_unstable_by_key(|(key, _)| *key);
+    let _ = results.send(Message {
+        worker: me,
+        settled: settled_now,
+        upto: END,
+        finished: Some(WorkerEnd {
+            drops: tracker.drops,
+            opaque: tracker.opaque_tls(),
+            duplicates: dedupe.dropped,
+        }),
+    });
+}
+
+/// Reads `capture` with `workers` worker threads; see the module's documentation.
+pub(super) fn run(
+    capture: Capture,
+    file: String,
+    secrets: Arc<Secrets>,
+    limits: Limits,
+    ports: &RdpPorts,
+    workers: usize,
+    each: &mut dyn FnMut(Report),
+) -> End {
+    let progress = Progress::new(workers);
+    let share = Limits {
+        max_connections: (limits.max_connections / workers).max(1),
+        ..limits
+    };
+    let servers = RdpServers::new(Position::new(Arc::clone(&progress), 0));
+    let (results_tx, results) = sync_channel::<Message>(RESULTS);
+    let (spare_tx, spare) = channel::<Batch>();
+    let mut queues = Vec::new();
+    let mut receivers = Vec::new();
+    for _ in 0..workers {
+        let (tx, rx) = sync_channel::<Batch>(QUEUE);
+        queues.push(tx);
+        receivers.push(rx);
+    }
+    let feeder = Feeder {
+        queues,
+        batches: (0..workers).map(|_| Batch::default()).collect(),
+        spare,
+        packets: 0,
+        bytes: 0,
+        broken: false,
+        sharder: Sharder::new(workers),
+    };
+
+    let mut count = 0usize;
+    let mut drops = Drops::default();
+    let mut ends = Vec::new();
+    let (mut stats, capture) = std::thread::scope(|scope| {
+        for (me, queue) in receivers.into_iter().enumerate() {
+            let position = Position::new(Arc::clone(&progress), me);
+            let tracker = Tracker::with(
+                file.clone(),
+                share,
+                Some(Arc::clone(&secrets)),
+                Arc::clone(&position),
+                servers.at(position),
+            )
+            .with_ports(ports.clone());
+            let results = results_tx.clone();
+            let spare = spare_tx.clone();
+            let progress = &progress;
+            scope.spawn(move || work(me, tracker, queue, spare, results, progress));
+        }
+        drop(results_tx);
+        drop(spare_tx);
+        let reader = {
+            let secrets = &secrets;
+            let progress = &progress;
+            scope.spawn(move || {
+                let _guard = StopOnPanic(progress);
+                read(capture, feeder, secrets, progress)
+            })
+        };
+        merge(&results, workers, &file, &mut count, &mut ends, each);
+        match reader.join() {
+            Ok(read) => read,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    });
+    for e in ends {
+        drops.add(&e.drops);
+        stats.opaque(e.opaque);
+        stats.duplicates += e.duplicates;
+    }
+    stats.end(&capture, file, count, drops, limits)
+}
+
+/// Numbers and hands on what the workers settled, in order: a session goes once every worker is past the
+/// packet it ended at. Each worker's share comes in order, so the merge takes the least of their heads.
+fn merge(
+    results: &Receiver<Message>,
+    workers: usize,
+    file: &str,
+    count: &mut usize,
+    ends: &mut Vec<WorkerEnd>,
+    each: &mut dyn FnMut(Report),
+) {
+    let mut queues: Vec<VecDeque<(Key, Settled)>> = (0..workers).map(|_| VecDeque::new()).collect();
+    let mut done = vec![0u64; workers];
+    let mut finished = vec![false; workers];
+    let mut emit = |queues: &mut Vec<VecDeque<(Key, Settled)>>, low: u64| loop {
+        let next = queues
+            .iter()
+            .enumerate()
+            .filter_map(|(w, q)| q.front().map(|(key, _)| (*key, w)))
+            .min();
+        match next {
+            Some((key, w)) if key.0 < low || low == END => {
+                if let Some((_, s)) = queues.get_mut(w).and_then(VecDeque::pop_front) {
+                    number(s, file, count, each);
+                }
+            }
+            _ => return,
+        }
+    };
+    while let Ok(m) = results.recv() {
+        if let Some(q) = queues.get_mut(m.worker) {
+            q.extend(m.settled);
+        }
+        if let Some(d) = done.get_mut(m.worker) {
+            *d = m.upto;
+        }
+        if let Some(end) = m.finished {
+            ends.push(end);
+            if let Some(f) = finished.get_mut(m.worker) {
+                *f = true;
+            }
+        }
+        let low = if finished.iter().all(|f| *f) {
+            END
+        } else {
+            done.iter().copied().min().unwrap_or(0)
+        };
+        emit(&mut queues, low);
+    }
+    // Every worker is gone (one may have ended early): what came is handed on.
+    emit(&mut queues, END);
+}
