@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod client;
 pub mod http;
+pub mod kerberos;
 pub mod packet;
 pub mod record;
 pub mod tunnel;

@@ -285,7 +285,8 @@ impl KdcClient<'_> {
             tried.push(format!("DNS SRV {name} (from {server})"));
             let (deadline, _) = self.clock.deadline();
             let answer =
-                tokio::time::timeout_at(deadline, srv_exchange(server, &name, self.clock.start)).await;
+                tokio::time::timeout_at(deadline, srv_exchange(server, &name, self.clock.start))
+                    .await;
             match answer {
                 Ok(Ok(dns::Answer::Records(records))) => {
                     if let Some(best) = records.first() {
@@ -372,15 +373,12 @@ impl KdcClient<'_> {
                 reply
             }
             Some(&0x6b) => {
-                let Some(password) = self.password.clone()
-                else {
+                let Some(password) = self.password.clone() else {
                     return reply;
                 };
-                let Some(fixed) = super::krb_compat::retag_as_rep(
-                    msg,
-                    password.expose(),
-                    self.salt.as_deref(),
-                ) else {
+                let Some(fixed) =
+                    super::krb_compat::retag_as_rep(msg, password.expose(), self.salt.as_deref())
+                else {
                     return reply;
                 };
                 debug!("as-rep enc-part re-tagged for sspi");

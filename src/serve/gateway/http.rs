@@ -49,6 +49,7 @@ pub(super) async fn connection(
         buf: Vec::new(),
     };
     let profile = shared.config.profile;
+    let offered = shared.config.offered();
     let mut auth = ServerAuth::default();
     for _ in 0..MAX_REQUESTS {
         let req = match read_request(&mut conn, limit).await {
@@ -63,23 +64,33 @@ pub(super) async fn connection(
         if let Err(why) = skip_body(&mut conn, &req, limit).await {
             return GatewayOutcome::Failed(why);
         }
-        let verdict = http::header(&req.headers, "Authorization")
-            .map(|value| auth.step(value, profile.schemes, &shared.config.identity));
+        let verdict = http::header(&req.headers, "Authorization").map(|value| {
+            auth.step(
+                value,
+                &offered,
+                &shared.config.identity,
+                shared.config.kerberos(),
+            )
+        });
         match verdict {
             None => {
-                let _ = unauthorized(&mut conn, profile.schemes, None, false).await;
+                let _ = unauthorized(&mut conn, &offered, None, false).await;
                 continue;
             }
             Some(Verdict::Challenge(value)) => {
-                let _ = unauthorized(&mut conn, profile.schemes, Some(value), false).await;
+                let _ = unauthorized(&mut conn, &offered, Some(value), false).await;
                 continue;
             }
             Some(Verdict::Refused(why)) => {
-                let _ = unauthorized(&mut conn, profile.schemes, None, true).await;
+                let _ = unauthorized(&mut conn, &offered, None, true).await;
+                return GatewayOutcome::Refused(format!("401: {why}"));
+            }
+            Some(Verdict::RefusedWith(value, why)) => {
+                let _ = unauthorized(&mut conn, &offered, Some(value), true).await;
                 return GatewayOutcome::Refused(format!("401: {why}"));
             }
             Some(Verdict::Authenticated) if profile.fault == Some(GatewayFault::AuthRefused) => {
-                let _ = unauthorized(&mut conn, profile.schemes, None, true).await;
+                let _ = unauthorized(&mut conn, &offered, None, true).await;
                 return GatewayOutcome::Refused(
                     "401: the gateway refuses these credentials (fault)".to_owned(),
                 );

@@ -19,6 +19,7 @@ fn request(auth_scheme: Option<&str>) -> PduInfo {
         method: "RDG_OUT_DATA".to_owned(),
         auth_scheme: auth_scheme.map(str::to_owned),
         upgrade: true,
+        kerberos: None,
     }
 }
 
@@ -26,6 +27,7 @@ fn response(status: u16, offered: &[&str]) -> PduInfo {
     PduInfo::HttpResponse {
         status,
         auth_offered: offered.iter().map(|s| (*s).to_owned()).collect(),
+        kerberos: None,
     }
 }
 
