@@ -1027,3 +1027,31 @@ fn kerberos_to_the_gateway_against_a_real_kdc() {
     );
     assert!(words(&doc).contains("after Kerberos failed"), "{doc}");
 }
+
+#[test]
+fn kerberos_alone_needs_a_gateway_that_offers_negotiate() {
+    let dir = TempDir::new("gw-kerberos-ntlm-only");
+    let (port, url, _server) = serve_with_gateway("gateway-healthy", dir.path(), MARKER);
+    let out = rdptrace()
+        .args(["probe", "--json", "--timeout", "10", "--auth", "kerberos"])
+        .args(["-u", TestIdentity::DEFAULT_USER, "-d", "RDPTRACE.TEST"])
+        .args(["--kdc", &format!("tcp://127.0.0.1:{}", free_port())])
+        .args(["--gateway", &url])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("RDPTRACE_PASSWORD", MARKER)
+        .output()
+        .expect("rdptrace probe runs");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    let v = &doc["verdict"];
+    assert_eq!(v["phase"], "gateway_auth", "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("--auth kerberos") && d.contains("not Negotiate")),
+        "{v}"
+    );
+    // No NTLM went to the gateway.
+    let auth = phase(&doc, "gateway_auth");
+    assert!(auth["facts"].get("gateway_auth_scheme").is_none(), "{auth}");
+}
