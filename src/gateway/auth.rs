@@ -1,5 +1,6 @@
 //! The client's HTTP authentication to an RD Gateway ([MS-TSGU] 3.3.5.1): NTLM ([MS-NLMP]) and Negotiate
-//! ([RFC 4559], SPNEGO with NTLM inside) through sspi, and Basic ([RFC 7617]). Each token goes into an
+//! ([RFC 4559]: SPNEGO with NTLM inside, or with a Kerberos AP-REQ made by [`super::kerberos`]) through sspi,
+//! and Basic ([RFC 7617]). Each token goes into an
 //! `Authorization` header of the next request; the headers are never recorded, only their scheme.
 
 use base64::Engine as _;
@@ -16,7 +17,7 @@ use crate::probe::Password;
 /// An HTTP authentication scheme a gateway offers and the client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scheme {
-    /// [RFC 4559] SPNEGO: Kerberos is not attempted (no KDC is contacted); NTLM inside it.
+    /// [RFC 4559] SPNEGO: Kerberos as --auth allows (a realm, a KDC), else NTLM inside it.
     Negotiate,
     /// [MS-NLMP] NTLM over HTTP.
     Ntlm,
