@@ -863,16 +863,51 @@ fn the_replay_names_what_it_cannot_read_without_the_secrets() {
     let keylog = dir.path().join("keys.log");
     let keylog_arg = keylog.to_str().expect("a UTF-8 path");
     let pcap = capture_of("gateway-healthy", dir.path(), &["--keylog", keylog_arg]);
+    // Without the secrets: the gateway exchange named from the sizes of its records.
+    let (docs, err) = replay_json(&pcap, &[]);
+    assert_eq!(docs.len(), 1, "{err}");
+    let v = &docs[0]["verdict"];
+    assert_eq!(v["cause"], "closed_by_client", "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("handshake over WebSocket")
+                && d.contains("X.224 Connection Confirm")
+                && d.contains("not known")),
+        "{v}"
+    );
+    let packets: Vec<&str> = phase(&docs[0], "gateway_tunnel")["pdus"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(
+        packets,
+        [
+            "HTTP_HANDSHAKE_REQUEST_PACKET",
+            "HTTP_HANDSHAKE_RESPONSE_PACKET"
+        ],
+        "{}",
+        docs[0]
+    );
+    // With the key log the probe wrote, the same capture reads.
+    let (docs, err) = replay_json(&pcap, &["--keylog", keylog_arg]);
+    assert_eq!(docs.len(), 1, "{err}");
+    assert_eq!(docs[0]["verdict"]["cause"], "connected");
+    // The HTTP transport's two connections are not tied together without the secrets: the replay says
+    // that TLS it could not open may be a gateway's, and names no session.
+    let pcap = capture_of(
+        "gateway-http-transport",
+        dir.path(),
+        &["--keylog", keylog_arg],
+    );
     let (docs, err) = replay_json(&pcap, &[]);
     assert!(docs.is_empty(), "{docs:?}");
     assert!(
         err.contains("RD Gateway") && err.contains("--keylog"),
         "{err}"
     );
-    // With the key log the probe wrote, the same capture reads.
-    let (docs, err) = replay_json(&pcap, &["--keylog", keylog_arg]);
-    assert_eq!(docs.len(), 1, "{err}");
-    assert_eq!(docs[0]["verdict"]["cause"], "connected");
 }
 
 // ---- Kerberos to the gateway (a real MIT KDC) -------------------------------------------------------------

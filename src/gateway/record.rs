@@ -22,6 +22,10 @@ use super::packet::Packet;
 use crate::pdu::{AuthToken, KrbMessage, PduInfo};
 use crate::trace::{Fact, Millis, Pdu, Side, Trace};
 
+/// How the summary of a packet named from the size of an encrypted record starts (the replay of a gateway
+/// connection nobody could open).
+pub const BY_SIZE: &str = "by the size of an encrypted record";
+
 /// [MS-NLMP] 2.2.1 the message an NTLM token holds: `NEGOTIATE`, `CHALLENGE`, `AUTHENTICATE`.
 fn ntlm_message(token: &str) -> Option<&'static str> {
     let bytes = base64::engine::general_purpose::STANDARD

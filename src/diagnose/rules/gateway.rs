@@ -16,7 +16,7 @@ use crate::diagnose::Explained;
 use crate::diagnose::findings::{Findings, KrbFrom};
 use crate::gateway::packet::name_of;
 use crate::kerberos::message::error_name;
-use crate::trace::{CloseKind, ConnectError, PhaseName, TunnelEnd};
+use crate::trace::{CloseKind, ConnectError, PhaseName, Side, TunnelEnd};
 use crate::verdict::Cause;
 
 /// The gateway's address, for text.
@@ -299,6 +299,44 @@ pub fn gateway_refused(f: &Findings) -> Option<Explained> {
             name_of(r.packet_type)
         )])
         .hint([hint]),
+    )
+}
+
+/// A gateway connection nobody could decrypt, named from the sizes of its records: what they show, and that
+/// how far the connection got is not known.
+pub fn gateway_not_decrypted(f: &Findings) -> Option<Explained> {
+    let g = f.gateway.as_ref()?;
+    let (at, confirm) = g.by_size?;
+    let phase = f.failed.unwrap_or(f.current);
+    let cause = match f.close {
+        Some(c) if c.by == Side::Server && c.how == CloseKind::Fin => Cause::ClosedByServer,
+        Some(c) if c.by == Side::Server => Cause::ResetByServer,
+        Some(_) => Cause::ClosedByClient,
+        None => Cause::CaptureEnded,
+    };
+    let shown = if confirm {
+        "the [MS-TSGU] handshake over WebSocket (so the gateway had authenticated the client), then the target's X.224 Connection Confirm relayed through the tunnel (so the gateway authorized the tunnel and reached the target)"
+    } else {
+        "the [MS-TSGU] handshake over WebSocket (so the gateway had authenticated the client)"
+    };
+    let ended = f
+        .close_words()
+        .map(|w| format!(": {w}"))
+        .unwrap_or_default();
+    Some(
+        Explained::failed(
+            cause,
+            phase,
+            format!(
+                "HTTPS to the RD Gateway {} that was not decrypted: the sizes of its encrypted records show {shown}; what followed is not readable, so how far the RDP connection inside got is not known{ended}",
+                g.address
+            ),
+        )
+        .evidence([format!(
+            "{at:.1} ms: an encrypted record the size of an HTTP_HANDSHAKE_REQUEST_PACKET in a WebSocket frame, answered by one the size of the response"
+        )])
+        .evidence(f.close_evidence())
+        .hint(["give the gateway's TLS secrets (--keylog with the client's key log, or a capture with a decryption secrets block) to read the gateway exchange and the RDP connection inside".to_owned()]),
     )
 }
 
