@@ -234,3 +234,36 @@ fn tunnel_ended_dropped_and_closed_with_a_code() {
     let (rule, _) = explained(&relayed);
     assert_ne!(rule, "tunnel_ended");
 }
+
+#[test]
+fn a_gateway_connection_nobody_decrypted_is_named_by_its_sizes() {
+    let mut b = Build::through(GATEWAY)
+        .enter(PhaseName::GatewayAuth)
+        .enter(PhaseName::GatewayTunnel);
+    for (from, packet_type) in [
+        (Side::Client, kind::HANDSHAKE_REQUEST),
+        (Side::Server, kind::HANDSHAKE_RESPONSE),
+        (Side::Server, kind::DATA),
+    ] {
+        b.trace.record_pdu(crate::trace::Pdu {
+            at_ms: 5.0,
+            from,
+            len: 20,
+            name: "packet".to_owned(),
+            summary: format!("{} (20 B)", crate::gateway::record::BY_SIZE),
+            info: PduInfo::GatewayPacket {
+                packet_type,
+                code: None,
+            },
+        });
+    }
+    let trace = b.closed(Side::Client, CloseKind::Fin).finished();
+    let (rule, e) = explained(&trace);
+    assert_eq!(rule, "gateway_not_decrypted");
+    assert_eq!(e.cause, Cause::ClosedByClient);
+    assert!(
+        e.detail.contains("X.224 Connection Confirm") && e.detail.contains("not known"),
+        "{}",
+        e.detail
+    );
+}
