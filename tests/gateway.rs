@@ -1023,6 +1023,33 @@ fn kerberos_to_the_gateway_against_a_real_kdc() {
         "no AP-REQ to the gateway: {auth}"
     );
     assert!(auth["facts"].get("auth_fallback").is_none(), "{auth}");
+    // The gateway proved it holds the key: its AP-REP in the 101, checked by the client.
+    assert!(
+        auth["pdus"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["summary"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("101") && s.contains("Kerberos AP-REP"))),
+        "no AP-REP from the gateway: {auth}"
+    );
+
+    // The HTTP transport: both channels authenticate with Kerberos.
+    let (port, gw, _server) = serve_kerberos("gateway-kerberos", &keytab);
+    let doc = probe_kerberos(port, gw, &["--kdc", &tcp, "--gateway-transport", "http"]);
+    assert_eq!(doc["verdict"]["cause"], "connected", "{doc}");
+    let granted = phase(&doc, "gateway_auth")["pdus"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| {
+            p["summary"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("200") && s.contains("Kerberos AP-REP"))
+        })
+        .count();
+    assert_eq!(granted, 2, "{doc}");
 
     // --auth kerberos without a KDC: no fallback, the KDC named.
     let (port, gw, _server) = serve_kerberos("gateway-kerberos", &keytab);

@@ -21,8 +21,9 @@ use crate::serve::scenario::KerberosProfile;
 pub(super) enum Verdict {
     /// Another leg: the WWW-Authenticate value to send with the 401.
     Challenge(String),
-    /// The client is who it says.
-    Authenticated,
+    /// The client is who it says; the WWW-Authenticate value of the final response, when the scheme has one
+    /// (Kerberos's AP-REP).
+    Authenticated(Option<String>),
     /// The credentials are wrong, or the scheme is not offered: the reason, for the log.
     Refused(String),
     /// Refused with a last token for the client (the KRB-ERROR of a refused ticket): the WWW-Authenticate
@@ -75,7 +76,7 @@ impl ServerAuth {
                 };
                 let user = user.rsplit('\\').next().unwrap_or(user);
                 if user.eq_ignore_ascii_case(&id.user) && password == id.password() {
-                    Verdict::Authenticated
+                    Verdict::Authenticated(None)
                 } else {
                     Verdict::Refused(format!("wrong Basic credentials for {user}"))
                 }
@@ -88,7 +89,10 @@ impl ServerAuth {
                     return Verdict::Refused("a Negotiate token that is not base64".to_owned());
                 };
                 match keys.check(&bytes, &profile) {
-                    Checked::Accepted => Verdict::Authenticated,
+                    Checked::Accepted(token) => Verdict::Authenticated(Some(format!(
+                        "Negotiate {}",
+                        STANDARD.encode(token)
+                    ))),
                     Checked::Refused { token, code } => Verdict::RefusedWith(
                         format!("Negotiate {}", STANDARD.encode(token)),
                         format!(
@@ -206,7 +210,7 @@ impl ServerAuth {
             }
             Ok(_) => {
                 self.context = None;
-                Verdict::Authenticated
+                Verdict::Authenticated(None)
             }
             Err(e) => {
                 self.context = None;

@@ -6,8 +6,8 @@
 //! the 401's `WWW-Authenticate: Negotiate` header.
 //!
 //! Any client of the realm with a valid ticket is let in, as a gateway whose RD CAP allows Domain Users. The
-//! gateway sends no AP-REP: a client that asked for mutual authentication finds no token to check in the
-//! final response ([RFC 4559] 5 makes it optional).
+//! final response carries the AP-REP ([RFC 4559] 5, [RFC 4120] 5.5.2) in a SPNEGO accept-completed, as IIS
+//! sends it: the client's proof that the gateway holds the service key.
 //!
 //! The keys never print ([`crate::kerberos::keytab::Key`]).
 
@@ -19,8 +19,11 @@ use crate::codes::kerberos::{KRB_AP_ERR_BAD_INTEGRITY, KRB_AP_ERR_NOKEY};
 use crate::gateway::kerberos::SERVICE;
 use crate::kerberos::acceptor::{self, KRB_AP_ERR_MODIFIED, KRB_AP_ERR_SKEW, MAX_SKEW_S};
 use crate::kerberos::keytab::{self, Entry};
+use crate::kerberos::{der, spnego};
 use crate::serve::ServeError;
 use crate::serve::scenario::{KerberosProfile, ServiceKey};
+use picky_krb::constants::key_usages::AP_REP_ENC;
+use picky_krb::crypto::CipherSuite;
 
 /// The service keys of `HTTP/<host_name>@<realm>`.
 #[derive(Debug, Clone)]
@@ -35,8 +38,8 @@ pub struct GatewayKerberos {
 pub(super) enum Checked {
     /// Not an AP-REQ: NTLM inside SPNEGO, for the NTLM side to judge.
     NotKerberos,
-    /// The ticket and the authenticator are good.
-    Accepted,
+    /// The ticket and the authenticator are good: the SPNEGO token with the AP-REP.
+    Accepted(Vec<u8>),
     /// Refused: the SPNEGO token with the KRB-ERROR, and the code.
     Refused { token: Vec<u8>, code: u32 },
 }
@@ -124,7 +127,74 @@ impl GatewayKerberos {
             Ok(opened) if (now - opened.ctime_s).abs() > MAX_SKEW_S => {
                 refuse(KRB_AP_ERR_SKEW, Some((opened.ctime_s, opened.cusec)))
             }
-            Ok(_) => Checked::Accepted,
+            Ok(opened) => match ap_rep_token(&opened, names.etype) {
+                Some(token) => Checked::Accepted(token),
+                None => refuse(KRB_AP_ERR_BAD_INTEGRITY, None),
+            },
         }
     }
+}
+
+/// A DER INTEGER of a non-negative value.
+fn integer(v: u32) -> Vec<u8> {
+    let bytes = v.to_be_bytes();
+    let skip = bytes.iter().take_while(|b| **b == 0).count().min(3);
+    let mut content = bytes.get(skip..).unwrap_or_default().to_vec();
+    if content.first().is_some_and(|b| b & 0x80 != 0) {
+        content.insert(0, 0);
+    }
+    der::write(der::INTEGER, &content)
+}
+
+fn field(n: u8, content: &[u8]) -> Vec<u8> {
+    der::write(der::CONTEXT | n, content)
+}
+
+/// [RFC 4178] 4.2.2 a negTokenResp accept-completed with the [RFC 4121] 4.1 framed AP-REP ([RFC 4120]
+/// 5.5.2): the client's ctime and cusec, a new subkey of the session's type and a sequence number, encrypted
+/// with the ticket's session key (key usage 12). The session key's type is the authenticator's subkey's when
+/// there is one, else the ticket's.
+fn ap_rep_token(opened: &acceptor::Opened, ticket_etype: i32) -> Option<Vec<u8>> {
+    let etype = opened.subkey.as_ref().map_or(ticket_etype, |(t, _)| *t);
+    let cipher = CipherSuite::try_from(usize::try_from(etype).ok()?)
+        .ok()?
+        .cipher();
+    let subkey: Vec<u8> = (0..cipher.key_size())
+        .map(|_| rand::random::<u8>())
+        .collect();
+    let time = time::OffsetDateTime::from_unix_timestamp(opened.ctime_s).ok()?;
+    let ctime = format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+        time.year(),
+        u8::from(time.month()),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second()
+    );
+    let etype_int = integer(u32::try_from(etype).ok()?);
+    let mut key = field(0, &etype_int);
+    key.extend(field(1, &der::write(der::OCTET_STRING, &subkey)));
+    let mut part = field(0, &der::write(der::GENERALIZED_TIME, ctime.as_bytes()));
+    part.extend(field(1, &integer(opened.cusec)));
+    part.extend(field(2, &der::write(der::SEQUENCE, &key)));
+    part.extend(field(3, &integer(rand::random::<u32>() & 0x7fff_ffff)));
+    let plain = der::write(der::APPLICATION | 27, &der::write(der::SEQUENCE, &part));
+    let sealed = cipher
+        .encrypt(opened.session_key.expose(), AP_REP_ENC, &plain)
+        .ok()?;
+    let mut enc = field(0, &etype_int);
+    enc.extend(field(2, &der::write(der::OCTET_STRING, &sealed)));
+    let mut body = field(0, &integer(5));
+    body.extend(field(1, &integer(15)));
+    body.extend(field(2, &der::write(der::SEQUENCE, &enc)));
+    let ap_rep = der::write(der::APPLICATION | 15, &der::write(der::SEQUENCE, &body));
+    let mut framed = der::write(der::OID, spnego::KRB5_OID_BYTES);
+    framed.extend_from_slice(&[0x02, 0x00]);
+    framed.extend(ap_rep);
+    let gss = der::write(der::APPLICATION, &framed);
+    let mut fields = field(0, &der::write(der::ENUMERATED, &[0]));
+    fields.extend(field(1, &der::write(der::OID, spnego::KRB5_OID_BYTES)));
+    fields.extend(field(2, &der::write(der::OCTET_STRING, &gss)));
+    Some(field(1, &der::write(der::SEQUENCE, &fields)))
 }
