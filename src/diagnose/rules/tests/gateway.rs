@@ -267,3 +267,51 @@ fn a_gateway_connection_nobody_decrypted_is_named_by_its_sizes() {
         e.detail
     );
 }
+
+#[test]
+fn a_gateway_that_refuses_the_kerberos_ticket_is_named_with_its_krb_error() {
+    let server = "HTTP/gw.corp.example@CORP.EXAMPLE";
+    let error = crate::pdu::KrbErrorInfo {
+        code: crate::codes::kerberos::KRB_AP_ERR_MODIFIED,
+        server: server.to_owned(),
+        client: None,
+        e_text: None,
+        stime: "2025-05-20T12:00:00Z".to_owned(),
+        clock_offset_s: None,
+        ntstatus: None,
+        etypes: Vec::new(),
+    };
+    let trace = Build::through(GATEWAY)
+        .enter(PhaseName::GatewayAuth)
+        .client("RDG_OUT_DATA", request(Some("Negotiate")))
+        .server(
+            "HTTP response",
+            PduInfo::HttpResponse {
+                status: 401,
+                auth_offered: vec!["Negotiate".to_owned()],
+                kerberos: Some(AuthToken::Kerberos {
+                    message: "KRB-ERROR".to_owned(),
+                    spnego: None,
+                    krb: Some(crate::pdu::KrbMessage::Error(error)),
+                }),
+            },
+        )
+        .closed(Side::Server, CloseKind::Fin)
+        .failed();
+    let (rule, e) = explained(&trace);
+    assert_eq!(rule, "gateway_http_error");
+    assert_eq!(
+        (e.cause, e.phase),
+        (Cause::GatewayHttpError, Some(PhaseName::GatewayAuth))
+    );
+    assert!(
+        e.detail.contains("KRB_AP_ERR_MODIFIED") && e.detail.contains(server),
+        "{}",
+        e.detail
+    );
+    assert!(
+        e.hints.iter().any(|h| h.contains("setspn")),
+        "{:?}",
+        e.hints
+    );
+}
