@@ -169,12 +169,18 @@ pub enum PduInfo {
         auth_scheme: Option<String>,
         /// [RFC 6455] 4.1 it asks for a WebSocket upgrade.
         upgrade: bool,
+        /// [RFC 4559] 4 a Kerberos token in its Negotiate header (the AP-REQ), as far as it reads in clear.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        kerberos: Option<AuthToken>,
     },
     /// [RFC 9112] 4 An HTTP response of an RD Gateway.
     HttpResponse {
         status: u16,
         /// The schemes of its WWW-Authenticate headers.
         auth_offered: Vec<String>,
+        /// [RFC 4559] 5 a Kerberos token in its Negotiate header (the AP-REP, or the KRB-ERROR of a refusal).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        kerberos: Option<AuthToken>,
     },
     /// [MS-TSGU] 2.2.10 A packet of the HTTP transport: its type ([MS-TSGU] 2.2.5.3.3) and the HRESULT it
     /// carries, for the packets that carry one.

@@ -863,14 +863,257 @@ fn the_replay_names_what_it_cannot_read_without_the_secrets() {
     let keylog = dir.path().join("keys.log");
     let keylog_arg = keylog.to_str().expect("a UTF-8 path");
     let pcap = capture_of("gateway-healthy", dir.path(), &["--keylog", keylog_arg]);
+    // Without the secrets: the gateway exchange named from the sizes of its records.
+    let (docs, err) = replay_json(&pcap, &[]);
+    assert_eq!(docs.len(), 1, "{err}");
+    let v = &docs[0]["verdict"];
+    assert_eq!(v["cause"], "closed_by_client", "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("handshake over WebSocket")
+                && d.contains("X.224 Connection Confirm")
+                && d.contains("not known")),
+        "{v}"
+    );
+    let packets: Vec<&str> = phase(&docs[0], "gateway_tunnel")["pdus"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(
+        packets,
+        [
+            "HTTP_HANDSHAKE_REQUEST_PACKET",
+            "HTTP_HANDSHAKE_RESPONSE_PACKET"
+        ],
+        "{}",
+        docs[0]
+    );
+    // With the key log the probe wrote, the same capture reads.
+    let (docs, err) = replay_json(&pcap, &["--keylog", keylog_arg]);
+    assert_eq!(docs.len(), 1, "{err}");
+    assert_eq!(docs[0]["verdict"]["cause"], "connected");
+    // The HTTP transport's two connections are not tied together without the secrets: the replay says
+    // that TLS it could not open may be a gateway's, and names no session.
+    let pcap = capture_of(
+        "gateway-http-transport",
+        dir.path(),
+        &["--keylog", keylog_arg],
+    );
     let (docs, err) = replay_json(&pcap, &[]);
     assert!(docs.is_empty(), "{docs:?}");
     assert!(
         err.contains("RD Gateway") && err.contains("--keylog"),
         "{err}"
     );
-    // With the key log the probe wrote, the same capture reads.
-    let (docs, err) = replay_json(&pcap, &["--keylog", keylog_arg]);
-    assert_eq!(docs.len(), 1, "{err}");
-    assert_eq!(docs[0]["verdict"]["cause"], "connected");
+}
+
+// ---- Kerberos to the gateway (a real MIT KDC) -------------------------------------------------------------
+
+/// `rdptrace serve --once --scenario NAME` with the keytab, the target's user the realm's: the target's port,
+/// the gateway's port, the server.
+fn serve_kerberos(name: &str, keytab: &Path) -> (u16, u16, ChildGuard) {
+    use support::kerberos::{HOST, PASSWORD, REALM, USER};
+    let mut server = rdptrace()
+        .args([
+            "serve",
+            "--once",
+            "--listen",
+            "127.0.0.1:0",
+            "--scenario",
+            name,
+        ])
+        .args([
+            "--host-name",
+            HOST,
+            "--realm",
+            REALM,
+            "--read-timeout",
+            "10",
+        ])
+        .arg("--keytab")
+        .arg(keytab)
+        .args(["--user", USER, "--domain", REALM])
+        .env("RDPTRACE_PASSWORD", PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rdptrace serve starts");
+    let stdout = server.stdout.take().expect("piped stdout");
+    let guard = ChildGuard(server);
+    let (port, _, mut lines) = support::serve_port(stdout);
+    let gateway = lines
+        .by_ref()
+        .take(3)
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("gateway on https://127.0.0.1:")
+                .and_then(|rest| rest.split(':').next())
+                .and_then(|p| p.parse::<u16>().ok())
+        })
+        .expect("rdptrace serve says where the gateway is");
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    (port, gateway, guard)
+}
+
+/// The probe of the target at `port` through the gateway at `localhost:gateway` as the realm's user, with
+/// `args`; no krb5.conf and no DNS, so that the KDC is `--kdc` or none.
+fn probe_kerberos(port: u16, gateway: u16, args: &[&str]) -> serde_json::Value {
+    use support::kerberos::{HOST, PASSWORD, REALM, USER};
+    let out = rdptrace()
+        .args(["probe", "--json", "--watch", "0.3", "--phase-timeout", "5"])
+        .args(["--timeout", "20", "-u", USER, "-d", REALM])
+        .args(["--gateway", &format!("https://{HOST}:{gateway}")])
+        .args(args)
+        .arg(format!("127.0.0.1:{port}"))
+        .env("RDPTRACE_PASSWORD", PASSWORD)
+        .env("KRB5_CONFIG", "/nonexistent")
+        .env("RDPTRACE_DNS_SERVER", "127.0.0.1:9")
+        .output()
+        .expect("rdptrace probe runs");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn kerberos_to_the_gateway_against_a_real_kdc() {
+    use support::kerberos::{Kdc, REALM, kdc_available};
+    if !kdc_available() {
+        return;
+    }
+    let dir = TempDir::new("gw-kerberos");
+    let kdc = Kdc::start(dir.path()).expect("the KDC starts");
+    kdc.kadmin("addprinc -randkey HTTP/localhost")
+        .expect("the gateway's principal");
+    let keytab = dir.path().join("gateway.keytab");
+    kdc.ktadd("HTTP/localhost", &keytab)
+        .expect("the gateway's key");
+    let tcp = format!("tcp://127.0.0.1:{}", kdc.port);
+    let spn = format!("HTTP/localhost@{REALM}");
+    let words = |doc: &serde_json::Value| {
+        format!("{} {}", doc["verdict"]["detail"], doc["verdict"]["hints"])
+    };
+
+    // Kerberos to the gateway, NTLM to the target it relays to (named by its address).
+    let (port, gw, _server) = serve_kerberos("gateway-kerberos", &keytab);
+    let doc = probe_kerberos(port, gw, &["--kdc", &tcp]);
+    assert_eq!(doc["verdict"]["cause"], "connected", "{doc}");
+    let auth = phase(&doc, "gateway_auth");
+    assert_eq!(auth["facts"]["gateway_auth_scheme"], "Negotiate", "{auth}");
+    assert_eq!(auth["facts"]["spn"], spn.as_str(), "{auth}");
+    let text = auth.to_string();
+    assert!(
+        text.contains("TGS-REQ") || text.contains("tgs_req"),
+        "no TGS exchange in gateway_auth: {auth}"
+    );
+    let ap_req = format!("Negotiate Kerberos AP-REQ for {spn}");
+    assert!(
+        auth["pdus"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["summary"].as_str().is_some_and(|s| s.contains(&ap_req))),
+        "no AP-REQ to the gateway: {auth}"
+    );
+    assert!(auth["facts"].get("auth_fallback").is_none(), "{auth}");
+    // The gateway proved it holds the key: its AP-REP in the 101, checked by the client.
+    assert!(
+        auth["pdus"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["summary"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("101") && s.contains("Kerberos AP-REP"))),
+        "no AP-REP from the gateway: {auth}"
+    );
+
+    // The HTTP transport: both channels authenticate with Kerberos.
+    let (port, gw, _server) = serve_kerberos("gateway-kerberos", &keytab);
+    let doc = probe_kerberos(port, gw, &["--kdc", &tcp, "--gateway-transport", "http"]);
+    assert_eq!(doc["verdict"]["cause"], "connected", "{doc}");
+    let granted = phase(&doc, "gateway_auth")["pdus"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| {
+            p["summary"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("200") && s.contains("Kerberos AP-REP"))
+        })
+        .count();
+    assert_eq!(granted, 2, "{doc}");
+
+    // --auth kerberos without a KDC: no fallback, the KDC named.
+    let (port, gw, _server) = serve_kerberos("gateway-kerberos", &keytab);
+    let dead = format!("tcp://127.0.0.1:{}", free_port());
+    let doc = probe_kerberos(port, gw, &["--auth", "kerberos", "--kdc", &dead]);
+    assert_eq!(doc["verdict"]["cause"], "kdc_unreachable", "{doc}");
+    assert_eq!(doc["verdict"]["phase"], "gateway_auth", "{doc}");
+    assert!(
+        phase(&doc, "gateway_auth")["facts"]
+            .get("auth_fallback")
+            .is_none()
+    );
+
+    // The gateway's key is not the KDC's: KRB_AP_ERR_MODIFIED in its 401.
+    let (port, gw, _server) = serve_kerberos("gateway-kerberos-key-mismatch", &keytab);
+    let doc = probe_kerberos(port, gw, &["--auth", "kerberos", "--kdc", &tcp]);
+    assert_eq!(doc["verdict"]["cause"], "gateway_http_error", "{doc}");
+    assert_eq!(doc["verdict"]["phase"], "gateway_auth", "{doc}");
+    assert!(words(&doc).contains("KRB_AP_ERR_MODIFIED"), "{doc}");
+
+    // A gateway that takes Kerberos only refuses NTLM.
+    let (port, gw, _server) = serve_kerberos("gateway-kerberos-only", &keytab);
+    let doc = probe_kerberos(port, gw, &["--auth", "ntlm", "--kdc", &tcp]);
+    assert_eq!(doc["verdict"]["cause"], "gateway_http_error", "{doc}");
+    assert!(words(&doc).contains("only Kerberos"), "{doc}");
+
+    // Negotiate without a KDC falls back to NTLM, says so, and the Kerberos-only gateway refuses it.
+    let (port, gw, _server) = serve_kerberos("gateway-kerberos-only", &keytab);
+    let doc = probe_kerberos(port, gw, &[]);
+    assert_eq!(doc["verdict"]["cause"], "gateway_http_error", "{doc}");
+    let fallback = &phase(&doc, "gateway_auth")["facts"]["auth_fallback"];
+    assert!(
+        fallback
+            .as_str()
+            .is_some_and(|f| f.contains("no KDC was found")),
+        "{doc}"
+    );
+    assert!(words(&doc).contains("after Kerberos failed"), "{doc}");
+}
+
+#[test]
+fn kerberos_alone_needs_a_gateway_that_offers_negotiate() {
+    let dir = TempDir::new("gw-kerberos-ntlm-only");
+    let (port, url, _server) = serve_with_gateway("gateway-healthy", dir.path(), MARKER);
+    let out = rdptrace()
+        .args(["probe", "--json", "--timeout", "10", "--auth", "kerberos"])
+        .args(["-u", TestIdentity::DEFAULT_USER, "-d", "RDPTRACE.TEST"])
+        .args(["--kdc", &format!("tcp://127.0.0.1:{}", free_port())])
+        .args(["--gateway", &url])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("RDPTRACE_PASSWORD", MARKER)
+        .output()
+        .expect("rdptrace probe runs");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    let v = &doc["verdict"];
+    assert_eq!(v["phase"], "gateway_auth", "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("--auth kerberos") && d.contains("not Negotiate")),
+        "{v}"
+    );
+    // No NTLM went to the gateway.
+    let auth = phase(&doc, "gateway_auth");
+    assert!(auth["facts"].get("gateway_auth_scheme").is_none(), "{auth}");
 }

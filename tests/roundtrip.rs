@@ -69,7 +69,7 @@ fn replay_of_the_probe_capture_agrees_with_the_probe_for_every_scenario() {
         // The Kerberos scenarios need a KDC (tests/kerberos_serve.rs).
         let scenarios: Vec<&'static scenario::Scenario> = scenario::catalogue()
             .iter()
-            .filter(|s| s.kerberos.is_none())
+            .filter(|s| !s.uses_kerberos())
             .collect();
         for chunk in scenarios.chunks(8) {
             let runs: Vec<_> = chunk

@@ -1,5 +1,6 @@
 //! The client's HTTP authentication to an RD Gateway ([MS-TSGU] 3.3.5.1): NTLM ([MS-NLMP]) and Negotiate
-//! ([RFC 4559], SPNEGO with NTLM inside) through sspi, and Basic ([RFC 7617]). Each token goes into an
+//! ([RFC 4559]: SPNEGO with NTLM inside, or with a Kerberos AP-REQ made by [`super::kerberos`]) through sspi,
+//! and Basic ([RFC 7617]). Each token goes into an
 //! `Authorization` header of the next request; the headers are never recorded, only their scheme.
 
 use base64::Engine as _;
@@ -16,7 +17,7 @@ use crate::probe::Password;
 /// An HTTP authentication scheme a gateway offers and the client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scheme {
-    /// [RFC 4559] SPNEGO: Kerberos is not attempted (no KDC is contacted); NTLM inside it.
+    /// [RFC 4559] SPNEGO: Kerberos as --auth allows (a realm, a KDC), else NTLM inside it.
     Negotiate,
     /// [MS-NLMP] NTLM over HTTP.
     Ntlm,
@@ -65,11 +66,16 @@ pub struct GatewayCredentials {
 }
 
 impl GatewayCredentials {
-    fn identity(&self) -> Result<AuthIdentity, AuthError> {
-        let (user, domain) = match (&self.domain, self.user.split_once('\\')) {
+    /// The user and its domain: `DOMAIN\user` split, `user@domain` kept whole.
+    pub fn user_and_domain(&self) -> (String, Option<String>) {
+        match (&self.domain, self.user.split_once('\\')) {
             (None, Some((d, u))) => (u.to_owned(), Some(d.to_owned())),
             _ => (self.user.clone(), self.domain.clone()),
-        };
+        }
+    }
+
+    fn identity(&self) -> Result<AuthIdentity, AuthError> {
+        let (user, domain) = self.user_and_domain();
         let username =
             Username::new(&user, domain.as_deref()).map_err(|e| AuthError::User(e.to_string()))?;
         Ok(AuthIdentity {
@@ -91,6 +97,13 @@ enum Backend {
     Basic {
         value: String,
         sent: bool,
+    },
+    /// Negotiate with Kerberos: the AP-REQ made before the first leg ([`super::kerberos`]), then the
+    /// gateway's AP-REP checked.
+    Kerberos {
+        krb: Box<sspi::Kerberos>,
+        handle: Option<CredentialsBuffers>,
+        first: Option<Vec<u8>>,
     },
 }
 
@@ -179,8 +192,55 @@ impl ClientAuth {
         })
     }
 
+    /// Negotiate with Kerberos for `spn`, from the AP-REQ (a GSS-API token) sspi made.
+    pub fn kerberos(
+        krb: Box<sspi::Kerberos>,
+        handle: Option<CredentialsBuffers>,
+        first: Vec<u8>,
+        spn: String,
+    ) -> ClientAuth {
+        ClientAuth {
+            scheme: Scheme::Negotiate,
+            backend: Backend::Kerberos {
+                krb,
+                handle,
+                first: Some(first),
+            },
+            target: spn,
+            complete: false,
+        }
+    }
+
     pub fn scheme(&self) -> Scheme {
         self.scheme
+    }
+
+    /// The service principal, `HTTP/gateway-host`.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Whether this is Negotiate with Kerberos.
+    pub fn is_kerberos(&self) -> bool {
+        matches!(self.backend, Backend::Kerberos { .. })
+    }
+
+    /// [RFC 4559] 5 the gateway's last Negotiate token (its AP-REP), checked; `Ok` for any other scheme.
+    pub fn finish(&mut self, token: &str) -> Result<(), AuthError> {
+        let Backend::Kerberos { krb, handle, .. } = &mut self.backend else {
+            return Ok(());
+        };
+        let bytes = STANDARD
+            .decode(token.trim())
+            .map_err(|_| AuthError::Challenge("Negotiate"))?;
+        super::kerberos::mutual(krb, handle, &self.target, &bytes).map_err(|detail| {
+            AuthError::Sspi {
+                scheme: "Negotiate (Kerberos)",
+                detail,
+            }
+        })?;
+        self.complete = true;
+        Ok(())
     }
 
     /// The next `Authorization` header value, from the gateway's challenge token (base64) when there is one.
@@ -195,6 +255,16 @@ impl ClientAuth {
             None => None,
         };
         let token = match &mut self.backend {
+            Backend::Kerberos { first, .. } => {
+                // The AP-REQ goes once; the gateway's answer to it is read by `finish`.
+                let Some(first) = first.take() else {
+                    return Err(AuthError::Sspi {
+                        scheme: "Negotiate (Kerberos)",
+                        detail: "the gateway asked for another leg after the AP-REQ".to_owned(),
+                    });
+                };
+                crate::kerberos::spnego::init_token(&first)
+            }
             Backend::Basic { value, sent } => {
                 *sent = true;
                 self.complete = true;

@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::auth::{ClientAuth, GatewayCredentials, Scheme};
 use super::http::{self, RDG_IN_DATA, RDG_OUT_DATA, Response};
+use super::kerberos::{self as krb, KerberosChoice};
 use super::packet::{self, Packet};
 use super::record;
 use super::tunnel::{GwStream, Tunnel};
@@ -77,6 +78,10 @@ pub struct Dialer<'a> {
     connection_id: String,
     /// Whether Basic may be picked: not when the TLS secrets are written (the password would be in them).
     basic: bool,
+    /// Whether Negotiate may use Kerberos, and how (`--auth`, `--kdc`); `None`: NTLM inside Negotiate.
+    kerberos: Option<KerberosChoice>,
+    /// The salt of the user's key, from the KDC's KDC_ERR_PREAUTH_REQUIRED.
+    krb_salt: Option<String>,
     /// Every connection to the gateway, in order.
     pub conns: Vec<OuterConn>,
     /// The bytes of those connections so far: (connection, side, time, bytes).
@@ -116,6 +121,8 @@ impl<'a> Dialer<'a> {
             port,
             connection_id,
             basic: true,
+            kerberos: None,
+            krb_salt: None,
             conns: Vec::new(),
             wire: Vec::new(),
         }
@@ -421,7 +428,7 @@ impl<'a> Dialer<'a> {
         let mut auth: Option<ClientAuth> = None;
         let mut authorization = None;
         if let Some(scheme) = self.cfg.auth {
-            let mut a = self.new_auth(scheme)?;
+            let mut a = self.new_auth(scheme).await?;
             authorization = Some(self.step(&mut a, None)?);
             auth = Some(a);
         }
@@ -445,10 +452,14 @@ impl<'a> Dialer<'a> {
                     });
                     return Err(Refused);
                 }
+                self.finish(auth.as_mut(), &resp)?;
                 self.note_scheme(auth.as_ref());
                 return Ok((conn, resp));
             }
             if resp.status != 401 {
+                if resp.status < 300 {
+                    self.finish(auth.as_mut(), &resp)?;
+                }
                 self.note_scheme(auth.as_ref());
                 return Ok((conn, resp));
             }
@@ -462,12 +473,14 @@ impl<'a> Dialer<'a> {
                     let Some(scheme) = self.pick(&offered) else {
                         return Ok((conn, resp));
                     };
-                    let mut a = self.new_auth(scheme)?;
+                    let mut a = self.new_auth(scheme).await?;
                     let header = self.step(&mut a, None)?;
                     auth = Some(a);
                     Some(header)
                 }
                 Some(a) if a.complete => None,
+                // The gateway refused the AP-REQ: its 401 (with a KRB-ERROR, when it sent one) is the answer.
+                Some(a) if a.is_kerberos() => None,
                 Some(a) => {
                     let scheme = a.scheme().as_str();
                     let token = offered
@@ -509,6 +522,12 @@ impl<'a> Dialer<'a> {
         }
     }
 
+    /// Lets Negotiate use Kerberos as `choice` says.
+    pub(crate) fn with_kerberos(mut self, choice: Option<KerberosChoice>) -> Self {
+        self.kerberos = choice;
+        self
+    }
+
     /// Never picks Basic on its own: the TLS secrets are written, and Basic would put the password in them.
     pub(crate) fn without_basic(mut self) -> Self {
         self.basic = false;
@@ -529,10 +548,22 @@ impl<'a> Dialer<'a> {
                 .iter()
                 .any(|(o, _)| o.eq_ignore_ascii_case(s.as_str()))
         };
+        let only_kerberos = self.kerberos.as_ref().is_some_and(|k| k.only);
         let pick = [Scheme::Negotiate, Scheme::Ntlm, Scheme::Basic]
             .into_iter()
             .filter(|s| self.basic || *s != Scheme::Basic)
+            .filter(|s| !only_kerberos || *s == Scheme::Negotiate)
             .find(|s| has(*s));
+        if pick.is_none() && only_kerberos {
+            let names: Vec<&str> = offered.iter().map(|(s, _)| s.as_str()).collect();
+            self.event(EventKind::ClientLimit {
+                detail: format!(
+                    "--auth kerberos: the gateway offers {}, not Negotiate, the scheme Kerberos goes in ([RFC 4559])",
+                    if names.is_empty() { "no scheme".to_owned() } else { names.join(", ") }
+                ),
+            });
+            return None;
+        }
         if pick.is_none() && has(Scheme::Basic) {
             self.event(EventKind::ClientLimit {
                 detail: BASIC_WITH_SECRETS.to_owned(),
@@ -549,7 +580,7 @@ impl<'a> Dialer<'a> {
         pick
     }
 
-    fn new_auth(&mut self, scheme: Scheme) -> Result<ClientAuth, Refused> {
+    async fn new_auth(&mut self, scheme: Scheme) -> Result<ClientAuth, Refused> {
         let Some(credentials) = self.cfg.credentials.as_ref() else {
             self.event(EventKind::Anomaly {
                 detail: NO_CREDENTIALS.to_owned(),
@@ -557,6 +588,11 @@ impl<'a> Dialer<'a> {
             return Err(Refused);
         };
         let credentials: GatewayCredentials = credentials.clone();
+        if scheme == Scheme::Negotiate
+            && let Some(a) = self.kerberos_auth(&credentials).await?
+        {
+            return Ok(a);
+        }
         match ClientAuth::new(scheme, &credentials, &self.cfg.host, &self.client_name) {
             Ok(a) => Ok(a),
             Err(e) => {
@@ -566,6 +602,77 @@ impl<'a> Dialer<'a> {
                 Err(Refused)
             }
         }
+    }
+
+    /// Negotiate with Kerberos when the plan allows it: `Some` with the AP-REQ ready, `None` when Negotiate
+    /// goes on with NTLM (recorded when it is a fallback).
+    async fn kerberos_auth(
+        &mut self,
+        credentials: &GatewayCredentials,
+    ) -> Result<Option<ClientAuth>, Refused> {
+        let Some(choice) = self.kerberos.clone() else {
+            return Ok(None);
+        };
+        let at = self.clock.at();
+        let Some(plan) = krb::Plan::new(self.trace, at, &choice, credentials, &self.cfg.host)
+        else {
+            if choice.only {
+                self.event(EventKind::ClientLimit {
+                    detail: format!(
+                        "--auth kerberos: the gateway user {} has no realm (user@REALM or DOMAIN\\user)",
+                        credentials.user
+                    ),
+                });
+                return Err(Refused);
+            }
+            return Ok(None);
+        };
+        let outcome = krb::first_token(
+            self.trace,
+            self.clock,
+            &mut self.krb_salt,
+            &plan,
+            credentials,
+            &self.client_name,
+        )
+        .await;
+        match outcome {
+            krb::Outcome::Ready(ready) => {
+                let krb::Ready { krb, handle, token } = *ready;
+                Ok(Some(ClientAuth::kerberos(
+                    Box::new(krb),
+                    handle,
+                    token,
+                    plan.spn,
+                )))
+            }
+            krb::Outcome::FallBack => Ok(None),
+            krb::Outcome::Stopped => Err(Refused),
+        }
+    }
+
+    /// The gateway accepted: its last Negotiate token (Kerberos's AP-REP) is checked.
+    fn finish(&mut self, auth: Option<&mut ClientAuth>, resp: &Response) -> Result<(), Refused> {
+        let Some(a) = auth.filter(|a| a.is_kerberos()) else {
+            return Ok(());
+        };
+        let token = http::challenges(&resp.headers)
+            .into_iter()
+            .find(|(s, _)| s.eq_ignore_ascii_case(Scheme::Negotiate.as_str()))
+            .and_then(|(_, t)| t);
+        let Some(token) = token else {
+            return Ok(());
+        };
+        if let Err(e) = a.finish(&token) {
+            self.event(EventKind::ClientLimit {
+                detail: format!(
+                    "the gateway's Kerberos answer does not prove it holds the key of {}: {e}",
+                    a.target()
+                ),
+            });
+            return Err(Refused);
+        }
+        Ok(())
     }
 
     fn step(&mut self, auth: &mut ClientAuth, challenge: Option<&str>) -> Result<String, Refused> {

@@ -2,7 +2,8 @@
 //!
 //! - [`packet`], [`http`], [`websocket`]: the HTTP transport's packets ([MS-TSGU] 2.2.10), the HTTP heads and
 //!   chunked bodies, the WebSocket frames; sans-IO, read by the probe, the built-in gateway and the replay.
-//! - [`auth`]: the client's HTTP authentication (NTLM, Negotiate, Basic).
+//! - [`auth`]: the client's HTTP authentication (NTLM, Negotiate, Basic); [`kerberos`]: Negotiate with
+//!   Kerberos, its ticket from the KDC.
 //! - [`client`]: the probe's gateway phases, `gateway_connect` (TCP and TLS to the gateway, its certificate),
 //!   `gateway_auth` (the HTTP authentication and the transport it grants) and `gateway_tunnel` (handshake,
 //!   tunnel, authorization, channel to the target), each recorded in the trace.
@@ -15,6 +16,7 @@
 pub mod auth;
 pub mod client;
 pub mod http;
+pub mod kerberos;
 pub mod packet;
 pub mod record;
 pub mod tunnel;

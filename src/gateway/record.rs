@@ -19,8 +19,12 @@ use base64::Engine as _;
 
 use super::http::{self, Request, Response};
 use super::packet::Packet;
-use crate::pdu::PduInfo;
+use crate::pdu::{AuthToken, KrbMessage, PduInfo};
 use crate::trace::{Fact, Millis, Pdu, Side, Trace};
+
+/// How the summary of a packet named from the size of an encrypted record starts (the replay of a gateway
+/// connection nobody could open).
+pub const BY_SIZE: &str = "by the size of an encrypted record";
 
 /// [MS-NLMP] 2.2.1 the message an NTLM token holds: `NEGOTIATE`, `CHALLENGE`, `AUTHENTICATE`.
 fn ntlm_message(token: &str) -> Option<&'static str> {
@@ -37,15 +41,49 @@ fn ntlm_message(token: &str) -> Option<&'static str> {
     }
 }
 
+/// [RFC 4559] the Kerberos token of a Negotiate header (`None` for NTLM inside SPNEGO, which the summary
+/// names by its message).
+fn kerberos_token(token: &str) -> Option<AuthToken> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(token.trim())
+        .ok()?;
+    match crate::dissect::credssp::auth_token(&bytes) {
+        t @ AuthToken::Kerberos { .. } => Some(t),
+        _ => None,
+    }
+}
+
+/// A Kerberos token in words: the message, and what it names.
+fn kerberos_words(t: &AuthToken) -> String {
+    let AuthToken::Kerberos { message, krb, .. } = t else {
+        return String::new();
+    };
+    match krb {
+        Some(KrbMessage::ApReq { ticket, .. }) => {
+            format!("Kerberos {message} for {}", ticket.server)
+        }
+        Some(KrbMessage::Error(e)) => format!(
+            "Kerberos KRB-ERROR {} for {}",
+            crate::kerberos::message::error_name(e.code),
+            e.server
+        ),
+        _ => format!("Kerberos {message}"),
+    }
+}
+
 /// The PDU of a request head of `len` bytes.
 pub fn request_pdu(at_ms: Millis, len: usize, req: &Request) -> Pdu {
     let auth = http::header(&req.headers, "Authorization").map(http::authorization);
     let upgrade = http::has_token(&req.headers, "Upgrade", "websocket");
     let mut summary = format!("{} {}", req.method, req.uri);
+    let kerberos = auth
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Negotiate"))
+        .and_then(|(_, token)| kerberos_token(token));
     if let Some((scheme, token)) = auth {
-        match ntlm_message(token) {
-            Some(m) => summary.push_str(&format!(", {scheme} {m}")),
-            None => summary.push_str(&format!(", {scheme} credentials (not shown)")),
+        match (ntlm_message(token), &kerberos) {
+            (Some(m), _) => summary.push_str(&format!(", {scheme} {m}")),
+            (None, Some(k)) => summary.push_str(&format!(", {scheme} {}", kerberos_words(k))),
+            (None, None) => summary.push_str(&format!(", {scheme} credentials (not shown)")),
         }
     }
     if upgrade {
@@ -64,6 +102,7 @@ pub fn request_pdu(at_ms: Millis, len: usize, req: &Request) -> Pdu {
             method: req.method.clone(),
             auth_scheme: auth.map(|(s, _)| s.to_owned()),
             upgrade,
+            kerberos,
         },
     }
 }
@@ -78,12 +117,17 @@ pub fn response_pdu(at_ms: Millis, len: usize, resp: &Response) -> Pdu {
     let challenge = http::challenges(&resp.headers)
         .into_iter()
         .find_map(|(_, t)| t.and_then(|t| ntlm_message(&t)));
-    match challenge {
-        Some(m) => summary.push_str(&format!(", {m}")),
-        None if !offered.is_empty() => {
+    let kerberos = http::challenges(&resp.headers)
+        .into_iter()
+        .filter(|(s, _)| s.eq_ignore_ascii_case("Negotiate"))
+        .find_map(|(_, t)| t.and_then(|t| kerberos_token(&t)));
+    match (challenge, &kerberos) {
+        (Some(m), _) => summary.push_str(&format!(", {m}")),
+        (None, Some(k)) => summary.push_str(&format!(", {}", kerberos_words(k))),
+        (None, None) if !offered.is_empty() => {
             summary.push_str(&format!(", offers {}", offered.join(", ")));
         }
-        None => {}
+        (None, None) => {}
     }
     Pdu {
         at_ms,
@@ -94,6 +138,7 @@ pub fn response_pdu(at_ms: Millis, len: usize, resp: &Response) -> Pdu {
         info: PduInfo::HttpResponse {
             status: resp.status,
             auth_offered: offered,
+            kerberos,
         },
     }
 }

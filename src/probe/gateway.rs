@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use super::transport::{Edge, TapLog};
 use super::{Run, Stop, pcap};
 use crate::gateway::client::Dialer;
+use crate::gateway::kerberos::KerberosChoice;
 use crate::gateway::tunnel::TunnelLog;
 use crate::gateway::{GatewayConfig, Scheme};
 use crate::trace::{EventKind, Side};
@@ -67,6 +68,14 @@ impl Run<'_> {
             if secrets_written {
                 dialer = dialer.without_basic();
             }
+            let kerberos = match self.cfg.auth {
+                super::Auth::Ntlm => None,
+                auth => Some(KerberosChoice {
+                    only: auth == super::Auth::Kerberos,
+                    kdc: self.cfg.kdc.clone(),
+                }),
+            };
+            dialer = dialer.with_kerberos(kerberos);
             let result = dialer.run().await;
             (result, dialer.conns, dialer.wire)
         };

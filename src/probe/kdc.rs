@@ -30,10 +30,10 @@ use tokio::net::{TcpStream, UdpSocket};
 use tracing::{debug, info};
 use url::Url;
 
-use super::Run;
+use super::{Clock, Password, Run};
 use crate::kerberos::{self, dns, message};
 use crate::pdu::KrbMessage;
-use crate::trace::{EventKind, KdcDirection, KdcError, KdcSource};
+use crate::trace::{EventKind, KdcDirection, KdcError, KdcSource, Trace};
 
 /// The largest KDC reply the probe reads (a ticket with a large PAC is tens of kilobytes).
 const MAX_REPLY: usize = 1 << 20;
@@ -173,11 +173,48 @@ fn reply_message(protocol: NetworkProtocol, bytes: &[u8]) -> Option<&[u8]> {
 }
 
 impl Run<'_> {
+    /// The KDC client of this run: its trace, clock, `--kdc` and the user's password.
+    fn kdc_client(&mut self) -> KdcClient<'_> {
+        let clock = self.clock();
+        KdcClient {
+            trace: self.d.trace_mut(),
+            clock,
+            kdc: self.cfg.kdc.clone(),
+            password: self.cfg.credentials.as_ref().map(|c| c.password.clone()),
+            salt: &mut self.krb_salt,
+        }
+    }
+
+    /// See [`KdcClient::locate`].
+    pub(super) async fn locate_kdc(&mut self, realm: &str) -> Option<Url> {
+        self.kdc_client().locate(realm).await
+    }
+
+    /// See [`KdcClient::exchange`].
+    pub(super) async fn kdc_exchange(&mut self, request: &NetworkRequest) -> sspi::Result<Vec<u8>> {
+        self.kdc_client().exchange(request).await
+    }
+}
+
+/// The probe's KDC client: finds the KDC, answers sspi's requests, and records every message and failure in
+/// the current phase of `trace` (`credssp` for NLA, `gateway_auth` for an RD Gateway's Negotiate).
+pub(crate) struct KdcClient<'a> {
+    pub trace: &'a mut Trace,
+    pub clock: Clock,
+    /// `--kdc`.
+    pub kdc: Option<Url>,
+    /// The user's password: sspi reads an MIT AS-REP only once it is re-tagged with the user's key.
+    pub password: Option<Password>,
+    /// The salt of the user's key, from the KDC's KDC_ERR_PREAUTH_REQUIRED.
+    pub salt: &'a mut Option<String>,
+}
+
+impl KdcClient<'_> {
     /// Finds the KDC of `realm`: `--kdc`, else a `kdc` of the realm in krb5.conf, else DNS SRV records.
     /// Records where it came from, or where the probe looked.
-    pub(super) async fn locate_kdc(&mut self, realm: &str) -> Option<Url> {
+    pub async fn locate(&mut self, realm: &str) -> Option<Url> {
         let mut tried = Vec::new();
-        let found = match self.cfg.kdc.clone() {
+        let found = match self.kdc.clone() {
             Some(url) => Some((url, KdcSource::Option)),
             None => {
                 tried.push("--kdc".to_owned());
@@ -206,11 +243,11 @@ impl Run<'_> {
                 }
             }
         };
-        let at = self.at();
+        let at = self.clock.at();
         match found {
             Some((url, source)) => {
                 info!(%realm, kdc = %url, "kdc");
-                self.d.trace_mut().record_event(
+                self.trace.record_event(
                     at,
                     EventKind::KdcChosen {
                         realm: realm.to_owned(),
@@ -221,7 +258,7 @@ impl Run<'_> {
                 Some(url)
             }
             None => {
-                self.d.trace_mut().record_event(
+                self.trace.record_event(
                     at,
                     EventKind::KdcNotFound {
                         realm: realm.to_owned(),
@@ -246,9 +283,10 @@ impl Run<'_> {
         for (proto, scheme) in [("tcp", "tcp"), ("udp", "udp")] {
             let name = format!("_kerberos._{proto}.{realm}");
             tried.push(format!("DNS SRV {name} (from {server})"));
-            let (deadline, _) = self.deadline();
+            let (deadline, _) = self.clock.deadline();
             let answer =
-                tokio::time::timeout_at(deadline, srv_exchange(server, &name, self.start)).await;
+                tokio::time::timeout_at(deadline, srv_exchange(server, &name, self.clock.start))
+                    .await;
             match answer {
                 Ok(Ok(dns::Answer::Records(records))) => {
                     if let Some(best) = records.first() {
@@ -274,12 +312,12 @@ impl Run<'_> {
     /// Sends one request of sspi's Kerberos to the KDC and returns the answer in the form sspi reads; records
     /// both messages and any failure. A failure is sspi's `NoAuthenticatingAuthority`, the error on which
     /// Negotiate falls back to NTLM (as Windows does when no KDC answers).
-    pub(super) async fn kdc_exchange(&mut self, request: &NetworkRequest) -> sspi::Result<Vec<u8>> {
+    pub async fn exchange(&mut self, request: &NetworkRequest) -> sspi::Result<Vec<u8>> {
         let kdc = request.url.to_string();
         let protocol = request.protocol;
         let sent = request_message(protocol, &request.data).and_then(|m| message::parse(m).ok());
-        let (deadline, _) = self.deadline();
-        let started = self.at();
+        let (deadline, _) = self.clock.deadline();
+        let started = self.clock.at();
         let result =
             tokio::time::timeout_at(deadline, exchange(protocol, &request.url, &request.data))
                 .await
@@ -293,7 +331,7 @@ impl Run<'_> {
         }
         match result {
             Ok((reply, addr)) => {
-                let at = self.at();
+                let at = self.clock.at();
                 let reply = self.compatible(protocol, reply);
                 match reply_message(protocol, &reply).map(message::parse) {
                     Some(Ok(mut m)) => {
@@ -330,20 +368,17 @@ impl Run<'_> {
         match msg.first() {
             Some(&0x7e) => {
                 if let Some(salt) = super::krb_compat::error_salt(msg) {
-                    self.krb_salt = Some(salt);
+                    *self.salt = Some(salt);
                 }
                 reply
             }
             Some(&0x6b) => {
-                let Some(password) = self.cfg.credentials.as_ref().map(|c| c.password.clone())
-                else {
+                let Some(password) = self.password.clone() else {
                     return reply;
                 };
-                let Some(fixed) = super::krb_compat::retag_as_rep(
-                    msg,
-                    password.expose(),
-                    self.krb_salt.as_deref(),
-                ) else {
+                let Some(fixed) =
+                    super::krb_compat::retag_as_rep(msg, password.expose(), self.salt.as_deref())
+                else {
                     return reply;
                 };
                 debug!("as-rep enc-part re-tagged for sspi");
@@ -370,7 +405,7 @@ impl Run<'_> {
         message: KrbMessage,
     ) {
         info!(%kdc, msg = message::name(&message), ?direction, "kdc");
-        self.d.trace_mut().record_event(
+        self.trace.record_event(
             at,
             EventKind::Kdc {
                 kdc: kdc.to_owned(),
@@ -383,8 +418,8 @@ impl Run<'_> {
 
     fn kdc_failed(&mut self, kdc: &str, error: KdcError) {
         info!(%kdc, %error, "kdc failed");
-        let at = self.at();
-        self.d.trace_mut().record_event(
+        let at = self.clock.at();
+        self.trace.record_event(
             at,
             EventKind::KdcFailed {
                 kdc: kdc.to_owned(),

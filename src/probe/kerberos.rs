@@ -67,7 +67,7 @@ pub fn realm_of(user: &str, domain: Option<&str>) -> Option<String> {
 
 /// The errors on which Negotiate falls back to NTLM (sspi's list: no authority reached, a clock skew, an
 /// unknown principal, an untrusted certificate).
-fn falls_back(e: &sspi::Error) -> bool {
+pub(crate) fn falls_back(e: &sspi::Error) -> bool {
     matches!(
         e.error_type,
         sspi::ErrorKind::NoAuthenticatingAuthority

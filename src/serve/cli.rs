@@ -184,12 +184,17 @@ fn config(args: &ServeArgs) -> Result<TargetConfig, CliError> {
     config.read_timeout = Duration::from_secs(args.read_timeout.max(1));
     config.max_connections = usize::from(args.max_connections);
     if let (Some(keytab), Some(realm)) = (&args.keytab, &args.realm) {
-        config.kerberos = Some(
-            super::kerberos::KerberosService::from_keytab(keytab, realm, &args.host_name)
-                .map_err(CliError::usage)?,
-        );
-    } else if scenario.kerberos.is_some() {
-        return Err(CliError::usage(needs_kdc(scenario.name)));
+        let gateway = super::gateway::GatewayKerberos::from_keytab(keytab, realm, &args.host_name)
+            .map_err(CliError::usage)?;
+        match super::kerberos::KerberosService::from_keytab(keytab, realm, &args.host_name) {
+            Ok(k) => config.kerberos = Some(k),
+            // The gateway's key alone: the gateway takes Kerberos, the target NTLM.
+            Err(_) if gateway.is_some() && scenario.kerberos.is_none() => {}
+            Err(e) => return Err(CliError::usage(e)),
+        }
+        config.gateway_kerberos = gateway;
+    } else if scenario.uses_kerberos() {
+        return Err(CliError::usage(needs_kdc(scenario)));
     }
     Ok(config)
 }
@@ -303,8 +308,8 @@ fn report(served: &Served, trace_json: Option<&Path>) -> Result<(), Stopped> {
 pub fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
     let scenario = scenario::find(&args.scenario)
         .ok_or_else(|| CliError::usage(ServeError::UnknownScenario(args.scenario.clone())))?;
-    if scenario.kerberos.is_some() {
-        return Err(CliError::usage(needs_kdc(scenario.name)));
+    if scenario.uses_kerberos() {
+        return Err(CliError::usage(needs_kdc(scenario)));
     }
     let config = TargetConfig::new(scenario)
         .with_overrides(args.at, args.errinfo)
@@ -405,7 +410,13 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
 }
 
 /// A Kerberos scenario without its service key, or in `demo`, which has no KDC.
-fn needs_kdc(name: &str) -> ServeError {
+fn needs_kdc(s: &scenario::Scenario) -> ServeError {
+    let name = s.name;
+    if s.kerberos.is_none() {
+        return ServeError::Config(format!(
+            "the scenario {name} has an RD Gateway that authenticates with Kerberos: it needs a KDC and the gateway's service key, HTTP/<--host-name> (rdptrace serve --scenario {name} --keytab FILE --realm REALM, then rdptrace probe --gateway https://<--host-name>:PORT --kdc URL)"
+        ));
+    }
     ServeError::Config(format!(
         "the scenario {name} authenticates with Kerberos: it needs a KDC and the service key of TERMSRV/<--host-name> (rdptrace serve --scenario {name} --keytab FILE --realm REALM, then rdptrace probe --auth kerberos --kdc URL)"
     ))

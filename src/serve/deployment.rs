@@ -71,6 +71,7 @@ impl Deployment {
     ) -> Result<Deployment, ServeError> {
         let scenario = config.scenario;
         let identity = config.identity.clone();
+        let gateway_kerberos = config.gateway_kerberos.clone();
         let mut others = Vec::new();
         let gateway_profile = scenario
             .gateway
@@ -169,6 +170,11 @@ impl Deployment {
                 gc.identity = identity.clone();
                 if let Some(listen) = gateway_listen {
                     gc.listen = listen;
+                }
+                if let Some(k) = gateway_kerberos {
+                    // The certificate names the host whose HTTP/ principal the keys are.
+                    gc.host_name = k.host_name.clone();
+                    gc.kerberos = Some(k);
                 }
                 if let Some(t) = &target {
                     gc.read_timeout = t.config().read_timeout;

@@ -881,6 +881,14 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// Whether the target or its gateway authenticates with Kerberos: the scenario needs a KDC and a keytab
+    /// (`serve --keytab --realm`), which `demo` and the catalogue's tests without a KDC do not have.
+    pub fn uses_kerberos(&self) -> bool {
+        self.kerberos.is_some() || self.gateway.is_some_and(|g| g.kerberos.is_some())
+    }
+}
+
+impl Scenario {
     /// A scenario with the defaults (all enhanced protocols, the default certificate, CredSSP version 6, the
     /// default probe), to be completed with struct update syntax.
     pub const BASE: Scenario = Scenario {

@@ -78,6 +78,8 @@ pub struct TargetConfig {
     pub standard_security: StandardSecurity,
     /// Kerberos NLA: the service keys of `TERMSRV/<host_name>` (`--keytab`, `--realm`).
     pub kerberos: Option<KerberosService>,
+    /// The keys of `HTTP/<host_name>` for the gateway in front of the target (`--keytab`, `--realm`).
+    pub gateway_kerberos: Option<crate::serve::gateway::GatewayKerberos>,
     /// The target is a connection broker: it redirects its clients after licensing.
     pub broker: Option<Broker>,
     /// The target is the session host of a broker: it checks what redirected clients send.
@@ -155,6 +157,7 @@ impl TargetConfig {
             max_connections: 32,
             standard_security: StandardSecurity::DEFAULT,
             kerberos: None,
+            gateway_kerberos: None,
             broker: None,
             session_host: None,
         }

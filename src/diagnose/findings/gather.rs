@@ -174,6 +174,15 @@ impl<'t> Findings<'t> {
                     });
                 }
             }
+            PduInfo::GatewayPacket { packet_type, .. }
+                if pdu.summary.starts_with(crate::gateway::record::BY_SIZE) =>
+            {
+                if let Some(g) = self.gateway.as_mut() {
+                    let (at, confirm) = g.by_size.get_or_insert((at_ms, false));
+                    *at = at.min(at_ms);
+                    *confirm |= *packet_type == crate::gateway::packet::kind::DATA;
+                }
+            }
             PduInfo::GatewayPacket {
                 packet_type,
                 code: Some(code),

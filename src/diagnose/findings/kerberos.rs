@@ -69,11 +69,20 @@ pub struct Kerberos<'t> {
 
 impl<'t> Kerberos<'t> {
     pub(super) fn note_pdu(&mut self, pdu: &'t Pdu) {
-        let PduInfo::TsRequest {
-            token: Some(token), ..
-        } = &pdu.info
-        else {
-            return;
+        let token = match &pdu.info {
+            PduInfo::TsRequest {
+                token: Some(token), ..
+            } => token,
+            // [RFC 4559] Negotiate to an RD Gateway: the AP-REQ, and the gateway's AP-REP or KRB-ERROR.
+            PduInfo::HttpRequest {
+                kerberos: Some(token),
+                ..
+            }
+            | PduInfo::HttpResponse {
+                kerberos: Some(token),
+                ..
+            } => token,
+            _ => return,
         };
         match (pdu.from, token) {
             (

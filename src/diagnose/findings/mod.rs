@@ -244,6 +244,9 @@ pub struct Gateway<'t> {
     pub tunnel_end: Option<(Millis, crate::trace::TunnelEnd)>,
     /// The target the channel was to go to.
     pub target: Option<&'t str>,
+    /// Packets named from the sizes of encrypted records (a capture without the gateway's TLS secrets): the
+    /// first one's time, and whether the target's X.224 Connection Confirm was among them.
+    pub by_size: Option<(Millis, bool)>,
 }
 
 /// An HTTP response of the gateway.

@@ -10,11 +10,13 @@ use crate::codes::gateway::{
     E_PROXY_NAP_ACCESSDENIED, E_PROXY_RAP_ACCESSDENIED, E_PROXY_SESSIONTIMEOUT,
     E_PROXY_TS_CONNECTFAILED, E_PROXY_UNSUPPORTED_AUTHENTICATION_METHOD,
 };
+use crate::codes::kerberos::{KRB_AP_ERR_MODIFIED, rdp_hint};
 use crate::codes::{self, Table};
 use crate::diagnose::Explained;
-use crate::diagnose::findings::Findings;
+use crate::diagnose::findings::{Findings, KrbFrom};
 use crate::gateway::packet::name_of;
-use crate::trace::{CloseKind, ConnectError, PhaseName, TunnelEnd};
+use crate::kerberos::message::error_name;
+use crate::trace::{CloseKind, ConnectError, PhaseName, Side, TunnelEnd};
 use crate::verdict::Cause;
 
 /// The gateway's address, for text.
@@ -126,6 +128,14 @@ pub fn gateway_http_error(f: &Findings) -> Option<Explained> {
         return None;
     }
     let g = f.gateway.as_ref()?;
+    // Kerberos stopped in the client before any credentials went (a KDC's error, no KDC): the Kerberos
+    // rules say so.
+    let k = &f.kerberos;
+    if !g.credentials_sent
+        && (k.error.is_some() || k.kdc_failure.is_some() || k.kdc_not_found.is_some())
+    {
+        return None;
+    }
     let r = g.last_response.filter(|r| r.status >= 400)?;
     let gw = g.address;
     let offered = g.offered.unwrap_or("no scheme");
@@ -134,10 +144,7 @@ pub fn gateway_http_error(f: &Findings) -> Option<Explained> {
             format!("the RD Gateway {gw} asks for authentication ({offered}) and the client sent no credentials"),
             "give the gateway credentials: --gateway-user (the password from RDPTRACE_GATEWAY_PASSWORD or --gateway-password-file), or --user, which the gateway gets too".to_owned(),
         ),
-        401 => (
-            format!("the RD Gateway {gw} refused the credentials (401 Unauthorized after the client authenticated; it offers {offered})"),
-            "the gateway logs the failed logon in its Security log; check the user name (DOMAIN\\user), the password, and that the account may log on to the gateway. mstsc asks for the gateway credentials again".to_owned(),
-        ),
+        401 => refused_words(f, gw, offered),
         403 => (
             format!("the RD Gateway {gw} forbids the request (403 Forbidden)"),
             "a reverse proxy or web application firewall in front of the gateway may refuse RDG_OUT_DATA and RDG_IN_DATA, which are not standard HTTP methods".to_owned(),
@@ -166,6 +173,55 @@ pub fn gateway_http_error(f: &Findings) -> Option<Explained> {
                 r.at_ms, r.summary
             )])
             .hint([hint]),
+    )
+}
+
+/// A 401 after the client authenticated: the gateway's KRB-ERROR when it refused the Kerberos ticket,
+/// Negotiate's fallback when Kerberos failed before and the gateway then refused NTLM, else the credentials.
+fn refused_words(f: &Findings, gw: &str, offered: &str) -> (String, String) {
+    if let Some(e) = f.kerberos.error.filter(|e| e.from == KrbFrom::Server) {
+        let name = error_name(e.error.code);
+        let hint = if e.error.code == KRB_AP_ERR_MODIFIED {
+            format!(
+                "{name}: the ticket the KDC issued for {} is encrypted with a key the gateway does not hold: the HTTP/<name> principal is registered on another account (setspn -Q HTTP/<name>), or the gateway's keytab or computer account password is stale",
+                e.error.server
+            )
+        } else {
+            rdp_hint(e.error.code)
+                .map(str::to_owned)
+                .unwrap_or_else(|| {
+                    format!("{name}: the gateway's Kerberos acceptor refused the AP-REQ")
+                })
+        };
+        return (
+            format!(
+                "the RD Gateway {gw} refused the client's Kerberos ticket for {} with {name} (401 Unauthorized; it offers {offered})",
+                e.error.server
+            ),
+            hint,
+        );
+    }
+    if f.kerberos.fell_back()
+        && let Some(why) = f.kerberos.failure_words()
+    {
+        return (
+            format!(
+                "the RD Gateway {gw} refused the client's NTLM (401 Unauthorized; it offers {offered}) after Kerberos failed ({why})"
+            ),
+            "a gateway that refuses NTLM accepts only Kerberos (a domain that blocks NTLM): make Kerberos work first; --auth kerberos tests it alone".to_owned(),
+        );
+    }
+    if f.kerberos.ap_req.is_none() && offered.eq_ignore_ascii_case("Negotiate") {
+        return (
+            format!(
+                "the RD Gateway {gw} refused the credentials (401 Unauthorized after the client authenticated with NTLM inside Negotiate, the only scheme it offers)"
+            ),
+            "a gateway that offers Negotiate alone may accept only Kerberos: give a user with a realm (user@REALM) and a KDC (--kdc, krb5.conf or DNS) so that Negotiate uses Kerberos; otherwise check the user name, the password, and that the account may log on to the gateway".to_owned(),
+        );
+    }
+    (
+        format!("the RD Gateway {gw} refused the credentials (401 Unauthorized after the client authenticated; it offers {offered})"),
+        "the gateway logs the failed logon in its Security log; check the user name (DOMAIN\\user), the password, and that the account may log on to the gateway. mstsc asks for the gateway credentials again".to_owned(),
     )
 }
 
@@ -243,6 +299,44 @@ pub fn gateway_refused(f: &Findings) -> Option<Explained> {
             name_of(r.packet_type)
         )])
         .hint([hint]),
+    )
+}
+
+/// A gateway connection nobody could decrypt, named from the sizes of its records: what they show, and that
+/// how far the connection got is not known.
+pub fn gateway_not_decrypted(f: &Findings) -> Option<Explained> {
+    let g = f.gateway.as_ref()?;
+    let (at, confirm) = g.by_size?;
+    let phase = f.failed.unwrap_or(f.current);
+    let cause = match f.close {
+        Some(c) if c.by == Side::Server && c.how == CloseKind::Fin => Cause::ClosedByServer,
+        Some(c) if c.by == Side::Server => Cause::ResetByServer,
+        Some(_) => Cause::ClosedByClient,
+        None => Cause::CaptureEnded,
+    };
+    let shown = if confirm {
+        "the [MS-TSGU] handshake over WebSocket (so the gateway had authenticated the client), then the target's X.224 Connection Confirm relayed through the tunnel (so the gateway authorized the tunnel and reached the target)"
+    } else {
+        "the [MS-TSGU] handshake over WebSocket (so the gateway had authenticated the client)"
+    };
+    let ended = f
+        .close_words()
+        .map(|w| format!(": {w}"))
+        .unwrap_or_default();
+    Some(
+        Explained::failed(
+            cause,
+            phase,
+            format!(
+                "HTTPS to the RD Gateway {} that was not decrypted: the sizes of its encrypted records show {shown}; what followed is not readable, so how far the RDP connection inside got is not known{ended}",
+                g.address
+            ),
+        )
+        .evidence([format!(
+            "{at:.1} ms: an encrypted record the size of an HTTP_HANDSHAKE_REQUEST_PACKET in a WebSocket frame, answered by one the size of the response"
+        )])
+        .evidence(f.close_evidence())
+        .hint(["give the gateway's TLS secrets (--keylog with the client's key log, or a capture with a decryption secrets block) to read the gateway exchange and the RDP connection inside".to_owned()]),
     )
 }
 

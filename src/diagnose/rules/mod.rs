@@ -111,6 +111,12 @@ pub static RULES: &[Rule] = &[
         explain: gateway::gateway_refused,
     },
     Rule {
+        name: "gateway_not_decrypted",
+        basis: Basis::Inferred,
+        spec: "[MS-TSGU] 2.2.10.6, 2.2.10.10, 2.2.10.11",
+        explain: gateway::gateway_not_decrypted,
+    },
+    Rule {
         name: "gateway_ended",
         basis: Basis::Inferred,
         spec: "",

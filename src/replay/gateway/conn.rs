@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::shape::{Shape, Sized};
 use crate::dissect::Dissector;
 use crate::gateway::http::{self, Dechunker, RDG_IN_DATA, RDG_OUT_DATA, Request, Response};
 use crate::gateway::packet::{self, MAX_SEED, PacketReader};
@@ -42,6 +43,8 @@ pub enum Item {
         from: Side,
         code: Option<u16>,
     },
+    /// An encrypted record of a connection nobody could open ([`super::shape`]).
+    Record(Sized),
     /// The gateway's stream broke (a frame or packet rdptrace cannot read).
     Broken {
         at: Duration,
@@ -108,6 +111,9 @@ pub struct GatewayConn {
     /// The gateway answered a WebSocket upgrade with 200 (it has the HTTP transport only).
     upgrade_refused: bool,
     items: Vec<Item>,
+    /// The sizes of its records, and how many went to the items.
+    shape: Shape,
+    shaped: usize,
 }
 
 fn get<T>(pair: &mut [T; 2], side: Side) -> &mut T {
@@ -154,6 +160,8 @@ impl GatewayConn {
             host: None,
             upgrade_refused: false,
             items: Vec::new(),
+            shape: Shape::default(),
+            shaped: 0,
         }
     }
 
@@ -165,6 +173,9 @@ impl GatewayConn {
     /// Bytes of the TCP stream from `from`, at `at` ms since the connection's start.
     pub fn on_tcp_data(&mut self, from: Side, at: Millis, data: &[u8]) {
         self.outer.on_tcp_data(from, at, data);
+        let state = self.outer.state();
+        let suite = state.tls_version.zip(state.cipher_suite);
+        self.shape.on_tcp_data(from, at, data, suite);
         let opaque = self
             .outer
             .trace()
@@ -174,6 +185,13 @@ impl GatewayConn {
             self.verdict = Verdict::Opaque;
             self.stage = Stage::Done;
         }
+        if self.verdict == Verdict::Opaque {
+            let records = self.shape.records();
+            for r in records.get(self.shaped..).unwrap_or_default() {
+                self.items.push(Item::Record(*r));
+            }
+            self.shaped = records.len();
+        }
         for (side, at, plain) in self.outer.take_plaintext() {
             let ts = self.first_ts + Duration::from_secs_f64(at.max(0.0) / 1000.0);
             self.plaintext(side, ts, &plain);
@@ -182,6 +200,7 @@ impl GatewayConn {
 
     /// A gap in the capture: TLS cannot be read past it.
     pub fn gap(&mut self, at: Duration) {
+        self.shape.gap();
         if self.verdict == Verdict::Waiting {
             self.verdict = Verdict::Opaque;
             self.stage = Stage::Done;

@@ -19,6 +19,7 @@
 )]
 
 pub mod conn;
+pub mod shape;
 pub mod tunnel;
 
 use std::collections::HashMap;
@@ -109,15 +110,28 @@ impl Tunnels {
             return None;
         }
         let t = self.open.remove(id)?;
-        Some((t.first_ts, t.order, t.settle()))
+        let (first_ts, order) = (t.first_ts, t.order);
+        match t.settle() {
+            Ok(trace) => Some((first_ts, order, trace)),
+            Err(addrs) => {
+                self.opaque(addrs);
+                None
+            }
+        }
     }
 
     /// The capture is over: every tunnel still open, settled.
     pub fn finish(&mut self) -> Vec<(Duration, u64, Trace)> {
-        self.open
-            .drain()
-            .map(|(_, t)| (t.first_ts, t.order, t.settle()))
-            .collect()
+        let open: Vec<Tunnel> = self.open.drain().map(|(_, t)| t).collect();
+        let mut settled = Vec::new();
+        for t in open {
+            let (first_ts, order) = (t.first_ts, t.order);
+            match t.settle() {
+                Ok(trace) => settled.push((first_ts, order, trace)),
+                Err(addrs) => self.opaque(addrs),
+            }
+        }
+        settled
     }
 
     /// A TLS connection that could not be opened.

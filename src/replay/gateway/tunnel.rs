@@ -4,13 +4,15 @@
 
 use std::time::Duration;
 
-use super::conn::{GatewayConn, Item};
+use super::conn::{GatewayConn, Item, Verdict};
+use super::shape::{self, Reading, Sized};
 use crate::dissect::Dissector;
 use crate::gateway::http;
-use crate::gateway::packet::Packet;
+use crate::gateway::packet::{self, Packet};
 use crate::gateway::record;
+use crate::pdu::PduInfo;
 use crate::replay::tls_decrypt::StatusHandle;
-use crate::trace::{CloseKind, EventKind, Fact, Millis, PhaseName, Side, Trace, TunnelEnd};
+use crate::trace::{CloseKind, EventKind, Fact, Millis, Pdu, PhaseName, Side, Trace, TunnelEnd};
 
 /// One tunnel: its trace (in the dissector of the RDP connection it carries) and its connections.
 pub struct Tunnel {
@@ -30,6 +32,9 @@ pub struct Tunnel {
     last_ts: Duration,
     /// The scheme of the last request that carried credentials.
     scheme: Option<String>,
+    /// A connection nobody could open: its addresses and the sizes of its records, which decide whether it
+    /// is a gateway's ([`super::shape`]).
+    opaque: Option<(String, Vec<Sized>)>,
 }
 
 /// Moves what the TLS-only dissector of a connection recorded of its handshake into `gateway_connect`.
@@ -85,6 +90,14 @@ impl Tunnel {
         };
         trace.fact_in(PhaseName::GatewayConnect, Fact::Gateway, gateway.clone());
         trace.request.gateway = Some(gateway);
+        let opaque = (conn.verdict == Verdict::Opaque).then(|| {
+            let addrs = format!(
+                "{} -> {}",
+                trace.client_addr.as_deref().unwrap_or("?"),
+                trace.server_addr.as_deref().unwrap_or(&trace.target)
+            );
+            (addrs, Vec::new())
+        });
         let mut dissector = Dissector::new(trace);
         let decrypt = inner.map(|(sink, status)| {
             dissector.set_tls_sink(sink);
@@ -102,6 +115,7 @@ impl Tunnel {
             closed_any: false,
             last_ts: first_ts,
             scheme: None,
+            opaque,
         }
     }
 
@@ -198,6 +212,11 @@ impl Tunnel {
                                 end: TunnelEnd::WebSocketClose { code },
                             },
                         );
+                    }
+                }
+                Item::Record(r) => {
+                    if let Some((_, records)) = self.opaque.as_mut() {
+                        records.push(r);
                     }
                 }
                 Item::Broken { at, from, detail } => {
@@ -310,9 +329,16 @@ impl Tunnel {
         self.open == 0
     }
 
-    /// The tunnel's trace, settled.
-    pub fn settle(mut self) -> Trace {
+    /// The tunnel's trace, settled; for a connection nobody could open, `Err` with its addresses when the
+    /// sizes of its records do not show a gateway's.
+    pub fn settle(mut self) -> Result<Trace, String> {
         let at_end = self.at(self.last_ts);
+        if let Some((addrs, records)) = self.opaque.take() {
+            let Some(reading) = shape::reading(&records) else {
+                return Err(addrs);
+            };
+            self.sized(&reading);
+        }
         if !self.closed_any {
             self.dissector.on_capture_end(at_end);
         }
@@ -322,6 +348,56 @@ impl Tunnel {
                 trace.fact_in(PhaseName::GatewayConnect, k, v);
             }
         }
-        crate::replay::session::conclude(trace, self.decrypt, at_end)
+        Ok(crate::replay::session::conclude(
+            trace,
+            self.decrypt,
+            at_end,
+        ))
+    }
+
+    /// What the sizes of a gateway connection nobody could open show, as PDUs of `gateway_tunnel`.
+    fn sized(&mut self, reading: &Reading) {
+        let (request, response) = reading.handshake;
+        self.enter(PhaseName::GatewayAuth, reading.opened);
+        self.enter(PhaseName::GatewayTunnel, request.at);
+        let t = self.trace();
+        t.fact_in(
+            PhaseName::GatewayAuth,
+            Fact::GatewayTransport,
+            "WebSocket (by the sizes of the encrypted records: the gateway's TLS was not decrypted)",
+        );
+        let pdu = |r: Sized, name: &str, packet_type: u16, what: &str| Pdu {
+            at_ms: r.at,
+            from: r.from,
+            len: usize::try_from(r.plaintext).unwrap_or(0),
+            name: name.to_owned(),
+            summary: format!("{} ({} B: {what})", record::BY_SIZE, r.plaintext),
+            info: PduInfo::GatewayPacket {
+                packet_type,
+                code: None,
+            },
+        };
+        t.record_pdu(pdu(
+            request,
+            "HTTP_HANDSHAKE_REQUEST_PACKET",
+            packet::kind::HANDSHAKE_REQUEST,
+            "the 14-byte packet in a masked WebSocket frame",
+        ));
+        t.record_pdu(pdu(
+            response,
+            "HTTP_HANDSHAKE_RESPONSE_PACKET",
+            packet::kind::HANDSHAKE_RESPONSE,
+            "the 18-byte packet in a WebSocket frame",
+        ));
+        if let Some(c) = reading.confirm {
+            self.enter(PhaseName::X224, c.at);
+            let t = self.trace();
+            t.record_pdu(pdu(
+                c,
+                "HTTP_DATA_PACKET",
+                packet::kind::DATA,
+                "the target's 19-byte X.224 Connection Confirm in a data packet, relayed by the gateway",
+            ));
+        }
     }
 }

@@ -53,11 +53,9 @@ pub(super) fn feed(conn: &mut Conn, end: End, ts: Duration, d: Piece<'_>, shared
     match g.conn.verdict {
         Verdict::Waiting => {}
         Verdict::Other => conn.content = Content::NotRdp,
-        Verdict::Opaque => {
-            shared.tunnels.opaque(format!("{client} -> {server}"));
-            conn.content = Content::NotRdp;
-        }
-        Verdict::Gateway => {
+        // A connection nobody could open is a tunnel too, until the sizes of its records say whether it is a
+        // gateway's (`Tunnels` counts it as opaque TLS otherwise).
+        Verdict::Gateway | Verdict::Opaque => {
             if g.joined.is_none() {
                 let id = g.conn.id.clone().unwrap_or_else(|| format!("#{order}"));
                 let fresh = !shared.tunnels.has(&id);
@@ -75,6 +73,9 @@ pub(super) fn feed(conn: &mut Conn, end: End, ts: Duration, d: Piece<'_>, shared
                     shared.tunnels.join(&id)
                 };
                 if !joined {
+                    if g.conn.verdict == Verdict::Opaque {
+                        shared.tunnels.opaque(format!("{client} -> {server}"));
+                    }
                     conn.content = Content::NotRdp;
                     return;
                 }

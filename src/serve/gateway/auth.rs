@@ -11,18 +11,24 @@ use sspi::{
     SspiImpl as _, Username,
 };
 
+use super::kerberos::{Checked, GatewayKerberos};
 use crate::gateway::Scheme;
 use crate::serve::TestIdentity;
+use crate::serve::scenario::KerberosProfile;
 
 /// What an Authorization header leads to.
 #[derive(Debug)]
 pub(super) enum Verdict {
     /// Another leg: the WWW-Authenticate value to send with the 401.
     Challenge(String),
-    /// The client is who it says.
-    Authenticated,
+    /// The client is who it says; the WWW-Authenticate value of the final response, when the scheme has one
+    /// (Kerberos's AP-REP).
+    Authenticated(Option<String>),
     /// The credentials are wrong, or the scheme is not offered: the reason, for the log.
     Refused(String),
+    /// Refused with a last token for the client (the KRB-ERROR of a refused ticket): the WWW-Authenticate
+    /// value, and the reason.
+    RefusedWith(String, String),
 }
 
 enum Context {
@@ -47,7 +53,13 @@ fn identity(id: &TestIdentity) -> Result<AuthIdentity, String> {
 
 impl ServerAuth {
     /// Takes one Authorization header value (`scheme token`), for a gateway that offers `offered`.
-    pub(super) fn step(&mut self, value: &str, offered: &[Scheme], id: &TestIdentity) -> Verdict {
+    pub(super) fn step(
+        &mut self,
+        value: &str,
+        offered: &[Scheme],
+        id: &TestIdentity,
+        kerberos: Option<(&GatewayKerberos, KerberosProfile)>,
+    ) -> Verdict {
         let (scheme_name, token) = crate::gateway::http::authorization(value);
         let Some(scheme) = Scheme::from_name(scheme_name).filter(|s| offered.contains(s)) else {
             return Verdict::Refused(format!("the scheme {scheme_name} is not offered"));
@@ -64,9 +76,34 @@ impl ServerAuth {
                 };
                 let user = user.rsplit('\\').next().unwrap_or(user);
                 if user.eq_ignore_ascii_case(&id.user) && password == id.password() {
-                    Verdict::Authenticated
+                    Verdict::Authenticated(None)
                 } else {
                     Verdict::Refused(format!("wrong Basic credentials for {user}"))
+                }
+            }
+            Scheme::Negotiate if kerberos.is_some() && self.context.is_none() => {
+                let Some((keys, profile)) = kerberos else {
+                    return Verdict::Refused("no Kerberos keys".to_owned());
+                };
+                let Ok(bytes) = STANDARD.decode(token) else {
+                    return Verdict::Refused("a Negotiate token that is not base64".to_owned());
+                };
+                match keys.check(&bytes, &profile) {
+                    Checked::Accepted(token) => Verdict::Authenticated(Some(format!(
+                        "Negotiate {}",
+                        STANDARD.encode(token)
+                    ))),
+                    Checked::Refused { token, code } => Verdict::RefusedWith(
+                        format!("Negotiate {}", STANDARD.encode(token)),
+                        format!(
+                            "Kerberos refused: {}",
+                            crate::kerberos::message::error_name(code)
+                        ),
+                    ),
+                    Checked::NotKerberos if !profile.ntlm => Verdict::Refused(
+                        "NTLM inside Negotiate, and this gateway takes Kerberos only".to_owned(),
+                    ),
+                    Checked::NotKerberos => self.leg(scheme, token, id),
                 }
             }
             Scheme::Ntlm | Scheme::Negotiate => self.leg(scheme, token, id),
@@ -173,7 +210,7 @@ impl ServerAuth {
             }
             Ok(_) => {
                 self.context = None;
-                Verdict::Authenticated
+                Verdict::Authenticated(None)
             }
             Err(e) => {
                 self.context = None;

@@ -49,7 +49,10 @@ pub(super) async fn connection(
         buf: Vec::new(),
     };
     let profile = shared.config.profile;
+    let offered = shared.config.offered();
     let mut auth = ServerAuth::default();
+    // The authentication's last token (Kerberos's AP-REP), for the response that grants the transport.
+    let mut last: Option<String> = None;
     for _ in 0..MAX_REQUESTS {
         let req = match read_request(&mut conn, limit).await {
             Ok(r) => r,
@@ -63,28 +66,42 @@ pub(super) async fn connection(
         if let Err(why) = skip_body(&mut conn, &req, limit).await {
             return GatewayOutcome::Failed(why);
         }
-        let verdict = http::header(&req.headers, "Authorization")
-            .map(|value| auth.step(value, profile.schemes, &shared.config.identity));
+        let verdict = http::header(&req.headers, "Authorization").map(|value| {
+            auth.step(
+                value,
+                &offered,
+                &shared.config.identity,
+                shared.config.kerberos(),
+            )
+        });
         match verdict {
             None => {
-                let _ = unauthorized(&mut conn, profile.schemes, None, false).await;
+                let _ = unauthorized(&mut conn, &offered, None, false).await;
                 continue;
             }
             Some(Verdict::Challenge(value)) => {
-                let _ = unauthorized(&mut conn, profile.schemes, Some(value), false).await;
+                let _ = unauthorized(&mut conn, &offered, Some(value), false).await;
                 continue;
             }
             Some(Verdict::Refused(why)) => {
-                let _ = unauthorized(&mut conn, profile.schemes, None, true).await;
+                let _ = unauthorized(&mut conn, &offered, None, true).await;
                 return GatewayOutcome::Refused(format!("401: {why}"));
             }
-            Some(Verdict::Authenticated) if profile.fault == Some(GatewayFault::AuthRefused) => {
-                let _ = unauthorized(&mut conn, profile.schemes, None, true).await;
+            Some(Verdict::RefusedWith(value, why)) => {
+                let _ = unauthorized(&mut conn, &offered, Some(value), true).await;
+                return GatewayOutcome::Refused(format!("401: {why}"));
+            }
+            Some(Verdict::Authenticated(_)) if profile.fault == Some(GatewayFault::AuthRefused) => {
+                let _ = unauthorized(&mut conn, &offered, None, true).await;
                 return GatewayOutcome::Refused(
                     "401: the gateway refuses these credentials (fault)".to_owned(),
                 );
             }
-            Some(Verdict::Authenticated) => {}
+            Some(Verdict::Authenticated(token)) => {
+                if token.is_some() {
+                    last = token;
+                }
+            }
         }
         let upgrade = http::has_token(&req.headers, "Upgrade", "websocket");
         let id = http::header(&req.headers, "RDG-Connection-Id")
@@ -92,11 +109,14 @@ pub(super) async fn connection(
             .to_owned();
         if out && upgrade && profile.websocket {
             let key = http::header(&req.headers, "Sec-WebSocket-Key").unwrap_or_default();
-            let headers = [
+            let mut headers = vec![
                 ("Upgrade", "websocket".to_owned()),
                 ("Connection", "Upgrade".to_owned()),
                 ("Sec-WebSocket-Accept", websocket::accept_key(key)),
             ];
+            if let Some(token) = last.take() {
+                headers.push(("WWW-Authenticate", token));
+            }
             if respond(&mut conn, 101, "Switching Protocols", &headers)
                 .await
                 .is_err()
@@ -113,17 +133,26 @@ pub(super) async fn connection(
             return channel::run(&shared, link).await;
         }
         if out {
-            return out_channel(&shared, conn, id).await;
+            return out_channel(&shared, conn, id, last).await;
         }
-        return in_channel(&shared, conn, id).await;
+        return in_channel(&shared, conn, id, last).await;
     }
     GatewayOutcome::Failed(format!("{MAX_REQUESTS} requests without a transport"))
 }
 
 /// The OUT channel of the HTTP transport: 200 and the seed, then, once its IN channel arrived, the tunnel.
-async fn out_channel(shared: &Shared, mut conn: Conn, id: String) -> GatewayOutcome {
+async fn out_channel(
+    shared: &Shared,
+    mut conn: Conn,
+    id: String,
+    token: Option<String>,
+) -> GatewayOutcome {
     // No length: the body is the stream of the gateway's packets, after a random seed.
-    let mut head = http::response_head(200, "OK", &[("Cache-Control", "no-cache".to_owned())]);
+    let mut headers = vec![("Cache-Control", "no-cache".to_owned())];
+    if let Some(t) = token {
+        headers.push(("WWW-Authenticate", t));
+    }
+    let mut head = http::response_head(200, "OK", &headers);
     let seed: [u8; SEED_LEN] = rand::random();
     head.extend_from_slice(&seed);
     if conn.stream.write_all(&head).await.is_err() || conn.stream.flush().await.is_err() {
@@ -153,12 +182,18 @@ async fn out_channel(shared: &Shared, mut conn: Conn, id: String) -> GatewayOutc
 
 /// The IN channel of the HTTP transport: 200, then the request whose chunked body carries the client's
 /// packets, handed to the OUT channel.
-async fn in_channel(shared: &Shared, mut conn: Conn, id: String) -> GatewayOutcome {
+async fn in_channel(
+    shared: &Shared,
+    mut conn: Conn,
+    id: String,
+    token: Option<String>,
+) -> GatewayOutcome {
     let limit = shared.config.read_timeout;
-    if respond(&mut conn, 200, "OK", &[("Content-Length", "0".to_owned())])
-        .await
-        .is_err()
-    {
+    let mut headers = vec![("Content-Length", "0".to_owned())];
+    if let Some(t) = token {
+        headers.push(("WWW-Authenticate", t));
+    }
+    if respond(&mut conn, 200, "OK", &headers).await.is_err() {
         return GatewayOutcome::Failed("the client went away".to_owned());
     }
     let streaming = match read_request(&mut conn, limit).await {

@@ -12,6 +12,7 @@
 mod auth;
 mod channel;
 mod http;
+mod kerberos;
 
 use core::fmt;
 use core::future::Future;
@@ -26,11 +27,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use super::scenario::{CertProfile, TlsProfile};
+use super::scenario::{CertProfile, KerberosProfile, TlsProfile};
 use super::{ServeError, TestIdentity};
 use crate::gateway::Scheme;
 
 pub use channel::GatewayFault;
+pub use kerberos::GatewayKerberos;
 
 /// What the gateway of a scenario does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +43,10 @@ pub struct GatewayProfile {
     /// a gateway that only has the HTTP transport does ([MS-TSGU] 3.3.5.1).
     pub websocket: bool,
     pub fault: Option<GatewayFault>,
+    /// Negotiate with Kerberos as this profile says (its key, its clock, whether NTLM is taken too); the
+    /// gateway needs the keys of `HTTP/<host name>` ([`GatewayConfig::kerberos`]). Without a profile, a
+    /// gateway given those keys accepts Kerberos as [`KerberosProfile::HEALTHY`] does.
+    pub kerberos: Option<KerberosProfile>,
 }
 
 impl GatewayProfile {
@@ -49,6 +55,7 @@ impl GatewayProfile {
         schemes: &[Scheme::Ntlm, Scheme::Basic],
         websocket: true,
         fault: None,
+        kerberos: None,
     };
 
     /// The healthy gateway with this fault.
@@ -74,6 +81,8 @@ pub struct GatewayConfig {
     pub idle_limit: Duration,
     /// Where to write the gateway's TLS secrets.
     pub key_log: Option<std::path::PathBuf>,
+    /// The keys of `HTTP/<host_name>` (`serve --keytab --realm`): the gateway offers Negotiate with Kerberos.
+    pub kerberos: Option<GatewayKerberos>,
 }
 
 /// The host name the gateway's certificate names when none is given.
@@ -89,7 +98,27 @@ impl GatewayConfig {
             read_timeout: Duration::from_secs(30),
             idle_limit: Duration::from_secs(600),
             key_log: None,
+            kerberos: None,
         }
+    }
+
+    /// The schemes the gateway's 401 offers: Negotiate first when it has Kerberos keys, then the profile's.
+    pub fn offered(&self) -> Vec<Scheme> {
+        let mut schemes = Vec::new();
+        if self.kerberos.is_some() && !self.profile.schemes.contains(&Scheme::Negotiate) {
+            schemes.push(Scheme::Negotiate);
+        }
+        schemes.extend_from_slice(self.profile.schemes);
+        schemes
+    }
+
+    /// The Kerberos the gateway accepts: its keys and how it checks tickets.
+    fn kerberos(&self) -> Option<(&GatewayKerberos, KerberosProfile)> {
+        let keys = self.kerberos.as_ref()?;
+        Some((
+            keys,
+            self.profile.kerberos.unwrap_or(KerberosProfile::HEALTHY),
+        ))
     }
 }
 
@@ -163,6 +192,13 @@ impl fmt::Debug for Gateway {
 impl Gateway {
     /// Makes the certificate (the test CA issues it) and binds the listener.
     pub async fn bind(config: GatewayConfig) -> Result<Gateway, ServeError> {
+        if config.profile.kerberos.is_some() && config.kerberos.is_none() {
+            return Err(ServeError::Config(format!(
+                "this gateway authenticates with Kerberos: it needs the key of {}/{} (--keytab FILE --realm REALM, the name --host-name)",
+                crate::gateway::kerberos::SERVICE,
+                config.host_name
+            )));
+        }
         let host = config.host_name.clone();
         let listen = Some(config.listen.ip());
         let identity = tokio::task::spawn_blocking(move || {

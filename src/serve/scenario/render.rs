@@ -53,6 +53,8 @@ fn block(s: &Scenario) -> String {
     }
     if s.kerberos.is_some() {
         out.push_str("  kerberos:   serve --keytab FILE --realm REALM, a probe with --kdc\n");
+    } else if s.uses_kerberos() {
+        out.push_str("  kerberos:   serve --keytab FILE (with HTTP/<--host-name>) --realm REALM, a probe with --gateway https://<--host-name>:PORT --kdc\n");
     }
     out
 }

@@ -1,7 +1,7 @@
 //! The scenarios of the routes to a target: through an RD Gateway ([MS-TSGU]) and past a connection broker
 //! ([MS-RDPBCGR] 1.3.8). Their gateway and their brokers are built by [`crate::serve::deployment`].
 
-use super::{Expected, Group, Scenario, Xfreerdp};
+use super::{Expected, Group, KerberosProfile, ProbeProfile, Scenario, ServiceKey, Xfreerdp};
 use crate::codes::disc_reason::{DISC_SOCKET_CONNECT_FAILED, EXT_NO_INFO};
 use crate::codes::error_info::ERRINFO_CB_DESTINATION_NOT_FOUND;
 use crate::gateway::Scheme;
@@ -75,6 +75,55 @@ pub(super) static ROUTES: &[Scenario] = &[
             .mentioning(&["401"]),
         gateway: gateway(GatewayFault::AuthRefused),
         xfreerdp: xf(155, &["ERRCONNECT_ACCESS_DENIED"]),
+        ..Scenario::BASE
+    },
+    Scenario {
+        name: "gateway-kerberos",
+        group: Group::Gateway,
+        stands_for: "An RD Gateway in a domain: the client authenticates to it with Kerberos (Negotiate), as a domain-joined mstsc does.",
+        wire: "the gateway's 401 offers Negotiate and NTLM; it takes the client's SPNEGO AP-REQ for HTTP/<--host-name>, checks the ticket with the keytab's key and the authenticator's time, and tunnels as the healthy gateway does.",
+        expected: Expected::CONNECTED,
+        gateway: Some(GatewayProfile {
+            schemes: &[Scheme::Negotiate, Scheme::Ntlm],
+            kerberos: Some(KerberosProfile::HEALTHY),
+            ..GatewayProfile::HEALTHY
+        }),
+        ..Scenario::BASE
+    },
+    Scenario {
+        name: "gateway-kerberos-key-mismatch",
+        group: Group::Gateway,
+        stands_for: "An RD Gateway whose service key is not the one the KDC encrypts its tickets with (a stale keytab, a reset computer account, HTTP/<name> registered on another account).",
+        wire: "decrypts the client's ticket with a key of the right type that is not the keytab's, fails, and answers 401 with a Negotiate token: a SPNEGO reject carrying KRB-ERROR KRB_AP_ERR_MODIFIED (41), then closes.",
+        expected: Expected::failed(PhaseName::GatewayAuth, Cause::GatewayHttpError)
+            .mentioning(&["401", "KRB_AP_ERR_MODIFIED"]),
+        probe: ProbeProfile::KERBEROS,
+        gateway: Some(GatewayProfile {
+            schemes: &[Scheme::Negotiate, Scheme::Ntlm],
+            kerberos: Some(KerberosProfile {
+                key: ServiceKey::NotTheKdcs,
+                ..KerberosProfile::HEALTHY
+            }),
+            ..GatewayProfile::HEALTHY
+        }),
+        ..Scenario::BASE
+    },
+    Scenario {
+        name: "gateway-kerberos-only",
+        group: Group::Gateway,
+        stands_for: "An RD Gateway in a domain that blocks NTLM: a client that cannot use Kerberos (no realm, no KDC, the gateway named by address) is refused.",
+        wire: "the gateway's 401 offers Negotiate alone; it takes Kerberos as gateway-kerberos does and answers NTLM inside Negotiate with 401, then closes.",
+        expected: Expected::failed(PhaseName::GatewayAuth, Cause::GatewayHttpError)
+            .mentioning(&["401", "Kerberos"]),
+        probe: ProbeProfile::NTLM,
+        gateway: Some(GatewayProfile {
+            schemes: &[Scheme::Negotiate],
+            kerberos: Some(KerberosProfile {
+                ntlm: false,
+                ..KerberosProfile::HEALTHY
+            }),
+            ..GatewayProfile::HEALTHY
+        }),
         ..Scenario::BASE
     },
     Scenario {

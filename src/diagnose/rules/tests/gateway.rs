@@ -19,6 +19,7 @@ fn request(auth_scheme: Option<&str>) -> PduInfo {
         method: "RDG_OUT_DATA".to_owned(),
         auth_scheme: auth_scheme.map(str::to_owned),
         upgrade: true,
+        kerberos: None,
     }
 }
 
@@ -26,6 +27,7 @@ fn response(status: u16, offered: &[&str]) -> PduInfo {
     PduInfo::HttpResponse {
         status,
         auth_offered: offered.iter().map(|s| (*s).to_owned()).collect(),
+        kerberos: None,
     }
 }
 
@@ -231,4 +233,85 @@ fn tunnel_ended_dropped_and_closed_with_a_code() {
         .failed();
     let (rule, _) = explained(&relayed);
     assert_ne!(rule, "tunnel_ended");
+}
+
+#[test]
+fn a_gateway_connection_nobody_decrypted_is_named_by_its_sizes() {
+    let mut b = Build::through(GATEWAY)
+        .enter(PhaseName::GatewayAuth)
+        .enter(PhaseName::GatewayTunnel);
+    for (from, packet_type) in [
+        (Side::Client, kind::HANDSHAKE_REQUEST),
+        (Side::Server, kind::HANDSHAKE_RESPONSE),
+        (Side::Server, kind::DATA),
+    ] {
+        b.trace.record_pdu(crate::trace::Pdu {
+            at_ms: 5.0,
+            from,
+            len: 20,
+            name: "packet".to_owned(),
+            summary: format!("{} (20 B)", crate::gateway::record::BY_SIZE),
+            info: PduInfo::GatewayPacket {
+                packet_type,
+                code: None,
+            },
+        });
+    }
+    let trace = b.closed(Side::Client, CloseKind::Fin).finished();
+    let (rule, e) = explained(&trace);
+    assert_eq!(rule, "gateway_not_decrypted");
+    assert_eq!(e.cause, Cause::ClosedByClient);
+    assert!(
+        e.detail.contains("X.224 Connection Confirm") && e.detail.contains("not known"),
+        "{}",
+        e.detail
+    );
+}
+
+#[test]
+fn a_gateway_that_refuses_the_kerberos_ticket_is_named_with_its_krb_error() {
+    let server = "HTTP/gw.corp.example@CORP.EXAMPLE";
+    let error = crate::pdu::KrbErrorInfo {
+        code: crate::codes::kerberos::KRB_AP_ERR_MODIFIED,
+        server: server.to_owned(),
+        client: None,
+        e_text: None,
+        stime: "2025-05-20T12:00:00Z".to_owned(),
+        clock_offset_s: None,
+        ntstatus: None,
+        etypes: Vec::new(),
+    };
+    let trace = Build::through(GATEWAY)
+        .enter(PhaseName::GatewayAuth)
+        .client("RDG_OUT_DATA", request(Some("Negotiate")))
+        .server(
+            "HTTP response",
+            PduInfo::HttpResponse {
+                status: 401,
+                auth_offered: vec!["Negotiate".to_owned()],
+                kerberos: Some(AuthToken::Kerberos {
+                    message: "KRB-ERROR".to_owned(),
+                    spnego: None,
+                    krb: Some(crate::pdu::KrbMessage::Error(error)),
+                }),
+            },
+        )
+        .closed(Side::Server, CloseKind::Fin)
+        .failed();
+    let (rule, e) = explained(&trace);
+    assert_eq!(rule, "gateway_http_error");
+    assert_eq!(
+        (e.cause, e.phase),
+        (Cause::GatewayHttpError, Some(PhaseName::GatewayAuth))
+    );
+    assert!(
+        e.detail.contains("KRB_AP_ERR_MODIFIED") && e.detail.contains(server),
+        "{}",
+        e.detail
+    );
+    assert!(
+        e.hints.iter().any(|h| h.contains("setspn")),
+        "{:?}",
+        e.hints
+    );
 }
