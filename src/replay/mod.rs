@@ -26,6 +26,7 @@ pub mod capture;
 pub mod cli;
 pub mod dedupe;
 pub mod gateway;
+pub mod kerberos;
 pub mod keylog;
 pub mod link;
 pub mod netmon;
@@ -215,7 +216,13 @@ pub fn replay_each(
 }
 
 /// Numbers, diagnoses and hands on the sessions the tracker finished.
-fn hand_on(tracker: &mut Tracker, file: &str, count: &mut usize, each: &mut dyn FnMut(Session)) {
+fn hand_on(
+    tracker: &mut Tracker,
+    kdc: &kerberos::KdcTraffic,
+    file: &str,
+    count: &mut usize,
+    each: &mut dyn FnMut(Session),
+) {
     let mut finished = tracker.take_finished();
     if finished.is_empty() {
         return;
@@ -224,6 +231,7 @@ fn hand_on(tracker: &mut Tracker, file: &str, count: &mut usize, each: &mut dyn 
     for f in finished {
         *count += 1;
         let mut trace = f.trace;
+        kdc.attach(&mut trace, f.first_ts);
         trace.origin = Origin::Replay {
             file: file.to_owned(),
             session: *count,
@@ -250,6 +258,8 @@ pub fn run(
         Tracker::new(file.clone(), limits, Some(Arc::clone(&secrets))).with_ports(ports.clone());
     // Between the capture reader and the flow table: copies of a packet go no further.
     let mut dedupe = Dedupe::new();
+    // Beside the flow table: the clients' Kerberos traffic (port 88), linked to their RDP sessions.
+    let mut kdc = kerberos::KdcTraffic::new();
     let mut error = None;
     let mut notes = Vec::new();
     let mut secrets_blocks = 0usize;
@@ -290,13 +300,14 @@ pub fn run(
                 if dedupe.is_copy(p.ts, &frame) {
                     continue;
                 }
+                kdc.packet(p.ts, p.link, &p.data, &frame);
                 tracker.frame(p.ts, &frame);
-                hand_on(&mut tracker, &file, &mut count, each);
+                hand_on(&mut tracker, &kdc, &file, &mut count, each);
             }
         }
     }
     tracker.finish();
-    hand_on(&mut tracker, &file, &mut count, each);
+    hand_on(&mut tracker, &kdc, &file, &mut count, each);
     for &(link, packets, first) in &unsupported {
         let detail = format!(
             "link type {link} ({}) is not supported",
@@ -316,6 +327,7 @@ pub fn run(
         }
     }
     notes.append(&mut capture.notes());
+    notes.append(&mut kdc.notes());
     if secrets_blocks > 0 {
         notes.push(format!(
             "{secrets_blocks} TLS key log block(s) in the capture"
