@@ -229,3 +229,87 @@ fn the_replay_links_the_clients_kdc_exchange_to_its_rdp_session() {
         "{detail}\n{doc:#}"
     );
 }
+
+/// The Kerberos evidence of each session of a public capture: the client address and, per KDC message,
+/// its type, error code and the principal it names.
+fn public_sessions(file: &Path) -> Vec<(String, Vec<String>)> {
+    let out = output(rdptrace().args(["replay", "--json"]).arg(file));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|d| d.get("phases").is_some())
+        .map(|d| {
+            let mut messages = Vec::new();
+            for phase in d["phases"].as_array().into_iter().flatten() {
+                for e in phase["events"].as_array().into_iter().flatten() {
+                    if e["event"] != "kdc" {
+                        continue;
+                    }
+                    let m = &e["message"];
+                    let principal = m["server"].as_str().or(m["ticket"]["server"].as_str());
+                    let mut line = m["msg"].as_str().unwrap_or_default().to_owned();
+                    if let Some(code) = m["code"].as_u64() {
+                        line.push_str(&format!(" {code}"));
+                    }
+                    line.push_str(&format!(" {}", principal.unwrap_or_default()));
+                    messages.push(line);
+                }
+            }
+            (
+                d["client_addr"].as_str().unwrap_or_default().to_owned(),
+                messages,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_public_windows_and_freerdp_captures_link_what_tshark_shows() {
+    let Some(shared) = shared_dir() else {
+        require(false, "../shared (the public captures)");
+        return;
+    };
+    let dir = shared.join("captures/public/wireshark-wiki");
+    let tgt = "krbtgt/ACME.COM@ACME.COM";
+    let termsrv = "TERMSRV/adc.acme.com@ACME.COM";
+    // FreeRDP's client: two AS rounds for pre-authentication, then the TGS for TERMSRV over TCP. Its later
+    // TGS-REQs for krbtgt (answered KDC_ERR_BADOPTION) are not about RDP and are left out, as the
+    // datagrams the capture holds twice are counted once.
+    let sessions = public_sessions(&dir.join("freerdp-client-krb5.pcapng"));
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert_eq!(
+        sessions[0].1,
+        [
+            format!("as_req {tgt}"),
+            format!("error 25 {tgt}"),
+            format!("as_req {tgt}"),
+            format!("error 25 {tgt}"),
+            format!("as_req {tgt}"),
+            format!("as_rep {tgt}"),
+            format!("tgs_req {termsrv}"),
+            format!("tgs_rep {termsrv}"),
+        ]
+    );
+    // Windows with Remote Credential Guard, in both file formats: the NTLM attempt (session 1) has no
+    // Kerberos of its own; the Kerberos logon gets its AS exchange, then two TGS exchanges for TERMSRV (the
+    // second for the TGT Remote Credential Guard forwards); LDAP, cifs and host tickets are left out.
+    for file in ["TSRemoteGuardCreds.eth.pcapng", "TSRemoteGuardCreds.cap"] {
+        let sessions = public_sessions(&dir.join(file));
+        assert_eq!(sessions.len(), 2, "{file}: {sessions:?}");
+        assert!(sessions[0].1.is_empty(), "{file}: {sessions:?}");
+        assert_eq!(
+            sessions[1].1,
+            [
+                format!("as_req {tgt}"),
+                format!("error 25 {tgt}"),
+                format!("as_req {tgt}"),
+                format!("as_rep {tgt}"),
+                format!("tgs_req {termsrv}"),
+                format!("tgs_rep {termsrv}"),
+                format!("tgs_req {termsrv}"),
+                format!("tgs_rep {termsrv}"),
+            ],
+            "{file}"
+        );
+    }
+}
