@@ -92,8 +92,13 @@ exit 0
 
 /// `rdptrace replay --json` of `capture` (with `keylog` when given): the first session's document.
 fn replay(capture: &Path, keylog: Option<&Path>) -> Value {
+    replay_with(capture, keylog, &[])
+}
+
+/// [`replay`] with more arguments.
+fn replay_with(capture: &Path, keylog: Option<&Path>, more: &[&std::ffi::OsStr]) -> Value {
     let mut cmd = rdptrace();
-    cmd.args(["replay", "--json"]).arg(capture);
+    cmd.args(["replay", "--json"]).arg(capture).args(more);
     if let Some(k) = keylog {
         cmd.arg("--keylog").arg(k);
     }
@@ -125,6 +130,16 @@ fn kdc_messages(doc: &Value) -> Vec<String> {
         }
     }
     out
+}
+
+/// The credssp phase's `credential_type` fact.
+fn credential_type(doc: &Value) -> Option<String> {
+    doc["phases"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == "credssp")?["facts"]["credential_type"]
+        .as_str()
+        .map(str::to_owned)
 }
 
 fn verdict_detail(doc: &Value) -> String {
@@ -174,6 +189,28 @@ fn the_replay_links_the_clients_kdc_exchange_to_its_rdp_session() {
     assert_eq!(doc["verdict"]["cause"], "connected", "{doc:#}");
     // Never a ticket, a key or an encrypted part: the JSON names no cipher.
     assert!(!text.contains("cipher\""), "{doc:#}");
+    // With the TLS secrets and the server's keytab, the credential type the probe delegated.
+    let (capture, keylog, _) = record(
+        dir.path(),
+        &kdc,
+        &keytab,
+        &Logon {
+            scenario: "kerberos-early-auth-denied",
+            password: PASSWORD,
+            kdc_url: "tcp://127.0.0.1:88",
+        },
+    );
+    let doc = replay_with(
+        &capture,
+        Some(&keylog),
+        &["--keytab".as_ref(), keytab.as_os_str()],
+    );
+    assert_eq!(
+        credential_type(&doc).as_deref(),
+        Some("password (TSPasswordCreds)"),
+        "{doc:#}"
+    );
+    assert!(!doc.to_string().contains(PASSWORD));
 
     // A wrong password over UDP: KDC_ERR_PREAUTH_FAILED, on which Negotiate does not fall back to NTLM:
     // the replay reads it from port 88 and agrees with the probe.
@@ -310,6 +347,62 @@ fn the_public_windows_and_freerdp_captures_link_what_tshark_shows() {
                 format!("tgs_rep {termsrv}"),
             ],
             "{file}"
+        );
+    }
+}
+
+/// `replay --keytab` on the public Windows captures, with the server's RSA key and the keytabs published
+/// with them: the credential type each Kerberos CredSSP exchange delegates, as tshark shows it decrypted
+/// (GROUND_TRUTH.md): a password in win2k19-joined, Remote Credential Guard in TSRemoteGuardCreds (both
+/// user-to-user tickets, opened through the server's TGT and the keytab's krbtgt key).
+#[test]
+fn the_keytab_names_the_credential_type_of_the_public_kerberos_sessions() {
+    let Some(shared) = shared_dir() else {
+        require(false, "../shared (the public captures)");
+        return;
+    };
+    let public = shared.join("captures/public");
+    let rsa = public.join("keys/wireshark-wiki-ws-credssp.key");
+    for (file, keytab, expected) in [
+        (
+            "TSRemoteGuardCreds.eth.pcapng",
+            "wireshark-wiki-acme2.keytab",
+            "Remote Credential Guard (TSRemoteGuardCreds)",
+        ),
+        (
+            "TSRemoteGuardCreds.cap",
+            "wireshark-wiki-acme2.keytab",
+            "Remote Credential Guard (TSRemoteGuardCreds)",
+        ),
+        (
+            "win2k19-joined.eth.pcapng",
+            "wireshark-wiki-acme.keytab",
+            "password (TSPasswordCreds)",
+        ),
+    ] {
+        let keytab = public.join("keys").join(keytab);
+        let out = output(
+            rdptrace()
+                .args(["replay", "--json"])
+                .arg(public.join("wireshark-wiki").join(file))
+                .arg("--rsa-key")
+                .arg(&rsa)
+                .arg("--keytab")
+                .arg(&keytab),
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let types: Vec<Option<String>> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|d| d.get("phases").is_some())
+            .map(|d| credential_type(&d))
+            .collect();
+        // Session 1 is the NTLM attempt the server refused before any authInfo; session 2 is Kerberos.
+        assert_eq!(
+            types,
+            [None, Some(expected.to_owned())],
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
     }
 }

@@ -59,6 +59,8 @@ pub struct Options {
     pub keylog: Option<PathBuf>,
     /// Server RSA private keys (PEM, PKCS#1 or PKCS#8).
     pub rsa_keys: Vec<PathBuf>,
+    /// An MIT keytab with the server's keys ([`crate::kerberos::unwrap`]).
+    pub keytab: Option<PathBuf>,
     pub limits: Limits,
     /// Ports RDP listens on besides 3389 (`--port`).
     pub ports: Vec<u16>,
@@ -139,6 +141,15 @@ pub fn load_secrets(opts: &Options, notes: &mut Vec<String>) -> Result<Secrets, 
                 file: path.display().to_string(),
                 detail,
             })?;
+    }
+    if let Some(path) = &opts.keytab {
+        let err = |detail: String| ReplayError::Secrets {
+            file: path.display().to_string(),
+            detail,
+        };
+        let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read the keytab: {e}")))?;
+        let entries = crate::kerberos::keytab::parse(&bytes).map_err(|e| err(e.to_string()))?;
+        secrets.add_keytab(entries);
     }
     Ok(secrets)
 }

@@ -58,6 +58,8 @@ pub struct Secrets {
     rsa: Vec<(String, rsa::RsaPrivateKey)>,
     /// Master secrets by session ID, with what found them.
     sessions: Mutex<SessionCache>,
+    /// Keytab entries for the Kerberos CredSSP exchanges ([`crate::kerberos::unwrap`]).
+    keytab: Vec<crate::kerberos::keytab::Entry>,
 }
 
 impl core::fmt::Debug for Secrets {
@@ -87,7 +89,18 @@ impl Secrets {
             keylog: Mutex::new(keylog),
             rsa: Vec::new(),
             sessions: Mutex::new(HashMap::new()),
+            keytab: Vec::new(),
         }
+    }
+
+    /// Adds the entries of a keytab.
+    pub fn add_keytab(&mut self, entries: Vec<crate::kerberos::keytab::Entry>) {
+        self.keytab.extend(entries);
+    }
+
+    /// The keytab entries given.
+    pub fn keytab(&self) -> &[crate::kerberos::keytab::Entry] {
+        &self.keytab
     }
 
     /// Adds a server RSA private key in PEM (PKCS#1 `RSA PRIVATE KEY` or PKCS#8 `PRIVATE KEY`).
