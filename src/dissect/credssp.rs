@@ -58,6 +58,14 @@ pub(super) fn ts_request(d: &mut Dissector, from: Side, frame: &[u8]) {
             return;
         }
     };
+    if let (Some(sink), Some(t)) = (d.credssp_sink.as_mut(), req.nego_tokens.as_deref()) {
+        sink.nego_token(from, t);
+    }
+    // [MS-CSSP] 3.1.5 the credential type, when a sink can open authInfo; never the credentials.
+    let cred_type = match (from, req.auth_info.as_deref(), d.credssp_sink.as_mut()) {
+        (Side::Client, Some(a), Some(sink)) => Some(sink.auth_info(a)),
+        _ => None,
+    };
     let token = req.nego_tokens.as_deref().map(auth_token);
     let error_code = req.error_code.map(|c| c.0);
     let mut summary = vec![format!("version {}", req.version)];
@@ -67,8 +75,29 @@ pub(super) fn ts_request(d: &mut Dissector, from: Side, frame: &[u8]) {
     if req.pub_key_auth.is_some() {
         summary.push("pubKeyAuth".to_owned());
     }
-    if req.auth_info.is_some() {
-        summary.push("authInfo (credentials, not shown)".to_owned());
+    match &cred_type {
+        Some(Ok(kind)) => {
+            let name = crate::kerberos::tscred::cred_type_name(*kind);
+            summary.push(format!("authInfo: {name} (credentials not shown)"));
+            d.trace.fact(Fact::CredentialType, name);
+        }
+        Some(Err(crate::kerberos::unwrap::UnwrapError::NoApReq)) => {
+            // Not a Kerberos exchange (NTLM): nothing for a keytab to open.
+            summary.push("authInfo (credentials, not shown)".to_owned());
+        }
+        Some(Err(e)) => {
+            summary.push("authInfo (credentials, not shown)".to_owned());
+            d.trace.record_event(
+                d.now,
+                crate::trace::EventKind::Anomaly {
+                    detail: format!("the keytab does not open authInfo: {e}"),
+                },
+            );
+        }
+        None if req.auth_info.is_some() => {
+            summary.push("authInfo (credentials, not shown)".to_owned());
+        }
+        None => {}
     }
     if req.client_nonce.is_some() {
         summary.push("clientNonce".to_owned());

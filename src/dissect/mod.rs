@@ -65,6 +65,16 @@ pub trait TlsRecordSink: Send {
     fn record(&mut self, from: Side, record: &[u8]) -> Option<Decrypted>;
 }
 
+/// [MS-CSSP] 3.1.5 What the client seals in CredSSP, opened by a party with keys of its own (the replay's
+/// keytab, [`crate::kerberos::unwrap::ExchangeKeys`]): it sees every negoToken and is asked for the
+/// credential type of the client's authInfo.
+pub trait CredsspSink: Send {
+    /// A TSRequest's negoToken.
+    fn nego_token(&mut self, from: Side, token: &[u8]);
+    /// [MS-CSSP] 2.2.1.2 the credType of the TSCredentials in the client's authInfo.
+    fn auth_info(&mut self, auth_info: &[u8]) -> Result<i64, crate::kerberos::unwrap::UnwrapError>;
+}
+
 /// A decrypted TLS record.
 #[derive(Debug, Clone)]
 pub struct Decrypted {
@@ -153,6 +163,7 @@ pub struct Dissector {
     state: ConnState,
     sink: Option<Box<dyn TlsRecordSink>>,
     security_sink: Option<Box<dyn SecuritySink>>,
+    pub(crate) credssp_sink: Option<Box<dyn CredsspSink>>,
     /// The PDU being recorded was decrypted with the Standard RDP Security keys.
     decrypting: bool,
     /// Per direction: the MAC kind was noted as a fact.
@@ -185,6 +196,7 @@ impl Dissector {
             state: ConnState::default(),
             sink: None,
             security_sink: None,
+            credssp_sink: None,
             decrypting: false,
             mac_noted: PerSide::default(),
             mac_reported: PerSide::default(),
@@ -237,6 +249,12 @@ impl Dissector {
     /// it decrypts is dissected as if it had been sent in the clear, marked "decrypted".
     pub fn set_security_sink(&mut self, sink: Box<dyn SecuritySink>) {
         self.security_sink = Some(sink);
+    }
+
+    /// Hands every CredSSP negoToken and the client's authInfo to `sink`, which may open the credential
+    /// type.
+    pub fn set_credssp_sink(&mut self, sink: Box<dyn CredsspSink>) {
+        self.credssp_sink = Some(sink);
     }
 
     /// Decrypts an encrypted PDU body with the security sink, reporting a MAC that does not verify once per

@@ -5,6 +5,7 @@
 //! # the gateways
 //! rdp1.example.com
 //! rdp2.example.com:3390   user=alice domain=CORP password-env=RDP2_PASSWORD security=nla expect=active
+//! rdp01.corp.example      user=alice@CORP.EXAMPLE auth=kerberos kdc=tcp://dc01.corp.example:88
 //! 10.0.0.7                name=old-ts expect=phase=licensing,errinfo=0x7
 //! [2001:db8::7]:3389      security=tls strict-cert=yes timeout=10
 //! ${EDGE_HOST}            expect="tls.tls_version=TLS 1.3,closed=client"
@@ -18,6 +19,8 @@
 //! | `user`, `domain`        | the account                                                               |
 //! | `password-env`          | the environment variable that holds the password (never the password)    |
 //! | `security`              | `auto`, `rdp`, `tls`, `nla`, `nla-ex`                                     |
+//! | `auth`                  | `negotiate`, `kerberos`, `ntlm` (how NLA authenticates)                   |
+//! | `kdc`                   | `tcp://host[:88]`, `udp://host[:88]`, or a KDC proxy `https://host/KdcProxy` |
 //! | `strict-cert`           | `yes` or `no`                                                             |
 //! | `timeout`, `phase-timeout`, `watch` | seconds                                                       |
 //! | `wrong-password`        | `yes`: for negative tests, log on with the password with text appended, which is certainly wrong |
@@ -49,7 +52,7 @@ use std::io::BufRead;
 use std::time::Duration;
 
 use crate::check::Expectation;
-use crate::probe::Security;
+use crate::probe::{Auth, Security};
 
 /// A targets file that cannot be read to the end, or a line of it that is wrong; each names the line.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +131,11 @@ pub enum ValueError {
     Empty(&'static str),
     #[error("unknown security {0} (auto, rdp, tls, nla, nla-ex)")]
     Security(String),
+    #[error("unknown auth {0} (negotiate, kerberos, ntlm)")]
+    Auth(String),
+    /// Not a KDC URL (the probe's `--kdc` reading of it says why).
+    #[error("{0}")]
+    Kdc(String),
     #[error("not yes or no: {0}")]
     NotBool(String),
     #[error("{0}")]
@@ -161,6 +169,10 @@ pub struct TargetSpec {
     /// The environment variable that holds the password for this target.
     pub password_env: Option<String>,
     pub security: Option<Security>,
+    /// How NLA authenticates (`auth=`, the probe's `--auth`).
+    pub auth: Option<Auth>,
+    /// The KDC (`kdc=`, the probe's `--kdc`).
+    pub kdc: Option<url::Url>,
     pub strict_cert: Option<bool>,
     pub timeout: Option<Duration>,
     pub phase_timeout: Option<Duration>,
@@ -201,6 +213,8 @@ pub enum Setting {
     Domain,
     PasswordEnv,
     Security,
+    Auth,
+    Kdc,
     StrictCert,
     Timeout,
     PhaseTimeout,
@@ -209,12 +223,14 @@ pub enum Setting {
 }
 
 /// Every setting by its key.
-const SETTINGS: [(&str, Setting); 10] = [
+const SETTINGS: [(&str, Setting); 12] = [
     ("name", Setting::Name),
     ("user", Setting::User),
     ("domain", Setting::Domain),
     ("password-env", Setting::PasswordEnv),
     ("security", Setting::Security),
+    ("auth", Setting::Auth),
+    ("kdc", Setting::Kdc),
     ("strict-cert", Setting::StrictCert),
     ("timeout", Setting::Timeout),
     ("phase-timeout", Setting::PhaseTimeout),
@@ -240,6 +256,11 @@ impl Setting {
 /// `auto`, `rdp`, `tls`, `nla`, `nla-ex`.
 pub fn parse_security(s: &str) -> Result<Security, ValueError> {
     <Security as clap::ValueEnum>::from_str(s, true).map_err(|_| ValueError::Security(s.to_owned()))
+}
+
+/// `negotiate`, `kerberos`, `ntlm`.
+pub fn parse_auth(s: &str) -> Result<Auth, ValueError> {
+    <Auth as clap::ValueEnum>::from_str(s, true).map_err(|_| ValueError::Auth(s.to_owned()))
 }
 
 /// `yes`, `true`, `1`; `no`, `false`, `0`.
@@ -271,6 +292,11 @@ fn apply(spec: &mut TargetSpec, setting: Setting, value: &str) -> Result<(), Val
         Setting::Domain => spec.domain = text()?,
         Setting::PasswordEnv => spec.password_env = text()?,
         Setting::Security => spec.security = Some(parse_security(value)?),
+        Setting::Auth => spec.auth = Some(parse_auth(value)?),
+        Setting::Kdc => {
+            text()?;
+            spec.kdc = Some(crate::probe::kdc::parse_kdc_url(value).map_err(ValueError::Kdc)?);
+        }
         Setting::StrictCert => spec.strict_cert = Some(parse_bool(value)?),
         Setting::Timeout => spec.timeout = seconds()?,
         Setting::PhaseTimeout => spec.phase_timeout = seconds()?,
@@ -615,6 +641,32 @@ mod tests {
         );
         assert_eq!(specs[3].target, "[::1]:3389");
         assert_eq!(specs[3].user.as_deref(), Some("a#b"));
+    }
+
+    #[test]
+    fn auth_and_kdc_per_target() {
+        let text = "rdp01.corp.example user=alice@CORP.EXAMPLE auth=kerberos kdc=udp://dc01.corp.example\nrdp02 auth=NTLM\nrdp03\n";
+        let specs = parse(text).unwrap();
+        assert_eq!(specs[0].auth, Some(Auth::Kerberos));
+        assert_eq!(
+            specs[0].kdc.as_ref().map(url::Url::as_str),
+            Some("udp://dc01.corp.example")
+        );
+        assert_eq!(specs[1].auth, Some(Auth::Ntlm));
+        assert_eq!(specs[1].kdc, None);
+        assert_eq!((specs[2].auth, specs[2].kdc.as_ref()), (None, None));
+        let err = parse("rdp01 auth=basic\n").unwrap_err();
+        assert!(
+            err.contains("unknown auth basic (negotiate, kerberos, ntlm)"),
+            "{err}"
+        );
+        let err = parse("rdp01 kdc=ftp://dc01\n").unwrap_err();
+        assert!(
+            err.contains("kdc: a KDC URL is tcp://, udp:// or https://"),
+            "{err}"
+        );
+        let err = parse("rdp01 kdc=\n").unwrap_err();
+        assert!(err.contains("kdc needs a value"), "{err}");
     }
 
     /// The syntax of lab/targets: quotes, names, every setting, the richer expectations.

@@ -62,8 +62,9 @@ pub struct Opened {
     pub ctime_s: i64,
     /// The authenticator's cusec.
     pub cusec: u32,
-    /// The ticket's session key.
+    /// The ticket's session key, and its encryption type.
     pub session_key: Key,
+    pub session_etype: i32,
     /// The authenticator's subkey, when the client sent one ([RFC 4121] 2).
     pub subkey: Option<(i32, Key)>,
 }
@@ -149,6 +150,7 @@ pub fn open(ap_req: &[u8], service_key: &[u8]) -> Result<Opened, OpenError> {
     let ticket: EncTicketPart =
         picky_asn1_der::from_bytes(&plain).map_err(|_| OpenError::Ticket)?;
     let session_key = ticket.0.key.0.key_value.0.0.clone();
+    let session_etype = int(&ticket.0.key.0.key_type.0.0);
     let auth = &ap.0.authenticator.0;
     let cipher = CipherSuite::try_from(auth.etype.0.0.as_slice())
         .map_err(|_| OpenError::Authenticator)?
@@ -171,6 +173,7 @@ pub fn open(ap_req: &[u8], service_key: &[u8]) -> Result<Opened, OpenError> {
         ctime_s: ctime.unix_timestamp(),
         cusec,
         session_key: Key::new(session_key),
+        session_etype,
         subkey,
     })
 }

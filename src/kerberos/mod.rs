@@ -1,6 +1,6 @@
 //! Kerberos as rdptrace reads it, sans-IO: the messages of a KDC exchange and of the AP exchange inside
 //! CredSSP ([RFC 4120] 5), SPNEGO and the GSS-API token framing ([RFC 4178], [RFC 4121] 4.1), and MIT
-//! keytabs.
+//! keytabs; with a keytab, the credential type a captured CredSSP exchange seals ([`unwrap`]).
 //!
 //! The live probe records what it sends to and gets from the KDC with [`message::parse`]; the replay reads
 //! port 88 with the same; the dissector names the tokens inside CredSSP with [`spnego`]. The Kerberos
@@ -26,6 +26,7 @@ pub mod keytab;
 pub mod message;
 pub mod spnego;
 pub mod tscred;
+pub mod unwrap;
 
 /// [RFC 4120] 7.2.3 a message over TCP is preceded by its length, four bytes big-endian.
 pub fn tcp_frame(message: &[u8]) -> Vec<u8> {

@@ -23,6 +23,30 @@ const SPNEGO_OID_BYTES: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x02];
 const MS_KRB5_OID_BYTES: &[u8] = &[0x2a, 0x86, 0x48, 0x82, 0xf7, 0x12, 0x01, 0x02, 0x02];
 pub const KRB5_OID_BYTES: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02];
 
+/// [RFC 4178] 4.2.2 A negTokenResp without negState, given negState accept-incomplete; `None` for any other
+/// token (a negTokenInit, a negTokenResp that has its negState, bytes that are not SPNEGO).
+///
+/// Every field of a negTokenResp is OPTIONAL and an initiator may leave negState out of its own (FreeRDP 3
+/// sends its AP-REQ so: responseToken alone); sspi 0.23's acceptor (picky-krb 0.12) then reads the
+/// responseToken with its OCTET STRING header still on and refuses the AP-REQ as an invalid token. The
+/// built-in target gives such a token the negState it means before its acceptor reads it.
+pub fn with_neg_state(token: &[u8]) -> Option<Vec<u8>> {
+    let mut r = Reader::new(token);
+    let outer = der::tlv(&mut r, "NegotiationToken").ok()?;
+    if outer.tag != CONTEXT | 1 || r.remaining() != 0 {
+        return None;
+    }
+    let mut content = outer.content;
+    let mut fields = der::expect(&mut content, der::SEQUENCE, "NegTokenResp").ok()?;
+    if content.remaining() != 0 || fields.peek_u8() == Some(CONTEXT) {
+        return None;
+    }
+    // [RFC 4178] 4.2.2 negState [0] ENUMERATED, accept-incomplete (1).
+    let mut body = der::write(CONTEXT, &der::write(der::ENUMERATED, &[1]));
+    body.extend_from_slice(fields.bytes(fields.remaining(), "NegTokenResp").ok()?);
+    Some(der::write(CONTEXT | 1, &der::write(der::SEQUENCE, &body)))
+}
+
 /// [RFC 4178] 4.2.1 an InitialContextToken with a negTokenInit that offers the Kerberos mechanisms (the
 /// Microsoft OID first, as Windows clients order them) and carries the first Kerberos token.
 pub fn init_token(mech_token: &[u8]) -> Vec<u8> {
@@ -184,4 +208,37 @@ pub fn tok_id_name(tok_id: [u8; 2]) -> Option<&'static str> {
         [0x04, 0x01] => "TGT-REP",
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A negTokenResp as FreeRDP 3.10 sends its AP-REQ: responseToken [2] alone.
+    fn response_token_alone(mech_token: &[u8]) -> Vec<u8> {
+        let field = der::write(CONTEXT | 2, &der::write(der::OCTET_STRING, mech_token));
+        der::write(CONTEXT | 1, &der::write(der::SEQUENCE, &field))
+    }
+
+    #[test]
+    fn a_response_without_neg_state_gets_accept_incomplete_and_keeps_its_token() {
+        let mech_token = der::write(APPLICATION, &[0x06, 0x01, 0x2a, 0x01, 0x00, 0x6e, 0x00]);
+        let token = response_token_alone(&mech_token);
+        let fixed = with_neg_state(&token).unwrap();
+        // The token as sspi's acceptor reads it (picky-krb): before, the responseToken still holds its OCTET
+        // STRING header; after, exactly the mechanism's token.
+        let read = |bytes: &[u8]| -> Vec<u8> {
+            let t: picky_krb::gss_api::NegTokenTarg1 = picky_asn1_der::from_bytes(bytes).unwrap();
+            t.0.response_token.0.unwrap().0.0
+        };
+        assert_ne!(read(&token), mech_token);
+        assert_eq!(read(&fixed), mech_token);
+        let t: picky_krb::gss_api::NegTokenTarg1 = picky_asn1_der::from_bytes(&fixed).unwrap();
+        // picky keeps negState as its whole ENUMERATED element: accept-incomplete (1).
+        assert_eq!(t.0.neg_result.0.unwrap().0.0, vec![der::ENUMERATED, 1, 1]);
+        // A response that has its negState, and a negTokenInit, are left alone.
+        assert_eq!(with_neg_state(&fixed), None);
+        assert_eq!(with_neg_state(&init_token(&mech_token)), None);
+        assert_eq!(with_neg_state(b"\xa1\x02\x30\x00junk"), None);
+    }
 }

@@ -306,6 +306,12 @@ impl ProbeOptions {
         if let Some(s) = spec.security {
             o.security = s;
         }
+        if let Some(a) = spec.auth {
+            o.auth = a;
+        }
+        if spec.kdc.is_some() {
+            o.kdc = spec.kdc.clone();
+        }
         if let Some(s) = spec.strict_cert {
             o.strict_cert = s;
         }

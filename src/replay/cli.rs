@@ -38,6 +38,11 @@ pub struct ReplayArgs {
     /// A server's RSA private key (PEM, PKCS#1 or PKCS#8), for sessions with RSA key exchange; repeatable.
     #[arg(long = "rsa-key", value_name = "FILE")]
     pub rsa_keys: Vec<PathBuf>,
+    /// An MIT keytab with the server's keys (its service principal's, and krbtgt's for user-to-user
+    /// tickets): with the TLS secrets, names the credential type a Kerberos CredSSP exchange delegates
+    /// (password, smart card, Remote Credential Guard), never the credentials.
+    #[arg(long, value_name = "FILE")]
+    pub keytab: Option<PathBuf>,
     /// A port RDP listens on besides 3389, so that a connection to it that carried no data (refused,
     /// unanswered) is reported too; repeatable.
     #[arg(long = "port", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -73,6 +78,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, CliError> {
     let opts = Options {
         keylog: args.keylog.clone(),
         rsa_keys: args.rsa_keys.clone(),
+        keytab: args.keytab.clone(),
         ports: args.ports.clone(),
         progress: true,
         threads: args.threads.map_or(0, usize::from),

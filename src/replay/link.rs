@@ -80,8 +80,48 @@ pub enum Frame<'a> {
 ///
 /// The caller checks [`supported`] first; an unsupported type gives [`Frame::Other`].
 pub fn decode(link: u32, data: &[u8], orig_len: u32) -> Frame<'_> {
+    let sliced = slice(link, data);
+    decode_sliced(sliced, data, orig_len)
+}
+
+/// A UDP datagram as the capture holds it (not a fragment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram<'a> {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub payload: &'a [u8],
+}
+
+/// The UDP datagram of a frame captured on a link of type `link`, if it carries one whole.
+pub fn udp(link: u32, data: &[u8]) -> Option<Datagram<'_>> {
+    let sliced = slice(link, data)?;
+    let (src_ip, dst_ip, fragmented) = match sliced.net.as_ref()? {
+        LaxNetSlice::Ipv4(ip) => (
+            IpAddr::V4(ip.header().source_addr()),
+            IpAddr::V4(ip.header().destination_addr()),
+            ip.payload().fragmented,
+        ),
+        LaxNetSlice::Ipv6(ip) => (
+            IpAddr::V6(ip.header().source_addr()),
+            IpAddr::V6(ip.header().destination_addr()),
+            ip.payload().fragmented,
+        ),
+        LaxNetSlice::Arp(_) => return None,
+    };
+    match sliced.transport {
+        Some(TransportSlice::Udp(udp)) if !fragmented => Some(Datagram {
+            src: SocketAddr::new(src_ip, udp.source_port()),
+            dst: SocketAddr::new(dst_ip, udp.destination_port()),
+            payload: udp.payload(),
+        }),
+        _ => None,
+    }
+}
+
+/// The frame's headers down to the transport, for the link types rdptrace reads.
+fn slice(link: u32, data: &[u8]) -> Option<LaxSlicedPacket<'_>> {
     use linktype::*;
-    let sliced = match link {
+    match link {
         ETHERNET => LaxSlicedPacket::from_ethernet(data).ok(),
         RAW | DLT_RAW_12 | DLT_RAW_14 | IPV4 | IPV6 => LaxSlicedPacket::from_ip(data).ok(),
         NULL | LOOP => loopback(link, data),
@@ -97,7 +137,14 @@ pub fn decode(link: u32, data: &[u8], orig_len: u32) -> Frame<'_> {
             Some(LaxSlicedPacket::from_ether_type(EtherType(proto), rest))
         }),
         _ => None,
-    };
+    }
+}
+
+fn decode_sliced<'a>(
+    sliced: Option<LaxSlicedPacket<'a>>,
+    data: &'a [u8],
+    orig_len: u32,
+) -> Frame<'a> {
     let Some(sliced) = sliced else {
         return Frame::Other;
     };

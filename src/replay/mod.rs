@@ -32,6 +32,7 @@ pub mod capture;
 pub mod cli;
 pub mod dedupe;
 pub mod gateway;
+pub mod kerberos;
 pub mod keylog;
 pub mod link;
 pub mod netmon;
@@ -46,7 +47,7 @@ pub mod tls_decrypt;
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use capture::{Capture, CaptureError, Item};
@@ -69,6 +70,8 @@ pub struct Options {
     pub keylog: Option<PathBuf>,
     /// Server RSA private keys (PEM, PKCS#1 or PKCS#8).
     pub rsa_keys: Vec<PathBuf>,
+    /// An MIT keytab with the server's keys ([`crate::kerberos::unwrap`]).
+    pub keytab: Option<PathBuf>,
     pub limits: Limits,
     /// Ports RDP listens on besides 3389 (`--port`).
     pub ports: Vec<u16>,
@@ -216,6 +219,15 @@ pub fn load_secrets(opts: &Options, notes: &mut Vec<String>) -> Result<Secrets, 
                 file: path.display().to_string(),
                 detail,
             })?;
+    }
+    if let Some(path) = &opts.keytab {
+        let err = |detail: String| ReplayError::Secrets {
+            file: path.display().to_string(),
+            detail,
+        };
+        let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read the keytab: {e}")))?;
+        let entries = crate::kerberos::keytab::parse(&bytes).map_err(|e| err(e.to_string()))?;
+        secrets.add_keytab(entries);
     }
     Ok(secrets)
 }
@@ -395,6 +407,13 @@ impl ReadStats {
         }
     }
 
+    /// What the reading of the clients' Kerberos traffic has to tell.
+    fn kdc(&mut self, kdc: &Mutex<kerberos::KdcTraffic>) {
+        if let Ok(kdc) = kdc.lock() {
+            self.notes.append(&mut kdc.notes());
+        }
+    }
+
     /// A packet of an unsupported link type.
     fn unsupported(&mut self, link: u32, number: u64) {
         // Skipped, not fatal: a pcapng may hold other interfaces rdptrace can read.
@@ -528,10 +547,15 @@ enum Settled {
 type Key = (u64, Duration, u64);
 
 /// Diagnoses what a tracker settled (on the thread that settled it).
-fn settled(e: Ended) -> (Key, Settled) {
+fn settled(e: Ended, kdc: &Mutex<kerberos::KdcTraffic>) -> (Key, Settled) {
     let key = (e.position, e.first_ts, e.order);
     let s = match e.outcome {
-        Outcome::Session { trace, data } => {
+        Outcome::Session { mut trace, data } => {
+            // INVARIANT: the reader has read every packet before the one this session ended at, so the
+            // client's Kerberos exchanges of its time are known.
+            if let Ok(kdc) = kdc.lock() {
+                kdc.attach(&mut trace, e.first_ts);
+            }
             let verdict = crate::diagnose::diagnose(&trace);
             Settled::Session(Box::new(Session {
                 index: 0,
@@ -566,17 +590,24 @@ fn number(s: Settled, file: &str, count: &mut usize, each: &mut dyn FnMut(Report
 }
 
 /// Numbers, diagnoses and hands on what the tracker settled, in order.
-fn hand_on(tracker: &mut Tracker, file: &str, count: &mut usize, each: &mut dyn FnMut(Report)) {
+fn hand_on(
+    tracker: &mut Tracker,
+    kdc: &Mutex<kerberos::KdcTraffic>,
+    file: &str,
+    count: &mut usize,
+    each: &mut dyn FnMut(Report),
+) {
     let mut finished = tracker.take_finished();
     match finished.len() {
         0 => {}
         1 => {
             if let Some(e) = finished.pop() {
-                number(settled(e).1, file, count, each);
+                number(settled(e, kdc).1, file, count, each);
             }
         }
         _ => {
-            let mut settled: Vec<(Key, Settled)> = finished.into_iter().map(settled).collect();
+            let mut settled: Vec<(Key, Settled)> =
+                finished.into_iter().map(|e| settled(e, kdc)).collect();
             settled.sort_unstable_by_key(|(key, _)| *key);
             for (_, s) in settled {
                 number(s, file, count, each);
@@ -608,6 +639,8 @@ fn run_single(
     let mut dedupe = Dedupe::new();
     let mut stats = ReadStats::default();
     let mut clock = Clock::default();
+    // Beside the flow table: the clients' Kerberos traffic (port 88), linked to their RDP sessions.
+    let kdc = Mutex::new(kerberos::KdcTraffic::new());
     let mut count = 0usize;
     while let Some(item) = capture.next_item() {
         match item {
@@ -630,6 +663,7 @@ fn run_single(
                 if tick {
                     tracker.tick(p.number, now);
                 }
+                kerberos::feed(&kdc, p.ts, p.link, &p.data, &frame);
                 if dedupe.is_copy(p.ts, &frame) {
                     continue;
                 }
@@ -641,15 +675,16 @@ fn run_single(
                     },
                     &frame,
                 );
-                hand_on(&mut tracker, &file, &mut count, each);
+                hand_on(&mut tracker, &kdc, &file, &mut count, each);
             }
         }
     }
     tracker.finish();
-    hand_on(&mut tracker, &file, &mut count, each);
+    hand_on(&mut tracker, &kdc, &file, &mut count, each);
     stats.backwards = clock.backwards;
     stats.duplicates = dedupe.dropped;
     stats.opaque(tracker.opaque_tls());
+    stats.kdc(&kdc);
     let drops = tracker.drops;
     stats.end(&capture, file, count, drops, limits)
 }

@@ -16,12 +16,13 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::capture::{Capture, Item};
 use super::dedupe::Dedupe;
+use super::kerberos::{self, KdcTraffic};
 use super::link::{self, Frame, Segment};
 use super::order::{END, Position, Progress};
 use super::session::{At, Drops, Limits, RdpPorts, RdpServers, Tracker};
@@ -211,6 +212,7 @@ fn read(
     mut feeder: Feeder,
     secrets: &Secrets,
     progress: &Progress,
+    kdc: &Mutex<KdcTraffic>,
 ) -> (ReadStats, Capture) {
     let mut stats = ReadStats::default();
     let mut clock = Clock::default();
@@ -239,6 +241,7 @@ fn read(
                 }
                 stats.supported_packets += 1;
                 let frame = link::decode(p.link, &p.data, p.orig_len);
+                kerberos::feed(kdc, p.ts, p.link, &p.data, &frame);
                 let (now, tick) = clock.advance(p.ts);
                 if tick {
                     feeder.tick(p.number, now);
@@ -280,13 +283,14 @@ fn work(
     spare: Sender<Batch>,
     results: SyncSender<Message>,
     progress: &Progress,
+    kdc: &Mutex<KdcTraffic>,
 ) {
     let _guard = StopOnPanic(progress);
     let mut settled_now = Vec::new();
     // Between the reader and the flow table: copies of a packet go no further.
     let mut dedupe = Dedupe::new();
     let take = |tracker: &mut Tracker, into: &mut Vec<(Key, Settled)>| {
-        into.extend(tracker.take_finished().into_iter().map(settled));
+        into.extend(tracker.take_finished().into_iter().map(|e| settled(e, kdc)));
     };
     while let Ok(mut batch) = queue.recv() {
         let mut ticks = batch.ticks.iter().peekable();
@@ -414,6 +418,8 @@ pub(super) fn run(
     let mut count = 0usize;
     let mut drops = Drops::default();
     let mut ends = Vec::new();
+    // Beside the flow tables: the clients' Kerberos traffic, read by the reader, linked by the workers.
+    let kdc = Mutex::new(KdcTraffic::new());
     let (mut stats, capture) = std::thread::scope(|scope| {
         for (me, queue) in receivers.into_iter().enumerate() {
             let position = Position::new(Arc::clone(&progress), me);
@@ -428,16 +434,18 @@ pub(super) fn run(
             let results = results_tx.clone();
             let spare = spare_tx.clone();
             let progress = &progress;
-            scope.spawn(move || work(me, tracker, queue, spare, results, progress));
+            let kdc = &kdc;
+            scope.spawn(move || work(me, tracker, queue, spare, results, progress, kdc));
         }
         drop(results_tx);
         drop(spare_tx);
         let reader = {
             let secrets = &secrets;
             let progress = &progress;
+            let kdc = &kdc;
             scope.spawn(move || {
                 let _guard = StopOnPanic(progress);
-                read(capture, feeder, secrets, progress)
+                read(capture, feeder, secrets, progress, kdc)
             })
         };
         merge(&results, workers, &file, &mut count, &mut ends, each);
@@ -446,6 +454,7 @@ pub(super) fn run(
             Err(panic) => std::panic::resume_unwind(panic),
         }
     });
+    stats.kdc(&kdc);
     for e in ends {
         drops.add(&e.drops);
         stats.opaque(e.opaque);

@@ -124,12 +124,15 @@ impl KerberosService {
         }
     }
 
-    /// sspi's acceptor configuration with the key the ticket needs.
+    /// sspi's acceptor configuration with the key the ticket needs. Without a ticket to read yet (a first
+    /// token that is not an AP-REQ: FreeRDP 3 opens with a user-to-user TGT-REQ and sends its AP-REQ
+    /// next), the newest key of the strongest encryption type, the one a KDC encrypts the service's tickets
+    /// with ([RFC 4120] 3.3.1: the strongest type the service's keys have).
     fn sspi_config(&self, key: Option<Vec<u8>>) -> Option<Box<sspi::KerberosServerConfig>> {
         let key = key.or_else(|| {
             self.keys
                 .iter()
-                .max_by_key(|e| e.kvno)
+                .max_by_key(|e| (e.kvno, etype_strength(e.etype)))
                 .map(|e| e.key.expose().to_vec())
         })?;
         let skew = std::time::Duration::from_secs(MAX_SKEW_S.unsigned_abs());
@@ -150,6 +153,20 @@ impl KerberosService {
     }
 }
 
+/// [RFC 3962] / [RFC 4757] how a KDC ranks the encryption types of a service's keys: AES with the longer
+/// key first, RC4 after them.
+fn etype_strength(etype: i32) -> u8 {
+    use crate::codes::kerberos::{
+        ETYPE_AES128_CTS_HMAC_SHA1_96, ETYPE_AES256_CTS_HMAC_SHA1_96, ETYPE_RC4_HMAC,
+    };
+    match u32::try_from(etype) {
+        Ok(ETYPE_AES256_CTS_HMAC_SHA1_96) => 3,
+        Ok(ETYPE_AES128_CTS_HMAC_SHA1_96) => 2,
+        Ok(ETYPE_RC4_HMAC) => 1,
+        _ => 0,
+    }
+}
+
 /// What the target does with a client's first token.
 pub enum First {
     /// Hand it to sspi (with Kerberos when there is a configuration).
@@ -159,6 +176,18 @@ pub enum First {
     /// The client offers NTLM, which the target does not take: TSRequest errorCode STATUS_NTLM_BLOCKED
     /// ([`crate::codes::ntstatus::STATUS_NTLM_BLOCKED`]).
     RefuseNtlm,
+}
+
+/// [MS-CSSP] 2.2.1 A client's TSRequest whose negoToken is a negTokenResp without negState, with the
+/// negState put in ([`crate::kerberos::spnego::with_neg_state`]) so that sspi's acceptor reads the AP-REQ in it; `None`
+/// when the TSRequest needs nothing.
+pub fn normalised_request(frame: &[u8]) -> Option<Vec<u8>> {
+    let mut request = sspi::credssp::TsRequest::from_buffer(frame).ok()?;
+    let token = crate::kerberos::spnego::with_neg_state(request.nego_tokens.as_deref()?)?;
+    request.nego_tokens = Some(token);
+    let mut out = Vec::new();
+    request.encode_ts_request(&mut out).ok()?;
+    Some(out)
 }
 
 /// [MS-CSSP] 2.2.1 the TSRequest that refuses: a negoToken, or an errorCode.

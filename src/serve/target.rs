@@ -1005,20 +1005,36 @@ impl Conn {
                     .unwrap_or(KerberosProfile::HEALTHY),
             )
         });
-        let init = |krb_config| {
+        // [MS-SPNG] 3.2.5.1 sspi's Negotiate acceptor finds the client among the identities it was given by
+        // the name the mechanism reports: the ticket's client as a UPN (alice@REALM) for Kerberos, which it
+        // looks up when it checks the client's mechListMIC (a client whose first mechanism is not the one
+        // chosen, FreeRDP 3 offering user-to-user first, sends one). The test identity in that form.
+        let upn = match kerberos {
+            Some((service, _)) => Some(AuthIdentity {
+                username: Username::new_upn(auth.username.account_name(), &service.realm)
+                    .map_err(|e| Stop::Failed(format!("the test user name is not valid: {e}")))?,
+                password: auth.password.clone(),
+            }),
+            None => None,
+        };
+        fn init<'a>(
+            shared: &Shared,
+            krb_config: Option<sspi::KerberosServerConfig>,
+            identity: &'a AuthIdentity,
+        ) -> Result<CredsspSequence<'a>, Stop> {
             CredsspSequence::init(
-                auth,
+                identity,
                 ServerName::new(shared.config.host_name.clone()),
                 shared.public_key.clone(),
                 krb_config,
             )
             .map_err(|e| Stop::Failed(e.to_string()))
-        };
+        }
         // With Kerberos the acceptor is made once the client's first token is read: its checks pick the key
         // of the ticket's encryption type, or refuse.
         let mut sequence = match kerberos {
             Some(_) => None,
-            None => Some(init(None)?),
+            None => Some(init(&shared, None, auth)?),
         };
         // INVARIANT: NTLM takes three client messages, Kerberos two; each pass reads one or stops. The read
         // timeout bounds each read and a peer that keeps talking ends up refused by the sequence.
@@ -1030,6 +1046,10 @@ impl Conn {
                 Some(Err(e)) => return Err(Stop::Refused(e.to_string())),
             };
             let frame = self.read_frame(hint).await?;
+            let frame = match kerberos {
+                Some(_) => krb::normalised_request(&frame).unwrap_or(frame),
+                None => frame,
+            };
             let sequence = match (sequence.as_mut(), kerberos) {
                 (Some(s), _) => s,
                 (None, Some((service, profile))) => {
@@ -1038,7 +1058,20 @@ impl Conn {
                         .and_then(|r| r.nego_tokens)
                         .unwrap_or_default();
                     match service.first_token(&token, &profile) {
-                        First::Accept(config) => sequence.insert(init(config.map(|c| *c))?),
+                        First::Accept(config) => {
+                            let identity = match &upn {
+                                Some(upn)
+                                    if !token.is_empty()
+                                        && !crate::kerberos::acceptor::offers_ntlm_first(
+                                            &token,
+                                        ) =>
+                                {
+                                    upn
+                                }
+                                _ => auth,
+                            };
+                            sequence.insert(init(&shared, config.map(|c| *c), identity)?)
+                        }
                         First::Refuse(token) => {
                             self.send(&krb::refusal(version, Some(token), None)).await?;
                             return Err(Stop::Refused(

@@ -917,6 +917,15 @@ impl Trace {
         }
     }
 
+    /// Records an event from outside the connection (a client's KDC exchange that a capture holds) in a
+    /// given phase, without moving the phase's timing or status: the phase's own bytes set those.
+    pub fn note_event_in(&mut self, phase_name: PhaseName, at_ms: Millis, kind: EventKind) {
+        let phase = self.phase_mut(phase_name);
+        if phase.events.len() < MAX_EVENTS_PER_PHASE {
+            phase.events.push(Event { at_ms, kind });
+        }
+    }
+
     /// Sets a fact on the current phase.
     pub fn fact(&mut self, key: Fact, value: impl Into<FactValue>) {
         let phase_name = self.current;

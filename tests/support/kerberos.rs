@@ -74,9 +74,17 @@ pub struct Kdc {
 impl Kdc {
     /// Creates the realm's database with [`USER`] and [`SPN`], and starts the KDC.
     pub fn start(dir: &Path) -> Result<Kdc, String> {
+        let mut kdc = Kdc::prepare(dir, free_port())?;
+        kdc.restart()?;
+        Ok(kdc)
+    }
+
+    /// Creates the realm's database with [`USER`] and [`SPN`] for a KDC on 127.0.0.1:`port`, without
+    /// starting it (a test that runs the KDC elsewhere, in a network namespace, starts it with
+    /// [`Kdc::command`]).
+    pub fn prepare(dir: &Path, port: u16) -> Result<Kdc, String> {
         let dir = dir.join("kdc");
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let port = free_port();
         let krb5_conf = dir.join("krb5.conf");
         std::fs::write(
             &krb5_conf,
@@ -94,7 +102,7 @@ impl Kdc {
             ),
         )
         .map_err(|e| e.to_string())?;
-        let mut kdc = Kdc {
+        let kdc = Kdc {
             dir,
             port,
             krb5_conf,
@@ -107,8 +115,24 @@ impl Kdc {
         )?;
         kdc.kadmin(&format!("addprinc -pw {PASSWORD} {USER}"))?;
         kdc.kadmin(&format!("addprinc -randkey {SPN}"))?;
-        kdc.restart()?;
         Ok(kdc)
+    }
+
+    /// The KDC's command line (`krb5kdc` in the foreground, with the realm's configuration in its
+    /// environment), for a test that starts it itself.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(sbin("krb5kdc"));
+        self.env(&mut cmd);
+        cmd.args(["-n", "-r", REALM]);
+        cmd
+    }
+
+    /// The environment the KDC and its clients need: KRB5_CONFIG and KRB5_KDC_PROFILE.
+    pub fn env_vars(&self) -> [(&'static str, &Path); 2] {
+        [
+            ("KRB5_CONFIG", self.krb5_conf.as_path()),
+            ("KRB5_KDC_PROFILE", self.kdc_conf.as_path()),
+        ]
     }
 
     fn env(&self, cmd: &mut Command) {

@@ -3,7 +3,7 @@
 
 use crate::codes::kerberos::KDC_ERR_PREAUTH_REQUIRED;
 use crate::pdu::{AuthToken, KrbErrorInfo, KrbMessage, PduInfo, SpnegoInfo, TicketInfo};
-use crate::trace::{EventKind, KdcDirection, KdcError, Millis, Pdu, Side};
+use crate::trace::{EventKind, KdcDirection, KdcError, KdcSource, Millis, Pdu, Side};
 
 /// Where a KRB-ERROR came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +58,10 @@ pub struct Kerberos<'t> {
     pub kerberos_at: Option<Millis>,
     /// The service principal a TGS-REQ asked for, when one was seen.
     pub tgs_server: Option<&'t str>,
+    /// The client principal of the last AS-REQ, when one was seen.
+    pub as_client: Option<&'t str>,
+    /// The KDC exchange comes from a capture (the client's traffic on port 88), not from rdptrace itself.
+    pub from_capture: bool,
     /// The client's AP-REQ in CredSSP: when, and the ticket it carried.
     pub ap_req: Option<(Millis, &'t TicketInfo)>,
     /// The server's AP-REP came.
@@ -148,6 +152,19 @@ impl<'t> Kerberos<'t> {
                     self.tgs_server = Some(server);
                 }
             }
+            EventKind::Kdc {
+                direction: KdcDirection::ToKdc,
+                message: KrbMessage::AsReq(req),
+                ..
+            } => {
+                if let Some(client) = &req.client {
+                    self.as_client = Some(client);
+                }
+            }
+            EventKind::KdcChosen {
+                source: KdcSource::Capture,
+                ..
+            } => self.from_capture = true,
             EventKind::KdcFailed { kdc, error } => {
                 self.kdc_failure = Some(KdcFailure { at_ms, kdc, error });
             }

@@ -15,7 +15,7 @@ use crate::verdict::Cause;
 const NTLM_FALLBACK: &str = "Negotiate used NTLM instead: a domain that restricts NTLM (Protected Users, \"Restrict NTLM\" policies) refuses this logon, so fix Kerberos first";
 
 /// The KRB-ERROR as a line of evidence.
-fn error_evidence(e: &KrbFailure) -> String {
+pub(super) fn error_evidence(e: &KrbFailure) -> String {
     let who = match e.from {
         KrbFrom::Kdc => "KDC",
         KrbFrom::Server => "server",
@@ -54,7 +54,7 @@ fn error_details(e: &KrbFailure) -> String {
 }
 
 /// The hint for a Kerberos error code, if rdptrace has one.
-fn code_hint(e: &KrbFailure) -> Option<String> {
+pub(super) fn code_hint(e: &KrbFailure) -> Option<String> {
     rdp_hint(e.error.code).map(str::to_owned)
 }
 
@@ -96,27 +96,7 @@ pub fn fallback_refused(f: &Findings) -> Option<Explained> {
         return None;
     }
     let why = f.kerberos.failure_words()?;
-    let (cause, refusal, evidence) = match (f.credssp_error, f.close) {
-        (Some(e), _) => (
-            Cause::CredsspError,
-            format!(
-                "which the server refused with {} ({})",
-                codes::name(Table::NtStatus, e.status),
-                codes::meaning(Table::NtStatus, e.status)
-            ),
-            Some(format!(
-                "{:.1} ms: server TSRequest errorCode {}",
-                e.at_ms,
-                codes::Display(Table::NtStatus, e.status)
-            )),
-        ),
-        (None, Some(close)) if close.by == Side::Server => (
-            Cause::CredsspRejected,
-            "which the server refused by ending the connection".to_owned(),
-            f.close_evidence(),
-        ),
-        _ => return None,
-    };
+    let (cause, refusal, evidence) = ntlm_refusal(f)?;
     Some(
         Explained::failed(
             cause,
@@ -136,6 +116,32 @@ pub fn fallback_refused(f: &Findings) -> Option<Explained> {
             CHECK_CREDENTIALS.to_owned(),
         ]),
     )
+}
+
+/// How the server refused the client's NTLM: its TSRequest errorCode, or its close; the cause, the words
+/// ("which the server refused ...") and the line of evidence.
+pub(super) fn ntlm_refusal(f: &Findings) -> Option<(Cause, String, Option<String>)> {
+    Some(match (f.credssp_error, f.close) {
+        (Some(e), _) => (
+            Cause::CredsspError,
+            format!(
+                "which the server refused with {} ({})",
+                codes::name(Table::NtStatus, e.status),
+                codes::meaning(Table::NtStatus, e.status)
+            ),
+            Some(format!(
+                "{:.1} ms: server TSRequest errorCode {}",
+                e.at_ms,
+                codes::Display(Table::NtStatus, e.status)
+            )),
+        ),
+        (None, Some(close)) if close.by == Side::Server => (
+            Cause::CredsspRejected,
+            "which the server refused by ending the connection".to_owned(),
+            f.close_evidence(),
+        ),
+        _ => return None,
+    })
 }
 
 /// [RFC 4120] 5.9.1 A KRB-ERROR from the KDC or the server ended the logon.

@@ -6,7 +6,8 @@
 //! per file of rules): a minimal trace that it explains, which no rule before it in the table takes.
 //!
 //! Files by what the rules read: `handshake.rs` (the name, TCP, X.224, TLS, and the connected verdict),
-//! `kerberos.rs` (the KDC's and the server's Kerberos answers, Negotiate's fallback to NTLM), `reports.rs`
+//! `kerberos.rs` (the KDC's and the server's Kerberos answers, Negotiate's fallback to NTLM),
+//! `captured_kerberos.rs` (the client's KDC exchange as a capture shows it beside the connection), `reports.rs`
 //! (a code or PDU of the server that ends the connection), `endings.rs` (no report: a PDU that does not
 //! decode, a silence, a close, a trace that ends open), `gateway.rs` (the RD Gateway out of reach, refusing
 //! or ending the tunnel), `redirect.rs` (a broker without load-balance info, a redirection loop, a
@@ -16,6 +17,7 @@
 //! its evidence ranks (more specific evidence first), give it a test, and add to [`Findings`] what it
 //! needs that is not there yet.
 
+mod captured_kerberos;
 mod endings;
 mod gateway;
 mod handshake;
@@ -55,7 +57,8 @@ pub struct Rule {
 ///    HRESULT that refuses the tunnel or the channel, an end without an answer), a redirection to a target
 ///    that cannot be reached, the name, the TCP connect: nothing else can have happened.
 /// 3. What the server said, from the earliest phase on: RDP_NEG_FAILURE, the client's own limits, TLS
-///    alerts and failures, Kerberos (a failure that NTLM after it did not repair, a KRB-ERROR, no KDC, a
+///    alerts and failures, Kerberos (a capture's KDC error, with what the capture shows after it, first: it
+///    names what the client asked for; then a failure that NTLM after it did not repair, a KRB-ERROR, no KDC, a
 ///    SPNEGO reject: the Kerberos error is more specific than the errorCode or the close that may follow
 ///    it), the TSRequest errorCode, the Early User Authorization Result, Set Error Info,
 ///    licensing errors, redirection, Deactivate All, the Disconnect Provider Ultimatum. A code beats a
@@ -181,6 +184,18 @@ pub static RULES: &[Rule] = &[
         basis: Basis::Inferred,
         spec: "",
         explain: handshake::tls_failed,
+    },
+    Rule {
+        name: "captured_kerberos_then_ntlm_refused",
+        basis: Basis::Inferred,
+        spec: "[RFC 4120] 7.5.9, [MS-SPNG] 3.1.5.1, [MS-CSSP] 2.2.1",
+        explain: captured_kerberos::captured_kerberos_then_ntlm_refused,
+    },
+    Rule {
+        name: "captured_kerberos_error",
+        basis: Basis::Specified,
+        spec: "[RFC 4120] 5.9.1, 7.5.9",
+        explain: captured_kerberos::captured_kerberos_error,
     },
     Rule {
         name: "kerberos_fallback_refused",

@@ -42,6 +42,11 @@ pub(super) fn start(conn: &mut Conn, decision: Decision, shared: &mut Shared) {
         let d = Decryptor::at(Arc::clone(secrets), Arc::clone(&shared.position));
         let status = d.status();
         dissector.set_tls_sink(Box::new(d));
+        if !secrets.keytab().is_empty() {
+            dissector.set_credssp_sink(Box::new(crate::kerberos::unwrap::ExchangeKeys::new(
+                secrets.keytab().to_vec(),
+            )));
+        }
         let randoms = secrets.rdp_client_randoms();
         if !randoms.is_empty() {
             dissector.set_security_sink(Box::new(

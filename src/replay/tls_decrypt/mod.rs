@@ -58,6 +58,8 @@ pub struct Secrets {
     rsa: Vec<(String, rsa::RsaPrivateKey)>,
     /// Master secrets by session ID, with what found them.
     sessions: SessionCache,
+    /// Keytab entries for the Kerberos CredSSP exchanges ([`crate::kerberos::unwrap`]).
+    keytab: Vec<crate::kerberos::keytab::Entry>,
 }
 
 impl Default for Secrets {
@@ -93,7 +95,18 @@ impl Secrets {
             keylog: Mutex::new(keylog),
             rsa: Vec::new(),
             sessions: Learned::new(MAX_SESSIONS),
+            keytab: Vec::new(),
         }
+    }
+
+    /// Adds the entries of a keytab.
+    pub fn add_keytab(&mut self, entries: Vec<crate::kerberos::keytab::Entry>) {
+        self.keytab.extend(entries);
+    }
+
+    /// The keytab entries given.
+    pub fn keytab(&self) -> &[crate::kerberos::keytab::Entry] {
+        &self.keytab
     }
 
     /// Adds a server RSA private key in PEM (PKCS#1 `RSA PRIVATE KEY` or PKCS#8 `PRIVATE KEY`).

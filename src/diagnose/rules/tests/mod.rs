@@ -1,6 +1,7 @@
 //! The rules' unit tests: a minimal trace for each rule, which that rule explains and no rule before it in
 //! the table takes. Traces are built the way a producer fills them ([`Build`]).
 
+mod captured_kerberos;
 mod endings;
 mod gateway;
 mod handshake;

@@ -1,0 +1,125 @@
+//! Rules on the client's Kerberos exchange as a capture shows it (port 88 beside the RDP connection, linked
+//! by the client's address and time): what the client asked the KDC for, what the KDC answered, and what
+//! the client did next in CredSSP, as far as the capture lets it be read.
+
+use super::kerberos::{code_hint, error_evidence, ntlm_refusal};
+use super::reports::CHECK_CREDENTIALS;
+use crate::codes::{self, Table};
+use crate::diagnose::Explained;
+use crate::diagnose::findings::{Findings, KrbFailure, KrbFrom};
+use crate::kerberos::message::error_name;
+use crate::trace::PhaseName;
+use crate::verdict::Cause;
+
+/// The KDC's error in a capture, when it counts for this session: a KRB-ERROR the KDC sent the session's
+/// client, other than the usual request for pre-authentication.
+fn captured_error<'t>(f: &Findings<'t>) -> Option<KrbFailure<'t>> {
+    if !f.kerberos.from_capture {
+        return None;
+    }
+    f.kerberos.error.filter(|e| e.from == KrbFrom::Kdc)
+}
+
+/// What the client asked for, in words: its TGT (an AS-REQ) or a service ticket (a TGS-REQ).
+fn asked(f: &Findings, e: &KrbFailure) -> String {
+    let server = e.error.server.as_str();
+    let is_tgt = server
+        .split('/')
+        .next()
+        .is_some_and(|c| c.eq_ignore_ascii_case("krbtgt"));
+    if is_tgt {
+        match e.error.client.as_deref().or(f.kerberos.as_client) {
+            Some(client) => format!("its ticket-granting ticket as {client}"),
+            None => "its ticket-granting ticket".to_owned(),
+        }
+    } else {
+        format!("a ticket for {server}")
+    }
+}
+
+/// "got 7 KDC_ERR_S_PRINCIPAL_UNKNOWN (the meaning)".
+fn got(e: &KrbFailure) -> String {
+    format!(
+        "got {} ({})",
+        error_name(e.error.code),
+        codes::meaning(Table::KerberosError, e.error.code)
+    )
+}
+
+/// [MS-SPNG] 3.1.5.1 The capture shows the KDC refusing the client, then NTLM in CredSSP (decrypted), then
+/// the server refusing NTLM.
+pub fn captured_kerberos_then_ntlm_refused(f: &Findings) -> Option<Explained> {
+    let phase = f.failed?;
+    if !matches!(phase, PhaseName::Credssp | PhaseName::EarlyUserAuth) || !f.kerberos.fell_back() {
+        return None;
+    }
+    let e = captured_error(f)?;
+    let (cause, refusal, refusal_evidence) = ntlm_refusal(f)?;
+    Some(
+        Explained::failed(
+            cause,
+            phase,
+            format!(
+                "the client asked the KDC for {} and {}, then authenticated with NTLM, {refusal}",
+                asked(f, &e),
+                got(&e)
+            ),
+        )
+        .evidence([error_evidence(&e)])
+        .evidence(
+            f.kerberos
+                .ntlm_at
+                .map(|at| format!("{at:.1} ms: client NTLM in CredSSP")),
+        )
+        .evidence(refusal_evidence)
+        .hint(code_hint(&e))
+        .hint([
+            "Kerberos failing is the first thing to fix: a server (or domain) that refuses NTLM accepts only Kerberos".to_owned(),
+            CHECK_CREDENTIALS.to_owned(),
+        ]),
+    )
+}
+
+/// [RFC 4120] 7.5.9 The capture shows the KDC refusing the client, and the CredSSP exchange that followed is
+/// encrypted: the Kerberos error is what can be read, and the capture cannot show whether the client then
+/// tried NTLM.
+pub fn captured_kerberos_error(f: &Findings) -> Option<Explained> {
+    let phase = f.failed?;
+    if !matches!(phase, PhaseName::Credssp | PhaseName::EarlyUserAuth)
+        || f.inferred.is_none()
+        || f.kerberos.ntlm_at.is_some()
+        || f.kerberos.kerberos_at.is_some()
+    {
+        return None;
+    }
+    let e = captured_error(f)?;
+    let inferred = f
+        .inferred
+        .as_ref()
+        .and_then(|i| i.credssp_error)
+        .map(|p| p.at_ms);
+    let answer = match inferred {
+        Some(_) => {
+            "; the server then answered with a TSRequest the size of one that carries only an errorCode (read from the sizes of the encrypted records)"
+        }
+        None => "",
+    };
+    Some(
+        Explained::failed(
+            Cause::KerberosError,
+            phase,
+            format!(
+                "the client asked the KDC for {} and {}, so it could not use Kerberos with this server{answer}; the CredSSP exchange is encrypted in this capture, so whether the client then tried NTLM cannot be seen",
+                asked(f, &e),
+                got(&e)
+            ),
+        )
+        .evidence([error_evidence(&e)])
+        .evidence(inferred.map(|at| {
+            format!("{at:.1} ms: server TSRequest with only an errorCode (inferred from its size)")
+        }))
+        .evidence(f.ending_evidence())
+        .hint(code_hint(&e))
+        .hint(["the TLS secrets (--keylog, or --rsa-key for a session with RSA key exchange) show what the client sent after the KDC's error and how the server answered".to_owned()]),
+    )
+}
