@@ -153,7 +153,7 @@ if [[ " $ONLY " == *" threads "* ]]; then
   # AES-256-GCM on one core, the fastest implementation here (OpenSSL's, with AES-NI where the CPU has it):
   # bytes per second on 16 KiB blocks (TLS records are up to 16 KiB), and the bytes the replay decrypts.
   openssl speed -evp aes-256-gcm -bytes 16384 -seconds 3 2>/dev/null |
-    awk '/^aes-256-gcm/ { v = $NF; sub(/k$/, "", v); printf "%.0f\n", v * 1000 }' >"$OUT/aes-gcm.bytes-per-s"
+    awk 'tolower($1) ~ /^aes-256-gcm/ { v = $NF; sub(/k$/, "", v); printf "%.0f\n", v * 1000 }' >"$OUT/aes-gcm.bytes-per-s"
   stat -c %s "$CAP" >"$OUT/replay-$SIZE.bytes"
   printf 'aes\taes-256-gcm-bytes-per-s\t%s\t0\t0\t0\t0\t0\n' "$(cat "$OUT/aes-gcm.bytes-per-s")" >>"$TSV"
   printf 'aes\tcapture-bytes\t%s\t0\t0\t0\t0\t0\n' "$(cat "$OUT/replay-$SIZE.bytes")" >>"$TSV"

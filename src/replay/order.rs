@@ -24,15 +24,29 @@ pub const END: u64 = u64::MAX;
 /// How far each worker is: every packet before `done[w]` that belongs to worker `w` has been handled.
 #[derive(Debug)]
 pub struct Progress {
-    done: Vec<AtomicU64>,
+    done: Vec<Padded>,
     /// A worker stopped early (the replay is being torn down): nobody waits any more.
     stopped: AtomicBool,
+}
+
+/// A worker's progress on a cache line of its own: each worker writes its own at every packet, and
+/// neighbours on one line would make the cores pass that line back and forth.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
+impl std::ops::Deref for Padded {
+    type Target = AtomicU64;
+
+    fn deref(&self) -> &AtomicU64 {
+        &self.0
+    }
 }
 
 impl Progress {
     pub fn new(workers: usize) -> Arc<Progress> {
         Arc::new(Progress {
-            done: (0..workers.max(1)).map(|_| AtomicU64::new(0)).collect(),
+            done: (0..workers.max(1)).map(|_| Padded::default()).collect(),
             stopped: AtomicBool::new(false),
         })
     }
