@@ -77,6 +77,20 @@ measure_quiet() {
   rm -f "$t"
 }
 
+# measure_null GROUP NAME CMD...: as measure, stdout to /dev/null (rdptrace's own work, without a reader).
+measure_null() {
+  local group=$1 name=$2
+  shift 2
+  local t=$OUT/time.$$
+  local code=0
+  /usr/bin/time -f '%e %U %S %M' -o "$t" "$@" >/dev/null 2>"$OUT/$name.err" || code=$?
+  read -r wall user sys rss < <(tail -n 1 "$t")
+  cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$group" "$name" "$wall" "$cpu" "$user" "$sys" "$rss" "$code" >>"$TSV"
+  printf '%-28s wall %6ss cpu %6ss rss %7s KB exit %s\n' "$name" "$wall" "$cpu" "$rss" "$code" >&2
+  rm -f "$t"
+}
+
 synth() {
   [ -x "$SYNTH" ] || cargo build --release --locked --features synth --bin rdptrace-synth
   "$SYNTH" "$@"
@@ -130,6 +144,7 @@ if [[ " $ONLY " == *" scale "* ]]; then
     for i in $(seq 1 "$REPEAT"); do
       measure_quiet "$g" "rdptrace-text-$i" taskset -c "$CORE" "$BIN" replay "$cap" --threads 1
       measure_quiet "$g" "rdptrace-json-$i" taskset -c "$CORE" "$BIN" replay "$cap" --threads 1 --json
+      measure_null "$g" "rdptrace-json-devnull-$i" taskset -c "$CORE" "$BIN" replay "$cap" --threads 1 --json
       measure_quiet "$g" "rdptrace-threads-$i" "$BIN" replay "$cap"
     done
     measure_quiet "$g" "tshark-conv-tcp" taskset -c "$CORE" tshark -r "$cap" -q -z conv,tcp

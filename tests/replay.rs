@@ -2014,3 +2014,50 @@ fn over_the_limit_the_connections_without_data_go_first_and_are_counted() {
         );
     }
 }
+
+/// A real client's SYN among a flood, answered after more SYNs than the flow table keeps waiting: its
+/// attempt says it was settled early (not "never answered"), and its session says its SYN may be that one.
+#[test]
+fn a_syn_settled_early_to_make_room_is_said_to_be() {
+    let path = tmp("settled-early.pcap");
+    support::flood::flood(&path, 3_000, false, 100, false);
+    let r = replay::replay(
+        &path,
+        &Options {
+            limits: rdptrace::replay::session::Limits {
+                max_connections: 100,
+                ..rdptrace::replay::session::Limits::default()
+            },
+            threads: 1,
+            // The port the healthy fixture's server listens on: an attempt there is reported.
+            ports: vec![34707],
+            ..Options::default()
+        },
+    )
+    .expect("replay");
+    let healthy = r
+        .sessions
+        .iter()
+        .find(|s| s.verdict.ok)
+        .expect("the healthy session");
+    let handshake = healthy
+        .trace
+        .phase(PhaseName::Tcp)
+        .facts
+        .get(Fact::Handshake)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(
+        handshake.contains("settled early as an unanswered connection attempt"),
+        "{handshake}"
+    );
+    let early = r
+        .sessions
+        .iter()
+        .filter(|s| s.trace.client_addr == healthy.trace.client_addr)
+        .flat_map(|s| s.trace.phase(PhaseName::Tcp).events.iter())
+        .any(|e| {
+            matches!(&e.kind, EventKind::Anomaly { detail } if detail.contains("settled this attempt before its timeout"))
+        });
+    assert!(early, "the client's attempt says it was settled early");
+}

@@ -140,7 +140,7 @@ fn a_flood_is_one_line_and_the_sessions_in_it_are_whole() {
         let text = run.lines.join("\n");
         assert!(
             text.contains(
-                "200,000 connection attempts from 200,000 sources to 10.0.0.1:3389, none answered (a scan or a flood)"
+                "200,000 connection attempts from 200,000 sources to 10.0.0.1:3389, none answered while rdptrace followed them (a scan or a flood)"
             ),
             "{text}"
         );

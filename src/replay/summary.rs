@@ -220,7 +220,9 @@ fn group_line(g: &mut Group) -> String {
             format!(
                 ", {}",
                 match kind {
-                    AttemptKind::Unanswered => "none answered (a scan or a flood)",
+                    AttemptKind::Unanswered => {
+                        "none answered while rdptrace followed them (a scan or a flood)"
+                    }
                     AttemptKind::Refused => "refused (the server answered with a reset)",
                     AttemptKind::Unreachable => "unreachable (an ICMP error answered)",
                     AttemptKind::NoData => "connected and carried no data",
@@ -332,7 +334,7 @@ mod tests {
             lines,
             vec![
                 "#1 line".to_owned(),
-                "5,000 connection attempts from 4,999 sources to 10.0.0.1:3389, none answered (a scan or a flood), first at t2 (#2), last at t5001 (#5001)".to_owned(),
+                "5,000 connection attempts from 4,999 sources to 10.0.0.1:3389, none answered while rdptrace followed them (a scan or a flood), first at t2 (#2), last at t5001 (#5001)".to_owned(),
             ]
         );
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::flows::{Conn, Syn, millis};
 use super::settle::{Handshake, rfc3339};
 use crate::dissect::Dissector;
-use crate::trace::{PhaseName, Trace};
+use crate::trace::{EventKind, PhaseName, Trace};
 
 /// How an attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -31,6 +31,8 @@ pub struct Attempt {
     handshake: Handshake,
     /// Either side closed it (FIN or RST).
     closed: bool,
+    /// Settled before its timeout to make room in the flow table: an answer may have come later.
+    settled_early: bool,
 }
 
 /// Everything an attempt's report depends on but its client address, its start and its number: times
@@ -46,6 +48,7 @@ pub struct Shape {
     /// SYN retransmissions.
     syn: Option<u32>,
     unreachable: Option<String>,
+    settled_early: bool,
 }
 
 impl Attempt {
@@ -67,11 +70,19 @@ impl Attempt {
                 syn: Some(syn),
                 syn_ack: None,
                 handshake_ack: None,
+                syn_settled_early: false,
                 refused: None,
                 unreachable: None,
             },
             closed: false,
+            settled_early: false,
         }
+    }
+
+    /// The same attempt, settled before its timeout to make room in the flow table.
+    pub(super) fn settled_early(mut self) -> Attempt {
+        self.settled_early = true;
+        self
     }
 
     /// A connection whose bytes never started.
@@ -79,6 +90,7 @@ impl Attempt {
         Attempt {
             handshake: Handshake::of(conn),
             closed: conn.closed.iter().any(Option::is_some),
+            settled_early: false,
         }
     }
 
@@ -133,6 +145,7 @@ impl Attempt {
             ],
             syn: h.syn.map(|s| s.count),
             unreachable: h.unreachable.as_ref().map(|u| u.1.clone()),
+            settled_early: self.settled_early,
         }
     }
 
@@ -148,6 +161,16 @@ impl Attempt {
             let mut d = Dissector::new(trace);
             d.on_capture_end(millis(h.last_ts.saturating_sub(h.first_ts)));
             trace = d.into_trace();
+        }
+        if self.settled_early {
+            let at = millis(h.last_ts.saturating_sub(h.first_ts));
+            trace.record_event_in(
+                PhaseName::Tcp,
+                at,
+                EventKind::Anomaly {
+                    detail: "rdptrace settled this attempt before its timeout, to make room for newer connections in the flow table (a flood): an answer after this is not in the report".to_owned(),
+                },
+            );
         }
         if h.settle_never_connected(&mut trace, false) {
             return trace;

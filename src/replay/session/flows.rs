@@ -157,6 +157,9 @@ pub(super) struct Conn {
     pub(super) syn: Option<Syn>,
     pub(super) syn_ack: Option<Duration>,
     pub(super) handshake_ack: Option<Duration>,
+    /// Opened by a SYN-ACK after unanswered SYNs were settled early to make room: its SYN may be one of
+    /// them.
+    pub(super) syn_settled_early: bool,
     pub(super) refused: Option<Duration>,
     pub(super) unreachable: Option<(Duration, String)>,
     /// Per end: the stream it sends.
@@ -271,6 +274,7 @@ impl SynOnly {
             syn: Some(self.syn()),
             syn_ack: None,
             handshake_ack: None,
+            syn_settled_early: false,
             refused: None,
             unreachable: None,
             streams,
@@ -755,12 +759,14 @@ impl Tracker {
         self.make_room(at.position);
         let mut ends = PerEnd::new(seg.src, seg.dst);
         let mut client = None;
+        let mut syn_settled_early = false;
         if seg.syn && !seg.ack_flag {
             client = Some(End::A);
         } else if seg.syn {
-            // A SYN-ACK first: the capture missed the SYN.
+            // A SYN-ACK first: the capture missed the SYN, or it was settled early to make room.
             ends = PerEnd::new(seg.dst, seg.src);
             client = Some(End::A);
+            syn_settled_early = self.drops.unanswered > 0;
         }
         let conn = Conn {
             order,
@@ -773,6 +779,7 @@ impl Tracker {
             syn: None,
             syn_ack: None,
             handshake_ack: None,
+            syn_settled_early,
             refused: None,
             unreachable: None,
             streams: PerEnd::from_fn(|_| Stream::new(self.limits.max_pending)),
@@ -827,11 +834,13 @@ impl Tracker {
         }
     }
 
-    /// Makes room for one more unanswered SYN: they are kept up to a quarter of the bound (the oldest
-    /// settled first), so that a flood of them stays small and quick to look through; then as any
-    /// connection.
+    /// Makes room for one more unanswered SYN: they are kept up to half the bound (the oldest settled
+    /// first), then as any connection. A SYN waits for its SYN-ACK among the SYNs that come after it: in a
+    /// flood, a quarter of the bound was too short a wait for a real client's SYN-ACK (its session was
+    /// then reported as an unanswered attempt and a session without its SYN), and the whole bound would
+    /// keep more memory than the rest of the replay.
     fn make_room_for_syn(&mut self, position: u64) {
-        let max = (self.limits.max_connections / 4).max(1);
+        let max = (self.limits.max_connections / 2).max(1);
         while self.table.len_of(SYN) >= max {
             let Some(id) = self.table.oldest(SYN) else {
                 break;
@@ -913,13 +922,20 @@ impl Tracker {
                     position,
                     first_ts: time(s.first),
                     order: s.order,
-                    outcome: Outcome::Attempt(Box::new(Attempt::from_syn(
-                        client,
-                        server,
-                        time(s.first),
-                        time(s.last_ts),
-                        s.syn(),
-                    ))),
+                    outcome: Outcome::Attempt(Box::new({
+                        let a = Attempt::from_syn(
+                            client,
+                            server,
+                            time(s.first),
+                            time(s.last_ts),
+                            s.syn(),
+                        );
+                        if gone == Gone::Forgotten {
+                            a.settled_early()
+                        } else {
+                            a
+                        }
+                    })),
                 }),
             Entry::Live(conn) => self.settle(*conn, position),
             Entry::Gone(_) => None,

@@ -87,6 +87,7 @@ pub(super) struct Handshake {
     pub(super) syn: Option<Syn>,
     pub(super) syn_ack: Option<Duration>,
     pub(super) handshake_ack: Option<Duration>,
+    pub(super) syn_settled_early: bool,
     pub(super) refused: Option<Duration>,
     pub(super) unreachable: Option<(Duration, String)>,
 }
@@ -103,6 +104,7 @@ impl Handshake {
             syn: conn.syn,
             syn_ack: conn.syn_ack,
             handshake_ack: conn.handshake_ack,
+            syn_settled_early: conn.syn_settled_early,
             refused: conn.refused,
             unreachable: conn.unreachable.clone(),
         }
@@ -154,7 +156,14 @@ impl Handshake {
                 }
             }
             None if self.syn_ack.is_some() => {
-                trace.fact(Fact::Handshake, "the capture starts after the client's SYN");
+                trace.fact(
+                    Fact::Handshake,
+                    if self.syn_settled_early {
+                        "the client's SYN was not followed: the capture starts after it, or it was settled early as an unanswered connection attempt to make room in the flow table (counted in the notes)"
+                    } else {
+                        "the capture starts after the client's SYN"
+                    },
+                );
                 let at = self.at(self.handshake_ack.or(self.syn_ack).unwrap_or(self.first_ts));
                 trace.record_event(
                     at,
