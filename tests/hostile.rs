@@ -376,17 +376,6 @@ struct ProbeRun {
     elapsed: Duration,
 }
 
-/// The exit status and resource usage of `pid` once it has ended (`WNOHANG`: `None` while it runs).
-fn wait4(pid: i32, block: bool) -> Option<(i32, libc::rusage)> {
-    let mut status: libc::c_int = 0;
-    // SAFETY: an all-zero rusage is a valid value of this plain C struct of integers.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let flags = if block { 0 } else { libc::WNOHANG };
-    // SAFETY: wait4 writes only through the two pointers, which point to live locals of the right types.
-    let got = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
-    (got == pid).then_some((status, usage))
-}
-
 /// Runs `rdptrace probe ARGS --json` against `addr` and measures it.
 // The child is reaped by `wait4`, which std's `Child::wait` cannot do with the resource usage.
 #[allow(clippy::zombie_processes)]
@@ -419,14 +408,14 @@ fn probe(addr: SocketAddr, args: &[&str], password: Option<&str>, dir: &Path) ->
     let mut killed = false;
     // INVARIANT: bounded by SAFETY, then the child is killed and reaped.
     let (status, usage) = loop {
-        if let Some(done) = wait4(pid, false) {
+        if let Some(done) = support::wait4(pid, false) {
             break done;
         }
         if Instant::now() > end {
             // Not reaped yet, so the PID is still this child's.
             let _ = child.kill();
             killed = true;
-            break wait4(pid, true).expect("reap the killed probe");
+            break support::wait4(pid, true).expect("reap the killed probe");
         }
         std::thread::sleep(Duration::from_millis(20));
     };

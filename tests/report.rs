@@ -345,12 +345,7 @@ fn memory_is_bounded_by_the_summary_not_the_results() {
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
-        let mut status: libc::c_int = 0;
-        // SAFETY: an all-zero rusage is a valid value of this plain C struct of integers.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: wait4 writes only through the two pointers, which point to live locals.
-        let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        assert_eq!(got, pid);
+        let (status, usage) = support::wait4(pid, true).expect("reap rdptrace report");
         assert_eq!(status, 0, "rdptrace report of {n} results");
         std::mem::forget(child);
         u64::try_from(usage.ru_maxrss).unwrap()

@@ -19,11 +19,10 @@ use tracing::info;
 use url::Url;
 
 use super::auth::GatewayCredentials;
-use crate::kerberos::message;
 use crate::pdu::KrbMessage;
 use crate::probe::Clock;
 use crate::probe::kdc::KdcClient;
-use crate::trace::{EventKind, Fact, KdcDirection, PhaseName, Trace};
+use crate::trace::{EventKind, Fact, PhaseName, Trace};
 
 /// [RFC 4559] 4.1 the service of a web server's principal.
 pub const SERVICE: &str = "HTTP";
@@ -265,20 +264,7 @@ fn client(
 
 /// The last thing the KDC refused in `gateway_auth`, in words.
 fn last_failure(trace: &Trace) -> Option<String> {
-    let phase = trace.phase(PhaseName::GatewayAuth);
-    phase.events.iter().rev().find_map(|e| match &e.kind {
-        EventKind::Kdc {
-            direction: KdcDirection::FromKdc,
-            message: KrbMessage::Error(err),
-            ..
-        } if err.code != crate::codes::kerberos::KDC_ERR_PREAUTH_REQUIRED => Some(format!(
-            "the KDC answered {} for {}",
-            message::error_name(err.code),
-            err.server
-        )),
-        EventKind::KdcFailed { kdc, error } => Some(format!("the KDC {kdc}: {error}")),
-        _ => None,
-    })
+    crate::probe::kerberos::last_kdc_failure(trace.phase(PhaseName::GatewayAuth))
 }
 
 /// Whether `gateway_auth` already says why Kerberos stopped (a KDC's KRB-ERROR, a KDC that failed or was

@@ -193,17 +193,6 @@ fn kerberos_time(unix_s: i64) -> Vec<u8> {
     .into_bytes()
 }
 
-/// A DER INTEGER of a non-negative value.
-fn integer(v: u32) -> Vec<u8> {
-    let bytes = v.to_be_bytes();
-    let skip = bytes.iter().take_while(|b| **b == 0).count().min(3);
-    let mut content = bytes.get(skip..).unwrap_or_default().to_vec();
-    if content.first().is_some_and(|b| b & 0x80 != 0) {
-        content.insert(0, 0);
-    }
-    der::write(der::INTEGER, &content)
-}
-
 fn field(n: u8, content: &[u8]) -> Vec<u8> {
     der::write(CONTEXT | n, content)
 }
@@ -218,21 +207,21 @@ pub fn krb_error(
     service: &[String],
 ) -> Vec<u8> {
     let time = |s: i64| der::write(der::GENERALIZED_TIME, &kerberos_time(s));
-    let mut body = field(0, &integer(5));
-    body.extend(field(1, &integer(30)));
+    let mut body = field(0, &der::write_integer(5));
+    body.extend(field(1, &der::write_integer(30)));
     if let Some((ctime, cusec)) = client_time {
         body.extend(field(2, &time(ctime)));
-        body.extend(field(3, &integer(cusec)));
+        body.extend(field(3, &der::write_integer(cusec)));
     }
     body.extend(field(4, &time(stime_s)));
-    body.extend(field(5, &integer(0)));
-    body.extend(field(6, &integer(code)));
+    body.extend(field(5, &der::write_integer(0)));
+    body.extend(field(6, &der::write_integer(code)));
     body.extend(field(9, &der::write(der::GENERAL_STRING, realm.as_bytes())));
     let names: Vec<u8> = service
         .iter()
         .flat_map(|s| der::write(der::GENERAL_STRING, s.as_bytes()))
         .collect();
-    let mut sname = field(0, &integer(2));
+    let mut sname = field(0, &der::write_integer(2));
     sname.extend(field(1, &der::write(der::SEQUENCE, &names)));
     body.extend(field(10, &der::write(der::SEQUENCE, &sname)));
     der::write(der::APPLICATION | 30, &der::write(der::SEQUENCE, &body))

@@ -210,6 +210,17 @@ pub fn sequence_of<'a, T>(
 }
 
 /// [X.690] 8.1 writes one element: its tag, its DER length and its content.
+/// A DER INTEGER of a non-negative value.
+pub fn write_integer(v: u32) -> Vec<u8> {
+    let bytes = v.to_be_bytes();
+    let skip = bytes.iter().take_while(|b| **b == 0).count().min(3);
+    let mut content = bytes.get(skip..).unwrap_or_default().to_vec();
+    if content.first().is_some_and(|b| b & 0x80 != 0) {
+        content.insert(0, 0);
+    }
+    write(INTEGER, &content)
+}
+
 pub fn write(tag: u8, content: &[u8]) -> Vec<u8> {
     let len = content.len();
     let mut out = Vec::with_capacity(len + 6);

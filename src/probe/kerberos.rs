@@ -431,20 +431,7 @@ impl Run<'_> {
 
     /// The last thing that went wrong with the KDC, in words.
     fn last_kerberos_failure(&self) -> Option<String> {
-        let phase = self.d.trace().phase(PhaseName::Credssp);
-        phase.events.iter().rev().find_map(|e| match &e.kind {
-            EventKind::Kdc {
-                direction: KdcDirection::FromKdc,
-                message: KrbMessage::Error(err),
-                ..
-            } if err.code != crate::codes::kerberos::KDC_ERR_PREAUTH_REQUIRED => Some(format!(
-                "the KDC answered {} for {}",
-                message::error_name(err.code),
-                err.server
-            )),
-            EventKind::KdcFailed { kdc, error } => Some(format!("the KDC {kdc}: {error}")),
-            _ => None,
-        })
+        last_kdc_failure(self.d.trace().phase(PhaseName::Credssp))
     }
 
     /// Kerberos stopped: a KDC's error or the server's is in the trace already; otherwise say what sspi
@@ -520,4 +507,22 @@ fn unwrap(krb: &mut Kerberos, token: &[u8]) -> sspi::Result<Vec<u8>> {
     ];
     krb.decrypt_message(&mut buffers)?;
     Ok(SecurityBufferRef::buf_data(&buffers, BufferType::Data)?.to_vec())
+}
+
+/// The last thing that went wrong with the KDC in `phase` (a KRB-ERROR other than the request for
+/// pre-authentication, or a KDC that failed), in words.
+pub(crate) fn last_kdc_failure(phase: &crate::trace::Phase) -> Option<String> {
+    phase.events.iter().rev().find_map(|e| match &e.kind {
+        EventKind::Kdc {
+            direction: KdcDirection::FromKdc,
+            message: KrbMessage::Error(err),
+            ..
+        } if err.code != crate::codes::kerberos::KDC_ERR_PREAUTH_REQUIRED => Some(format!(
+            "the KDC answered {} for {}",
+            message::error_name(err.code),
+            err.server
+        )),
+        EventKind::KdcFailed { kdc, error } => Some(format!("the KDC {kdc}: {error}")),
+        _ => None,
+    })
 }

@@ -28,26 +28,36 @@ pub struct KerberosService {
     keys: Vec<Entry>,
 }
 
+/// The keys of `<service>/<host_name>@<realm>` in the keytab at `path` (none is not an error here).
+pub(crate) fn service_keys(
+    path: &Path,
+    realm: &str,
+    service: &str,
+    host_name: &str,
+) -> Result<Vec<Entry>, ServeError> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        ServeError::Config(format!("cannot read the keytab {}: {e}", path.display()))
+    })?;
+    let entries = keytab::parse(&bytes).map_err(|e| {
+        ServeError::Config(format!("cannot read the keytab {}: {e}", path.display()))
+    })?;
+    Ok(entries
+        .into_iter()
+        .filter(|e| {
+            e.realm == realm
+                && e.components.len() == 2
+                && e.components.first().is_some_and(|c| c == service)
+                && e.components
+                    .get(1)
+                    .is_some_and(|h| h.eq_ignore_ascii_case(host_name))
+        })
+        .collect())
+}
+
 impl KerberosService {
     /// The keys of `TERMSRV/<host_name>@<realm>` in the keytab at `path`; an error when there are none.
     pub fn from_keytab(path: &Path, realm: &str, host_name: &str) -> Result<Self, ServeError> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            ServeError::Config(format!("cannot read the keytab {}: {e}", path.display()))
-        })?;
-        let entries = keytab::parse(&bytes).map_err(|e| {
-            ServeError::Config(format!("cannot read the keytab {}: {e}", path.display()))
-        })?;
-        let keys: Vec<Entry> = entries
-            .into_iter()
-            .filter(|e| {
-                e.realm == realm
-                    && e.components.len() == 2
-                    && e.components.first().is_some_and(|c| c == SERVICE)
-                    && e.components
-                        .get(1)
-                        .is_some_and(|h| h.eq_ignore_ascii_case(host_name))
-            })
-            .collect();
+        let keys = service_keys(path, realm, SERVICE, host_name)?;
         if keys.is_empty() {
             return Err(ServeError::Config(format!(
                 "the keytab {} has no key of {SERVICE}/{host_name}@{realm} (the name is --host-name, the realm --realm)",

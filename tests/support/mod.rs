@@ -267,3 +267,16 @@ pub fn serve_port(
         .unwrap_or_else(|| panic!("no port in {first:?}"));
     (port, first, lines)
 }
+
+/// The exit status and resource usage of child `pid` once it has ended (`block` false: `None` while it
+/// runs). std's `Child::wait` reaps a child without its resource usage; the memory bounds of the tests
+/// are the kernel's measure of it (`ru_maxrss`, KiB).
+pub fn wait4(pid: i32, block: bool) -> Option<(i32, libc::rusage)> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct of integers.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let flags = if block { 0 } else { libc::WNOHANG };
+    // SAFETY: wait4 writes only through the two pointers, which point to live locals of the right types.
+    let got = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
+    (got == pid).then_some((status, usage))
+}

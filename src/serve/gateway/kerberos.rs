@@ -18,7 +18,7 @@ use tracing::{info, warn};
 use crate::codes::kerberos::{KRB_AP_ERR_BAD_INTEGRITY, KRB_AP_ERR_NOKEY};
 use crate::gateway::kerberos::SERVICE;
 use crate::kerberos::acceptor::{self, KRB_AP_ERR_MODIFIED, KRB_AP_ERR_SKEW, MAX_SKEW_S};
-use crate::kerberos::keytab::{self, Entry};
+use crate::kerberos::keytab::Entry;
 use crate::kerberos::{der, spnego};
 use crate::serve::ServeError;
 use crate::serve::scenario::{KerberosProfile, ServiceKey};
@@ -51,23 +51,7 @@ impl GatewayKerberos {
         realm: &str,
         host_name: &str,
     ) -> Result<Option<GatewayKerberos>, ServeError> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            ServeError::Config(format!("cannot read the keytab {}: {e}", path.display()))
-        })?;
-        let entries = keytab::parse(&bytes).map_err(|e| {
-            ServeError::Config(format!("cannot read the keytab {}: {e}", path.display()))
-        })?;
-        let keys: Vec<Entry> = entries
-            .into_iter()
-            .filter(|e| {
-                e.realm == realm
-                    && e.components.len() == 2
-                    && e.components.first().is_some_and(|c| c == SERVICE)
-                    && e.components
-                        .get(1)
-                        .is_some_and(|h| h.eq_ignore_ascii_case(host_name))
-            })
-            .collect();
+        let keys = crate::serve::kerberos::service_keys(path, realm, SERVICE, host_name)?;
         if keys.is_empty() {
             return Ok(None);
         }
@@ -135,17 +119,6 @@ impl GatewayKerberos {
     }
 }
 
-/// A DER INTEGER of a non-negative value.
-fn integer(v: u32) -> Vec<u8> {
-    let bytes = v.to_be_bytes();
-    let skip = bytes.iter().take_while(|b| **b == 0).count().min(3);
-    let mut content = bytes.get(skip..).unwrap_or_default().to_vec();
-    if content.first().is_some_and(|b| b & 0x80 != 0) {
-        content.insert(0, 0);
-    }
-    der::write(der::INTEGER, &content)
-}
-
 fn field(n: u8, content: &[u8]) -> Vec<u8> {
     der::write(der::CONTEXT | n, content)
 }
@@ -172,21 +145,24 @@ fn ap_rep_token(opened: &acceptor::Opened, ticket_etype: i32) -> Option<Vec<u8>>
         time.minute(),
         time.second()
     );
-    let etype_int = integer(u32::try_from(etype).ok()?);
+    let etype_int = der::write_integer(u32::try_from(etype).ok()?);
     let mut key = field(0, &etype_int);
     key.extend(field(1, &der::write(der::OCTET_STRING, &subkey)));
     let mut part = field(0, &der::write(der::GENERALIZED_TIME, ctime.as_bytes()));
-    part.extend(field(1, &integer(opened.cusec)));
+    part.extend(field(1, &der::write_integer(opened.cusec)));
     part.extend(field(2, &der::write(der::SEQUENCE, &key)));
-    part.extend(field(3, &integer(rand::random::<u32>() & 0x7fff_ffff)));
+    part.extend(field(
+        3,
+        &der::write_integer(rand::random::<u32>() & 0x7fff_ffff),
+    ));
     let plain = der::write(der::APPLICATION | 27, &der::write(der::SEQUENCE, &part));
     let sealed = cipher
         .encrypt(opened.session_key.expose(), AP_REP_ENC, &plain)
         .ok()?;
     let mut enc = field(0, &etype_int);
     enc.extend(field(2, &der::write(der::OCTET_STRING, &sealed)));
-    let mut body = field(0, &integer(5));
-    body.extend(field(1, &integer(15)));
+    let mut body = field(0, &der::write_integer(5));
+    body.extend(field(1, &der::write_integer(15)));
     body.extend(field(2, &der::write(der::SEQUENCE, &enc)));
     let ap_rep = der::write(der::APPLICATION | 15, &der::write(der::SEQUENCE, &body));
     let mut framed = der::write(der::OID, spnego::KRB5_OID_BYTES);
