@@ -915,30 +915,7 @@ fn the_replay_names_what_it_cannot_read_without_the_secrets() {
 /// `rdptrace serve --once --scenario NAME` with the keytab, the target's user the realm's: the target's port,
 /// the gateway's port, the server.
 fn serve_kerberos(name: &str, keytab: &Path) -> (u16, u16, ChildGuard) {
-    use support::kerberos::{HOST, PASSWORD, REALM, USER};
-    let mut server = rdptrace()
-        .args([
-            "serve",
-            "--once",
-            "--listen",
-            "127.0.0.1:0",
-            "--scenario",
-            name,
-        ])
-        .args([
-            "--host-name",
-            HOST,
-            "--realm",
-            REALM,
-            "--read-timeout",
-            "10",
-        ])
-        .arg("--keytab")
-        .arg(keytab)
-        .args(["--user", USER, "--domain", REALM])
-        .env("RDPTRACE_PASSWORD", PASSWORD)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+    let mut server = support::kerberos::serve_command(name, keytab)
         .spawn()
         .expect("rdptrace serve starts");
     let stdout = server.stdout.take().expect("piped stdout");

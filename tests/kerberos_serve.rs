@@ -17,29 +17,7 @@ use support::*;
 
 /// `rdptrace serve --once` of `name` with the keytab; its port and the guard that ends it.
 fn serve(name: &str, keytab: &Path) -> (u16, ChildGuard) {
-    let mut child = rdptrace()
-        .args([
-            "serve",
-            "--once",
-            "--listen",
-            "127.0.0.1:0",
-            "--scenario",
-            name,
-        ])
-        .args([
-            "--host-name",
-            HOST,
-            "--realm",
-            REALM,
-            "--read-timeout",
-            "10",
-        ])
-        .arg("--keytab")
-        .arg(keytab)
-        .args(["--user", USER, "--domain", REALM])
-        .env("RDPTRACE_PASSWORD", PASSWORD)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+    let mut child = support::kerberos::serve_command(name, keytab)
         .spawn()
         .expect("rdptrace serve starts");
     let stdout = child.stdout.take().expect("its stdout");

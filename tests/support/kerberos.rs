@@ -25,6 +25,35 @@ pub const HOST: &str = "localhost";
 pub const SPN: &str = "TERMSRV/localhost";
 
 /// Whether an MIT KDC can run here.
+/// `rdptrace serve --once --scenario NAME` with the realm's keytab, the target's user the realm's, on a
+/// port of its own; stdout piped (the caller reads the port from it), stderr closed.
+pub fn serve_command(name: &str, keytab: &Path) -> Command {
+    let mut cmd = super::rdptrace();
+    cmd.args([
+        "serve",
+        "--once",
+        "--listen",
+        "127.0.0.1:0",
+        "--scenario",
+        name,
+    ])
+    .args([
+        "--host-name",
+        HOST,
+        "--realm",
+        REALM,
+        "--read-timeout",
+        "10",
+    ])
+    .arg("--keytab")
+    .arg(keytab)
+    .args(["--user", USER, "--domain", REALM])
+    .env("RDPTRACE_PASSWORD", PASSWORD)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    cmd
+}
+
 pub fn kdc_available() -> bool {
     require(
         ["krb5kdc", "kdb5_util", "kadmin.local"]
