@@ -361,7 +361,8 @@ pub fn gateway_ended(f: &Findings) -> Option<Explained> {
             )]),
         );
     }
-    let c = f.close?;
+    // A close by the client is the client's (a later rule says so), not the gateway's.
+    let c = f.close.filter(|c| c.by == Side::Server)?;
     let cause = match c.how {
         CloseKind::Fin => Cause::ClosedByServer,
         CloseKind::Rst => Cause::ResetByServer,

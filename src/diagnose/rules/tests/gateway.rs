@@ -183,6 +183,14 @@ fn gateway_ended_without_an_answer() {
         (Cause::ResetByServer, Some(PhaseName::GatewayTunnel))
     );
 
+    // The client closing during the gateway's phases is not the gateway ending it.
+    let by_client = authenticated()
+        .closed(Side::Client, CloseKind::Fin)
+        .failed();
+    let (rule, e) = explained(&by_client);
+    assert_ne!(rule, "gateway_ended");
+    assert_eq!(e.cause, Cause::ClosedByClient, "{rule}: {}", e.detail);
+
     let silent = authenticated()
         .event(EventKind::TimedOut {
             deadline: Deadline::Phase { seconds: 5.0 },
