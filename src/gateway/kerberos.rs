@@ -9,7 +9,6 @@
 //! the KDC's answer is one Negotiate falls back on; `--auth kerberos` never falls back; `--auth ntlm` never
 //! asks the KDC.
 
-use sspi::generator::GeneratorState;
 use sspi::{
     AuthIdentity, BufferType, ClientRequestFlags, CredentialUse, Credentials, CredentialsBuffers,
     DataRepresentation, Kerberos, SecurityBuffer, SecurityStatus, Sspi as _, SspiImpl as _,
@@ -152,28 +151,7 @@ pub(crate) async fn first_token(
             .with_output(&mut output);
         match krb.initialize_security_context_impl(&mut builder) {
             Err(e) => Err(e),
-            Ok(mut generator) => {
-                let mut state = generator.start();
-                // INVARIANT: sspi asks the KDC a bounded number of times (AS without and with
-                // pre-authentication, TGS); the count and the probe's deadlines bound the loop.
-                let mut asked = 0;
-                loop {
-                    match state {
-                        GeneratorState::Completed(result) => break result.map(|r| r.status),
-                        GeneratorState::Suspended(request) => {
-                            asked += 1;
-                            if asked > 32 {
-                                break Err(sspi::Error::new(
-                                    sspi::ErrorKind::InternalError,
-                                    "too many requests to the KDC",
-                                ));
-                            }
-                            let answer = kdc_client.exchange(&request).await;
-                            state = generator.resume(answer);
-                        }
-                    }
-                }
-            }
+            Ok(generator) => kdc_client.drive(generator).await.map(|r| r.status),
         }
     };
     let trace = kdc_client.trace;

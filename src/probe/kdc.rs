@@ -174,7 +174,7 @@ fn reply_message(protocol: NetworkProtocol, bytes: &[u8]) -> Option<&[u8]> {
 
 impl Run<'_> {
     /// The KDC client of this run: its trace, clock, `--kdc` and the user's password.
-    fn kdc_client(&mut self) -> KdcClient<'_> {
+    pub(super) fn kdc_client(&mut self) -> KdcClient<'_> {
         let clock = self.clock();
         KdcClient {
             trace: self.d.trace_mut(),
@@ -188,11 +188,6 @@ impl Run<'_> {
     /// See [`KdcClient::locate`].
     pub(super) async fn locate_kdc(&mut self, realm: &str) -> Option<Url> {
         self.kdc_client().locate(realm).await
-    }
-
-    /// See [`KdcClient::exchange`].
-    pub(super) async fn kdc_exchange(&mut self, request: &NetworkRequest) -> sspi::Result<Vec<u8>> {
-        self.kdc_client().exchange(request).await
     }
 }
 
@@ -307,6 +302,34 @@ impl KdcClient<'_> {
             }
         }
         None
+    }
+
+    /// Runs sspi's Kerberos step to its end, carrying each request it suspends on to the KDC
+    /// ([`KdcClient::exchange`]).
+    pub async fn drive(
+        &mut self,
+        mut generator: sspi::generator::GeneratorInitSecurityContext<'_>,
+    ) -> sspi::Result<sspi::InitializeSecurityContextResult> {
+        let mut state = generator.start();
+        // INVARIANT: sspi asks the KDC a bounded number of times (AS without and with pre-authentication,
+        // a skew retry, TGS and its referrals); the count and the deadlines of each answer bound the loop.
+        let mut asked = 0;
+        loop {
+            match state {
+                sspi::generator::GeneratorState::Completed(result) => return result,
+                sspi::generator::GeneratorState::Suspended(request) => {
+                    asked += 1;
+                    if asked > 32 {
+                        return Err(sspi::Error::new(
+                            sspi::ErrorKind::InternalError,
+                            "too many requests to the KDC",
+                        ));
+                    }
+                    let answer = self.exchange(&request).await;
+                    state = generator.resume(answer);
+                }
+            }
+        }
     }
 
     /// Sends one request of sspi's Kerberos to the KDC and returns the answer in the form sspi reads; records

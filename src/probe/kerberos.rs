@@ -16,7 +16,6 @@
 
 use ironrdp_connector::ClientConnector;
 use ironrdp_connector::sspi::credssp::{EarlyUserAuthResult, TsRequest};
-use ironrdp_connector::sspi::generator::GeneratorState;
 use ironrdp_connector::sspi::{
     self, AuthIdentity, BufferType, ClientRequestFlags, CredentialUse, Credentials,
     CredentialsBuffers, DataRepresentation, EncryptionFlags, Kerberos, SecurityBuffer,
@@ -226,28 +225,8 @@ impl Run<'_> {
                 .with_target_name(spn)
                 .with_input(&mut input)
                 .with_output(&mut output);
-            let mut generator = krb.initialize_security_context_impl(&mut builder)?;
-            let mut state = generator.start();
-            // INVARIANT: sspi asks the KDC a bounded number of times (AS without and with
-            // pre-authentication, a skew retry, TGS and its referrals); each answer is bounded by the
-            // deadlines.
-            let mut asked = 0;
-            loop {
-                match state {
-                    GeneratorState::Completed(result) => break result?.status,
-                    GeneratorState::Suspended(request) => {
-                        asked += 1;
-                        if asked > 32 {
-                            return Err(sspi::Error::new(
-                                sspi::ErrorKind::InternalError,
-                                "too many requests to the KDC",
-                            ));
-                        }
-                        let answer = self.kdc_exchange(&request).await;
-                        state = generator.resume(answer);
-                    }
-                }
-            }
+            let generator = krb.initialize_security_context_impl(&mut builder)?;
+            self.kdc_client().drive(generator).await?.status
         };
         let token = output.pop().map(|b| b.buffer).unwrap_or_default();
         Ok((status, token))

@@ -379,6 +379,18 @@ pub struct Seen<'t> {
 }
 
 impl Findings<'_> {
+    /// The cause a close gives a verdict that has nothing more specific: the server's FIN or RST, or the
+    /// client's close; `otherwise` when nobody closed.
+    pub fn close_cause(&self, otherwise: crate::verdict::Cause) -> crate::verdict::Cause {
+        use crate::verdict::Cause;
+        match self.close {
+            Some(c) if c.by == Side::Server && c.how == CloseKind::Fin => Cause::ClosedByServer,
+            Some(c) if c.by == Side::Server => Cause::ResetByServer,
+            Some(_) => Cause::ClosedByClient,
+            None => otherwise,
+        }
+    }
+
     /// How the connection ended, in words: "the server closed the connection (FIN)".
     pub fn close_words(&self) -> Option<&'static str> {
         let close = self.close?;

@@ -308,12 +308,7 @@ pub fn gateway_not_decrypted(f: &Findings) -> Option<Explained> {
     let g = f.gateway.as_ref()?;
     let (at, confirm) = g.by_size?;
     let phase = f.failed.unwrap_or(f.current);
-    let cause = match f.close {
-        Some(c) if c.by == Side::Server && c.how == CloseKind::Fin => Cause::ClosedByServer,
-        Some(c) if c.by == Side::Server => Cause::ResetByServer,
-        Some(_) => Cause::ClosedByClient,
-        None => Cause::CaptureEnded,
-    };
+    let cause = f.close_cause(Cause::CaptureEnded);
     let shown = if confirm {
         "the [MS-TSGU] handshake over WebSocket (so the gateway had authenticated the client), then the target's X.224 Connection Confirm relayed through the tunnel (so the gateway authorized the tunnel and reached the target)"
     } else {

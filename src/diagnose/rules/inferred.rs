@@ -234,13 +234,11 @@ pub fn inferred_unexplained(f: &Findings) -> Option<Explained> {
         return None;
     };
     let phase = f.failed.unwrap_or(f.current);
-    let cause = match f.close {
-        Some(c) if c.by == Side::Server && c.how == CloseKind::Fin => Cause::ClosedByServer,
-        Some(c) if c.by == Side::Server => Cause::ResetByServer,
-        Some(_) => Cause::ClosedByClient,
-        None if f.capture_ended => Cause::CaptureEnded,
-        None => Cause::TimedOut,
-    };
+    let cause = f.close_cause(if f.capture_ended {
+        Cause::CaptureEnded
+    } else {
+        Cause::TimedOut
+    });
     let ended = f
         .close_words()
         .map(|w| format!(": {w}"))
