@@ -414,6 +414,31 @@ impl ReadStats {
         }
     }
 
+    /// A packet of the capture as the reader takes it: skipped (`None`, counted) when its link type is not
+    /// one rdptrace reads; else decoded, given to the Kerberos reading, and placed on the capture's clock
+    /// (with whether the clock ticks before it).
+    fn packet<'p>(
+        &mut self,
+        p: &'p capture::Packet<'_>,
+        clock: &mut Clock,
+        kdc: &Mutex<kerberos::KdcTraffic>,
+    ) -> Option<(link::Frame<'p>, At, bool)> {
+        if !link::supported(p.link) {
+            self.unsupported(p.link, p.number);
+            return None;
+        }
+        self.supported_packets += 1;
+        let frame = link::decode(p.link, &p.data, p.orig_len);
+        kerberos::feed(kdc, p.ts, p.link, &p.data, &frame);
+        let (now, tick) = clock.advance(p.ts);
+        let at = At {
+            position: p.number,
+            ts: p.ts,
+            clock: now,
+        };
+        Some((frame, at, tick))
+    }
+
     /// A packet of an unsupported link type.
     fn unsupported(&mut self, link: u32, number: u64) {
         // Skipped, not fatal: a pcapng may hold other interfaces rdptrace can read.
@@ -651,30 +676,18 @@ fn run_single(
             Ok(Item::Secrets { kind, data }) => stats.secrets(&secrets, kind, &data),
             Ok(Item::Other) => {}
             Ok(Item::Packet(p)) => {
-                if !link::supported(p.link) {
-                    stats.unsupported(p.link, p.number);
+                let Some((frame, at, tick)) = stats.packet(&p, &mut clock, &kdc) else {
                     continue;
-                }
-                stats.supported_packets += 1;
-                let frame = link::decode(p.link, &p.data, p.orig_len);
+                };
                 // The clock, then the duplicate filter, as the reader and a worker of the threaded
                 // replay do them.
-                let (now, tick) = clock.advance(p.ts);
                 if tick {
-                    tracker.tick(p.number, now);
+                    tracker.tick(at.position, at.clock);
                 }
-                kerberos::feed(&kdc, p.ts, p.link, &p.data, &frame);
                 if dedupe.is_copy(p.ts, &frame) {
                     continue;
                 }
-                tracker.packet(
-                    At {
-                        position: p.number,
-                        ts: p.ts,
-                        clock: now,
-                    },
-                    &frame,
-                );
+                tracker.packet(at, &frame);
                 hand_on(&mut tracker, &kdc, &file, &mut count, each);
             }
         }

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use super::capture::{Capture, Item};
 use super::dedupe::Dedupe;
-use super::kerberos::{self, KdcTraffic};
-use super::link::{self, Frame, Segment};
+use super::kerberos::KdcTraffic;
+use super::link::{Frame, Segment};
 use super::order::{END, Position, Progress};
 use super::session::{At, Drops, Limits, RdpPorts, RdpServers, Tracker};
 use super::shard::Sharder;
@@ -235,22 +235,12 @@ fn read(
             }
             Ok(Item::Other) => {}
             Ok(Item::Packet(p)) => {
-                if !link::supported(p.link) {
-                    stats.unsupported(p.link, p.number);
+                let Some((frame, at, tick)) = stats.packet(&p, &mut clock, kdc) else {
                     continue;
-                }
-                stats.supported_packets += 1;
-                let frame = link::decode(p.link, &p.data, p.orig_len);
-                kerberos::feed(kdc, p.ts, p.link, &p.data, &frame);
-                let (now, tick) = clock.advance(p.ts);
-                if tick {
-                    feeder.tick(p.number, now);
-                }
-                let at = At {
-                    position: p.number,
-                    ts: p.ts,
-                    clock: now,
                 };
+                if tick {
+                    feeder.tick(at.position, at.clock);
+                }
                 feeder.frame(at, &frame);
                 if feeder.full() {
                     feeder.flush(p.number + 1);
