@@ -50,40 +50,18 @@ cleanup() {
 trap cleanup EXIT
 
 # measure GROUP NAME CMD...: one run; a row "group name wall cpu user sys maxrss_kb exit" in $TSV.
+# stdout goes to $OUT/NAME.out, or with SINK=lines is counted into $OUT/NAME.lines (a flood's JSON is large),
+# or with SINK=null goes to /dev/null (rdptrace's own work, without a reader).
 measure() {
   local group=$1 name=$2
   shift 2
   local t=$OUT/time.$$
   local code=0
-  /usr/bin/time -f '%e %U %S %M' -o "$t" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || code=$?
-  read -r wall user sys rss < <(tail -n 1 "$t")
-  cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$group" "$name" "$wall" "$cpu" "$user" "$sys" "$rss" "$code" >>"$TSV"
-  printf '%-28s wall %6ss cpu %6ss rss %7s KB exit %s\n' "$name" "$wall" "$cpu" "$rss" "$code" >&2
-  rm -f "$t"
-}
-
-# measure_quiet GROUP NAME CMD...: as measure, stdout counted in lines, not kept (a flood's JSON is large).
-measure_quiet() {
-  local group=$1 name=$2
-  shift 2
-  local t=$OUT/time.$$
-  local code=0
-  /usr/bin/time -f '%e %U %S %M' -o "$t" "$@" 2>"$OUT/$name.err" | wc -l >"$OUT/$name.lines" || code=$?
-  read -r wall user sys rss < <(tail -n 1 "$t")
-  cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$group" "$name" "$wall" "$cpu" "$user" "$sys" "$rss" "$code" >>"$TSV"
-  printf '%-28s wall %6ss cpu %6ss rss %7s KB lines %s\n' "$name" "$wall" "$cpu" "$rss" "$(cat "$OUT/$name.lines")" >&2
-  rm -f "$t"
-}
-
-# measure_null GROUP NAME CMD...: as measure, stdout to /dev/null (rdptrace's own work, without a reader).
-measure_null() {
-  local group=$1 name=$2
-  shift 2
-  local t=$OUT/time.$$
-  local code=0
-  /usr/bin/time -f '%e %U %S %M' -o "$t" "$@" >/dev/null 2>"$OUT/$name.err" || code=$?
+  case "${SINK:-file}" in
+    file) /usr/bin/time -f '%e %U %S %M' -o "$t" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || code=$? ;;
+    lines) /usr/bin/time -f '%e %U %S %M' -o "$t" "$@" 2>"$OUT/$name.err" | wc -l >"$OUT/$name.lines" || code=$? ;;
+    null) /usr/bin/time -f '%e %U %S %M' -o "$t" "$@" >/dev/null 2>"$OUT/$name.err" || code=$? ;;
+  esac
   read -r wall user sys rss < <(tail -n 1 "$t")
   cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$group" "$name" "$wall" "$cpu" "$user" "$sys" "$rss" "$code" >>"$TSV"
@@ -142,12 +120,12 @@ if [[ " $ONLY " == *" scale "* ]]; then
     g=$(basename "$cap" .pcapng)
     cat "$cap" >/dev/null
     for i in $(seq 1 "$REPEAT"); do
-      measure_quiet "$g" "rdptrace-text-$i" taskset -c "$CORE" "$BIN" replay "$cap" --threads 1
-      measure_quiet "$g" "rdptrace-json-$i" taskset -c "$CORE" "$BIN" replay "$cap" --threads 1 --json
-      measure_null "$g" "rdptrace-json-devnull-$i" taskset -c "$CORE" "$BIN" replay "$cap" --threads 1 --json
-      measure_quiet "$g" "rdptrace-threads-$i" "$BIN" replay "$cap"
+      SINK=lines measure "$g" "rdptrace-text-$i" taskset -c "$CORE" "$BIN" replay "$cap" --threads 1
+      SINK=lines measure "$g" "rdptrace-json-$i" taskset -c "$CORE" "$BIN" replay "$cap" --threads 1 --json
+      SINK=null measure "$g" "rdptrace-json-devnull-$i" taskset -c "$CORE" "$BIN" replay "$cap" --threads 1 --json
+      SINK=lines measure "$g" "rdptrace-threads-$i" "$BIN" replay "$cap"
     done
-    measure_quiet "$g" "tshark-conv-tcp" taskset -c "$CORE" tshark -r "$cap" -q -z conv,tcp
+    SINK=lines measure "$g" "tshark-conv-tcp" taskset -c "$CORE" tshark -r "$cap" -q -z conv,tcp
   done
 fi
 
