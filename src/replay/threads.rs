@@ -24,6 +24,7 @@ use super::capture::{Capture, Item};
 use super::dedupe::Dedupe;
 use super::kerberos::KdcTraffic;
 use super::link::{Frame, Segment};
+use super::mapped::Window;
 use super::order::{END, Position, Progress};
 use super::session::{At, Drops, Limits, RdpPorts, RdpServers, Tracker};
 use super::shard::Sharder;
@@ -45,7 +46,22 @@ const ACK: u8 = 2;
 const FIN: u8 = 4;
 const RST: u8 = 8;
 
-/// A frame as a worker gets it: the segment's fields, its payload in the batch's bytes.
+/// Where a segment's payload is: in one of the batch's mapped windows (where the reader found it), or
+/// copied into the batch's bytes (a file read through a buffer).
+#[derive(Debug, Clone, Copy)]
+enum Payload {
+    Window {
+        window: usize,
+        from: usize,
+        to: usize,
+    },
+    Bytes {
+        from: usize,
+        to: usize,
+    },
+}
+
+/// A frame as a worker gets it: the segment's fields and where its payload is.
 #[derive(Debug)]
 enum Owned {
     Tcp {
@@ -55,8 +71,7 @@ enum Owned {
         ack: u32,
         flags: u8,
         ip_id: Option<u16>,
-        from: usize,
-        to: usize,
+        payload: Payload,
         missing: u32,
     },
     Unreachable {
@@ -76,6 +91,8 @@ struct Batch {
     ticks: Vec<(u64, Duration)>,
     packets: Vec<(At, Owned)>,
     bytes: Vec<u8>,
+    /// The mapped windows its payloads are in; each is unmapped when the last batch holding it is cleared.
+    windows: Vec<Arc<Window>>,
 }
 
 impl Batch {
@@ -83,6 +100,45 @@ impl Batch {
         self.ticks.clear();
         self.packets.clear();
         self.bytes.clear();
+        self.windows.clear();
+    }
+
+    /// `payload` where the worker will find it: in `window` when it lies there, else copied.
+    fn payload(&mut self, payload: &[u8], window: Option<&Arc<Window>>) -> Payload {
+        if let Some(window) = window
+            && let Some((from, to)) = window.range_of(payload)
+        {
+            let same = self
+                .windows
+                .last()
+                .is_some_and(|last| Arc::ptr_eq(last, window));
+            if !same {
+                self.windows.push(Arc::clone(window));
+            }
+            return Payload::Window {
+                window: self.windows.len() - 1,
+                from,
+                to,
+            };
+        }
+        let from = self.bytes.len();
+        self.bytes.extend_from_slice(payload);
+        Payload::Bytes {
+            from,
+            to: self.bytes.len(),
+        }
+    }
+
+    /// The bytes of a payload.
+    fn get(&self, payload: Payload) -> &[u8] {
+        match payload {
+            Payload::Window { window, from, to } => self
+                .windows
+                .get(window)
+                .and_then(|w| w.bytes().get(from..to))
+                .unwrap_or_default(),
+            Payload::Bytes { from, to } => self.bytes.get(from..to).unwrap_or_default(),
+        }
     }
 }
 
@@ -148,7 +204,7 @@ impl Feeder {
         }
     }
 
-    fn frame(&mut self, at: At, frame: &Frame<'_>) {
+    fn frame(&mut self, at: At, frame: &Frame<'_>, window: Option<&Arc<Window>>) {
         let (w, owned) = match frame {
             Frame::Tcp(seg) => {
                 let w = self
@@ -157,8 +213,7 @@ impl Feeder {
                 let Some(b) = self.batches.get_mut(w) else {
                     return;
                 };
-                let from = b.bytes.len();
-                b.bytes.extend_from_slice(seg.payload);
+                let payload = b.payload(seg.payload, window);
                 self.bytes += seg.payload.len();
                 let flags = (u8::from(seg.syn) * SYN)
                     | (u8::from(seg.ack_flag) * ACK)
@@ -173,8 +228,7 @@ impl Feeder {
                         ack: seg.ack,
                         flags,
                         ip_id: seg.ip_id,
-                        from,
-                        to: b.bytes.len(),
+                        payload,
                         missing: seg.missing,
                     },
                 )
@@ -241,7 +295,7 @@ fn read(
                 if tick {
                     feeder.tick(at.position, at.clock);
                 }
-                feeder.frame(at, &frame);
+                feeder.frame(at, &frame, p.window);
                 if feeder.full() {
                     feeder.flush(p.number + 1);
                 }
@@ -300,8 +354,7 @@ fn work(
                     ack,
                     flags,
                     ip_id,
-                    from,
-                    to,
+                    payload,
                     missing,
                 } => Frame::Tcp(Segment {
                     src: *src,
@@ -313,7 +366,7 @@ fn work(
                     fin: flags & FIN != 0,
                     rst: flags & RST != 0,
                     ip_id: *ip_id,
-                    payload: batch.bytes.get(*from..*to).unwrap_or_default(),
+                    payload: batch.get(*payload),
                     missing: *missing,
                 }),
                 Owned::Unreachable {
