@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::capture::{Capture, Item};
-use super::dedupe::Dedupe;
+use super::dedupe::{self, Dedupe};
 use super::kerberos::KdcTraffic;
 use super::link::{Frame, Segment};
 use super::mapped::Window;
@@ -73,6 +73,8 @@ enum Owned {
         ip_id: Option<u16>,
         payload: Payload,
         missing: u32,
+        /// [`dedupe::payload_hash`], taken by the reader while the bytes are in its cache.
+        hash: u64,
     },
     Unreachable {
         src: SocketAddr,
@@ -172,6 +174,8 @@ struct Feeder {
     /// A worker went away (it panicked): reading stops.
     broken: bool,
     sharder: Sharder,
+    /// The workers' duplicate filters' payload hasher.
+    hasher: dedupe::Fast,
 }
 
 impl Feeder {
@@ -214,6 +218,7 @@ impl Feeder {
                     return;
                 };
                 let payload = b.payload(seg.payload, window);
+                let hash = dedupe::payload_hash(&self.hasher, seg.payload);
                 self.bytes += seg.payload.len();
                 let flags = (u8::from(seg.syn) * SYN)
                     | (u8::from(seg.ack_flag) * ACK)
@@ -230,6 +235,7 @@ impl Feeder {
                         ip_id: seg.ip_id,
                         payload,
                         missing: seg.missing,
+                        hash,
                     },
                 )
             }
@@ -320,9 +326,15 @@ impl Drop for StopOnPanic<'_> {
 }
 
 /// One worker: its share of the connections, from the batches to the merger.
-fn work(
+/// What one worker holds: its share of the connections, and the duplicate filter in front of them.
+struct Share {
     me: usize,
-    mut tracker: Tracker,
+    tracker: Tracker,
+    dedupe: Dedupe,
+}
+
+fn work(
+    share: Share,
     queue: Receiver<Batch>,
     spare: Sender<Batch>,
     results: SyncSender<Message>,
@@ -330,9 +342,13 @@ fn work(
     kdc: &Mutex<KdcTraffic>,
 ) {
     let _guard = StopOnPanic(progress);
+    let Share {
+        me,
+        mut tracker,
+        // Between the reader and the flow table: copies of a packet go no further.
+        mut dedupe,
+    } = share;
     let mut settled_now = Vec::new();
-    // Between the reader and the flow table: copies of a packet go no further.
-    let mut dedupe = Dedupe::new();
     let take = |tracker: &mut Tracker, into: &mut Vec<(Key, Settled)>| {
         into.extend(tracker.take_finished().into_iter().map(|e| settled(e, kdc)));
     };
@@ -346,6 +362,7 @@ fn work(
                 tracker.tick(position, clock);
                 ticks.next();
             }
+            let mut hashed = 0;
             let frame = match owned {
                 Owned::Tcp {
                     src,
@@ -356,19 +373,23 @@ fn work(
                     ip_id,
                     payload,
                     missing,
-                } => Frame::Tcp(Segment {
-                    src: *src,
-                    dst: *dst,
-                    seq: *seq,
-                    ack: *ack,
-                    syn: flags & SYN != 0,
-                    ack_flag: flags & ACK != 0,
-                    fin: flags & FIN != 0,
-                    rst: flags & RST != 0,
-                    ip_id: *ip_id,
-                    payload: batch.get(*payload),
-                    missing: *missing,
-                }),
+                    hash,
+                } => {
+                    hashed = *hash;
+                    Frame::Tcp(Segment {
+                        src: *src,
+                        dst: *dst,
+                        seq: *seq,
+                        ack: *ack,
+                        syn: flags & SYN != 0,
+                        ack_flag: flags & ACK != 0,
+                        fin: flags & FIN != 0,
+                        rst: flags & RST != 0,
+                        ip_id: *ip_id,
+                        payload: batch.get(*payload),
+                        missing: *missing,
+                    })
+                }
                 Owned::Unreachable {
                     src,
                     dst,
@@ -382,7 +403,7 @@ fn work(
                 },
             };
             // Copies of a packet are of one connection, so one worker sees them all.
-            if dedupe.is_copy(at.ts, &frame) {
+            if dedupe.is_copy_hashed(at.ts, &frame, hashed) {
                 continue;
             }
             tracker.packet(*at, &frame);
@@ -440,6 +461,8 @@ pub(super) fn run(
     };
     let servers = RdpServers::new(Position::new(Arc::clone(&progress), 0));
     let (results_tx, results) = sync_channel::<Message>(RESULTS);
+    // One payload hasher for the reader and every worker's duplicate filter.
+    let hasher = Dedupe::new().hasher();
     let (spare_tx, spare) = channel::<Batch>();
     let mut queues = Vec::new();
     let mut receivers = Vec::new();
@@ -456,6 +479,7 @@ pub(super) fn run(
         bytes: 0,
         broken: false,
         sharder: Sharder::new(workers),
+        hasher: hasher.clone(),
     };
 
     let mut count = 0usize;
@@ -478,7 +502,12 @@ pub(super) fn run(
             let spare = spare_tx.clone();
             let progress = &progress;
             let kdc = &kdc;
-            scope.spawn(move || work(me, tracker, queue, spare, results, progress, kdc));
+            let share = Share {
+                me,
+                tracker,
+                dedupe: Dedupe::with_hasher(hasher.clone()),
+            };
+            scope.spawn(move || work(share, queue, spare, results, progress, kdc));
         }
         drop(results_tx);
         drop(spare_tx);
