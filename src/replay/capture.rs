@@ -18,7 +18,7 @@ use pcap_file::pcapng::blocks::Block;
 use pcap_file::pcapng::{PcapNgParser, PcapNgReadError, PcapNgReader, PcapNgState};
 use pcap_file::{DataLink, Endianness};
 
-use super::mapped::{Mapped, NotReady, Window};
+use super::mapped::{Mapped, NotReady, PREFETCH_AHEAD, Window};
 use super::netmon::{self, Media, NetMonError};
 
 /// [pcapng] 4.7 Decryption Secrets Block type.
@@ -515,7 +515,9 @@ impl Capture {
                         match parser.next_raw_packet(rest) {
                             Err(e) => Some(Err(pcap_error(&pcap_read_error(e)))),
                             Ok((left, raw)) => {
-                                *pos += rest.len() - left.len();
+                                let used = rest.len() - left.len();
+                                window.prefetch(*pos + PREFETCH_AHEAD, used);
+                                *pos += used;
                                 Some(raw_pcap_packet(raw, *link, resolution).map(
                                     |item| match item {
                                         Item::Packet(p) => Item::Packet(Packet {
@@ -545,7 +547,9 @@ impl Capture {
                         match parser.next_block(rest) {
                             Err(e) => Some(Err(ng_error(&PcapNgReadError::from(e)))),
                             Ok((left, block)) => {
-                                *pos += rest.len() - left.len();
+                                let used = rest.len() - left.len();
+                                window.prefetch(*pos + PREFETCH_AHEAD, used);
+                                *pos += used;
                                 ng_item(block, parser.state(), last_ts, Some(window))
                             }
                         }
