@@ -17,7 +17,7 @@ use std::sync::Arc;
 use memmap2::{Mmap, MmapOptions};
 
 /// Bytes mapped at once (a record longer than this gets a window of its own size).
-pub const WINDOW: usize = 4 << 20;
+pub const WINDOW: usize = 2 << 20;
 /// How far ahead of the read position the reader has the CPU fetch the file's bytes into its cache: a few
 /// records, so that reading a record's header does not wait for memory.
 pub const PREFETCH_AHEAD: usize = 8 << 10;
@@ -228,7 +228,7 @@ mod tests {
 
     #[test]
     fn records_across_windows_are_whole() {
-        // Records of 200 bytes: the window's edge (4 MiB) falls inside one of them.
+        // Records of 200 bytes: the window's edge falls inside one of them.
         let mut bytes = Vec::new();
         let n = WINDOW / 200 + 10;
         for i in 0..n {

@@ -33,8 +33,10 @@ use super::{Clock, End, Key, ReadStats, Report, Settled, number, settled};
 
 /// A batch is handed on once the window holds this many packets...
 const WINDOW_PACKETS: usize = 4096;
-/// ... or this many bytes of payload.
+/// ... or this many bytes of payload copied into the batches (a file read through a buffer) ...
 const WINDOW_BYTES: usize = 1 << 20;
+/// ... or this many bytes of payload in mapped windows (the windows stay mapped while a batch holds them).
+const WINDOW_MAPPED: usize = 2 << 20;
 /// Batches waiting for each worker.
 const QUEUE: usize = 4;
 /// Messages (one per batch) waiting for the merger.
@@ -170,7 +172,10 @@ struct Feeder {
     batches: Vec<Batch>,
     spare: Receiver<Batch>,
     packets: usize,
+    /// Payload bytes copied into the window's batches.
     bytes: usize,
+    /// Payload bytes in mapped windows in the window's batches.
+    mapped: usize,
     /// A worker went away (it panicked): reading stops.
     broken: bool,
     sharder: Sharder,
@@ -200,6 +205,7 @@ impl Feeder {
         }
         self.packets = 0;
         self.bytes = 0;
+        self.mapped = 0;
     }
 
     fn tick(&mut self, position: u64, clock: Duration) {
@@ -218,8 +224,11 @@ impl Feeder {
                     return;
                 };
                 let payload = b.payload(seg.payload, window);
+                match payload {
+                    Payload::Window { .. } => self.mapped += seg.payload.len(),
+                    Payload::Bytes { .. } => self.bytes += seg.payload.len(),
+                }
                 let hash = dedupe::payload_hash(&self.hasher, seg.payload);
-                self.bytes += seg.payload.len();
                 let flags = (u8::from(seg.syn) * SYN)
                     | (u8::from(seg.ack_flag) * ACK)
                     | (u8::from(seg.fin) * FIN)
@@ -262,7 +271,7 @@ impl Feeder {
     }
 
     fn full(&self) -> bool {
-        self.packets >= WINDOW_PACKETS || self.bytes >= WINDOW_BYTES
+        self.packets >= WINDOW_PACKETS || self.bytes >= WINDOW_BYTES || self.mapped >= WINDOW_MAPPED
     }
 }
 
@@ -477,6 +486,7 @@ pub(super) fn run(
         spare,
         packets: 0,
         bytes: 0,
+        mapped: 0,
         broken: false,
         sharder: Sharder::new(workers),
         hasher: hasher.clone(),
