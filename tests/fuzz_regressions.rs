@@ -137,7 +137,7 @@ struct Seg {
 
 /// The segments and the embedded key log of a fixture capture (one connection on loopback, in order).
 fn read_fixture(path: &Path) -> (Vec<Seg>, String) {
-    let mut capture = Capture::open(path, |f| Box::new(f)).expect("open the fixture");
+    let mut capture = Capture::open(path, None).expect("open the fixture");
     let mut segs = Vec::new();
     let mut keylog = String::new();
     let mut client = None;

@@ -1820,7 +1820,7 @@ fn pcapng_interfaces_resolutions_and_decryption_secrets() {
     ng.interface(1, None);
     ng.interface(101, Some(9));
     ng.secrets(&keylog);
-    let mut capture = rdptrace::replay::capture::Capture::open(&plain, |f| Box::new(f)).unwrap();
+    let mut capture = rdptrace::replay::capture::Capture::open(&plain, None).unwrap();
     let mut count = 0;
     while let Some(item) = capture.next_item() {
         let rdptrace::replay::capture::Item::Packet(p) = item.unwrap() else {

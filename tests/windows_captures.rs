@@ -87,7 +87,7 @@ struct Packet {
 
 /// The packets of a capture and the key log text of its Decryption Secrets Blocks.
 fn packets_of(path: &Path) -> (Vec<Packet>, String) {
-    let mut capture = Capture::open(path, |f| Box::new(f)).expect("open the capture");
+    let mut capture = Capture::open(path, None).expect("open the capture");
     let mut packets = Vec::new();
     let mut keys = String::new();
     while let Some(item) = capture.next_item() {

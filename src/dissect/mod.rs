@@ -63,6 +63,17 @@ pub trait TlsRecordSink: Send {
     /// Called with every TLS record of one direction, header included, in stream order. Returns the
     /// content type and plaintext of records it can decrypt.
     fn record(&mut self, from: Side, record: &[u8]) -> Option<Decrypted>;
+
+    /// Whether the sink reads the bytes of the next record from `from` with this content type. When it
+    /// does not (it has no cipher for them), the dissector may let the record's bytes go by as they arrive
+    /// and calls [`Self::skipped`] instead of [`Self::record`] once the record is whole.
+    fn wants_body(&self, _from: Side, _content_type: u8) -> bool {
+        true
+    }
+
+    /// A whole record whose bytes the sink said it does not read: it does what [`Self::record`] does with
+    /// a record it cannot open.
+    fn skipped(&mut self, _from: Side, _content_type: u8) {}
 }
 
 /// [MS-CSSP] 3.1.5 What the client seals in CredSSP, opened by a party with keys of its own (the replay's
@@ -411,11 +422,11 @@ impl Dissector {
         for side in [Side::Server, Side::Client] {
             let dir = self.dir(side);
             let pending = dir.pending();
-            let first = dir.outer_buf.first().or(dir.inner_buf.first()).copied();
+            let first = dir.first_pending();
             if pending == 0 {
                 continue;
             }
-            dir.outer_buf.clear();
+            dir.clear_outer();
             dir.inner_buf.clear();
             self.trace.count_bytes(side, pending);
             self.trace.record_event(
@@ -435,7 +446,7 @@ impl Dissector {
         self.trace.record_event(at, EventKind::Gap { from, bytes });
         let dir = self.dir(from);
         dir.stop();
-        dir.outer_buf.clear();
+        dir.clear_outer();
         dir.inner_buf.clear();
     }
 
@@ -512,7 +523,7 @@ impl Dissector {
         );
         let dir = self.dir(from);
         dir.outer = Outer::Opaque;
-        dir.outer_buf.clear();
+        dir.clear_outer();
     }
 
     fn decode_error(&mut self, from: Side, len: usize, pdu: &str, err: WireError) {

@@ -65,6 +65,35 @@ impl Dissector {
         self.clear_record(from, content_type, fragment, false);
     }
 
+    /// Whether a record of `content_type` from `from` goes to [`Self::opaque_record`] whatever its bytes
+    /// hold: [`Self::tls_record`] would hand it to nobody that reads them. Its bytes can then go by as
+    /// they arrive ([`Self::skipped_record`] once it is whole) instead of being gathered.
+    pub(super) fn record_body_unused(&mut self, from: Side, content_type: u8) -> bool {
+        let encrypted = self.dir(from).encrypted && content_type != tls::CHANGE_CIPHER_SPEC;
+        (encrypted || content_type == tls::APPLICATION_DATA)
+            && self
+                .sink
+                .as_ref()
+                .is_none_or(|sink| !sink.wants_body(from, content_type))
+    }
+
+    /// A whole record of `len` bytes (header included) whose bytes went by ([`Self::record_body_unused`]):
+    /// what [`Self::tls_record`] does with such a record.
+    pub(super) fn skipped_record(&mut self, from: Side, content_type: u8, len: usize) {
+        if self.trace.current() < PhaseName::Tls && content_type == tls::HANDSHAKE {
+            self.enter(PhaseName::Tls);
+        }
+        if let Some(sink) = self.sink.as_mut() {
+            sink.skipped(from, content_type);
+        }
+        self.opaque_record(OpaqueRecord {
+            from,
+            at: self.now,
+            content_type,
+            len,
+        });
+    }
+
     /// A record read in clear, or opened (`decrypted`).
     fn clear_record(&mut self, from: Side, content_type: u8, payload: &[u8], decrypted: bool) {
         match content_type {

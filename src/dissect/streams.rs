@@ -38,11 +38,23 @@ pub(super) enum Inner {
     Opaque,
 }
 
+/// A TLS record whose bytes go by as they arrive, nobody reading them ([`Dissector::record_body_unused`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Skip {
+    content_type: u8,
+    /// Its length, the header included.
+    len: usize,
+    /// Its bytes still to come.
+    left: usize,
+}
+
 /// The framing state of what one side sends.
 #[derive(Debug)]
 pub(super) struct Direction {
     pub(super) outer: Outer,
     pub(super) outer_buf: Vec<u8>,
+    /// INVARIANT: while a record is skipped, `outer_buf` is empty.
+    skip: Option<Skip>,
     pub(super) inner: Inner,
     pub(super) inner_buf: Vec<u8>,
     /// TLS handshake bytes not yet parsed into messages.
@@ -56,6 +68,7 @@ impl Direction {
         Direction {
             outer: Outer::Rdp,
             outer_buf: Vec::new(),
+            skip: None,
             inner: Inner::Rdp,
             inner_buf: Vec::new(),
             handshake: Vec::new(),
@@ -63,9 +76,24 @@ impl Direction {
         }
     }
 
-    /// Bytes held that have not made a whole frame yet.
+    /// Bytes held (or skipped) that have not made a whole frame yet.
     pub(super) fn pending(&self) -> usize {
-        self.outer_buf.len() + self.inner_buf.len()
+        let skipped = self.skip.map_or(0, |s| s.len - s.left);
+        self.outer_buf.len() + skipped + self.inner_buf.len()
+    }
+
+    /// The first byte of what has not made a whole frame yet.
+    pub(super) fn first_pending(&self) -> Option<u8> {
+        self.skip
+            .map(|s| s.content_type)
+            .or(self.outer_buf.first().copied())
+            .or(self.inner_buf.first().copied())
+    }
+
+    /// Drops the outer stream's unframed bytes.
+    pub(super) fn clear_outer(&mut self) {
+        self.outer_buf.clear();
+        self.skip = None;
     }
 
     /// Framing cannot resume in this direction (bytes were lost): what comes is only counted.
@@ -168,15 +196,39 @@ impl Dissector {
             self.trace.count_bytes(from, data.len());
             return;
         }
-        // The frames are read where they lie: the buffer is taken out while they are handled (the handlers need
-        // the dissector), and what they used is removed once, at the end.
-        let mut buf = std::mem::take(&mut dir.outer_buf);
-        buf.extend_from_slice(data);
+        let mut data = data;
+        if let Some(skip) = dir.skip.as_mut() {
+            let n = skip.left.min(data.len());
+            skip.left -= n;
+            data = data.get(n..).unwrap_or_default();
+            if skip.left > 0 {
+                return;
+            }
+            let Skip {
+                content_type, len, ..
+            } = *skip;
+            dir.skip = None;
+            self.skipped_record(from, content_type, len);
+            self.trace.count_bytes(from, len);
+            if data.is_empty() || self.dir(from).outer == Outer::Opaque {
+                // As for a frame read whole: after a stream error in it, the rest cannot be framed.
+                return;
+            }
+        }
+        // The frames are read where they lie (in `data` itself when nothing was held): the buffer is taken out
+        // while they are handled (the handlers need the dissector), and what they used is removed once, at the
+        // end.
+        let mut buf = std::mem::take(&mut self.dir(from).outer_buf);
+        let whole = buf.is_empty();
+        if !whole {
+            buf.extend_from_slice(data);
+        }
+        let src: &[u8] = if whole { data } else { &buf };
         let mut pos = 0;
         // INVARIANT: each pass either consumes a whole frame or stops, so this loop ends.
         loop {
             let outer = self.dir(from).outer;
-            let rest = buf.get(pos..).unwrap_or_default();
+            let rest = src.get(pos..).unwrap_or_default();
             if rest.is_empty() {
                 break;
             }
@@ -186,16 +238,30 @@ impl Dissector {
                 Outer::Tls => frame::tls_record(rest).into(),
                 Outer::Opaque => {
                     let n = rest.len();
-                    pos = buf.len();
+                    pos = src.len();
                     self.trace.count_bytes(from, n);
                     break;
                 }
             };
             match step {
                 Step::NeedMore => {
+                    if outer == Outer::Tls
+                        && let Framed::NeedMore { total: Some(len) } = frame::tls_record(rest)
+                        && let Some(&content_type) = rest.first()
+                        && self.record_body_unused(from, content_type)
+                    {
+                        // Nobody reads this record's bytes: they go by as they come, not gathered.
+                        self.dir(from).skip = Some(Skip {
+                            content_type,
+                            len,
+                            left: len.saturating_sub(rest.len()),
+                        });
+                        pos = src.len();
+                        break;
+                    }
                     if rest.len() > MAX_FRAME {
                         self.stream_error(from, "frame", 0, FrameErrorKind::TooLong.message());
-                        pos = buf.len();
+                        pos = src.len();
                     }
                     break;
                 }
@@ -210,7 +276,7 @@ impl Dissector {
                     pos += n;
                     if self.dir(from).outer == Outer::Opaque {
                         // A stream error in the frame: the rest cannot be framed.
-                        pos = buf.len();
+                        pos = src.len();
                     }
                 }
                 Step::Tls if outer == Outer::Rdp => {
@@ -249,7 +315,7 @@ impl Dissector {
                         self.trace.count_bytes(from, n);
                         pos += n;
                         if self.dir(from).outer == Outer::Opaque {
-                            pos = buf.len();
+                            pos = src.len();
                         }
                         continue;
                     }
@@ -260,16 +326,28 @@ impl Dissector {
                     let len = rest.len();
                     self.garbage(from, len, what);
                     self.dir(from).outer = Outer::Opaque;
-                    pos = buf.len();
+                    pos = src.len();
                     self.trace.count_bytes(from, len);
                     break;
                 }
             }
         }
-        buf.drain(..pos.min(buf.len()));
+        let used = pos.min(src.len());
+        if whole {
+            buf.extend_from_slice(data.get(used..).unwrap_or_default());
+        } else {
+            buf.drain(..used);
+        }
         let dir = self.dir(from);
         let during = std::mem::replace(&mut dir.outer_buf, buf);
-        dir.outer_buf.extend_from_slice(&during);
+        if !during.is_empty() {
+            if dir.skip.is_some() {
+                // Bytes the handlers fed meanwhile come after the skipped record's start.
+                self.on_tcp_data(from, at, &during);
+            } else {
+                dir.outer_buf.extend_from_slice(&during);
+            }
+        }
     }
 
     /// TLS plaintext of the stream from `from` (application data after the handshake), in order.
@@ -476,6 +554,60 @@ mod tests {
                 "not a TPKT header where the X.224 Connection Confirm belongs".to_owned()
             ))
         );
+    }
+
+    /// A sink that reads every record and opens none: what a replay with secrets but none for this session
+    /// did before records nobody reads were let go by.
+    struct ReadsAll;
+
+    impl crate::dissect::TlsRecordSink for ReadsAll {
+        fn record(&mut self, _from: Side, _record: &[u8]) -> Option<crate::dissect::Decrypted> {
+            None
+        }
+    }
+
+    /// Application data records of 200 bytes from the server, in segments cut across records and
+    /// headers, and a last record cut short by the capture's end.
+    fn opaque_session(sink: bool) -> (Trace, usize) {
+        let mut d = Dissector::new(Trace::new("t", crate::trace::Origin::Probe));
+        if sink {
+            d.set_tls_sink(Box::new(ReadsAll));
+        }
+        crate::dissect::testing::negotiate(&mut d, SecurityProtocol::SSL);
+        let mut stream = Vec::new();
+        for i in 0..6u8 {
+            stream.extend(crate::dissect::testing::record(23, &[i; 195]));
+        }
+        stream.extend(&crate::dissect::testing::record(23, &[9; 195])[..60]);
+        let mut most_held = 0;
+        for (i, piece) in stream.chunks(77).enumerate() {
+            d.on_tcp_data(Side::Server, 3.0 + i as f64, piece);
+            most_held = most_held.max(d.dir(Side::Server).outer_buf.len());
+        }
+        d.on_capture_end(20.0);
+        (d.trace().clone(), most_held)
+    }
+
+    #[test]
+    fn records_nobody_reads_go_by_without_being_gathered() {
+        let (skipped, held) = opaque_session(false);
+        let (read, held_for_the_sink) = opaque_session(true);
+        // The bytes are not gathered: at most a record header's worth waits for the rest of the header.
+        assert!(held < 5, "{held} bytes held");
+        assert!(held_for_the_sink >= 77);
+        // And the trace is the same as when every record was gathered whole.
+        assert_eq!(
+            serde_json::to_value(&skipped).unwrap(),
+            serde_json::to_value(&read).unwrap()
+        );
+        assert!(skipped.events().any(|(_, e)| matches!(
+            e.kind,
+            EventKind::IncompleteFrame {
+                from: Side::Server,
+                bytes: 60,
+                first_byte: 23
+            }
+        )));
     }
 
     #[test]

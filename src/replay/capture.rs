@@ -1,21 +1,24 @@
 //! Reading capture files packet by packet: pcap and pcapng (pcap-file), plain or gzip-compressed (flate2),
 //! and Microsoft Network Monitor 2.x files ([`super::netmon`]).
 //!
-//! The format is told by the file's magic number, never by its name. Nothing is read ahead beyond the
-//! reader's buffer (and, for Network Monitor files, a chunk of the frame table), so memory does not grow
-//! with the file.
+//! The format is told by the file's magic number, never by its name. A plain pcap or pcapng file is read
+//! through memory maps ([`super::mapped`]), a window at a time; other files through a buffer. Nothing is
+//! read ahead beyond a window or the buffer (and, for Network Monitor files, a chunk of the frame table), so
+//! memory does not grow with the file.
 
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use pcap_file::pcap::{PcapReadError, PcapReader};
+use pcap_file::pcap::{PcapParseError, PcapParser, PcapReadError, PcapReader};
 use pcap_file::pcapng::blocks::Block;
-use pcap_file::pcapng::{PcapNgReadError, PcapNgReader};
+use pcap_file::pcapng::{PcapNgParser, PcapNgReadError, PcapNgReader, PcapNgState};
 use pcap_file::{DataLink, Endianness};
 
+use super::mapped::{Mapped, NotReady, PREFETCH_AHEAD, Window};
 use super::netmon::{self, Media, NetMonError};
 
 /// [pcapng] 4.7 Decryption Secrets Block type.
@@ -68,6 +71,8 @@ pub struct Packet<'a> {
     pub data: Cow<'a, [u8]>,
     /// The length on the wire.
     pub orig_len: u32,
+    /// The mapped window `data` lies in, when the file is read through memory maps.
+    pub window: Option<&'a Arc<Window>>,
 }
 
 /// What a capture yields, in file order.
@@ -94,6 +99,17 @@ pub enum Format {
 }
 
 enum Inner {
+    MappedPcap {
+        map: Mapped,
+        parser: PcapParser,
+        link: u32,
+    },
+    MappedNg {
+        map: Mapped,
+        parser: PcapNgParser,
+        /// The last timestamp seen, for Simple Packet Blocks that have none.
+        last_ts: Duration,
+    },
     Pcap {
         reader: PcapReader<Box<dyn Read + Send>>,
         link: u32,
@@ -162,6 +178,8 @@ pub struct Capture {
     gzip: bool,
     packets: u64,
     done: bool,
+    /// A progress bar told of the read position of a mapped file (a buffered one counts its reads).
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl core::fmt::Debug for Capture {
@@ -220,18 +238,108 @@ fn peek(reader: &mut dyn BufRead, file: &str) -> Result<Magic, CaptureError> {
 }
 
 impl Capture {
-    /// Opens `path`; `wrap` may wrap the raw file reader (a progress bar counts the bytes it reads).
-    pub fn open(
-        path: &Path,
-        wrap: impl FnOnce(File) -> Box<dyn ReadSeek>,
-    ) -> Result<Capture, CaptureError> {
+    /// Opens `path`, told to `bar` as it is read: a plain pcap or pcapng file through memory maps, any
+    /// other through a buffer.
+    pub fn open(path: &Path, bar: Option<indicatif::ProgressBar>) -> Result<Capture, CaptureError> {
         let name = path.display().to_string();
-        let file = File::open(path).map_err(|e| CaptureError {
+        let err = |detail: String| CaptureError {
             file: name.clone(),
             packet: None,
-            detail: format!("cannot open: {e}"),
-        })?;
-        Self::from_seekable(name, wrap(file))
+            detail,
+        };
+        let mut file = File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
+        let mut head = [0u8; 4];
+        let got = read_up_to(&mut file, &mut head).map_err(|e| err(format!("cannot read: {e}")))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| err(format!("cannot read: {e}")))?;
+        let kind = (got == head.len()).then(|| magic(&head));
+        if matches!(kind, Some(Magic::Pcap | Magic::PcapNg)) {
+            let reopened = file
+                .try_clone()
+                .map_err(|e| err(format!("cannot read: {e}")))?;
+            if let Some(map) =
+                Mapped::open(reopened, READ_BUFFER).map_err(|e| err(format!("cannot read: {e}")))?
+            {
+                let mut capture = Self::mapped(name.clone(), map)?;
+                capture.bar = bar;
+                return Ok(capture);
+            }
+        }
+        let raw: Box<dyn ReadSeek> = match bar {
+            Some(bar) => Box::new(bar.wrap_read(file)),
+            None => Box::new(file),
+        };
+        Self::from_seekable(name, raw)
+    }
+
+    /// A plain pcap or pcapng file through memory maps.
+    fn mapped(name: String, mut map: Mapped) -> Result<Capture, CaptureError> {
+        let err = |detail: String| CaptureError {
+            file: name.clone(),
+            packet: None,
+            detail,
+        };
+        let (inner, format) = match magic(map.rest()) {
+            Magic::Pcap => {
+                let header = match map.ready(PCAP_HEADER, |_| PCAP_HEADER) {
+                    Ok(true) => PcapParser::new(map.rest())
+                        .map(|(rest, parser)| (map.rest().len() - rest.len(), parser)),
+                    Ok(false) | Err(NotReady::Truncated | NotReady::TooLong) => {
+                        Err(PcapParseError::IncompleteBuffer(PCAP_HEADER, 0))
+                    }
+                    Err(NotReady::Io(e)) => return Err(err(format!("cannot read: {e}"))),
+                };
+                let (used, parser) = header.map_err(|e| {
+                    err(format!(
+                        "invalid pcap header: {}",
+                        pcap_error(&pcap_read_error(e))
+                    ))
+                })?;
+                *map.parts().1 += used;
+                (
+                    Inner::MappedPcap {
+                        link: u32::from(parser.header().datalink),
+                        parser,
+                        map,
+                    },
+                    Format::Pcap,
+                )
+            }
+            _ => {
+                let header = match map.ready(NG_HEADER, |h| ng_block_len(h, Endianness::Big)) {
+                    Ok(true) => PcapNgParser::new(map.rest())
+                        .map(|(rest, parser)| (map.rest().len() - rest.len(), parser)),
+                    Ok(false) | Err(NotReady::Truncated | NotReady::TooLong) => Err(
+                        pcap_file::pcapng::PcapNgParseError::IncompleteBuffer(NG_HEADER, 0),
+                    ),
+                    Err(NotReady::Io(e)) => return Err(err(format!("cannot read: {e}"))),
+                };
+                let (used, parser) = header.map_err(|e| {
+                    err(format!(
+                        "invalid pcapng section header: {}",
+                        ng_error(&PcapNgReadError::from(e))
+                    ))
+                })?;
+                *map.parts().1 += used;
+                (
+                    Inner::MappedNg {
+                        map,
+                        parser,
+                        last_ts: Duration::ZERO,
+                    },
+                    Format::PcapNg,
+                )
+            }
+        };
+        Ok(Capture {
+            file: name,
+            inner,
+            format,
+            gzip: false,
+            packets: 0,
+            done: false,
+            bar: None,
+        })
     }
 
     /// Reads a capture from a reader that can seek (a file): any format, Network Monitor included; `name`
@@ -264,6 +372,7 @@ impl Capture {
             gzip: false,
             packets: 0,
             done: false,
+            bar: None,
         })
     }
 
@@ -333,6 +442,7 @@ impl Capture {
             gzip,
             packets: 0,
             done: false,
+            bar: None,
         })
     }
 
@@ -378,6 +488,12 @@ impl Capture {
         if self.done {
             return None;
         }
+        if self.packets.is_multiple_of(BAR_EVERY)
+            && let (Some(bar), Inner::MappedPcap { map, .. } | Inner::MappedNg { map, .. }) =
+                (&self.bar, &self.inner)
+        {
+            bar.set_position(map.offset());
+        }
         let item = match &mut self.inner {
             Inner::Pcap { reader, link } => {
                 let resolution = reader.header().ts_resolution;
@@ -387,74 +503,64 @@ impl Capture {
                     Some(Ok(raw)) => Some(raw_pcap_packet(raw, *link, resolution)),
                 }
             }
-            Inner::PcapNg { reader, last_ts } => 'block: {
-                match reader.next_block() {
-                    None => break 'block None,
-                    Some(Err(e)) => break 'block Some(Err(ng_error(&e))),
-                    Some(Ok((block, state))) => match block {
-                        Block::EnhancedPacket(epb) => {
-                            let link = state
-                                .interfaces()
-                                .get(epb.interface_id as usize)
-                                .map(|i| u32::from(i.linktype));
-                            *last_ts = epb.timestamp;
-                            break 'block Some(match link {
-                                Some(link) => Ok(Item::Packet(Packet {
-                                    number: 0,
-                                    ts: epb.timestamp,
-                                    link,
-                                    data: epb.data,
-                                    orig_len: epb.original_len,
-                                })),
-                                None => Err(format!(
-                                    "interface {} is not described in the file",
-                                    epb.interface_id
-                                )),
-                            });
+            Inner::MappedPcap { map, parser, link } => {
+                let endianness = parser.header().endianness;
+                match map.ready(PCAP_RECORD, |h| pcap_record_len(h, endianness)) {
+                    Ok(false) => None,
+                    Err(e) => Some(Err(not_ready(e))),
+                    Ok(true) => {
+                        let resolution = parser.header().ts_resolution;
+                        let (window, pos) = map.parts();
+                        let rest = window.bytes().get(*pos..).unwrap_or_default();
+                        match parser.next_raw_packet(rest) {
+                            Err(e) => Some(Err(pcap_error(&pcap_read_error(e)))),
+                            Ok((left, raw)) => {
+                                let used = rest.len() - left.len();
+                                window.prefetch(*pos + PREFETCH_AHEAD, used);
+                                *pos += used;
+                                Some(raw_pcap_packet(raw, *link, resolution).map(
+                                    |item| match item {
+                                        Item::Packet(p) => Item::Packet(Packet {
+                                            window: Some(window),
+                                            ..p
+                                        }),
+                                        other => other,
+                                    },
+                                ))
+                            }
                         }
-                        Block::SimplePacket(spb) => {
-                            let link = state.interfaces().first().map(|i| u32::from(i.linktype));
-                            break 'block Some(match link {
-                                Some(link) => Ok(Item::Packet(Packet {
-                                    number: 0,
-                                    ts: *last_ts,
-                                    link,
-                                    data: spb.data,
-                                    orig_len: spb.original_len,
-                                })),
-                                None => Err("a simple packet before any interface".to_owned()),
-                            });
-                        }
-                        Block::Packet(pb) => {
-                            let link = state
-                                .interfaces()
-                                .get(usize::from(pb.interface_id))
-                                .map(|i| u32::from(i.linktype));
-                            *last_ts = pb.timestamp;
-                            break 'block Some(match link {
-                                Some(link) => Ok(Item::Packet(Packet {
-                                    number: 0,
-                                    ts: pb.timestamp,
-                                    link,
-                                    data: pb.data,
-                                    orig_len: pb.original_len,
-                                })),
-                                None => Err(format!(
-                                    "interface {} is not described in the file",
-                                    pb.interface_id
-                                )),
-                            });
-                        }
-                        Block::Unknown(unknown) if unknown.type_ == DECRYPTION_SECRETS_BLOCK => {
-                            break 'block Some(
-                                secrets_block(&unknown.value, state.endianness())
-                                    .map(|(kind, data)| Item::Secrets { kind, data }),
-                            );
-                        }
-                        _ => Some(Ok(Item::Other)),
-                    },
+                    }
                 }
             }
+            Inner::MappedNg {
+                map,
+                parser,
+                last_ts,
+            } => {
+                let endianness = parser.section().endianness;
+                match map.ready(NG_HEADER, |h| ng_block_len(h, endianness)) {
+                    Ok(false) => None,
+                    Err(e) => Some(Err(not_ready(e))),
+                    Ok(true) => {
+                        let (window, pos) = map.parts();
+                        let rest = window.bytes().get(*pos..).unwrap_or_default();
+                        match parser.next_block(rest) {
+                            Err(e) => Some(Err(ng_error(&PcapNgReadError::from(e)))),
+                            Ok((left, block)) => {
+                                let used = rest.len() - left.len();
+                                window.prefetch(*pos + PREFETCH_AHEAD, used);
+                                *pos += used;
+                                ng_item(block, parser.state(), last_ts, Some(window))
+                            }
+                        }
+                    }
+                }
+            }
+            Inner::PcapNg { reader, last_ts } => match reader.next_block() {
+                None => None,
+                Some(Err(e)) => Some(Err(ng_error(&e))),
+                Some(Ok((block, state))) => ng_item(block, state, last_ts, None),
+            },
             Inner::NetMon { reader, skipped } => match reader.next_record() {
                 None => None,
                 Some(Err(e)) => {
@@ -479,6 +585,7 @@ impl Capture {
                         link,
                         data: Cow::Borrowed(data),
                         orig_len,
+                        window: None,
                     })));
                 }
             },
@@ -503,6 +610,127 @@ impl Capture {
             }
             Some(Ok(secrets)) => Some(Ok(secrets)),
         }
+    }
+}
+
+/// [pcap] 4: a packet record's header.
+const PCAP_RECORD: usize = 16;
+/// [pcap] 4: the file header.
+const PCAP_HEADER: usize = 24;
+/// [pcapng] 3.1: the bytes that tell a block's length (and, for a Section Header Block, its byte order).
+const NG_HEADER: usize = 12;
+/// [pcapng] 4.1 Section Header Block type.
+const SECTION_HEADER: u32 = 0x0a0d_0d0a;
+/// [pcapng] 4.1 byte-order magic.
+const BYTE_ORDER_MAGIC: u32 = 0x1a2b_3c4d;
+/// Packets between two updates of a mapped file's progress bar.
+const BAR_EVERY: u64 = 4096;
+
+fn u32_at(h: &[u8], at: usize, endianness: Endianness) -> Option<u32> {
+    let b: [u8; 4] = h.get(at..at + 4)?.try_into().ok()?;
+    Some(match endianness {
+        Endianness::Big => u32::from_be_bytes(b),
+        Endianness::Little => u32::from_le_bytes(b),
+    })
+}
+
+/// [pcap] 4: a packet record's length, its header included.
+fn pcap_record_len(h: &[u8], endianness: Endianness) -> usize {
+    u32_at(h, 8, endianness).map_or(PCAP_RECORD, |incl| PCAP_RECORD + incl as usize)
+}
+
+/// [pcapng] 3.1: a block's total length, in the byte order of its section (a Section Header Block tells
+/// its own).
+fn ng_block_len(h: &[u8], endianness: Endianness) -> usize {
+    let endianness = if u32_at(h, 0, Endianness::Big) == Some(SECTION_HEADER) {
+        match u32_at(h, 8, Endianness::Big) {
+            Some(BYTE_ORDER_MAGIC) => Endianness::Big,
+            _ => Endianness::Little,
+        }
+    } else {
+        endianness
+    };
+    u32_at(h, 4, endianness).map_or(NG_HEADER, |len| len as usize)
+}
+
+/// Why a mapped file's next record cannot be read, as the buffered reader says it.
+fn not_ready(e: NotReady) -> String {
+    match e {
+        NotReady::Truncated | NotReady::TooLong => {
+            io_detail(&std::io::Error::from(ErrorKind::UnexpectedEof))
+        }
+        NotReady::Io(e) => io_detail(&e),
+    }
+}
+
+/// A pcap parse error as the buffered reader reports it.
+fn pcap_read_error(e: PcapParseError) -> PcapReadError {
+    match e {
+        PcapParseError::IncompleteBuffer(_, _) => {
+            PcapReadError::Io(std::io::Error::from(ErrorKind::UnexpectedEof))
+        }
+        PcapParseError::Validation(v) => PcapReadError::Validation(v),
+    }
+}
+
+/// A pcapng block as an item: a packet with its interface's link type, a secrets block, or another.
+fn ng_item<'a>(
+    block: Block<'a>,
+    state: &PcapNgState,
+    last_ts: &mut Duration,
+    window: Option<&'a Arc<Window>>,
+) -> Option<Result<Item<'a>, String>> {
+    let packet = |ts, link: u32, data, orig_len| {
+        Ok(Item::Packet(Packet {
+            number: 0,
+            ts,
+            link,
+            data,
+            orig_len,
+            window,
+        }))
+    };
+    match block {
+        Block::EnhancedPacket(epb) => {
+            let link = state
+                .interfaces()
+                .get(epb.interface_id as usize)
+                .map(|i| u32::from(i.linktype));
+            *last_ts = epb.timestamp;
+            Some(match link {
+                Some(link) => packet(epb.timestamp, link, epb.data, epb.original_len),
+                None => Err(format!(
+                    "interface {} is not described in the file",
+                    epb.interface_id
+                )),
+            })
+        }
+        Block::SimplePacket(spb) => {
+            let link = state.interfaces().first().map(|i| u32::from(i.linktype));
+            Some(match link {
+                Some(link) => packet(*last_ts, link, spb.data, spb.original_len),
+                None => Err("a simple packet before any interface".to_owned()),
+            })
+        }
+        Block::Packet(pb) => {
+            let link = state
+                .interfaces()
+                .get(usize::from(pb.interface_id))
+                .map(|i| u32::from(i.linktype));
+            *last_ts = pb.timestamp;
+            Some(match link {
+                Some(link) => packet(pb.timestamp, link, pb.data, pb.original_len),
+                None => Err(format!(
+                    "interface {} is not described in the file",
+                    pb.interface_id
+                )),
+            })
+        }
+        Block::Unknown(unknown) if unknown.type_ == DECRYPTION_SECRETS_BLOCK => Some(
+            secrets_block(&unknown.value, state.endianness())
+                .map(|(kind, data)| Item::Secrets { kind, data }),
+        ),
+        _ => Some(Ok(Item::Other)),
     }
 }
 
@@ -553,6 +781,7 @@ fn raw_pcap_packet(
         // A record longer than the length on the wire is an odd writer, not a cut packet.
         orig_len: raw.orig_len.max(raw.incl_len),
         data: raw.data,
+        window: None,
     }))
 }
 

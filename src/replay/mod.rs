@@ -35,6 +35,7 @@ pub mod gateway;
 pub mod kerberos;
 pub mod keylog;
 pub mod link;
+pub mod mapped;
 pub mod netmon;
 pub mod order;
 pub mod reassembly;
@@ -295,12 +296,7 @@ pub fn replay_stream(
             bar
         },
     );
-    let wrap_bar = bar.clone();
-    let capture = Capture::open(path, move |file| match wrap_bar {
-        Some(bar) => Box::new(bar.wrap_read(file)),
-        None => Box::new(file),
-    })
-    .map_err(ReplayError::Capture)?;
+    let capture = Capture::open(path, bar.clone()).map_err(ReplayError::Capture)?;
     let mut end = run_stream(
         capture,
         path.display().to_string(),

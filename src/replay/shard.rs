@@ -18,6 +18,8 @@ type Fast = foldhash::fast::RandomState;
 const MAX_SERVERS: usize = 65_536;
 /// Connections decided by their ports remembered at most.
 const MAX_GUESSED: usize = 65_536;
+/// Recent decisions kept in front of the rules, by their ports (a power of two).
+const RECENT: usize = 256;
 
 /// The reader's memory of who is the server.
 #[derive(Debug)]
@@ -26,6 +28,10 @@ pub struct Sharder {
     servers: HashSet<SocketAddr, Fast>,
     /// Connections decided without a known server: their two ends, the lower first, and their worker.
     guessed: HashMap<(SocketAddr, SocketAddr), usize, Fast>,
+    /// Recent decisions (the two ends, the lower first), in a slot picked by their ports: the packets of a
+    /// connection come in runs, and the rules cost two set lookups. Forgotten whenever a server is learnt,
+    /// as that can change a decision.
+    recent: Vec<Option<((SocketAddr, SocketAddr), usize)>>,
 }
 
 impl Sharder {
@@ -34,13 +40,17 @@ impl Sharder {
             workers: workers.max(1),
             servers: HashSet::default(),
             guessed: HashMap::default(),
+            recent: vec![None; RECENT],
         }
     }
 
     /// The worker of a TCP segment from `src` to `dst` with flags `syn` and `ack`.
     pub fn segment(&mut self, src: SocketAddr, dst: SocketAddr, syn: bool, ack: bool) -> usize {
-        if syn && self.servers.len() < MAX_SERVERS {
-            self.servers.insert(if ack { src } else { dst });
+        if syn
+            && self.servers.len() < MAX_SERVERS
+            && self.servers.insert(if ack { src } else { dst })
+        {
+            self.recent.fill(None);
         }
         self.of(src, dst)
     }
@@ -48,6 +58,21 @@ impl Sharder {
     /// The worker of a packet between `a` and `b` (either way).
     pub fn of(&mut self, a: SocketAddr, b: SocketAddr) -> usize {
         let ends = if a <= b { (a, b) } else { (b, a) };
+        let slot = usize::from(a.port() ^ b.port()) & (RECENT - 1);
+        if let Some(Some((seen, w))) = self.recent.get(slot)
+            && *seen == ends
+        {
+            return *w;
+        }
+        let w = self.decide(a, b, ends);
+        if let Some(recent) = self.recent.get_mut(slot) {
+            *recent = Some((ends, w));
+        }
+        w
+    }
+
+    /// [`Self::of`] by the rules.
+    fn decide(&mut self, a: SocketAddr, b: SocketAddr, ends: (SocketAddr, SocketAddr)) -> usize {
         if !self.guessed.is_empty()
             && let Some(w) = self.guessed.get(&ends)
         {
@@ -113,6 +138,26 @@ mod tests {
                 w
             );
         }
+    }
+
+    #[test]
+    fn a_remembered_decision_follows_a_server_learnt_later() {
+        let (client, server) = (addr("10.0.0.5:40000"), addr("10.0.0.9:3389"));
+        let other = addr("10.0.0.77:50000");
+        let learn = |s: &mut Sharder| {
+            let _ = s.segment(client, server, true, false);
+        };
+        let mut s = Sharder::new(7);
+        learn(&mut s);
+        let _ = s.of(server, client);
+        // The client's address turns out to be a server too (something connected to it).
+        let _ = s.segment(other, client, true, false);
+        // What the rules say now, without what was remembered.
+        let ends = (client.min(server), client.max(server));
+        let rules = s.decide(server, client, ends);
+        assert_eq!(s.of(server, client), rules);
+        assert_eq!(rules, s.hash(server.ip()));
+        assert_ne!(s.hash(server.ip()), s.hash(client.ip()));
     }
 
     #[test]

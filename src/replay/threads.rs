@@ -21,9 +21,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::capture::{Capture, Item};
-use super::dedupe::Dedupe;
+use super::dedupe::{self, Dedupe};
 use super::kerberos::KdcTraffic;
 use super::link::{Frame, Segment};
+use super::mapped::Window;
 use super::order::{END, Position, Progress};
 use super::session::{At, Drops, Limits, RdpPorts, RdpServers, Tracker};
 use super::shard::Sharder;
@@ -32,8 +33,10 @@ use super::{Clock, End, Key, ReadStats, Report, Settled, number, settled};
 
 /// A batch is handed on once the window holds this many packets...
 const WINDOW_PACKETS: usize = 4096;
-/// ... or this many bytes of payload.
+/// ... or this many bytes of payload copied into the batches (a file read through a buffer) ...
 const WINDOW_BYTES: usize = 1 << 20;
+/// ... or this many bytes of payload in mapped windows (the windows stay mapped while a batch holds them).
+const WINDOW_MAPPED: usize = 2 << 20;
 /// Batches waiting for each worker.
 const QUEUE: usize = 4;
 /// Messages (one per batch) waiting for the merger.
@@ -45,7 +48,22 @@ const ACK: u8 = 2;
 const FIN: u8 = 4;
 const RST: u8 = 8;
 
-/// A frame as a worker gets it: the segment's fields, its payload in the batch's bytes.
+/// Where a segment's payload is: in one of the batch's mapped windows (where the reader found it), or
+/// copied into the batch's bytes (a file read through a buffer).
+#[derive(Debug, Clone, Copy)]
+enum Payload {
+    Window {
+        window: usize,
+        from: usize,
+        to: usize,
+    },
+    Bytes {
+        from: usize,
+        to: usize,
+    },
+}
+
+/// A frame as a worker gets it: the segment's fields and where its payload is.
 #[derive(Debug)]
 enum Owned {
     Tcp {
@@ -55,9 +73,10 @@ enum Owned {
         ack: u32,
         flags: u8,
         ip_id: Option<u16>,
-        from: usize,
-        to: usize,
+        payload: Payload,
         missing: u32,
+        /// [`dedupe::payload_hash`], taken by the reader while the bytes are in its cache.
+        hash: u64,
     },
     Unreachable {
         src: SocketAddr,
@@ -76,6 +95,8 @@ struct Batch {
     ticks: Vec<(u64, Duration)>,
     packets: Vec<(At, Owned)>,
     bytes: Vec<u8>,
+    /// The mapped windows its payloads are in; each is unmapped when the last batch holding it is cleared.
+    windows: Vec<Arc<Window>>,
 }
 
 impl Batch {
@@ -83,6 +104,45 @@ impl Batch {
         self.ticks.clear();
         self.packets.clear();
         self.bytes.clear();
+        self.windows.clear();
+    }
+
+    /// `payload` where the worker will find it: in `window` when it lies there, else copied.
+    fn payload(&mut self, payload: &[u8], window: Option<&Arc<Window>>) -> Payload {
+        if let Some(window) = window
+            && let Some((from, to)) = window.range_of(payload)
+        {
+            let same = self
+                .windows
+                .last()
+                .is_some_and(|last| Arc::ptr_eq(last, window));
+            if !same {
+                self.windows.push(Arc::clone(window));
+            }
+            return Payload::Window {
+                window: self.windows.len() - 1,
+                from,
+                to,
+            };
+        }
+        let from = self.bytes.len();
+        self.bytes.extend_from_slice(payload);
+        Payload::Bytes {
+            from,
+            to: self.bytes.len(),
+        }
+    }
+
+    /// The bytes of a payload.
+    fn get(&self, payload: Payload) -> &[u8] {
+        match payload {
+            Payload::Window { window, from, to } => self
+                .windows
+                .get(window)
+                .and_then(|w| w.bytes().get(from..to))
+                .unwrap_or_default(),
+            Payload::Bytes { from, to } => self.bytes.get(from..to).unwrap_or_default(),
+        }
     }
 }
 
@@ -112,10 +172,15 @@ struct Feeder {
     batches: Vec<Batch>,
     spare: Receiver<Batch>,
     packets: usize,
+    /// Payload bytes copied into the window's batches.
     bytes: usize,
+    /// Payload bytes in mapped windows in the window's batches.
+    mapped: usize,
     /// A worker went away (it panicked): reading stops.
     broken: bool,
     sharder: Sharder,
+    /// The workers' duplicate filters' payload hasher.
+    hasher: dedupe::Fast,
 }
 
 impl Feeder {
@@ -140,6 +205,7 @@ impl Feeder {
         }
         self.packets = 0;
         self.bytes = 0;
+        self.mapped = 0;
     }
 
     fn tick(&mut self, position: u64, clock: Duration) {
@@ -148,7 +214,7 @@ impl Feeder {
         }
     }
 
-    fn frame(&mut self, at: At, frame: &Frame<'_>) {
+    fn frame(&mut self, at: At, frame: &Frame<'_>, window: Option<&Arc<Window>>) {
         let (w, owned) = match frame {
             Frame::Tcp(seg) => {
                 let w = self
@@ -157,9 +223,12 @@ impl Feeder {
                 let Some(b) = self.batches.get_mut(w) else {
                     return;
                 };
-                let from = b.bytes.len();
-                b.bytes.extend_from_slice(seg.payload);
-                self.bytes += seg.payload.len();
+                let payload = b.payload(seg.payload, window);
+                match payload {
+                    Payload::Window { .. } => self.mapped += seg.payload.len(),
+                    Payload::Bytes { .. } => self.bytes += seg.payload.len(),
+                }
+                let hash = dedupe::payload_hash(&self.hasher, seg.payload);
                 let flags = (u8::from(seg.syn) * SYN)
                     | (u8::from(seg.ack_flag) * ACK)
                     | (u8::from(seg.fin) * FIN)
@@ -173,9 +242,9 @@ impl Feeder {
                         ack: seg.ack,
                         flags,
                         ip_id: seg.ip_id,
-                        from,
-                        to: b.bytes.len(),
+                        payload,
                         missing: seg.missing,
+                        hash,
                     },
                 )
             }
@@ -202,7 +271,7 @@ impl Feeder {
     }
 
     fn full(&self) -> bool {
-        self.packets >= WINDOW_PACKETS || self.bytes >= WINDOW_BYTES
+        self.packets >= WINDOW_PACKETS || self.bytes >= WINDOW_BYTES || self.mapped >= WINDOW_MAPPED
     }
 }
 
@@ -241,7 +310,7 @@ fn read(
                 if tick {
                     feeder.tick(at.position, at.clock);
                 }
-                feeder.frame(at, &frame);
+                feeder.frame(at, &frame, p.window);
                 if feeder.full() {
                     feeder.flush(p.number + 1);
                 }
@@ -266,9 +335,15 @@ impl Drop for StopOnPanic<'_> {
 }
 
 /// One worker: its share of the connections, from the batches to the merger.
-fn work(
+/// What one worker holds: its share of the connections, and the duplicate filter in front of them.
+struct Share {
     me: usize,
-    mut tracker: Tracker,
+    tracker: Tracker,
+    dedupe: Dedupe,
+}
+
+fn work(
+    share: Share,
     queue: Receiver<Batch>,
     spare: Sender<Batch>,
     results: SyncSender<Message>,
@@ -276,9 +351,13 @@ fn work(
     kdc: &Mutex<KdcTraffic>,
 ) {
     let _guard = StopOnPanic(progress);
+    let Share {
+        me,
+        mut tracker,
+        // Between the reader and the flow table: copies of a packet go no further.
+        mut dedupe,
+    } = share;
     let mut settled_now = Vec::new();
-    // Between the reader and the flow table: copies of a packet go no further.
-    let mut dedupe = Dedupe::new();
     let take = |tracker: &mut Tracker, into: &mut Vec<(Key, Settled)>| {
         into.extend(tracker.take_finished().into_iter().map(|e| settled(e, kdc)));
     };
@@ -292,6 +371,7 @@ fn work(
                 tracker.tick(position, clock);
                 ticks.next();
             }
+            let mut hashed = 0;
             let frame = match owned {
                 Owned::Tcp {
                     src,
@@ -300,22 +380,25 @@ fn work(
                     ack,
                     flags,
                     ip_id,
-                    from,
-                    to,
+                    payload,
                     missing,
-                } => Frame::Tcp(Segment {
-                    src: *src,
-                    dst: *dst,
-                    seq: *seq,
-                    ack: *ack,
-                    syn: flags & SYN != 0,
-                    ack_flag: flags & ACK != 0,
-                    fin: flags & FIN != 0,
-                    rst: flags & RST != 0,
-                    ip_id: *ip_id,
-                    payload: batch.bytes.get(*from..*to).unwrap_or_default(),
-                    missing: *missing,
-                }),
+                    hash,
+                } => {
+                    hashed = *hash;
+                    Frame::Tcp(Segment {
+                        src: *src,
+                        dst: *dst,
+                        seq: *seq,
+                        ack: *ack,
+                        syn: flags & SYN != 0,
+                        ack_flag: flags & ACK != 0,
+                        fin: flags & FIN != 0,
+                        rst: flags & RST != 0,
+                        ip_id: *ip_id,
+                        payload: batch.get(*payload),
+                        missing: *missing,
+                    })
+                }
                 Owned::Unreachable {
                     src,
                     dst,
@@ -329,7 +412,7 @@ fn work(
                 },
             };
             // Copies of a packet are of one connection, so one worker sees them all.
-            if dedupe.is_copy(at.ts, &frame) {
+            if dedupe.is_copy_hashed(at.ts, &frame, hashed) {
                 continue;
             }
             tracker.packet(*at, &frame);
@@ -387,6 +470,8 @@ pub(super) fn run(
     };
     let servers = RdpServers::new(Position::new(Arc::clone(&progress), 0));
     let (results_tx, results) = sync_channel::<Message>(RESULTS);
+    // One payload hasher for the reader and every worker's duplicate filter.
+    let hasher = Dedupe::new().hasher();
     let (spare_tx, spare) = channel::<Batch>();
     let mut queues = Vec::new();
     let mut receivers = Vec::new();
@@ -401,8 +486,10 @@ pub(super) fn run(
         spare,
         packets: 0,
         bytes: 0,
+        mapped: 0,
         broken: false,
         sharder: Sharder::new(workers),
+        hasher: hasher.clone(),
     };
 
     let mut count = 0usize;
@@ -425,7 +512,12 @@ pub(super) fn run(
             let spare = spare_tx.clone();
             let progress = &progress;
             let kdc = &kdc;
-            scope.spawn(move || work(me, tracker, queue, spare, results, progress, kdc));
+            let share = Share {
+                me,
+                tracker,
+                dedupe: Dedupe::with_hasher(hasher.clone()),
+            };
+            scope.spawn(move || work(share, queue, spare, results, progress, kdc));
         }
         drop(results_tx);
         drop(spare_tx);

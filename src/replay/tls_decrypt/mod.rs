@@ -735,6 +735,29 @@ fn encrypted_premaster(msg: &[u8]) -> crate::wire::WireResult<&[u8]> {
 }
 
 impl TlsRecordSink for Decryptor {
+    /// `record` reads a record's bytes only with a cipher for its side; without one, a TLS 1.3 record in
+    /// clear (before the keys) and a TLS 1.2 record before ChangeCipherSpec are read too, and a TLS 1.3
+    /// application data record when the key log now has this session's secrets.
+    fn wants_body(&self, from: Side, content_type: u8) -> bool {
+        if self.ciphers[from].is_some() {
+            return true;
+        }
+        if self.tls13() {
+            return content_type != APPLICATION_DATA
+                || (!self.keys13_looked_up
+                    && self.suite.is_some()
+                    && self
+                        .client_random
+                        .is_some_and(|cr| self.secrets.keylog_entry(&cr).is_some()));
+        }
+        !self.ccs[from]
+    }
+
+    /// What `record` does with a record it has no cipher for.
+    fn skipped(&mut self, _from: Side, _content_type: u8) {
+        self.set_reason();
+    }
+
     fn record(&mut self, from: Side, record: &[u8]) -> Option<Decrypted> {
         let header: [u8; 5] = record.get(..5)?.try_into().ok()?;
         let fragment = record.get(5..)?;
