@@ -19,6 +19,7 @@ pub mod http;
 pub mod kerberos;
 pub mod packet;
 pub mod record;
+pub mod rpc;
 pub mod tunnel;
 pub mod websocket;
 
