@@ -23,6 +23,8 @@
 pub mod ndr;
 pub mod pdu;
 pub mod rts;
+#[cfg(test)]
+mod tests;
 
 /// [MS-RPCH] 2.1.2.1 the URI of both channels: the RPC proxy, then the server and port the proxy relays to
 /// (3388: the TsProxy endpoint of an RD Gateway, [MS-TSGU] 3.2.4).
@@ -37,6 +39,11 @@ pub const TSPROXY_PORT: u16 = 3388;
 /// The request URI of both channels for the gateway `host`: `/rpc/rpcproxy.dll?host:3388`.
 pub fn uri(host: &str) -> String {
     format!("{RPC_URI_PREFIX}?{host}:{TSPROXY_PORT}")
+}
+
+/// Whether an HTTP method opens a channel of RPC over HTTP.
+pub fn is_rpc_method(method: &str) -> bool {
+    method == RPC_IN_DATA || method == RPC_OUT_DATA
 }
 
 /// Whether a request URI is the RPC proxy's.
