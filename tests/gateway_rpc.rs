@@ -1,6 +1,6 @@
 //! RPC over HTTP, the third RD Gateway transport ([MS-TSGU] 3.1, 3.2 over [MS-RPCH]): xfreerdp 2.11
-//! (`/gt:rpc`) through the built-in gateway to the built-in target, healthy and with each gateway fault.
-//! All on loopback, every wait bounded.
+//! (`/gt:rpc`) and the probe (`--gateway-transport rpc`) through the built-in gateway to the built-in
+//! target, healthy and with each gateway fault. All on loopback, every wait bounded.
 
 mod support;
 
@@ -10,10 +10,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rdptrace::diagnose::diagnose;
+use rdptrace::gateway::TransportChoice;
+use rdptrace::pdu::PduInfo;
 use rdptrace::serve::deployment::Deployment;
 use rdptrace::serve::gateway::{self, Gateway, GatewayFault, GatewayOutcome, GatewayProfile};
 use rdptrace::serve::target::Outcome;
 use rdptrace::serve::{TargetConfig, TestIdentity, scenario};
+use rdptrace::trace::{Fact, PhaseName, PhaseStatus, Trace};
 use support::{BOUND, TempDir, block_on, free_port, has_program, require};
 use tokio::sync::mpsc;
 
@@ -302,6 +306,186 @@ fn xfreerdp_reports_each_gateway_fault_over_rpc() {
                 _ => false,
             }),
             "{context}"
+        );
+    }
+}
+
+// ---- the probe over RPC --------------------------------------------------------------------------------
+
+/// The probe through the gateway scenario `name` over `transport`: its trace and the gateway's outcomes.
+fn probe_via(name: &str, transport: TransportChoice) -> (Trace, Vec<GatewayOutcome>) {
+    block_on(async {
+        let s = scenario::find(name).expect("in the catalogue");
+        let deployment = Deployment::bind(TargetConfig::new(s), None)
+            .await
+            .expect("the scenario binds");
+        let mut cfg = deployment.probe_config().expect("a probe configuration");
+        cfg.watch = Duration::from_millis(300);
+        cfg.phase_timeout = Duration::from_secs(10);
+        cfg.timeout = Duration::from_secs(40);
+        if let Some(g) = cfg.gateway.as_mut() {
+            g.transport = transport;
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (sink, mut rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let limited = async {
+                tokio::select! {
+                    _ = stopped => {}
+                    () = tokio::time::sleep(BOUND) => {}
+                }
+            };
+            let _ = deployment.run(limited, None, Some(sink)).await;
+        });
+        let trace = rdptrace::probe::probe(&cfg).await;
+        let outcomes = collect(&mut rx).await;
+        let _ = stop.send(());
+        let _ = tokio::time::timeout(BOUND, task).await;
+        (trace, outcomes)
+    })
+}
+
+fn said(trace: &Trace) -> String {
+    let v = diagnose(trace);
+    format!("{} in {:?}: {}", v.cause.as_str(), v.phase, v.detail)
+}
+
+#[test]
+fn the_probe_through_the_rpc_transport() {
+    let (trace, outcomes) = probe_via("gateway-healthy", TransportChoice::Rpc);
+    let v = diagnose(&trace);
+    assert!(v.ok, "{}", said(&trace));
+    for name in PhaseName::GATEWAY {
+        let p = trace.phase(name);
+        assert_eq!(p.status, PhaseStatus::Ok, "{name}");
+        assert!(p.bytes_out > 0 && p.bytes_in > 0, "{name}: {p:?}");
+    }
+    for phase in [
+        PhaseName::X224,
+        PhaseName::Tls,
+        PhaseName::Credssp,
+        PhaseName::Active,
+    ] {
+        assert_eq!(trace.phase(phase).status, PhaseStatus::Ok, "{phase}");
+    }
+    let auth = trace.phase(PhaseName::GatewayAuth);
+    assert_eq!(
+        auth.facts
+            .get(Fact::GatewayTransport)
+            .and_then(|v| v.as_str()),
+        Some("RPC over HTTP (RPC_IN_DATA and RPC_OUT_DATA)")
+    );
+    assert_eq!(
+        auth.facts
+            .get(Fact::GatewayAuthScheme)
+            .and_then(|v| v.as_str()),
+        Some("NTLM")
+    );
+    // The requests of both channels, on the RPC proxy's URI.
+    let methods: Vec<&str> = auth
+        .pdus
+        .iter()
+        .filter_map(|p| match &p.info {
+            PduInfo::HttpRequest { method, .. } => Some(method.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        methods.contains(&"RPC_IN_DATA") && methods.contains(&"RPC_OUT_DATA"),
+        "{methods:?}"
+    );
+    // The virtual connection, the bind and the TsProxy calls, in wire order, in gateway_tunnel.
+    let names: Vec<&str> = trace
+        .phase(PhaseName::GatewayTunnel)
+        .pdus
+        .iter()
+        .filter(|p| matches!(p.info, PduInfo::RpcPdu { .. }))
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "CONN/A3",
+            "CONN/C2",
+            "bind",
+            "bind_ack",
+            "rpc_auth_3",
+            "TsProxyCreateTunnel request",
+            "TsProxyCreateTunnel response",
+            "TsProxyAuthorizeTunnel request",
+            "TsProxyAuthorizeTunnel response",
+            "TsProxyCreateChannel request",
+            "TsProxyCreateChannel response",
+            "TsProxySetupReceivePipe request",
+        ],
+    );
+    assert!(
+        outcomes.iter().any(|o| matches!(
+            o,
+            GatewayOutcome::Relayed {
+                transport: "RPC",
+                ..
+            }
+        )),
+        "{outcomes:?}"
+    );
+    // The same verdict as through the WebSocket transport.
+    let (ws, _) = probe_via("gateway-healthy", TransportChoice::Websocket);
+    assert_eq!(diagnose(&ws).cause, v.cause, "{}", said(&ws));
+}
+
+#[test]
+fn the_probe_names_each_gateway_fault_over_rpc_as_over_http() {
+    for name in [
+        "gateway-auth-refused",
+        "gateway-cap-denied",
+        "gateway-rap-denied",
+        "gateway-ts-connect-failed",
+        "gateway-capability-mismatch",
+        "gateway-max-connections",
+        "gateway-drop",
+    ] {
+        let (http, _) = probe_via(name, TransportChoice::Http);
+        let (rpc, outcomes) = probe_via(name, TransportChoice::Rpc);
+        let (h, r) = (diagnose(&http), diagnose(&rpc));
+        assert!(!r.ok, "{name}: {}", said(&rpc));
+        assert_eq!(
+            r.cause,
+            h.cause,
+            "{name}: rpc {} / http {}",
+            said(&rpc),
+            said(&http)
+        );
+        assert_eq!(
+            r.phase,
+            h.phase,
+            "{name}: rpc {} / http {}",
+            said(&rpc),
+            said(&http)
+        );
+        // The same code, named from the table.
+        for code in ["E_PROXY_", "401"] {
+            if h.detail.contains(code) {
+                let named = h
+                    .detail
+                    .split_whitespace()
+                    .find(|w| w.contains(code))
+                    .unwrap_or_default()
+                    .trim_end_matches(':');
+                assert!(
+                    r.detail.contains(named),
+                    "{name}: {named} in {}",
+                    said(&rpc)
+                );
+            }
+        }
+        assert!(
+            outcomes.iter().any(|o| match o {
+                GatewayOutcome::Relayed { transport, .. } => *transport == "RPC",
+                GatewayOutcome::Refused(_) => true,
+                _ => false,
+            }),
+            "{name}: {outcomes:?}"
         );
     }
 }

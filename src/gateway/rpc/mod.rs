@@ -20,7 +20,9 @@
     clippy::unchecked_time_subtraction
 )]
 
+pub mod link;
 pub mod ndr;
+pub mod ntlm;
 pub mod pdu;
 pub mod rts;
 #[cfg(test)]
