@@ -212,8 +212,15 @@ fn xfreerdp_through_the_rpc_transport_to_the_target() {
         tail(&run.output)
     );
     // A whole session: the target sees the active state, stays silent until its idle limit and ends it;
-    // the end of the receive pipe tells xfreerdp.
+    // the end of the receive pipe tells xfreerdp, which closes the channel and leaves with 0.
     let run = xfreerdp_via_rpc(GatewayProfile::HEALTHY, false, true);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "{:?}\n{:?}",
+        tail(&run.output),
+        run.outcomes
+    );
     assert_eq!(
         run.served,
         [Outcome::IdleLimit],
@@ -429,6 +436,9 @@ fn the_probe_through_the_rpc_transport() {
         )),
         "{outcomes:?}"
     );
+    // The gateway's verifiers check ([MS-RPCE] 3.3.1.5.2.2), and the gateway checked the probe's.
+    let json = serde_json::to_string(&trace).expect("json");
+    assert!(!json.contains("verifier does not check"), "{json}");
     // The same verdict as through the WebSocket transport.
     let (ws, _) = probe_via("gateway-healthy", TransportChoice::Websocket);
     assert_eq!(diagnose(&ws).cause, v.cause, "{}", said(&ws));

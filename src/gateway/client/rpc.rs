@@ -506,6 +506,12 @@ impl Dialer<'_> {
             };
             let mine = pdu.call_id == call_id;
             self.record_rpc(Side::Server, &bytes, mine.then_some(op));
+            if pdu.auth.is_some()
+                && matches!(pdu.body, Body::Response { .. } | Body::Fault { .. })
+                && let Err(why) = link.verify(&bytes)
+            {
+                self.event(EventKind::Anomaly { detail: why });
+            }
             match pdu.body {
                 Body::Response { stub, .. } if mine => {
                     let reply = match Reply::decode(op, &stub) {

@@ -32,6 +32,9 @@ pub struct Association {
     auth: BindAuth,
     next_call: u32,
     send_seq: u32,
+    /// The sequence number of the gateway's next signed PDU, and whether a verifier failed already.
+    recv_seq: u32,
+    unverified: bool,
     /// The largest fragment the gateway takes (its bind_ack's max_recv_frag).
     max_frag: usize,
     /// The channel and the receive pipe's call, once opened.
@@ -60,6 +63,8 @@ impl Association {
             auth,
             next_call: first_call,
             send_seq: 0,
+            recv_seq: 0,
+            unverified: false,
             max_frag: usize::from(max_frag.max(256)),
             channel: None,
             pipe_call: None,
@@ -91,6 +96,15 @@ impl Association {
         self.send_seq = self.send_seq.wrapping_add(1);
         self.auth.sign(&mut bytes, seq)?;
         Ok((call_id, bytes))
+    }
+
+    /// Checks the verifier of a signed PDU from the gateway ([MS-RPCE] 3.3.1.5.2.2); what failed, in words.
+    pub fn verify(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let seq = self.recv_seq;
+        self.recv_seq = self.recv_seq.wrapping_add(1);
+        self.auth
+            .verify(bytes, seq)
+            .map_err(|e| format!("the gateway's verifier does not check: {e}"))
     }
 
     /// The client's bytes for the target, as TsProxySendToServer requests that fit the gateway's fragment.
@@ -139,7 +153,21 @@ impl Association {
                 }
             };
             let whole: Vec<u8> = self.buf.drain(..len).collect();
-            match Pdu::decode(&whole) {
+            let decoded = Pdu::decode(&whole);
+            if let Ok(Pdu {
+                auth: Some(a),
+                body: Body::Response { .. } | Body::Fault { .. },
+                ..
+            }) = &decoded
+                && a.value.len() == NTLM_VERIFIER_LEN
+                && let Err(why) = self.verify(&whole)
+                && !self.unverified
+            {
+                // Said once: every later verifier of a broken sequence fails too.
+                self.unverified = true;
+                events.push(Event::Note(why));
+            }
+            match decoded {
                 Ok(Pdu {
                     flags,
                     call_id,

@@ -56,6 +56,9 @@ pub(super) struct Session<'a> {
     target: Option<TcpStream>,
     target_name: String,
     data_calls: u32,
+    /// Why the tunnel ends, once it does on the gateway's side: the client is left time to close the
+    /// channel and the tunnel ([MS-TSGU] 3.2.6.3).
+    closing: Option<&'static str>,
 }
 
 /// A context handle: its type (0) and a random UUID.
@@ -106,6 +109,7 @@ impl<'a> Session<'a> {
             target: None,
             target_name: String::new(),
             data_calls: 0,
+            closing: None,
         }
     }
 
@@ -131,7 +135,9 @@ impl<'a> Session<'a> {
                 return self.fail("a PDU longer than a fragment".to_owned()).await;
             }
             let window_open = self.out_sent.wrapping_sub(self.out_acked) < self.out_window;
-            let waiting = if self.target.is_some() {
+            let waiting = if self.closing.is_some() {
+                config.read_timeout.min(super::LINGER)
+            } else if self.target.is_some() {
                 config.idle_limit
             } else {
                 config.read_timeout
@@ -149,9 +155,13 @@ impl<'a> Session<'a> {
                         }
                     }
                     _ => {
-                        // [MS-TSGU] 3.2.6.2.2 the target closed: the receive pipe's last answer.
-                        let _ = self.end_pipe(ERROR_SUCCESS).await;
-                        return self.ended("the target closed").await;
+                        // [MS-TSGU] 3.2.6.2.2 the target closed: the receive pipe's last answer; the client
+                        // then closes the channel and the tunnel.
+                        self.target = None;
+                        self.closing = Some("the target closed");
+                        if self.end_pipe(ERROR_SUCCESS).await.is_err() {
+                            return self.ended("the client went away").await;
+                        }
                     }
                 },
                 () = tokio::time::sleep(waiting) => return self.ended("the idle limit passed").await,
@@ -546,6 +556,7 @@ impl<'a> Session<'a> {
 
     async fn ended(&mut self, why: &str) -> GatewayOutcome {
         self.close().await;
+        let why = self.closing.unwrap_or(why);
         if self.channel.is_some() {
             GatewayOutcome::Relayed {
                 target: self.target_name.clone(),
