@@ -1,6 +1,6 @@
 use super::super::ndr::*;
 
-fn calls() -> Vec<Call> {
+pub(super) fn calls() -> Vec<Call> {
     vec![
         Call::CreateTunnel { caps: 0x1f },
         Call::AuthorizeTunnel {
@@ -26,7 +26,7 @@ fn calls() -> Vec<Call> {
     ]
 }
 
-fn replies() -> Vec<(u16, Reply)> {
+pub(super) fn replies() -> Vec<(u16, Reply)> {
     vec![
         (
             opnum::CREATE_TUNNEL,

@@ -1,7 +1,7 @@
 use super::super::pdu::*;
 use super::super::rts::Rts;
 
-fn samples() -> Vec<Pdu> {
+pub(super) fn samples() -> Vec<Pdu> {
     vec![
         Pdu {
             flags: pfc::WHOLE | pfc::SUPPORT_HEADER_SIGN | pfc::CONC_MPX,
@@ -160,5 +160,6 @@ fn truncated_and_hostile_fragments_are_errors() {
     // Too many contexts.
     let mut bind = samples().remove(0).encode();
     bind[24] = 200;
-    assert!(Pdu::decode(&bind).is_err());
+    // Refused where the count is, before any context is read (bounded allocation).
+    assert_eq!(Pdu::decode(&bind).unwrap_err().offset, 24);
 }

@@ -59,8 +59,14 @@ fn truncated_and_hostile_bodies_are_errors_with_offsets() {
     let e = Rts::decode_body(&mut Reader::with_base(&hostile, 16)).unwrap_err();
     assert_eq!(e.offset, 20);
     // A command count no PDU has.
-    let hostile = [0, 0, 0xff, 0xff];
-    assert!(Rts::decode_body(&mut Reader::new(&hostile)).is_err());
+    let hostile = [0, 0, 0xff, 0xff, 0, 0, 0, 0];
+    // Refused where the count is, before any command is read (bounded allocation).
+    assert_eq!(
+        Rts::decode_body(&mut Reader::new(&hostile))
+            .unwrap_err()
+            .offset,
+        2
+    );
     // Padding longer than the PDU.
     let hostile = [0, 0, 1, 0, 8, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
     assert!(Rts::decode_body(&mut Reader::new(&hostile)).is_err());
