@@ -185,6 +185,16 @@ pub enum PduInfo {
     /// [MS-TSGU] 2.2.10 A packet of the HTTP transport: its type ([MS-TSGU] 2.2.5.3.3) and the HRESULT it
     /// carries, for the packets that carry one.
     GatewayPacket { packet_type: u16, code: Option<u32> },
+    /// [MS-TSGU] 3.2 A PDU of RPC over HTTP: its PTYPE ([C706] 12.6.4; 20 for RTS, [MS-RPCH] 2.2.3.6.1),
+    /// the TsProxy opnum of a request or of the call an answer is to ([MS-TSGU] 3.2.4), and the HRESULT of
+    /// an answer (a fault's status, a response's return value).
+    RpcPdu {
+        ptype: u8,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        opnum: Option<u16>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<u32>,
+    },
     /// [2.2.15.1] Initiate Multitransport Request PDU.
     MultitransportRequest { protocol: u32 },
     /// [2.2.8.1.1.1.1] Share Data PDU of another type.
@@ -453,6 +463,7 @@ impl PduInfo {
                 | PduInfo::ServerRedirection { .. }
                 | PduInfo::HttpResponse { .. }
                 | PduInfo::GatewayPacket { code: Some(_), .. }
+                | PduInfo::RpcPdu { code: Some(_), .. }
                 | PduInfo::Undecoded { .. }
                 | PduInfo::Inferred { .. }
         )

@@ -467,21 +467,20 @@ fn a_rdp_file_gateway_is_followed() {
 }
 
 #[test]
-fn rpc_over_http_is_refused_plainly() {
+fn rpc_over_http_is_a_transport_the_probe_takes() {
+    // `--gateway-transport rpc` goes through the gateway phases (tests/gateway_rpc.rs); here the gateway is
+    // out of reach, and the verdict says so as for the other transports.
+    let port = free_port();
     let out = rdptrace()
-        .args([
-            "probe",
-            "--gateway",
-            "https://127.0.0.1:1",
-            "--gateway-transport",
-            "rpc",
-        ])
-        .arg("127.0.0.1:1")
+        .args(["probe", "--json", "--timeout", "10"])
+        .args(["--gateway-transport", "rpc", "--gateway"])
+        .arg(format!("https://127.0.0.1:{port}"))
+        .arg("127.0.0.1:3389")
         .output()
         .expect("rdptrace probe runs");
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("does not implement RPC over HTTP"), "{err}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["verdict"]["phase"], "gateway_connect", "{doc}");
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
 }
 
 #[test]

@@ -74,7 +74,7 @@ impl GatewayCredentials {
         }
     }
 
-    fn identity(&self) -> Result<AuthIdentity, AuthError> {
+    pub(crate) fn identity(&self) -> Result<AuthIdentity, AuthError> {
         let (user, domain) = self.user_and_domain();
         let username =
             Username::new(&user, domain.as_deref()).map_err(|e| AuthError::User(e.to_string()))?;

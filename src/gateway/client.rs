@@ -4,12 +4,14 @@
 //!   is (problems are facts, fatal with `--strict-cert`).
 //! - `gateway_auth`: an anonymous request first, to learn the schemes the gateway offers, then the legs of
 //!   the chosen one (Negotiate, NTLM, Basic); the WebSocket upgrade first, then, when the gateway refuses
-//!   it, the HTTP transport's RDG_OUT_DATA and RDG_IN_DATA channels.
+//!   it, the HTTP transport's RDG_OUT_DATA and RDG_IN_DATA channels; RPC over HTTP when asked (`rpc.rs`).
 //! - `gateway_tunnel`: the handshake, tunnel creation, tunnel authorization and channel creation to the
 //!   target ([MS-TSGU] 3.3.5.2), each answer's HRESULT checked.
 //!
 //! Everything the gateway says goes into the trace as PDUs, events and facts; the bytes on the gateway's
 //! connections are counted in the phase they belong to and kept for `--pcap`.
+
+mod rpc;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -138,6 +140,16 @@ impl<'a> Dialer<'a> {
         let first = first?;
         let at = self.clock.at();
         self.trace.enter(PhaseName::GatewayAuth, at);
+        if self.cfg.transport == TransportChoice::Rpc {
+            let channels = self.rpc_channels(first).await;
+            self.drain();
+            let channels = channels?;
+            let at = self.clock.at();
+            self.trace.enter(PhaseName::GatewayTunnel, at);
+            let tunnel = self.rpc_setup(channels).await;
+            self.drain();
+            return tunnel;
+        }
         let tunnel = self.authenticate(first).await;
         self.drain();
         let mut tunnel = tunnel?;
@@ -331,13 +343,8 @@ impl<'a> Dialer<'a> {
     async fn authenticate(&mut self, conn: Conn) -> Result<Tunnel, Refused> {
         let websocket_first = match self.cfg.transport {
             TransportChoice::Auto | TransportChoice::Websocket => true,
-            TransportChoice::Http => false,
-            TransportChoice::Rpc => {
-                self.event(EventKind::ClientLimit {
-                    detail: "rdptrace does not implement the RPC over HTTP transport ([MS-TSGU] 3.1); use --gateway-transport websocket or http".to_owned(),
-                });
-                return Err(Refused);
-            }
+            // RPC goes through `rpc_channels` instead.
+            TransportChoice::Http | TransportChoice::Rpc => false,
         };
         let (conn, resp) = self.exchange(conn, RDG_OUT_DATA, websocket_first).await?;
         match resp.status {

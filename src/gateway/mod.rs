@@ -11,7 +11,8 @@
 //! - [`record`]: the PDUs of the gateway exchange as the trace keeps them, the same for the probe and the
 //!   replay.
 //!
-//! RPC over HTTP ([MS-TSGU] 3.1, 3.2) is not implemented: `--gateway-transport rpc` says so.
+//! - [`rpc`]: RPC over HTTP ([MS-TSGU] 3.1, 3.2 over [MS-RPCH]), the third transport, when asked
+//!   (`--gateway-transport rpc`): its RTS, DCE/RPC and TsProxy codecs, the bind's NTLM, the open channel.
 
 pub mod auth;
 pub mod client;
@@ -19,6 +20,7 @@ pub mod http;
 pub mod kerberos;
 pub mod packet;
 pub mod record;
+pub mod rpc;
 pub mod tunnel;
 pub mod websocket;
 
@@ -37,7 +39,8 @@ pub enum TransportChoice {
     Websocket,
     /// [MS-TSGU] 3.3.5.1 the HTTP transport only (RDG_OUT_DATA and RDG_IN_DATA).
     Http,
-    /// [MS-TSGU] 3.1 RPC over HTTP: not implemented by rdptrace.
+    /// [MS-TSGU] 3.1, 3.2 RPC over HTTP (RPC_IN_DATA and RPC_OUT_DATA), only when asked: mstsc tries the
+    /// other two first.
     Rpc,
 }
 

@@ -172,6 +172,114 @@ pub fn packet_pdu(at_ms: Millis, from: Side, bytes: &[u8]) -> Option<Pdu> {
     }
 }
 
+/// The PDU of one PDU of RPC over HTTP ([MS-TSGU] 3.2): an RTS PDU by its name, a bind and its answer, a
+/// TsProxy request or answer by its method (`opnum`: the request's, or the call an answer is to), a fault
+/// with its status. NTLM tokens are named by their message.
+pub fn rpc_pdu(at_ms: Millis, from: Side, bytes: &[u8], opnum: Option<u16>) -> Pdu {
+    use super::rpc::ndr::{self, Reply};
+    use super::rpc::pdu::{self as rpc, Body};
+    let pdu = match rpc::Pdu::decode(bytes) {
+        Ok(p) => p,
+        Err(e) => {
+            return Pdu {
+                at_ms,
+                from,
+                len: bytes.len(),
+                name: "RPC PDU".to_owned(),
+                summary: format!("does not decode: {e}"),
+                info: PduInfo::Undecoded {
+                    detail: e.to_string(),
+                    offset: Some(e.offset),
+                },
+            };
+        }
+    };
+    let ntlm = pdu
+        .auth
+        .as_ref()
+        .and_then(|a| {
+            let token = base64::engine::general_purpose::STANDARD.encode(&a.value);
+            ntlm_message(&token)
+        })
+        .map(|m| format!(", NTLM {m}"))
+        .unwrap_or_default();
+    let method = |op: Option<u16>| op.map(ndr::method).unwrap_or("a call");
+    let (name, summary, op, code) = match &pdu.body {
+        Body::Rts(rts) => (rts.name().to_owned(), rts.summary(), None, None),
+        Body::Bind { contexts, .. } => (
+            "bind".to_owned(),
+            format!("{} presentation contexts{ntlm}", contexts.len()),
+            None,
+            None,
+        ),
+        Body::BindAck { max_recv, .. } => (
+            "bind_ack".to_owned(),
+            format!("fragments up to {max_recv} bytes{ntlm}"),
+            None,
+            None,
+        ),
+        Body::BindNak { reason } => (
+            "bind_nak".to_owned(),
+            format!("reason {reason}"),
+            None,
+            None,
+        ),
+        Body::Auth3 { .. } => (
+            "rpc_auth_3".to_owned(),
+            ntlm.trim_start_matches(", ").to_owned(),
+            None,
+            None,
+        ),
+        Body::Request { opnum, stub, .. } => (
+            format!("{} request", ndr::method(*opnum)),
+            format!("call {}, {} bytes of stub", pdu.call_id, stub.len()),
+            Some(*opnum),
+            None,
+        ),
+        Body::Response { stub, .. } => {
+            let status = opnum
+                .and_then(|op| Reply::decode(op, stub).ok())
+                .map(|r| r.status());
+            let summary = match status {
+                Some(s) => format!(
+                    "call {}: {}",
+                    pdu.call_id,
+                    crate::codes::Display(crate::codes::Table::Gateway, s)
+                ),
+                None => format!("call {}, {} bytes of stub", pdu.call_id, stub.len()),
+            };
+            (
+                format!("{} response", method(opnum)),
+                summary,
+                opnum,
+                status,
+            )
+        }
+        Body::Fault { status, .. } => (
+            format!("{} fault", method(opnum)),
+            format!(
+                "call {}: {}",
+                pdu.call_id,
+                crate::codes::Display(crate::codes::Table::Gateway, *status)
+            ),
+            opnum,
+            Some(*status),
+        ),
+    };
+    Pdu {
+        at_ms,
+        from,
+        len: bytes.len(),
+        name,
+        summary,
+        info: PduInfo::RpcPdu {
+            ptype: pdu.ptype(),
+            opnum: op,
+            code,
+        },
+    }
+}
+
 /// The facts of a gateway's answer, in the current phase (the probe's and the replay's).
 pub fn reply_facts(trace: &mut Trace, reply: &Packet) {
     match reply {

@@ -1,7 +1,9 @@
 //! The tunnel through an RD Gateway ([MS-TSGU] 3.3.5.2, 3.3.5.3): packets over a WebSocket, or over the
 //! RDG_OUT_DATA response (gateway to client) and the chunked RDG_IN_DATA request (client to gateway). Once
 //! the channel is created it is a byte stream (AsyncRead + AsyncWrite) that carries the RDP connection in
-//! HTTP_DATA_PACKETs; how the gateway ends it goes to its [`TunnelLog`].
+//! HTTP_DATA_PACKETs; how the gateway ends it goes to its [`TunnelLog`]. Over RPC ([MS-TSGU] 3.2.6.2) the
+//! same stream runs on TsProxySendToServer requests (IN channel) and the receive pipe's answer (OUT
+//! channel): [`super::rpc::link`] turns them into the packets this module reads and writes.
 
 // Bytes from the wire: no panics (see ARCHITECTURE.md, Rules).
 #![deny(
@@ -27,6 +29,7 @@ use tokio::net::TcpStream;
 
 use super::http::{self, Dechunker};
 use super::packet::{self, MAX_DATA, MAX_SEED, Packet, PacketReader};
+use super::rpc::link::{Association, Event};
 use super::websocket::{self, FrameReader};
 use crate::probe::transport::Tap;
 use crate::trace::{CloseKind, TunnelEnd};
@@ -59,6 +62,12 @@ enum Carrier {
         out: Box<GwStream>,
         body: OutBody,
         in_: Box<GwStream>,
+    },
+    /// [MS-TSGU] 3.2 RPC over HTTP: PDUs on the RPC_OUT_DATA response and the RPC_IN_DATA request.
+    Rpc {
+        out: Box<GwStream>,
+        in_: Box<GwStream>,
+        link: Box<Association>,
     },
 }
 
@@ -136,6 +145,27 @@ impl Tunnel {
         t
     }
 
+    /// A tunnel over RPC over HTTP, its channel open and its receive pipe set up: `leftover` are OUT channel
+    /// bytes read past the setup's last answer.
+    pub fn rpc(
+        out: GwStream,
+        leftover: &[u8],
+        in_: GwStream,
+        link: Association,
+        start: Instant,
+    ) -> Tunnel {
+        let mut t = Tunnel::new(
+            Carrier::Rpc {
+                out: Box::new(out),
+                in_: Box::new(in_),
+                link: Box::new(link),
+            },
+            start,
+        );
+        t.feed(leftover);
+        t
+    }
+
     fn new(carrier: Carrier, start: Instant) -> Tunnel {
         Tunnel {
             carrier,
@@ -165,7 +195,7 @@ impl Tunnel {
     pub fn seed(&self) -> Option<usize> {
         match &self.carrier {
             Carrier::Http { body, .. } => Some(body.seed),
-            Carrier::WebSocket { .. } => None,
+            Carrier::WebSocket { .. } | Carrier::Rpc { .. } => None,
         }
     }
 
@@ -193,11 +223,27 @@ impl Tunnel {
 
     /// Puts a packet in the outgoing buffer, framed for the transport.
     fn queue(&mut self, packet: &[u8]) {
-        let framed = match self.carrier {
+        let framed = match &mut self.carrier {
             Carrier::WebSocket { .. } => {
                 websocket::frame(websocket::BINARY, packet, Some(rand::random()))
             }
             Carrier::Http { .. } => http::chunk(packet),
+            // Data becomes TsProxySendToServer, a channel close TsProxyCloseChannel; the rest has no RPC
+            // form.
+            Carrier::Rpc { link, .. } => {
+                let made = match Packet::decode(packet) {
+                    Ok(Packet::Data(d)) => link.send_data(&d),
+                    Ok(Packet::CloseChannel { .. }) => link.close_channel(),
+                    _ => Ok(Vec::new()),
+                };
+                match made {
+                    Ok(b) => b,
+                    Err(e) => {
+                        self.note(e.to_string());
+                        Vec::new()
+                    }
+                }
+            }
         };
         if self.outbound_pos >= self.outbound.len() {
             self.outbound.clear();
@@ -244,6 +290,23 @@ impl Tunnel {
                     }
                 }
             }
+            Carrier::Rpc { link, .. } => {
+                for event in link.feed(bytes) {
+                    match event {
+                        Event::Data(d) => {
+                            // INVARIANT: a receive pipe fragment is shorter than a data packet's limit.
+                            for part in d.chunks(MAX_DATA) {
+                                self.packets.push(&Packet::Data(part.to_vec()).encode());
+                            }
+                        }
+                        Event::End(status) => {
+                            self.packets.push(&Packet::CloseChannel { status }.encode());
+                        }
+                        Event::Note(n) => notes.push(n),
+                        Event::Send(b) => pongs.push(b),
+                    }
+                }
+            }
             Carrier::Http { body, .. } => {
                 let plain = match body.dechunk.as_mut() {
                     Some(d) => match d.push(bytes) {
@@ -281,7 +344,11 @@ impl Tunnel {
             }
         }
         for p in pongs {
-            let framed = websocket::frame(websocket::PONG, &p, Some(rand::random()));
+            let framed = if matches!(self.carrier, Carrier::Rpc { .. }) {
+                p
+            } else {
+                websocket::frame(websocket::PONG, &p, Some(rand::random()))
+            };
             self.outbound.extend_from_slice(&framed);
         }
         for n in notes {
@@ -297,7 +364,7 @@ impl Tunnel {
     fn reader(&mut self) -> Pin<&mut GwStream> {
         match &mut self.carrier {
             Carrier::WebSocket { stream, .. } => Pin::new(stream),
-            Carrier::Http { out, .. } => Pin::new(out),
+            Carrier::Http { out, .. } | Carrier::Rpc { out, .. } => Pin::new(out),
         }
     }
 
@@ -305,7 +372,7 @@ impl Tunnel {
     fn writer(&mut self) -> Pin<&mut GwStream> {
         match &mut self.carrier {
             Carrier::WebSocket { stream, .. } => Pin::new(stream),
-            Carrier::Http { in_, .. } => Pin::new(in_),
+            Carrier::Http { in_, .. } | Carrier::Rpc { in_, .. } => Pin::new(in_),
         }
     }
 

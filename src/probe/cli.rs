@@ -102,7 +102,7 @@ pub struct RouteArgs {
     #[arg(long, value_name = "FILE")]
     pub gateway_password_file: Option<PathBuf>,
     /// The gateway transport: auto tries WebSocket, then HTTP (RDG_OUT_DATA and RDG_IN_DATA), as mstsc
-    /// does; rpc (RPC over HTTP) is not implemented.
+    /// does; rpc is RPC over HTTP (RPC_IN_DATA and RPC_OUT_DATA), only when asked.
     #[arg(long, value_enum, value_name = "TRANSPORT", default_value_t = TransportChoice::Auto)]
     pub gateway_transport: TransportChoice,
     /// The gateway authentication; by default the first the gateway offers of Negotiate, NTLM, Basic (a
@@ -123,10 +123,6 @@ pub struct RouteArgs {
 pub enum RouteError {
     #[error(transparent)]
     Gateway(#[from] crate::gateway::GatewayAddressError),
-    #[error(
-        "--gateway-transport rpc: rdptrace does not implement RPC over HTTP ([MS-TSGU] 3.1); use websocket or http"
-    )]
-    Rpc,
     #[error("--load-balance-info {0:?} is not printable ASCII text of 1 to 238 characters")]
     LoadBalanceInfo(String),
 }
@@ -147,9 +143,6 @@ impl RouteArgs {
         spec: Option<&TargetSpec>,
         gateway_password: Option<&Password>,
     ) -> Result<(), RouteError> {
-        if self.gateway_transport == TransportChoice::Rpc {
-            return Err(RouteError::Rpc);
-        }
         let gateway = self
             .gateway
             .as_deref()

@@ -193,6 +193,23 @@ impl<'t> Findings<'t> {
                     g.refusal = Some(GatewayRefusal {
                         at_ms,
                         packet_type: *packet_type,
+                        rpc_opnum: None,
+                        code: *code,
+                    });
+                }
+            }
+            PduInfo::RpcPdu {
+                opnum,
+                code: Some(code),
+                ..
+            } if pdu.from == Side::Server && crate::codes::gateway::failed(*code) => {
+                if let Some(g) = self.gateway.as_mut()
+                    && g.refusal.is_none()
+                {
+                    g.refusal = Some(GatewayRefusal {
+                        at_ms,
+                        packet_type: 0,
+                        rpc_opnum: Some(opnum.unwrap_or_default()),
                         code: *code,
                     });
                 }

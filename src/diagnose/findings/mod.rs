@@ -262,8 +262,10 @@ pub struct HttpStatus<'t> {
 #[derive(Debug, Clone, Copy)]
 pub struct GatewayRefusal {
     pub at_ms: Millis,
-    /// [MS-TSGU] 2.2.5.3.3 the packet type.
+    /// [MS-TSGU] 2.2.5.3.3 the packet type (HTTP transport).
     pub packet_type: u16,
+    /// [MS-TSGU] 3.2.4 over RPC: the opnum of the TsProxy call refused (the packet type is then 0).
+    pub rpc_opnum: Option<u16>,
     pub code: u32,
 }
 

@@ -15,6 +15,7 @@ use crate::codes::{self, Table};
 use crate::diagnose::Explained;
 use crate::diagnose::findings::{Findings, KrbFrom};
 use crate::gateway::packet::name_of;
+use crate::gateway::rpc::ndr::opnum as rpc_op;
 use crate::kerberos::message::error_name;
 use crate::trace::{CloseKind, ConnectError, PhaseName, Side, TunnelEnd};
 use crate::verdict::Cause;
@@ -277,27 +278,38 @@ pub fn gateway_refused(f: &Findings) -> Option<Explained> {
     let target = g.target.unwrap_or("the target");
     let (words, hint) = refusal_words(r.code, target);
     let code = codes::Display(Table::Gateway, r.code);
+    // Over RPC ([MS-TSGU] 3.2.6) the answer to a TsProxy call carries the code; over HTTP, a packet.
+    let (step, answer) = match r.rpc_opnum {
+        Some(op) => (
+            match op {
+                rpc_op::CREATE_TUNNEL => "tunnel",
+                rpc_op::AUTHORIZE_TUNNEL => "tunnel's authorization",
+                rpc_op::CREATE_CHANNEL => "channel to the target",
+                _ => "tunnel",
+            },
+            format!("answer to {}", crate::gateway::rpc::ndr::method(op)),
+        ),
+        None => (
+            match name_of(r.packet_type) {
+                "HTTP_HANDSHAKE_RESPONSE_PACKET" => "handshake",
+                "HTTP_TUNNEL_RESPONSE" => "tunnel",
+                "HTTP_TUNNEL_AUTH_RESPONSE" => "tunnel's authorization",
+                "HTTP_CHANNEL_RESPONSE" => "channel to the target",
+                _ => "tunnel",
+            },
+            name_of(r.packet_type).to_owned(),
+        ),
+    };
     Some(
         Explained::failed(
             Cause::GatewayRefused,
             phase,
             format!(
-                "the RD Gateway {} refused the {}: {code}: {words}",
-                g.address,
-                match name_of(r.packet_type) {
-                    "HTTP_HANDSHAKE_RESPONSE_PACKET" => "handshake",
-                    "HTTP_TUNNEL_RESPONSE" => "tunnel",
-                    "HTTP_TUNNEL_AUTH_RESPONSE" => "tunnel's authorization",
-                    "HTTP_CHANNEL_RESPONSE" => "channel to the target",
-                    _ => "tunnel",
-                }
+                "the RD Gateway {} refused the {step}: {code}: {words}",
+                g.address
             ),
         )
-        .evidence([format!(
-            "{:.1} ms: gateway {} {code}",
-            r.at_ms,
-            name_of(r.packet_type)
-        )])
+        .evidence([format!("{:.1} ms: gateway {answer} {code}", r.at_ms)])
         .hint([hint]),
     )
 }

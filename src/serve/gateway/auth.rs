@@ -42,7 +42,7 @@ pub(super) struct ServerAuth {
     context: Option<(Scheme, Context)>,
 }
 
-fn identity(id: &TestIdentity) -> Result<AuthIdentity, String> {
+pub(super) fn identity(id: &TestIdentity) -> Result<AuthIdentity, String> {
     let domain = (!id.domain.is_empty()).then_some(id.domain.as_str());
     let username = Username::new(&id.user, domain).map_err(|e| e.to_string())?;
     Ok(AuthIdentity {

@@ -25,9 +25,9 @@ const MAX_BODY: usize = 64 * 1024;
 /// [MS-TSGU] 3.3.5.1 the random entity body after the OUT channel's 200 (Windows sends 10 bytes).
 const SEED_LEN: usize = 10;
 
-struct Conn {
-    stream: ServerTls,
-    buf: Vec<u8>,
+pub(super) struct Conn {
+    pub(super) stream: ServerTls,
+    pub(super) buf: Vec<u8>,
 }
 
 /// Serves one connection to its end.
@@ -58,6 +58,9 @@ pub(super) async fn connection(
             Ok(r) => r,
             Err(why) => return GatewayOutcome::Failed(why),
         };
+        if crate::gateway::rpc::is_rpc_method(&req.method) {
+            return super::rpc::channel(&shared, conn, req, auth).await;
+        }
         let out = req.method == RDG_OUT_DATA;
         if !out && req.method != RDG_IN_DATA {
             let _ = respond(&mut conn, 404, "Not Found", &[]).await;
@@ -223,7 +226,10 @@ async fn in_channel(
 }
 
 /// Reads one request head.
-async fn read_request(conn: &mut Conn, limit: std::time::Duration) -> Result<Request, String> {
+pub(super) async fn read_request(
+    conn: &mut Conn,
+    limit: std::time::Duration,
+) -> Result<Request, String> {
     let deadline = tokio::time::Instant::now() + limit;
     let mut chunk = vec![0u8; 16 * 1024];
     // INVARIANT: each pass returns or reads at least one byte; the head is bounded by MAX_HEAD.
@@ -245,7 +251,7 @@ async fn read_request(conn: &mut Conn, limit: std::time::Duration) -> Result<Req
 }
 
 /// Reads and drops a request body of `Content-Length` bytes.
-async fn skip_body(
+pub(super) async fn skip_body(
     conn: &mut Conn,
     req: &Request,
     limit: std::time::Duration,
@@ -271,7 +277,7 @@ async fn skip_body(
     Ok(())
 }
 
-async fn respond(
+pub(super) async fn respond(
     conn: &mut Conn,
     status: u16,
     reason: &str,
@@ -283,7 +289,7 @@ async fn respond(
 }
 
 /// 401 Unauthorized: the schemes offered, or the next leg's challenge; `close` ends the connection.
-async fn unauthorized(
+pub(super) async fn unauthorized(
     conn: &mut Conn,
     schemes: &[Scheme],
     challenge: Option<String>,

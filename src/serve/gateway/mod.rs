@@ -8,11 +8,14 @@
 //! - `http.rs`: one client connection: its requests, their authentication, the transport it gets.
 //! - `auth.rs`: the server side of the HTTP authentication.
 //! - `channel.rs`: the tunnel's packets ([MS-TSGU] 3.3.5.2) and the relay to the target.
+//! - `rpc.rs`: RPC over HTTP ([MS-TSGU] 3.2 over [MS-RPCH]): the IN and OUT channels, the bind and the
+//!   TsProxy calls, the relay through TsProxySendToServer and the receive pipe.
 
 mod auth;
 mod channel;
 mod http;
 mod kerberos;
+mod rpc;
 
 use core::fmt;
 use core::future::Future;
@@ -127,7 +130,7 @@ impl GatewayConfig {
 pub enum GatewayOutcome {
     /// The client was refused (the HTTP status or the HRESULT, in words).
     Refused(String),
-    /// The tunnel carried a connection to the target over `transport` (`WebSocket` or `HTTP`), and ended.
+    /// The tunnel carried a connection to the target over `transport` (`WebSocket`, `HTTP` or `RPC`), and ended.
     Relayed {
         target: String,
         transport: &'static str,

@@ -1,0 +1,144 @@
+//! [MS-RPCE] 3.3.1.5.2 the client's NTLM for the bind at packet integrity: the NEGOTIATE of the bind, the
+//! AUTHENTICATE of rpc_auth_3, then the verifier of each request made and of each answer checked. No I/O.
+
+use sspi::ntlm::NtlmConfig;
+use sspi::{
+    AuthIdentityBuffers, BufferType, ClientRequestFlags, CredentialUse, DataRepresentation, Ntlm,
+    SecurityBuffer, SecurityBufferRef, SecurityStatus, Sspi as _, SspiImpl as _,
+};
+
+use super::pdu::{self, NTLM_VERIFIER_LEN};
+use crate::gateway::auth::{AuthError, GatewayCredentials};
+
+/// The client's side of the bind's NTLM.
+pub struct BindAuth {
+    ntlm: Box<Ntlm>,
+    handle: Option<AuthIdentityBuffers>,
+    target: String,
+    /// Whether the AUTHENTICATE was made: verifiers can be made and checked.
+    pub complete: bool,
+}
+
+impl core::fmt::Debug for BindAuth {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BindAuth")
+            .field("complete", &self.complete)
+            .finish_non_exhaustive()
+    }
+}
+
+fn sspi_err(e: sspi::Error) -> AuthError {
+    AuthError::Sspi {
+        scheme: "NTLM (RPC bind)",
+        detail: e.to_string(),
+    }
+}
+
+impl BindAuth {
+    /// For `credentials`, from `workstation`, to the gateway `host`.
+    pub fn new(
+        credentials: &GatewayCredentials,
+        workstation: &str,
+        host: &str,
+    ) -> Result<BindAuth, AuthError> {
+        let identity = credentials.identity()?;
+        let mut ntlm = Box::new(Ntlm::with_config(NtlmConfig::new(workstation.to_owned())));
+        let handle = ntlm
+            .acquire_credentials_handle()
+            .with_credential_use(CredentialUse::Outbound)
+            .with_auth_data(&identity)
+            .execute(&mut *ntlm)
+            .map_err(sspi_err)?
+            .credentials_handle;
+        Ok(BindAuth {
+            ntlm,
+            handle,
+            target: format!("HOST/{host}"),
+            complete: false,
+        })
+    }
+
+    /// The next NTLM message: NEGOTIATE without `challenge`, AUTHENTICATE with the bind_ack's CHALLENGE.
+    pub fn step(&mut self, challenge: Option<&[u8]>) -> Result<Vec<u8>, AuthError> {
+        let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
+        let mut input = challenge
+            .map(|c| vec![SecurityBuffer::new(c.to_vec(), BufferType::Token)])
+            .unwrap_or_default();
+        let mut builder = self
+            .ntlm
+            .initialize_security_context()
+            .with_credentials_handle(&mut self.handle)
+            .with_context_requirements(
+                ClientRequestFlags::INTEGRITY
+                    | ClientRequestFlags::CONFIDENTIALITY
+                    | ClientRequestFlags::ALLOCATE_MEMORY,
+            )
+            .with_target_data_representation(DataRepresentation::Native)
+            .with_target_name(&self.target)
+            .with_output(&mut output);
+        if !input.is_empty() {
+            builder = builder.with_input(&mut input);
+        }
+        let result = self
+            .ntlm
+            .initialize_security_context_impl(&mut builder)
+            .map_err(sspi_err)?
+            .resolve_to_result()
+            .map_err(sspi_err)?;
+        if matches!(
+            result.status,
+            SecurityStatus::CompleteAndContinue | SecurityStatus::CompleteNeeded
+        ) {
+            self.ntlm
+                .complete_auth_token(&mut output)
+                .map_err(sspi_err)?;
+        }
+        self.complete = !matches!(
+            result.status,
+            SecurityStatus::ContinueNeeded | SecurityStatus::CompleteAndContinue
+        );
+        Ok(output
+            .into_iter()
+            .next()
+            .map(|b| b.buffer)
+            .unwrap_or_default())
+    }
+
+    /// Writes the verifier of an encoded PDU (its last 16 bytes).
+    pub fn sign(&mut self, bytes: &mut [u8], seq: u32) -> Result<(), AuthError> {
+        let Some((data, verifier)) = pdu::verifier_split(bytes, NTLM_VERIFIER_LEN) else {
+            return Ok(());
+        };
+        self.ntlm
+            .make_signature(
+                0,
+                &mut [
+                    SecurityBufferRef::token_buf(verifier),
+                    SecurityBufferRef::data_buf(data),
+                ],
+                seq,
+            )
+            .map_err(sspi_err)
+    }
+
+    /// Checks the verifier of a PDU from the gateway (its last 16 bytes).
+    pub fn verify(&mut self, bytes: &[u8], seq: u32) -> Result<(), AuthError> {
+        let mut copy = bytes.to_vec();
+        let Some((data, signature)) = pdu::verifier_split(&mut copy, NTLM_VERIFIER_LEN) else {
+            return Err(AuthError::Sspi {
+                scheme: "NTLM (RPC bind)",
+                detail: "a PDU shorter than its verifier".to_owned(),
+            });
+        };
+        self.ntlm
+            .verify_signature(
+                &mut [
+                    SecurityBufferRef::token_buf(signature),
+                    SecurityBufferRef::data_buf(data),
+                ],
+                seq,
+            )
+            .map(|_| ())
+            .map_err(sspi_err)
+    }
+}

@@ -1,0 +1,501 @@
+//! RPC over HTTP, the third RD Gateway transport ([MS-TSGU] 3.1, 3.2 over [MS-RPCH]): xfreerdp 2.11
+//! (`/gt:rpc`) and the probe (`--gateway-transport rpc`) through the built-in gateway to the built-in
+//! target, healthy and with each gateway fault. All on loopback, every wait bounded.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdptrace::diagnose::diagnose;
+use rdptrace::gateway::TransportChoice;
+use rdptrace::pdu::PduInfo;
+use rdptrace::serve::deployment::Deployment;
+use rdptrace::serve::gateway::{self, Gateway, GatewayFault, GatewayOutcome, GatewayProfile};
+use rdptrace::serve::target::Outcome;
+use rdptrace::serve::{TargetConfig, TestIdentity, scenario};
+use rdptrace::trace::{Fact, PhaseName, PhaseStatus, Trace};
+use support::{BOUND, TempDir, block_on, free_port, has_program, require};
+use tokio::sync::mpsc;
+
+/// Whether xfreerdp can run here (skipped, or a failure under CI, when not).
+fn xfreerdp_available() -> bool {
+    require(has_program("xfreerdp"), "xfreerdp (freerdp2-x11)")
+        && require(has_program("xvfb-run"), "xvfb-run (xvfb)")
+}
+
+/// Runs xfreerdp under xvfb-run with `args`, bounded; its exit code (`None` when it had to be killed) and
+/// its output.
+fn xfreerdp(home: &Path, args: &[String]) -> (Option<i32>, String) {
+    let out_path = home.join("xfreerdp.out");
+    let out = std::fs::File::create(&out_path).expect("an output file");
+    let err = out.try_clone().expect("the output file twice");
+    let mut child = Command::new("xvfb-run")
+        .args(["-a", "xfreerdp"])
+        .args(args)
+        .arg("/log-level:INFO")
+        .env("HOME", home)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .expect("xvfb-run starts");
+    let start = Instant::now();
+    // INVARIANT: polls every 50 ms until the bound.
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("xfreerdp can be waited for") {
+            break status.code();
+        }
+        if start.elapsed() > BOUND {
+            let _ = Command::new("kill")
+                .args(["-KILL", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    (code, output)
+}
+
+/// The gateway's outcomes until one is not the joining of an IN channel (or 10 s passed).
+async fn collect(
+    rx: &mut mpsc::UnboundedReceiver<(SocketAddr, GatewayOutcome)>,
+) -> Vec<GatewayOutcome> {
+    let mut out = Vec::new();
+    let until = Instant::now() + Duration::from_secs(10);
+    // INVARIANT: bounded by `until`.
+    while Instant::now() < until {
+        if let Ok(Some((_, o))) = tokio::time::timeout(Duration::from_millis(100), rx.recv()).await
+        {
+            let done = matches!(
+                o,
+                GatewayOutcome::Relayed { .. } | GatewayOutcome::Refused(_)
+            );
+            out.push(o);
+            if done {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// What one run of xfreerdp through the gateway left.
+struct Run {
+    code: Option<i32>,
+    output: String,
+    /// The gateway's outcomes.
+    outcomes: Vec<GatewayOutcome>,
+    /// How the target's connections ended.
+    served: Vec<Outcome>,
+}
+
+/// xfreerdp with `/gt:rpc` through a gateway of `profile` to the built-in healthy target (or, with
+/// `target_down`, to a port nothing listens on); with `session`, a whole session the target ends at its
+/// idle limit, else `+auth-only`.
+fn xfreerdp_via_rpc(profile: GatewayProfile, target_down: bool, session: bool) -> Run {
+    let id = TestIdentity::default();
+    let dir = TempDir::new("xf-rpc");
+    block_on(async {
+        let s = scenario::find("healthy").expect("in the catalogue");
+        let mut config = TargetConfig::new(s);
+        config.idle_limit = Duration::from_secs(if session { 3 } else { 10 });
+        let deployment = Deployment::bind(config, None).await.expect("binds");
+        let target = if target_down {
+            SocketAddr::from(([127, 0, 0, 1], free_port()))
+        } else {
+            deployment.address
+        };
+        let mut gc = gateway::GatewayConfig::new(profile);
+        gc.read_timeout = Duration::from_secs(15);
+        let gw = Gateway::bind(gc).await.expect("the gateway binds");
+        let gw_addr = gw.local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (sink, mut rx) = mpsc::unbounded_channel();
+        let g = gw.clone();
+        let gw_task = tokio::spawn(async move {
+            let _ = g
+                .run(
+                    async {
+                        let _ = stopped.await;
+                    },
+                    Some(sink),
+                )
+                .await;
+        });
+        let (stop_target, target_stopped) = tokio::sync::oneshot::channel::<()>();
+        let (served_tx, mut served_rx) = mpsc::unbounded_channel();
+        let target_task = tokio::spawn(async move {
+            let limited = async {
+                tokio::select! {
+                    _ = target_stopped => {}
+                    () = tokio::time::sleep(BOUND) => {}
+                }
+            };
+            let _ = deployment.run(limited, Some(served_tx), None).await;
+        });
+        let mut args = vec![
+            format!("/v:{target}"),
+            format!("/u:{}", id.user),
+            format!("/p:{}", id.password()),
+            "/cert:ignore".to_owned(),
+            "/sec:nla".to_owned(),
+            format!("/g:{gw_addr}"),
+            format!("/gu:{}", id.user),
+            // A test-only value for a test server; rdptrace itself never takes a password from argv.
+            format!("/gp:{}", id.password()),
+            "/gt:rpc".to_owned(),
+        ];
+        if !session {
+            args.push("+auth-only".to_owned());
+        }
+        let home = dir.path().to_owned();
+        let (code, output) = tokio::task::spawn_blocking(move || xfreerdp(&home, &args))
+            .await
+            .expect("xfreerdp ran");
+        let outcomes = collect(&mut rx).await;
+        let _ = stop.send(());
+        let _ = stop_target.send(());
+        let _ = tokio::time::timeout(BOUND, gw_task).await;
+        let _ = tokio::time::timeout(BOUND, target_task).await;
+        let mut served = Vec::new();
+        while let Ok(s) = served_rx.try_recv() {
+            served.push(s.outcome);
+        }
+        Run {
+            code,
+            output,
+            outcomes,
+            served,
+        }
+    })
+}
+
+fn tail(output: &str) -> Vec<&str> {
+    output.lines().rev().take(12).collect()
+}
+
+#[test]
+fn xfreerdp_through_the_rpc_transport_to_the_target() {
+    if !xfreerdp_available() {
+        return;
+    }
+    // +auth-only: 0 once xfreerdp authenticated to the target (CredSSP) through the tunnel.
+    let run = xfreerdp_via_rpc(GatewayProfile::HEALTHY, false, false);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "{:?}\n{:?}",
+        tail(&run.output),
+        run.outcomes
+    );
+    assert!(
+        run.outcomes.iter().any(|o| matches!(
+            o,
+            GatewayOutcome::Relayed {
+                transport: "RPC",
+                ..
+            }
+        )),
+        "{:?}",
+        run.outcomes
+    );
+    assert!(
+        run.output.contains("TS Gateway Connection Success"),
+        "{:?}",
+        tail(&run.output)
+    );
+    // A whole session: the target sees the active state, stays silent until its idle limit and ends it;
+    // the end of the receive pipe tells xfreerdp, which closes the channel and leaves with 0.
+    let run = xfreerdp_via_rpc(GatewayProfile::HEALTHY, false, true);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "{:?}\n{:?}",
+        tail(&run.output),
+        run.outcomes
+    );
+    assert_eq!(
+        run.served,
+        [Outcome::IdleLimit],
+        "{:?}\n{:?}",
+        tail(&run.output),
+        run.outcomes
+    );
+    assert!(
+        run.outcomes.iter().any(|o| matches!(
+            o,
+            GatewayOutcome::Relayed { transport: "RPC", end, .. } if end == "the target closed"
+        )),
+        "{:?}",
+        run.outcomes
+    );
+}
+
+/// What xfreerdp 2.11 does on each gateway fault over RPC (its exit code, what it prints), and what the
+/// gateway reports. The E_PROXY codes come as fault PDUs: xfreerdp prints them and exits with 133
+/// (ERRCONNECT_SECURITY_NEGO_CONNECT_FAILED), where over the HTTP transport it exits with 131.
+const FAULTS: &[(GatewayFault, i32, &[&str], &str)] = &[
+    (
+        GatewayFault::AuthRefused,
+        132,
+        &["Status Code: 401", "ERRCONNECT_AUTHENTICATION_FAILED"],
+        "401",
+    ),
+    (
+        GatewayFault::CapabilityMismatch,
+        133,
+        &["RPC Fault PDU: status=E_PROXY_CAPABILITYMISMATCH"],
+        "E_PROXY_CAPABILITYMISMATCH",
+    ),
+    (
+        GatewayFault::CapDenied,
+        133,
+        &["RPC Fault PDU: status=E_PROXY_NAP_ACCESSDENIED"],
+        "E_PROXY_NAP_ACCESSDENIED",
+    ),
+    (
+        GatewayFault::MaxConnections,
+        133,
+        &["RPC Fault PDU: status=E_PROXY_MAXCONNECTIONSREACHED"],
+        "E_PROXY_MAXCONNECTIONSREACHED",
+    ),
+    (
+        GatewayFault::RapDenied,
+        133,
+        &["RPC Fault PDU: status=E_PROXY_RAP_ACCESSDENIED"],
+        "E_PROXY_RAP_ACCESSDENIED",
+    ),
+    (
+        GatewayFault::TargetDown,
+        133,
+        &["RPC Fault PDU: status=E_PROXY_TS_CONNECTFAILED"],
+        "E_PROXY_TS_CONNECTFAILED",
+    ),
+    (
+        GatewayFault::DropMidHandshake,
+        143,
+        &["ERRCONNECT_TLS_CONNECT_FAILED"],
+        "dropped by the gateway",
+    ),
+];
+
+#[test]
+fn xfreerdp_reports_each_gateway_fault_over_rpc() {
+    if !xfreerdp_available() {
+        return;
+    }
+    for &(fault, exit, says, gateway_says) in FAULTS {
+        let run = xfreerdp_via_rpc(
+            GatewayProfile::with_fault(fault),
+            fault == GatewayFault::TargetDown,
+            true,
+        );
+        let context = format!("{fault:?}: {:?}\n{:?}", tail(&run.output), run.outcomes);
+        assert_eq!(run.code, Some(exit), "{context}");
+        for s in says {
+            assert!(run.output.contains(s), "{s}: {context}");
+        }
+        assert!(
+            run.outcomes.iter().any(|o| match o {
+                GatewayOutcome::Refused(why) => why.contains(gateway_says),
+                GatewayOutcome::Relayed {
+                    transport: "RPC",
+                    end,
+                    ..
+                } => end.contains(gateway_says),
+                _ => false,
+            }),
+            "{context}"
+        );
+    }
+}
+
+// ---- the probe over RPC --------------------------------------------------------------------------------
+
+/// The probe through the gateway scenario `name` over `transport`: its trace and the gateway's outcomes.
+fn probe_via(name: &str, transport: TransportChoice) -> (Trace, Vec<GatewayOutcome>) {
+    block_on(async {
+        let s = scenario::find(name).expect("in the catalogue");
+        let deployment = Deployment::bind(TargetConfig::new(s), None)
+            .await
+            .expect("the scenario binds");
+        let mut cfg = deployment.probe_config().expect("a probe configuration");
+        cfg.watch = Duration::from_millis(300);
+        cfg.phase_timeout = Duration::from_secs(10);
+        cfg.timeout = Duration::from_secs(40);
+        if let Some(g) = cfg.gateway.as_mut() {
+            g.transport = transport;
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (sink, mut rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let limited = async {
+                tokio::select! {
+                    _ = stopped => {}
+                    () = tokio::time::sleep(BOUND) => {}
+                }
+            };
+            let _ = deployment.run(limited, None, Some(sink)).await;
+        });
+        let trace = rdptrace::probe::probe(&cfg).await;
+        let outcomes = collect(&mut rx).await;
+        let _ = stop.send(());
+        let _ = tokio::time::timeout(BOUND, task).await;
+        (trace, outcomes)
+    })
+}
+
+fn said(trace: &Trace) -> String {
+    let v = diagnose(trace);
+    format!("{} in {:?}: {}", v.cause.as_str(), v.phase, v.detail)
+}
+
+#[test]
+fn the_probe_through_the_rpc_transport() {
+    let (trace, outcomes) = probe_via("gateway-healthy", TransportChoice::Rpc);
+    let v = diagnose(&trace);
+    assert!(v.ok, "{}", said(&trace));
+    for name in PhaseName::GATEWAY {
+        let p = trace.phase(name);
+        assert_eq!(p.status, PhaseStatus::Ok, "{name}");
+        assert!(p.bytes_out > 0 && p.bytes_in > 0, "{name}: {p:?}");
+    }
+    for phase in [
+        PhaseName::X224,
+        PhaseName::Tls,
+        PhaseName::Credssp,
+        PhaseName::Active,
+    ] {
+        assert_eq!(trace.phase(phase).status, PhaseStatus::Ok, "{phase}");
+    }
+    let auth = trace.phase(PhaseName::GatewayAuth);
+    assert_eq!(
+        auth.facts
+            .get(Fact::GatewayTransport)
+            .and_then(|v| v.as_str()),
+        Some("RPC over HTTP (RPC_IN_DATA and RPC_OUT_DATA)")
+    );
+    assert_eq!(
+        auth.facts
+            .get(Fact::GatewayAuthScheme)
+            .and_then(|v| v.as_str()),
+        Some("NTLM")
+    );
+    // The requests of both channels, on the RPC proxy's URI.
+    let methods: Vec<&str> = auth
+        .pdus
+        .iter()
+        .filter_map(|p| match &p.info {
+            PduInfo::HttpRequest { method, .. } => Some(method.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        methods.contains(&"RPC_IN_DATA") && methods.contains(&"RPC_OUT_DATA"),
+        "{methods:?}"
+    );
+    // The virtual connection, the bind and the TsProxy calls, in wire order, in gateway_tunnel.
+    let names: Vec<&str> = trace
+        .phase(PhaseName::GatewayTunnel)
+        .pdus
+        .iter()
+        .filter(|p| matches!(p.info, PduInfo::RpcPdu { .. }))
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "CONN/A3",
+            "CONN/C2",
+            "bind",
+            "bind_ack",
+            "rpc_auth_3",
+            "TsProxyCreateTunnel request",
+            "TsProxyCreateTunnel response",
+            "TsProxyAuthorizeTunnel request",
+            "TsProxyAuthorizeTunnel response",
+            "TsProxyCreateChannel request",
+            "TsProxyCreateChannel response",
+            "TsProxySetupReceivePipe request",
+        ],
+    );
+    assert!(
+        outcomes.iter().any(|o| matches!(
+            o,
+            GatewayOutcome::Relayed {
+                transport: "RPC",
+                ..
+            }
+        )),
+        "{outcomes:?}"
+    );
+    // The gateway's verifiers check ([MS-RPCE] 3.3.1.5.2.2), and the gateway checked the probe's.
+    let json = serde_json::to_string(&trace).expect("json");
+    assert!(!json.contains("verifier does not check"), "{json}");
+    // The same verdict as through the WebSocket transport.
+    let (ws, _) = probe_via("gateway-healthy", TransportChoice::Websocket);
+    assert_eq!(diagnose(&ws).cause, v.cause, "{}", said(&ws));
+}
+
+#[test]
+fn the_probe_names_each_gateway_fault_over_rpc_as_over_http() {
+    for name in [
+        "gateway-auth-refused",
+        "gateway-cap-denied",
+        "gateway-rap-denied",
+        "gateway-ts-connect-failed",
+        "gateway-capability-mismatch",
+        "gateway-max-connections",
+        "gateway-drop",
+    ] {
+        let (http, _) = probe_via(name, TransportChoice::Http);
+        let (rpc, outcomes) = probe_via(name, TransportChoice::Rpc);
+        let (h, r) = (diagnose(&http), diagnose(&rpc));
+        assert!(!r.ok, "{name}: {}", said(&rpc));
+        assert_eq!(
+            r.cause,
+            h.cause,
+            "{name}: rpc {} / http {}",
+            said(&rpc),
+            said(&http)
+        );
+        assert_eq!(
+            r.phase,
+            h.phase,
+            "{name}: rpc {} / http {}",
+            said(&rpc),
+            said(&http)
+        );
+        // The same code, named from the table.
+        for code in ["E_PROXY_", "401"] {
+            if h.detail.contains(code) {
+                let named = h
+                    .detail
+                    .split_whitespace()
+                    .find(|w| w.contains(code))
+                    .unwrap_or_default()
+                    .trim_end_matches(':');
+                assert!(
+                    r.detail.contains(named),
+                    "{name}: {named} in {}",
+                    said(&rpc)
+                );
+            }
+        }
+        assert!(
+            outcomes.iter().any(|o| match o {
+                GatewayOutcome::Relayed { transport, .. } => *transport == "RPC",
+                GatewayOutcome::Refused(_) => true,
+                _ => false,
+            }),
+            "{name}: {outcomes:?}"
+        );
+    }
+}
