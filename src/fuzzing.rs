@@ -203,6 +203,48 @@ pub fn capture(data: &[u8]) -> (Vec<Trace>, Option<String>) {
     (traces, end.error.map(|e| e.to_string()))
 }
 
+/// The capture file read both ways: through memory maps (`Capture::open`, as a plain pcap or pcapng file
+/// is read) and through a buffer (as a gzip file or a stream is): the same packets, blocks and error, or
+/// how they differ (the fuzz target fails on it): the two readers must agree on every file. Returns how they differ, when they do.
+pub fn capture_readings(data: &[u8]) -> Result<(), String> {
+    let path = std::env::temp_dir().join(format!("rdptrace-fuzz-{}.cap", std::process::id()));
+    if std::fs::write(&path, data).is_err() {
+        return Ok(());
+    }
+    let mapped = Capture::open(&path, None).map(read_items);
+    let buffered = Capture::from_seekable(
+        "x".to_owned(),
+        Box::new(std::io::Cursor::new(data.to_vec())),
+    )
+    .map(read_items);
+    let _ = std::fs::remove_file(&path);
+    match (mapped, buffered) {
+        (Ok(m), Ok(b)) if m == b => Ok(()),
+        (Err(m), Err(b)) if m.detail == b.detail => Ok(()),
+        (m, b) => Err(format!(
+            "mapped and buffered readings differ: {m:?} / {b:?}"
+        )),
+    }
+}
+
+/// What a capture yields: its items, then the error it stopped at (without the file's name).
+fn read_items(mut capture: Capture) -> (Vec<String>, Option<String>) {
+    use crate::replay::capture::Item;
+    let mut out = Vec::new();
+    while let Some(item) = capture.next_item() {
+        match item {
+            Ok(Item::Packet(p)) => out.push(format!(
+                "{} {:?} {} {} {:?}",
+                p.number, p.ts, p.link, p.orig_len, p.data
+            )),
+            Ok(Item::Secrets { kind, data }) => out.push(format!("secrets {kind} {data:?}")),
+            Ok(Item::Other) => out.push("other".to_owned()),
+            Err(e) => return (out, Some(format!("{:?} {}", e.packet, e.detail))),
+        }
+    }
+    (out, None)
+}
+
 /// Small limits, so that the fuzzer reaches them.
 fn fuzz_limits() -> Limits {
     Limits {

@@ -26,6 +26,11 @@ type Entry = fn(&[u8]);
 const TARGETS: &[(&str, Entry)] = &[
     ("dissect", |d| drop(fuzzing::dissect(d))),
     ("capture", |d| drop(fuzzing::capture(d))),
+    ("capture_readings", |d| {
+        if let Err(e) = fuzzing::capture_readings(d) {
+            panic!("{e}");
+        }
+    }),
     ("tcp", |d| drop(fuzzing::tcp(d))),
     ("tls_records", |d| drop(fuzzing::tls_records(d))),
     ("keylog", |d| {
@@ -109,6 +114,7 @@ fn every_seed_runs_through_its_target() {
             "targets_file" => vec![fixtures().join("targets")],
             "policy" => vec![fixtures().join("policy")],
             "capture" => vec![fixtures()],
+            "capture_readings" => vec![fixtures(), fixtures().join("fuzz-seeds").join("capture")],
             other => vec![fixtures().join("fuzz-seeds").join(other)],
         };
         for dir in dirs {

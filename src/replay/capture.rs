@@ -18,7 +18,7 @@ use pcap_file::pcapng::blocks::Block;
 use pcap_file::pcapng::{PcapNgParser, PcapNgReadError, PcapNgReader, PcapNgState};
 use pcap_file::{DataLink, Endianness};
 
-use super::mapped::{Mapped, NotReady, PREFETCH_AHEAD, Window};
+use super::mapped::{Mapped, PREFETCH_AHEAD, Window};
 use super::netmon::{self, Media, NetMonError};
 
 /// [pcapng] 4.7 Decryption Secrets Block type.
@@ -284,10 +284,8 @@ impl Capture {
                 let header = match map.ready(PCAP_HEADER, |_| PCAP_HEADER) {
                     Ok(true) => PcapParser::new(map.rest())
                         .map(|(rest, parser)| (map.rest().len() - rest.len(), parser)),
-                    Ok(false) | Err(NotReady::Truncated | NotReady::TooLong) => {
-                        Err(PcapParseError::IncompleteBuffer(PCAP_HEADER, 0))
-                    }
-                    Err(NotReady::Io(e)) => return Err(err(format!("cannot read: {e}"))),
+                    Ok(false) => Err(PcapParseError::IncompleteBuffer(PCAP_HEADER, 0)),
+                    Err(e) => return Err(err(format!("cannot read: {e}"))),
                 };
                 let (used, parser) = header.map_err(|e| {
                     err(format!(
@@ -309,10 +307,10 @@ impl Capture {
                 let header = match map.ready(NG_HEADER, |h| ng_block_len(h, Endianness::Big)) {
                     Ok(true) => PcapNgParser::new(map.rest())
                         .map(|(rest, parser)| (map.rest().len() - rest.len(), parser)),
-                    Ok(false) | Err(NotReady::Truncated | NotReady::TooLong) => Err(
-                        pcap_file::pcapng::PcapNgParseError::IncompleteBuffer(NG_HEADER, 0),
-                    ),
-                    Err(NotReady::Io(e)) => return Err(err(format!("cannot read: {e}"))),
+                    Ok(false) => Err(pcap_file::pcapng::PcapNgParseError::IncompleteBuffer(
+                        NG_HEADER, 0,
+                    )),
+                    Err(e) => return Err(err(format!("cannot read: {e}"))),
                 };
                 let (used, parser) = header.map_err(|e| {
                     err(format!(
@@ -507,7 +505,7 @@ impl Capture {
                 let endianness = parser.header().endianness;
                 match map.ready(PCAP_RECORD, |h| pcap_record_len(h, endianness)) {
                     Ok(false) => None,
-                    Err(e) => Some(Err(not_ready(e))),
+                    Err(e) => Some(Err(io_detail(&e))),
                     Ok(true) => {
                         let resolution = parser.header().ts_resolution;
                         let (window, pos) = map.parts();
@@ -540,7 +538,7 @@ impl Capture {
                 let endianness = parser.section().endianness;
                 match map.ready(NG_HEADER, |h| ng_block_len(h, endianness)) {
                     Ok(false) => None,
-                    Err(e) => Some(Err(not_ready(e))),
+                    Err(e) => Some(Err(io_detail(&e))),
                     Ok(true) => {
                         let (window, pos) = map.parts();
                         let rest = window.bytes().get(*pos..).unwrap_or_default();
@@ -651,16 +649,6 @@ fn ng_block_len(h: &[u8], endianness: Endianness) -> usize {
         endianness
     };
     u32_at(h, 4, endianness).map_or(NG_HEADER, |len| len as usize)
-}
-
-/// Why a mapped file's next record cannot be read, as the buffered reader says it.
-fn not_ready(e: NotReady) -> String {
-    match e {
-        NotReady::Truncated | NotReady::TooLong => {
-            io_detail(&std::io::Error::from(ErrorKind::UnexpectedEof))
-        }
-        NotReady::Io(e) => io_detail(&e),
-    }
 }
 
 /// A pcap parse error as the buffered reader reports it.

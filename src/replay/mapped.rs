@@ -67,16 +67,6 @@ impl Window {
     }
 }
 
-/// Why the next record cannot be read.
-#[derive(Debug)]
-pub enum NotReady {
-    /// The file ends inside it.
-    Truncated,
-    /// It is longer than the reader takes.
-    TooLong,
-    Io(io::Error),
-}
-
 /// A capture file read front to back through windows.
 #[derive(Debug)]
 pub struct Mapped {
@@ -128,43 +118,37 @@ impl Mapped {
     }
 
     /// Makes the next record readable in one slice: `header` bytes tell its length (`length` of them).
-    /// `Ok(false)` at the end of the file.
-    pub fn ready(
-        &mut self,
-        header: usize,
-        length: impl Fn(&[u8]) -> usize,
-    ) -> Result<bool, NotReady> {
-        if self.offset() >= self.len {
+    /// `Ok(false)` at the end of the file. A record the file ends inside, or one longer than the reader
+    /// takes, gets what there is of it (up to that bound): the parser then says what is wrong with it,
+    /// as it does for a buffered reader, whose buffer holds no more.
+    pub fn ready(&mut self, header: usize, length: impl Fn(&[u8]) -> usize) -> io::Result<bool> {
+        let left = usize::try_from(self.len.saturating_sub(self.offset())).unwrap_or(usize::MAX);
+        if left == 0 {
             return Ok(false);
         }
-        if !self.ensure(header).map_err(NotReady::Io)? {
-            return Err(NotReady::Truncated);
-        }
-        let need = length(self.rest()).max(header);
-        if need > self.max_record {
-            return Err(NotReady::TooLong);
-        }
-        if !self.ensure(need).map_err(NotReady::Io)? {
-            return Err(NotReady::Truncated);
-        }
+        let most = left.min(self.max_record);
+        self.ensure(header.min(most))?;
+        let need = length(self.rest()).max(header).min(most);
+        self.ensure(need)?;
         Ok(true)
     }
 
-    /// Makes the next `need` bytes readable in one slice, mapping the next window when they are not;
-    /// `false` when the file ends before them.
-    fn ensure(&mut self, need: usize) -> io::Result<bool> {
+    /// Makes the next `need` bytes readable in one slice (as many as the file has), mapping the next
+    /// window when they are not.
+    fn ensure(&mut self, need: usize) -> io::Result<()> {
         if self.rest().len() >= need {
-            return Ok(true);
+            return Ok(());
         }
         let at = self.offset();
-        if self.len.saturating_sub(at) < need as u64 {
-            return Ok(false);
+        if self.rest().len() as u64 >= self.len.saturating_sub(at) {
+            // The window already holds the rest of the file.
+            return Ok(());
         }
         let window = map(&self.file, at, window_len(self.len, at, WINDOW.max(need)))?;
         self.window = Arc::new(window);
         self.start = at;
         self.pos = 0;
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -216,11 +200,13 @@ mod tests {
             match m.ready(1, |h| usize::from(h.first().copied().unwrap_or(0))) {
                 Ok(false) => return Ok(out),
                 Ok(true) => {}
-                Err(NotReady::Truncated) => return Err("truncated".into()),
-                Err(NotReady::TooLong) => return Err("too long".into()),
-                Err(NotReady::Io(e)) => return Err(e.to_string()),
+                Err(e) => return Err(e.to_string()),
             }
             let n = usize::from(m.rest()[0]);
+            if m.rest().len() < n {
+                // What a parser says of a record the slice does not hold whole.
+                return Err(format!("{} of {n} bytes", m.rest().len()));
+            }
             out.push(m.rest()[..n].to_vec());
             *m.parts().1 += n;
         }
@@ -246,13 +232,16 @@ mod tests {
     }
 
     #[test]
-    fn a_cut_record_and_a_long_one_are_errors() {
+    fn a_cut_record_and_a_long_one_get_what_there_is() {
         let mut m = Mapped::open(file(&[3, 1, 1, 9, 1]), 1 << 20)
             .unwrap()
             .unwrap();
-        assert_eq!(records(&mut m).unwrap_err(), "truncated");
-        let mut m = Mapped::open(file(&[200, 1]), 100).unwrap().unwrap();
-        assert_eq!(records(&mut m).unwrap_err(), "too long");
+        assert_eq!(records(&mut m).unwrap_err(), "2 of 9 bytes");
+        let mut long = vec![200; 150];
+        long.push(1);
+        let mut m = Mapped::open(file(&long), 100).unwrap().unwrap();
+        // Not whole: the parser is given at least the bound's worth and says so.
+        assert_eq!(records(&mut m).unwrap_err(), "151 of 200 bytes");
         assert!(Mapped::open(file(&[]), 100).unwrap().is_none());
     }
 
