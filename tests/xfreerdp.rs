@@ -322,6 +322,11 @@ fn xfreerdp_run(
     config.host_name = "127.0.0.1".to_owned();
     config.idle_limit = Duration::from_secs(20);
     config.read_timeout = Duration::from_secs(20);
+    if s.gateway.is_some_and(|g| g.kerberos.is_some()) {
+        // A Kerberos gateway needs the key of HTTP/<its name>; xfreerdp 2.11 has no Kerberos, so any key
+        // will do: it never sees a ticket.
+        config.gateway_kerberos = gateway_keys(&home, &config.host_name);
+    }
     let deployment = runtime
         .block_on(Deployment::bind(config, None))
         .expect("the scenario binds");
@@ -392,6 +397,26 @@ fn xfreerdp_run(
         exit: status.and_then(|s| s.code()),
         output,
     }
+}
+
+/// A keytab with a random key of `HTTP/<host>@RDPTRACE.TEST` in `dir`, as the gateway's keys.
+fn gateway_keys(dir: &Path, host: &str) -> Option<rdptrace::serve::gateway::GatewayKerberos> {
+    use rdptrace::kerberos::keytab::{Entry, Key, write};
+    let mut key = vec![0u8; 32];
+    getrandom::fill(&mut key).expect("random bytes");
+    let entry = Entry {
+        components: vec!["HTTP".to_owned(), host.to_owned()],
+        realm: "RDPTRACE.TEST".to_owned(),
+        // [RFC 4120] 6.2 NT-SRV-INST; [RFC 3962] aes256-cts-hmac-sha1-96.
+        name_type: 2,
+        kvno: 1,
+        etype: 18,
+        key: Key::new(key),
+    };
+    let path = dir.join("gateway.keytab");
+    std::fs::write(&path, write(&[entry])).expect("the keytab");
+    rdptrace::serve::gateway::GatewayKerberos::from_keytab(&path, "RDPTRACE.TEST", host)
+        .expect("the keytab reads")
 }
 
 /// xfreerdp runs at the same time.

@@ -76,12 +76,33 @@ fn principal(r: Reader<'_>, realm: Option<&str>) -> WireResult<Principal> {
     let parts = der::sequence_of(&mut names, MAX_LIST, "name-string", |r| {
         der::string(r, "KerberosString")
     })?;
-    let mut out = parts.join("/");
+    // As MIT's krb5_unparse_name writes it: a component's own '/', '@' and '\\' escaped, so that an
+    // enterprise name ([RFC 6806] 5, `admin@ACME.COM` in one component) reads `admin\@ACME.COM@ACME.COM`.
+    let mut out = parts
+        .iter()
+        .map(|p| escape_component(p))
+        .collect::<Vec<_>>()
+        .join("/");
     if let Some(realm) = realm {
         out.push('@');
         out.push_str(realm);
     }
     Ok(out)
+}
+
+/// A name component with its separators escaped by a backslash.
+fn escape_component(part: &str) -> std::borrow::Cow<'_, str> {
+    if !part.contains(['/', '@', '\\']) {
+        return std::borrow::Cow::Borrowed(part);
+    }
+    let mut out = String::with_capacity(part.len() + 2);
+    for c in part.chars() {
+        if matches!(c, '/' | '@' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn realm(r: Option<Reader<'_>>) -> WireResult<Option<String>> {

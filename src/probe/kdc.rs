@@ -212,7 +212,7 @@ impl KdcClient<'_> {
         let found = match self.kdc.clone() {
             Some(url) => Some((url, KdcSource::Option)),
             None => {
-                tried.push("--kdc".to_owned());
+                tried.push("--kdc (not given)".to_owned());
                 let mut found = None;
                 for path in krb5_conf_paths() {
                     tried.push(format!("krb5.conf ({})", path.display()));

@@ -88,6 +88,7 @@ pub(super) static ROUTES: &[Scenario] = &[
             kerberos: Some(KerberosProfile::HEALTHY),
             ..GatewayProfile::HEALTHY
         }),
+        xfreerdp: xf(0, &[]),
         ..Scenario::BASE
     },
     Scenario {
@@ -106,6 +107,7 @@ pub(super) static ROUTES: &[Scenario] = &[
             }),
             ..GatewayProfile::HEALTHY
         }),
+        xfreerdp: xf(0, &[]),
         ..Scenario::BASE
     },
     Scenario {
@@ -124,6 +126,8 @@ pub(super) static ROUTES: &[Scenario] = &[
             }),
             ..GatewayProfile::HEALTHY
         }),
+        // xfreerdp 2.11 finds no NTLM among the schemes (it has no Negotiate), as against gateway-basic.
+        xfreerdp: xf(133, &["ERRCONNECT_SECURITY_NEGO_CONNECT_FAILED"]),
         ..Scenario::BASE
     },
     Scenario {
