@@ -1,6 +1,7 @@
 //! RPC over HTTP, the third RD Gateway transport ([MS-TSGU] 3.1, 3.2 over [MS-RPCH]): xfreerdp 2.11
 //! (`/gt:rpc`) and the probe (`--gateway-transport rpc`) through the built-in gateway to the built-in
-//! target, healthy and with each gateway fault. All on loopback, every wait bounded.
+//! target, healthy and with each gateway fault; the probe's capture of it replayed with its key log. All on
+//! loopback, every wait bounded.
 
 mod support;
 
@@ -18,7 +19,9 @@ use rdptrace::serve::gateway::{self, Gateway, GatewayFault, GatewayOutcome, Gate
 use rdptrace::serve::target::Outcome;
 use rdptrace::serve::{TargetConfig, TestIdentity, scenario};
 use rdptrace::trace::{Fact, PhaseName, PhaseStatus, Trace};
-use support::{BOUND, TempDir, block_on, free_port, has_program, require};
+use support::{
+    BOUND, ChildGuard, TempDir, block_on, free_port, has_program, rdptrace, require, serve_port,
+};
 use tokio::sync::mpsc;
 
 /// Whether xfreerdp can run here (skipped, or a failure under CI, when not).
@@ -496,6 +499,238 @@ fn the_probe_names_each_gateway_fault_over_rpc_as_over_http() {
                 _ => false,
             }),
             "{name}: {outcomes:?}"
+        );
+    }
+}
+
+// ---- a capture of the probe over RPC, replayed -----------------------------------------------------------
+
+/// The password of the target and its gateway in the captures below.
+const PASSWORD: &str = "Rpc-Replay-3e5d";
+
+/// `rdptrace serve --scenario NAME --gateway`: the target's port, the gateway's URL, the server.
+fn serve_with_gateway(name: &str, dir: &Path) -> (u16, String, ChildGuard) {
+    let file = dir.join("serve-password");
+    std::fs::write(&file, format!("{PASSWORD}\n")).expect("the password file");
+    let mut server = rdptrace()
+        .args(["serve", "--scenario", name, "--listen", "127.0.0.1:0"])
+        .args(["--gateway", "127.0.0.1:0", "--password-file"])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rdptrace serve starts");
+    let stdout = server.stdout.take().expect("piped stdout");
+    let guard = ChildGuard(server);
+    let (port, _, mut lines) = serve_port(stdout);
+    let url = lines
+        .by_ref()
+        .take(3)
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("gateway on ")
+                .and_then(|rest| rest.split_once(": "))
+                .map(|(url, _)| url.to_owned())
+        })
+        .expect("rdptrace serve says where the gateway is");
+    // The rest of what the server says, read so that it can say it.
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    (port, url, guard)
+}
+
+/// `rdptrace probe --gateway-transport rpc --pcap --keylog` through the gateway of scenario `name`: the
+/// probe's JSON, the capture and the key log.
+fn probe_capture(name: &str, dir: &Path) -> (serde_json::Value, std::path::PathBuf, String) {
+    let (port, url, _server) = serve_with_gateway(name, dir);
+    let pcap = dir.join(format!("{name}.pcapng"));
+    let keylog = dir.join(format!("{name}.keys"));
+    let user = TestIdentity::DEFAULT_USER;
+    let out = rdptrace()
+        .args([
+            "probe",
+            "--json",
+            "-u",
+            user,
+            "--gateway",
+            &url,
+            "--gateway-user",
+            user,
+        ])
+        .args(["--gateway-transport", "rpc", "--pcap"])
+        .arg(&pcap)
+        .arg("--keylog")
+        .arg(&keylog)
+        .arg(format!("127.0.0.1:{port}"))
+        .env("RDPTRACE_PASSWORD", PASSWORD)
+        .env("RDPTRACE_GATEWAY_PASSWORD", PASSWORD)
+        .output()
+        .expect("rdptrace probe runs");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{name}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    assert!(pcap.is_file(), "{name}: no capture: {out:?}");
+    let keylog = keylog.to_str().expect("a UTF-8 path").to_owned();
+    (doc, pcap, keylog)
+}
+
+/// `rdptrace replay --json FILE` with `extra`: one document per session, and stderr.
+fn replay_json(pcap: &Path, extra: &[&str]) -> (Vec<serde_json::Value>, String) {
+    let out = rdptrace()
+        .args(["replay", "--json"])
+        .args(extra)
+        .arg(pcap)
+        .output()
+        .expect("rdptrace replay runs");
+    let docs = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    (docs, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn phase<'d>(doc: &'d serde_json::Value, name: &str) -> &'d serde_json::Value {
+    doc["phases"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["name"] == name))
+        .unwrap_or(&serde_json::Value::Null)
+}
+
+/// The names of the PDUs in phase `name`, and how many are of RPC over HTTP.
+fn pdu_names(doc: &serde_json::Value, name: &str) -> (Vec<String>, usize) {
+    let pdus: Vec<&serde_json::Value> = phase(doc, name)["pdus"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    let rpc = pdus
+        .iter()
+        .filter(|p| p["info"]["type"] == "rpc_pdu")
+        .count();
+    let names = pdus
+        .iter()
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect();
+    (names, rpc)
+}
+
+#[test]
+fn the_replay_reads_an_rpc_gateway_session_with_its_key_log() {
+    let dir = TempDir::new("rpc-replay");
+    let (probe, pcap, keylog) = probe_capture("gateway-healthy", dir.path());
+    assert_eq!(probe["verdict"]["cause"], "connected", "{probe}");
+    let (docs, err) = replay_json(&pcap, &["--keylog", &keylog]);
+    // The two channels, joined by their virtual connection cookie: one session.
+    assert_eq!(docs.len(), 1, "{err}");
+    let doc = &docs[0];
+    assert_eq!(doc["verdict"]["cause"], "connected", "{doc}");
+    assert_eq!(
+        phase(doc, "gateway_connect")["facts"]["cert_subject"],
+        "CN=rdptrace-gateway"
+    );
+    let auth = phase(doc, "gateway_auth");
+    assert_eq!(auth["facts"]["gateway_auth_scheme"], "NTLM", "{auth}");
+    assert_eq!(
+        auth["facts"]["gateway_transport"],
+        "RPC over HTTP (RPC_IN_DATA and RPC_OUT_DATA)"
+    );
+    // The channels' opening, then the virtual connection, the bind and the TsProxy calls, as the probe
+    // recorded them.
+    for name in ["gateway_auth", "gateway_tunnel"] {
+        let (replayed, rpc) = pdu_names(doc, name);
+        assert!(rpc >= 2, "{name}: {doc}");
+        assert_eq!(replayed, pdu_names(&probe, name).0, "{name}");
+    }
+    for key in ["gateway_tunnel_id", "gateway_channel_id", "gateway_target"] {
+        assert_eq!(
+            phase(doc, "gateway_tunnel")["facts"][key],
+            phase(&probe, "gateway_tunnel")["facts"][key],
+            "{key}"
+        );
+    }
+    // The RDP connection inside, from TsProxySendToServer and the receive pipe, its own TLS opened too.
+    assert_eq!(
+        phase(doc, "tls")["facts"]["cert_subject"],
+        "CN=rdptrace-target"
+    );
+    for name in [
+        "x224",
+        "tls",
+        "credssp",
+        "mcs_connect",
+        "capabilities",
+        "active",
+    ] {
+        assert_eq!(phase(doc, name)["status"], "ok", "{name}: {doc}");
+    }
+}
+
+#[test]
+fn the_replay_names_each_rpc_gateway_fault_as_the_probe_does() {
+    let dir = TempDir::new("rpc-replay-faults");
+    for (name, code) in [
+        ("gateway-rap-denied", Some("E_PROXY_RAP_ACCESSDENIED")),
+        ("gateway-cap-denied", Some("E_PROXY_NAP_ACCESSDENIED")),
+        ("gateway-auth-refused", None),
+        ("gateway-drop", None),
+    ] {
+        let (probe, pcap, keylog) = probe_capture(name, dir.path());
+        let (docs, err) = replay_json(&pcap, &["--keylog", &keylog]);
+        assert_eq!(docs.len(), 1, "{name}: {err}");
+        let (p, r) = (&probe["verdict"], &docs[0]["verdict"]);
+        assert_eq!(r["ok"], false, "{name}: {r}");
+        for key in ["cause", "phase", "detail"] {
+            assert_eq!(r[key], p[key], "{name}: {key}: replay {r} / probe {p}");
+        }
+        if let Some(code) = code {
+            assert!(
+                r["detail"].as_str().is_some_and(|d| d.contains(code)),
+                "{name}: {r}"
+            );
+        }
+    }
+}
+
+#[test]
+fn without_the_key_log_the_replay_claims_no_rpc_gateway_session() {
+    let dir = TempDir::new("rpc-replay-opaque");
+    let (_, pcap, _) = probe_capture("gateway-healthy", dir.path());
+    // The two channels cannot be told a gateway's, nor tied together: the replay says that TLS it could not
+    // open may be an RD Gateway's, and names no session.
+    let (docs, err) = replay_json(&pcap, &[]);
+    assert!(docs.is_empty(), "{docs:?}");
+    assert!(
+        err.contains("2 TLS connection(s)")
+            && err.contains("RD Gateway")
+            && err.contains("--keylog"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_channel_refused_before_its_virtual_connection_is_named_is_read_alone() {
+    // A gateway that offers only Basic: the probe, writing the secrets, sends no credentials, and neither
+    // channel reaches its CONN/B1 or CONN/A1 as the body of an authenticated request. Each channel is read
+    // on its own, with the gateway's 401.
+    let dir = TempDir::new("rpc-replay-refused");
+    let (probe, pcap, keylog) = probe_capture("gateway-basic", dir.path());
+    assert_eq!(probe["verdict"]["phase"], "gateway_auth", "{probe}");
+    let (docs, err) = replay_json(&pcap, &["--keylog", &keylog]);
+    assert!(!docs.is_empty(), "{err}");
+    for doc in &docs {
+        let v = &doc["verdict"];
+        assert_eq!(v["cause"], "gateway_http_error", "{v}");
+        assert_eq!(v["phase"], "gateway_auth", "{v}");
+        let auth = phase(doc, "gateway_auth");
+        assert_eq!(auth["facts"]["gateway_auth_offered"], "Basic", "{auth}");
+        assert!(
+            auth["pdus"][0]["summary"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("RPC_")),
+            "{auth}"
         );
     }
 }

@@ -1,6 +1,9 @@
 //! One TCP connection to an RD Gateway in a capture: its TLS opened with the secrets given, the HTTP heads
 //! inside ([MS-TSGU] 3.3.5.1), then the transport's packets: WebSocket frames both ways, or the RDG_OUT_DATA
-//! response body (gateway to client, after its seed) and the RDG_IN_DATA request body (client to gateway).
+//! response body (gateway to client, after its seed) and the RDG_IN_DATA request body (client to gateway),
+//! or the PDUs of RPC over HTTP ([MS-RPCH] 2.1.2.1): the RPC_IN_DATA request body (client to gateway) and
+//! the RPC_OUT_DATA response body (gateway to client), whose CONN/B1 and CONN/A1 name the virtual
+//! connection the channel belongs to ([MS-RPCH] 2.2.4.5, 2.2.4.2).
 //! What it reads becomes [`Item`]s for the tunnel the connection belongs to.
 
 use std::sync::Arc;
@@ -10,6 +13,8 @@ use super::shape::{Shape, Sized};
 use crate::dissect::Dissector;
 use crate::gateway::http::{self, Dechunker, RDG_IN_DATA, RDG_OUT_DATA, Request, Response};
 use crate::gateway::packet::{self, MAX_SEED, PacketReader};
+use crate::gateway::rpc::pdu::{self as rpc_pdu, Body as RpcBody, Pdu as RpcPdu};
+use crate::gateway::rpc::{self, RPC_IN_DATA, RPC_OUT_DATA};
 use crate::gateway::websocket::{self, FrameReader};
 use crate::pdu::PduInfo;
 use crate::replay::order::Position;
@@ -33,6 +38,12 @@ pub enum Item {
     Transport { at: Duration, words: String },
     /// One packet of the HTTP transport.
     Packet {
+        at: Duration,
+        from: Side,
+        bytes: Vec<u8>,
+    },
+    /// One PDU (one fragment) of RPC over HTTP ([MS-RPCH] 2.2.3.6, [C706] 12.6).
+    Rpc {
         at: Duration,
         from: Side,
         bytes: Vec<u8>,
@@ -71,7 +82,8 @@ enum Stage {
 pub enum Verdict {
     /// Not known yet.
     Waiting,
-    /// An RD Gateway connection (its first request is RDG_OUT_DATA or RDG_IN_DATA).
+    /// An RD Gateway connection (its first request is RDG_OUT_DATA, RDG_IN_DATA, RPC_IN_DATA or
+    /// RPC_OUT_DATA).
     Gateway,
     /// HTTPS of something else.
     Other,
@@ -89,6 +101,17 @@ enum Body {
         /// Before the first packet of the RDG_OUT_DATA body: the seed, still to find.
         seeking: Option<Vec<u8>>,
     },
+    /// The PDUs of a channel of RPC over HTTP (chunked or not).
+    Rpc {
+        dechunk: Option<Dechunker>,
+    },
+}
+
+/// [MS-RPCH] 2.1.2.1 which channel of RPC over HTTP a connection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RpcChannel {
+    In,
+    Out,
 }
 
 /// One connection to a gateway.
@@ -104,8 +127,13 @@ pub struct GatewayConn {
     packets: [PacketReader; 2],
     stage: Stage,
     pub verdict: Verdict,
-    /// RDG-Connection-Id of its first request (the tunnel it belongs to).
+    /// RDG-Connection-Id of its first request, or the virtual connection cookie of its CONN/A1 or CONN/B1
+    /// (the tunnel it belongs to).
     pub id: Option<String>,
+    /// The channel of RPC over HTTP it is, when it is one.
+    pub rpc: Option<RpcChannel>,
+    /// The RPC PDUs of each side in the making (at most one fragment: a frag_length is a u16).
+    rpc_bufs: [Vec<u8>; 2],
     /// The Host header of its first request.
     pub host: Option<String>,
     /// The gateway answered a WebSocket upgrade with 200 (it has the HTTP transport only).
@@ -157,6 +185,8 @@ impl GatewayConn {
             stage: Stage::Heads,
             verdict: Verdict::Waiting,
             id: None,
+            rpc: None,
+            rpc_bufs: [Vec::new(), Vec::new()],
             host: None,
             upgrade_refused: false,
             items: Vec::new(),
@@ -168,6 +198,21 @@ impl GatewayConn {
     /// What was read since the last call.
     pub fn take_items(&mut self) -> Vec<Item> {
         std::mem::take(&mut self.items)
+    }
+
+    /// A channel of RPC over HTTP whose virtual connection is not known yet: it joins its tunnel once its
+    /// CONN/A1 or CONN/B1 is read (or, without one, when it ends).
+    pub fn id_pending(&self) -> bool {
+        self.verdict == Verdict::Gateway && self.rpc.is_some() && self.id.is_none()
+    }
+
+    /// Whether the connection carries the gateway's side of the tunnel (the WebSocket, the RDG_OUT_DATA or
+    /// RPC_OUT_DATA channel): `made` when it made the tunnel, which decides for the HTTP transport.
+    pub fn primary(&self, made: bool) -> bool {
+        match self.rpc {
+            Some(channel) if self.id.is_some() => channel == RpcChannel::Out,
+            _ => made,
+        }
     }
 
     /// Bytes of the TCP stream from `from`, at `at` ms since the connection's start.
@@ -298,6 +343,11 @@ impl GatewayConn {
                     *get(&mut self.bodies, from) = body;
                     return;
                 }
+                Body::Rpc { dechunk } => {
+                    let body = self.rpc_stream(from, at, dechunk);
+                    *get(&mut self.bodies, from) = body;
+                    return;
+                }
                 Body::None => {}
             }
             let buf = get(&mut self.heads, from);
@@ -385,16 +435,74 @@ impl GatewayConn {
         }
     }
 
+    /// The PDUs of a channel of RPC over HTTP from `from`, dechunked; the first CONN/A1 or CONN/B1 names
+    /// the tunnel. Returns the body's state for the next bytes.
+    fn rpc_stream(&mut self, from: Side, at: Duration, mut dechunk: Option<Dechunker>) -> Body {
+        let mut bytes = std::mem::take(get(&mut self.heads, from));
+        if let Some(d) = dechunk.as_mut() {
+            match d.push(&bytes) {
+                Ok(b) => bytes = b,
+                Err(e) => {
+                    self.broken(at, from, e.to_string());
+                    return Body::None;
+                }
+            }
+        }
+        let buf = get(&mut self.rpc_bufs, from);
+        buf.extend_from_slice(&bytes);
+        // INVARIANT: each pass takes one whole PDU off a finite buffer, or stops; what stays is shorter than
+        // one fragment (a frag_length is a u16), so the buffer is bounded.
+        loop {
+            let buf = get(&mut self.rpc_bufs, from);
+            let len = match rpc_pdu::pdu_len(buf) {
+                Ok(Some(len)) if buf.len() >= len => len,
+                Ok(_) => break,
+                Err(e) => {
+                    buf.clear();
+                    self.broken(at, from, format!("an RPC PDU that does not frame: {e}"));
+                    return Body::None;
+                }
+            };
+            let whole: Vec<u8> = buf.drain(..len).collect();
+            if self.id.is_none()
+                && let Ok(RpcPdu {
+                    body: RpcBody::Rts(rts),
+                    ..
+                }) = RpcPdu::decode(&whole)
+                && matches!(rts.name(), "CONN/A1" | "CONN/B1")
+                && let Some(cookie) = rts.cookies().first()
+            {
+                let hex: String = cookie.iter().map(|b| format!("{b:02x}")).collect();
+                self.id = Some(format!("rpc:{hex}"));
+            }
+            self.items.push(Item::Rpc {
+                at,
+                from,
+                bytes: whole,
+            });
+        }
+        Body::Rpc { dechunk }
+    }
+
     fn request(&mut self, at: Duration, len: usize, req: Request) {
         let rdg = req.method == RDG_OUT_DATA || req.method == RDG_IN_DATA;
+        let rpc = rpc::is_rpc_method(&req.method) && tsproxy_uri(&req.uri);
         if self.verdict == Verdict::Waiting {
-            if !rdg {
+            if !rdg && !rpc {
                 self.verdict = Verdict::Other;
                 self.stage = Stage::Done;
                 return;
             }
             self.verdict = Verdict::Gateway;
-            self.id = http::header(&req.headers, "RDG-Connection-Id").map(str::to_owned);
+            if rpc {
+                self.rpc = Some(if req.method == RPC_OUT_DATA {
+                    RpcChannel::Out
+                } else {
+                    RpcChannel::In
+                });
+            } else {
+                self.id = http::header(&req.headers, "RDG-Connection-Id").map(str::to_owned);
+            }
             self.host = http::header(&req.headers, "Host").map(str::to_owned);
         }
         let upgrade = http::has_token(&req.headers, "Upgrade", "websocket");
@@ -410,12 +518,18 @@ impl GatewayConn {
                 dechunk: chunked.then(Dechunker::default),
                 seeking: None,
             }
+        } else if rpc && (chunked || length > 0) {
+            // [MS-RPCH] 2.1.2.1.1, 2.1.2.1.2 the body of a channel's last request is its PDUs (CONN/A1 on
+            // the OUT channel; on the IN channel the client's PDUs for the channel's lifetime).
+            Body::Rpc {
+                dechunk: chunked.then(Dechunker::default),
+            }
         } else if length > 0 {
             Body::Skip(length)
         } else {
             Body::None
         };
-        if matches!(body, Body::Stream { .. }) {
+        if matches!(body, Body::Stream { .. } | Body::Rpc { .. }) {
             self.stage = Stage::Http;
         }
         *get(&mut self.bodies, Side::Client) = body;
@@ -454,6 +568,18 @@ impl GatewayConn {
         if status == 200 && method == RDG_OUT_DATA && upgrade {
             self.upgrade_refused = true;
         }
+        // [MS-RPCH] 2.1.2.1.2 the OUT channel's 200: its body is the gateway's PDUs.
+        if status == 200 && method == RPC_OUT_DATA {
+            self.items.push(Item::Transport {
+                at,
+                words: format!("RPC over HTTP ({RPC_IN_DATA} and {RPC_OUT_DATA})"),
+            });
+            self.stage = Stage::Http;
+            *get(&mut self.bodies, Side::Server) = Body::Rpc {
+                dechunk: chunked.then(Dechunker::default),
+            };
+            return;
+        }
         *get(&mut self.bodies, Side::Server) = if status == 200 && method == RDG_OUT_DATA {
             self.stage = Stage::Http;
             Body::Stream {
@@ -472,6 +598,16 @@ impl GatewayConn {
 enum Head {
     Request(Request),
     Response(Response),
+}
+
+/// [MS-TSGU] 3.2.4 whether a request URI is the RPC proxy's to TsProxy (`/rpc/rpcproxy.dll?host:3388`):
+/// RPC over HTTP to other servers (Exchange's, on other ports) is not a gateway's.
+fn tsproxy_uri(uri: &str) -> bool {
+    rpc::is_rpc_uri(uri)
+        && uri
+            .split_once('?')
+            .and_then(|(_, q)| q.rsplit_once(':'))
+            .is_some_and(|(_, port)| port.trim().parse::<u16>() == Ok(rpc::TSPROXY_PORT))
 }
 
 #[cfg(test)]
@@ -564,6 +700,94 @@ mod tests {
             matches!(items.last(), Some(Item::Packet { from: Side::Server, bytes, .. }) if *bytes == response),
             "{items:?}"
         );
+    }
+
+    fn rpc_head(method: &str, uri: &str, len: usize) -> Vec<u8> {
+        format!("{method} {uri} HTTP/1.1\r\nHost: gw\r\nContent-Length: {len}\r\n\r\n").into_bytes()
+    }
+
+    #[test]
+    fn an_rpc_channel_joins_by_its_virtual_connection_cookie() {
+        use crate::gateway::rpc::rts::Rts;
+        let at = Duration::from_millis(1);
+        let uri = crate::gateway::rpc::uri("gw");
+        let connection = [7u8; 16];
+        let b1 = RpcPdu::rts(Rts::conn_b1(
+            connection,
+            [1; 16],
+            0x4000_0000,
+            300_000,
+            [2; 16],
+        ))
+        .encode();
+        let mut c = conn();
+        c.plaintext(Side::Client, at, &rpc_head(RPC_IN_DATA, &uri, 0x4000_0000));
+        assert_eq!(c.verdict, Verdict::Gateway);
+        assert!(c.id_pending());
+        // The CONN/B1 split across two records.
+        let (a, b) = b1.split_at(10);
+        c.plaintext(Side::Client, at, a);
+        assert!(c.id_pending());
+        c.plaintext(Side::Client, at, b);
+        assert_eq!(
+            c.id.as_deref(),
+            Some("rpc:07070707070707070707070707070707")
+        );
+        assert!(!c.primary(true), "the IN channel carries the client's side");
+        let items = c.take_items();
+        assert!(
+            matches!(items.last(), Some(Item::Rpc { from: Side::Client, bytes, .. }) if *bytes == b1),
+            "{items:?}"
+        );
+        // The OUT channel of the same virtual connection: the same tunnel, the gateway's PDUs after its 200.
+        let a1 = RpcPdu::rts(Rts::conn_a1(connection, [3; 16], 0x1_0000)).encode();
+        let mut out = conn();
+        let mut head = rpc_head(RPC_OUT_DATA, &uri, a1.len());
+        head.extend_from_slice(&a1);
+        out.plaintext(Side::Client, at, &head);
+        assert_eq!(out.id, c.id);
+        assert!(out.primary(false));
+        let a3 = RpcPdu::rts(Rts::conn_a3(120_000)).encode();
+        let mut resp = b"HTTP/1.1 200 Success\r\nContent-Length: 1073741824\r\n\r\n".to_vec();
+        resp.extend_from_slice(&a3);
+        out.plaintext(Side::Server, at, &resp);
+        let items = out.take_items();
+        assert!(
+            items.iter().any(
+                |i| matches!(i, Item::Transport { words, .. } if words.starts_with("RPC over HTTP"))
+            ),
+            "{items:?}"
+        );
+        assert!(
+            matches!(items.last(), Some(Item::Rpc { from: Side::Server, bytes, .. }) if *bytes == a3),
+            "{items:?}"
+        );
+    }
+
+    #[test]
+    fn rpc_over_http_to_another_server_is_not_a_gateway() {
+        let mut c = conn();
+        let head = rpc_head(RPC_IN_DATA, "/rpc/rpcproxy.dll?mail.example:6001", 100);
+        c.plaintext(Side::Client, Duration::ZERO, &head);
+        assert_eq!(c.verdict, Verdict::Other);
+    }
+
+    #[test]
+    fn an_rpc_channel_that_does_not_frame_stops_there() {
+        let mut c = conn();
+        let at = Duration::ZERO;
+        let uri = crate::gateway::rpc::uri("gw");
+        c.plaintext(Side::Client, at, &rpc_head(RPC_IN_DATA, &uri, 0x4000_0000));
+        // Not DCE/RPC version 5: the channel is broken, nothing more is held.
+        c.plaintext(Side::Client, at, &[4u8; 64 * 1024]);
+        c.plaintext(Side::Client, at, &[4u8; 64 * 1024]);
+        let items = c.take_items();
+        assert!(
+            matches!(items.last(), Some(Item::Broken { .. })),
+            "{items:?}"
+        );
+        assert!(c.rpc_bufs.iter().all(Vec::is_empty));
+        assert!(c.heads.iter().all(|h| h.len() < 64 * 1024));
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! One tunnel through an RD Gateway in a capture, as one session: the gateway's phases from the items its
 //! connections read (the TLS of the first connection, the HTTP heads, the transport's packets), then the RDP
-//! connection the data packets carry, through the same dissector as a direct connection.
+//! connection the data packets carry, through the same dissector as a direct connection. Over RPC over HTTP
+//! ([`rpc`]) the PDUs of the two channels take the place of the packets.
+
+mod rpc;
 
 use std::time::Duration;
 
@@ -30,6 +33,8 @@ pub struct Tunnel {
     ended: bool,
     closed_any: bool,
     last_ts: Duration,
+    /// The calls of RPC over HTTP.
+    rpc: rpc::Calls,
     /// The scheme of the last request that carried credentials.
     scheme: Option<String>,
     /// A connection nobody could open: its addresses and the sizes of its records, which decide whether it
@@ -114,6 +119,7 @@ impl Tunnel {
             ended: false,
             closed_any: false,
             last_ts: first_ts,
+            rpc: rpc::Calls::default(),
             scheme: None,
             opaque,
         }
@@ -201,6 +207,11 @@ impl Tunnel {
                     self.last_ts = self.last_ts.max(at);
                     let at = self.at(at);
                     self.packet(at, from, &bytes);
+                }
+                Item::Rpc { at, from, bytes } => {
+                    self.last_ts = self.last_ts.max(at);
+                    let at = self.at(at);
+                    self.rpc(at, from, &bytes);
                 }
                 Item::WebSocketClose { at, from, code } => {
                     let at = self.at(at);
@@ -291,10 +302,13 @@ impl Tunnel {
     }
 
     /// A connection of the tunnel closed; `primary` when it carries the gateway's packets (the WebSocket, or
-    /// the RDG_OUT_DATA channel).
+    /// the RDG_OUT_DATA or RPC_OUT_DATA channel).
     pub fn closed(&mut self, by: Side, how: CloseKind, ts: Duration, primary: bool) {
         self.last_ts = self.last_ts.max(ts);
-        if !primary {
+        // Over RPC over HTTP both channels are the gateway's: the first close, by the gateway, of either ends
+        // the tunnel (the probe sees it on whichever channel it uses next).
+        let rpc_first = self.rpc.over_rpc && !self.closed_any && by == Side::Server;
+        if !primary && !rpc_first {
             return;
         }
         let at = self.at(ts);

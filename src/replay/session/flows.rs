@@ -980,6 +980,7 @@ impl Tracker {
                 }
             }
         }
+        super::gateway::ending(&mut conn, &mut self.shared);
         if let Content::Gateway(g) = &conn.content
             && let Some(id) = &g.joined
             && let Some((first_ts, order, trace)) = self.shared.tunnels.ended(id, ts)

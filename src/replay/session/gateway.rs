@@ -39,10 +39,6 @@ pub(super) fn start(conn: &mut Conn, shared: &mut Shared) {
 pub(super) fn feed(conn: &mut Conn, end: End, ts: Duration, d: Piece<'_>, shared: &mut Shared) {
     let side = conn.side_of(end);
     let at = conn.at(ts);
-    let client_end = conn.client.unwrap_or(End::A);
-    let (client, server) = (conn.ends[client_end], conn.ends[client_end.other()]);
-    let handshake = Handshake::of(conn);
-    let (first_ts, order) = (conn.first_ts, conn.order);
     let Content::Gateway(g) = &mut conn.content else {
         return;
     };
@@ -55,37 +51,62 @@ pub(super) fn feed(conn: &mut Conn, end: End, ts: Duration, d: Piece<'_>, shared
         Verdict::Other => conn.content = Content::NotRdp,
         // A connection nobody could open is a tunnel too, until the sizes of its records say whether it is a
         // gateway's (`Tunnels` counts it as opaque TLS otherwise).
-        Verdict::Gateway | Verdict::Opaque => {
-            if g.joined.is_none() {
-                let id = g.conn.id.clone().unwrap_or_else(|| format!("#{order}"));
-                let fresh = !shared.tunnels.has(&id);
-                let joined = if fresh {
-                    let trace = handshake.trace(&shared.file, PhaseName::GatewayConnect);
-                    shared.tunnels.create(
-                        &id,
-                        trace,
-                        &mut g.conn,
-                        first_ts,
-                        order,
-                        shared.secrets.as_ref().map(|s| (s, &shared.position)),
-                    )
-                } else {
-                    shared.tunnels.join(&id)
-                };
-                if !joined {
-                    if g.conn.verdict == Verdict::Opaque {
-                        shared.tunnels.opaque(format!("{client} -> {server}"));
-                    }
-                    conn.content = Content::NotRdp;
-                    return;
-                }
-                g.primary = fresh;
-                g.joined = Some(id);
-            }
-            if let Some(id) = &g.joined {
-                let items = g.conn.take_items();
-                shared.tunnels.apply(id, items);
-            }
+        Verdict::Gateway | Verdict::Opaque => join(conn, shared, false),
+    }
+}
+
+/// A connection that may be an RD Gateway's ends: a channel of RPC over HTTP that never named its virtual
+/// connection (refused before its CONN/A1 or CONN/B1) becomes a tunnel of its own.
+pub(super) fn ending(conn: &mut Conn, shared: &mut Shared) {
+    if let Content::Gateway(g) = &conn.content
+        && g.joined.is_none()
+        && g.conn.id_pending()
+    {
+        join(conn, shared, true);
+    }
+}
+
+/// Joins the connection to its tunnel (made when it is the first), then hands the tunnel what it read; a
+/// channel of RPC over HTTP waits for its virtual connection unless `now`.
+fn join(conn: &mut Conn, shared: &mut Shared, now: bool) {
+    let client_end = conn.client.unwrap_or(End::A);
+    let (client, server) = (conn.ends[client_end], conn.ends[client_end.other()]);
+    let handshake = Handshake::of(conn);
+    let (first_ts, order) = (conn.first_ts, conn.order);
+    let Content::Gateway(g) = &mut conn.content else {
+        return;
+    };
+    if g.joined.is_none() {
+        if g.conn.id_pending() && !now {
+            return;
         }
+        let id = g.conn.id.clone().unwrap_or_else(|| format!("#{order}"));
+        let fresh = !shared.tunnels.has(&id);
+        let joined = if fresh {
+            let trace = handshake.trace(&shared.file, PhaseName::GatewayConnect);
+            shared.tunnels.create(
+                &id,
+                trace,
+                &mut g.conn,
+                first_ts,
+                order,
+                shared.secrets.as_ref().map(|s| (s, &shared.position)),
+            )
+        } else {
+            shared.tunnels.join(&id)
+        };
+        if !joined {
+            if g.conn.verdict == Verdict::Opaque {
+                shared.tunnels.opaque(format!("{client} -> {server}"));
+            }
+            conn.content = Content::NotRdp;
+            return;
+        }
+        g.primary = g.conn.primary(fresh);
+        g.joined = Some(id);
+    }
+    if let Some(id) = &g.joined {
+        let items = g.conn.take_items();
+        shared.tunnels.apply(id, items);
     }
 }

@@ -165,7 +165,7 @@ struct Gateway {
     conn: GatewayConn,
     /// The tunnel it joined.
     joined: Option<String>,
-    /// It made the tunnel: it carries the gateway's packets (the WebSocket, or the RDG_OUT_DATA channel).
+    /// It carries the gateway's packets (the WebSocket, or the RDG_OUT_DATA or RPC_OUT_DATA channel).
     primary: bool,
 }
 

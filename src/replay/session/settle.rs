@@ -255,6 +255,7 @@ pub(super) fn close(conn: &mut Conn, end: End, how: CloseKind, ts: Duration, sha
     let side = conn.side_of(end);
     let at = conn.at(ts);
     let idle = round_ms(millis(ts.saturating_sub(conn.last_data_ts)));
+    super::gateway::ending(conn, shared);
     if let Content::Gateway(g) = &conn.content
         && let Some(id) = &g.joined
     {
