@@ -245,6 +245,45 @@ fn read_items(mut capture: Capture) -> (Vec<String>, Option<String>) {
     (out, None)
 }
 
+// ---- RPC over HTTP ----------------------------------------------------------------------------------------
+
+/// RPC over HTTP as the built-in gateway, the probe and the replay read it ([MS-RPCH], [MS-TSGU] 3.2): the
+/// input cut into fragments by their frag_length and each decoded (DCE/RPC and RTS PDUs), then the whole
+/// input decoded as the request and the response stub of every TsProxy method. Returns how many fragments
+/// decoded.
+pub fn rpc(data: &[u8]) -> usize {
+    use crate::gateway::rpc::{ndr, pdu};
+    let mut rest = data;
+    let mut decoded = 0;
+    // INVARIANT: each pass takes at least a common header off the input, or leaves the loop.
+    for _ in 0..=data.len() / pdu::HEADER_LEN {
+        let Ok(Some(len)) = pdu::pdu_len(rest) else {
+            break;
+        };
+        let Some((fragment, tail)) = rest.split_at_checked(len) else {
+            break;
+        };
+        if pdu::Pdu::decode(fragment).is_ok() {
+            decoded += 1;
+        }
+        rest = tail;
+    }
+    for op in [
+        ndr::opnum::CREATE_TUNNEL,
+        ndr::opnum::AUTHORIZE_TUNNEL,
+        ndr::opnum::MAKE_TUNNEL_CALL,
+        ndr::opnum::CREATE_CHANNEL,
+        ndr::opnum::CLOSE_CHANNEL,
+        ndr::opnum::CLOSE_TUNNEL,
+        ndr::opnum::SETUP_RECEIVE_PIPE,
+        ndr::opnum::SEND_TO_SERVER,
+    ] {
+        let _ = ndr::Call::decode(op, data);
+        let _ = ndr::Reply::decode(op, data);
+    }
+    decoded
+}
+
 /// Small limits, so that the fuzzer reaches them.
 fn fuzz_limits() -> Limits {
     Limits {

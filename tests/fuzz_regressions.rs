@@ -41,6 +41,9 @@ const TARGETS: &[(&str, Entry)] = &[
     ("targets_file", |d| drop(fuzzing::targets_file(d))),
     ("policy", |d| drop(fuzzing::policy(d))),
     ("gateway", |d| drop(fuzzing::gateway(d))),
+    ("rpc", |d| {
+        let _ = fuzzing::rpc(d);
+    }),
 ];
 
 fn fixtures() -> PathBuf {
