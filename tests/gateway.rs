@@ -7,9 +7,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdptrace::gateway::{GatewayConfig, GatewayCredentials, Scheme, TransportChoice};
@@ -19,7 +17,10 @@ use rdptrace::serve::deployment::Deployment;
 use rdptrace::serve::gateway::{self, Gateway, GatewayOutcome, GatewayProfile};
 use rdptrace::serve::{TargetConfig, TestIdentity, scenario};
 use rdptrace::trace::{Fact, PhaseName, PhaseStatus, Trace};
-use support::{BOUND, ChildGuard, TempDir, block_on, free_port, has_program, rdptrace, require};
+use support::gateway::{
+    phase, replay_json, said, serve_with_gateway, xfreerdp, xfreerdp_available,
+};
+use support::{BOUND, ChildGuard, TempDir, block_on, free_port, rdptrace};
 use tokio::sync::mpsc;
 
 /// A password no test identity has: it is looked for in everything the probe writes.
@@ -126,12 +127,6 @@ fn relayed(outcomes: &[GatewayOutcome]) -> Vec<&'static str> {
             _ => None,
         })
         .collect()
-}
-
-/// The verdict's words, for failure messages.
-fn said(trace: &Trace) -> String {
-    let v = rdptrace::diagnose::diagnose(trace);
-    format!("{} in {:?}: {}", v.cause.as_str(), v.phase, v.detail)
 }
 
 #[test]
@@ -325,37 +320,6 @@ fn a_probe_without_a_gateway_has_no_gateway_phases() {
     assert!(doc.get("hops").is_none(), "{doc}");
     assert!(doc["request"].get("gateway").is_none(), "{doc}");
     assert!(doc["request"].get("load_balance_info").is_none(), "{doc}");
-}
-
-/// `rdptrace serve --scenario NAME --gateway 127.0.0.1:0` with the test password `password` (from a file):
-/// the target's port, the gateway's URL, the server.
-fn serve_with_gateway(name: &str, dir: &Path, password: &str) -> (u16, String, ChildGuard) {
-    let file = dir.join("serve-password");
-    std::fs::write(&file, format!("{password}\n")).expect("the password file");
-    let mut server = rdptrace()
-        .args(["serve", "--scenario", name, "--listen", "127.0.0.1:0"])
-        .args(["--gateway", "127.0.0.1:0", "--password-file"])
-        .arg(&file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("rdptrace serve starts");
-    let stdout = server.stdout.take().expect("piped stdout");
-    let guard = ChildGuard(server);
-    let (port, _, mut lines) = support::serve_port(stdout);
-    let url = lines
-        .by_ref()
-        .take(3)
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.strip_prefix("gateway on ")
-                .and_then(|rest| rest.split_once(": "))
-                .map(|(url, _)| url.to_owned())
-        })
-        .expect("rdptrace serve says where the gateway is");
-    // The rest of what the server says, read so that it can say it.
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-    (port, url, guard)
 }
 
 /// Whether `needle` is in `hay`, as UTF-8 or as UTF-16LE.
@@ -583,48 +547,6 @@ fn through_the_gateway_to_the_lab_xrdp() {
 
 // ---- xfreerdp 2.11 through the built-in gateway --------------------------------------------------------
 
-/// Whether xfreerdp can run here (skipped, or a failure under CI, when not).
-fn xfreerdp_available() -> bool {
-    require(has_program("xfreerdp"), "xfreerdp (freerdp2-x11)")
-        && require(has_program("xvfb-run"), "xvfb-run (xvfb)")
-}
-
-/// Runs xfreerdp under xvfb-run with `args`, bounded; its exit code (`None` when it had to be killed) and
-/// its output.
-fn xfreerdp(home: &Path, args: &[String]) -> (Option<i32>, String) {
-    let out_path = home.join("xfreerdp.out");
-    let out = std::fs::File::create(&out_path).expect("an output file");
-    let err = out.try_clone().expect("the output file twice");
-    let mut child = Command::new("xvfb-run")
-        .args(["-a", "xfreerdp"])
-        .args(args)
-        .arg("/log-level:INFO")
-        .env("HOME", home)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .expect("xvfb-run starts");
-    let start = Instant::now();
-    // INVARIANT: polls every 50 ms until the bound.
-    let code = loop {
-        if let Some(status) = child.try_wait().expect("xfreerdp can be waited for") {
-            break status.code();
-        }
-        if start.elapsed() > BOUND {
-            let _ = Command::new("kill")
-                .args(["-KILL", &format!("-{}", child.id())])
-                .status();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
-    (code, output)
-}
-
 /// The gateway arguments of xfreerdp for `gw` and the test identity.
 fn gateway_args(gw: SocketAddr, transport: &str) -> Vec<String> {
     let id = TestIdentity::default();
@@ -761,29 +683,6 @@ fn capture_of(scenario: &str, dir: &Path, extra: &[&str]) -> std::path::PathBuf 
         .expect("rdptrace demo runs");
     assert!(pcap.is_file(), "no capture: {out:?}");
     pcap
-}
-
-/// `rdptrace replay --json FILE` with `extra`: one document per session, and stderr.
-fn replay_json(pcap: &Path, extra: &[&str]) -> (Vec<serde_json::Value>, String) {
-    let out = rdptrace()
-        .args(["replay", "--json"])
-        .args(extra)
-        .arg(pcap)
-        .output()
-        .expect("rdptrace replay runs");
-    let docs = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect();
-    (docs, String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-fn phase<'d>(doc: &'d serde_json::Value, name: &str) -> &'d serde_json::Value {
-    doc["phases"]
-        .as_array()
-        .and_then(|a| a.iter().find(|p| p["name"] == name))
-        .unwrap_or(&serde_json::Value::Null)
 }
 
 #[test]

@@ -6,9 +6,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdptrace::diagnose::diagnose;
@@ -19,52 +17,11 @@ use rdptrace::serve::gateway::{self, Gateway, GatewayFault, GatewayOutcome, Gate
 use rdptrace::serve::target::Outcome;
 use rdptrace::serve::{TargetConfig, TestIdentity, scenario};
 use rdptrace::trace::{Fact, PhaseName, PhaseStatus, Trace};
-use support::{
-    BOUND, ChildGuard, TempDir, block_on, free_port, has_program, rdptrace, require, serve_port,
+use support::gateway::{
+    phase, replay_json, said, serve_with_gateway, xfreerdp, xfreerdp_available,
 };
+use support::{BOUND, TempDir, block_on, free_port, rdptrace};
 use tokio::sync::mpsc;
-
-/// Whether xfreerdp can run here (skipped, or a failure under CI, when not).
-fn xfreerdp_available() -> bool {
-    require(has_program("xfreerdp"), "xfreerdp (freerdp2-x11)")
-        && require(has_program("xvfb-run"), "xvfb-run (xvfb)")
-}
-
-/// Runs xfreerdp under xvfb-run with `args`, bounded; its exit code (`None` when it had to be killed) and
-/// its output.
-fn xfreerdp(home: &Path, args: &[String]) -> (Option<i32>, String) {
-    let out_path = home.join("xfreerdp.out");
-    let out = std::fs::File::create(&out_path).expect("an output file");
-    let err = out.try_clone().expect("the output file twice");
-    let mut child = Command::new("xvfb-run")
-        .args(["-a", "xfreerdp"])
-        .args(args)
-        .arg("/log-level:INFO")
-        .env("HOME", home)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .expect("xvfb-run starts");
-    let start = Instant::now();
-    // INVARIANT: polls every 50 ms until the bound.
-    let code = loop {
-        if let Some(status) = child.try_wait().expect("xfreerdp can be waited for") {
-            break status.code();
-        }
-        if start.elapsed() > BOUND {
-            let _ = Command::new("kill")
-                .args(["-KILL", &format!("-{}", child.id())])
-                .status();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
-    (code, output)
-}
 
 /// The gateway's outcomes until one is not the joining of an IN channel (or 10 s passed).
 async fn collect(
@@ -355,11 +312,6 @@ fn probe_via(name: &str, transport: TransportChoice) -> (Trace, Vec<GatewayOutco
     })
 }
 
-fn said(trace: &Trace) -> String {
-    let v = diagnose(trace);
-    format!("{} in {:?}: {}", v.cause.as_str(), v.phase, v.detail)
-}
-
 #[test]
 fn the_probe_through_the_rpc_transport() {
     let (trace, outcomes) = probe_via("gateway-healthy", TransportChoice::Rpc);
@@ -508,40 +460,10 @@ fn the_probe_names_each_gateway_fault_over_rpc_as_over_http() {
 /// The password of the target and its gateway in the captures below.
 const PASSWORD: &str = "Rpc-Replay-3e5d";
 
-/// `rdptrace serve --scenario NAME --gateway`: the target's port, the gateway's URL, the server.
-fn serve_with_gateway(name: &str, dir: &Path) -> (u16, String, ChildGuard) {
-    let file = dir.join("serve-password");
-    std::fs::write(&file, format!("{PASSWORD}\n")).expect("the password file");
-    let mut server = rdptrace()
-        .args(["serve", "--scenario", name, "--listen", "127.0.0.1:0"])
-        .args(["--gateway", "127.0.0.1:0", "--password-file"])
-        .arg(&file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("rdptrace serve starts");
-    let stdout = server.stdout.take().expect("piped stdout");
-    let guard = ChildGuard(server);
-    let (port, _, mut lines) = serve_port(stdout);
-    let url = lines
-        .by_ref()
-        .take(3)
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.strip_prefix("gateway on ")
-                .and_then(|rest| rest.split_once(": "))
-                .map(|(url, _)| url.to_owned())
-        })
-        .expect("rdptrace serve says where the gateway is");
-    // The rest of what the server says, read so that it can say it.
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-    (port, url, guard)
-}
-
 /// `rdptrace probe --gateway-transport rpc --pcap --keylog` through the gateway of scenario `name`: the
 /// probe's JSON, the capture and the key log.
 fn probe_capture(name: &str, dir: &Path) -> (serde_json::Value, std::path::PathBuf, String) {
-    let (port, url, _server) = serve_with_gateway(name, dir);
+    let (port, url, _server) = serve_with_gateway(name, dir, PASSWORD);
     let pcap = dir.join(format!("{name}.pcapng"));
     let keylog = dir.join(format!("{name}.keys"));
     let user = TestIdentity::DEFAULT_USER;
@@ -574,29 +496,6 @@ fn probe_capture(name: &str, dir: &Path) -> (serde_json::Value, std::path::PathB
     assert!(pcap.is_file(), "{name}: no capture: {out:?}");
     let keylog = keylog.to_str().expect("a UTF-8 path").to_owned();
     (doc, pcap, keylog)
-}
-
-/// `rdptrace replay --json FILE` with `extra`: one document per session, and stderr.
-fn replay_json(pcap: &Path, extra: &[&str]) -> (Vec<serde_json::Value>, String) {
-    let out = rdptrace()
-        .args(["replay", "--json"])
-        .args(extra)
-        .arg(pcap)
-        .output()
-        .expect("rdptrace replay runs");
-    let docs = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect();
-    (docs, String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-fn phase<'d>(doc: &'d serde_json::Value, name: &str) -> &'d serde_json::Value {
-    doc["phases"]
-        .as_array()
-        .and_then(|a| a.iter().find(|p| p["name"] == name))
-        .unwrap_or(&serde_json::Value::Null)
 }
 
 /// The names of the PDUs in phase `name`, and how many are of RPC over HTTP.

@@ -488,25 +488,7 @@ impl<'a> Dialer<'a> {
                 Some(a) if a.complete => None,
                 // The gateway refused the AP-REQ: its 401 (with a KRB-ERROR, when it sent one) is the answer.
                 Some(a) if a.is_kerberos() => None,
-                Some(a) => {
-                    let scheme = a.scheme().as_str();
-                    let token = offered
-                        .iter()
-                        .find(|(s, _)| s.eq_ignore_ascii_case(scheme))
-                        .and_then(|(_, t)| t.clone());
-                    match token {
-                        Some(t) => {
-                            let mut taken = auth.take();
-                            let header = match taken.as_mut() {
-                                Some(a) => self.step(a, Some(&t))?,
-                                None => return Err(Refused),
-                            };
-                            auth = taken;
-                            Some(header)
-                        }
-                        None => None,
-                    }
-                }
+                Some(_) => self.next_leg(&mut auth, &offered)?,
             };
             let Some(next) = next else {
                 // The gateway refused the credentials.
@@ -520,6 +502,27 @@ impl<'a> Dialer<'a> {
             authorization = Some(next);
         }
         Err(Refused)
+    }
+
+    /// The next leg of the scheme under way, answering the gateway's 401: its token for that scheme,
+    /// stepped; `None` when the 401 carries none (the gateway refused the credentials).
+    pub(super) fn next_leg(
+        &mut self,
+        auth: &mut Option<ClientAuth>,
+        offered: &[(String, Option<String>)],
+    ) -> Result<Option<String>, Refused> {
+        let Some(a) = auth.as_mut() else {
+            return Ok(None);
+        };
+        let scheme = a.scheme().as_str();
+        let token = offered
+            .iter()
+            .find(|(s, _)| s.eq_ignore_ascii_case(scheme))
+            .and_then(|(_, t)| t.clone());
+        match token {
+            Some(t) => self.step(a, Some(&t)).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn note_scheme(&mut self, auth: Option<&ClientAuth>) {

@@ -7,6 +7,7 @@
 pub mod agreement;
 pub mod client;
 pub mod flood;
+pub mod gateway;
 pub mod kerberos;
 pub mod lab;
 pub mod peers;

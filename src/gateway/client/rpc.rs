@@ -139,25 +139,7 @@ impl Dialer<'_> {
                     }
                     None => None,
                 },
-                Some(a) => {
-                    let scheme = a.scheme().as_str();
-                    let token = offered
-                        .iter()
-                        .find(|(s, _)| s.eq_ignore_ascii_case(scheme))
-                        .and_then(|(_, t)| t.clone());
-                    match token {
-                        Some(t) => {
-                            let mut taken = auth.take();
-                            let header = match taken.as_mut() {
-                                Some(a) => self.step(a, Some(&t))?,
-                                None => return Err(Refused),
-                            };
-                            auth = taken;
-                            Some(header)
-                        }
-                        None => None,
-                    }
-                }
+                Some(_) => self.next_leg(&mut auth, &offered)?,
             };
             let Some(next) = next else {
                 // The gateway refused the credentials, or there are none.

@@ -93,6 +93,24 @@ pub enum Call {
     },
 }
 
+/// [MS-TSGU] 2.2.9.2.1.2 TSG_PACKET_VERSIONCAPS after its referent: its header, the capabilities pointer
+/// (`caps_ref`), one capability, version 1.1; then the capability array, its MaxCount and one
+/// TSG_PACKET_CAPABILITIES (NAP) holding `caps`.
+fn put_versioncaps(out: &mut Vec<u8>, caps_ref: u32, caps: u32) {
+    put_u16(out, TS_GATEWAY_TRANSPORT);
+    put_u16(out, packet_id::VERSIONCAPS as u16);
+    put_u32(out, caps_ref);
+    put_u32(out, 1);
+    put_u16(out, 1);
+    put_u16(out, 1);
+    put_u16(out, 0);
+    align4(out);
+    put_u32(out, 1);
+    put_u32(out, CAPABILITY_TYPE_NAP);
+    put_u32(out, CAPABILITY_TYPE_NAP);
+    put_u32(out, caps);
+}
+
 fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_le_bytes());
 }
@@ -169,20 +187,7 @@ impl Call {
                 put_u32(&mut out, packet_id::VERSIONCAPS);
                 put_u32(&mut out, packet_id::VERSIONCAPS);
                 put_u32(&mut out, REF[0]);
-                // TSG_PACKET_VERSIONCAPS: its header, the caps pointer, one capability, version 1.1.
-                put_u16(&mut out, TS_GATEWAY_TRANSPORT);
-                put_u16(&mut out, packet_id::VERSIONCAPS as u16);
-                put_u32(&mut out, REF[1]);
-                put_u32(&mut out, 1);
-                put_u16(&mut out, 1);
-                put_u16(&mut out, 1);
-                put_u16(&mut out, 0);
-                align4(&mut out);
-                // The capability array: its MaxCount, then TSG_PACKET_CAPABILITIES (NAP).
-                put_u32(&mut out, 1);
-                put_u32(&mut out, CAPABILITY_TYPE_NAP);
-                put_u32(&mut out, CAPABILITY_TYPE_NAP);
-                put_u32(&mut out, *caps);
+                put_versioncaps(&mut out, REF[1], *caps);
             }
             Call::AuthorizeTunnel { tunnel, machine } => {
                 out.extend_from_slice(tunnel);
@@ -430,18 +435,7 @@ impl Reply {
                 put_u32(&mut out, 0);
                 out.extend_from_slice(&[0; 16]);
                 put_u32(&mut out, REF[2]);
-                put_u16(&mut out, TS_GATEWAY_TRANSPORT);
-                put_u16(&mut out, packet_id::VERSIONCAPS as u16);
-                put_u32(&mut out, REF[3]);
-                put_u32(&mut out, 1);
-                put_u16(&mut out, 1);
-                put_u16(&mut out, 1);
-                put_u16(&mut out, 0);
-                align4(&mut out);
-                put_u32(&mut out, 1);
-                put_u32(&mut out, CAPABILITY_TYPE_NAP);
-                put_u32(&mut out, CAPABILITY_TYPE_NAP);
-                put_u32(&mut out, caps.unwrap_or(0));
+                put_versioncaps(&mut out, REF[3], caps.unwrap_or(0));
                 out.extend_from_slice(tunnel);
                 put_u32(&mut out, *tunnel_id);
                 put_u32(&mut out, *status);

@@ -106,39 +106,47 @@ impl BindAuth {
 
     /// Writes the verifier of an encoded PDU (its last 16 bytes).
     pub fn sign(&mut self, bytes: &mut [u8], seq: u32) -> Result<(), AuthError> {
-        let Some((data, verifier)) = pdu::verifier_split(bytes, NTLM_VERIFIER_LEN) else {
-            return Ok(());
-        };
-        self.ntlm
-            .make_signature(
-                0,
-                &mut [
-                    SecurityBufferRef::token_buf(verifier),
-                    SecurityBufferRef::data_buf(data),
-                ],
-                seq,
-            )
-            .map_err(sspi_err)
+        sign_pdu(&mut self.ntlm, bytes, seq).map_or(Ok(()), |r| r.map_err(sspi_err))
     }
 
     /// Checks the verifier of a PDU from the gateway (its last 16 bytes).
     pub fn verify(&mut self, bytes: &[u8], seq: u32) -> Result<(), AuthError> {
-        let mut copy = bytes.to_vec();
-        let Some((data, signature)) = pdu::verifier_split(&mut copy, NTLM_VERIFIER_LEN) else {
-            return Err(AuthError::Sspi {
+        verify_pdu(&mut self.ntlm, bytes, seq)
+            .ok_or_else(|| AuthError::Sspi {
                 scheme: "NTLM (RPC bind)",
                 detail: "a PDU shorter than its verifier".to_owned(),
-            });
-        };
-        self.ntlm
-            .verify_signature(
-                &mut [
-                    SecurityBufferRef::token_buf(signature),
-                    SecurityBufferRef::data_buf(data),
-                ],
-                seq,
-            )
-            .map(|_| ())
+            })?
             .map_err(sspi_err)
     }
+}
+
+/// [MS-RPCE] 2.2.2.9 Writes the NTLM verifier of an encoded PDU, its last 16 bytes, over the bytes before
+/// them (either side of the bind); `None` when the PDU is shorter than a verifier.
+pub fn sign_pdu(ntlm: &mut Ntlm, bytes: &mut [u8], seq: u32) -> Option<sspi::Result<()>> {
+    let (data, verifier) = pdu::verifier_split(bytes, NTLM_VERIFIER_LEN)?;
+    Some(ntlm.make_signature(
+        0,
+        &mut [
+            SecurityBufferRef::token_buf(verifier),
+            SecurityBufferRef::data_buf(data),
+        ],
+        seq,
+    ))
+}
+
+/// [MS-RPCE] 2.2.2.9 Checks the NTLM verifier of a PDU, its last 16 bytes (either side of the bind);
+/// `None` when the PDU is shorter than a verifier.
+pub fn verify_pdu(ntlm: &mut Ntlm, bytes: &[u8], seq: u32) -> Option<sspi::Result<()>> {
+    let mut copy = bytes.to_vec();
+    let (data, signature) = pdu::verifier_split(&mut copy, NTLM_VERIFIER_LEN)?;
+    Some(
+        ntlm.verify_signature(
+            &mut [
+                SecurityBufferRef::token_buf(signature),
+                SecurityBufferRef::data_buf(data),
+            ],
+            seq,
+        )
+        .map(|_| ()),
+    )
 }

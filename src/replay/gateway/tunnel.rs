@@ -134,6 +134,17 @@ impl Tunnel {
         ts.saturating_sub(self.first_ts).as_secs_f64() * 1000.0
     }
 
+    /// The target the client asked the gateway for, its first resource name: the trace's target.
+    fn channel_target(&mut self, resources: &[String], port: u16) {
+        let target = format!(
+            "{}:{port}",
+            resources.first().map(String::as_str).unwrap_or_default()
+        );
+        let t = self.trace();
+        t.fact(Fact::GatewayTarget, target.clone());
+        t.target = target;
+    }
+
     fn trace(&mut self) -> &mut Trace {
         self.dissector.trace_mut()
     }
@@ -277,15 +288,7 @@ impl Tunnel {
         match p {
             Packet::ChannelCreate {
                 resources, port, ..
-            } => {
-                let target = format!(
-                    "{}:{port}",
-                    resources.first().map(String::as_str).unwrap_or_default()
-                );
-                let t = self.trace();
-                t.fact(Fact::GatewayTarget, target.clone());
-                t.target = target;
-            }
+            } => self.channel_target(&resources, port),
             Packet::ChannelResponse { error: 0, .. } => self.channel = true,
             Packet::CloseChannel { status } if from == Side::Server && !self.ended => {
                 self.ended = true;

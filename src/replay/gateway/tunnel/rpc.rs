@@ -70,15 +70,7 @@ impl Tunnel {
                 match Call::decode(op, &stub) {
                     Ok(Call::CreateChannel {
                         resources, port, ..
-                    }) => {
-                        let target = format!(
-                            "{}:{port}",
-                            resources.first().map(String::as_str).unwrap_or_default()
-                        );
-                        let t = self.trace();
-                        t.fact(Fact::GatewayTarget, target.clone());
-                        t.target = target;
-                    }
+                    }) => self.channel_target(&resources, port),
                     Ok(Call::SetupReceivePipe { .. }) => self.rpc.pipe = Some(pdu.call_id),
                     _ => {}
                 }

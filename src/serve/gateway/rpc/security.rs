@@ -2,15 +2,14 @@
 //! NEGOTIATE and AUTHENTICATE, then checks and makes the verifiers of the association's PDUs.
 
 use sspi::{
-    BufferType, CredentialUse, DataRepresentation, Ntlm, SecurityBuffer, SecurityBufferRef,
-    SecurityStatus, ServerRequestFlags, Sspi as _, SspiImpl as _,
+    BufferType, CredentialUse, DataRepresentation, Ntlm, SecurityBuffer, SecurityStatus,
+    ServerRequestFlags, Sspi as _, SspiImpl as _,
 };
 
 use super::super::Shared;
 use super::MAX_FRAG;
-use crate::gateway::rpc::pdu::{
-    self, Auth, BindResult, Body, NDR_SYNTAX, NTLM_VERIFIER_LEN, Pdu, SyntaxId, pfc,
-};
+use crate::gateway::rpc::ntlm;
+use crate::gateway::rpc::pdu::{self, Auth, BindResult, Body, NDR_SYNTAX, Pdu, SyntaxId, pfc};
 
 /// The NTLM context of the bind ([MS-RPCE] 3.3.1.5.2), server side.
 pub(super) struct Security {
@@ -81,36 +80,15 @@ impl Security {
 
     /// Checks the verifier of a PDU (its last 16 bytes) over the bytes before it ([MS-RPCE] 3.3.1.5.2.2).
     pub(super) fn verify(&mut self, bytes: &[u8], seq: u32) -> Result<(), String> {
-        let mut copy = bytes.to_vec();
-        let Some((data, signature)) = pdu::verifier_split(&mut copy, NTLM_VERIFIER_LEN) else {
-            return Err("a request shorter than its verifier".to_owned());
-        };
-        self.ntlm
-            .verify_signature(
-                &mut [
-                    SecurityBufferRef::token_buf(signature),
-                    SecurityBufferRef::data_buf(data),
-                ],
-                seq,
-            )
-            .map(|_| ())
+        ntlm::verify_pdu(&mut self.ntlm, bytes, seq)
+            .ok_or_else(|| "a request shorter than its verifier".to_owned())?
             .map_err(|e| format!("a request whose verifier does not check: {e}"))
     }
 
     /// Writes the verifier of an encoded PDU (its last 16 bytes, zeros until now).
     pub(super) fn sign(&mut self, bytes: &mut [u8], seq: u32) -> Result<(), String> {
-        let Some((data, verifier)) = pdu::verifier_split(bytes, NTLM_VERIFIER_LEN) else {
-            return Err("a PDU shorter than its verifier".to_owned());
-        };
-        self.ntlm
-            .make_signature(
-                0,
-                &mut [
-                    SecurityBufferRef::token_buf(verifier),
-                    SecurityBufferRef::data_buf(data),
-                ],
-                seq,
-            )
+        ntlm::sign_pdu(&mut self.ntlm, bytes, seq)
+            .ok_or_else(|| "a PDU shorter than its verifier".to_owned())?
             .map_err(|e| e.to_string())
     }
 }

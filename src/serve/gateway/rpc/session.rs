@@ -309,9 +309,13 @@ impl<'a> Session<'a> {
     }
 
     async fn reply(&mut self, call_id: u32, reply: &Reply) -> io::Result<()> {
-        let stub = reply.encode();
+        self.respond(call_id, pfc::WHOLE, reply.encode()).await
+    }
+
+    /// A response fragment of `call_id` with `flags`, holding `stub`, signed and sent.
+    async fn respond(&mut self, call_id: u32, flags: u8, stub: Vec<u8>) -> io::Result<()> {
         let pdu = Pdu {
-            flags: pfc::WHOLE,
+            flags,
             call_id,
             body: Body::Response {
                 alloc_hint: u32::try_from(stub.len()).unwrap_or(0),
@@ -363,19 +367,8 @@ impl<'a> Session<'a> {
             } else {
                 pfc::FIRST_FRAG
             };
-        let stub = Reply::Status(status).encode();
-        let pdu = Pdu {
-            flags,
-            call_id,
-            body: Body::Response {
-                alloc_hint: u32::try_from(stub.len()).unwrap_or(0),
-                context_id: 0,
-                cancel_count: 0,
-                stub,
-            },
-            auth: None,
-        };
-        self.send_signed(pdu).await
+        self.respond(call_id, flags, Reply::Status(status).encode())
+            .await
     }
 
     /// One TsProxy call, answered or refused as the scenario's fault says.
