@@ -212,12 +212,26 @@ pub fn capture_readings(data: &[u8]) -> Result<(), String> {
         return Ok(());
     }
     let mapped = Capture::open(&path, None).map(read_items);
+    // What is fetched ahead is a hint: reading with the headers only fetched ahead yields the same.
+    let headers = Capture::open(&path, None).map(|mut c| {
+        c.set_prefetch(crate::replay::capture::Prefetch::Headers);
+        read_items(c)
+    });
     let buffered = Capture::from_seekable(
         "x".to_owned(),
         Box::new(std::io::Cursor::new(data.to_vec())),
     )
     .map(read_items);
     let _ = std::fs::remove_file(&path);
+    match (&mapped, &headers) {
+        (Ok(m), Ok(h)) if m == h => {}
+        (Err(m), Err(h)) if m.detail == h.detail => {}
+        (m, h) => {
+            return Err(format!(
+                "mapped readings differ with the headers fetched ahead: {m:?} / {h:?}"
+            ));
+        }
+    }
     match (mapped, buffered) {
         (Ok(m), Ok(b)) if m == b => Ok(()),
         (Err(m), Err(b)) if m.detail == b.detail => Ok(()),

@@ -180,6 +180,40 @@ pub struct Capture {
     done: bool,
     /// A progress bar told of the read position of a mapped file (a buffered one counts its reads).
     bar: Option<indicatif::ProgressBar>,
+    /// What of a mapped file is fetched into the CPU's cache ahead of the read position.
+    prefetch: Prefetch,
+}
+
+/// What of a mapped file is fetched into the CPU's cache ahead of the read position: a hint, which changes
+/// no byte read and no result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Prefetch {
+    /// Every byte, [`PREFETCH_AHEAD`] ahead: for a replay that reads payloads whole (it decrypts them).
+    #[default]
+    Everything,
+    /// The headers and the trailing lengths of the next few blocks, where blocks as long as this one
+    /// would put them: for a replay that reads the headers, and a record's header now and then.
+    Headers,
+}
+
+/// Blocks ahead whose headers [`Prefetch::Headers`] asks for.
+const HEADERS_AHEAD: usize = 3;
+/// Bytes of a block's headers: a pcapng Enhanced Packet Block's fields, IPv4 or IPv6, and TCP.
+const HEADERS: usize = 128;
+
+/// Asks for what `prefetch` wants of the blocks after the one of `len` bytes at `pos` in `window`.
+fn ahead(window: &Window, pos: usize, len: usize, prefetch: Prefetch) {
+    match prefetch {
+        Prefetch::Everything => window.prefetch(pos + PREFETCH_AHEAD, len),
+        Prefetch::Headers => {
+            for k in 1..=HEADERS_AHEAD {
+                let next = pos + k * len;
+                window.prefetch(next, HEADERS);
+                // The trailing length of the block after it, which the reader checks.
+                window.prefetch(next + len.saturating_sub(TRAILER), TRAILER);
+            }
+        }
+    }
 }
 
 impl core::fmt::Debug for Capture {
@@ -337,6 +371,7 @@ impl Capture {
             packets: 0,
             done: false,
             bar: None,
+            prefetch: Prefetch::Everything,
         })
     }
 
@@ -371,6 +406,7 @@ impl Capture {
             packets: 0,
             done: false,
             bar: None,
+            prefetch: Prefetch::Everything,
         })
     }
 
@@ -441,6 +477,7 @@ impl Capture {
             packets: 0,
             done: false,
             bar: None,
+            prefetch: Prefetch::Everything,
         })
     }
 
@@ -482,10 +519,16 @@ impl Capture {
 
     /// The next packet, secrets block or other block; `None` at the end of the file. After an error,
     /// `None`. A packet's bytes are borrowed from the reader until the next call.
+    /// What of a mapped file is fetched ahead of the read position ([`Prefetch`]).
+    pub fn set_prefetch(&mut self, prefetch: Prefetch) {
+        self.prefetch = prefetch;
+    }
+
     pub fn next_item(&mut self) -> Option<Result<Item<'_>, CaptureError>> {
         if self.done {
             return None;
         }
+        let prefetch = self.prefetch;
         if self.packets.is_multiple_of(BAR_EVERY)
             && let (Some(bar), Inner::MappedPcap { map, .. } | Inner::MappedNg { map, .. }) =
                 (&self.bar, &self.inner)
@@ -514,7 +557,7 @@ impl Capture {
                             Err(e) => Some(Err(pcap_error(&pcap_read_error(e)))),
                             Ok((left, raw)) => {
                                 let used = rest.len() - left.len();
-                                window.prefetch(*pos + PREFETCH_AHEAD, used);
+                                ahead(window, *pos, used, prefetch);
                                 *pos += used;
                                 Some(raw_pcap_packet(raw, *link, resolution).map(
                                     |item| match item {
@@ -542,13 +585,27 @@ impl Capture {
                     Ok(true) => {
                         let (window, pos) = map.parts();
                         let rest = window.bytes().get(*pos..).unwrap_or_default();
-                        match parser.next_block(rest) {
-                            Err(e) => Some(Err(ng_error(&PcapNgReadError::from(e)))),
-                            Ok((left, block)) => {
-                                let used = rest.len() - left.len();
-                                window.prefetch(*pos + PREFETCH_AHEAD, used);
-                                *pos += used;
-                                ng_item(block, parser.state(), last_ts, Some(window))
+                        if let Some(epb) = plain_epb(rest, parser.state(), endianness) {
+                            ahead(window, *pos, epb.len, prefetch);
+                            *pos += epb.len;
+                            *last_ts = epb.ts;
+                            Some(Ok(Item::Packet(Packet {
+                                number: 0,
+                                ts: epb.ts,
+                                link: epb.link,
+                                data: Cow::Borrowed(epb.data),
+                                orig_len: epb.orig_len,
+                                window: Some(window),
+                            })))
+                        } else {
+                            match parser.next_block(rest) {
+                                Err(e) => Some(Err(ng_error(&PcapNgReadError::from(e)))),
+                                Ok((left, block)) => {
+                                    let used = rest.len() - left.len();
+                                    ahead(window, *pos, used, prefetch);
+                                    *pos += used;
+                                    ng_item(block, parser.state(), last_ts, Some(window))
+                                }
                             }
                         }
                     }
@@ -659,6 +716,63 @@ fn pcap_read_error(e: PcapParseError) -> PcapReadError {
         }
         PcapParseError::Validation(v) => PcapReadError::Validation(v),
     }
+}
+
+/// [pcapng] 4.3 Enhanced Packet Block type.
+const ENHANCED_PACKET: u32 = 6;
+/// [pcapng] 4.3: an Enhanced Packet Block's fields before the packet data, and the trailing length.
+const EPB_FIELDS: usize = 28;
+const TRAILER: usize = 4;
+
+/// An Enhanced Packet Block read without the parser ([`plain_epb`]).
+struct PlainEpb<'a> {
+    /// The block's length.
+    len: usize,
+    ts: Duration,
+    link: u32,
+    data: &'a [u8],
+    orig_len: u32,
+}
+
+/// [pcapng] 4.3: the Enhanced Packet Block at the start of `rest` when it has no options and is one the
+/// parser reads without complaint: most blocks of a capture, read at their fixed offsets. `None` for any
+/// other block (another type, options, anything the parser would reject), which the parser then reads.
+fn plain_epb<'a>(
+    rest: &'a [u8],
+    state: &PcapNgState,
+    endianness: Endianness,
+) -> Option<PlainEpb<'a>> {
+    if u32_at(rest, 0, endianness)? != ENHANCED_PACKET {
+        return None;
+    }
+    let len = u32_at(rest, 4, endianness)? as usize;
+    let interface = u32_at(rest, 8, endianness)?;
+    let captured = u32_at(rest, 20, endianness)?;
+    let orig_len = u32_at(rest, 24, endianness)?;
+    let padded = (captured as usize).checked_add(3)? & !3;
+    if !len.is_multiple_of(4)
+        || EPB_FIELDS.checked_add(padded)?.checked_add(TRAILER)? != len
+        || u32_at(rest, len.checked_sub(TRAILER)?, endianness)? as usize != len
+        || orig_len < captured
+    {
+        return None;
+    }
+    let link = u32::from(state.interfaces().get(interface as usize)?.linktype);
+    let ts = state
+        .decode_timestamp(
+            interface,
+            u32_at(rest, 12, endianness)?,
+            u32_at(rest, 16, endianness)?,
+        )
+        .ok()?;
+    let data = rest.get(EPB_FIELDS..EPB_FIELDS.checked_add(captured as usize)?)?;
+    Some(PlainEpb {
+        len,
+        ts,
+        link,
+        data,
+        orig_len,
+    })
 }
 
 /// A pcapng block as an item: a packet with its interface's link type, a secrets block, or another.
@@ -848,6 +962,102 @@ mod tests {
         assert_eq!(err.to_string(), "x.txt: not a pcap or pcapng capture");
         let err = Capture::from_reader("e".into(), Box::new(&b""[..])).unwrap_err();
         assert_eq!(err.to_string(), "e: the file is empty");
+    }
+
+    /// A pcapng block, little-endian: type, length, body, length.
+    fn block(kind: u32, body: &[u8]) -> Vec<u8> {
+        let len = u32::try_from(12 + body.len()).unwrap();
+        let mut b = kind.to_le_bytes().to_vec();
+        b.extend_from_slice(&len.to_le_bytes());
+        b.extend_from_slice(body);
+        b.extend_from_slice(&len.to_le_bytes());
+        b
+    }
+
+    /// A section header and one raw IP interface.
+    fn head() -> Vec<u8> {
+        let mut shb = 0x1a2b_3c4d_u32.to_le_bytes().to_vec();
+        shb.extend_from_slice(&[1, 0, 0, 0]);
+        shb.extend_from_slice(&u64::MAX.to_le_bytes());
+        let mut out = block(SECTION_HEADER, &shb);
+        let mut idb = 101u16.to_le_bytes().to_vec();
+        idb.extend_from_slice(&[0, 0]);
+        idb.extend_from_slice(&65535u32.to_le_bytes());
+        out.extend(block(1, &idb));
+        out
+    }
+
+    /// An Enhanced Packet Block's body: interface, time, lengths, data padded, then `options`.
+    fn epb(interface: u32, ts: u64, data: &[u8], orig: u32, options: &[u8]) -> Vec<u8> {
+        let mut b = interface.to_le_bytes().to_vec();
+        b.extend_from_slice(&u32::try_from(ts >> 32).unwrap().to_le_bytes());
+        b.extend_from_slice(&u32::try_from(ts & 0xffff_ffff).unwrap().to_le_bytes());
+        b.extend_from_slice(&u32::try_from(data.len()).unwrap().to_le_bytes());
+        b.extend_from_slice(&orig.to_le_bytes());
+        b.extend_from_slice(data);
+        b.resize(b.len().next_multiple_of(4), 0);
+        b.extend_from_slice(options);
+        b
+    }
+
+    /// [pcapng] 4.3: Enhanced Packet Blocks without options are read at their fixed offsets
+    /// ([`plain_epb`]), every other block by the parser; both read them as the buffered reader does,
+    /// errors included.
+    #[test]
+    fn plain_packet_blocks_read_as_the_parser_reads_them() {
+        let state = |bytes: &[u8]| {
+            let (_, mut parser) = PcapNgParser::new(bytes).unwrap();
+            let rest = &bytes[28..];
+            let (_, _) = parser.next_block(rest).unwrap();
+            parser
+        };
+        let data = b"\x45\x00\x00\x14 some packet bytes";
+        // epb_flags (2), 4 bytes, then opt_endofopt.
+        let mut flags = vec![2, 0, 4, 0, 1, 0, 0, 0];
+        flags.extend_from_slice(&[0, 0, 0, 0]);
+        let mut bad_trailer = block(6, &epb(0, 5, data, 60, &[]));
+        let at = bad_trailer.len() - 4;
+        bad_trailer[at] ^= 4;
+        let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+            (
+                "plain",
+                block(6, &epb(0, 1_700_000_000_000_001, data, 60, &[])),
+                true,
+            ),
+            ("odd length", block(6, &epb(0, 7, &data[..5], 5, &[])), true),
+            ("empty", block(6, &epb(0, 7, &[], 0, &[])), true),
+            ("options", block(6, &epb(0, 9, data, 60, &flags)), false),
+            ("trailer", bad_trailer, false),
+            (
+                "captured over original",
+                block(6, &epb(0, 9, data, 3, &[])),
+                false,
+            ),
+            (
+                "no such interface",
+                block(6, &epb(4, 9, data, 60, &[])),
+                false,
+            ),
+            ("simple packet", block(3, &[4, 0, 0, 0, 1, 2, 3, 4]), false),
+        ];
+        for (name, b, plain) in cases {
+            let mut file = head();
+            let parser = state(&file);
+            assert_eq!(
+                plain_epb(&b, parser.state(), Endianness::Little).is_some(),
+                plain,
+                "{name}"
+            );
+            // The block between two plain ones, and last.
+            let first = block(6, &epb(0, 3, data, 60, &[]));
+            file.extend_from_slice(&first);
+            file.extend_from_slice(&b);
+            file.extend_from_slice(&first);
+            crate::fuzzing::capture_readings(&file).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let mut last = head();
+            last.extend_from_slice(&b);
+            crate::fuzzing::capture_readings(&last).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
     }
 
     #[test]
