@@ -340,6 +340,11 @@ pub fn run_stream(
     workers: usize,
     each: &mut dyn FnMut(Report),
 ) -> End {
+    let mut capture = capture;
+    if !secrets.any() {
+        // Without a key nothing reads a payload whole: the headers ahead are what is waited for.
+        capture.set_prefetch(capture::Prefetch::Headers);
+    }
     if workers > 1 {
         threads::run(capture, file, secrets, limits, ports, workers, each)
     } else {

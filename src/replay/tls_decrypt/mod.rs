@@ -129,6 +129,11 @@ impl Secrets {
         Ok(())
     }
 
+    /// Whether any key that can open a record is known (key log entries or RSA keys).
+    pub fn any(&self) -> bool {
+        !self.rsa.is_empty() || self.keylog.lock().is_ok_and(|k| !k.is_empty())
+    }
+
     pub fn rsa_keys(&self) -> usize {
         self.rsa.len()
     }
