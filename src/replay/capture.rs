@@ -517,13 +517,13 @@ impl Capture {
         notes
     }
 
-    /// The next packet, secrets block or other block; `None` at the end of the file. After an error,
-    /// `None`. A packet's bytes are borrowed from the reader until the next call.
     /// What of a mapped file is fetched ahead of the read position ([`Prefetch`]).
     pub fn set_prefetch(&mut self, prefetch: Prefetch) {
         self.prefetch = prefetch;
     }
 
+    /// The next packet, secrets block or other block; `None` at the end of the file. After an error,
+    /// `None`. A packet's bytes are borrowed from the reader until the next call.
     pub fn next_item(&mut self) -> Option<Result<Item<'_>, CaptureError>> {
         if self.done {
             return None;
