@@ -17,7 +17,7 @@ use rdptrace::serve::deployment::Deployment;
 use rdptrace::serve::scenario::{self, COLLECTION};
 use rdptrace::serve::{Outcome, Served, Target, TargetConfig, TestIdentity};
 use rdptrace::trace::{Fact, PhaseName, PhaseStatus, Trace};
-use support::{BOUND, ChildGuard, TempDir, block_on, has_program, rdptrace, require};
+use support::{BOUND, ChildGuard, TempDir, block_on, has_program, rdptrace, require, wait_or_kill};
 use tokio::sync::mpsc;
 
 /// A password cookie as a broker makes one: opaque bytes, not text.
@@ -394,21 +394,7 @@ fn client(program: &str, addr: SocketAddr, home: &Path) -> Option<i32> {
         .process_group(0)
         .spawn()
         .expect("xvfb-run starts");
-    let start = Instant::now();
-    // INVARIANT: polls every 50 ms until the bound.
-    loop {
-        if let Some(status) = child.try_wait().expect("the client can be waited for") {
-            return status.code();
-        }
-        if start.elapsed() > BOUND {
-            let _ = Command::new("kill")
-                .args(["-KILL", &format!("-{}", child.id())])
-                .status();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_or_kill(&mut child).and_then(|s| s.code())
 }
 
 #[test]

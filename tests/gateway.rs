@@ -18,7 +18,8 @@ use rdptrace::serve::gateway::{self, Gateway, GatewayOutcome, GatewayProfile};
 use rdptrace::serve::{TargetConfig, TestIdentity, scenario};
 use rdptrace::trace::{Fact, PhaseName, PhaseStatus, Trace};
 use support::gateway::{
-    phase, replay_json, said, serve_with_gateway, xfreerdp, xfreerdp_available,
+    Stoppable, phase, replay_json, run_deployment, run_gateway, said, serve_with_gateway, xfreerdp,
+    xfreerdp_available,
 };
 use support::{BOUND, ChildGuard, TempDir, block_on, free_port, rdptrace};
 use tokio::sync::mpsc;
@@ -28,8 +29,7 @@ const MARKER: &str = "Gw-Marker-7c1f9e";
 
 /// A scenario's deployment, running until [`Running::stop`]; the gateway's outcomes are collected.
 struct Running {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    server: Stoppable,
     outcomes: mpsc::UnboundedReceiver<(SocketAddr, GatewayOutcome)>,
     probe: ProbeConfig,
 }
@@ -37,23 +37,9 @@ struct Running {
 impl Running {
     async fn start(deployment: Deployment) -> Running {
         let probe = deployment.probe_config().expect("a probe configuration");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (sink, outcomes) = mpsc::unbounded_channel();
-        let task = tokio::spawn(async move {
-            let stopped = async {
-                let _ = stopped.await;
-            };
-            let limited = async {
-                tokio::select! {
-                    () = stopped => {}
-                    () = tokio::time::sleep(BOUND) => {}
-                }
-            };
-            let _ = deployment.run(limited, None, Some(sink)).await;
-        });
         Running {
-            stop: Some(stop),
-            task,
+            server: run_deployment(deployment, None, Some(sink)),
             outcomes,
             probe,
         }
@@ -71,10 +57,7 @@ impl Running {
     /// outcomes of the gateway's connections.
     async fn stop(mut self, tunnels: usize) -> Vec<GatewayOutcome> {
         let mut out = collect(&mut self.outcomes, tunnels).await;
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = tokio::time::timeout(BOUND, &mut self.task).await;
+        self.server.stop().await;
         while let Ok((_, o)) = self.outcomes.try_recv() {
             out.push(o);
         }
@@ -272,18 +255,7 @@ fn basic_and_negotiate() {
         gc.read_timeout = Duration::from_secs(10);
         let gw = Gateway::bind(gc).await.expect("the gateway binds");
         let url = gw.url();
-        let g = gw.clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let served = tokio::spawn(async move {
-            let _ = g
-                .run(
-                    async {
-                        let _ = stopped.await;
-                    },
-                    None,
-                )
-                .await;
-        });
+        let gw_running = run_gateway(&gw, None);
         let running = Running::start(deployment).await;
         let mut cfg = running.probe.clone();
         quick(&mut cfg);
@@ -291,8 +263,7 @@ fn basic_and_negotiate() {
         gcfg.credentials = cfg.gateway.as_ref().and_then(|g| g.credentials.clone());
         cfg.gateway = Some(gcfg);
         let trace = rdptrace::probe::probe(&cfg).await;
-        let _ = stop.send(());
-        let _ = tokio::time::timeout(BOUND, served).await;
+        gw_running.stop().await;
         running.stop(0).await;
         assert!(rdptrace::diagnose::diagnose(&trace).ok, "{}", said(&trace));
         assert_eq!(
@@ -585,19 +556,8 @@ fn xfreerdp_through_the_gateway_to_the_target() {
             gc.read_timeout = Duration::from_secs(15);
             let gw = Gateway::bind(gc).await.expect("the gateway binds");
             let gw_addr = gw.local_addr();
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let (sink, mut rx) = mpsc::unbounded_channel();
-            let g = gw.clone();
-            let gw_task = tokio::spawn(async move {
-                let _ = g
-                    .run(
-                        async {
-                            let _ = stopped.await;
-                        },
-                        Some(sink),
-                    )
-                    .await;
-            });
+            let gw_running = run_gateway(&gw, Some(sink));
             let running = Running::start(deployment).await;
             let mut args = vec![
                 format!("/v:{target}"),
@@ -613,8 +573,7 @@ fn xfreerdp_through_the_gateway_to_the_target() {
                 .await
                 .expect("xfreerdp ran");
             let outcomes = collect(&mut rx, 1).await;
-            let _ = stop.send(());
-            let _ = tokio::time::timeout(BOUND, gw_task).await;
+            gw_running.stop().await;
             running.stop(0).await;
             (code, output, outcomes)
         });

@@ -18,9 +18,10 @@ use rdptrace::serve::target::Outcome;
 use rdptrace::serve::{TargetConfig, TestIdentity, scenario};
 use rdptrace::trace::{Fact, PhaseName, PhaseStatus, Trace};
 use support::gateway::{
-    phase, replay_json, said, serve_with_gateway, xfreerdp, xfreerdp_available,
+    phase, replay_json, run_deployment, run_gateway, said, serve_with_gateway, xfreerdp,
+    xfreerdp_available,
 };
-use support::{BOUND, TempDir, block_on, free_port, rdptrace};
+use support::{TempDir, block_on, free_port, rdptrace};
 use tokio::sync::mpsc;
 
 /// The gateway's outcomes until one is not the joining of an IN channel (or 10 s passed).
@@ -76,30 +77,10 @@ fn xfreerdp_via_rpc(profile: GatewayProfile, target_down: bool, session: bool) -
         gc.read_timeout = Duration::from_secs(15);
         let gw = Gateway::bind(gc).await.expect("the gateway binds");
         let gw_addr = gw.local_addr();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (sink, mut rx) = mpsc::unbounded_channel();
-        let g = gw.clone();
-        let gw_task = tokio::spawn(async move {
-            let _ = g
-                .run(
-                    async {
-                        let _ = stopped.await;
-                    },
-                    Some(sink),
-                )
-                .await;
-        });
-        let (stop_target, target_stopped) = tokio::sync::oneshot::channel::<()>();
+        let gw_running = run_gateway(&gw, Some(sink));
         let (served_tx, mut served_rx) = mpsc::unbounded_channel();
-        let target_task = tokio::spawn(async move {
-            let limited = async {
-                tokio::select! {
-                    _ = target_stopped => {}
-                    () = tokio::time::sleep(BOUND) => {}
-                }
-            };
-            let _ = deployment.run(limited, Some(served_tx), None).await;
-        });
+        let target_running = run_deployment(deployment, Some(served_tx), None);
         let mut args = vec![
             format!("/v:{target}"),
             format!("/u:{}", id.user),
@@ -120,10 +101,8 @@ fn xfreerdp_via_rpc(profile: GatewayProfile, target_down: bool, session: bool) -
             .await
             .expect("xfreerdp ran");
         let outcomes = collect(&mut rx).await;
-        let _ = stop.send(());
-        let _ = stop_target.send(());
-        let _ = tokio::time::timeout(BOUND, gw_task).await;
-        let _ = tokio::time::timeout(BOUND, target_task).await;
+        gw_running.stop().await;
+        target_running.stop().await;
         let mut served = Vec::new();
         while let Ok(s) = served_rx.try_recv() {
             served.push(s.outcome);
@@ -293,21 +272,11 @@ fn probe_via(name: &str, transport: TransportChoice) -> (Trace, Vec<GatewayOutco
         if let Some(g) = cfg.gateway.as_mut() {
             g.transport = transport;
         }
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (sink, mut rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(async move {
-            let limited = async {
-                tokio::select! {
-                    _ = stopped => {}
-                    () = tokio::time::sleep(BOUND) => {}
-                }
-            };
-            let _ = deployment.run(limited, None, Some(sink)).await;
-        });
+        let running = run_deployment(deployment, None, Some(sink));
         let trace = rdptrace::probe::probe(&cfg).await;
         let outcomes = collect(&mut rx).await;
-        let _ = stop.send(());
-        let _ = tokio::time::timeout(BOUND, task).await;
+        running.stop().await;
         (trace, outcomes)
     })
 }

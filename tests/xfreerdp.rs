@@ -10,14 +10,14 @@ use std::io::{BufRead as _, BufReader, Read as _};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdptrace::pdu::PduInfo;
 use rdptrace::serve::deployment::Deployment;
 use rdptrace::serve::{Outcome, Served, Target, TargetConfig, TestIdentity, scenario};
 use rdptrace::trace::Fact;
 use rdptrace::trace::PhaseName;
-use support::rdptrace;
+use support::{rdptrace, wait_or_kill};
 
 /// Every wait is bounded by this; none is asserted on.
 const BOUND: Duration = Duration::from_secs(60);
@@ -57,21 +57,7 @@ fn scratch(name: &str) -> PathBuf {
 /// Waits for a child up to the bound; on timeout kills its process group (it was started as the leader of
 /// a group of its own) and fails.
 fn wait_bounded(child: &mut Child, what: &str) -> ExitStatus {
-    let start = Instant::now();
-    // INVARIANT: polls every 50 ms until the bound.
-    while start.elapsed() < BOUND {
-        if let Some(status) = child.try_wait().expect("the child can be waited for") {
-            return status;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let pgid = child.id();
-    let _ = Command::new("kill")
-        .args(["-KILL", &format!("-{pgid}")])
-        .status();
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("{what} did not end within {BOUND:?}");
+    wait_or_kill(child).unwrap_or_else(|| panic!("{what} did not end within {BOUND:?}"))
 }
 
 /// Runs xfreerdp against `port` with NLA (or the `/sec:` in `extra`); returns its exit status and its output
@@ -372,22 +358,7 @@ fn xfreerdp_run(
         .process_group(0)
         .spawn()
         .expect("xfreerdp starts");
-    let start = Instant::now();
-    // INVARIANT: polls every 50 ms until the bound.
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("xfreerdp can be waited for") {
-            break Some(status);
-        }
-        if start.elapsed() > BOUND {
-            let _ = Command::new("kill")
-                .args(["-KILL", &format!("-{}", child.id())])
-                .status();
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_or_kill(&mut child);
     let _ = stop.send(());
     let _ = runtime.block_on(async { tokio::time::timeout(BOUND, server).await });
     let mut output = String::new();

@@ -133,6 +133,51 @@ fn sspi_err(scheme: Scheme) -> impl Fn(sspi::Error) -> AuthError {
     }
 }
 
+/// One NTLM leg of a client to `target`: NEGOTIATE without `input`, AUTHENTICATE with the CHALLENGE in
+/// it. Returns the token and whether the context is complete. The gateway's HTTP authentication and the
+/// RPC bind ([`super::rpc::ntlm`]) both take their legs here.
+pub(crate) fn ntlm_leg(
+    ntlm: &mut Ntlm,
+    handle: &mut Option<AuthIdentityBuffers>,
+    target: &str,
+    flags: ClientRequestFlags,
+    input: Option<Vec<u8>>,
+) -> sspi::Result<(Vec<u8>, bool)> {
+    let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
+    let mut input = input
+        .map(|i| vec![SecurityBuffer::new(i, BufferType::Token)])
+        .unwrap_or_default();
+    let mut builder = ntlm
+        .initialize_security_context()
+        .with_credentials_handle(handle)
+        .with_context_requirements(flags)
+        .with_target_data_representation(DataRepresentation::Native)
+        .with_target_name(target)
+        .with_output(&mut output);
+    if !input.is_empty() {
+        builder = builder.with_input(&mut input);
+    }
+    let result = ntlm
+        .initialize_security_context_impl(&mut builder)?
+        .resolve_to_result()?;
+    if matches!(
+        result.status,
+        SecurityStatus::CompleteAndContinue | SecurityStatus::CompleteNeeded
+    ) {
+        ntlm.complete_auth_token(&mut output)?;
+    }
+    let complete = !matches!(
+        result.status,
+        SecurityStatus::ContinueNeeded | SecurityStatus::CompleteAndContinue
+    );
+    let token = output
+        .into_iter()
+        .next()
+        .map(|b| b.buffer)
+        .unwrap_or_default();
+    Ok((token, complete))
+}
+
 impl ClientAuth {
     /// The authentication of `credentials` to the gateway `host` with `scheme`.
     pub fn new(
@@ -271,43 +316,16 @@ impl ClientAuth {
                 return Ok(format!("Basic {value}"));
             }
             Backend::Ntlm { ntlm, handle } => {
-                let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
-                let mut input_buffers = input
-                    .map(|i| vec![SecurityBuffer::new(i, BufferType::Token)])
-                    .unwrap_or_default();
-                let mut builder = ntlm
-                    .initialize_security_context()
-                    .with_credentials_handle(handle)
-                    .with_context_requirements(
-                        ClientRequestFlags::CONFIDENTIALITY | ClientRequestFlags::ALLOCATE_MEMORY,
-                    )
-                    .with_target_data_representation(DataRepresentation::Native)
-                    .with_target_name(&self.target)
-                    .with_output(&mut output);
-                if !input_buffers.is_empty() {
-                    builder = builder.with_input(&mut input_buffers);
-                }
-                let result = ntlm
-                    .initialize_security_context_impl(&mut builder)
-                    .map_err(sspi_err(scheme))?
-                    .resolve_to_result()
-                    .map_err(sspi_err(scheme))?;
-                if matches!(
-                    result.status,
-                    SecurityStatus::CompleteAndContinue | SecurityStatus::CompleteNeeded
-                ) {
-                    ntlm.complete_auth_token(&mut output)
-                        .map_err(sspi_err(scheme))?;
-                }
-                self.complete = !matches!(
-                    result.status,
-                    SecurityStatus::ContinueNeeded | SecurityStatus::CompleteAndContinue
-                );
-                output
-                    .into_iter()
-                    .next()
-                    .map(|b| b.buffer)
-                    .unwrap_or_default()
+                let (token, complete) = ntlm_leg(
+                    ntlm,
+                    handle,
+                    &self.target,
+                    ClientRequestFlags::CONFIDENTIALITY | ClientRequestFlags::ALLOCATE_MEMORY,
+                    input,
+                )
+                .map_err(sspi_err(scheme))?;
+                self.complete = complete;
+                token
             }
             Backend::Negotiate { negotiate, handle } => {
                 let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];

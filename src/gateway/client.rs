@@ -772,6 +772,42 @@ impl<'a> Dialer<'a> {
         }
     }
 
+    /// Reads the gateway's next bytes onto `conn.buf` (through `chunk`) by `deadline`; a timeout (while
+    /// waiting for `waiting_for`), a close or a failed read is recorded, and refuses.
+    async fn read_more(
+        &mut self,
+        conn: &mut Conn,
+        chunk: &mut [u8],
+        (deadline, which): (tokio::time::Instant, crate::trace::Deadline),
+        waiting_for: &str,
+    ) -> Result<(), Refused> {
+        match tokio::time::timeout_at(deadline, conn.stream.read(chunk)).await {
+            Err(_) => {
+                self.event(EventKind::TimedOut {
+                    deadline: which,
+                    waiting_for: waiting_for.to_owned(),
+                });
+                Err(Refused)
+            }
+            Ok(Ok(0)) => {
+                self.event(EventKind::Closed {
+                    by: Side::Server,
+                    how: crate::trace::CloseKind::Fin,
+                });
+                Err(Refused)
+            }
+            Ok(Ok(n)) => {
+                conn.buf
+                    .extend_from_slice(chunk.get(..n).unwrap_or_default());
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                self.io_failed(e, "reading from the gateway");
+                Err(Refused)
+            }
+        }
+    }
+
     /// Reads a response head and records it.
     async fn read_response(&mut self, conn: &mut Conn) -> Result<Response, Refused> {
         let (deadline, which) = self.clock.deadline();
@@ -798,29 +834,13 @@ impl<'a> Dialer<'a> {
                     return Err(Refused);
                 }
             }
-            match tokio::time::timeout_at(deadline, conn.stream.read(&mut chunk)).await {
-                Err(_) => {
-                    self.event(EventKind::TimedOut {
-                        deadline: which,
-                        waiting_for: "the gateway's HTTP response".to_owned(),
-                    });
-                    return Err(Refused);
-                }
-                Ok(Ok(0)) => {
-                    self.event(EventKind::Closed {
-                        by: Side::Server,
-                        how: crate::trace::CloseKind::Fin,
-                    });
-                    return Err(Refused);
-                }
-                Ok(Ok(n)) => conn
-                    .buf
-                    .extend_from_slice(chunk.get(..n).unwrap_or_default()),
-                Ok(Err(e)) => {
-                    self.io_failed(e, "reading from the gateway");
-                    return Err(Refused);
-                }
-            }
+            self.read_more(
+                conn,
+                &mut chunk,
+                (deadline, which),
+                "the gateway's HTTP response",
+            )
+            .await?;
         }
     }
 
@@ -843,29 +863,13 @@ impl<'a> Dialer<'a> {
         let mut chunk = vec![0u8; 16 * 1024];
         // INVARIANT: each pass reads at least one byte or returns; `len` is bounded.
         while conn.buf.len() < len {
-            match tokio::time::timeout_at(deadline, conn.stream.read(&mut chunk)).await {
-                Ok(Ok(n)) if n > 0 => conn
-                    .buf
-                    .extend_from_slice(chunk.get(..n).unwrap_or_default()),
-                Ok(Ok(_)) => {
-                    self.event(EventKind::Closed {
-                        by: Side::Server,
-                        how: crate::trace::CloseKind::Fin,
-                    });
-                    return Err(Refused);
-                }
-                Ok(Err(e)) => {
-                    self.io_failed(e, "reading from the gateway");
-                    return Err(Refused);
-                }
-                Err(_) => {
-                    self.event(EventKind::TimedOut {
-                        deadline: which,
-                        waiting_for: "the body of the gateway's HTTP response".to_owned(),
-                    });
-                    return Err(Refused);
-                }
-            }
+            self.read_more(
+                conn,
+                &mut chunk,
+                (deadline, which),
+                "the body of the gateway's HTTP response",
+            )
+            .await?;
         }
         conn.buf.drain(..len);
         Ok(())

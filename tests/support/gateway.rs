@@ -4,11 +4,16 @@
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
+use std::net::SocketAddr;
+
+use rdptrace::serve::Served;
+use rdptrace::serve::deployment::Deployment;
+use rdptrace::serve::gateway::{Gateway, GatewayOutcome};
 use rdptrace::trace::Trace;
+use tokio::sync::{mpsc, oneshot};
 
-use super::{BOUND, ChildGuard, has_program, rdptrace, require, serve_port};
+use super::{BOUND, ChildGuard, has_program, rdptrace, require, serve_port, wait_or_kill};
 
 /// Whether xfreerdp can run here (skipped, or a failure under CI, when not).
 pub fn xfreerdp_available() -> bool {
@@ -33,21 +38,7 @@ pub fn xfreerdp(home: &Path, args: &[String]) -> (Option<i32>, String) {
         .process_group(0)
         .spawn()
         .expect("xvfb-run starts");
-    let start = Instant::now();
-    // INVARIANT: polls every 50 ms until the bound.
-    let code = loop {
-        if let Some(status) = child.try_wait().expect("xfreerdp can be waited for") {
-            break status.code();
-        }
-        if start.elapsed() > BOUND {
-            let _ = Command::new("kill")
-                .args(["-KILL", &format!("-{}", child.id())])
-                .status();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = wait_or_kill(&mut child).and_then(|s| s.code());
     let output = std::fs::read_to_string(&out_path).unwrap_or_default();
     (code, output)
 }
@@ -110,4 +101,66 @@ pub fn phase<'d>(doc: &'d serde_json::Value, name: &str) -> &'d serde_json::Valu
 pub fn said(trace: &Trace) -> String {
     let v = rdptrace::diagnose::diagnose(trace);
     format!("{} in {:?}: {}", v.cause.as_str(), v.phase, v.detail)
+}
+
+/// A server running on a task until it is stopped.
+pub struct Stoppable {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Stoppable {
+    /// Stops the server and waits for its task (at most [`BOUND`]).
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(BOUND, &mut self.task).await;
+    }
+}
+
+/// Runs `deployment` until stopped, or [`BOUND`] at the most: its sessions to `served`, its gateway's
+/// connections to `gateway`.
+pub fn run_deployment(
+    deployment: Deployment,
+    served: Option<mpsc::UnboundedSender<Served>>,
+    gateway: Option<mpsc::UnboundedSender<(SocketAddr, GatewayOutcome)>>,
+) -> Stoppable {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let limited = async {
+            tokio::select! {
+                _ = stopped => {}
+                () = tokio::time::sleep(BOUND) => {}
+            }
+        };
+        let _ = deployment.run(limited, served, gateway).await;
+    });
+    Stoppable {
+        stop: Some(stop),
+        task,
+    }
+}
+
+/// Runs the standalone gateway `gw` until stopped: its connections to `sink`.
+pub fn run_gateway(
+    gw: &Gateway,
+    sink: Option<mpsc::UnboundedSender<(SocketAddr, GatewayOutcome)>>,
+) -> Stoppable {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let g = gw.clone();
+    let task = tokio::spawn(async move {
+        let _ = g
+            .run(
+                async {
+                    let _ = stopped.await;
+                },
+                sink,
+            )
+            .await;
+    });
+    Stoppable {
+        stop: Some(stop),
+        task,
+    }
 }

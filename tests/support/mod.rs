@@ -119,6 +119,27 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral port")
 }
 
+/// Waits for `child`, the leader of a process group of its own, up to [`BOUND`]; past it kills the group
+/// and returns `None`.
+pub fn wait_or_kill(child: &mut Child) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    // INVARIANT: polls every 50 ms until the bound.
+    loop {
+        if let Some(status) = child.try_wait().expect("the child can be waited for") {
+            return Some(status);
+        }
+        if start.elapsed() > BOUND {
+            let _ = Command::new("kill")
+                .args(["-KILL", &format!("-{}", child.id())])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits until something listens on 127.0.0.1:`port`, at most `limit`.
 pub fn wait_listening(port: u16, limit: Duration) -> bool {
     let start = Instant::now();

@@ -10,8 +10,6 @@
 //!
 //! Every PDU goes into the trace through [`record::rpc_pdu`].
 
-use tokio::io::AsyncReadExt as _;
-
 use super::{Conn, Dialer, Refused};
 use crate::gateway::auth::ClientAuth;
 use crate::gateway::http::{self, Response};
@@ -204,6 +202,7 @@ impl Dialer<'_> {
     /// The next whole PDU on the OUT channel.
     async fn read_rpc(&mut self, conn: &mut Conn, waiting: &str) -> Result<Vec<u8>, Refused> {
         let (deadline, which) = self.clock.deadline();
+        let waiting_for = format!("the gateway's {waiting}");
         let mut chunk = vec![0u8; 16 * 1024];
         // INVARIANT: each pass returns or reads at least one byte; a PDU is at most 64 KiB; the deadline
         // bounds the time.
@@ -223,29 +222,8 @@ impl Dialer<'_> {
                     return Err(Refused);
                 }
             }
-            match tokio::time::timeout_at(deadline, conn.stream.read(&mut chunk)).await {
-                Err(_) => {
-                    self.event(EventKind::TimedOut {
-                        deadline: which,
-                        waiting_for: format!("the gateway's {waiting}"),
-                    });
-                    return Err(Refused);
-                }
-                Ok(Ok(0)) => {
-                    self.event(EventKind::Closed {
-                        by: Side::Server,
-                        how: crate::trace::CloseKind::Fin,
-                    });
-                    return Err(Refused);
-                }
-                Ok(Ok(n)) => conn
-                    .buf
-                    .extend_from_slice(chunk.get(..n).unwrap_or_default()),
-                Ok(Err(e)) => {
-                    self.io_failed(e, "reading from the gateway");
-                    return Err(Refused);
-                }
-            }
+            self.read_more(conn, &mut chunk, (deadline, which), &waiting_for)
+                .await?;
         }
     }
 

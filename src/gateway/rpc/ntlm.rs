@@ -3,12 +3,11 @@
 
 use sspi::ntlm::NtlmConfig;
 use sspi::{
-    AuthIdentityBuffers, BufferType, ClientRequestFlags, CredentialUse, DataRepresentation, Ntlm,
-    SecurityBuffer, SecurityBufferRef, SecurityStatus, Sspi as _, SspiImpl as _,
+    AuthIdentityBuffers, ClientRequestFlags, CredentialUse, Ntlm, SecurityBufferRef, Sspi as _,
 };
 
 use super::pdu::{self, NTLM_VERIFIER_LEN};
-use crate::gateway::auth::{AuthError, GatewayCredentials};
+use crate::gateway::auth::{AuthError, GatewayCredentials, ntlm_leg};
 
 /// The client's side of the bind's NTLM.
 pub struct BindAuth {
@@ -60,48 +59,18 @@ impl BindAuth {
 
     /// The next NTLM message: NEGOTIATE without `challenge`, AUTHENTICATE with the bind_ack's CHALLENGE.
     pub fn step(&mut self, challenge: Option<&[u8]>) -> Result<Vec<u8>, AuthError> {
-        let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
-        let mut input = challenge
-            .map(|c| vec![SecurityBuffer::new(c.to_vec(), BufferType::Token)])
-            .unwrap_or_default();
-        let mut builder = self
-            .ntlm
-            .initialize_security_context()
-            .with_credentials_handle(&mut self.handle)
-            .with_context_requirements(
-                ClientRequestFlags::INTEGRITY
-                    | ClientRequestFlags::CONFIDENTIALITY
-                    | ClientRequestFlags::ALLOCATE_MEMORY,
-            )
-            .with_target_data_representation(DataRepresentation::Native)
-            .with_target_name(&self.target)
-            .with_output(&mut output);
-        if !input.is_empty() {
-            builder = builder.with_input(&mut input);
-        }
-        let result = self
-            .ntlm
-            .initialize_security_context_impl(&mut builder)
-            .map_err(sspi_err)?
-            .resolve_to_result()
-            .map_err(sspi_err)?;
-        if matches!(
-            result.status,
-            SecurityStatus::CompleteAndContinue | SecurityStatus::CompleteNeeded
-        ) {
-            self.ntlm
-                .complete_auth_token(&mut output)
-                .map_err(sspi_err)?;
-        }
-        self.complete = !matches!(
-            result.status,
-            SecurityStatus::ContinueNeeded | SecurityStatus::CompleteAndContinue
-        );
-        Ok(output
-            .into_iter()
-            .next()
-            .map(|b| b.buffer)
-            .unwrap_or_default())
+        let (token, complete) = ntlm_leg(
+            &mut self.ntlm,
+            &mut self.handle,
+            &self.target,
+            ClientRequestFlags::INTEGRITY
+                | ClientRequestFlags::CONFIDENTIALITY
+                | ClientRequestFlags::ALLOCATE_MEMORY,
+            challenge.map(<[u8]>::to_vec),
+        )
+        .map_err(sspi_err)?;
+        self.complete = complete;
+        Ok(token)
     }
 
     /// Writes the verifier of an encoded PDU (its last 16 bytes).
