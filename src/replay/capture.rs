@@ -209,7 +209,7 @@ fn ahead(window: &Window, pos: usize, len: usize, prefetch: Prefetch) {
             for k in 1..=HEADERS_AHEAD {
                 let next = pos + k * len;
                 window.prefetch(next, HEADERS);
-                // The trailing length of the block after it, which the reader checks.
+                // Its end: a pcapng block's trailing length, which the reader checks.
                 window.prefetch(next + len.saturating_sub(TRAILER), TRAILER);
             }
         }
