@@ -18,7 +18,7 @@ use pcap_file::pcapng::blocks::Block;
 use pcap_file::pcapng::{PcapNgParser, PcapNgReadError, PcapNgReader, PcapNgState};
 use pcap_file::{DataLink, Endianness};
 
-use super::mapped::{Mapped, PREFETCH_AHEAD, Window};
+use super::mapped::{self, Mapped, PREFETCH_AHEAD, Window};
 use super::netmon::{self, Media, NetMonError};
 
 /// [pcapng] 4.7 Decryption Secrets Block type.
@@ -517,6 +517,41 @@ impl Capture {
         notes
     }
 
+    /// Whether it is read through memory maps.
+    pub fn is_mapped(&self) -> bool {
+        matches!(
+            self.inner,
+            Inner::MappedPcap { .. } | Inner::MappedNg { .. }
+        )
+    }
+
+    /// The same file read again from its start, by another reader: `None` unless it is read through memory
+    /// maps (or when it cannot be opened again).
+    pub fn twin(&self) -> Option<Capture> {
+        let map = match &self.inner {
+            Inner::MappedPcap { map, .. } | Inner::MappedNg { map, .. } => map.twin().ok()?,
+            _ => return None,
+        };
+        let mut twin = Self::mapped(self.file.clone(), map).ok()?;
+        twin.prefetch = self.prefetch;
+        Some(twin)
+    }
+
+    /// Shares its windows with the file's other readers, as reader `me` ([`mapped::Shared`]); a capture
+    /// not read through memory maps reads as before.
+    pub fn share_windows(&mut self, shared: Arc<mapped::Shared>, me: usize) {
+        if let Inner::MappedPcap { map, .. } | Inner::MappedNg { map, .. } = &mut self.inner {
+            map.share(shared, me);
+        }
+    }
+
+    /// Reads no more windows through the file's shared windows ([`Self::share_windows`]): at the end.
+    pub fn unshare(&mut self) {
+        if let Inner::MappedPcap { map, .. } | Inner::MappedNg { map, .. } = &mut self.inner {
+            map.unshare();
+        }
+    }
+
     /// What of a mapped file is fetched ahead of the read position ([`Prefetch`]).
     pub fn set_prefetch(&mut self, prefetch: Prefetch) {
         self.prefetch = prefetch;
@@ -529,6 +564,9 @@ impl Capture {
             return None;
         }
         let prefetch = self.prefetch;
+        if let Inner::MappedPcap { map, .. } | Inner::MappedNg { map, .. } = &mut self.inner {
+            map.next_packet = self.packets + 1;
+        }
         if self.packets.is_multiple_of(BAR_EVERY)
             && let (Some(bar), Inner::MappedPcap { map, .. } | Inner::MappedNg { map, .. }) =
                 (&self.bar, &self.inner)

@@ -27,6 +27,9 @@ pub struct Progress {
     done: Vec<Padded>,
     /// A worker stopped early (the replay is being torn down): nobody waits any more.
     stopped: AtomicBool,
+    /// Decryption Secrets Blocks read into the replay's secrets, counted from the file's start
+    /// ([`Self::secrets_read`]).
+    secrets: AtomicU64,
 }
 
 /// A worker's progress on a cache line of its own: each worker writes its own at every packet, and
@@ -48,6 +51,7 @@ impl Progress {
         Arc::new(Progress {
             done: (0..workers.max(1)).map(|_| Padded::default()).collect(),
             stopped: AtomicBool::new(false),
+            secrets: AtomicU64::new(0),
         })
     }
 
@@ -69,27 +73,47 @@ impl Progress {
 
     /// Waits until every worker but `me` has handled its packets before `position`.
     ///
-    /// INVARIANT: this always returns. The reader hands every worker its share of a window of packets at
-    /// once, so when worker `me` holds packet `p`, every other worker holds (or has handled) its packets
-    /// before `p`; a worker waits only for positions below the packet it holds, so the worker holding the
-    /// lowest position among those waiting never waits for anyone, and the others follow.
+    /// INVARIANT: this always returns. A worker waits only for positions below the packet it holds, and
+    /// the worker furthest behind is never kept waiting by one ahead of it: a reader hands every worker
+    /// its share of a window of packets at once, so when worker `me` holds packet `p`, every other worker
+    /// holds (or has handled) its packets before `p`; a worker walking the file ([`super::threads`]) says
+    /// how far it is before it waits for anything. So the worker holding the lowest position among those
+    /// waiting never waits for anyone, and the others follow.
     pub fn wait_for_others(&self, me: usize, position: u64) {
         for (w, done) in self.done.iter().enumerate() {
             if w == me {
                 continue;
             }
-            let mut spins = 0u32;
-            while done.load(Ordering::Acquire) < position && !self.stopped.load(Ordering::Acquire) {
-                spins += 1;
-                if spins < 64 {
-                    std::hint::spin_loop();
-                } else if spins < 256 {
-                    std::thread::yield_now();
-                } else {
-                    std::thread::sleep(Duration::from_micros(50));
-                }
+            self.wait_until(|| done.load(Ordering::Acquire) >= position);
+        }
+    }
+
+    /// Waits until `ready` (or until the replay is torn down): spinning a little, then yielding, then
+    /// sleeping.
+    fn wait_until(&self, ready: impl Fn() -> bool) {
+        let mut spins = 0u32;
+        while !ready() && !self.stopped.load(Ordering::Acquire) {
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else if spins < 256 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
             }
         }
+    }
+
+    /// The file's first `blocks` Decryption Secrets Blocks are in the replay's secrets: one worker reads a
+    /// block into them, the others wait for it ([`Self::wait_for_secrets`]). Counted by block, not by
+    /// position: two blocks may come with no packet between them.
+    pub fn secrets_read(&self, blocks: u64) {
+        self.secrets.fetch_max(blocks, Ordering::Release);
+    }
+
+    /// Waits until the file's first `blocks` Decryption Secrets Blocks are in the replay's secrets.
+    pub fn wait_for_secrets(&self, blocks: u64) {
+        self.wait_until(|| self.secrets.load(Ordering::Acquire) >= blocks);
     }
 
     /// Waits until every worker has handled its packets before `position`.
