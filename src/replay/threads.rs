@@ -1,5 +1,10 @@
-//! The replay on several threads: a reader, a worker per share of the connections, and the caller's thread
+//! The replay on several threads: workers, each with a share of the connections, and the caller's thread
 //! merging what the workers settle back into capture order.
+//!
+//! A file read through memory maps is walked by every worker ([`walk`]): each reads every block's
+//! headers and follows its own share, and nothing passes between them but the windows of the file they
+//! share. Any other capture (a compressed file, a stream, a Network Monitor file), and more workers than
+//! the machine has cores, go through a reader that feeds the workers:
 //!
 //! - The reader reads the file and decodes each frame down to its TCP segment; it hands the segment to the
 //!   worker of its client ([`super::shard`]), in batches. Every batch closes a window of packets for
@@ -9,7 +14,8 @@
 //! - Each worker runs a [`Tracker`] over its share, diagnoses what it settles, and sends it on with its
 //!   place in the order: the packet it ended at, then its start. After each batch it says how far it is.
 //! - The caller's thread keeps what came in until every worker is past its place, then numbers and hands
-//!   it on: the sessions come out in the order the replay on one thread gives them.
+//!   it on: the sessions come out in the order the replay on one thread gives them ([`merge`], for both
+//!   ways of reading).
 //!
 //! A Decryption Secrets Block waits until every worker has handled the packets before it, as it would be
 //! read on one thread ([`order`]).
@@ -19,6 +25,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+mod walk;
 
 use super::capture::{Capture, Item};
 use super::dedupe::{self, Dedupe};
@@ -463,6 +471,16 @@ pub(super) fn run(
     workers: usize,
     each: &mut dyn FnMut(Report),
 ) -> End {
+    // A file read through memory maps is walked by every worker, when each has a core of its own (every
+    // worker reads every header: more workers than cores would read them in turn); any other capture is
+    // read once, by a reader feeding the workers.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if capture.is_mapped() && workers <= cores {
+        let twins: Option<Vec<Capture>> = (1..workers).map(|_| capture.twin()).collect();
+        if let Some(twins) = twins {
+            return walk::run(capture, twins, file, secrets, limits, ports, each);
+        }
+    }
     let progress = Progress::new(workers);
     let share = Limits {
         max_connections: (limits.max_connections / workers).max(1),
