@@ -511,21 +511,12 @@ pub(super) fn run(
     };
 
     let mut count = 0usize;
-    let mut drops = Drops::default();
     let mut ends = Vec::new();
     // Beside the flow tables: the clients' Kerberos traffic, read by the reader, linked by the workers.
     let kdc = Mutex::new(KdcTraffic::new());
     let (mut stats, capture) = std::thread::scope(|scope| {
         for (me, queue) in receivers.into_iter().enumerate() {
-            let position = Position::new(Arc::clone(&progress), me);
-            let tracker = Tracker::with(
-                file.clone(),
-                share,
-                Some(Arc::clone(&secrets)),
-                Arc::clone(&position),
-                servers.at(position),
-            )
-            .with_ports(ports.clone());
+            let tracker = tracker(&file, share, &secrets, &progress, &servers, ports, me);
             let results = results_tx.clone();
             let spare = spare_tx.clone();
             let progress = &progress;
@@ -555,12 +546,47 @@ pub(super) fn run(
         }
     });
     stats.kdc(&kdc);
+    end(stats, &capture, ends, file, count, limits)
+}
+
+/// Worker `me`'s flow table, with its share of the bound (`share`).
+fn tracker(
+    file: &str,
+    share: Limits,
+    secrets: &Arc<Secrets>,
+    progress: &Arc<Progress>,
+    servers: &RdpServers,
+    ports: &RdpPorts,
+    me: usize,
+) -> Tracker {
+    let position = Position::new(Arc::clone(progress), me);
+    Tracker::with(
+        file.to_owned(),
+        share,
+        Some(Arc::clone(secrets)),
+        Arc::clone(&position),
+        servers.at(position),
+    )
+    .with_ports(ports.clone())
+}
+
+/// The replay's end: what the file held (`stats`) and what each worker's table gave up, opened that no
+/// one could read, and dropped as copies.
+fn end(
+    mut stats: ReadStats,
+    capture: &Capture,
+    ends: Vec<WorkerEnd>,
+    file: String,
+    count: usize,
+    limits: Limits,
+) -> End {
+    let mut drops = Drops::default();
     for e in ends {
         drops.add(&e.drops);
         stats.opaque(e.opaque);
         stats.duplicates += e.duplicates;
     }
-    stats.end(&capture, file, count, drops, limits)
+    stats.end(capture, file, count, drops, limits)
 }
 
 /// Numbers and hands on what the workers settled, in order: a session goes once every worker is past the

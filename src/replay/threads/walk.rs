@@ -29,7 +29,7 @@ use super::super::session::{At, Limits, RdpPorts, RdpServers, Tracker};
 use super::super::shard::Sharder;
 use super::super::tls_decrypt::Secrets;
 use super::super::{Clock, End, Key, ReadStats, Report, Settled, settled};
-use super::{Message, RESULTS, StopOnPanic, WINDOW_PACKETS, WorkerEnd, merge};
+use super::{Message, RESULTS, StopOnPanic, WINDOW_PACKETS, WorkerEnd, end, merge, tracker};
 use crate::replay::dedupe::Dedupe;
 
 /// A worker says how far it is every this many packets...
@@ -248,29 +248,18 @@ pub(super) fn run(
     let (results_tx, results) = std::sync::mpsc::sync_channel::<Message>(RESULTS);
     let mut count = 0usize;
     let mut ends = Vec::new();
-    let walker = |me: usize, capture: Capture| {
-        let position = Position::new(Arc::clone(&progress), me);
-        let tracker = Tracker::with(
-            file.clone(),
-            share,
-            Some(Arc::clone(&secrets)),
-            Arc::clone(&position),
-            servers.at(position),
-        )
-        .with_ports(ports.clone());
-        Walker {
-            me,
-            capture,
-            tracker,
-            dedupe: Dedupe::new(),
-            sharder: Sharder::new(workers),
-            clock: Clock::default(),
-            kdc: Mutex::new(KdcTraffic::new()),
-            stats: ReadStats::default(),
-            secrets: &secrets,
-            progress: &progress,
-            results: results_tx.clone(),
-        }
+    let walker = |me: usize, capture: Capture| Walker {
+        me,
+        capture,
+        tracker: tracker(&file, share, &secrets, &progress, &servers, ports, me),
+        dedupe: Dedupe::new(),
+        sharder: Sharder::new(workers),
+        clock: Clock::default(),
+        kdc: Mutex::new(KdcTraffic::new()),
+        stats: ReadStats::default(),
+        secrets: &secrets,
+        progress: &progress,
+        results: results_tx.clone(),
     };
     let first = walker(0, capture);
     let others: Vec<Walker<'_>> = twins
@@ -301,11 +290,5 @@ pub(super) fn run(
         }
     });
     stats.kdc(&kdc);
-    let mut drops = super::super::session::Drops::default();
-    for e in ends {
-        drops.add(&e.drops);
-        stats.opaque(e.opaque);
-        stats.duplicates += e.duplicates;
-    }
-    stats.end(&capture, file, count, drops, limits)
+    end(stats, &capture, ends, file, count, limits)
 }
