@@ -241,6 +241,53 @@ pub fn capture_readings(data: &[u8]) -> Result<(), String> {
     }
 }
 
+/// A capture file replayed on one thread and with two workers (a plain file: every worker walks it,
+/// `replay::threads`): the same sessions in the same order, the same notes, counts and error. `Err` says
+/// where the two differ.
+pub fn replay_threads(data: &[u8]) -> Result<(), String> {
+    let path =
+        std::env::temp_dir().join(format!("rdptrace-fuzz-threads-{}.cap", std::process::id()));
+    if std::fs::write(&path, data).is_err() {
+        return Ok(());
+    }
+    let read = |threads: usize| {
+        let opts = crate::replay::Options {
+            threads,
+            ..crate::replay::Options::default()
+        };
+        match crate::replay::replay(&path, &opts) {
+            Ok(r) => format!(
+                "{:?}\n{:?} {} {}\n{:?}\n{:?}",
+                r.sessions, r.error, r.packets, r.duplicates, r.notes, r.drops
+            ),
+            Err(e) => format!("cannot replay: {e}"),
+        }
+    };
+    let one = read(1);
+    let two = read(2);
+    let _ = std::fs::remove_file(&path);
+    if one == two {
+        return Ok(());
+    }
+    let at = one
+        .char_indices()
+        .zip(two.chars())
+        .find(|((_, a), b)| a != b)
+        .map_or(0, |((i, _), _)| i);
+    let around = |s: &str| {
+        s.get(at.saturating_sub(200)..)
+            .unwrap_or_default()
+            .chars()
+            .take(400)
+            .collect::<String>()
+    };
+    Err(format!(
+        "one thread and two read differently, at byte {at}:\n{}\n--- two threads:\n{}",
+        around(&one),
+        around(&two)
+    ))
+}
+
 /// What a capture yields: its items, then the error it stopped at (without the file's name).
 fn read_items(mut capture: Capture) -> (Vec<String>, Option<String>) {
     use crate::replay::capture::Item;

@@ -31,6 +31,11 @@ const TARGETS: &[(&str, Entry)] = &[
             panic!("{e}");
         }
     }),
+    ("replay_threads", |d| {
+        if let Err(e) = fuzzing::replay_threads(d) {
+            panic!("{e}");
+        }
+    }),
     ("tcp", |d| drop(fuzzing::tcp(d))),
     ("tls_records", |d| drop(fuzzing::tls_records(d))),
     ("keylog", |d| {
@@ -117,7 +122,9 @@ fn every_seed_runs_through_its_target() {
             "targets_file" => vec![fixtures().join("targets")],
             "policy" => vec![fixtures().join("policy")],
             "capture" => vec![fixtures()],
-            "capture_readings" => vec![fixtures(), fixtures().join("fuzz-seeds").join("capture")],
+            "capture_readings" | "replay_threads" => {
+                vec![fixtures(), fixtures().join("fuzz-seeds").join("capture")]
+            }
             other => vec![fixtures().join("fuzz-seeds").join(other)],
         };
         for dir in dirs {
