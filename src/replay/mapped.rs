@@ -225,7 +225,7 @@ pub struct Shared {
 }
 
 /// Windows kept for the readers behind, at most (more while the readers furthest behind map them).
-pub const SHARED_WINDOWS: usize = 8;
+pub const SHARED_WINDOWS: usize = 4;
 
 #[derive(Debug)]
 struct Held {
