@@ -251,17 +251,7 @@ pub fn replay_threads(data: &[u8]) -> Result<(), String> {
         return Ok(());
     }
     let read = |threads: usize| {
-        let opts = crate::replay::Options {
-            threads,
-            ..crate::replay::Options::default()
-        };
-        match crate::replay::replay(&path, &opts) {
-            Ok(r) => format!(
-                "{:?}\n{:?} {} {}\n{:?}\n{:?}",
-                r.sessions, r.error, r.packets, r.duplicates, r.notes, r.drops
-            ),
-            Err(e) => format!("cannot replay: {e}"),
-        }
+        replay_reading(&path, threads, &[]).unwrap_or_else(|e| format!("cannot replay: {e}"))
     };
     let one = read(1);
     let two = read(2);
@@ -269,23 +259,52 @@ pub fn replay_threads(data: &[u8]) -> Result<(), String> {
     if one == two {
         return Ok(());
     }
-    let at = one
-        .char_indices()
-        .zip(two.chars())
-        .find(|((_, a), b)| a != b)
-        .map_or(0, |((i, _), _)| i);
-    let around = |s: &str| {
-        s.get(at.saturating_sub(200)..)
-            .unwrap_or_default()
-            .chars()
-            .take(400)
-            .collect::<String>()
-    };
     Err(format!(
-        "one thread and two read differently, at byte {at}:\n{}\n--- two threads:\n{}",
-        around(&one),
-        around(&two)
+        "one thread and two read differently, {}",
+        first_difference(&one, &two)
     ))
+}
+
+/// Everything a replay of `path` on `threads` workers says, as one text: its sessions (traces and
+/// verdicts), error, counts, notes and what its table gave up.
+pub fn replay_reading(
+    path: &std::path::Path,
+    threads: usize,
+    rsa_keys: &[std::path::PathBuf],
+) -> Result<String, crate::replay::ReplayError> {
+    let r = crate::replay::replay(
+        path,
+        &crate::replay::Options {
+            threads,
+            rsa_keys: rsa_keys.to_vec(),
+            ..crate::replay::Options::default()
+        },
+    )?;
+    Ok(format!(
+        "{:#?}\nerror {:?}\npackets {} duplicates {}\nnotes {:#?}\ndrops {:?}",
+        r.sessions, r.error, r.packets, r.duplicates, r.notes, r.drops
+    ))
+}
+
+/// Where two texts first differ: the line, and the lines around it in each.
+pub fn first_difference(a: &str, b: &str) -> String {
+    let line = a
+        .lines()
+        .zip(b.lines())
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.lines().count().min(b.lines().count()));
+    let around = |s: &str| {
+        s.lines()
+            .skip(line.saturating_sub(3))
+            .take(7)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    format!(
+        "at line {line}:\n--- first\n{}\n--- second\n{}",
+        around(a),
+        around(b)
+    )
 }
 
 /// What a capture yields: its items, then the error it stopped at (without the file's name).

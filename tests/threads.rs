@@ -12,7 +12,7 @@ mod support;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use rdptrace::replay::{self, Options};
+use rdptrace::fuzzing;
 
 fn dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("rdptrace-threads-{}", std::process::id()));
@@ -20,21 +20,9 @@ fn dir() -> PathBuf {
     d
 }
 
-/// Everything a replay says, as one string.
+/// Everything a replay says, as one text ([`fuzzing::replay_reading`]).
 fn reading(path: &Path, threads: usize, rsa_keys: &[PathBuf]) -> String {
-    let r = replay::replay(
-        path,
-        &Options {
-            threads,
-            rsa_keys: rsa_keys.to_vec(),
-            ..Options::default()
-        },
-    )
-    .expect("replay");
-    format!(
-        "{:#?}\nerror {:?}\npackets {} duplicates {}\nnotes {:#?}\ndrops {:?}",
-        r.sessions, r.error, r.packets, r.duplicates, r.notes, r.drops
-    )
+    fuzzing::replay_reading(path, threads, rsa_keys).expect("replay")
 }
 
 /// `path` compressed with gzip, in the tests' own directory.
@@ -60,7 +48,7 @@ fn reads_alike(path: &Path, rsa_keys: &[PathBuf]) {
         one == walked,
         "{}: one thread and two walking workers differ:\n{}",
         path.display(),
-        first_difference(&one, &walked)
+        fuzzing::first_difference(&one, &walked)
     );
     if path.extension().is_some_and(|e| e == "gz" || e == "cap") {
         // Compressed, or a Network Monitor file: read through a buffer already, so the two workers above
@@ -79,28 +67,8 @@ fn reads_alike(path: &Path, rsa_keys: &[PathBuf]) {
         one == fed,
         "{}: one thread and two workers fed by a reader differ:\n{}",
         path.display(),
-        first_difference(&one, &fed)
+        fuzzing::first_difference(&one, &fed)
     );
-}
-
-fn first_difference(a: &str, b: &str) -> String {
-    let line = a
-        .lines()
-        .zip(b.lines())
-        .position(|(x, y)| x != y)
-        .unwrap_or(a.lines().count().min(b.lines().count()));
-    let around = |s: &str| {
-        s.lines()
-            .skip(line.saturating_sub(3))
-            .take(7)
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    format!(
-        "at line {line}:\n--- one thread\n{}\n--- threaded\n{}",
-        around(a),
-        around(b)
-    )
 }
 
 #[test]

@@ -517,21 +517,30 @@ impl Capture {
         notes
     }
 
+    /// The file's memory maps, when it is read through them.
+    fn map(&self) -> Option<&Mapped> {
+        match &self.inner {
+            Inner::MappedPcap { map, .. } | Inner::MappedNg { map, .. } => Some(map),
+            _ => None,
+        }
+    }
+
+    fn map_mut(&mut self) -> Option<&mut Mapped> {
+        match &mut self.inner {
+            Inner::MappedPcap { map, .. } | Inner::MappedNg { map, .. } => Some(map),
+            _ => None,
+        }
+    }
+
     /// Whether it is read through memory maps.
     pub fn is_mapped(&self) -> bool {
-        matches!(
-            self.inner,
-            Inner::MappedPcap { .. } | Inner::MappedNg { .. }
-        )
+        self.map().is_some()
     }
 
     /// The same file read again from its start, by another reader: `None` unless it is read through memory
     /// maps (or when it cannot be opened again).
     pub fn twin(&self) -> Option<Capture> {
-        let map = match &self.inner {
-            Inner::MappedPcap { map, .. } | Inner::MappedNg { map, .. } => map.twin().ok()?,
-            _ => return None,
-        };
+        let map = self.map()?.twin().ok()?;
         let mut twin = Self::mapped(self.file.clone(), map).ok()?;
         twin.prefetch = self.prefetch;
         Some(twin)
@@ -540,14 +549,14 @@ impl Capture {
     /// Shares its windows with the file's other readers, as reader `me` ([`mapped::Shared`]); a capture
     /// not read through memory maps reads as before.
     pub fn share_windows(&mut self, shared: Arc<mapped::Shared>, me: usize) {
-        if let Inner::MappedPcap { map, .. } | Inner::MappedNg { map, .. } = &mut self.inner {
+        if let Some(map) = self.map_mut() {
             map.share(shared, me);
         }
     }
 
     /// Reads no more windows through the file's shared windows ([`Self::share_windows`]): at the end.
     pub fn unshare(&mut self) {
-        if let Inner::MappedPcap { map, .. } | Inner::MappedNg { map, .. } = &mut self.inner {
+        if let Some(map) = self.map_mut() {
             map.unshare();
         }
     }
@@ -564,12 +573,12 @@ impl Capture {
             return None;
         }
         let prefetch = self.prefetch;
-        if let Inner::MappedPcap { map, .. } | Inner::MappedNg { map, .. } = &mut self.inner {
-            map.next_packet = self.packets + 1;
+        let next_packet = self.packets + 1;
+        if let Some(map) = self.map_mut() {
+            map.next_packet = next_packet;
         }
         if self.packets.is_multiple_of(BAR_EVERY)
-            && let (Some(bar), Inner::MappedPcap { map, .. } | Inner::MappedNg { map, .. }) =
-                (&self.bar, &self.inner)
+            && let (Some(bar), Some(map)) = (&self.bar, self.map())
         {
             bar.set_position(map.offset());
         }

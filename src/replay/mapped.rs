@@ -101,31 +101,25 @@ impl Mapped {
         if !meta.is_file() || meta.len() == 0 {
             return Ok(None);
         }
-        let len = meta.len();
+        Self::from_start(file, meta.len(), max_record).map(Some)
+    }
+
+    /// The same file, from its start, read on its own: the same windows as this one's, at the same places
+    /// (to the same length, whatever was appended since).
+    pub fn twin(&self) -> io::Result<Mapped> {
+        Self::from_start(self.file.try_clone()?, self.len, self.max_record)
+    }
+
+    /// `file`, read up to `len`, with its first window mapped.
+    fn from_start(file: File, len: u64, max_record: usize) -> io::Result<Mapped> {
         let window = map(&file, 0, window_len(len, 0, WINDOW))?;
-        Ok(Some(Mapped {
+        Ok(Mapped {
             file,
             len,
             window: Arc::new(window),
             start: 0,
             pos: 0,
             max_record,
-            shared: None,
-            next_packet: 1,
-        }))
-    }
-
-    /// The same file, from its start, read on its own: the same windows as this one's, at the same places.
-    pub fn twin(&self) -> io::Result<Mapped> {
-        let file = self.file.try_clone()?;
-        let window = map(&file, 0, window_len(self.len, 0, WINDOW))?;
-        Ok(Mapped {
-            file,
-            len: self.len,
-            window: Arc::new(window),
-            start: 0,
-            pos: 0,
-            max_record: self.max_record,
             shared: None,
             next_packet: 1,
         })
@@ -244,6 +238,14 @@ impl Held {
         self.at.iter().copied().min().unwrap_or(u64::MAX)
     }
 
+    /// The window of `len` bytes at `at`, when it is kept.
+    fn kept(&self, at: u64, len: usize) -> Option<Arc<Window>> {
+        self.windows
+            .iter()
+            .find(|(o, l, _)| *o == at && *l == len)
+            .map(|(_, _, w)| Arc::clone(w))
+    }
+
     /// Lets go of the windows every reader is past.
     fn release(&mut self) {
         let behind = self.behind();
@@ -307,8 +309,8 @@ impl Shared {
         }
         held.release();
         self.moved.notify_all();
-        if let Some((_, _, w)) = held.windows.iter().find(|(o, l, _)| *o == at && *l == len) {
-            return Ok(Arc::clone(w));
+        if let Some(w) = held.kept(at, len) {
+            return Ok(w);
         }
         if held.windows.len() >= SHARED_WINDOWS && held.behind() < at {
             self.progress.advance(me, next_packet);
@@ -319,8 +321,8 @@ impl Shared {
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
             // Another reader may have mapped it meanwhile.
-            if let Some((_, _, w)) = held.windows.iter().find(|(o, l, _)| *o == at && *l == len) {
-                return Ok(Arc::clone(w));
+            if let Some(w) = held.kept(at, len) {
+                return Ok(w);
             }
         }
         let window = Arc::new(map()?);

@@ -482,10 +482,7 @@ pub(super) fn run(
         }
     }
     let progress = Progress::new(workers);
-    let share = Limits {
-        max_connections: (limits.max_connections / workers).max(1),
-        ..limits
-    };
+    let share = worker_limits(limits, workers);
     let servers = RdpServers::new(Position::new(Arc::clone(&progress), 0));
     let (results_tx, results) = sync_channel::<Message>(RESULTS);
     // One payload hasher for the reader and every worker's duplicate filter.
@@ -547,6 +544,14 @@ pub(super) fn run(
     });
     stats.kdc(&kdc);
     end(stats, &capture, ends, file, count, limits)
+}
+
+/// A worker's bounds: its part of the flow table's.
+fn worker_limits(limits: Limits, workers: usize) -> Limits {
+    Limits {
+        max_connections: (limits.max_connections / workers).max(1),
+        ..limits
+    }
 }
 
 /// Worker `me`'s flow table, with its share of the bound (`share`).

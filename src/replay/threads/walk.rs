@@ -20,17 +20,19 @@
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 
-use super::super::capture::{Capture, Item};
-use super::super::kerberos::{self, KDC_PORT, KdcTraffic};
-use super::super::link::{self, Frame};
-use super::super::mapped::Shared;
-use super::super::order::{END, Position, Progress};
-use super::super::session::{At, Limits, RdpPorts, RdpServers, Tracker};
-use super::super::shard::Sharder;
-use super::super::tls_decrypt::Secrets;
-use super::super::{Clock, End, Key, ReadStats, Report, Settled, settled};
-use super::{Message, RESULTS, StopOnPanic, WINDOW_PACKETS, WorkerEnd, end, merge, tracker};
+use super::{
+    Message, RESULTS, StopOnPanic, WINDOW_PACKETS, WorkerEnd, end, merge, tracker, worker_limits,
+};
+use crate::replay::capture::{Capture, Item};
 use crate::replay::dedupe::Dedupe;
+use crate::replay::kerberos::{self, KDC_PORT, KdcTraffic};
+use crate::replay::link::{self, Frame};
+use crate::replay::mapped::Shared;
+use crate::replay::order::{END, Position, Progress};
+use crate::replay::session::{At, Limits, RdpPorts, RdpServers, Tracker};
+use crate::replay::shard::Sharder;
+use crate::replay::tls_decrypt::Secrets;
+use crate::replay::{Clock, End, Key, ReadStats, Report, Settled, settled};
 
 /// A worker says how far it is every this many packets...
 const PUBLISH_EVERY: usize = 1024;
@@ -240,10 +242,7 @@ pub(super) fn run(
     for (i, twin) in twins.iter_mut().enumerate() {
         twin.share_windows(Arc::clone(&shared), i + 1);
     }
-    let share = Limits {
-        max_connections: (limits.max_connections / workers).max(1),
-        ..limits
-    };
+    let share = worker_limits(limits, workers);
     let servers = RdpServers::new(Position::new(Arc::clone(&progress), 0));
     let (results_tx, results) = std::sync::mpsc::sync_channel::<Message>(RESULTS);
     let mut count = 0usize;
