@@ -150,16 +150,36 @@ fn xfreerdp_through_the_rpc_transport_to_the_target() {
         "{:?}",
         tail(&run.output)
     );
-    // A whole session: the target sees the active state, stays silent until its idle limit and ends it;
-    // the end of the receive pipe tells xfreerdp, which closes the channel and leaves with 0.
-    let run = xfreerdp_via_rpc(GatewayProfile::HEALTHY, false, true);
-    assert_eq!(
-        run.code,
-        Some(0),
-        "{:?}\n{:?}",
-        tail(&run.output),
-        run.outcomes
-    );
+    // A whole session: the target sees the active state, stays silent until its idle limit and ends it
+    // with TLS close_notify and FIN; the gateway sends that close_notify and the receive pipe's end in one
+    // write ([MS-TSGU] 3.2.6.2.2), and xfreerdp 2 leaves with 0 (ERRCONNECT_CONNECT_CANCELLED, its reading
+    // of the pipe's end). When the gateway reads the close_notify before the FIN has come, the two go in
+    // two writes, and xfreerdp 2, reading the close_notify first, leaves with 131 (a transport error):
+    // its race, which the gateway narrows. So up to three sessions, until one leaves with 0.
+    let mut runs = Vec::new();
+    // INVARIANT: at most three sessions, each bounded by `xfreerdp`.
+    while runs.len() < 3 {
+        let run = xfreerdp_via_rpc(GatewayProfile::HEALTHY, false, true);
+        let cancelled = run.code == Some(0) && run.output.contains("ERRCONNECT_CONNECT_CANCELLED");
+        let raced = run.code == Some(131)
+            && run.output.lines().any(|l| {
+                l.contains("[com.freerdp.core.transport]") && l.contains("BIO_read returned")
+            });
+        assert!(
+            cancelled || raced,
+            "{:?}: {:?}\n{:?}",
+            run.code,
+            tail(&run.output),
+            run.outcomes
+        );
+        runs.push(run);
+        if cancelled {
+            break;
+        }
+    }
+    let codes: Vec<Option<i32>> = runs.iter().map(|r| r.code).collect();
+    assert_eq!(codes.last(), Some(&Some(0)), "{codes:?}");
+    let run = runs.pop().expect("a run");
     assert_eq!(
         run.served,
         [Outcome::IdleLimit],

@@ -71,6 +71,37 @@ fn new_handle() -> Handle {
     h
 }
 
+/// A response fragment of `call_id` with `flags`, holding `stub`.
+fn response(call_id: u32, flags: u8, stub: Vec<u8>) -> Pdu {
+    Pdu {
+        flags,
+        call_id,
+        body: Body::Response {
+            alloc_hint: u32::try_from(stub.len()).unwrap_or(0),
+            context_id: 0,
+            cancel_count: 0,
+            stub,
+        },
+        auth: None,
+    }
+}
+
+/// Whether the target closed right behind the bytes just read from it: one more read that does not wait;
+/// what it brings is added to `data`.
+fn closed_behind(target: Option<&TcpStream>, data: &mut Vec<u8>, chunk: &mut [u8]) -> bool {
+    let Some(t) = target else {
+        return false;
+    };
+    match t.try_read(chunk) {
+        Ok(0) => true,
+        Ok(n) => {
+            data.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            false
+        }
+        Err(_) => false,
+    }
+}
+
 /// Reads from the target once there is one; never completes before.
 async fn read_target(target: &mut Option<TcpStream>, buf: &mut [u8]) -> io::Result<usize> {
     match target {
@@ -149,24 +180,42 @@ impl<'a> Session<'a> {
                 },
                 read = read_target(&mut self.target, &mut from_target), if self.pipe.is_some() && window_open => match read {
                     Ok(n) if n > 0 => {
-                        let data = from_target.get(..n).unwrap_or_default().to_vec();
-                        if self.pipe_data(&data).await.is_err() {
-                            return self.ended("the client went away").await;
+                        let mut data = from_target.get(..n).unwrap_or_default().to_vec();
+                        let sent = if closed_behind(self.target.as_ref(), &mut data, &mut from_target) {
+                            self.target_closed(&data).await
+                        } else if self.pipe_data(&data, None).await.is_err() {
+                            Err(self.ended("the client went away").await)
+                        } else {
+                            Ok(())
+                        };
+                        if let Err(ended) = sent {
+                            return ended;
                         }
                     }
                     _ => {
-                        // [MS-TSGU] 3.2.6.2.2 the target closed: the receive pipe's last answer; the client
-                        // then closes the channel and the tunnel.
-                        self.target = None;
-                        self.closing = Some("the target closed");
-                        if self.end_pipe(ERROR_SUCCESS).await.is_err() {
-                            return self.ended("the client went away").await;
+                        if let Err(ended) = self.target_closed(&[]).await {
+                            return ended;
                         }
                     }
                 },
                 () = tokio::time::sleep(waiting) => return self.ended("the idle limit passed").await,
             }
         }
+    }
+
+    /// [MS-TSGU] 3.2.6.2.2 the target closed: its `last` bytes and the receive pipe's end, in one write (a
+    /// FreeRDP 2 client that reads the target's TLS close_notify before the pipe's end reports a transport
+    /// error); the client then closes the channel and the tunnel. `closing` is set once the pipe's end is
+    /// written, and the tunnel's end then says so.
+    async fn target_closed(&mut self, last: &[u8]) -> Result<(), GatewayOutcome> {
+        self.target = None;
+        if self.pipe_data(last, Some(ERROR_SUCCESS)).await.is_err() {
+            return Err(self
+                .ended("the target closed and the client went away")
+                .await);
+        }
+        self.closing = Some("the target closed");
+        Ok(())
     }
 
     async fn on_pdu(&mut self, bytes: &[u8]) -> Next {
@@ -287,7 +336,13 @@ impl<'a> Session<'a> {
 
     /// Signs and sends one PDU ([MS-RPCE] 3.3.1.5.2.2); without an authenticated bind, its verifier is
     /// zeros.
-    async fn send_signed(&mut self, mut pdu: Pdu) -> io::Result<()> {
+    async fn send_signed(&mut self, pdu: Pdu) -> io::Result<()> {
+        let bytes = self.seal(pdu)?;
+        self.write(&bytes).await
+    }
+
+    /// One PDU's bytes, signed, counted against the OUT channel's window: sent by the caller, in order.
+    fn seal(&mut self, mut pdu: Pdu) -> io::Result<Vec<u8>> {
         pdu.auth = Some(Auth::ntlm(0, vec![0; NTLM_VERIFIER_LEN]));
         let mut bytes = pdu.encode();
         if let Some(sec) = self.ntlm.as_mut().filter(|s| s.complete) {
@@ -300,7 +355,7 @@ impl<'a> Session<'a> {
                 .out_sent
                 .wrapping_add(u32::try_from(bytes.len()).unwrap_or(0));
         }
-        self.write(&bytes).await
+        Ok(bytes)
     }
 
     async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -314,25 +369,16 @@ impl<'a> Session<'a> {
 
     /// A response fragment of `call_id` with `flags`, holding `stub`, signed and sent.
     async fn respond(&mut self, call_id: u32, flags: u8, stub: Vec<u8>) -> io::Result<()> {
-        let pdu = Pdu {
-            flags,
-            call_id,
-            body: Body::Response {
-                alloc_hint: u32::try_from(stub.len()).unwrap_or(0),
-                context_id: 0,
-                cancel_count: 0,
-                stub,
-            },
-            auth: None,
-        };
-        self.send_signed(pdu).await
+        self.send_signed(response(call_id, flags, stub)).await
     }
 
-    /// [MS-TSGU] 3.2.6.2.2 the target's bytes as fragments of the receive pipe's answer.
-    async fn pipe_data(&mut self, data: &[u8]) -> io::Result<()> {
+    /// [MS-TSGU] 3.2.6.2.2 the target's bytes as fragments of the receive pipe's answer; with `last`, the
+    /// pipe's end follows in the same write.
+    async fn pipe_data(&mut self, data: &[u8], last: Option<u32>) -> io::Result<()> {
         let Some(call_id) = self.pipe else {
             return Ok(());
         };
+        let mut bytes = Vec::with_capacity(data.len() + 64);
         for part in data.chunks(MAX_STUB) {
             let flags = if self.pipe_started {
                 0
@@ -340,35 +386,35 @@ impl<'a> Session<'a> {
                 pfc::FIRST_FRAG
             };
             self.pipe_started = true;
-            let pdu = Pdu {
-                flags,
-                call_id,
-                body: Body::Response {
-                    alloc_hint: u32::try_from(part.len()).unwrap_or(0),
-                    context_id: 0,
-                    cancel_count: 0,
-                    stub: part.to_vec(),
-                },
-                auth: None,
-            };
-            self.send_signed(pdu).await?;
+            let pdu = response(call_id, flags, part.to_vec());
+            bytes.extend_from_slice(&self.seal(pdu)?);
         }
-        Ok(())
+        if let Some(status) = last
+            && let Some(end) = self.pipe_end(status)
+        {
+            bytes.extend_from_slice(&self.seal(end)?);
+        }
+        self.write(&bytes).await
     }
 
     /// [MS-TSGU] 2.2.9.4.3 the receive pipe's last fragment: its HRESULT.
     async fn end_pipe(&mut self, status: u32) -> io::Result<()> {
-        let Some(call_id) = self.pipe.take() else {
-            return Ok(());
-        };
+        match self.pipe_end(status) {
+            Some(end) => self.send_signed(end).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The receive pipe's last fragment, once: `None` when there is no pipe or it has ended.
+    fn pipe_end(&mut self, status: u32) -> Option<Pdu> {
+        let call_id = self.pipe.take()?;
         let flags = pfc::LAST_FRAG
             | if self.pipe_started {
                 0
             } else {
                 pfc::FIRST_FRAG
             };
-        self.respond(call_id, flags, Reply::Status(status).encode())
-            .await
+        Some(response(call_id, flags, Reply::Status(status).encode()))
     }
 
     /// One TsProxy call, answered or refused as the scenario's fault says.
