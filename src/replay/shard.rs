@@ -92,7 +92,9 @@ impl Sharder {
         w
     }
 
-    /// FNV-1a of an address (IPv4 as IPv4-mapped IPv6): the same from run to run.
+    /// FNV-1a of an address (IPv4 as IPv4-mapped IPv6), its bits mixed (MurmurHash3's finalizer): the same
+    /// from run to run. FNV-1a alone keeps the low bits of the bytes in the low bits of the hash, so that
+    /// modulo 2 or 4 it would put every client whose last two octets are even on one worker.
     fn hash(&self, ip: IpAddr) -> usize {
         let bytes = match ip {
             IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
@@ -102,6 +104,11 @@ impl Sharder {
         for byte in bytes {
             h = (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
         }
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^= h >> 33;
         // INVARIANT: `workers` is at least 1, and the result below it fits a usize.
         (h % self.workers as u64) as usize
     }
@@ -113,6 +120,29 @@ mod tests {
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    /// Clients whose addresses differ only in bits a plain FNV-1a drops modulo 2 and 4 (even last two
+    /// octets) spread over the workers.
+    #[test]
+    fn clients_spread_over_the_workers() {
+        for n in [2usize, 4] {
+            let s = Sharder::new(n);
+            let mut counts = vec![0u32; n];
+            for i in 0..1024u32 {
+                let (a, b) = ((i / 32) as u8, (i % 32) as u8);
+                let ip = std::net::Ipv4Addr::new(10, 0, a * 2, b * 2);
+                let w = s.hash(IpAddr::V4(ip));
+                if let Some(c) = counts.get_mut(w) {
+                    *c += 1;
+                }
+            }
+            let fair = 1024 / n as u32;
+            assert!(
+                counts.iter().all(|&c| c > fair * 3 / 4 && c < fair * 5 / 4),
+                "{n} workers: {counts:?}"
+            );
+        }
     }
 
     #[test]
