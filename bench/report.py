@@ -53,6 +53,11 @@ for group in ("threads", "threads-keylog"):
     many = median_of(group, f"rdptrace-threadsN{suffix}")
     if one and many and many[0] > 0:
         speedups.append(f"| {group}: one worker / one per core | {one[0] / many[0]:.2f}x |")
+    halves = median_of(group, f"rdptrace-halves{suffix}")
+    if one and halves and halves[0] > 0:
+        speedups.append(
+            f"| {group}: one worker / two processes on the halves at once (the ceiling) | {one[0] / halves[0]:.2f}x |"
+        )
 if speedups:
     print()
     print("| threaded replay (wall time) | speedup |")
