@@ -588,7 +588,7 @@ pub fn gateway(data: &[u8]) -> Trace {
         );
     }
     tunnels
-        .ended("fuzz", Duration::from_secs(1))
+        .ended("fuzz", Duration::from_secs(1), 1)
         .map(|(_, _, t)| t)
         .unwrap_or_else(|| {
             Trace::new(

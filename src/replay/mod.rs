@@ -395,15 +395,17 @@ struct ReadStats {
     /// Copies of packets dropped ([`dedupe`]).
     duplicates: u64,
     /// TLS connections that were not RDP and could not be decrypted: how many, the first one's addresses.
-    opaque: (u64, Option<String>),
+    opaque: (u64, Option<(crate::replay::gateway::Settled, String)>),
 }
 
 impl ReadStats {
-    /// A worker's opaque TLS connections ([`Tracker::opaque_tls`]), added to the others'; the first in
-    /// capture order is not known across workers, so the first one reported is kept.
-    fn opaque(&mut self, (n, first): (u64, Option<String>)) {
+    /// A worker's opaque TLS connections ([`Tracker::opaque_tls`]), added to the others'; the first is the
+    /// one settled at the earliest packet, as on one thread.
+    fn opaque(&mut self, (n, first): (u64, Option<(crate::replay::gateway::Settled, String)>)) {
         self.opaque.0 += n;
-        if self.opaque.1.is_none() {
+        if let Some((theirs, _)) = &first
+            && self.opaque.1.as_ref().is_none_or(|(kept, _)| theirs < kept)
+        {
             self.opaque.1 = first;
         }
     }
@@ -509,7 +511,7 @@ impl ReadStats {
             notes.push(format!(
                 "{} TLS connection(s) that are not RDP could not be decrypted (the first: {}); if one is an RD Gateway's (RDP inside HTTPS), give its TLS secrets (--keylog, or a capture with a decryption secrets block) to read the gateway exchange and the RDP connection in it",
                 self.opaque.0,
-                self.opaque.1.as_deref().unwrap_or_default()
+                self.opaque.1.as_ref().map_or("", |(_, addrs)| addrs.as_str())
             ));
         }
         notes.extend(drop_notes(&drops, limits));
@@ -701,4 +703,40 @@ fn run_single(
     stats.kdc(&kdc);
     let drops = tracker.drops;
     stats.end(&capture, file, count, drops, limits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The workers of a threaded replay report their first opaque TLS connection in any order; the one
+    /// settled at the earliest packet is the capture's first, as on one thread.
+    #[test]
+    fn the_first_opaque_connection_is_the_earliest_of_any_worker() {
+        let reports = [
+            (
+                1,
+                Some(((50, 40), "10.0.0.2:50000 -> 10.0.0.9:443".to_owned())),
+            ),
+            (0, None),
+            (
+                2,
+                Some(((10, 5), "10.0.0.1:50000 -> 10.0.0.9:443".to_owned())),
+            ),
+        ];
+        for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0]] {
+            let mut stats = ReadStats::default();
+            for i in order {
+                if let Some(r) = reports.get(i) {
+                    stats.opaque(r.clone());
+                }
+            }
+            assert_eq!(stats.opaque.0, 3);
+            assert_eq!(
+                stats.opaque.1.as_ref().map(|(_, a)| a.as_str()),
+                Some("10.0.0.1:50000 -> 10.0.0.9:443"),
+                "{order:?}"
+            );
+        }
+    }
 }

@@ -29,19 +29,24 @@ use std::time::Duration;
 pub use conn::{GatewayConn, Item, Verdict};
 pub use tunnel::Tunnel;
 
-use super::order::Position;
+use super::order::{END, Position};
 use super::tls_decrypt::{Decryptor, Secrets};
 use crate::trace::{CloseKind, Side, Trace};
 
 /// Tunnels followed at once; over it new gateway connections are not followed.
 const MAX_TUNNELS: usize = 4096;
 
+/// Where a connection was settled: the position of the packet that settled it ([`END`] for those settled
+/// at the end of the capture), then the position of its first packet. The least is the first, on one
+/// thread or several.
+pub type Settled = (u64, u64);
+
 /// The tunnels of a capture, by RDG-Connection-Id, and the TLS connections nobody could open.
 #[derive(Default)]
 pub struct Tunnels {
     open: HashMap<String, Tunnel>,
-    /// TLS connections that are not RDP and could not be decrypted: how many, and the first one's addresses.
-    pub opaque: (u64, Option<String>),
+    /// TLS connections that are not RDP and could not be decrypted: how many, and the first one's.
+    pub opaque: (u64, Option<(Settled, String)>),
 }
 
 impl Tunnels {
@@ -104,7 +109,12 @@ impl Tunnels {
 
     /// A connection of tunnel `id` ended: the tunnel, settled, when it was the last (its first packet's
     /// time, its order, its trace).
-    pub fn ended(&mut self, id: &str, ts: Duration) -> Option<(Duration, u64, Trace)> {
+    pub fn ended(
+        &mut self,
+        id: &str,
+        ts: Duration,
+        position: u64,
+    ) -> Option<(Duration, u64, Trace)> {
         let last = self.open.get_mut(id)?.conn_ended(ts);
         if !last {
             return None;
@@ -114,7 +124,7 @@ impl Tunnels {
         match t.settle() {
             Ok(trace) => Some((first_ts, order, trace)),
             Err(addrs) => {
-                self.opaque(addrs);
+                self.opaque((position, order), addrs);
                 None
             }
         }
@@ -128,17 +138,36 @@ impl Tunnels {
             let (first_ts, order) = (t.first_ts, t.order);
             match t.settle() {
                 Ok(trace) => settled.push((first_ts, order, trace)),
-                Err(addrs) => self.opaque(addrs),
+                Err(addrs) => self.opaque((END, order), addrs),
             }
         }
         settled
     }
 
-    /// A TLS connection that could not be opened.
-    pub fn opaque(&mut self, addrs: String) {
+    /// A TLS connection that could not be opened, settled `at`.
+    pub fn opaque(&mut self, at: Settled, addrs: String) {
         self.opaque.0 += 1;
-        if self.opaque.1.is_none() {
-            self.opaque.1 = Some(addrs);
+        if self.opaque.1.as_ref().is_none_or(|(first, _)| at < *first) {
+            self.opaque.1 = Some((at, addrs));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connections settled at the end of the capture come out of a hash map in any order: the first is
+    /// the one whose first packet came first.
+    #[test]
+    fn the_first_opaque_connection_is_the_least_settled() {
+        let mut t = Tunnels::default();
+        t.opaque((END, 9), "b".to_owned());
+        t.opaque((END, 3), "a".to_owned());
+        t.opaque((END, 7), "c".to_owned());
+        assert_eq!(t.opaque.0, 3);
+        assert_eq!(t.opaque.1, Some(((END, 3), "a".to_owned())));
+        t.opaque((100, 50), "d".to_owned());
+        assert_eq!(t.opaque.1, Some(((100, 50), "d".to_owned())));
     }
 }

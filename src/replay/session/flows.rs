@@ -458,7 +458,7 @@ impl Tracker {
     }
 
     /// TLS connections that were not RDP and could not be decrypted: how many, the first one's addresses.
-    pub fn opaque_tls(&self) -> (u64, Option<String>) {
+    pub fn opaque_tls(&self) -> (u64, Option<(crate::replay::gateway::Settled, String)>) {
         self.shared.tunnels.opaque.clone()
     }
 
@@ -983,7 +983,7 @@ impl Tracker {
         super::gateway::ending(&mut conn, &mut self.shared);
         if let Content::Gateway(g) = &conn.content
             && let Some(id) = &g.joined
-            && let Some((first_ts, order, trace)) = self.shared.tunnels.ended(id, ts)
+            && let Some((first_ts, order, trace)) = self.shared.tunnels.ended(id, ts, position)
         {
             self.redirect_or_end(Ended {
                 position,

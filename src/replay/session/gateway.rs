@@ -97,7 +97,8 @@ fn join(conn: &mut Conn, shared: &mut Shared, now: bool) {
         };
         if !joined {
             if g.conn.verdict == Verdict::Opaque {
-                shared.tunnels.opaque(format!("{client} -> {server}"));
+                let at = (shared.position.now(), order);
+                shared.tunnels.opaque(at, format!("{client} -> {server}"));
             }
             conn.content = Content::NotRdp;
             return;
