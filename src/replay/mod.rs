@@ -395,19 +395,14 @@ struct ReadStats {
     /// Copies of packets dropped ([`dedupe`]).
     duplicates: u64,
     /// TLS connections that were not RDP and could not be decrypted: how many, the first one's addresses.
-    opaque: (u64, Option<(crate::replay::gateway::Settled, String)>),
+    opaque: crate::replay::gateway::Opaque,
 }
 
 impl ReadStats {
     /// A worker's opaque TLS connections ([`Tracker::opaque_tls`]), added to the others'; the first is the
     /// one settled at the earliest packet, as on one thread.
-    fn opaque(&mut self, (n, first): (u64, Option<(crate::replay::gateway::Settled, String)>)) {
-        self.opaque.0 += n;
-        if let Some((theirs, _)) = &first
-            && self.opaque.1.as_ref().is_none_or(|(kept, _)| theirs < kept)
-        {
-            self.opaque.1 = first;
-        }
+    fn opaque(&mut self, theirs: crate::replay::gateway::Opaque) {
+        self.opaque.merge(theirs);
     }
 
     /// What the reading of the clients' Kerberos traffic has to tell.
@@ -511,7 +506,7 @@ impl ReadStats {
             notes.push(format!(
                 "{} TLS connection(s) that are not RDP could not be decrypted (the first: {}); if one is an RD Gateway's (RDP inside HTTPS), give its TLS secrets (--keylog, or a capture with a decryption secrets block) to read the gateway exchange and the RDP connection in it",
                 self.opaque.0,
-                self.opaque.1.as_ref().map_or("", |(_, addrs)| addrs.as_str())
+                self.opaque.first()
             ));
         }
         notes.extend(drop_notes(&drops, limits));
@@ -708,18 +703,19 @@ fn run_single(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replay::gateway::Opaque;
 
     /// The workers of a threaded replay report their first opaque TLS connection in any order; the one
     /// settled at the earliest packet is the capture's first, as on one thread.
     #[test]
     fn the_first_opaque_connection_is_the_earliest_of_any_worker() {
         let reports = [
-            (
+            Opaque(
                 1,
                 Some(((50, 40), "10.0.0.2:50000 -> 10.0.0.9:443".to_owned())),
             ),
-            (0, None),
-            (
+            Opaque(0, None),
+            Opaque(
                 2,
                 Some(((10, 5), "10.0.0.1:50000 -> 10.0.0.9:443".to_owned())),
             ),

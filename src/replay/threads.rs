@@ -169,7 +169,7 @@ struct WorkerEnd {
     /// What its flow table dropped.
     drops: Drops,
     /// Its opaque TLS connections ([`Tracker::opaque_tls`]).
-    opaque: (u64, Option<(crate::replay::gateway::Settled, String)>),
+    opaque: crate::replay::gateway::Opaque,
     /// Copies of packets it dropped.
     duplicates: u64,
 }

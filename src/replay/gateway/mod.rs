@@ -41,12 +41,33 @@ const MAX_TUNNELS: usize = 4096;
 /// thread or several.
 pub type Settled = (u64, u64);
 
+/// TLS connections that are not RDP and could not be decrypted: how many, and the first one (where it was
+/// settled, its addresses).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Opaque(pub u64, pub Option<(Settled, String)>);
+
+impl Opaque {
+    /// Another reading's (a worker's), added to this one: the first is the least settled.
+    pub fn merge(&mut self, other: Opaque) {
+        self.0 += other.0;
+        if let Some((theirs, _)) = &other.1
+            && self.1.as_ref().is_none_or(|(kept, _)| theirs < kept)
+        {
+            self.1 = other.1;
+        }
+    }
+
+    /// The first one's addresses ("" when there is none).
+    pub fn first(&self) -> &str {
+        self.1.as_ref().map_or("", |(_, addrs)| addrs.as_str())
+    }
+}
+
 /// The tunnels of a capture, by RDG-Connection-Id, and the TLS connections nobody could open.
 #[derive(Default)]
 pub struct Tunnels {
     open: HashMap<String, Tunnel>,
-    /// TLS connections that are not RDP and could not be decrypted: how many, and the first one's.
-    pub opaque: (u64, Option<(Settled, String)>),
+    pub opaque: Opaque,
 }
 
 impl Tunnels {
@@ -146,10 +167,7 @@ impl Tunnels {
 
     /// A TLS connection that could not be opened, settled `at`.
     pub fn opaque(&mut self, at: Settled, addrs: String) {
-        self.opaque.0 += 1;
-        if self.opaque.1.as_ref().is_none_or(|(first, _)| at < *first) {
-            self.opaque.1 = Some((at, addrs));
-        }
+        self.opaque.merge(Opaque(1, Some((at, addrs))));
     }
 }
 

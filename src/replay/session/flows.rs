@@ -458,7 +458,7 @@ impl Tracker {
     }
 
     /// TLS connections that were not RDP and could not be decrypted: how many, the first one's addresses.
-    pub fn opaque_tls(&self) -> (u64, Option<(crate::replay::gateway::Settled, String)>) {
+    pub fn opaque_tls(&self) -> crate::replay::gateway::Opaque {
         self.shared.tunnels.opaque.clone()
     }
 

@@ -380,41 +380,29 @@ impl<'a> Session<'a> {
         };
         let mut bytes = Vec::with_capacity(data.len() + 64);
         for part in data.chunks(MAX_STUB) {
-            let flags = if self.pipe_started {
-                0
-            } else {
-                pfc::FIRST_FRAG
-            };
-            self.pipe_started = true;
-            let pdu = response(call_id, flags, part.to_vec());
+            let pdu = response(call_id, self.first_frag(), part.to_vec());
             bytes.extend_from_slice(&self.seal(pdu)?);
         }
-        if let Some(status) = last
-            && let Some(end) = self.pipe_end(status)
-        {
+        // [MS-TSGU] 2.2.9.4.3 the receive pipe's last fragment: its HRESULT.
+        if let Some(status) = last {
+            self.pipe = None;
+            let flags = pfc::LAST_FRAG | self.first_frag();
+            let end = response(call_id, flags, Reply::Status(status).encode());
             bytes.extend_from_slice(&self.seal(end)?);
         }
         self.write(&bytes).await
     }
 
-    /// [MS-TSGU] 2.2.9.4.3 the receive pipe's last fragment: its HRESULT.
+    /// The receive pipe's end, with its HRESULT (nothing when there is no pipe or it has ended).
     async fn end_pipe(&mut self, status: u32) -> io::Result<()> {
-        match self.pipe_end(status) {
-            Some(end) => self.send_signed(end).await,
-            None => Ok(()),
-        }
+        self.pipe_data(&[], Some(status)).await
     }
 
-    /// The receive pipe's last fragment, once: `None` when there is no pipe or it has ended.
-    fn pipe_end(&mut self, status: u32) -> Option<Pdu> {
-        let call_id = self.pipe.take()?;
-        let flags = pfc::LAST_FRAG
-            | if self.pipe_started {
-                0
-            } else {
-                pfc::FIRST_FRAG
-            };
-        Some(response(call_id, flags, Reply::Status(status).encode()))
+    /// PFC_FIRST_FRAG for the receive pipe's first fragment, else nothing.
+    fn first_frag(&mut self) -> u8 {
+        let first = !self.pipe_started;
+        self.pipe_started = true;
+        if first { pfc::FIRST_FRAG } else { 0 }
     }
 
     /// One TsProxy call, answered or refused as the scenario's fault says.
