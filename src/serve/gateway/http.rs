@@ -209,12 +209,7 @@ async fn in_channel(
             streaming.method
         ));
     }
-    let tx = shared
-        .pairing
-        .lock()
-        .ok()
-        .and_then(|mut p| p.waiting.remove(&id));
-    match tx {
+    match shared.out_channel_for(&id).await {
         Some(tx) => {
             let _ = tx.send((conn.stream, conn.buf));
             GatewayOutcome::Paired

@@ -169,6 +169,27 @@ struct Pairing {
     waiting: HashMap<String, oneshot::Sender<InHalf>>,
 }
 
+impl Shared {
+    /// The OUT channel waiting as `key`, taken for its IN channel: polled every 20 ms until the read
+    /// timeout, as a client may open the IN channel before the gateway has taken the OUT channel's request
+    /// (on a busy machine, before the OUT channel's task has got as far as waiting).
+    async fn out_channel_for(&self, key: &str) -> Option<oneshot::Sender<InHalf>> {
+        let deadline = tokio::time::Instant::now() + self.config.read_timeout;
+        // INVARIANT: polls every 20 ms until the read timeout.
+        loop {
+            let tx = self
+                .pairing
+                .lock()
+                .ok()
+                .and_then(|mut p| p.waiting.remove(key));
+            if tx.is_some() || tokio::time::Instant::now() >= deadline {
+                return tx;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// What the connections share.
 struct Shared {
     config: GatewayConfig,

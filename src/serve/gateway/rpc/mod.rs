@@ -194,25 +194,14 @@ async fn in_half(shared: &Shared, mut conn: Conn) -> GatewayOutcome {
     let Some(vc) = rts.cookies().first().copied() else {
         return GatewayOutcome::Failed("a CONN/B1 without a cookie".to_owned());
     };
-    let key = pairing_key(&vc);
-    let deadline = tokio::time::Instant::now() + limit;
-    // INVARIANT: polls every 20 ms until the read timeout; the OUT channel may arrive after this one.
-    loop {
-        let tx = shared
-            .pairing
-            .lock()
-            .ok()
-            .and_then(|mut p| p.waiting.remove(&key));
-        if let Some(tx) = tx {
+    match shared.out_channel_for(&pairing_key(&vc)).await {
+        Some(tx) => {
             let _ = tx.send((conn.stream, conn.buf));
-            return GatewayOutcome::Paired;
+            GatewayOutcome::Paired
         }
-        if tokio::time::Instant::now() >= deadline {
-            return GatewayOutcome::Failed(
-                "no RPC_OUT_DATA channel came for this RPC_IN_DATA channel".to_owned(),
-            );
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        None => GatewayOutcome::Failed(
+            "no RPC_OUT_DATA channel came for this RPC_IN_DATA channel".to_owned(),
+        ),
     }
 }
 
