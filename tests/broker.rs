@@ -7,7 +7,6 @@
 mod support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,7 +16,7 @@ use rdptrace::serve::deployment::Deployment;
 use rdptrace::serve::scenario::{self, COLLECTION};
 use rdptrace::serve::{Outcome, Served, Target, TargetConfig, TestIdentity};
 use rdptrace::trace::{Fact, PhaseName, PhaseStatus, Trace};
-use support::{BOUND, ChildGuard, TempDir, block_on, has_program, rdptrace, require, wait_or_kill};
+use support::{BOUND, ChildGuard, TempDir, block_on, has_program, rdptrace, require};
 use tokio::sync::mpsc;
 
 /// A password cookie as a broker makes one: opaque bytes, not text.
@@ -373,33 +372,31 @@ fn openssl_legacy(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-/// Runs `program` under xvfb-run against `addr` with the test identity and NLA, the whole connection,
+/// Runs `program` on a display of its own against `addr` with the test identity and NLA, the whole connection,
 /// bounded; its exit code (`None` when it had to be killed).
 fn client(program: &str, addr: SocketAddr, home: &Path) -> Option<i32> {
     let id = TestIdentity::default();
     let out = std::fs::File::create(home.join("client.out")).expect("an output file");
     let err = out.try_clone().expect("the output file twice");
-    let mut child = Command::new("xvfb-run")
-        .args(["-a", program])
-        .arg(format!("/v:{addr}"))
-        .arg(format!("/u:{}", id.user))
-        // A test-only value for a test server; rdptrace itself never takes a password from argv.
-        .arg(format!("/p:{}", id.password()))
-        .args(["/cert:ignore", "/sec:nla", "/log-level:INFO"])
-        .env("HOME", home)
-        .env("OPENSSL_CONF", openssl_legacy(home))
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .expect("xvfb-run starts");
-    wait_or_kill(&mut child).and_then(|s| s.code())
+    support::peers::on_xvfb(
+        Command::new(program)
+            .arg(format!("/v:{addr}"))
+            .arg(format!("/u:{}", id.user))
+            // A test-only value for a test server; rdptrace itself never takes a password from argv.
+            .arg(format!("/p:{}", id.password()))
+            .args(["/cert:ignore", "/sec:nla", "/log-level:INFO"])
+            .env("HOME", home)
+            .env("OPENSSL_CONF", openssl_legacy(home))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err),
+    )
+    .and_then(|s| s.code())
 }
 
 #[test]
 fn xfreerdp_2_and_3_end_on_the_session_host() {
-    if !require(has_program("xvfb-run"), "xvfb-run (xvfb)") {
+    if !require(has_program("Xvfb"), "Xvfb (xvfb)") {
         return;
     }
     for program in ["xfreerdp", "xfreerdp3"] {

@@ -29,7 +29,7 @@ fn on_path(program: &str) -> bool {
 
 /// Whether the real client can run here; panics under CI when it cannot.
 fn client_available() -> bool {
-    let missing: Vec<&str> = ["xfreerdp", "xvfb-run", "Xvfb"]
+    let missing: Vec<&str> = ["xfreerdp", "Xvfb"]
         .into_iter()
         .filter(|p| !on_path(p))
         .collect();
@@ -68,8 +68,6 @@ fn xfreerdp(port: u16, home: &Path, extra: &[&str]) -> (ExitStatus, String) {
     let out = std::fs::File::create(&out_path).expect("an output file");
     let err = out.try_clone().expect("the output file twice");
     let mut args = vec![
-        "-a".to_owned(),
-        "xfreerdp".to_owned(),
         format!("/v:127.0.0.1:{port}"),
         format!("/u:{}", id.user),
         // A test-only value for a test server; the target itself never takes it from argv.
@@ -81,16 +79,15 @@ fn xfreerdp(port: u16, home: &Path, extra: &[&str]) -> (ExitStatus, String) {
         args.push("/sec:nla".to_owned());
     }
     args.extend(extra.iter().map(|s| (*s).to_owned()));
-    let mut child = Command::new("xvfb-run")
-        .args(&args)
-        .env("HOME", home)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .expect("xvfb-run starts");
-    let status = wait_bounded(&mut child, "xfreerdp");
+    let status = support::peers::on_xvfb(
+        Command::new("xfreerdp")
+            .args(&args)
+            .env("HOME", home)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err),
+    )
+    .unwrap_or_else(|| panic!("xfreerdp did not end within {BOUND:?}"));
     let mut output = String::new();
     let _ = std::fs::File::open(&out_path).and_then(|mut f| f.read_to_string(&mut output));
     (status, output)

@@ -1,7 +1,6 @@
 //! The RD Gateway tests' helpers (`tests/gateway.rs`, `tests/gateway_rpc.rs`): xfreerdp 2.11 run as a
 //! gateway client, `rdptrace serve` with its gateway, the replay's JSON.
 
-use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -13,32 +12,30 @@ use rdptrace::serve::gateway::{Gateway, GatewayOutcome};
 use rdptrace::trace::Trace;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{BOUND, ChildGuard, has_program, rdptrace, require, serve_port, wait_or_kill};
+use super::{BOUND, ChildGuard, has_program, rdptrace, require, serve_port};
 
 /// Whether xfreerdp can run here (skipped, or a failure under CI, when not).
 pub fn xfreerdp_available() -> bool {
     require(has_program("xfreerdp"), "xfreerdp (freerdp2-x11)")
-        && require(has_program("xvfb-run"), "xvfb-run (xvfb)")
+        && require(has_program("Xvfb"), "Xvfb (xvfb)")
 }
 
-/// Runs xfreerdp under xvfb-run with `args`, bounded; its exit code (`None` when it had to be killed) and
+/// Runs xfreerdp on a display of its own ([`super::peers::on_xvfb`]) with `args`, bounded; its exit code (`None` when it had to be killed) and
 /// its output.
 pub fn xfreerdp(home: &Path, args: &[String]) -> (Option<i32>, String) {
     let out_path = home.join("xfreerdp.out");
     let out = std::fs::File::create(&out_path).expect("an output file");
     let err = out.try_clone().expect("the output file twice");
-    let mut child = Command::new("xvfb-run")
-        .args(["-a", "xfreerdp"])
-        .args(args)
-        .arg("/log-level:INFO")
-        .env("HOME", home)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .expect("xvfb-run starts");
-    let code = wait_or_kill(&mut child).and_then(|s| s.code());
+    let code = super::peers::on_xvfb(
+        Command::new("xfreerdp")
+            .args(args)
+            .arg("/log-level:INFO")
+            .env("HOME", home)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err),
+    )
+    .and_then(|s| s.code());
     let output = std::fs::read_to_string(&out_path).unwrap_or_default();
     (code, output)
 }

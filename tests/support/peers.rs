@@ -5,11 +5,12 @@
 
 use std::ffi::OsStr;
 use std::io::{BufRead as _, BufReader};
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use super::{ChildGuard, has_program, require, wait_listening};
+use super::{ChildGuard, has_program, require, wait_listening, wait_or_kill};
 
 #[allow(unused_imports)]
 pub use super::xrdp::{start_xrdp, xrdp_available};
@@ -34,6 +35,21 @@ pub fn start_shadow_nla(dir: &Path) -> Result<(u16, (ChildGuard, ChildGuard)), S
     .map_err(|e| e.to_string())?;
     let sam_file = format!("/sam-file:{}", sam.display());
     start_shadow(dir, "freerdp-shadow-cli", &["/sec:nla", &sam_file], &[])
+}
+
+/// Runs an X client (`command`, as built by the caller) on an Xvfb display of its own, bounded; its own
+/// exit status (`None` when it had to be killed, as the leader of a process group of its own). Not
+/// xvfb-run: when its cleanup of a temporary directory fails, it exits 5 in place of the client's code.
+pub fn on_xvfb(command: &mut Command) -> Option<ExitStatus> {
+    let (xvfb, display) = start_xvfb().expect("Xvfb starts");
+    let mut child = command
+        .env("DISPLAY", format!(":{display}"))
+        .process_group(0)
+        .spawn()
+        .expect("the X client starts");
+    let status = wait_or_kill(&mut child);
+    drop(xvfb);
+    status
 }
 
 /// Starts Xvfb on a free display; its guard and the display number.
