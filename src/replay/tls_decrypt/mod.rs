@@ -8,6 +8,7 @@ pub mod prf;
 pub mod record;
 pub mod suites;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tls_parser::{
@@ -54,6 +55,9 @@ type SessionCache = Learned<Vec<u8>, (Vec<u8>, String)>;
 /// The secrets of a replay, shared by its sessions.
 pub struct Secrets {
     keylog: Mutex<KeyLog>,
+    /// The key log has an entry: read without its lock, as every record of every worker asks before a
+    /// session has its keys (and a replay without secrets asks for every record).
+    filled: AtomicBool,
     /// Server RSA keys with the name of the file each came from.
     rsa: Vec<(String, rsa::RsaPrivateKey)>,
     /// Master secrets by session ID, with what found them.
@@ -92,6 +96,7 @@ impl Secrets {
 
     pub fn new(keylog: KeyLog) -> Self {
         Secrets {
+            filled: AtomicBool::new(!keylog.is_empty()),
             keylog: Mutex::new(keylog),
             rsa: Vec::new(),
             sessions: Learned::new(MAX_SESSIONS),
@@ -131,7 +136,7 @@ impl Secrets {
 
     /// Whether any key that can open a record is known (key log entries or RSA keys).
     pub fn any(&self) -> bool {
-        !self.rsa.is_empty() || self.keylog.lock().is_ok_and(|k| !k.is_empty())
+        !self.rsa.is_empty() || self.has_keylog()
     }
 
     pub fn rsa_keys(&self) -> usize {
@@ -141,17 +146,26 @@ impl Secrets {
     /// Adds key log text found in the capture; returns the secrets added.
     pub fn add_keylog_text(&self, text: &str, source: Source) -> usize {
         match self.keylog.lock() {
-            Ok(mut log) => log.add_text(text, source).secrets,
+            Ok(mut log) => {
+                let added = log.add_text(text, source).secrets;
+                if !log.is_empty() {
+                    self.filled.store(true, Ordering::Release);
+                }
+                added
+            }
             Err(_) => 0,
         }
     }
 
     fn keylog_entry(&self, client_random: &[u8; 32]) -> Option<super::keylog::Entry> {
+        if !self.has_keylog() {
+            return None;
+        }
         self.keylog.lock().ok()?.get(client_random).cloned()
     }
 
     fn has_keylog(&self) -> bool {
-        self.keylog.lock().map(|k| !k.is_empty()).unwrap_or(false)
+        self.filled.load(Ordering::Acquire)
     }
 
     fn remember_session(&self, at: &Position, id: &[u8], master: &[u8], source: &str) {
