@@ -8,6 +8,12 @@
 //! none of which is a known server, goes by the end with the higher port (an ephemeral port above the
 //! server's, as a rule), and that choice is kept for it, so that a server learnt later does not move it.
 //! Both memories are bounded; past their bounds a connection may be decided again, by the same rules.
+//!
+//! A client seen for the first time goes to the worker that has had the fewest packets so far, and stays
+//! with it: a hash of the addresses would leave the workers' shares as uneven as chance makes them (one
+//! worker with 54% of a capture of 260 clients), and the replay as slow as its busiest worker. The
+//! reader decides alone, in file order, so the same capture is always shared the same way. Past
+//! [`MAX_CLIENTS`] a new client goes by its address's hash.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -16,6 +22,11 @@ type Fast = foldhash::fast::RandomState;
 
 /// Servers remembered at most (a scan of more addresses than this has nothing to link).
 const MAX_SERVERS: usize = 65_536;
+/// Clients remembered with their worker at most.
+const MAX_CLIENTS: usize = 16_384;
+/// The workers' loads are halved every this many packets: what counts is the packets of the sessions open
+/// now, which a new client's will add to.
+const DECAY_EVERY: u64 = 16_384;
 /// Connections decided by their ports remembered at most.
 const MAX_GUESSED: usize = 65_536;
 /// Recent decisions kept in front of the rules, by their ports (a power of two).
@@ -26,6 +37,11 @@ const RECENT: usize = 256;
 pub struct Sharder {
     workers: usize,
     servers: HashSet<SocketAddr, Fast>,
+    /// Clients and their worker.
+    clients: HashMap<IpAddr, usize, Fast>,
+    /// Packets handed to each worker lately: halved every [`DECAY_EVERY`] packets.
+    loads: Vec<u64>,
+    since_decay: u64,
     /// Connections decided without a known server: their two ends, the lower first, and their worker.
     guessed: HashMap<(SocketAddr, SocketAddr), usize, Fast>,
     /// Recent decisions (the two ends, the lower first), in a slot picked by their ports: the packets of a
@@ -39,6 +55,9 @@ impl Sharder {
         Sharder {
             workers: workers.max(1),
             servers: HashSet::default(),
+            clients: HashMap::default(),
+            loads: vec![0; workers.max(1)],
+            since_decay: 0,
             guessed: HashMap::default(),
             recent: vec![None; RECENT],
         }
@@ -59,14 +78,25 @@ impl Sharder {
     pub fn of(&mut self, a: SocketAddr, b: SocketAddr) -> usize {
         let ends = if a <= b { (a, b) } else { (b, a) };
         let slot = usize::from(a.port() ^ b.port()) & (RECENT - 1);
-        if let Some(Some((seen, w))) = self.recent.get(slot)
-            && *seen == ends
-        {
-            return *w;
+        let w = match self.recent.get(slot) {
+            Some(Some((seen, w))) if *seen == ends => *w,
+            _ => {
+                let w = self.decide(a, b, ends);
+                if let Some(recent) = self.recent.get_mut(slot) {
+                    *recent = Some((ends, w));
+                }
+                w
+            }
+        };
+        if let Some(load) = self.loads.get_mut(w) {
+            *load += 1;
         }
-        let w = self.decide(a, b, ends);
-        if let Some(recent) = self.recent.get_mut(slot) {
-            *recent = Some((ends, w));
+        self.since_decay += 1;
+        if self.since_decay >= DECAY_EVERY {
+            self.since_decay = 0;
+            for load in &mut self.loads {
+                *load /= 2;
+            }
         }
         w
     }
@@ -79,16 +109,35 @@ impl Sharder {
             return *w;
         }
         if self.servers.contains(&b) {
-            return self.hash(a.ip());
+            return self.client(a.ip());
         }
         if self.servers.contains(&a) {
-            return self.hash(b.ip());
+            return self.client(b.ip());
         }
         let client = if a.port() >= b.port() { a } else { b };
-        let w = self.hash(client.ip());
+        let w = self.client(client.ip());
         if self.guessed.len() < MAX_GUESSED {
             self.guessed.insert(ends, w);
         }
+        w
+    }
+
+    /// The worker of client `ip`: the one it was given, or, for a new client, the one with the fewest
+    /// packets so far (the first of them on a tie).
+    fn client(&mut self, ip: IpAddr) -> usize {
+        if let Some(w) = self.clients.get(&ip) {
+            return *w;
+        }
+        if self.clients.len() >= MAX_CLIENTS {
+            return self.hash(ip);
+        }
+        let w = self
+            .loads
+            .iter()
+            .enumerate()
+            .min_by_key(|(w, load)| (**load, *w))
+            .map_or(0, |(w, _)| w);
+        self.clients.insert(ip, w);
         w
     }
 
@@ -186,8 +235,8 @@ mod tests {
         let ends = (client.min(server), client.max(server));
         let rules = s.decide(server, client, ends);
         assert_eq!(s.of(server, client), rules);
-        assert_eq!(rules, s.hash(server.ip()));
-        assert_ne!(s.hash(server.ip()), s.hash(client.ip()));
+        assert_eq!(rules, s.client(server.ip()));
+        assert_ne!(s.client(server.ip()), s.client(client.ip()));
     }
 
     #[test]
@@ -200,5 +249,37 @@ mod tests {
         let _ = s.segment(addr("10.0.0.6:40000"), server, true, false);
         assert_eq!(s.segment(client, server, false, true), first);
         assert_eq!(s.segment(server, client, false, true), first);
+    }
+
+    /// Clients whose addresses a hash puts mostly on one worker, one after the other, each with the same
+    /// number of packets: the workers get shares that differ by at most one client's.
+    #[test]
+    fn new_clients_go_to_the_least_loaded_worker() {
+        const PACKETS: u64 = 100;
+        let server = addr("10.0.0.1:3389");
+        for n in [2usize, 3] {
+            let mut s = Sharder::new(n);
+            let mut shares = vec![0u64; n];
+            // The clients a hash gives worker 0.
+            let clients: Vec<SocketAddr> = (2..=255u8)
+                .map(|i| SocketAddr::from(([10, 0, 1, i], 50_000)))
+                .filter(|c| s.hash(c.ip()) == 0)
+                .take(12)
+                .collect();
+            for client in &clients {
+                let w = s.segment(*client, server, true, false);
+                for _ in 1..PACKETS {
+                    assert_eq!(s.segment(server, *client, false, true), w);
+                }
+                if let Some(share) = shares.get_mut(w) {
+                    *share += PACKETS;
+                }
+            }
+            let (most, least) = (shares.iter().max(), shares.iter().min());
+            assert!(
+                most.zip(least).is_some_and(|(m, l)| m - l <= PACKETS),
+                "{n} workers: {shares:?}"
+            );
+        }
     }
 }
