@@ -18,7 +18,7 @@ use pcap_file::pcapng::blocks::Block;
 use pcap_file::pcapng::{PcapNgParser, PcapNgReadError, PcapNgReader, PcapNgState};
 use pcap_file::{DataLink, Endianness};
 
-use super::mapped::{self, Mapped, PREFETCH_AHEAD, Window};
+use super::mapped::{Mapped, PREFETCH_AHEAD, Window};
 use super::netmon::{self, Media, NetMonError};
 
 /// [pcapng] 4.7 Decryption Secrets Block type.
@@ -525,42 +525,6 @@ impl Capture {
         }
     }
 
-    fn map_mut(&mut self) -> Option<&mut Mapped> {
-        match &mut self.inner {
-            Inner::MappedPcap { map, .. } | Inner::MappedNg { map, .. } => Some(map),
-            _ => None,
-        }
-    }
-
-    /// Whether it is read through memory maps.
-    pub fn is_mapped(&self) -> bool {
-        self.map().is_some()
-    }
-
-    /// The same file read again from its start, by another reader: `None` unless it is read through memory
-    /// maps (or when it cannot be opened again).
-    pub fn twin(&self) -> Option<Capture> {
-        let map = self.map()?.twin().ok()?;
-        let mut twin = Self::mapped(self.file.clone(), map).ok()?;
-        twin.prefetch = self.prefetch;
-        Some(twin)
-    }
-
-    /// Shares its windows with the file's other readers, as reader `me` ([`mapped::Shared`]); a capture
-    /// not read through memory maps reads as before.
-    pub fn share_windows(&mut self, shared: Arc<mapped::Shared>, me: usize) {
-        if let Some(map) = self.map_mut() {
-            map.share(shared, me);
-        }
-    }
-
-    /// Reads no more windows through the file's shared windows ([`Self::share_windows`]): at the end.
-    pub fn unshare(&mut self) {
-        if let Some(map) = self.map_mut() {
-            map.unshare();
-        }
-    }
-
     /// What of a mapped file is fetched ahead of the read position ([`Prefetch`]).
     pub fn set_prefetch(&mut self, prefetch: Prefetch) {
         self.prefetch = prefetch;
@@ -573,10 +537,6 @@ impl Capture {
             return None;
         }
         let prefetch = self.prefetch;
-        let next_packet = self.packets + 1;
-        if let Some(map) = self.map_mut() {
-            map.next_packet = next_packet;
-        }
         if self.packets.is_multiple_of(BAR_EVERY)
             && let (Some(bar), Some(map)) = (&self.bar, self.map())
         {

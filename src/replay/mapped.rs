@@ -5,23 +5,16 @@
 //! shared ([`Arc`]) by the reader and by every batch that holds a packet of it, and unmapped when the last
 //! of them lets it go: memory stays bounded by the windows in flight, whatever the file's size.
 //!
-//! Several readers of one file (the workers of a threaded replay, each walking the whole file,
-//! [`super::threads`]) share their windows through [`Shared`]: each window is mapped once, by the first
-//! of them to need it, and kept until the last of them is past it.
-//!
 //! Only plain pcap and pcapng files are read this way ([`super::capture`]); a gzip-compressed file, a
 //! stream and a Network Monitor file are read through a buffer.
 
 #![allow(unsafe_code)]
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use memmap2::{Mmap, MmapOptions};
-
-use super::order::Progress;
 
 /// Bytes mapped at once (a record longer than this gets a window of its own size).
 pub const WINDOW: usize = 2 << 20;
@@ -87,10 +80,6 @@ pub struct Mapped {
     pos: usize,
     /// The longest record taken.
     max_record: usize,
-    /// The windows shared with other readers of the file, and this reader's place among them.
-    shared: Option<(Arc<Shared>, usize)>,
-    /// The number of the next packet read (for [`Shared`], which says how far its readers are).
-    pub next_packet: u64,
 }
 
 impl Mapped {
@@ -104,12 +93,6 @@ impl Mapped {
         Self::from_start(file, meta.len(), max_record).map(Some)
     }
 
-    /// The same file, from its start, read on its own: the same windows as this one's, at the same places
-    /// (to the same length, whatever was appended since).
-    pub fn twin(&self) -> io::Result<Mapped> {
-        Self::from_start(self.file.try_clone()?, self.len, self.max_record)
-    }
-
     /// `file`, read up to `len`, with its first window mapped.
     fn from_start(file: File, len: u64, max_record: usize) -> io::Result<Mapped> {
         let window = map(&file, 0, window_len(len, 0, WINDOW))?;
@@ -120,16 +103,7 @@ impl Mapped {
             start: 0,
             pos: 0,
             max_record,
-            shared: None,
-            next_packet: 1,
         })
-    }
-
-    /// Takes its next windows from `shared` (or maps them there for the others), as reader `me`. Only
-    /// before the first window is left.
-    pub fn share(&mut self, shared: Arc<Shared>, me: usize) {
-        shared.enter(me, self.start);
-        self.shared = Some((shared, me));
     }
 
     /// The bytes from the read position to the end of the window.
@@ -175,171 +149,10 @@ impl Mapped {
             return Ok(());
         }
         let len = window_len(self.len, at, WINDOW.max(need));
-        self.window = match &self.shared {
-            Some((shared, me)) => {
-                shared.window(*me, at, len, self.next_packet, || map(&self.file, at, len))?
-            }
-            None => Arc::new(map(&self.file, at, len)?),
-        };
+        self.window = Arc::new(map(&self.file, at, len)?);
         self.start = at;
         self.pos = 0;
         Ok(())
-    }
-}
-
-impl Mapped {
-    /// Reads no more windows through [`Shared`] (at the end of the file, or after an error): the others
-    /// need not keep windows for it.
-    pub fn unshare(&mut self) {
-        if let Some((shared, me)) = self.shared.take() {
-            shared.leave(me);
-        }
-    }
-}
-
-impl Drop for Mapped {
-    fn drop(&mut self) {
-        self.unshare();
-    }
-}
-
-/// Windows shared by several readers of one file that read the same windows in the same order.
-///
-/// A window is mapped by the first reader to need it, and kept until every reader's window starts past
-/// it. A reader ahead of the others waits before mapping a new window while [`SHARED_WINDOWS`] are
-/// kept: memory stays bounded however far apart the readers' work takes them. The reader (or readers)
-/// furthest behind never waits, so the waits always end.
-#[derive(Debug)]
-pub struct Shared {
-    inner: Mutex<Held>,
-    moved: Condvar,
-    /// Told how far a reader is (every packet before its next one is handled) before it waits, so that a
-    /// reader behind it that waits for its progress is not kept waiting in turn.
-    progress: Arc<Progress>,
-}
-
-/// Windows kept for the readers behind, at most (more while the readers furthest behind map them).
-pub const SHARED_WINDOWS: usize = 4;
-
-#[derive(Debug)]
-struct Held {
-    /// The windows kept, in file order: (file offset, length, window).
-    windows: VecDeque<(u64, usize, Arc<Window>)>,
-    /// Each reader's window's file offset; `u64::MAX` once it reads no more.
-    at: Vec<u64>,
-    /// Windows mapped, and the most kept at once (what the tests look at).
-    mapped: usize,
-    most: usize,
-}
-
-impl Held {
-    /// The offset of the window of the reader furthest behind.
-    fn behind(&self) -> u64 {
-        self.at.iter().copied().min().unwrap_or(u64::MAX)
-    }
-
-    /// The window of `len` bytes at `at`, when it is kept.
-    fn kept(&self, at: u64, len: usize) -> Option<Arc<Window>> {
-        self.windows
-            .iter()
-            .find(|(o, l, _)| *o == at && *l == len)
-            .map(|(_, _, w)| Arc::clone(w))
-    }
-
-    /// Lets go of the windows every reader is past.
-    fn release(&mut self) {
-        let behind = self.behind();
-        while self.windows.front().is_some_and(|(at, _, _)| *at < behind) {
-            self.windows.pop_front();
-        }
-    }
-}
-
-impl Shared {
-    pub fn new(readers: usize, progress: Arc<Progress>) -> Arc<Shared> {
-        Arc::new(Shared {
-            inner: Mutex::new(Held {
-                windows: VecDeque::new(),
-                at: vec![u64::MAX; readers],
-                mapped: 0,
-                most: 0,
-            }),
-            moved: Condvar::new(),
-            progress,
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Held> {
-        // A reader that panicked holding the lock left the list whole (no step of it panics).
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn enter(&self, me: usize, at: u64) {
-        if let Some(mine) = self.lock().at.get_mut(me) {
-            *mine = at;
-        }
-    }
-
-    /// Reader `me` reads no more (at the end of the file, after an error, or unwinding).
-    fn leave(&self, me: usize) {
-        let mut held = self.lock();
-        if let Some(mine) = held.at.get_mut(me) {
-            *mine = u64::MAX;
-        }
-        held.release();
-        drop(held);
-        self.moved.notify_all();
-    }
-
-    /// The window of `len` bytes at `at` for reader `me`, whose next packet is `next_packet`: kept for it,
-    /// or mapped by `map` and kept for the others.
-    fn window(
-        &self,
-        me: usize,
-        at: u64,
-        len: usize,
-        next_packet: u64,
-        map: impl FnOnce() -> io::Result<Window>,
-    ) -> io::Result<Arc<Window>> {
-        let mut held = self.lock();
-        if let Some(mine) = held.at.get_mut(me) {
-            *mine = at;
-        }
-        held.release();
-        self.moved.notify_all();
-        if let Some(w) = held.kept(at, len) {
-            return Ok(w);
-        }
-        if held.windows.len() >= SHARED_WINDOWS && held.behind() < at {
-            self.progress.advance(me, next_packet);
-            while held.windows.len() >= SHARED_WINDOWS && held.behind() < at {
-                held = self
-                    .moved
-                    .wait(held)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-            }
-            // Another reader may have mapped it meanwhile.
-            if let Some(w) = held.kept(at, len) {
-                return Ok(w);
-            }
-        }
-        let window = Arc::new(map()?);
-        held.mapped += 1;
-        // INVARIANT: the windows are kept in file order, as every reader maps them in that order.
-        if held.windows.back().is_none_or(|(o, _, _)| *o < at) {
-            held.windows.push_back((at, len, Arc::clone(&window)));
-            held.most = held.most.max(held.windows.len());
-        }
-        Ok(window)
-    }
-
-    /// Windows mapped through it, and the most it kept at once.
-    #[cfg(test)]
-    fn counts(&self) -> (usize, usize) {
-        let held = self.lock();
-        (held.mapped, held.most)
     }
 }
 
@@ -434,88 +247,6 @@ mod tests {
         // Not whole: the parser is given at least the bound's worth and says so.
         assert_eq!(records(&mut m).unwrap_err(), "151 of 200 bytes");
         assert!(Mapped::open(file(&[]), 100).unwrap().is_none());
-    }
-
-    /// Records of 200 bytes, each holding its number, over `windows` windows and a bit.
-    fn numbered(windows: usize) -> (Vec<u8>, usize) {
-        let n = windows * WINDOW / 200 + 10;
-        let mut bytes = Vec::with_capacity(n * 200);
-        for i in 0..n {
-            bytes.push(200u8);
-            bytes.extend_from_slice(&(i as u32).to_le_bytes());
-            bytes.extend(std::iter::repeat_n(0, 195));
-        }
-        (bytes, n)
-    }
-
-    /// Two readers of one file through [`Shared`] read what a lone reader reads, and map each window once
-    /// (but the first, which each maps on opening).
-    #[test]
-    fn readers_sharing_windows_map_each_once() {
-        let (bytes, n) = numbered(12);
-        let lone = records(&mut Mapped::open(file(&bytes), 1 << 20).unwrap().unwrap()).unwrap();
-        assert_eq!(lone.len(), n);
-        let shared = Shared::new(2, Progress::new(2));
-        let mut a = Mapped::open(file(&bytes), 1 << 20).unwrap().unwrap();
-        let mut b = a.twin().unwrap();
-        a.share(Arc::clone(&shared), 0);
-        b.share(Arc::clone(&shared), 1);
-        let other = std::thread::spawn(move || records(&mut b).unwrap());
-        let mine = records(&mut a).unwrap();
-        a.unshare();
-        assert_eq!(mine, lone);
-        assert_eq!(other.join().unwrap(), lone);
-        let (mapped, most) = shared.counts();
-        // Windows start where a record did not fit: 12 of them after the first, and the last one's rest.
-        let windows = bytes.len().div_ceil(WINDOW - 200);
-        assert!(
-            (windows - 1..=windows).contains(&mapped),
-            "{mapped} windows mapped for {windows}"
-        );
-        assert!(most <= SHARED_WINDOWS + 1, "{most} windows kept at once");
-    }
-
-    /// A reader ahead of the other waits once it holds [`SHARED_WINDOWS`] windows for it, and goes on
-    /// when the other moves: memory stays bounded however far apart they are.
-    #[test]
-    fn a_reader_ahead_waits_for_the_one_behind() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let (bytes, n) = numbered(SHARED_WINDOWS * 3);
-        let shared = Shared::new(2, Progress::new(2));
-        let mut ahead = Mapped::open(file(&bytes), 1 << 20).unwrap().unwrap();
-        let mut behind = ahead.twin().unwrap();
-        ahead.share(Arc::clone(&shared), 0);
-        behind.share(Arc::clone(&shared), 1);
-        let read = Arc::new(AtomicUsize::new(0));
-        let counted = Arc::clone(&read);
-        let leader = std::thread::spawn(move || {
-            while ahead.ready(1, |h| usize::from(h[0])).unwrap() {
-                *ahead.parts().1 += 200;
-                counted.fetch_add(1, Ordering::Relaxed);
-            }
-            ahead.unshare();
-        });
-        // INVARIANT: bounded, 5 s at most.
-        let mut waited = 0;
-        while shared.counts().0 < SHARED_WINDOWS && waited < 500 {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-            waited += 1;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let so_far = read.load(Ordering::Relaxed);
-        assert!(
-            so_far < (SHARED_WINDOWS + 1) * WINDOW / 200,
-            "the reader ahead read {so_far} records of {n} while the other had read none"
-        );
-        let behind_read = records(&mut behind).unwrap();
-        leader.join().unwrap();
-        assert_eq!(behind_read.len(), n);
-        assert_eq!(read.load(Ordering::Relaxed), n);
-        assert!(
-            shared.counts().1 <= SHARED_WINDOWS + 1,
-            "{:?}",
-            shared.counts()
-        );
     }
 
     #[test]

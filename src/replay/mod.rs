@@ -421,20 +421,27 @@ impl ReadStats {
         clock: &mut Clock,
         kdc: &Mutex<kerberos::KdcTraffic>,
     ) -> Option<(link::Frame<'p>, At, bool)> {
+        let (at, tick) = self.place(p, clock)?;
+        let frame = link::decode(p.link, &p.data, p.orig_len);
+        kerberos::feed(kdc, p.ts, p.link, &p.data, &frame);
+        Some((frame, at, tick))
+    }
+
+    /// A packet placed on the capture's clock (with whether the clock ticks before it); `None` (counted)
+    /// when its link type is not one rdptrace reads.
+    fn place(&mut self, p: &capture::Packet<'_>, clock: &mut Clock) -> Option<(At, bool)> {
         if !link::supported(p.link) {
             self.unsupported(p.link, p.number);
             return None;
         }
         self.supported_packets += 1;
-        let frame = link::decode(p.link, &p.data, p.orig_len);
-        kerberos::feed(kdc, p.ts, p.link, &p.data, &frame);
         let (now, tick) = clock.advance(p.ts);
         let at = At {
             position: p.number,
             ts: p.ts,
             clock: now,
         };
-        Some((frame, at, tick))
+        Some((at, tick))
     }
 
     /// A packet of an unsupported link type.

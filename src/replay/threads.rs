@@ -1,37 +1,40 @@
 //! The replay on several threads: workers, each with a share of the connections, and the caller's thread
 //! merging what the workers settle back into capture order.
 //!
-//! A file read through memory maps is walked by every worker ([`walk`]): each reads every block's
-//! headers and follows its own share, and nothing passes between them but the windows of the file they
-//! share. Any other capture (a compressed file, a stream, a Network Monitor file), and more workers than
-//! the machine has cores, go through a reader that feeds the workers:
-//!
-//! - The reader reads the file and decodes each frame down to its TCP segment; it hands the segment to the
-//!   worker of its client ([`super::shard`]), in batches. Every batch closes a window of packets for
-//!   every worker at once (a worker with nothing in the window gets an empty batch), carrying the clock's
-//!   ticks of that window, so that each worker settles idle connections at the same packets as a replay on
-//!   one thread would.
-//! - Each worker runs a [`Tracker`] over its share, diagnoses what it settles, and sends it on with its
-//!   place in the order: the packet it ended at, then its start. After each batch it says how far it is.
+//! - The file is read by one worker at a time, for all ([`Reader`]): a worker with nothing left to do
+//!   reads the next window of packets. The reader reads a packet's headers no further than the addresses
+//!   that say whose it is (the worker of its client, [`super::shard`]), and hands each worker its share
+//!   of the window at once (a worker with nothing in it gets an empty batch), with the clock's ticks of
+//!   the window, so that each worker settles idle connections at the same packets as a replay on one
+//!   thread would. A packet's bytes stay where the reader found them (a mapped window of the file) unless
+//!   the file is read through a buffer. A window is read only when every worker's queue has room, so the
+//!   reader never waits for a worker, and the windows held are bounded.
+//! - Each worker decodes its packets, runs a [`Tracker`] over its share, diagnoses what it settles, and
+//!   sends it on with its place in the order: the packet it ended at, then its start. It says how far it
+//!   is after each batch ([`Progress`]), and tells the merger when it has something for it.
 //! - The caller's thread keeps what came in until every worker is past its place, then numbers and hands
-//!   it on: the sessions come out in the order the replay on one thread gives them ([`merge`], for both
-//!   ways of reading).
+//!   it on: the sessions come out in the order the replay on one thread gives them ([`merge`]).
 //!
-//! A Decryption Secrets Block waits until every worker has handled the packets before it, as it would be
-//! read on one thread ([`order`]).
+//! A Decryption Secrets Block ends a window. Worker 0 reads it into the replay's secrets once every worker
+//! has handled the packets before it, and every worker waits for it before the packets after it, as on
+//! one thread ([`super::order`]).
+//!
+//! Reading in turns, rather than by a thread of its own, keeps the cores busy with as many threads as
+//! cores; reading each packet once, rather than each worker walking the whole file, keeps a worker from
+//! spending its time on the other workers' headers.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{
+    Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, channel, sync_channel,
+};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::Duration;
 
-mod walk;
-
-use super::capture::{Capture, Item};
-use super::dedupe::{self, Dedupe};
-use super::kerberos::KdcTraffic;
-use super::link::{Frame, Segment};
+use super::capture::{Capture, Item, Packet, Prefetch};
+use super::dedupe::Dedupe;
+use super::kerberos::{self, KDC_PORT, KdcTraffic};
+use super::link::{self, Frame};
 use super::mapped::Window;
 use super::order::{END, Position, Progress};
 use super::session::{At, Drops, Limits, RdpPorts, RdpServers, Tracker};
@@ -47,51 +50,47 @@ const WINDOW_BYTES: usize = 1 << 20;
 const WINDOW_MAPPED: usize = 2 << 20;
 /// Batches waiting for each worker.
 const QUEUE: usize = 4;
-/// Messages (one per batch) waiting for the merger.
-const RESULTS: usize = 16;
+/// Messages waiting for the merger.
+const RESULTS: usize = 4;
+/// A worker with nothing settled tells the merger how far it is every this many batches.
+const SAY_EVERY: usize = 16;
+/// A worker asks for the first bytes (the headers, and what the duplicate filter hashes) of the frame this
+/// many ahead of the one it reads: the reader read only a few of them, maybe on another core.
+const PREFETCH_PACKETS: usize = 4;
+const PREFETCH_BYTES: usize = 128;
 
-/// Segment flags, packed.
-const SYN: u8 = 1;
-const ACK: u8 = 2;
-const FIN: u8 = 4;
-const RST: u8 = 8;
-
-/// Where a segment's payload is: in one of the batch's mapped windows (where the reader found it), or
+/// Where a frame's bytes are: in one of the batch's mapped windows (where the reader found them), or
 /// copied into the batch's bytes (a file read through a buffer).
 #[derive(Debug, Clone, Copy)]
-enum Payload {
+enum Bytes {
     Window {
         window: usize,
         from: usize,
         to: usize,
     },
-    Bytes {
+    Copied {
         from: usize,
         to: usize,
     },
 }
 
-/// A frame as a worker gets it: the segment's fields and where its payload is.
+/// A frame as a worker gets it: where its bytes are, and what the capture says of it. The worker decodes
+/// it: the reader reads no further than the addresses that say whose it is.
+#[derive(Debug, Clone, Copy)]
+struct Owned {
+    at: At,
+    link: u32,
+    orig_len: u32,
+    bytes: Bytes,
+}
+
+/// A Decryption Secrets Block, at the end of the batch read before it.
 #[derive(Debug)]
-enum Owned {
-    Tcp {
-        src: SocketAddr,
-        dst: SocketAddr,
-        seq: u32,
-        ack: u32,
-        flags: u8,
-        ip_id: Option<u16>,
-        payload: Payload,
-        missing: u32,
-        /// [`dedupe::payload_hash`], taken by the reader while the bytes are in its cache.
-        hash: u64,
-    },
-    Unreachable {
-        src: SocketAddr,
-        dst: SocketAddr,
-        reporter: IpAddr,
-        what: String,
-    },
+struct SecretsBlock {
+    kind: u32,
+    data: Vec<u8>,
+    /// Its number among the file's Decryption Secrets Blocks, from 1.
+    count: u64,
 }
 
 /// One worker's share of a window of packets.
@@ -101,10 +100,12 @@ struct Batch {
     upto: u64,
     /// The clock's ticks in the window: (position, clock).
     ticks: Vec<(u64, Duration)>,
-    packets: Vec<(At, Owned)>,
+    packets: Vec<Owned>,
     bytes: Vec<u8>,
-    /// The mapped windows its payloads are in; each is unmapped when the last batch holding it is cleared.
+    /// The mapped windows its frames are in; each is unmapped when the last batch holding it is cleared.
     windows: Vec<Arc<Window>>,
+    /// The block the window ends at: read into the secrets once every worker is past `upto`.
+    secrets: Option<Arc<SecretsBlock>>,
 }
 
 impl Batch {
@@ -113,12 +114,13 @@ impl Batch {
         self.packets.clear();
         self.bytes.clear();
         self.windows.clear();
+        self.secrets = None;
     }
 
-    /// `payload` where the worker will find it: in `window` when it lies there, else copied.
-    fn payload(&mut self, payload: &[u8], window: Option<&Arc<Window>>) -> Payload {
+    /// `data` where the worker will find it: in `window` when it lies there, else copied.
+    fn place(&mut self, data: &[u8], window: Option<&Arc<Window>>) -> Bytes {
         if let Some(window) = window
-            && let Some((from, to)) = window.range_of(payload)
+            && let Some((from, to)) = window.range_of(data)
         {
             let same = self
                 .windows
@@ -127,29 +129,38 @@ impl Batch {
             if !same {
                 self.windows.push(Arc::clone(window));
             }
-            return Payload::Window {
+            return Bytes::Window {
                 window: self.windows.len() - 1,
                 from,
                 to,
             };
         }
         let from = self.bytes.len();
-        self.bytes.extend_from_slice(payload);
-        Payload::Bytes {
+        self.bytes.extend_from_slice(data);
+        Bytes::Copied {
             from,
             to: self.bytes.len(),
         }
     }
 
-    /// The bytes of a payload.
-    fn get(&self, payload: Payload) -> &[u8] {
-        match payload {
-            Payload::Window { window, from, to } => self
+    /// The bytes of a frame.
+    fn get(&self, bytes: Bytes) -> &[u8] {
+        match bytes {
+            Bytes::Window { window, from, to } => self
                 .windows
                 .get(window)
                 .and_then(|w| w.bytes().get(from..to))
                 .unwrap_or_default(),
-            Payload::Bytes { from, to } => self.bytes.get(from..to).unwrap_or_default(),
+            Bytes::Copied { from, to } => self.bytes.get(from..to).unwrap_or_default(),
+        }
+    }
+
+    /// Asks the CPU for a frame's bytes ahead of their reading (a hint: nothing is read).
+    fn prefetch(&self, bytes: Bytes) {
+        if let Bytes::Window { window, from, to } = bytes
+            && let Some(w) = self.windows.get(window)
+        {
+            w.prefetch(from, (to - from).min(PREFETCH_BYTES));
         }
     }
 }
@@ -174,39 +185,133 @@ struct WorkerEnd {
     duplicates: u64,
 }
 
-/// The reader's side of the workers' queues.
-struct Feeder {
-    queues: Vec<SyncSender<Batch>>,
+/// The reader: the capture, what it tells about the file, and the reader's side of the workers' queues.
+/// One worker at a time holds it, to read a window for all.
+struct Reader {
+    capture: Capture,
+    stats: ReadStats,
+    clock: Clock,
+    queues: Vec<Sender<Batch>>,
+    /// Batches in each worker's queue: a window is read only when every queue has room, so that the
+    /// reader never waits for a worker.
+    queued: Arc<[AtomicUsize]>,
     batches: Vec<Batch>,
     spare: Receiver<Batch>,
     packets: usize,
-    /// Payload bytes copied into the window's batches.
+    /// Frame bytes copied into the window's batches.
     bytes: usize,
-    /// Payload bytes in mapped windows in the window's batches.
+    /// Frame bytes in mapped windows in the window's batches.
     mapped: usize,
+    /// Decryption Secrets Blocks read so far.
+    secrets_blocks: u64,
     /// A worker went away (it panicked): reading stops.
     broken: bool,
+    /// The file is read to its end (or to its first error), and the queues are closed.
+    done: bool,
     sharder: Sharder,
-    /// The workers' duplicate filters' payload hasher.
-    hasher: dedupe::Fast,
 }
 
-impl Feeder {
-    fn batch(&mut self) -> Batch {
-        let mut b = self.spare.try_recv().unwrap_or_default();
-        b.clear();
-        b
+impl Reader {
+    /// Reads the next window of packets and hands every worker its share; at the end of the file, the
+    /// last window, and the queues are closed. `false` when it read nothing: a worker's queue is full.
+    fn window(&mut self, kdc: &Mutex<KdcTraffic>) -> bool {
+        if self.done {
+            return true;
+        }
+        if self
+            .queued
+            .iter()
+            .any(|q| q.load(Ordering::Acquire) >= QUEUE)
+        {
+            return false;
+        }
+        // INVARIANT: each pass reads one item of the file, and the file is finite.
+        loop {
+            if self.broken {
+                break;
+            }
+            match self.capture.next_item() {
+                None => break,
+                Some(Err(e)) => {
+                    self.stats.error = Some(e);
+                    break;
+                }
+                Some(Ok(Item::Other)) => {}
+                Some(Ok(Item::Secrets { kind, data })) => {
+                    // As on one thread: the packets before the block are read without its secrets, those
+                    // after it with them. The workers read it in ([`work`]).
+                    let next = self.capture.packets() + 1;
+                    self.secrets_blocks += 1;
+                    let block = Arc::new(SecretsBlock {
+                        kind,
+                        data,
+                        count: self.secrets_blocks,
+                    });
+                    for b in &mut self.batches {
+                        b.secrets = Some(Arc::clone(&block));
+                    }
+                    self.flush(next);
+                    return true;
+                }
+                Some(Ok(Item::Packet(p))) => {
+                    let Some((at, tick)) = self.stats.place(&p, &mut self.clock) else {
+                        continue;
+                    };
+                    if tick {
+                        for b in &mut self.batches {
+                            b.ticks.push((at.position, at.clock));
+                        }
+                    }
+                    let Some(w) = whose(&mut self.sharder, &p, kdc) else {
+                        continue;
+                    };
+                    if let Some(b) = self.batches.get_mut(w) {
+                        let bytes = b.place(&p.data, p.window);
+                        match bytes {
+                            Bytes::Window { .. } => self.mapped += p.data.len(),
+                            Bytes::Copied { .. } => self.bytes += p.data.len(),
+                        }
+                        b.packets.push(Owned {
+                            at,
+                            link: p.link,
+                            orig_len: p.orig_len,
+                            bytes,
+                        });
+                    }
+                    self.packets += 1;
+                    if self.packets >= WINDOW_PACKETS
+                        || self.bytes >= WINDOW_BYTES
+                        || self.mapped >= WINDOW_MAPPED
+                    {
+                        let upto = p.number + 1;
+                        self.flush(upto);
+                        return true;
+                    }
+                }
+            }
+        }
+        let packets = self.capture.packets();
+        self.flush(packets + 1);
+        self.stats.backwards = self.clock.backwards;
+        self.done = true;
+        // The workers' queues end once they are empty.
+        self.queues.clear();
+        true
     }
 
     /// Hands every worker its share of the window, up to `upto`.
     fn flush(&mut self, upto: u64) {
         for w in 0..self.queues.len() {
-            let fresh = self.batch();
+            let mut fresh = self.spare.try_recv().unwrap_or_default();
+            fresh.clear();
             let Some(slot) = self.batches.get_mut(w) else {
                 continue;
             };
             let mut b = std::mem::replace(slot, fresh);
             b.upto = upto;
+            if let Some(q) = self.queued.get(w) {
+                q.fetch_add(1, Ordering::AcqRel);
+            }
             if self.queues.get(w).is_none_or(|q| q.send(b).is_err()) {
                 self.broken = true;
             }
@@ -215,120 +320,32 @@ impl Feeder {
         self.bytes = 0;
         self.mapped = 0;
     }
-
-    fn tick(&mut self, position: u64, clock: Duration) {
-        for b in &mut self.batches {
-            b.ticks.push((position, clock));
-        }
-    }
-
-    fn frame(&mut self, at: At, frame: &Frame<'_>, window: Option<&Arc<Window>>) {
-        let (w, owned) = match frame {
-            Frame::Tcp(seg) => {
-                let w = self
-                    .sharder
-                    .segment(seg.src, seg.dst, seg.syn, seg.ack_flag);
-                let Some(b) = self.batches.get_mut(w) else {
-                    return;
-                };
-                let payload = b.payload(seg.payload, window);
-                match payload {
-                    Payload::Window { .. } => self.mapped += seg.payload.len(),
-                    Payload::Bytes { .. } => self.bytes += seg.payload.len(),
-                }
-                let hash = dedupe::payload_hash(&self.hasher, seg.payload);
-                let flags = (u8::from(seg.syn) * SYN)
-                    | (u8::from(seg.ack_flag) * ACK)
-                    | (u8::from(seg.fin) * FIN)
-                    | (u8::from(seg.rst) * RST);
-                (
-                    w,
-                    Owned::Tcp {
-                        src: seg.src,
-                        dst: seg.dst,
-                        seq: seg.seq,
-                        ack: seg.ack,
-                        flags,
-                        ip_id: seg.ip_id,
-                        payload,
-                        missing: seg.missing,
-                        hash,
-                    },
-                )
-            }
-            Frame::Unreachable {
-                src,
-                dst,
-                reporter,
-                what,
-            } => (
-                self.sharder.of(*src, *dst),
-                Owned::Unreachable {
-                    src: *src,
-                    dst: *dst,
-                    reporter: *reporter,
-                    what: what.clone(),
-                },
-            ),
-            Frame::Other => return,
-        };
-        if let Some(b) = self.batches.get_mut(w) {
-            b.packets.push((at, owned));
-        }
-        self.packets += 1;
-    }
-
-    fn full(&self) -> bool {
-        self.packets >= WINDOW_PACKETS || self.bytes >= WINDOW_BYTES || self.mapped >= WINDOW_MAPPED
-    }
 }
 
-/// Reads the capture and feeds the workers; returns what it tells about the file.
-fn read(
-    mut capture: Capture,
-    mut feeder: Feeder,
-    secrets: &Secrets,
-    progress: &Progress,
-    kdc: &Mutex<KdcTraffic>,
-) -> (ReadStats, Capture) {
-    let mut stats = ReadStats::default();
-    let mut clock = Clock::default();
-    while let Some(item) = capture.next_item() {
-        if feeder.broken {
-            break;
+/// The worker of packet `p`, from its addresses: read at a glance for most TCP segments, else decoded. The
+/// clients' Kerberos traffic is read here, once for all workers. `None` for a frame that is neither a TCP
+/// segment nor an ICMP error about one.
+fn whose(sharder: &mut Sharder, p: &Packet<'_>, kdc: &Mutex<KdcTraffic>) -> Option<usize> {
+    if let Some(g) = link::glance(p.link, &p.data) {
+        let w = sharder.segment(g.src, g.dst, g.syn, g.ack);
+        if g.src.port() == KDC_PORT || g.dst.port() == KDC_PORT {
+            kerberos::feed(
+                kdc,
+                p.ts,
+                p.link,
+                &p.data,
+                &link::decode(p.link, &p.data, p.orig_len),
+            );
         }
-        match item {
-            Err(e) => {
-                stats.error = Some(e);
-                break;
-            }
-            Ok(Item::Secrets { kind, data }) => {
-                // As on one thread: the packets before the block are read without its secrets, those after
-                // it with them.
-                let next = capture.packets() + 1;
-                feeder.flush(next);
-                progress.wait_for_all(next);
-                stats.secrets(secrets, kind, &data);
-            }
-            Ok(Item::Other) => {}
-            Ok(Item::Packet(p)) => {
-                let Some((frame, at, tick)) = stats.packet(&p, &mut clock, kdc) else {
-                    continue;
-                };
-                if tick {
-                    feeder.tick(at.position, at.clock);
-                }
-                feeder.frame(at, &frame, p.window);
-                if feeder.full() {
-                    feeder.flush(p.number + 1);
-                }
-            }
-        }
+        return Some(w);
     }
-    let packets = capture.packets();
-    feeder.flush(packets + 1);
-    stats.backwards = clock.backwards;
-    (stats, capture)
+    let frame = link::decode(p.link, &p.data, p.orig_len);
+    kerberos::feed(kdc, p.ts, p.link, &p.data, &frame);
+    match &frame {
+        Frame::Tcp(seg) => Some(sharder.segment(seg.src, seg.dst, seg.syn, seg.ack_flag)),
+        Frame::Unreachable { src, dst, .. } => Some(sharder.of(*src, *dst)),
+        Frame::Other => None,
+    }
 }
 
 /// Stops every wait when a worker ends early (a panic), so that the others do not wait for it forever.
@@ -342,7 +359,6 @@ impl Drop for StopOnPanic<'_> {
     }
 }
 
-/// One worker: its share of the connections, from the batches to the merger.
 /// What one worker holds: its share of the connections, and the duplicate filter in front of them.
 struct Share {
     me: usize,
@@ -350,14 +366,37 @@ struct Share {
     dedupe: Dedupe,
 }
 
+/// What every worker shares: the reader, the progress of all, the clients' Kerberos traffic, the replay's
+/// secrets, and what the Decryption Secrets Blocks tell (read in by worker 0).
+struct Common<'a> {
+    reader: &'a Mutex<Reader>,
+    queued: &'a [AtomicUsize],
+    progress: &'a Progress,
+    kdc: &'a Mutex<KdcTraffic>,
+    secrets: &'a Secrets,
+    secrets_stats: &'a Mutex<ReadStats>,
+}
+
+/// How long a worker with nothing to do waits for a batch before it looks again: another worker may be
+/// reading a window, or be behind with a full queue.
+const WAIT_FOR_READER: Duration = Duration::from_millis(1);
+
+/// One worker: its batches, read by whichever worker has nothing left to do, to the merger.
 fn work(
     share: Share,
     queue: Receiver<Batch>,
     spare: Sender<Batch>,
     results: SyncSender<Message>,
-    progress: &Progress,
-    kdc: &Mutex<KdcTraffic>,
+    common: Common<'_>,
 ) {
+    let Common {
+        reader,
+        queued,
+        progress,
+        kdc,
+        secrets,
+        secrets_stats,
+    } = common;
     let _guard = StopOnPanic(progress);
     let Share {
         me,
@@ -366,12 +405,43 @@ fn work(
         mut dedupe,
     } = share;
     let mut settled_now = Vec::new();
+    // Batches handled since the merger was last told.
+    let mut unsaid = 0usize;
     let take = |tracker: &mut Tracker, into: &mut Vec<(Key, Settled)>| {
         into.extend(tracker.take_finished().into_iter().map(|e| settled(e, kdc)));
     };
-    while let Ok(mut batch) = queue.recv() {
+    // INVARIANT: each pass handles a batch, reads a window (the file is finite), or waits at most
+    // `WAIT_FOR_READER` for another worker reading one; the queue ends when the file is read.
+    loop {
+        let mut batch = match queue.try_recv() {
+            Ok(batch) => batch,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                let read = match reader.try_lock() {
+                    Ok(mut reader) => reader.window(kdc),
+                    Err(TryLockError::WouldBlock) => false,
+                    // Another worker panicked while reading: the replay is being torn down.
+                    Err(TryLockError::Poisoned(_)) => break,
+                };
+                if read {
+                    continue;
+                }
+                match queue.recv_timeout(WAIT_FOR_READER) {
+                    Ok(batch) => batch,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        };
+        if let Some(q) = queued.get(me) {
+            q.fetch_sub(1, Ordering::AcqRel);
+        }
         let mut ticks = batch.ticks.iter().peekable();
-        for (at, owned) in &batch.packets {
+        for (i, owned) in batch.packets.iter().enumerate() {
+            if let Some(ahead) = batch.packets.get(i + PREFETCH_PACKETS) {
+                batch.prefetch(ahead.bytes);
+            }
+            let at = owned.at;
             while let Some(&&(position, clock)) = ticks.peek() {
                 if position > at.position {
                     break;
@@ -379,68 +449,48 @@ fn work(
                 tracker.tick(position, clock);
                 ticks.next();
             }
-            let mut hashed = 0;
-            let frame = match owned {
-                Owned::Tcp {
-                    src,
-                    dst,
-                    seq,
-                    ack,
-                    flags,
-                    ip_id,
-                    payload,
-                    missing,
-                    hash,
-                } => {
-                    hashed = *hash;
-                    Frame::Tcp(Segment {
-                        src: *src,
-                        dst: *dst,
-                        seq: *seq,
-                        ack: *ack,
-                        syn: flags & SYN != 0,
-                        ack_flag: flags & ACK != 0,
-                        fin: flags & FIN != 0,
-                        rst: flags & RST != 0,
-                        ip_id: *ip_id,
-                        payload: batch.get(*payload),
-                        missing: *missing,
-                    })
-                }
-                Owned::Unreachable {
-                    src,
-                    dst,
-                    reporter,
-                    what,
-                } => Frame::Unreachable {
-                    src: *src,
-                    dst: *dst,
-                    reporter: *reporter,
-                    what: what.clone(),
-                },
-            };
+            let frame = link::decode(owned.link, batch.get(owned.bytes), owned.orig_len);
             // Copies of a packet are of one connection, so one worker sees them all.
-            if dedupe.is_copy_hashed(at.ts, &frame, hashed) {
+            if dedupe.is_copy(at.ts, &frame) {
                 continue;
             }
-            tracker.packet(*at, &frame);
+            tracker.packet(at, &frame);
             take(&mut tracker, &mut settled_now);
         }
         for &(position, clock) in ticks {
             tracker.tick(position, clock);
         }
         take(&mut tracker, &mut settled_now);
-        // In the order the replay on one thread hands them on.
-        settled_now.sort_unstable_by_key(|(key, _)| *key);
         progress.advance(me, batch.upto);
-        let message = Message {
-            worker: me,
-            settled: std::mem::take(&mut settled_now),
-            upto: batch.upto,
-            finished: None,
-        };
-        if results.send(message).is_err() {
-            return;
+        // The merger is told when there is something to hand on, and now and then how far this worker
+        // is: each message wakes it, on a core the workers need.
+        unsaid += 1;
+        if !settled_now.is_empty() || unsaid >= SAY_EVERY {
+            unsaid = 0;
+            // In the order the replay on one thread hands them on.
+            settled_now.sort_unstable_by_key(|(key, _)| *key);
+            let message = Message {
+                worker: me,
+                settled: std::mem::take(&mut settled_now),
+                upto: batch.upto,
+                finished: None,
+            };
+            if results.send(message).is_err() {
+                return;
+            }
+        }
+        if let Some(block) = &batch.secrets {
+            // Every worker is past the packets before the block before it is read in, and none reads a
+            // packet after it before it is.
+            if me == 0 {
+                progress.wait_for_all(batch.upto);
+                if let Ok(mut stats) = secrets_stats.lock() {
+                    stats.secrets(secrets, block.kind, &block.data);
+                }
+                progress.secrets_read(block.count);
+            } else {
+                progress.wait_for_secrets(block.count);
+            }
         }
         batch.clear();
         let _ = spare.send(batch);
@@ -471,77 +521,77 @@ pub(super) fn run(
     workers: usize,
     each: &mut dyn FnMut(Report),
 ) -> End {
-    // A file read through memory maps is walked by every worker, when each has a core of its own (every
-    // worker reads every header: more workers than cores would read them in turn); any other capture is
-    // read once, by a reader feeding the workers.
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    if capture.is_mapped() && workers <= cores {
-        let twins: Option<Vec<Capture>> = (1..workers).map(|_| capture.twin()).collect();
-        if let Some(twins) = twins {
-            return walk::run(capture, twins, file, secrets, limits, ports, each);
-        }
-    }
+    let mut capture = capture;
+    // The reader reads the headers; each worker fetches the payloads of its own packets.
+    capture.set_prefetch(Prefetch::Headers);
     let progress = Progress::new(workers);
     let share = worker_limits(limits, workers);
     let servers = RdpServers::new(Position::new(Arc::clone(&progress), 0));
     let (results_tx, results) = sync_channel::<Message>(RESULTS);
-    // One payload hasher for the reader and every worker's duplicate filter.
-    let hasher = Dedupe::new().hasher();
     let (spare_tx, spare) = channel::<Batch>();
+    let queued: Arc<[AtomicUsize]> = (0..workers).map(|_| AtomicUsize::new(0)).collect();
     let mut queues = Vec::new();
     let mut receivers = Vec::new();
     for _ in 0..workers {
-        let (tx, rx) = sync_channel::<Batch>(QUEUE);
+        let (tx, rx) = channel::<Batch>();
         queues.push(tx);
         receivers.push(rx);
     }
-    let feeder = Feeder {
+    let reader = Mutex::new(Reader {
+        capture,
+        stats: ReadStats::default(),
+        clock: Clock::default(),
         queues,
+        queued: Arc::clone(&queued),
         batches: (0..workers).map(|_| Batch::default()).collect(),
         spare,
         packets: 0,
         bytes: 0,
         mapped: 0,
+        secrets_blocks: 0,
         broken: false,
+        done: false,
         sharder: Sharder::new(workers),
-        hasher: hasher.clone(),
-    };
-
+    });
+    let secrets_stats = Mutex::new(ReadStats::default());
+    // One payload hasher for every worker's duplicate filter.
+    let hasher = Dedupe::new().hasher();
     let mut count = 0usize;
     let mut ends = Vec::new();
     // Beside the flow tables: the clients' Kerberos traffic, read by the reader, linked by the workers.
     let kdc = Mutex::new(KdcTraffic::new());
-    let (mut stats, capture) = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         for (me, queue) in receivers.into_iter().enumerate() {
             let tracker = tracker(&file, share, &secrets, &progress, &servers, ports, me);
             let results = results_tx.clone();
             let spare = spare_tx.clone();
-            let progress = &progress;
-            let kdc = &kdc;
+            let common = Common {
+                reader: &reader,
+                queued: &queued,
+                progress: &progress,
+                kdc: &kdc,
+                secrets: &secrets,
+                secrets_stats: &secrets_stats,
+            };
             let share = Share {
                 me,
                 tracker,
                 dedupe: Dedupe::with_hasher(hasher.clone()),
             };
-            scope.spawn(move || work(share, queue, spare, results, progress, kdc));
+            scope.spawn(move || work(share, queue, spare, results, common));
         }
         drop(results_tx);
         drop(spare_tx);
-        let reader = {
-            let secrets = &secrets;
-            let progress = &progress;
-            let kdc = &kdc;
-            scope.spawn(move || {
-                let _guard = StopOnPanic(progress);
-                read(capture, feeder, secrets, progress, kdc)
-            })
-        };
         merge(&results, workers, &file, &mut count, &mut ends, each);
-        match reader.join() {
-            Ok(read) => read,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
     });
+    let Reader {
+        capture, mut stats, ..
+    } = reader.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let mut from_blocks = secrets_stats
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    stats.secrets_blocks += from_blocks.secrets_blocks;
+    stats.notes.append(&mut from_blocks.notes);
     stats.kdc(&kdc);
     end(stats, &capture, ends, file, count, limits)
 }
