@@ -74,11 +74,11 @@ impl Progress {
     /// Waits until every worker but `me` has handled its packets before `position`.
     ///
     /// INVARIANT: this always returns. A worker waits only for positions below the packet it holds, and
-    /// the worker furthest behind is never kept waiting by one ahead of it: a reader hands every worker
-    /// its share of a window of packets at once, so when worker `me` holds packet `p`, every other worker
-    /// holds (or has handled) its packets before `p`; a worker walking the file ([`super::threads`]) says
-    /// how far it is before it waits for anything. So the worker holding the lowest position among those
-    /// waiting never waits for anyone, and the others follow.
+    /// the worker furthest behind is never kept waiting by one ahead of it: the reader hands every worker
+    /// its share of a window of packets at once ([`super::threads`]), so when worker `me` holds packet
+    /// `p`, every other worker holds (or has handled) its packets before `p`, and a worker holding packets
+    /// handles them without waiting for a window (the reader never waits for a worker). So the worker
+    /// holding the lowest position among those waiting never waits for anyone, and the others follow.
     pub fn wait_for_others(&self, me: usize, position: u64) {
         for (w, done) in self.done.iter().enumerate() {
             if w == me {
