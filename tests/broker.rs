@@ -372,8 +372,8 @@ fn openssl_legacy(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-/// Runs `program` on a display of its own against `addr` with the test identity and NLA, the whole connection,
-/// bounded; its exit code (`None` when it had to be killed).
+/// Runs `program` on a display of its own against `addr` with the test identity and NLA, the whole
+/// connection, bounded; its exit code (`None` when it had to be killed).
 fn client(program: &str, addr: SocketAddr, home: &Path) -> Option<i32> {
     let id = TestIdentity::default();
     let out = std::fs::File::create(home.join("client.out")).expect("an output file");

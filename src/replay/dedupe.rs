@@ -33,7 +33,7 @@ use std::hash::{BuildHasher, Hash};
 
 /// A fast hash with a seed of its own per process: SipHash over every payload cost more than reading the
 /// capture, and a random seed keeps a crafted capture from putting its segments in one bucket.
-pub type Fast = foldhash::fast::RandomState;
+type Fast = foldhash::fast::RandomState;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -65,12 +65,6 @@ struct Key {
     payload: u64,
 }
 
-/// The hash of a payload as [`Dedupe`] keys it, with its hasher ([`Dedupe::hasher`]): a threaded replay's
-/// reader takes it while the packet is in its cache, and hands it to the worker.
-pub fn payload_hash(state: &Fast, payload: &[u8]) -> u64 {
-    state.hash_one(payload.get(..HASHED).unwrap_or(payload))
-}
-
 impl Key {
     fn of(seg: &Segment<'_>, payload: u64) -> Key {
         Key {
@@ -100,7 +94,7 @@ pub struct Dedupe {
     sightings: u64,
     /// Copies dropped so far.
     pub dropped: u64,
-    /// The payload hash (one seed for the whole capture).
+    /// The payload hash.
     payloads: Fast,
 }
 
@@ -112,33 +106,13 @@ impl Dedupe {
     /// Whether the frame captured at `ts` is a copy of one seen just before (then it is counted and
     /// should be dropped). Frames that are not TCP segments are never copies.
     pub fn is_copy(&mut self, ts: Duration, frame: &Frame<'_>) -> bool {
-        let hash = match frame {
-            Frame::Tcp(seg) => payload_hash(&self.payloads, seg.payload),
-            _ => 0,
-        };
-        self.is_copy_hashed(ts, frame, hash)
-    }
-
-    /// The payload's hasher, for [`payload_hash`].
-    pub fn hasher(&self) -> Fast {
-        self.payloads.clone()
-    }
-
-    /// A filter whose payload hash is `hasher`'s.
-    pub fn with_hasher(hasher: Fast) -> Self {
-        Dedupe {
-            payloads: hasher,
-            ..Dedupe::default()
-        }
-    }
-
-    /// [`Self::is_copy`] of a segment whose payload hash was taken already ([`payload_hash`] with
-    /// [`Self::hasher`]).
-    pub fn is_copy_hashed(&mut self, ts: Duration, frame: &Frame<'_>, payload: u64) -> bool {
         let Frame::Tcp(seg) = frame else {
             return false;
         };
         self.forget_before(ts);
+        let payload = self
+            .payloads
+            .hash_one(seg.payload.get(..HASHED).unwrap_or(seg.payload));
         let key = Key::of(seg, payload);
         let copy = self
             .last_seen

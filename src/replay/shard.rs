@@ -9,9 +9,9 @@
 //! server's, as a rule), and that choice is kept for it, so that a server learnt later does not move it.
 //! Both memories are bounded; past their bounds a connection may be decided again, by the same rules.
 //!
-//! A client seen for the first time goes to the worker that has had the fewest packets so far, and stays
+//! A client seen for the first time goes to the worker that has had the fewest packets lately, and stays
 //! with it: a hash of the addresses would leave the workers' shares as uneven as chance makes them (one
-//! worker with 54% of a capture of 260 clients), and the replay as slow as its busiest worker. The
+//! worker with 54% of a capture of 494 clients), and the replay as slow as its busiest worker. The
 //! reader decides alone, in file order, so the same capture is always shared the same way. Past
 //! [`MAX_CLIENTS`] a new client goes by its address's hash.
 
@@ -123,7 +123,7 @@ impl Sharder {
     }
 
     /// The worker of client `ip`: the one it was given, or, for a new client, the one with the fewest
-    /// packets so far (the first of them on a tie).
+    /// packets lately (the first of them on a tie).
     fn client(&mut self, ip: IpAddr) -> usize {
         if let Some(w) = self.clients.get(&ip) {
             return *w;

@@ -44,9 +44,9 @@ use super::{Clock, End, Key, ReadStats, Report, Settled, number, settled};
 
 /// A batch is handed on once the window holds this many packets...
 const WINDOW_PACKETS: usize = 4096;
-/// ... or this many bytes of payload copied into the batches (a file read through a buffer) ...
+/// ... or this many frame bytes copied into the batches (a file read through a buffer) ...
 const WINDOW_BYTES: usize = 1 << 20;
-/// ... or this many bytes of payload in mapped windows (the windows stay mapped while a batch holds them).
+/// ... or this many frame bytes in mapped windows (the windows stay mapped while a batch holds them).
 const WINDOW_MAPPED: usize = 2 << 20;
 /// Batches waiting for each worker.
 const QUEUE: usize = 4;
@@ -165,8 +165,9 @@ impl Batch {
     }
 }
 
-/// What a worker tells the merger after each batch: what it settled in it, in order, and that it has sent
-/// everything it settled before `upto`; at the end, with what its table gave up.
+/// What a worker tells the merger after a batch in which it settled something (and every [`SAY_EVERY`]
+/// batches): what it settled, in order, and that it has sent everything it settled before `upto`; at the
+/// end, with what its table gave up.
 struct Message {
     worker: usize,
     settled: Vec<(Key, Settled)>,
@@ -513,7 +514,7 @@ fn work(
 
 /// Reads `capture` with `workers` worker threads; see the module's documentation.
 pub(super) fn run(
-    capture: Capture,
+    mut capture: Capture,
     file: String,
     secrets: Arc<Secrets>,
     limits: Limits,
@@ -521,7 +522,6 @@ pub(super) fn run(
     workers: usize,
     each: &mut dyn FnMut(Report),
 ) -> End {
-    let mut capture = capture;
     // The reader reads the headers; each worker fetches the payloads of its own packets.
     capture.set_prefetch(Prefetch::Headers);
     let progress = Progress::new(workers);
@@ -554,8 +554,6 @@ pub(super) fn run(
         sharder: Sharder::new(workers),
     });
     let secrets_stats = Mutex::new(ReadStats::default());
-    // One payload hasher for every worker's duplicate filter.
-    let hasher = Dedupe::new().hasher();
     let mut count = 0usize;
     let mut ends = Vec::new();
     // Beside the flow tables: the clients' Kerberos traffic, read by the reader, linked by the workers.
@@ -576,7 +574,7 @@ pub(super) fn run(
             let share = Share {
                 me,
                 tracker,
-                dedupe: Dedupe::with_hasher(hasher.clone()),
+                dedupe: Dedupe::new(),
             };
             scope.spawn(move || work(share, queue, spare, results, common));
         }

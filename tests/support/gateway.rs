@@ -20,8 +20,8 @@ pub fn xfreerdp_available() -> bool {
         && require(has_program("Xvfb"), "Xvfb (xvfb)")
 }
 
-/// Runs xfreerdp on a display of its own ([`super::peers::on_xvfb`]) with `args`, bounded; its exit code (`None` when it had to be killed) and
-/// its output.
+/// Runs xfreerdp on a display of its own ([`super::peers::on_xvfb`]) with `args`, bounded; its exit code
+/// (`None` when it had to be killed) and its output.
 pub fn xfreerdp(home: &Path, args: &[String]) -> (Option<i32>, String) {
     let out_path = home.join("xfreerdp.out");
     let out = std::fs::File::create(&out_path).expect("an output file");
