@@ -8,6 +8,8 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use support::{ChildGuard, TempDir, free_port, rdptrace, serve_port};
@@ -221,7 +223,9 @@ fn fleet_mode_and_check_never_show_the_password() {
 
 /// A relay to the built-in target that forwards both ways and cuts the connection (both ends) right
 /// after forwarding the client's `cut_after`-th TLS application data record: somewhere in NLA, whatever
-/// the TLS version (TLS 1.3 sends the client's Finished as one too).
+/// the TLS version (TLS 1.3 sends the client's Finished as one too). Nothing the server sends after that
+/// record reaches the client, however late the relay's thread runs: the cut is decided before the record
+/// goes to the server.
 fn cutting_relay(target: u16, cut_after: usize) -> (SocketAddr, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("address");
@@ -239,12 +243,20 @@ fn cutting_relay(target: u16, cut_after: usize) -> (SocketAddr, std::thread::Joi
             server.try_clone().expect("clone"),
             client.try_clone().expect("clone"),
         );
-        let back = std::thread::spawn(move || {
-            let mut buf = [0u8; 16384];
-            // INVARIANT: bounded by the read timeout and the end of either stream.
-            while let Ok(n) = from_server.read(&mut buf) {
-                if n == 0 || to_client.write_all(&buf[..n]).is_err() {
-                    break;
+        let cut = Arc::new(AtomicBool::new(false));
+        let back = std::thread::spawn({
+            let cut = Arc::clone(&cut);
+            move || {
+                let mut buf = [0u8; 16384];
+                // INVARIANT: bounded by the read timeout and the end of either stream.
+                while let Ok(n) = from_server.read(&mut buf) {
+                    // Read after the cut was decided: possibly the server's answer to the last record.
+                    if n == 0
+                        || cut.load(Ordering::SeqCst)
+                        || to_client.write_all(&buf[..n]).is_err()
+                    {
+                        break;
+                    }
                 }
             }
         });
@@ -275,14 +287,15 @@ fn cutting_relay(target: u16, cut_after: usize) -> (SocketAddr, std::thread::Joi
                     break;
                 }
                 let frame: Vec<u8> = pending.drain(..len).collect();
-                if to_server.write_all(&frame).is_err() {
-                    break 'relay;
-                }
-                if frame[0] == 0x17 {
+                let last = frame[0] == 0x17 && {
                     app_records += 1;
-                    if app_records == cut_after {
-                        break 'relay;
-                    }
+                    app_records == cut_after
+                };
+                if last {
+                    cut.store(true, Ordering::SeqCst);
+                }
+                if to_server.write_all(&frame).is_err() || last {
+                    break 'relay;
                 }
             }
         }
