@@ -1,10 +1,10 @@
 //! The replay on several threads: workers, each with a share of the connections, and the caller's thread
 //! merging what the workers settle back into capture order.
 //!
-//! - The file is read by one worker at a time, for all ([`Reader`]): a worker with nothing left to do
-//!   reads the next window of packets. The reader reads a packet's headers no further than the addresses
-//!   that say whose it is (the worker of its client, [`super::shard`]), and hands each worker its share
-//!   of the window at once (a worker with nothing in it gets an empty batch), with the clock's ticks of
+//! - The file is read by one worker at a time, for all ([`Reader`]): a worker running short of batches
+//!   reads the next window of packets while the others go on with theirs. The reader reads a packet's
+//!   headers no further than the addresses that say whose it is (the worker of its client,
+//!   [`super::shard`]), and hands each worker its share of the window at once (a worker with nothing in it gets an empty batch), with the clock's ticks of
 //!   the window, so that each worker settles idle connections at the same packets as a replay on one
 //!   thread would. A packet's bytes stay where the reader found them (a mapped window of the file) unless
 //!   the file is read through a buffer. A window is read only when every worker's queue has room, so the
@@ -50,12 +50,18 @@ const WINDOW_BYTES: usize = 1 << 20;
 const WINDOW_MAPPED: usize = 2 << 20;
 /// Batches waiting for each worker.
 const QUEUE: usize = 4;
+/// A worker with fewer batches than this in its queue reads the next window when no other worker is
+/// reading one: the queues are filled before they run dry, so a worker seldom waits for the window another
+/// is reading (on the bulk capture, a few milliseconds a worker instead of 20 to 60).
+const READ_AHEAD: usize = 2;
 /// Messages waiting for the merger.
 const RESULTS: usize = 4;
 /// A worker with nothing settled tells the merger how far it is every this many batches.
 const SAY_EVERY: usize = 16;
-/// A worker asks for the first bytes (the headers, and what the duplicate filter hashes) of the frame this
-/// many ahead of the one it reads: the reader read only a few of them, maybe on another core.
+/// A worker asks for the frame this many ahead of the one it reads, which the reader fetched on its own
+/// core: its first bytes (the headers, and what the duplicate filter hashes) when the replay has no key,
+/// all of it when a key may open its records (the payload is then copied and decrypted; asking for whole
+/// frames without a key was slower).
 const PREFETCH_PACKETS: usize = 4;
 const PREFETCH_BYTES: usize = 128;
 
@@ -155,12 +161,14 @@ impl Batch {
         }
     }
 
-    /// Asks the CPU for a frame's bytes ahead of their reading (a hint: nothing is read).
-    fn prefetch(&self, bytes: Bytes) {
+    /// Asks the CPU for a frame's bytes ahead of their reading, its first [`PREFETCH_BYTES`] or all of them
+    /// (`whole`): a hint, nothing is read.
+    fn prefetch(&self, bytes: Bytes, whole: bool) {
         if let Bytes::Window { window, from, to } = bytes
             && let Some(w) = self.windows.get(window)
         {
-            w.prefetch(from, (to - from).min(PREFETCH_BYTES));
+            let len = to - from;
+            w.prefetch(from, if whole { len } else { len.min(PREFETCH_BYTES) });
         }
     }
 }
@@ -411,36 +419,43 @@ fn work(
     let take = |tracker: &mut Tracker, into: &mut Vec<(Key, Settled)>| {
         into.extend(tracker.take_finished().into_iter().map(|e| settled(e, kdc)));
     };
-    // INVARIANT: each pass handles a batch, reads a window (the file is finite), or waits at most
-    // `WAIT_FOR_READER` for another worker reading one; the queue ends when the file is read.
+    // INVARIANT: each pass handles a batch, or waits at most `WAIT_FOR_READER` for one (another worker
+    // reading a window, or behind with a full queue); windows are read here, and the file is finite; the
+    // queue ends when the file is read.
     loop {
+        if queued
+            .get(me)
+            .is_some_and(|q| q.load(Ordering::Acquire) < READ_AHEAD)
+        {
+            match reader.try_lock() {
+                // A window, or nothing when another worker's queue is full.
+                Ok(mut reader) => {
+                    reader.window(kdc);
+                }
+                // Another worker is reading one.
+                Err(TryLockError::WouldBlock) => {}
+                // Another worker panicked while reading: the replay is being torn down.
+                Err(TryLockError::Poisoned(_)) => break,
+            }
+        }
         let mut batch = match queue.try_recv() {
             Ok(batch) => batch,
             Err(TryRecvError::Disconnected) => break,
-            Err(TryRecvError::Empty) => {
-                let read = match reader.try_lock() {
-                    Ok(mut reader) => reader.window(kdc),
-                    Err(TryLockError::WouldBlock) => false,
-                    // Another worker panicked while reading: the replay is being torn down.
-                    Err(TryLockError::Poisoned(_)) => break,
-                };
-                if read {
-                    continue;
-                }
-                match queue.recv_timeout(WAIT_FOR_READER) {
-                    Ok(batch) => batch,
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-            }
+            Err(TryRecvError::Empty) => match queue.recv_timeout(WAIT_FOR_READER) {
+                Ok(batch) => batch,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
         };
         if let Some(q) = queued.get(me) {
             q.fetch_sub(1, Ordering::AcqRel);
         }
         let mut ticks = batch.ticks.iter().peekable();
+        // A key read from a Decryption Secrets Block counts from the batches after it.
+        let whole = secrets.any();
         for (i, owned) in batch.packets.iter().enumerate() {
             if let Some(ahead) = batch.packets.get(i + PREFETCH_PACKETS) {
-                batch.prefetch(ahead.bytes);
+                batch.prefetch(ahead.bytes, whole);
             }
             let at = owned.at;
             while let Some(&&(position, clock)) = ticks.peek() {
@@ -522,8 +537,10 @@ pub(super) fn run(
     workers: usize,
     each: &mut dyn FnMut(Report),
 ) -> End {
-    // The reader reads the headers; each worker fetches the payloads of its own packets.
-    capture.set_prefetch(Prefetch::Headers);
+    // The reader walks a window's headers in a tight loop: fetching every byte ahead of it (not only the
+    // headers, as the replay on one thread does without a key) keeps that loop from waiting for memory,
+    // and leaves the frames in the cache the cores share for the workers.
+    capture.set_prefetch(Prefetch::Everything);
     let progress = Progress::new(workers);
     let share = worker_limits(limits, workers);
     let servers = RdpServers::new(Position::new(Arc::clone(&progress), 0));
