@@ -90,20 +90,16 @@ impl Mapped {
         if !meta.is_file() || meta.len() == 0 {
             return Ok(None);
         }
-        Self::from_start(file, meta.len(), max_record).map(Some)
-    }
-
-    /// `file`, read up to `len`, with its first window mapped.
-    fn from_start(file: File, len: u64, max_record: usize) -> io::Result<Mapped> {
+        let len = meta.len();
         let window = map(&file, 0, window_len(len, 0, WINDOW))?;
-        Ok(Mapped {
+        Ok(Some(Mapped {
             file,
             len,
             window: Arc::new(window),
             start: 0,
             pos: 0,
             max_record,
-        })
+        }))
     }
 
     /// The bytes from the read position to the end of the window.

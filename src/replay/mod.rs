@@ -340,14 +340,17 @@ pub fn run_stream(
     workers: usize,
     each: &mut dyn FnMut(Report),
 ) -> End {
-    let mut capture = capture;
-    if !secrets.any() {
-        // Without a key nothing reads a payload whole: the headers ahead are what is waited for.
-        capture.set_prefetch(capture::Prefetch::Headers);
-    }
     if workers > 1 {
+        // The reader walks a window's headers in a tight loop: fetching every byte ahead of it (the
+        // capture's default) keeps that loop from waiting for memory, and leaves the frames in the cache
+        // the cores share for the workers.
         threads::run(capture, file, secrets, limits, ports, workers, each)
     } else {
+        let mut capture = capture;
+        if !secrets.any() {
+            // Without a key nothing reads a payload whole: the headers ahead are what is waited for.
+            capture.set_prefetch(capture::Prefetch::Headers);
+        }
         run_single(capture, file, secrets, limits, ports, each)
     }
 }

@@ -4,9 +4,9 @@
 //! - The file is read by one worker at a time, for all ([`Reader`]): a worker running short of batches
 //!   reads the next window of packets while the others go on with theirs. The reader reads a packet's
 //!   headers no further than the addresses that say whose it is (the worker of its client,
-//!   [`super::shard`]), and hands each worker its share of the window at once (a worker with nothing in it gets an empty batch), with the clock's ticks of
-//!   the window, so that each worker settles idle connections at the same packets as a replay on one
-//!   thread would. A packet's bytes stay where the reader found them (a mapped window of the file) unless
+//!   [`super::shard`]), and hands each worker its share of the window at once (a worker with nothing in
+//!   it gets an empty batch), with the clock's ticks of the window, so that each worker settles idle
+//!   connections at the same packets as a replay on one thread would. A packet's bytes stay where the reader found them (a mapped window of the file) unless
 //!   the file is read through a buffer. A window is read only when every worker's queue has room, so the
 //!   reader never waits for a worker, and the windows held are bounded.
 //! - Each worker decodes its packets, runs a [`Tracker`] over its share, diagnoses what it settles, and
@@ -31,7 +31,7 @@ use std::sync::mpsc::{
 use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::Duration;
 
-use super::capture::{Capture, Item, Packet, Prefetch};
+use super::capture::{Capture, Item, Packet};
 use super::dedupe::Dedupe;
 use super::kerberos::{self, KDC_PORT, KdcTraffic};
 use super::link::{self, Frame};
@@ -529,7 +529,7 @@ fn work(
 
 /// Reads `capture` with `workers` worker threads; see the module's documentation.
 pub(super) fn run(
-    mut capture: Capture,
+    capture: Capture,
     file: String,
     secrets: Arc<Secrets>,
     limits: Limits,
@@ -537,10 +537,6 @@ pub(super) fn run(
     workers: usize,
     each: &mut dyn FnMut(Report),
 ) -> End {
-    // The reader walks a window's headers in a tight loop: fetching every byte ahead of it (not only the
-    // headers, as the replay on one thread does without a key) keeps that loop from waiting for memory,
-    // and leaves the frames in the cache the cores share for the workers.
-    capture.set_prefetch(Prefetch::Everything);
     let progress = Progress::new(workers);
     let share = worker_limits(limits, workers);
     let servers = RdpServers::new(Position::new(Arc::clone(&progress), 0));
