@@ -89,16 +89,19 @@ fn a_flood_reads_alike_on_one_thread_and_on_several() {
 fn generated_captures_read_alike_on_one_thread_and_on_several() {
     use rdptrace::synth::{self, Secrets};
     let d = dir();
-    for (name, secrets, flood) in [
-        ("embedded", Secrets::Embedded, 0),
-        ("opaque", Secrets::None, 0),
-        ("flood", Secrets::Embedded, 3_000),
+    // The long one is read through windows grown past their least length by the workers' reader
+    // (`Mapped::for_workers`), with records across their edges.
+    for (name, secrets, flood, size) in [
+        ("embedded", Secrets::Embedded, 0, 3 << 20),
+        ("opaque", Secrets::None, 0, 3 << 20),
+        ("flood", Secrets::Embedded, 3_000, 3 << 20),
+        ("long", Secrets::Embedded, 0, 14 << 20),
     ] {
         let path = d.join(format!("{name}.pcapng"));
         let manifest = synth::generate(
             &path,
             &synth::Options {
-                size: 3 << 20,
+                size,
                 seed: 11,
                 secrets,
                 concurrent: 12,

@@ -525,6 +525,14 @@ impl Capture {
         }
     }
 
+    /// Reads a mapped file for worker threads, with windows of up to `most` bytes
+    /// ([`Mapped::for_workers`]).
+    pub fn for_workers(&mut self, most: usize) {
+        if let Inner::MappedPcap { map, .. } | Inner::MappedNg { map, .. } = &mut self.inner {
+            map.for_workers(most);
+        }
+    }
+
     /// What of a mapped file is fetched ahead of the read position ([`Prefetch`]).
     pub fn set_prefetch(&mut self, prefetch: Prefetch) {
         self.prefetch = prefetch;

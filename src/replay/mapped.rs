@@ -5,6 +5,15 @@
 //! shared ([`Arc`]) by the reader and by every batch that holds a packet of it, and unmapped when the last
 //! of them lets it go: memory stays bounded by the windows in flight, whatever the file's size.
 //!
+//! A window's pages are mapped when it is ([`MmapOptions::populate`]), in one call. A reader feeding worker
+//! threads ([`Mapped::for_workers`]) maps them instead as it first reads them (the kernel maps a few
+//! pages around each that faults), so that the worker reading for all does not hold up the others through
+//! a whole window's mapping; and it lets its windows grow while their records are long: mapping and
+//! unmapping a window costs more in a process whose threads run on several cores (unmapping has the
+//! kernel flush the other cores' address caches), and a window of long records is done with sooner. A
+//! window then holds about [`RECORDS`] records, so a file of short records (a scan, a flood) keeps the
+//! least windows, and the least memory.
+//!
 //! Only plain pcap and pcapng files are read this way ([`super::capture`]); a gzip-compressed file, a
 //! stream and a Network Monitor file are read through a buffer.
 
@@ -18,6 +27,9 @@ use memmap2::{Mmap, MmapOptions};
 
 /// Bytes mapped at once (a record longer than this gets a window of its own size).
 pub const WINDOW: usize = 2 << 20;
+/// A growing window ([`Mapped::for_workers`]) is long enough for about this many records like those of the
+/// window before it: mapping and unmapping it then costs a few percent of the work on its records.
+pub const RECORDS: usize = 8192;
 /// How far ahead of the read position the reader has the CPU fetch the file's bytes into its cache: a few
 /// records, so that reading a record's header does not wait for memory.
 pub const PREFETCH_AHEAD: usize = 8 << 10;
@@ -80,6 +92,12 @@ pub struct Mapped {
     pos: usize,
     /// The longest record taken.
     max_record: usize,
+    /// The longest window mapped for records that fit in less ([`Mapped::for_workers`]).
+    most: usize,
+    /// Whether a window's pages are mapped with it, or as they are first read.
+    populate: bool,
+    /// Records made ready in the window.
+    records: usize,
 }
 
 impl Mapped {
@@ -91,7 +109,7 @@ impl Mapped {
             return Ok(None);
         }
         let len = meta.len();
-        let window = map(&file, 0, window_len(len, 0, WINDOW))?;
+        let window = map(&file, 0, window_len(len, 0, WINDOW), true)?;
         Ok(Some(Mapped {
             file,
             len,
@@ -99,7 +117,17 @@ impl Mapped {
             start: 0,
             pos: 0,
             max_record,
+            most: WINDOW,
+            populate: true,
+            records: 0,
         }))
+    }
+
+    /// Reads for worker threads from the next window on: its pages are mapped as they are first read, and
+    /// the windows grow up to `most` bytes while the records are long ([`RECORDS`]).
+    pub fn for_workers(&mut self, most: usize) {
+        self.most = most.max(WINDOW);
+        self.populate = false;
     }
 
     /// The bytes from the read position to the end of the window.
@@ -130,6 +158,7 @@ impl Mapped {
         self.ensure(header.min(most))?;
         let need = length(self.rest()).max(header).min(most);
         self.ensure(need)?;
+        self.records += 1;
         Ok(true)
     }
 
@@ -144,11 +173,19 @@ impl Mapped {
             // The window already holds the rest of the file.
             return Ok(());
         }
-        let len = window_len(self.len, at, WINDOW.max(need));
-        self.window = Arc::new(map(&self.file, at, len)?);
+        let len = window_len(self.len, at, self.next_window().max(need));
+        self.window = Arc::new(map(&self.file, at, len, self.populate)?);
         self.start = at;
         self.pos = 0;
+        self.records = 0;
         Ok(())
+    }
+
+    /// The length of the next window: [`RECORDS`] records as long on average as those read from this one,
+    /// between [`WINDOW`] and [`Self::most`].
+    fn next_window(&self) -> usize {
+        let per_record = self.pos / self.records.max(1);
+        per_record.saturating_mul(RECORDS).clamp(WINDOW, self.most)
     }
 }
 
@@ -157,18 +194,17 @@ fn window_len(len: u64, at: u64, want: usize) -> usize {
     usize::try_from(len.saturating_sub(at)).map_or(want, |left| left.min(want))
 }
 
-fn map(file: &File, offset: u64, len: usize) -> io::Result<Window> {
+fn map(file: &File, offset: u64, len: usize, populate: bool) -> io::Result<Window> {
     // SAFETY: the map is read only, and the bytes are only read as bytes (no type is laid over them). What
     // the mapping cannot rule out is another process truncating the file while it is read, which would
     // stop rdptrace with SIGBUS, as any reader of mapped files; a capture being appended to is read up
     // to its length when it was opened.
-    let map = unsafe {
-        MmapOptions::new()
-            .offset(offset)
-            .len(len)
-            .populate()
-            .map(file)?
-    };
+    let mut options = MmapOptions::new();
+    options.offset(offset).len(len);
+    if populate {
+        options.populate();
+    }
+    let map = unsafe { options.map(file)? };
     Ok(Window { map })
 }
 
@@ -243,6 +279,43 @@ mod tests {
         // Not whole: the parser is given at least the bound's worth and says so.
         assert_eq!(records(&mut m).unwrap_err(), "151 of 200 bytes");
         assert!(Mapped::open(file(&[]), 100).unwrap().is_none());
+    }
+
+    /// The lengths of the windows mapped to read a file of `n` records of `len` bytes (each its length in
+    /// its first two bytes), with windows growing up to `most`.
+    fn windows_for(len: u16, n: usize, most: usize) -> Vec<usize> {
+        let mut bytes = Vec::with_capacity(usize::from(len) * n);
+        for _ in 0..n {
+            bytes.extend_from_slice(&len.to_le_bytes());
+            bytes.extend(std::iter::repeat_n(7u8, usize::from(len) - 2));
+        }
+        let mut m = Mapped::open(file(&bytes), 1 << 20).unwrap().unwrap();
+        m.for_workers(most);
+        let mut windows = vec![m.window.bytes().len()];
+        let length = |h: &[u8]| usize::from(u16::from_le_bytes([h[0], h[1]]));
+        while m.ready(2, length).unwrap() {
+            if m.start > 0 && m.pos == 0 {
+                windows.push(m.window.bytes().len());
+            }
+            *m.parts().1 += usize::from(len);
+        }
+        windows
+    }
+
+    #[test]
+    fn windows_grow_for_long_records_only() {
+        // Records of 1,024 bytes: a window of the least length holds 2,048 of them, and the next ones are
+        // let grow to the bound.
+        let long = windows_for(1024, 10 * WINDOW / 1024, 4 * WINDOW);
+        assert_eq!(long[..3], [WINDOW, 4 * WINDOW, 4 * WINDOW], "{long:?}");
+        // Records of 64 bytes: a window of the least length holds more than enough of them.
+        let short = windows_for(64, 4 * WINDOW / 64, 4 * WINDOW);
+        assert!(short.len() >= 4, "{short:?}");
+        assert!(short.iter().all(|&w| w <= WINDOW), "{short:?}");
+        // Without growing (one thread), long records keep the least windows too.
+        let fixed = windows_for(1024, 4 * WINDOW / 1024, WINDOW);
+        assert!(fixed.len() >= 4, "{fixed:?}");
+        assert!(fixed.iter().all(|&w| w <= WINDOW), "{fixed:?}");
     }
 
     #[test]

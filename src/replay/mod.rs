@@ -341,9 +341,12 @@ pub fn run_stream(
     each: &mut dyn FnMut(Report),
 ) -> End {
     if workers > 1 {
+        let mut capture = capture;
         // The reader walks a window's headers in a tight loop: fetching every byte ahead of it (the
         // capture's default) keeps that loop from waiting for memory, and leaves the frames in the cache
-        // the cores share for the workers.
+        // the cores share for the workers. Its windows are mapped as it reads them, and grow for long
+        // records: mapping them costs more with threads on several cores.
+        capture.for_workers(threads::WINDOW_MOST);
         threads::run(capture, file, secrets, limits, ports, workers, each)
     } else {
         let mut capture = capture;

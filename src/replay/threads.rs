@@ -48,6 +48,11 @@ const WINDOW_PACKETS: usize = 4096;
 const WINDOW_BYTES: usize = 1 << 20;
 /// ... or this many frame bytes in mapped windows (the windows stay mapped while a batch holds them).
 const WINDOW_MAPPED: usize = 2 << 20;
+/// The longest window of a mapped file ([`super::mapped::Mapped::for_workers`]): on the bulk capture,
+/// mapping and unmapping 2 MiB windows cost the threaded replay a tenth more CPU than the one-thread
+/// replay, and more when the machine is loaded; windows of up to 8 MiB cost a few percent, for about 5 MiB
+/// more memory (BENCHMARKS.md).
+pub(super) const WINDOW_MOST: usize = 8 << 20;
 /// Batches waiting for each worker.
 const QUEUE: usize = 4;
 /// A worker with fewer batches than this in its queue reads the next window when no other worker is
