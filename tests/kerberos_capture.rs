@@ -30,11 +30,13 @@ fn namespace_available() -> bool {
     )
 }
 
-/// One logon recorded: the serve scenario, the probe's password and KDC URL.
+/// One logon recorded: the serve scenario, the probe's password and KDC URL, and whether a KDC that never
+/// answers listens on UDP 127.0.0.2:88 (a socket that reads nothing).
 struct Logon<'a> {
     scenario: &'a str,
     password: &'a str,
     kdc_url: &'a str,
+    silent_kdc: bool,
 }
 
 /// Runs the KDC, `rdptrace serve` and the probe in a new network namespace and captures its loopback; the
@@ -50,6 +52,11 @@ fn record(dir: &Path, kdc: &Kdc, keytab: &Path, logon: &Logon) -> (PathBuf, Path
         r#"set -u
 ip link set lo up
 "$KDC_PROGRAM" -n -r {REALM} & kdc=$!
+silent=
+if [ "$SILENT_KDC" = 1 ]; then
+  python3 -c 'import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.2", 88)); time.sleep(50)' & silent=$!
+  for i in $(seq 50); do ss -lnu | grep -q '127.0.0.2:88 ' && break; sleep 0.1; done
+fi
 dumpcap -q -i lo -f "port 88 or port 3389" -w "$CAPTURE" 2>/dev/null & cap=$!
 for i in $(seq 50); do ss -ltnu | grep -q '127.0.0.1:88 ' && break; sleep 0.1; done
 for i in $(seq 50); do [ -s "$CAPTURE" ] && break; sleep 0.1; done
@@ -61,7 +68,7 @@ RDPTRACE_PASSWORD="$PROBE_PASSWORD" KRB5_CONFIG=/nonexistent RDPTRACE_DNS_SERVER
   --kdc {kdc_url} --keylog "$KEYLOG" >"$PROBE_OUT" 2>/dev/null
 sleep 0.5
 kill -INT $cap; wait $cap
-kill $srv $kdc 2>/dev/null; wait
+kill $srv $kdc $silent 2>/dev/null; wait
 exit 0
 "#,
         scenario = logon.scenario,
@@ -75,6 +82,7 @@ exit 0
         .env("KEYLOG", &keylog)
         .env("PROBE_OUT", &probe_out)
         .env("PROBE_PASSWORD", logon.password)
+        .env("SILENT_KDC", if logon.silent_kdc { "1" } else { "0" })
         .env("RDPTRACE", RDPTRACE)
         .env_remove("RDPTRACE_PASSWORD")
         .env_remove("RUST_LOG")
@@ -168,6 +176,7 @@ fn the_replay_links_the_clients_kdc_exchange_to_its_rdp_session() {
             scenario: "kerberos",
             password: PASSWORD,
             kdc_url: "tcp://127.0.0.1:88",
+            silent_kdc: false,
         },
     );
     assert_eq!(probe["verdict"]["cause"], "connected", "{probe:#}");
@@ -198,6 +207,7 @@ fn the_replay_links_the_clients_kdc_exchange_to_its_rdp_session() {
             scenario: "kerberos-early-auth-denied",
             password: PASSWORD,
             kdc_url: "tcp://127.0.0.1:88",
+            silent_kdc: false,
         },
     );
     let doc = replay_with(
@@ -222,6 +232,7 @@ fn the_replay_links_the_clients_kdc_exchange_to_its_rdp_session() {
             scenario: "kerberos",
             password: "not-alices-password",
             kdc_url: "udp://127.0.0.1:88",
+            silent_kdc: false,
         },
     );
     let doc = replay(&capture, Some(&keylog));
@@ -245,6 +256,7 @@ fn the_replay_links_the_clients_kdc_exchange_to_its_rdp_session() {
             scenario: "kerberos-ntlm-refused",
             password: PASSWORD,
             kdc_url: "tcp://127.0.0.1:88",
+            silent_kdc: false,
         },
     );
     let doc = replay(&capture, Some(&keylog));
@@ -265,6 +277,59 @@ fn the_replay_links_the_clients_kdc_exchange_to_its_rdp_session() {
         )) && detail.contains("whether the client then tried NTLM cannot be seen"),
         "{detail}\n{doc:#}"
     );
+}
+
+/// A KDC that never answers (a socket that reads the client's requests and says nothing): the probe waits
+/// for it, falls back to NTLM, and the server refuses NTLM. The replay names the KDC's silence from the
+/// capture, with the key log and without.
+#[test]
+fn a_kdc_that_never_answers_is_named_from_the_capture() {
+    if !kdc_available()
+        || !namespace_available()
+        || !require(
+            has_program("python3"),
+            "python3, for a KDC that never answers",
+        )
+    {
+        return;
+    }
+    let dir = TempDir::new("krb-silent");
+    let kdc = Kdc::prepare(dir.path(), 88).expect("the realm");
+    let keytab = dir.path().join("termsrv.keytab");
+    kdc.ktadd(SPN, &keytab).expect("the server's keytab");
+    let (capture, keylog, probe) = record(
+        dir.path(),
+        &kdc,
+        &keytab,
+        &Logon {
+            scenario: "kerberos-ntlm-refused",
+            password: PASSWORD,
+            kdc_url: "udp://127.0.0.2:88",
+            silent_kdc: true,
+        },
+    );
+    let silent =
+        "the client's request to the KDC at udp://127.0.0.2:88 got no answer in the capture";
+    let doc = replay(&capture, Some(&keylog));
+    let detail = verdict_detail(&doc);
+    assert!(
+        detail.starts_with(silent)
+            && detail.contains(
+                "then it authenticated with NTLM, which the server refused with STATUS_NTLM_BLOCKED"
+            ),
+        "{detail}\nprobe: {}\n{doc:#}",
+        verdict_detail(&probe)
+    );
+    assert_eq!(doc["verdict"]["cause"], "credssp_error", "{doc:#}");
+    // Without the key log: the silence is what can be read, and what came after in CredSSP cannot be.
+    let doc = replay(&capture, None);
+    let detail = verdict_detail(&doc);
+    assert!(
+        detail.starts_with(silent)
+            && detail.contains("whether the client then tried NTLM cannot be seen"),
+        "{detail}\n{doc:#}"
+    );
+    assert_eq!(doc["verdict"]["cause"], "kdc_unreachable", "{doc:#}");
 }
 
 /// The Kerberos evidence of each session of a public capture: the client address and, per KDC message,

@@ -12,6 +12,10 @@
 //! [`EventKind::Kdc`] events of the `credssp` phase (the evidence the live probe records of its own KDC
 //! exchange), after an [`EventKind::KdcChosen`] whose source is the capture.
 //!
+//! A client's requests to a KDC that the capture shows no answer to, for at least [`SILENT`] after the last
+//! of them while the session goes on, become an [`EventKind::KdcFailed`] with [`KdcError::Unanswered`]: the
+//! KDC did not answer, or its answers did not reach the client (or the capture).
+//!
 //! Memory is bounded: at most [`MAX_MESSAGES`] messages are kept (the oldest go first, counted in
 //! [`KdcTraffic::dropped`]), at most [`MAX_TCP_FLOWS`] TCP connections to a KDC are reassembled at once, each
 //! holding at most one record of [`MAX_RECORD`] bytes.
@@ -25,13 +29,17 @@ use super::link::{self, Frame};
 use super::reassembly::{Delivery, Stream};
 use crate::kerberos::message;
 use crate::pdu::KrbMessage;
-use crate::trace::{EventKind, KdcDirection, KdcSource, Millis, PhaseName, Trace};
+use crate::trace::{EventKind, KdcDirection, KdcError, KdcSource, Millis, PhaseName, Trace};
 
 /// [RFC 4120] 7.2.1, 7.2.2 the KDC's port, UDP and TCP.
 pub const KDC_PORT: u16 = 88;
 /// How long before an RDP session's first packet a client's KDC exchange still counts as its own: a client
 /// asks for the service ticket while it connects, but may have asked for its TGT a little earlier.
 pub const BEFORE: Duration = Duration::from_secs(30);
+/// How long after a client's last request to a KDC the capture must show the session going on, without an
+/// answer, for the KDC to be reported silent: a KDC answers within milliseconds, and a client waits at least
+/// a second before it tries again (MIT krb5's first UDP wait).
+pub const SILENT: Duration = Duration::from_secs(1);
 /// Messages kept for the whole capture.
 pub const MAX_MESSAGES: usize = 2048;
 /// TCP connections to a KDC reassembled at once.
@@ -297,11 +305,23 @@ impl KdcTraffic {
             (session_length_ms(trace) / 1000.0).max(0.0),
         ));
         let mut chosen: Vec<SocketAddr> = Vec::new();
+        // Per KDC, the requests since its last answer: how it was reached, how many, the last one's time.
+        let mut waiting: Vec<(SocketAddr, Transport, u32, Duration)> = Vec::new();
         for seen in self
             .kept
             .iter()
             .filter(|s| s.client.ip() == client && s.ts >= from && s.ts <= to)
         {
+            match seen.direction {
+                KdcDirection::ToKdc => match waiting.iter_mut().find(|w| w.0 == seen.kdc) {
+                    Some(w) => {
+                        w.2 += 1;
+                        w.3 = seen.ts;
+                    }
+                    None => waiting.push((seen.kdc, seen.transport, 1, seen.ts)),
+                },
+                KdcDirection::FromKdc => waiting.retain(|w| w.0 != seen.kdc),
+            }
             let at = relative_ms(seen.ts, first_ts);
             let url = kdc_url(seen.transport, seen.kdc);
             if !chosen.contains(&seen.kdc) {
@@ -328,6 +348,23 @@ impl KdcTraffic {
                     addr: Some(seen.client.to_string()),
                     direction: seen.direction,
                     message,
+                },
+            );
+        }
+        for (kdc, transport, requests, last) in waiting {
+            let waited = to.saturating_sub(last);
+            if waited < SILENT {
+                continue;
+            }
+            trace.note_event_in(
+                PhaseName::Credssp,
+                relative_ms(last, first_ts),
+                EventKind::KdcFailed {
+                    kdc: kdc_url(transport, kdc),
+                    error: KdcError::Unanswered {
+                        requests,
+                        waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                    },
                 },
             );
         }
@@ -464,6 +501,81 @@ mod tests {
         let first = Duration::from_secs(100);
         assert_eq!(relative_ms(Duration::from_millis(99_500), first), -500.0);
         assert_eq!(relative_ms(Duration::from_millis(100_250), first), 250.0);
+    }
+
+    /// The `kdc_failed` events [`KdcTraffic::attach`] gives a session of 4 s from 10.0.0.2 that started at
+    /// 100 s, with these messages kept: (seconds, to the KDC or from it).
+    fn silences(messages: &[(f64, KdcDirection)]) -> Vec<String> {
+        use crate::pdu::{KdcRequest, KrbErrorInfo};
+        let client: SocketAddr = "10.0.0.2:50000".parse().unwrap();
+        let kdc: SocketAddr = "10.0.0.1:88".parse().unwrap();
+        let mut traffic = KdcTraffic::new();
+        for &(at, direction) in messages {
+            let message = match direction {
+                KdcDirection::ToKdc => KrbMessage::AsReq(KdcRequest {
+                    client: Some("alice@R".to_owned()),
+                    server: Some("krbtgt/R@R".to_owned()),
+                    etypes: vec![18],
+                    pa_types: Vec::new(),
+                }),
+                KdcDirection::FromKdc => KrbMessage::Error(KrbErrorInfo {
+                    code: 25,
+                    server: "krbtgt/R@R".to_owned(),
+                    client: None,
+                    e_text: None,
+                    stime: "2025-05-20T12:00:00Z".to_owned(),
+                    clock_offset_s: None,
+                    ntstatus: None,
+                    etypes: Vec::new(),
+                }),
+            };
+            traffic.kept.push_back(Seen {
+                ts: Duration::from_secs_f64(at),
+                client,
+                kdc,
+                transport: Transport::Udp,
+                direction,
+                message,
+            });
+        }
+        let mut trace = Trace::new("10.0.0.1:3389", crate::trace::Origin::Probe);
+        trace.client_addr = Some(client.to_string());
+        trace.enter(PhaseName::Credssp, 0.0);
+        trace.phase_mut(PhaseName::Credssp).duration_ms = Some(4000.0);
+        traffic.attach(&mut trace, Duration::from_secs(100));
+        trace
+            .phase(PhaseName::Credssp)
+            .events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::KdcFailed { kdc, error } => {
+                    Some(format!("{:.0} {kdc}: {error}", e.at_ms))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn requests_the_capture_shows_no_answer_to_are_silent() {
+        use KdcDirection::{FromKdc, ToKdc};
+        // Two requests, the session going on for 3 s after the last: silent.
+        assert_eq!(
+            silences(&[(100.0, ToKdc), (101.0, ToKdc)]),
+            [
+                "1000 udp://10.0.0.1:88: no answer to 2 requests in the 3.0 s the capture shows after the last"
+            ]
+        );
+        // Answered: nothing to say; a request after the answer counts alone.
+        assert!(silences(&[(100.0, ToKdc), (100.1, FromKdc)]).is_empty());
+        assert_eq!(
+            silences(&[(99.0, ToKdc), (99.1, FromKdc), (101.0, ToKdc)]),
+            [
+                "1000 udp://10.0.0.1:88: no answer to the request in the 3.0 s the capture shows after it"
+            ]
+        );
+        // The session ended too soon after the request to tell.
+        assert!(silences(&[(103.5, ToKdc)]).is_empty());
     }
 
     #[test]

@@ -515,6 +515,9 @@ pub enum KdcError {
     Malformed(String),
     /// Any other failure of the socket.
     Io(String),
+    /// In a capture: the client's requests to the KDC, and no answer to them in the capture in the time it
+    /// shows after the last (whole milliseconds).
+    Unanswered { requests: u32, waited_ms: u64 },
 }
 
 impl fmt::Display for KdcError {
@@ -529,6 +532,22 @@ impl fmt::Display for KdcError {
             KdcError::Tls(e) => write!(f, "TLS with the KDC proxy failed: {e}"),
             KdcError::Malformed(e) => write!(f, "the answer is not a Kerberos message: {e}"),
             KdcError::Io(e) => f.write_str(e),
+            KdcError::Unanswered {
+                requests: 1,
+                waited_ms,
+            } => write!(
+                f,
+                "no answer to the request in the {:.1} s the capture shows after it",
+                *waited_ms as f64 / 1000.0
+            ),
+            KdcError::Unanswered {
+                requests,
+                waited_ms,
+            } => write!(
+                f,
+                "no answer to {requests} requests in the {:.1} s the capture shows after the last",
+                *waited_ms as f64 / 1000.0
+            ),
         }
     }
 }

@@ -198,6 +198,18 @@ pub static RULES: &[Rule] = &[
         explain: captured_kerberos::captured_kerberos_error,
     },
     Rule {
+        name: "captured_kdc_silent_then_ntlm_refused",
+        basis: Basis::Inferred,
+        spec: "[RFC 4120] 7.2.1, [MS-SPNG] 3.1.5.1, [MS-CSSP] 2.2.1",
+        explain: captured_kerberos::captured_kdc_silent_then_ntlm_refused,
+    },
+    Rule {
+        name: "captured_kdc_silent",
+        basis: Basis::Inferred,
+        spec: "[RFC 4120] 7.2.1",
+        explain: captured_kerberos::captured_kdc_silent,
+    },
+    Rule {
         name: "kerberos_fallback_refused",
         basis: Basis::Inferred,
         spec: "[MS-SPNG] 3.1.5.1, [MS-CSSP] 2.2.1",

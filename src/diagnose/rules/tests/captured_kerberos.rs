@@ -6,7 +6,7 @@ use crate::codes::ntstatus::STATUS_NTLM_BLOCKED;
 use crate::infer::record::Span;
 use crate::infer::{Basis as InferBasis, Inference, Outcome, Reading, ServerEnd, Step};
 use crate::pdu::{KdcRequest, KrbErrorInfo, KrbMessage, PduInfo};
-use crate::trace::{CloseKind, EventKind, KdcDirection, KdcSource, PhaseName, Side};
+use crate::trace::{CloseKind, EventKind, KdcDirection, KdcError, KdcSource, PhaseName, Side};
 use crate::verdict::Cause;
 
 const SPN: &str = "TERMSRV/rdp01.corp.example@CORP.EXAMPLE";
@@ -138,4 +138,79 @@ fn captured_kerberos_error() {
         "{}",
         e.detail
     );
+}
+
+/// The replay's word for a KDC the capture shows silent: two requests, 5 s of the session after the last.
+fn silent() -> EventKind {
+    EventKind::KdcFailed {
+        kdc: KDC.to_owned(),
+        error: KdcError::Unanswered {
+            requests: 2,
+            waited_ms: 5_000,
+        },
+    }
+}
+
+#[test]
+fn captured_kdc_silent_then_ntlm_refused() {
+    let tgt = "krbtgt/CORP.EXAMPLE@CORP.EXAMPLE";
+    let trace = Build::new()
+        .enter(PhaseName::Credssp)
+        .event(chosen())
+        .event(kdc(
+            KdcDirection::ToKdc,
+            KrbMessage::AsReq(request(Some("alice@CORP.EXAMPLE"), tgt)),
+        ))
+        .event(silent())
+        .ts_request(Side::Client, Some(ntlm_authenticate()), false, None)
+        .ts_request(Side::Server, None, false, Some(STATUS_NTLM_BLOCKED))
+        .closed(Side::Server, CloseKind::Fin)
+        .failed();
+    let (rule, e) = explained(&trace);
+    assert_eq!(rule, "captured_kdc_silent_then_ntlm_refused");
+    assert_eq!(e.cause, Cause::CredsspError);
+    assert!(
+        e.detail.starts_with(
+            "the client's 2 requests to the KDC at udp://192.0.2.10:88 got no answer in the capture (none in the 5.0 s after the last), then it authenticated with NTLM, which the server refused with STATUS_NTLM_BLOCKED"
+        ),
+        "{}",
+        e.detail
+    );
+}
+
+#[test]
+fn captured_kdc_silent() {
+    // The client closes after the KDC's silence, and the CredSSP exchange is in clear (a replay with the
+    // secrets): no token of the client in it.
+    let tgt = "krbtgt/CORP.EXAMPLE@CORP.EXAMPLE";
+    let trace = Build::new()
+        .enter(PhaseName::Credssp)
+        .event(chosen())
+        .event(kdc(
+            KdcDirection::ToKdc,
+            KrbMessage::AsReq(request(Some("alice@CORP.EXAMPLE"), tgt)),
+        ))
+        .event(silent())
+        .closed(Side::Client, CloseKind::Fin)
+        .failed();
+    let (rule, e) = explained(&trace);
+    assert_eq!(rule, "captured_kdc_silent");
+    assert_eq!(e.cause, Cause::KdcUnreachable);
+    assert!(
+        e.detail.starts_with(
+            "the client's 2 requests to the KDC at udp://192.0.2.10:88 got no answer in the capture (none in the 5.0 s after the last): without an answer the client gets no ticket from that KDC; the client sent no NTLM or Kerberos token in CredSSP"
+        ),
+        "{}",
+        e.detail
+    );
+    // The probe's own failure to reach a KDC is not the capture's silence.
+    let probe = Build::new()
+        .enter(PhaseName::Credssp)
+        .event(EventKind::KdcFailed {
+            kdc: KDC.to_owned(),
+            error: KdcError::TimedOut,
+        })
+        .closed(Side::Client, CloseKind::Fin)
+        .failed();
+    assert_eq!(explained(&probe).0, "kdc_unreachable");
 }
