@@ -383,6 +383,23 @@ pub struct KrbErrorInfo {
     pub etypes: Vec<i32>,
 }
 
+#[cfg(test)]
+impl KrbErrorInfo {
+    /// A KRB-ERROR with `code` about `server`, sent at 2025-05-20T12:00:00Z, and nothing more: for tests.
+    pub fn about(code: u32, server: &str) -> Self {
+        KrbErrorInfo {
+            code,
+            server: server.to_owned(),
+            client: None,
+            e_text: None,
+            stime: "2025-05-20T12:00:00Z".to_owned(),
+            clock_offset_s: None,
+            ntstatus: None,
+            etypes: Vec::new(),
+        }
+    }
+}
+
 /// What an NTLM CHALLENGE tells about the server ([MS-NLMP] 2.2.2.1 AV_PAIR, 2.2.2.10 VERSION).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct NtlmChallengeInfo {

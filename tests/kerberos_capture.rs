@@ -98,6 +98,14 @@ exit 0
     (capture, keylog, probe)
 }
 
+/// The realm's KDC on 127.0.0.1:88, and the server's keytab for [`SPN`] in `dir`.
+fn realm(dir: &Path) -> (Kdc, PathBuf) {
+    let kdc = Kdc::prepare(dir, 88).expect("the realm");
+    let keytab = dir.join("termsrv.keytab");
+    kdc.ktadd(SPN, &keytab).expect("the server's keytab");
+    (kdc, keytab)
+}
+
 /// `rdptrace replay --json` of `capture` (with `keylog` when given): the first session's document.
 fn replay(capture: &Path, keylog: Option<&Path>) -> Value {
     replay_with(capture, keylog, &[])
@@ -163,9 +171,7 @@ fn the_replay_links_the_clients_kdc_exchange_to_its_rdp_session() {
         return;
     }
     let dir = TempDir::new("krb-capture");
-    let kdc = Kdc::prepare(dir.path(), 88).expect("the realm");
-    let keytab = dir.path().join("termsrv.keytab");
-    kdc.ktadd(SPN, &keytab).expect("the server's keytab");
+    let (kdc, keytab) = realm(dir.path());
 
     // A healthy Kerberos logon over TCP: AS (with the pre-authentication round), TGS for TERMSRV.
     let (capture, _, probe) = record(
@@ -294,9 +300,7 @@ fn a_kdc_that_never_answers_is_named_from_the_capture() {
         return;
     }
     let dir = TempDir::new("krb-silent");
-    let kdc = Kdc::prepare(dir.path(), 88).expect("the realm");
-    let keytab = dir.path().join("termsrv.keytab");
-    kdc.ktadd(SPN, &keytab).expect("the server's keytab");
+    let (kdc, keytab) = realm(dir.path());
     let (capture, keylog, probe) = record(
         dir.path(),
         &kdc,

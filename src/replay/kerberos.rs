@@ -518,16 +518,7 @@ mod tests {
                     etypes: vec![18],
                     pa_types: Vec::new(),
                 }),
-                KdcDirection::FromKdc => KrbMessage::Error(KrbErrorInfo {
-                    code: 25,
-                    server: "krbtgt/R@R".to_owned(),
-                    client: None,
-                    e_text: None,
-                    stime: "2025-05-20T12:00:00Z".to_owned(),
-                    clock_offset_s: None,
-                    ntstatus: None,
-                    etypes: Vec::new(),
-                }),
+                KdcDirection::FromKdc => KrbMessage::Error(KrbErrorInfo::about(25, "krbtgt/R@R")),
             };
             traffic.kept.push_back(Seen {
                 ts: Duration::from_secs_f64(at),

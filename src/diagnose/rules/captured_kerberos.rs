@@ -46,6 +46,21 @@ fn got(e: &KrbFailure) -> String {
     )
 }
 
+/// What to do when Kerberos failed and the server refused the NTLM that followed.
+const FIX_KERBEROS_FIRST: [&str; 2] = [
+    "Kerberos failing is the first thing to fix: a server (or domain) that refuses NTLM accepts only Kerberos",
+    CHECK_CREDENTIALS,
+];
+
+/// The evidence after the KDC's: the client's NTLM in CredSSP, then the server's refusal.
+fn ntlm_then(f: &Findings, refusal: Option<String>) -> impl Iterator<Item = String> {
+    let ntlm = f
+        .kerberos
+        .ntlm_at
+        .map(|at| format!("{at:.1} ms: client NTLM in CredSSP"));
+    [ntlm, refusal].into_iter().flatten()
+}
+
 /// [MS-SPNG] 3.1.5.1 The capture shows the KDC refusing the client, then NTLM in CredSSP (decrypted), then
 /// the server refusing NTLM.
 pub fn captured_kerberos_then_ntlm_refused(f: &Findings) -> Option<Explained> {
@@ -66,17 +81,9 @@ pub fn captured_kerberos_then_ntlm_refused(f: &Findings) -> Option<Explained> {
             ),
         )
         .evidence([error_evidence(&e)])
-        .evidence(
-            f.kerberos
-                .ntlm_at
-                .map(|at| format!("{at:.1} ms: client NTLM in CredSSP")),
-        )
-        .evidence(refusal_evidence)
+        .evidence(ntlm_then(f, refusal_evidence))
         .hint(code_hint(&e))
-        .hint([
-            "Kerberos failing is the first thing to fix: a server (or domain) that refuses NTLM accepts only Kerberos".to_owned(),
-            CHECK_CREDENTIALS.to_owned(),
-        ]),
+        .hint(FIX_KERBEROS_FIRST.map(str::to_owned)),
     )
 }
 
@@ -181,17 +188,9 @@ pub fn captured_kdc_silent_then_ntlm_refused(f: &Findings) -> Option<Explained> 
             ),
         )
         .evidence([silent_evidence(&k)])
-        .evidence(
-            f.kerberos
-                .ntlm_at
-                .map(|at| format!("{at:.1} ms: client NTLM in CredSSP")),
-        )
-        .evidence(refusal_evidence)
-        .hint([
-            REACH_THE_KDC.to_owned(),
-            "Kerberos failing is the first thing to fix: a server (or domain) that refuses NTLM accepts only Kerberos".to_owned(),
-            CHECK_CREDENTIALS.to_owned(),
-        ]),
+        .evidence(ntlm_then(f, refusal_evidence))
+        .hint([REACH_THE_KDC.to_owned()])
+        .hint(FIX_KERBEROS_FIRST.map(str::to_owned)),
     )
 }
 

@@ -32,16 +32,7 @@ fn kdc(direction: KdcDirection, message: KrbMessage) -> EventKind {
 }
 
 fn krb_error(code: u32, server: &str) -> KrbMessage {
-    KrbMessage::Error(KrbErrorInfo {
-        code,
-        server: server.to_owned(),
-        client: None,
-        e_text: None,
-        stime: "2025-05-20T12:00:00Z".to_owned(),
-        clock_offset_s: None,
-        ntstatus: None,
-        etypes: Vec::new(),
-    })
+    KrbMessage::Error(KrbErrorInfo::about(code, server))
 }
 
 fn request(client: Option<&str>, server: &str) -> KdcRequest {
@@ -151,10 +142,10 @@ fn silent() -> EventKind {
     }
 }
 
-#[test]
-fn captured_kdc_silent_then_ntlm_refused() {
+/// The client's AS-REQ in the credssp phase, and the replay's word that the KDC never answered it.
+fn asked_in_silence() -> Build {
     let tgt = "krbtgt/CORP.EXAMPLE@CORP.EXAMPLE";
-    let trace = Build::new()
+    Build::new()
         .enter(PhaseName::Credssp)
         .event(chosen())
         .event(kdc(
@@ -162,6 +153,11 @@ fn captured_kdc_silent_then_ntlm_refused() {
             KrbMessage::AsReq(request(Some("alice@CORP.EXAMPLE"), tgt)),
         ))
         .event(silent())
+}
+
+#[test]
+fn captured_kdc_silent_then_ntlm_refused() {
+    let trace = asked_in_silence()
         .ts_request(Side::Client, Some(ntlm_authenticate()), false, None)
         .ts_request(Side::Server, None, false, Some(STATUS_NTLM_BLOCKED))
         .closed(Side::Server, CloseKind::Fin)
@@ -182,15 +178,7 @@ fn captured_kdc_silent_then_ntlm_refused() {
 fn captured_kdc_silent() {
     // The client closes after the KDC's silence, and the CredSSP exchange is in clear (a replay with the
     // secrets): no token of the client in it.
-    let tgt = "krbtgt/CORP.EXAMPLE@CORP.EXAMPLE";
-    let trace = Build::new()
-        .enter(PhaseName::Credssp)
-        .event(chosen())
-        .event(kdc(
-            KdcDirection::ToKdc,
-            KrbMessage::AsReq(request(Some("alice@CORP.EXAMPLE"), tgt)),
-        ))
-        .event(silent())
+    let trace = asked_in_silence()
         .closed(Side::Client, CloseKind::Fin)
         .failed();
     let (rule, e) = explained(&trace);

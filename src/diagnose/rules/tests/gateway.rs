@@ -279,16 +279,8 @@ fn a_gateway_connection_nobody_decrypted_is_named_by_its_sizes() {
 #[test]
 fn a_gateway_that_refuses_the_kerberos_ticket_is_named_with_its_krb_error() {
     let server = "HTTP/gw.corp.example@CORP.EXAMPLE";
-    let error = crate::pdu::KrbErrorInfo {
-        code: crate::codes::kerberos::KRB_AP_ERR_MODIFIED,
-        server: server.to_owned(),
-        client: None,
-        e_text: None,
-        stime: "2025-05-20T12:00:00Z".to_owned(),
-        clock_offset_s: None,
-        ntstatus: None,
-        etypes: Vec::new(),
-    };
+    let error =
+        crate::pdu::KrbErrorInfo::about(crate::codes::kerberos::KRB_AP_ERR_MODIFIED, server);
     let trace = Build::through(GATEWAY)
         .enter(PhaseName::GatewayAuth)
         .client("RDG_OUT_DATA", request(Some("Negotiate")))

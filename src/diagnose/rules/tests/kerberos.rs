@@ -11,16 +11,7 @@ use crate::trace::{CloseKind, EventKind, KdcDirection, KdcError, PhaseName, Side
 use crate::verdict::Cause;
 
 fn krb_error(code: u32, server: &str) -> KrbErrorInfo {
-    KrbErrorInfo {
-        code,
-        server: server.to_owned(),
-        client: None,
-        e_text: None,
-        stime: "2025-05-20T12:00:00Z".to_owned(),
-        clock_offset_s: None,
-        ntstatus: None,
-        etypes: Vec::new(),
-    }
+    KrbErrorInfo::about(code, server)
 }
 
 fn from_kdc(error: KrbErrorInfo) -> EventKind {
