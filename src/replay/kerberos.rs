@@ -69,6 +69,16 @@ struct Seen {
     message: KrbMessage,
 }
 
+/// A client's requests to one KDC since its last answer ([`KdcTraffic::attach`]).
+#[derive(Debug)]
+struct Waiting {
+    kdc: SocketAddr,
+    transport: Transport,
+    requests: u32,
+    /// When the last was captured.
+    last: Duration,
+}
+
 /// One direction of a TCP connection to a KDC.
 #[derive(Debug)]
 struct TcpFlow {
@@ -305,22 +315,27 @@ impl KdcTraffic {
             (session_length_ms(trace) / 1000.0).max(0.0),
         ));
         let mut chosen: Vec<SocketAddr> = Vec::new();
-        // Per KDC, the requests since its last answer: how it was reached, how many, the last one's time.
-        let mut waiting: Vec<(SocketAddr, Transport, u32, Duration)> = Vec::new();
+        // Per KDC, the requests since its last answer.
+        let mut waiting: Vec<Waiting> = Vec::new();
         for seen in self
             .kept
             .iter()
             .filter(|s| s.client.ip() == client && s.ts >= from && s.ts <= to)
         {
             match seen.direction {
-                KdcDirection::ToKdc => match waiting.iter_mut().find(|w| w.0 == seen.kdc) {
+                KdcDirection::ToKdc => match waiting.iter_mut().find(|w| w.kdc == seen.kdc) {
                     Some(w) => {
-                        w.2 += 1;
-                        w.3 = seen.ts;
+                        w.requests += 1;
+                        w.last = seen.ts;
                     }
-                    None => waiting.push((seen.kdc, seen.transport, 1, seen.ts)),
+                    None => waiting.push(Waiting {
+                        kdc: seen.kdc,
+                        transport: seen.transport,
+                        requests: 1,
+                        last: seen.ts,
+                    }),
                 },
-                KdcDirection::FromKdc => waiting.retain(|w| w.0 != seen.kdc),
+                KdcDirection::FromKdc => waiting.retain(|w| w.kdc != seen.kdc),
             }
             let at = relative_ms(seen.ts, first_ts);
             let url = kdc_url(seen.transport, seen.kdc);
@@ -351,18 +366,18 @@ impl KdcTraffic {
                 },
             );
         }
-        for (kdc, transport, requests, last) in waiting {
-            let waited = to.saturating_sub(last);
+        for w in waiting {
+            let waited = to.saturating_sub(w.last);
             if waited < SILENT {
                 continue;
             }
             trace.note_event_in(
                 PhaseName::Credssp,
-                relative_ms(last, first_ts),
+                relative_ms(w.last, first_ts),
                 EventKind::KdcFailed {
-                    kdc: kdc_url(transport, kdc),
+                    kdc: kdc_url(w.transport, w.kdc),
                     error: KdcError::Unanswered {
-                        requests,
+                        requests: w.requests,
                         waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
                     },
                 },
@@ -529,7 +544,11 @@ mod tests {
                 message,
             });
         }
-        let mut trace = Trace::new("10.0.0.1:3389", crate::trace::Origin::Probe);
+        let origin = crate::trace::Origin::Replay {
+            file: "kdc.pcapng".to_owned(),
+            session: 1,
+        };
+        let mut trace = Trace::new("10.0.0.1:3389", origin);
         trace.client_addr = Some(client.to_string());
         trace.enter(PhaseName::Credssp, 0.0);
         trace.phase_mut(PhaseName::Credssp).duration_ms = Some(4000.0);

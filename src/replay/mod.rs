@@ -332,7 +332,7 @@ pub fn run(
 /// Reads an opened capture to its end (or its first error) with `workers` worker threads (1: on the
 /// calling thread), handing on every session and connection attempt in order.
 pub fn run_stream(
-    capture: Capture,
+    mut capture: Capture,
     file: String,
     secrets: Arc<Secrets>,
     limits: Limits,
@@ -341,7 +341,6 @@ pub fn run_stream(
     each: &mut dyn FnMut(Report),
 ) -> End {
     if workers > 1 {
-        let mut capture = capture;
         // The reader walks a window's headers in a tight loop: fetching every byte ahead of it (the
         // capture's default) keeps that loop from waiting for memory, and leaves the frames in the cache
         // the cores share for the workers. Its windows are mapped as it reads them, and grow for long
@@ -349,7 +348,6 @@ pub fn run_stream(
         capture.for_workers(threads::WINDOW_MOST);
         threads::run(capture, file, secrets, limits, ports, workers, each)
     } else {
-        let mut capture = capture;
         if !secrets.any() {
             // Without a key nothing reads a payload whole: the headers ahead are what is waited for.
             capture.set_prefetch(capture::Prefetch::Headers);

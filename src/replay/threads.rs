@@ -6,9 +6,10 @@
 //!   headers no further than the addresses that say whose it is (the worker of its client,
 //!   [`super::shard`]), and hands each worker its share of the window at once (a worker with nothing in
 //!   it gets an empty batch), with the clock's ticks of the window, so that each worker settles idle
-//!   connections at the same packets as a replay on one thread would. A packet's bytes stay where the reader found them (a mapped window of the file) unless
-//!   the file is read through a buffer. A window is read only when every worker's queue has room, so the
-//!   reader never waits for a worker, and the windows held are bounded.
+//!   connections at the same packets as a replay on one thread would. A packet's bytes stay where the
+//!   reader found them (a mapped window of the file) unless the file is read through a buffer. A window is
+//!   read only when every worker's queue has room, so the reader never waits for a worker, and the windows
+//!   held are bounded.
 //! - Each worker decodes its packets, runs a [`Tracker`] over its share, diagnoses what it settles, and
 //!   sends it on with its place in the order: the packet it ended at, then its start. It says how far it
 //!   is after each batch ([`Progress`]), and tells the merger when it has something for it.

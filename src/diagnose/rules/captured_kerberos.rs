@@ -61,6 +61,19 @@ fn ntlm_then(f: &Findings, refusal: Option<String>) -> impl Iterator<Item = Stri
     [ntlm, refusal].into_iter().flatten()
 }
 
+/// When the sizes of the encrypted records show the server answering with a TSRequest that carries only an
+/// errorCode (a replay without secrets).
+fn inferred_error_at(f: &Findings) -> Option<crate::trace::Millis> {
+    f.inferred
+        .as_ref()
+        .and_then(|i| i.credssp_error)
+        .map(|p| p.at_ms)
+}
+
+fn inferred_error_evidence(at: crate::trace::Millis) -> String {
+    format!("{at:.1} ms: server TSRequest with only an errorCode (inferred from its size)")
+}
+
 /// [MS-SPNG] 3.1.5.1 The capture shows the KDC refusing the client, then NTLM in CredSSP (decrypted), then
 /// the server refusing NTLM.
 pub fn captured_kerberos_then_ntlm_refused(f: &Findings) -> Option<Explained> {
@@ -100,11 +113,7 @@ pub fn captured_kerberos_error(f: &Findings) -> Option<Explained> {
         return None;
     }
     let e = captured_error(f)?;
-    let inferred = f
-        .inferred
-        .as_ref()
-        .and_then(|i| i.credssp_error)
-        .map(|p| p.at_ms);
+    let inferred = inferred_error_at(f);
     let answer = match inferred {
         Some(_) => {
             "; the server then answered with a TSRequest the size of one that carries only an errorCode (read from the sizes of the encrypted records)"
@@ -122,9 +131,7 @@ pub fn captured_kerberos_error(f: &Findings) -> Option<Explained> {
             ),
         )
         .evidence([error_evidence(&e)])
-        .evidence(inferred.map(|at| {
-            format!("{at:.1} ms: server TSRequest with only an errorCode (inferred from its size)")
-        }))
+        .evidence(inferred.map(inferred_error_evidence))
         .evidence(f.ending_evidence())
         .hint(code_hint(&e))
         .hint(["the TLS secrets (--keylog, or --rsa-key for a session with RSA key exchange) show what the client sent after the KDC's error and how the server answered".to_owned()]),
@@ -206,11 +213,7 @@ pub fn captured_kdc_silent(f: &Findings) -> Option<Explained> {
         return None;
     }
     let (k, requests, waited_ms) = silent_kdc(f)?;
-    let inferred = f
-        .inferred
-        .as_ref()
-        .and_then(|i| i.credssp_error)
-        .map(|p| p.at_ms);
+    let inferred = inferred_error_at(f);
     let then = match (f.inferred.is_some(), inferred) {
         (true, Some(_)) => {
             "; the CredSSP exchange is encrypted in this capture, so whether the client then tried NTLM cannot be seen; the server answered with a TSRequest the size of one that carries only an errorCode"
@@ -230,9 +233,7 @@ pub fn captured_kdc_silent(f: &Findings) -> Option<Explained> {
             ),
         )
         .evidence([silent_evidence(&k)])
-        .evidence(inferred.map(|at| {
-            format!("{at:.1} ms: server TSRequest with only an errorCode (inferred from its size)")
-        }))
+        .evidence(inferred.map(inferred_error_evidence))
         .evidence(f.ending_evidence())
         .hint([REACH_THE_KDC.to_owned()])
         .hint(f.inferred.is_some().then(|| {
